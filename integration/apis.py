@@ -1,0 +1,86 @@
+"""API key management over the API (admin keys)."""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import extend_schema
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from integration import serializers as s
+from integration.auth import ApiPrincipal
+from integration.models import ApiKey, Permission
+from integration.services import api_key_create, api_key_revoke, api_key_rotate
+from mifumo.api.docs import envelope_responses
+from mifumo.api.errors import ApiError, ErrorCode
+from mifumo.api.responses import ok
+from mifumo.api.views import ApiView
+
+
+def _principal(request: Request) -> ApiPrincipal:
+    assert isinstance(request.user, ApiPrincipal)
+    return request.user
+
+
+def _own_key(request: Request, key_id: int) -> ApiKey:
+    key = ApiKey.objects.filter(account=_principal(request).account, pk=key_id).first()
+    if key is None:
+        raise ApiError(ErrorCode.NOT_FOUND, "API key not found")
+    return key
+
+
+class KeyListApi(ApiView):
+    required_permission = Permission.ADMIN
+
+    @extend_schema(summary="List API keys", tags=["API keys"],
+                   responses=envelope_responses(s.ApiKeyOut(many=True)))
+    def get(self, request: Request) -> Response:
+        keys = ApiKey.objects.filter(account=_principal(request).account).order_by("-created_at")
+        return ok({"keys": [s.api_key_data(k) for k in keys]}, "API keys retrieved successfully")
+
+
+class KeyCreateApi(ApiView):
+    required_permission = Permission.ADMIN
+
+    @extend_schema(
+        summary="Create an API key", tags=["API keys"], request=s.ApiKeyCreateIn,
+        responses=envelope_responses(s.ApiKeyCreatedOut, status=201,
+                                     errors=[ErrorCode.VALIDATION_ERROR]),
+    )
+    def post(self, request: Request) -> Response:
+        data = s.ApiKeyCreateIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        issued = api_key_create(
+            account=_principal(request).account,
+            name=data.validated_data["name"],
+            permission=data.validated_data["permission"],
+            test=data.validated_data["test"],
+            expires_at=data.validated_data.get("expires_at"),
+        )
+        body = {**s.api_key_data(issued.api_key), "key": issued.raw}
+        return ok(body, "API key created; it is shown once, store it now", status=201)
+
+
+class KeyRevokeApi(ApiView):
+    required_permission = Permission.ADMIN
+
+    @extend_schema(summary="Revoke an API key", tags=["API keys"], request=None,
+                   responses=envelope_responses(s.ApiKeyOut, errors=[ErrorCode.NOT_FOUND]))
+    def post(self, request: Request, key_id: int) -> Response:
+        key = api_key_revoke(api_key=_own_key(request, key_id))
+        return ok(s.api_key_data(key), "API key revoked")
+
+
+class KeyRotateApi(ApiView):
+    required_permission = Permission.ADMIN
+
+    @extend_schema(
+        summary="Rotate an API key (new secret, the old one stops working)",
+        tags=["API keys"], request=None,
+        responses=envelope_responses(
+            s.ApiKeyCreatedOut, errors=[ErrorCode.NOT_FOUND, ErrorCode.CONFLICT]
+        ),
+    )
+    def post(self, request: Request, key_id: int) -> Response:
+        issued = api_key_rotate(api_key=_own_key(request, key_id))
+        body = {**s.api_key_data(issued.api_key), "key": issued.raw}
+        return ok(body, "API key rotated; the new key is shown once")

@@ -1,0 +1,102 @@
+"""Idempotency-Key for POST requests (DESIGN.md).
+
+The record is inserted first, in the same transaction as the work, so a concurrent
+duplicate blocks on the unique index until the first commits, then replays its response.
+Errors roll the record back with everything else: a failed request may be retried with
+the same key.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from integration.auth import ApiPrincipal
+from integration.models import IdempotencyRecord
+from mifumo.api.errors import ApiError, ErrorCode
+
+TTL = timedelta(hours=24)
+MAX_KEY_LENGTH = 255
+
+Handler = Callable[..., Response]
+
+
+def _request_hash(request: Request) -> str:
+    try:
+        body = json.dumps(request.data, sort_keys=True, default=str)
+    except (TypeError, ValueError):
+        body = repr(request.data)
+    raw = f"{request.method} {request.path}\n{body}"
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+def _replay(record: IdempotencyRecord, request_hash: str) -> Response:
+    if record.request_hash != request_hash:
+        raise ApiError(
+            ErrorCode.CONFLICT,
+            "This Idempotency-Key was already used with a different request",
+            {"idempotency_key": record.key},
+        )
+    response = Response(record.response_body, status=record.response_status)
+    response["Idempotent-Replayed"] = "true"
+    return response
+
+
+def idempotent(handler: Handler) -> Handler:
+    @functools.wraps(handler)
+    def wrapper(view: Any, request: Request, *args: Any, **kwargs: Any) -> Response:
+        key = request.headers.get("Idempotency-Key")
+        principal = request.user
+        if key is None or not isinstance(principal, ApiPrincipal):
+            return handler(view, request, *args, **kwargs)
+        key = key.strip()
+        if not key or len(key) > MAX_KEY_LENGTH or not key.isprintable():
+            raise ApiError(
+                ErrorCode.VALIDATION_ERROR,
+                "Idempotency-Key must be 1 to 255 printable characters",
+                {"Idempotency-Key": ["invalid"]},
+            )
+        account = principal.account
+        request_hash = _request_hash(request)
+        IdempotencyRecord.objects.filter(
+            account=account, key=key, created_at__lt=timezone.now() - TTL
+        ).delete()
+        existing = IdempotencyRecord.objects.filter(account=account, key=key).first()
+        if existing is not None:
+            return _replay(existing, request_hash)
+        try:
+            with transaction.atomic():
+                record = IdempotencyRecord.objects.create(
+                    account=account,
+                    key=key,
+                    request_hash=request_hash,
+                    response_status=0,
+                    response_body={},
+                )
+                response = handler(view, request, *args, **kwargs)
+                record.response_status = response.status_code
+                record.response_body = response.data
+                record.save(update_fields=["response_status", "response_body"])
+                return response
+        except IntegrityError:
+            # Another request with this key committed first.
+            existing = IdempotencyRecord.objects.filter(account=account, key=key).first()
+            if existing is None:
+                raise
+            return _replay(existing, request_hash)
+
+    return wrapper
+
+
+def purge_expired() -> int:
+    deleted, _ = IdempotencyRecord.objects.filter(created_at__lt=timezone.now() - TTL).delete()
+    return deleted

@@ -1,0 +1,42 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from integration.management.commands._common import find_account
+
+FIELDS = {
+    "sms_per_minute": "sms_per_minute",
+    "api_per_hour": "api_per_hour",
+    "contacts_per_hour": "contacts_per_hour",
+    "max_message_length": "max_message_length",
+}
+
+
+class Command(BaseCommand):
+    help = "Override an account's rate limits and message length limit (0 restores the default)."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("account", help="account name or id")
+        parser.add_argument("--sms-per-minute", type=int, dest="sms_per_minute")
+        parser.add_argument("--api-per-hour", type=int, dest="api_per_hour")
+        parser.add_argument("--contacts-per-hour", type=int, dest="contacts_per_hour")
+        parser.add_argument("--max-message-length", type=int, dest="max_message_length")
+
+    def handle(self, *args: Any, account: str, **options: Any) -> None:
+        target = find_account(account)
+        changed = []
+        for option, field in FIELDS.items():
+            value = options.get(option)
+            if value is None:
+                continue
+            if value < 0:
+                raise CommandError(f"--{option.replace('_', '-')} must not be negative")
+            setattr(target, field, value or None)
+            changed.append(field)
+        if not changed:
+            raise CommandError("Give at least one limit to set")
+        target.save(update_fields=[*changed, "updated_at"])
+        shown = ", ".join(f"{f}={getattr(target, f) or 'default'}" for f in changed)
+        self.stdout.write(f"Limits for {target.name}: {shown}")

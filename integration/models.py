@@ -1,0 +1,197 @@
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+
+class Account(models.Model):
+    class Status(models.TextChoices):
+        ACTIVE = "active", "Active"
+        SUSPENDED = "suspended", "Suspended"
+
+    name = models.CharField(max_length=120, unique=True)
+    balance = models.DecimalField(max_digits=14, decimal_places=2, default=Decimal("0.00"))
+    currency = models.CharField(max_length=3, default="TZS")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE)
+    balance_updated_at = models.DateTimeField(default=timezone.now)
+    # Per-account overrides; null means the platform default.
+    sms_per_minute = models.PositiveIntegerField(null=True, blank=True)
+    api_per_hour = models.PositiveIntegerField(null=True, blank=True)
+    contacts_per_hour = models.PositiveIntegerField(null=True, blank=True)
+    max_message_length = models.PositiveIntegerField(null=True, blank=True)
+    # Send "Authorization: Bearer <sending key>" with webhooks, as the guide promises.
+    webhook_send_api_key = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(balance__gte=0), name="account_balance_not_negative"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def is_active(self) -> bool:
+        return self.status == self.Status.ACTIVE
+
+    @property
+    def message_length_limit(self) -> int:
+        return self.max_message_length or settings.MIFUMO_MAX_MESSAGE_LENGTH
+
+
+class Membership(models.Model):
+    class Role(models.TextChoices):
+        OWNER = "owner", "Owner"
+        ADMIN = "admin", "Admin"
+        MEMBER = "member", "Member"
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships"
+    )
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="memberships")
+    role = models.CharField(max_length=16, choices=Role.choices, default=Role.MEMBER)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "account"], name="membership_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} in {self.account} ({self.role})"
+
+    @property
+    def can_manage(self) -> bool:
+        return self.role in (self.Role.OWNER, self.Role.ADMIN)
+
+
+class Permission(models.TextChoices):
+    """Key permissions are nested: read ⊂ write ⊂ admin."""
+
+    READ = "read", "Read"
+    WRITE = "write", "Write"
+    ADMIN = "admin", "Admin"
+
+
+PERMISSION_LEVEL = {Permission.READ: 1, Permission.WRITE: 2, Permission.ADMIN: 3}
+
+
+class ApiKey(models.Model):
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="api_keys")
+    name = models.CharField(max_length=100)
+    # "mif_live_" + the first 8 secret characters: indexed lookup without the secret.
+    prefix = models.CharField(max_length=20, unique=True)
+    digest = models.CharField(max_length=64)  # HMAC-SHA256 hex of the whole key
+    encrypted_key = models.TextField()  # Fernet token, only for webhook Authorization
+    permission = models.CharField(
+        max_length=8, choices=Permission.choices, default=Permission.WRITE
+    )
+    is_test = models.BooleanField(default=False)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    rotated_at = models.DateTimeField(null=True, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
+    @property
+    def permissions(self) -> list[str]:
+        level = PERMISSION_LEVEL[Permission(self.permission)]
+        return [p.value for p, lvl in PERMISSION_LEVEL.items() if lvl <= level]
+
+    def allows(self, needed: str) -> bool:
+        return PERMISSION_LEVEL[Permission(self.permission)] >= PERMISSION_LEVEL[Permission(needed)]
+
+    @property
+    def status(self) -> str:
+        if self.revoked_at:
+            return "revoked"
+        if self.expires_at and self.expires_at <= timezone.now():
+            return "expired"
+        return "active"
+
+
+class LedgerEntry(models.Model):
+    """Append-only record of every balance movement; amounts are signed."""
+
+    class Kind(models.TextChoices):
+        TOP_UP = "top_up", "Top-up"
+        DEBIT = "debit", "Debit"
+        REFUND = "refund", "Refund"
+        ADJUSTMENT = "adjustment", "Adjustment"
+
+    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="ledger")
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    amount = models.DecimalField(max_digits=14, decimal_places=2)
+    balance_after = models.DecimalField(max_digits=14, decimal_places=2)
+    reference = models.CharField(max_length=64, blank=True, db_index=True)
+    note = models.CharField(max_length=255, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [models.Index(fields=["account", "-id"], name="ledger_account_recent")]
+        verbose_name_plural = "ledger entries"
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.amount} ({self.account_id})"
+
+    def save(self, *args: object, **kwargs: object) -> None:
+        if self.pk is not None:
+            raise ValueError("ledger entries are append-only")
+        super().save(*args, **kwargs)  # type: ignore[arg-type]
+
+
+class ApiRequestLog(models.Model):
+    """One row per API request, written in batches (see integration.usage)."""
+
+    account = models.ForeignKey(
+        Account, null=True, on_delete=models.CASCADE, related_name="+", db_constraint=False
+    )
+    api_key = models.ForeignKey(
+        ApiKey, null=True, on_delete=models.SET_NULL, related_name="+", db_constraint=False
+    )
+    method = models.CharField(max_length=8)
+    route = models.CharField(max_length=120)
+    status_code = models.PositiveSmallIntegerField()
+    latency_ms = models.FloatField()
+    error_code = models.CharField(max_length=32, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes = [models.Index(fields=["account", "created_at"], name="usage_account_time")]
+
+
+class IdempotencyRecord(models.Model):
+    """The first response to a POST carrying an Idempotency-Key, replayed for 24 hours."""
+
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="+")
+    key = models.CharField(max_length=255)
+    request_hash = models.CharField(max_length=64)
+    response_status = models.PositiveSmallIntegerField()
+    response_body = models.JSONField()
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["account", "key"], name="idempotency_unique_key")
+        ]

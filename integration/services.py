@@ -1,0 +1,229 @@
+"""Writes for accounts, keys and money. Every balance movement writes a ledger row in the
+same transaction as the balance change."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from integration import keys
+from integration.models import Account, ApiKey, LedgerEntry, Membership, Permission
+from mifumo.api.errors import ApiError, ErrorCode
+from mifumo.db import atomic_unless_nested
+
+CENT = Decimal("0.01")
+
+
+class InsufficientBalance(ApiError):
+    def __init__(self, *, cost: Decimal, balance: Decimal, currency: str) -> None:
+        super().__init__(
+            ErrorCode.INSUFFICIENT_BALANCE,
+            f"Account balance too low: this costs {cost:.2f} {currency}, "
+            f"the balance is {balance:.2f} {currency}",
+            {"cost": float(cost), "balance": float(balance), "currency": currency},
+        )
+
+
+def _money(amount: Decimal | int | str) -> Decimal:
+    value = Decimal(str(amount)).quantize(CENT)
+    return value
+
+
+@transaction.atomic
+def account_create(
+    *,
+    name: str,
+    balance: Decimal | int | str = 0,
+    created_by: AbstractBaseUser | None = None,
+) -> Account:
+    account = Account.objects.create(name=name.strip())
+    opening = _money(balance)
+    if opening > 0:
+        account_top_up(
+            account=account, amount=opening, note="opening balance", created_by=created_by
+        )
+        account.refresh_from_db()
+    return account
+
+
+def _move(
+    *,
+    account_id: int,
+    amount: Decimal,
+    kind: str,
+    reference: str,
+    note: str,
+    created_by: AbstractBaseUser | None,
+    require_cover: bool,
+) -> LedgerEntry:
+    """Change the balance by ``amount`` (signed) with one conditional UPDATE and append the
+    ledger row. The row lock taken by the UPDATE is held until commit, so the balance read
+    back is exactly this movement's result."""
+    now = timezone.now()
+    with atomic_unless_nested():
+        rows = Account.objects.filter(pk=account_id)
+        if require_cover:
+            rows = rows.filter(balance__gte=-amount)
+        updated = rows.update(balance=F("balance") + amount, balance_updated_at=now)
+        if not updated:
+            account = Account.objects.only("balance", "currency").get(pk=account_id)
+            raise InsufficientBalance(
+                cost=-amount, balance=account.balance, currency=account.currency
+            )
+        balance_after = Account.objects.values_list("balance", flat=True).get(pk=account_id)
+        return LedgerEntry.objects.create(
+            account_id=account_id,
+            kind=kind,
+            amount=amount,
+            balance_after=balance_after,
+            reference=reference,
+            note=note,
+            created_by=created_by,
+            created_at=now,
+        )
+
+
+def _positive(amount: Decimal | int | str) -> Decimal:
+    value = _money(amount)
+    if value <= 0:
+        raise ApiError(ErrorCode.VALIDATION_ERROR, "Amount must be positive", {"amount": [str(amount)]})
+    return value
+
+
+def account_top_up(
+    *,
+    account: Account,
+    amount: Decimal | int | str,
+    reference: str = "",
+    note: str = "",
+    created_by: AbstractBaseUser | None = None,
+) -> LedgerEntry:
+    return _move(
+        account_id=account.pk,
+        amount=_positive(amount),
+        kind=LedgerEntry.Kind.TOP_UP,
+        reference=reference,
+        note=note,
+        created_by=created_by,
+        require_cover=False,
+    )
+
+
+def account_debit(
+    *, account_id: int, amount: Decimal, reference: str, note: str = ""
+) -> LedgerEntry:
+    """Take ``amount`` only if the balance covers it; raises InsufficientBalance otherwise."""
+    return _move(
+        account_id=account_id,
+        amount=-_positive(amount),
+        kind=LedgerEntry.Kind.DEBIT,
+        reference=reference,
+        note=note,
+        created_by=None,
+        require_cover=True,
+    )
+
+
+def account_refund(
+    *, account_id: int, amount: Decimal, reference: str, note: str = ""
+) -> LedgerEntry:
+    return _move(
+        account_id=account_id,
+        amount=_positive(amount),
+        kind=LedgerEntry.Kind.REFUND,
+        reference=reference,
+        note=note,
+        created_by=None,
+        require_cover=False,
+    )
+
+
+def account_adjust(
+    *,
+    account: Account,
+    amount: Decimal | int | str,
+    note: str,
+    created_by: AbstractBaseUser | None = None,
+) -> LedgerEntry:
+    """An operator's correction, positive or negative; never below zero."""
+    value = _money(amount)
+    if value == 0:
+        raise ApiError(ErrorCode.VALIDATION_ERROR, "Amount must not be zero", {"amount": ["0"]})
+    return _move(
+        account_id=account.pk,
+        amount=value,
+        kind=LedgerEntry.Kind.ADJUSTMENT,
+        reference="",
+        note=note,
+        created_by=created_by,
+        require_cover=value < 0,
+    )
+
+
+def membership_add(*, user: AbstractBaseUser, account: Account, role: str) -> Membership:
+    membership, _ = Membership.objects.update_or_create(
+        user=user, account=account, defaults={"role": role}
+    )
+    return membership
+
+
+@dataclass(frozen=True)
+class IssuedKey:
+    api_key: ApiKey
+    raw: str  # shown once, never stored
+
+
+def _key_material(*, test: bool) -> tuple[str, dict[str, str]]:
+    raw = keys.generate(test=test)
+    return raw, {
+        "prefix": keys.lookup_prefix(raw),
+        "digest": keys.digest(raw),
+        "encrypted_key": keys.encrypt(raw),
+    }
+
+
+def api_key_create(
+    *,
+    account: Account,
+    name: str,
+    permission: str = Permission.WRITE,
+    test: bool = False,
+    expires_at: datetime | None = None,
+    created_by: AbstractBaseUser | None = None,
+) -> IssuedKey:
+    raw, material = _key_material(test=test)
+    api_key = ApiKey.objects.create(
+        account=account,
+        name=name,
+        permission=Permission(permission),
+        is_test=test,
+        expires_at=expires_at,
+        created_by=created_by,
+        **material,
+    )
+    return IssuedKey(api_key=api_key, raw=raw)
+
+
+def api_key_revoke(*, api_key: ApiKey) -> ApiKey:
+    if api_key.revoked_at is None:
+        api_key.revoked_at = timezone.now()
+        api_key.save(update_fields=["revoked_at"])
+    return api_key
+
+
+def api_key_rotate(*, api_key: ApiKey) -> IssuedKey:
+    """A new secret for the same key record; the old secret stops working at once."""
+    if api_key.revoked_at is not None:
+        raise ApiError(ErrorCode.CONFLICT, "A revoked key cannot be rotated")
+    raw, material = _key_material(test=api_key.is_test)
+    for field, value in material.items():
+        setattr(api_key, field, value)
+    api_key.rotated_at = timezone.now()
+    api_key.save(update_fields=[*material, "rotated_at"])
+    return IssuedKey(api_key=api_key, raw=raw)

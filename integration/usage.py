@@ -1,0 +1,70 @@
+"""Buffered API usage log: rows are collected in memory and written with one bulk insert
+every few seconds or few hundred requests, so logging costs a request almost nothing."""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import threading
+import time
+
+from django.conf import settings
+from django.db import close_old_connections
+
+from integration.models import ApiRequestLog
+
+logger = logging.getLogger(__name__)
+
+
+class UsageBuffer:
+    def __init__(self) -> None:
+        self._rows: list[ApiRequestLog] = []
+        self._lock = threading.Lock()
+        self._last_flush = time.monotonic()
+        self._timer: threading.Thread | None = None
+
+    def add(self, row: ApiRequestLog) -> None:
+        with self._lock:
+            self._rows.append(row)
+            due = (
+                len(self._rows) >= settings.MIFUMO_USAGE_LOG_FLUSH_SIZE
+                or time.monotonic() - self._last_flush >= settings.MIFUMO_USAGE_LOG_FLUSH_SECONDS
+            )
+        if due:
+            self.flush()
+        else:
+            self._ensure_timer()
+
+    def flush(self) -> int:
+        with self._lock:
+            rows, self._rows = self._rows, []
+            self._last_flush = time.monotonic()
+        if not rows:
+            return 0
+        try:
+            ApiRequestLog.objects.bulk_create(rows, batch_size=500)
+        except Exception:  # noqa: BLE001 - losing usage rows must never fail a request
+            logger.warning("could not write %d usage rows", len(rows), exc_info=True)
+            return 0
+        return len(rows)
+
+    def _ensure_timer(self) -> None:
+        # A quiet process still writes its last rows within a few seconds.
+        if self._timer is not None and self._timer.is_alive():
+            return
+        self._timer = threading.Thread(target=self._run_timer, name="usage-flush", daemon=True)
+        self._timer.start()
+
+    def _run_timer(self) -> None:
+        while True:
+            time.sleep(settings.MIFUMO_USAGE_LOG_FLUSH_SECONDS)
+            with self._lock:
+                pending = bool(self._rows)
+            if not pending:
+                return
+            self.flush()
+            close_old_connections()
+
+
+buffer = UsageBuffer()
+atexit.register(buffer.flush)

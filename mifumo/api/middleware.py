@@ -1,0 +1,124 @@
+"""Request ids and the envelope for everything under the API prefix that DRF does not see."""
+
+from __future__ import annotations
+
+import contextvars
+import json
+import re
+import time
+import uuid
+from collections.abc import Callable
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse
+
+from mifumo.api.errors import ErrorCode
+from mifumo.api.exceptions import to_api_error
+from mifumo.api.responses import error_json_response
+
+request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "request_id", default=None
+)
+_SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
+
+_STATUS_CODES = {
+    400: ErrorCode.VALIDATION_ERROR,
+    401: ErrorCode.INVALID_CREDENTIALS,
+    403: ErrorCode.PERMISSION_DENIED,
+    404: ErrorCode.NOT_FOUND,
+    405: ErrorCode.METHOD_NOT_ALLOWED,
+    413: ErrorCode.PAYLOAD_TOO_LARGE,
+    415: ErrorCode.UNSUPPORTED_MEDIA_TYPE,
+    429: ErrorCode.RATE_LIMIT_EXCEEDED,
+    503: ErrorCode.SERVICE_UNAVAILABLE,
+}
+
+
+class RequestIdMiddleware:
+    """Gives every request an id (a sane incoming X-Request-ID is kept) and times it."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        incoming = request.META.get("HTTP_X_REQUEST_ID", "")
+        rid = incoming if _SAFE_REQUEST_ID.match(incoming) else uuid.uuid4().hex
+        request.request_id = rid  # type: ignore[attr-defined]
+        request.started_at = time.perf_counter()  # type: ignore[attr-defined]
+        token = request_id_var.set(rid)
+        try:
+            response = self.get_response(request)
+        finally:
+            request_id_var.reset(token)
+        response["X-Request-ID"] = rid
+        return response
+
+
+def is_api_path(path: str) -> bool:
+    return path.startswith(settings.MIFUMO_API_PREFIX)
+
+
+class ApiEnvelopeMiddleware:
+    """Under the API prefix: refuse oversized bodies early, and turn any response that is
+    not already an envelope (Django's own 404/403/500 pages) or any escaped exception into
+    one."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if not is_api_path(request.path):
+            return self.get_response(request)
+        try:
+            length = int(request.META.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            length = 0
+        if length > settings.MIFUMO_MAX_BODY_BYTES:
+            return error_json_response(
+                ErrorCode.PAYLOAD_TOO_LARGE,
+                f"Request body is {length} bytes; the limit is {settings.MIFUMO_MAX_BODY_BYTES}",
+                {"limit": settings.MIFUMO_MAX_BODY_BYTES, "size": length},
+            )
+        response = self.get_response(request)
+        if _is_envelope(response):
+            return response
+        code = _STATUS_CODES.get(response.status_code)
+        if code is None:
+            code = (
+                ErrorCode.INTERNAL_ERROR if response.status_code >= 500 else ErrorCode.NOT_FOUND
+            )
+        details = (
+            {"request_id": getattr(request, "request_id", None)}
+            if code is ErrorCode.INTERNAL_ERROR
+            else None
+        )
+        return error_json_response(code, details=details, status=response.status_code)
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        if not is_api_path(request.path):
+            return None
+        err = to_api_error(exception, getattr(request, "request_id", None))
+        return error_json_response(
+            err.code, err.message, err.details, status=err.status, headers=err.headers
+        )
+
+
+def _is_envelope(response: HttpResponse) -> bool:
+    # Our API views mark their responses; parsing is the fallback for anything else.
+    if getattr(response, "mifumo_envelope", False):
+        return True
+    if not response.get("Content-Type", "").startswith("application/json"):
+        return False
+    if getattr(response, "streaming", False):
+        return True
+    try:
+        body = json.loads(response.content)
+    except ValueError:
+        return False
+    return isinstance(body, dict) and set(body) == {
+        "success",
+        "message",
+        "data",
+        "error_code",
+        "details",
+    }

@@ -1,0 +1,131 @@
+"""The base view for every endpoint under /api/integration/v1/.
+
+Order of checks: authentication -> permission -> rate limit (DESIGN.md). Every response,
+errors included, carries the X-RateLimit-* headers of the tightest bucket and is recorded
+in the usage log.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, ClassVar
+
+from django.http import HttpRequest
+from rest_framework.exceptions import APIException
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from integration import ratelimit
+from integration.auth import ApiPrincipal
+from integration.idempotency import idempotent
+from integration.models import Account, ApiKey, ApiRequestLog
+from integration.usage import buffer
+from mifumo.api.errors import ApiError, ErrorCode
+
+
+class ApiView(APIView):
+    # None: read for GET, write otherwise (integration.permissions).
+    required_permission: ClassVar[str | None] = None
+    # A bucket counted on top of "api" (sms_send, contacts).
+    rate_limit_bucket: ClassVar[str | None] = None
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        # Every POST honours Idempotency-Key without each view having to remember it.
+        super().__init_subclass__(**kwargs)
+        post = cls.__dict__.get("post")
+        if post is not None and not getattr(post, "__wrapped__", None):
+            cls.post = idempotent(post)  # type: ignore[attr-defined]
+
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        # APIView.initial without its throttles, with our rate limits in their place.
+        self.format_kwarg = self.get_format_suffix(**kwargs)
+        negotiated = self.perform_content_negotiation(request)
+        request.accepted_renderer, request.accepted_media_type = negotiated
+        request.version, request.versioning_scheme = self.determine_version(
+            request, *args, **kwargs
+        )
+        request.rate_usages = []  # type: ignore[attr-defined]
+        try:
+            self.perform_authentication(request)
+        except APIException:
+            self._limit_anonymous(request)
+            raise
+        principal = request.user
+        if isinstance(principal, ApiPrincipal):
+            account = principal.account
+            usages = [u for u in [ratelimit.hit_account(request, account, "api")] if u]
+            request.rate_usages = usages  # type: ignore[attr-defined]
+            self.check_permissions(request)
+            if self.rate_limit_bucket:
+                extra = ratelimit.hit_account(request, account, self.rate_limit_bucket)
+                if extra:
+                    usages.append(extra)
+            _raise_if_exceeded(usages)
+        else:
+            self._limit_anonymous(request)
+            self.check_permissions(request)
+
+    def _limit_anonymous(self, request: Request) -> None:
+        usage = ratelimit.hit_anonymous(request)
+        request.rate_usages = [usage] if usage else []  # type: ignore[attr-defined]
+        _raise_if_exceeded(request.rate_usages)  # type: ignore[attr-defined]
+
+    def finalize_response(
+        self, request: Request, response: Response, *args: Any, **kwargs: Any
+    ) -> Response:
+        response = super().finalize_response(request, response, *args, **kwargs)
+        response.mifumo_envelope = True  # type: ignore[attr-defined]
+        usage = ratelimit.tightest(getattr(request, "rate_usages", []))
+        if usage is not None:
+            for name, value in usage.headers().items():
+                response[name] = value
+        _log_usage(request, response)
+        return response
+
+
+def _raise_if_exceeded(usages: list[ratelimit.Usage]) -> None:
+    usage = ratelimit.tightest(usages)
+    if usage is None or not usage.exceeded:
+        return
+    retry_after = max(usage.reset_in, 1)
+    raise ApiError(
+        ErrorCode.RATE_LIMIT_EXCEEDED,
+        f"Rate limit exceeded: {usage.limit} requests per {usage.window} seconds "
+        f"({usage.bucket}); retry after {retry_after} seconds",
+        {
+            "limit": usage.limit,
+            "window": usage.window,
+            "retry_after": retry_after,
+            "bucket": usage.bucket,
+        },
+        headers={"Retry-After": str(retry_after)},
+    )
+
+
+def _route(request: HttpRequest) -> str:
+    match = getattr(request, "resolver_match", None)
+    if match is None:
+        return request.path[:120]
+    return str(match.route)[:120]
+
+
+def _log_usage(request: Request, response: Response) -> None:
+    principal = getattr(request, "_user", None)
+    api_key: ApiKey | None = principal.api_key if isinstance(principal, ApiPrincipal) else None
+    account: Account | None = api_key.account if api_key else None
+    started = getattr(request._request, "started_at", None)
+    latency = (time.perf_counter() - started) * 1000 if started else 0.0
+    data = getattr(response, "data", None)
+    error_code = data.get("error_code") if isinstance(data, dict) else None
+    buffer.add(
+        ApiRequestLog(
+            account_id=account.pk if account else None,
+            api_key_id=api_key.pk if api_key else None,
+            method=request.method or "",
+            route=_route(request._request),
+            status_code=response.status_code,
+            latency_ms=round(latency, 3),
+            error_code=error_code or "",
+        )
+    )

@@ -1,0 +1,223 @@
+"""Mifumo settings, read from the environment with working laptop defaults.
+
+See the README's Configuration section for every variable.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+from mifumo.env import env, envbool, envint, envlist, envstr
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = Path(envstr("MIFUMO_VAR_DIR", str(BASE_DIR / "var")))
+
+DEBUG = envbool("DEBUG", True)
+_secret = env("SECRET_KEY")
+if not _secret:
+    if not DEBUG:
+        raise ImproperlyConfigured("SECRET_KEY is required when DEBUG is off")
+    _secret = "mifumo-insecure-development-key-change-me-0123456789abcdef"
+SECRET_KEY: str = _secret
+
+ALLOWED_HOSTS = envlist("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]", "testserver"])
+CSRF_TRUSTED_ORIGINS = envlist("CSRF_TRUSTED_ORIGINS", [])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "mifumo",
+    "integration",
+    "sms",
+    "contacts",
+    "segments",
+    "webhooks",
+    "dashboard",
+]
+
+MIDDLEWARE = [
+    "mifumo.api.middleware.RequestIdMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "mifumo.api.middleware.ApiEnvelopeMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "mifumo.urls"
+WSGI_APPLICATION = "mifumo.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- database -------------------------------------------------------------------------------
+_default_db = f"sqlite:///{VAR_DIR / 'mifumo.sqlite3'}"
+DATABASES: dict[str, dict[str, Any]] = {
+    "default": dict(
+        dj_database_url.parse(
+            envstr("DATABASE_URL", _default_db),
+            conn_max_age=envint("DB_CONN_MAX_AGE", 60),
+            conn_health_checks=True,
+        )
+    )
+}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # WAL and immediate transactions let the web process and the worker share one file
+    # without "database is locked" on lock upgrades.
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    DATABASES["default"]["OPTIONS"] = {
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        "transaction_mode": "IMMEDIATE",
+        "timeout": 30,
+    }
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- cache and broker -------------------------------------------------------------------------
+REDIS_URL = env("REDIS_URL") or None
+if REDIS_URL:
+    CACHES: dict[str, dict[str, Any]] = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": envstr("CACHE_KEY_PREFIX", "mifumo"),
+            "OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 2},
+        }
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+CELERY_BROKER_URL = REDIS_URL or "filesystem://"
+CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, Any] = (
+    {"socket_keepalive": True, "visibility_timeout": 3600}
+    if REDIS_URL
+    else {
+        "data_folder_in": str(VAR_DIR / "broker"),
+        "data_folder_out": str(VAR_DIR / "broker"),
+        "processed_folder": str(VAR_DIR / "broker-processed"),
+        "control_folder": str(VAR_DIR / "broker-control"),
+        "store_processed": False,
+    }
+)
+if not REDIS_URL:
+    # The embedded broker is a folder of message files; it must exist before a worker starts.
+    for _folder in ("broker", "broker-processed", "broker-control"):
+        (VAR_DIR / _folder).mkdir(parents=True, exist_ok=True)
+CELERY_TASK_ALWAYS_EAGER = envbool("CELERY_TASK_ALWAYS_EAGER", False)
+CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
+
+# --- auth, i18n, static -------------------------------------------------------------------
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+LOGIN_URL = "/api/integration/dashboard/login/"
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+STATIC_URL = "/static/"
+STATIC_ROOT = Path(envstr("STATIC_ROOT", str(VAR_DIR / "static")))
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
+WHITENOISE_USE_FINDERS = DEBUG
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)
+
+# --- API ----------------------------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": ["integration.auth.ApiKeyAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["integration.permissions.HasKeyPermission"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_THROTTLE_CLASSES": [],
+    "EXCEPTION_HANDLER": "mifumo.api.exceptions.exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "UNAUTHENTICATED_USER": None,
+    "COERCE_DECIMAL_TO_STRING": False,
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Mifumo SMS Integration API",
+    "DESCRIPTION": (
+        "Send SMS, track delivery, manage contacts and segments and receive webhooks. "
+        "Every response is a JSON envelope: success, message, data, error_code, details."
+    ),
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    "SERVE_AUTHENTICATION": [],
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "SCHEMA_PATH_PREFIX": "/api/integration/v1/",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {},
+}
+
+# --- Mifumo ---------------------------------------------------------------------------------
+MIFUMO_API_PREFIX = "/api/integration/v1/"
+MIFUMO_MAX_BODY_BYTES = envint("MIFUMO_MAX_BODY_BYTES", 2 * 1024 * 1024)
+DATA_UPLOAD_MAX_MEMORY_SIZE = max(MIFUMO_MAX_BODY_BYTES, 2 * 1024 * 1024) * 4
+# HMAC key for API key digests; keep it stable, rotating it invalidates every key.
+MIFUMO_KEY_HMAC_SECRET = envstr("MIFUMO_KEY_HMAC_SECRET", SECRET_KEY)
+# Fernet key (urlsafe base64, 32 bytes) for the encrypted copy of API keys; derived from
+# SECRET_KEY when unset.
+MIFUMO_ENCRYPTION_KEY = env("MIFUMO_ENCRYPTION_KEY") or None
+MIFUMO_DEFAULT_SENDER_ID = envstr("MIFUMO_DEFAULT_SENDER_ID", "MIFUMO")
+MIFUMO_MAX_RECIPIENTS = envint("MIFUMO_MAX_RECIPIENTS", 10_000)
+MIFUMO_MAX_MESSAGE_LENGTH = envint("MIFUMO_MAX_MESSAGE_LENGTH", 160)
+MIFUMO_MAX_SCHEDULE_DAYS = envint("MIFUMO_MAX_SCHEDULE_DAYS", 90)
+MIFUMO_DEFAULT_PRICE_PER_SEGMENT = envstr("MIFUMO_DEFAULT_PRICE_PER_SEGMENT", "10.00")
+MIFUMO_CURRENCY = "TZS"
+# Requests per window, per account, overridable on each account.
+MIFUMO_RATE_LIMITS = {
+    "sms_send": (envint("MIFUMO_RATE_SMS_PER_MINUTE", 100), 60),
+    "api": (envint("MIFUMO_RATE_API_PER_HOUR", 1000), 3600),
+    "contacts": (envint("MIFUMO_RATE_CONTACTS_PER_HOUR", 500), 3600),
+}
+# Unauthenticated requests (including failed logins with a key) per client address.
+MIFUMO_RATE_ANONYMOUS = (envint("MIFUMO_RATE_ANONYMOUS_PER_MINUTE", 60), 60)
+MIFUMO_USAGE_LOG_FLUSH_SIZE = envint("MIFUMO_USAGE_LOG_FLUSH_SIZE", 200)
+MIFUMO_USAGE_LOG_FLUSH_SECONDS = envint("MIFUMO_USAGE_LOG_FLUSH_SECONDS", 2)
+MIFUMO_CARRIER = envstr("MIFUMO_CARRIER", "simulator")
+MIFUMO_TRUST_PROXY = envbool("MIFUMO_TRUST_PROXY", False)
+if MIFUMO_TRUST_PROXY:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": envstr("LOG_LEVEL", "INFO")},
+    "loggers": {"django.db.backends": {"level": "WARNING"}},
+}

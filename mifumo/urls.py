@@ -1,0 +1,31 @@
+from django.contrib import admin
+from django.urls import include, path, re_path
+from drf_spectacular.views import SpectacularRedocView, SpectacularSwaggerView
+
+from mifumo import views
+from mifumo.api.schema import SchemaView
+
+api_v1 = [
+    path("sms/", include("sms.urls")),
+    path("keys/", include("integration.urls")),
+    path("schema/", SchemaView.as_view(), name="schema"),
+]
+
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("healthz", views.healthz, name="healthz"),
+    path("readyz", views.readyz, name="readyz"),
+    path("admin/", admin.site.urls),
+    path("api/integration/v1/", include(api_v1)),
+    path(
+        "api/integration/documentation/",
+        SpectacularSwaggerView.as_view(url_name="schema"),
+        name="documentation",
+    ),
+    path(
+        "api/integration/documentation/redoc/",
+        SpectacularRedocView.as_view(url_name="schema"),
+        name="redoc",
+    ),
+    re_path(r"^api/integration/v1/.*$", views.NotFoundView.as_view(), name="api-not-found"),
+]

@@ -1,0 +1,188 @@
+"""The carrier interface.
+
+A carrier backend turns a batch of outbound SMS into one result per recipient and, later,
+delivery receipts. Backends know nothing about the database: the dispatcher hands them
+plain ``OutboundSms`` values and stores what comes back, and receipts are handed to a
+``receipt_sink`` that the SMS app provides.
+
+Subclasses set ``carrier_name`` and implement the hooks; ``send_messages`` is final.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, ClassVar, final
+
+from django.core.exceptions import ImproperlyConfigured
+
+logger = logging.getLogger(__name__)
+
+
+class DeliveryStatus(enum.StrEnum):
+    """The one closed vocabulary of delivery outcomes a carrier can report."""
+
+    DELIVERED = "delivered"
+    UNDELIVERABLE = "undeliverable"
+    EXPIRED = "expired"
+    REJECTED = "rejected"
+    ENROUTE = "enroute"  # accepted downstream, not final yet
+    UNKNOWN = "unknown"  # a state we could not map; never treated as delivered
+
+    @property
+    def is_final(self) -> bool:
+        return self not in (DeliveryStatus.ENROUTE, DeliveryStatus.UNKNOWN)
+
+
+@dataclass(frozen=True)
+class OutboundSms:
+    recipient_id: int  # the Recipient row this submission belongs to
+    message_id: str  # msg_…
+    to: str  # E.164, "+255712345678"
+    sender_id: str
+    text: str
+
+
+@dataclass(frozen=True)
+class SubmitResult:
+    recipient_id: int
+    accepted: bool
+    # Every id the carrier gave us for this recipient (several for a multipart message).
+    carrier_message_ids: tuple[str, ...] = ()
+    error_code: str | None = None
+    error_message: str | None = None
+    # For rejections: a permanent one fails the recipient, a temporary one may be retried.
+    permanent: bool = True
+
+    @classmethod
+    def ok(cls, sms: OutboundSms, *ids: str) -> SubmitResult:
+        return cls(recipient_id=sms.recipient_id, accepted=True, carrier_message_ids=tuple(ids))
+
+    @classmethod
+    def rejected(
+        cls, sms: OutboundSms, code: str, message: str, *, permanent: bool = True
+    ) -> SubmitResult:
+        return cls(
+            recipient_id=sms.recipient_id,
+            accepted=False,
+            error_code=code,
+            error_message=message,
+            permanent=permanent,
+        )
+
+
+@dataclass(frozen=True)
+class DeliveryReceipt:
+    """One normalised delivery receipt, with the carrier's raw payload kept beside it."""
+
+    carrier: str
+    carrier_message_id: str
+    status: DeliveryStatus
+    timestamp: datetime
+    error_code: str | None = None
+    raw: Mapping[str, Any] = field(default_factory=dict)
+
+
+class CarrierError(Exception):
+    """The whole batch could not be submitted (unreachable, timeout, 5xx, bind failure).
+
+    ``permanent=False`` means trying again later (or on the next route) may succeed.
+    """
+
+    def __init__(self, message: str, *, permanent: bool = False, code: str = "CARRIER_ERROR"):
+        super().__init__(message)
+        self.permanent = permanent
+        self.code = code
+
+
+ReceiptSink = Callable[[Sequence[DeliveryReceipt]], None]
+
+
+def _drop_receipts(receipts: Sequence[DeliveryReceipt]) -> None:
+    logger.warning("no receipt sink configured; dropped %d receipts", len(receipts))
+
+
+class BaseCarrier:
+    """Template for carrier backends (see the module docstring)."""
+
+    carrier_name: ClassVar[str]
+
+    def __init__(
+        self,
+        *,
+        name: str | None = None,
+        options: Mapping[str, Any] | None = None,
+        receipt_sink: ReceiptSink | None = None,
+    ) -> None:
+        if not getattr(self, "carrier_name", None):
+            raise ImproperlyConfigured(f"{type(self).__name__} must set carrier_name")
+        self.name = name or self.carrier_name
+        self.options: Mapping[str, Any] = dict(options or {})
+        self.receipt_sink: ReceiptSink = receipt_sink or _drop_receipts
+
+    # -- configuration -------------------------------------------------------------------
+    def setting(self, key: str, default: Any = ...) -> Any:
+        """Read one option of this carrier; a missing required one names the exact setting."""
+        if key in self.options and self.options[key] not in (None, ""):
+            return self.options[key]
+        if default is ...:
+            raise ImproperlyConfigured(
+                f"MIFUMO_CARRIERS[{self.name!r}][{key.upper()!r}] is required by the "
+                f"{self.carrier_name} carrier"
+            )
+        return default
+
+    # -- lifecycle -----------------------------------------------------------------------
+    def open(self) -> None:
+        """Open connections; called before the first batch. Idempotent."""
+
+    def close(self) -> None:
+        """Release connections. Idempotent."""
+
+    def __enter__(self) -> BaseCarrier:
+        self.open()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- sending -------------------------------------------------------------------------
+    @final
+    def send_messages(self, batch: Sequence[OutboundSms]) -> list[SubmitResult]:
+        """Submit a batch; one result per input, in input order.
+
+        Raises ``CarrierError`` when the batch as a whole could not be handed over.
+        """
+        if not batch:
+            return []
+        self.open()
+        payload = self.build_payload(batch)
+        response = self.post_to_carrier(payload, batch)
+        results = self.parse_recipient_status(response, batch)
+        by_id = {r.recipient_id: r for r in results}
+        missing = [s for s in batch if s.recipient_id not in by_id]
+        if missing:
+            logger.error("%s returned no result for %d recipients", self.name, len(missing))
+            for sms in missing:
+                by_id[sms.recipient_id] = SubmitResult.rejected(
+                    sms, "NO_CARRIER_RESULT", "carrier gave no result", permanent=False
+                )
+        return [by_id[s.recipient_id] for s in batch]
+
+    def build_payload(self, batch: Sequence[OutboundSms]) -> Any:
+        return batch
+
+    def post_to_carrier(self, payload: Any, batch: Sequence[OutboundSms]) -> Any:
+        raise NotImplementedError(f"{type(self).__name__} must implement post_to_carrier")
+
+    def parse_recipient_status(
+        self, response: Any, batch: Sequence[OutboundSms]
+    ) -> list[SubmitResult]:
+        raise NotImplementedError(f"{type(self).__name__} must implement parse_recipient_status")
+
+    def emit_receipts(self, receipts: Sequence[DeliveryReceipt]) -> None:
+        if receipts:
+            self.receipt_sink(receipts)

@@ -1,0 +1,158 @@
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django.db import models
+from django.utils import timezone
+
+from integration.models import Account, ApiKey
+from mifumo.ids import ID_MAX_LENGTH, IdFactory
+
+
+class SenderId(models.Model):
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        APPROVED = "approved", "Approved"
+        REJECTED = "rejected", "Rejected"
+
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="sender_ids")
+    value = models.CharField(max_length=15)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    purpose = models.CharField(max_length=255, blank=True)
+    note = models.CharField(max_length=255, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    reviewed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["value"]
+        constraints = [
+            models.UniqueConstraint(fields=["account", "value"], name="sender_id_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.value} ({self.status})"
+
+
+class PriceRule(models.Model):
+    """Price per SMS part for a destination: a country calling code, optionally narrowed to
+    a number prefix (a network). The longest matching prefix wins."""
+
+    country_code = models.CharField(max_length=4, help_text="Calling code without +, e.g. 255")
+    prefix = models.CharField(
+        max_length=15,
+        blank=True,
+        help_text="Optional E.164 digits without +, e.g. 25574 for one network",
+    )
+    price_per_segment = models.DecimalField(max_digits=10, decimal_places=2)
+    currency = models.CharField(max_length=3, default="TZS")
+    description = models.CharField(max_length=120, blank=True)
+    active = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["country_code", "prefix"]
+        constraints = [
+            models.UniqueConstraint(fields=["country_code", "prefix"], name="price_rule_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"+{self.prefix or self.country_code}: {self.price_per_segment} {self.currency}"
+
+    @property
+    def match(self) -> str:
+        return self.prefix or self.country_code
+
+
+class Message(models.Model):
+    class Source(models.TextChoices):
+        API = "api", "API"
+        DASHBOARD = "dashboard", "Dashboard"
+
+    id = models.CharField(primary_key=True, max_length=ID_MAX_LENGTH, default=IdFactory("msg"))
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="messages")
+    api_key = models.ForeignKey(
+        ApiKey, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    source = models.CharField(max_length=10, choices=Source.choices, default=Source.API)
+    text = models.TextField()
+    sender_id = models.CharField(max_length=15)
+    encoding = models.CharField(max_length=8)
+    segments = models.PositiveSmallIntegerField()
+    recipient_count = models.PositiveIntegerField()
+    cost = models.DecimalField(max_digits=14, decimal_places=2)
+    currency = models.CharField(max_length=3, default="TZS")
+    is_test = models.BooleanField(default=False)
+    schedule_time = models.DateTimeField(null=True, blank=True)
+    webhook_url = models.URLField(max_length=2000, blank=True)
+    canceled_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["account", "-created_at", "-id"], name="message_account_recent"),
+        ]
+
+    def __str__(self) -> str:
+        return self.id
+
+
+class Recipient(models.Model):
+    class Status(models.TextChoices):
+        SCHEDULED = "scheduled", "Scheduled"
+        QUEUED = "queued", "Queued"
+        SUBMITTING = "submitting", "Submitting"
+        SENT = "sent", "Sent"
+        DELIVERED = "delivered", "Delivered"
+        FAILED = "failed", "Failed"
+        CANCELED = "canceled", "Canceled"
+
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="recipients")
+    # Copies of the message's account and creation time, so that reports filter and sort
+    # one table with one index.
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="+")
+    created_at = models.DateTimeField()
+    phone = models.CharField(max_length=16)
+    status = models.CharField(max_length=10, choices=Status.choices)
+    cost = models.DecimalField(max_digits=12, decimal_places=2, default=Decimal("0.00"))
+    carrier = models.CharField(max_length=40, blank=True)
+    carrier_message_id = models.CharField(max_length=80, blank=True)
+    error_code = models.CharField(max_length=40, blank=True)
+    error_message = models.CharField(max_length=255, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["message", "status"], name="recipient_message_status"),
+            models.Index(fields=["account", "-created_at", "-id"], name="recipient_account_recent"),
+            models.Index(
+                fields=["account", "status", "-created_at", "-id"], name="recipient_account_status"
+            ),
+            models.Index(fields=["status", "updated_at"], name="recipient_status_age"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.phone} ({self.status})"
+
+    FINAL = frozenset({Status.DELIVERED, Status.FAILED, Status.CANCELED})
+
+
+class CarrierMessage(models.Model):
+    """One id a carrier gave us for (a part of) a recipient's message; receipts match here."""
+
+    carrier = models.CharField(max_length=40)
+    carrier_message_id = models.CharField(max_length=80)
+    recipient = models.ForeignKey(Recipient, on_delete=models.CASCADE, related_name="parts")
+    part = models.PositiveSmallIntegerField(default=1)
+    status = models.CharField(max_length=16, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["carrier", "carrier_message_id"], name="carrier_message_unique"
+            )
+        ]

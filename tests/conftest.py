@@ -1,0 +1,104 @@
+"""Shared fixtures: accounts alice and bob, keys of each permission, an API client.
+
+Tests marked ``postgres`` or ``redis`` need those services (DATABASE_URL / REDIS_URL);
+without them they are skipped with the reason, unless MIFUMO_REQUIRE_SERVICES=1 (CI), where
+a missing service fails the run instead.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from django.core.cache import cache
+
+from integration.models import Account, Permission
+from integration.services import IssuedKey, account_create, api_key_create
+from mifumo.celery import app as celery_app
+from tests.helpers import Api
+
+REQUIRE_SERVICES = os.environ.get("MIFUMO_REQUIRE_SERVICES") == "1"
+
+
+def _service_missing(item: pytest.Item, reason: str) -> None:
+    if REQUIRE_SERVICES:
+        pytest.fail(f"{reason}, and MIFUMO_REQUIRE_SERVICES=1 forbids skipping", pytrace=False)
+    pytest.skip(reason)
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    if item.get_closest_marker("postgres") and "postgres" not in os.environ.get(
+        "DATABASE_URL", ""
+    ):
+        _service_missing(item, "needs PostgreSQL: set DATABASE_URL=postgres://…")
+    if item.get_closest_marker("redis") and not os.environ.get("REDIS_URL"):
+        _service_missing(item, "needs Redis: set REDIS_URL=redis://…")
+
+
+@pytest.fixture(autouse=True)
+def _isolated(settings: Any) -> Iterator[None]:
+    settings.MIFUMO_USAGE_LOG_FLUSH_SIZE = 1  # write usage rows inside the test's transaction
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    celery_app.conf.task_always_eager = True
+    celery_app.conf.task_eager_propagates = True
+    cache.clear()
+    yield
+    cache.clear()
+
+
+@pytest.fixture
+def make_account(db: None) -> Any:
+    def make(name: str = "alice", balance: Decimal | int | str = "5000.00") -> Account:
+        return account_create(name=name, balance=balance)
+
+    return make
+
+
+@pytest.fixture
+def make_key(db: None) -> Any:
+    def make(
+        account: Account, permission: str = Permission.ADMIN, test: bool = False, **kw: Any
+    ) -> IssuedKey:
+        return api_key_create(
+            account=account, name=kw.pop("name", "test key"), permission=permission,
+            test=test, **kw,
+        )
+
+    return make
+
+
+@pytest.fixture
+def alice(make_account: Any) -> Account:
+    return make_account("alice")
+
+
+@pytest.fixture
+def bob(make_account: Any) -> Account:
+    return make_account("bob")
+
+
+@pytest.fixture
+def alice_key(alice: Account, make_key: Any) -> IssuedKey:
+    return make_key(alice, Permission.ADMIN)
+
+
+@pytest.fixture
+def api(alice_key: IssuedKey) -> Api:
+    """Alice's admin key."""
+    return Api(alice_key.raw)
+
+
+@pytest.fixture
+def api_for(make_key: Any) -> Any:
+    def make(account: Account, permission: str = Permission.ADMIN, test: bool = False) -> Api:
+        return Api(make_key(account, permission, test).raw)
+
+    return make
+
+
+@pytest.fixture
+def anon() -> Api:
+    return Api(None)

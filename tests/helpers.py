@@ -1,0 +1,54 @@
+"""Helpers the tests import: an API client bound to a key, envelope assertions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.db import connection
+from rest_framework.test import APIClient
+
+
+class Api:
+    """An API client bound to one key, with JSON by default."""
+
+    def __init__(self, raw_key: str | None) -> None:
+        self.client = APIClient()
+        self.raw_key = raw_key
+        if raw_key:
+            self.client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw_key}")
+
+    def get(self, path: str, data: Any = None, **extra: Any) -> Any:
+        return self.client.get(_url(path), data, **extra)
+
+    def post(self, path: str, data: Any = None, **extra: Any) -> Any:
+        return self.client.post(_url(path), data, format="json", **extra)
+
+    def patch(self, path: str, data: Any = None, **extra: Any) -> Any:
+        return self.client.patch(_url(path), data, format="json", **extra)
+
+    def delete(self, path: str, **extra: Any) -> Any:
+        return self.client.delete(_url(path), **extra)
+
+
+def _url(path: str) -> str:
+    return path if path.startswith("/") else f"{settings.MIFUMO_API_PREFIX}{path}"
+
+
+ENVELOPE_KEYS = {"success", "message", "data", "error_code", "details"}
+
+
+def assert_envelope(response: Any, status: int, error_code: str | None = None) -> dict[str, Any]:
+    assert response.status_code == status, (response.status_code, response.content[:500])
+    assert response["Content-Type"].startswith("application/json")
+    body = response.json()
+    assert set(body) == ENVELOPE_KEYS, body
+    assert body["success"] is (status < 400)
+    assert body["error_code"] == error_code
+    if status < 400:
+        assert body["details"] is None
+    return body
+
+
+def is_postgres() -> bool:
+    return connection.vendor == "postgresql"
