@@ -8,6 +8,7 @@ from mifumo.api.schema import SchemaView
 api_v1 = [
     path("sms/", include("sms.urls")),
     path("keys/", include("integration.urls")),
+    path("contacts/", include("contacts.urls")),
     path("schema/", SchemaView.as_view(), name="schema"),
 ]
 

@@ -238,7 +238,7 @@ class DeliverSm:
     @property
     def looks_like_receipt(self) -> bool:
         return (
-            self.esm_class & ESM_CLASS_TYPE_MASK in ESM_CLASS_RECEIPT_TYPES
+            (self.esm_class & ESM_CLASS_TYPE_MASK) in ESM_CLASS_RECEIPT_TYPES
             or TLV_RECEIPTED_MESSAGE_ID in self.tlvs
             or TLV_MESSAGE_STATE in self.tlvs
         )
@@ -494,6 +494,7 @@ class _Part:
 
     job: _Job
     pdu: bytes  # encoded with sequence 0; the session patches its own number in
+    batch: _Batch | None = None
     throttled: int = 0
     resubmits: int = 0
     sent_at: float = 0.0
@@ -540,9 +541,9 @@ class _Batch:
         self.unsettled = len(self.todo)
         self.sent_any = False
         for part in self.todo:
-            part.job.batch = self  # type: ignore[attr-defined]
+            part.batch = self
 
-    def settle(self, part: _Part) -> None:
+    def settle(self) -> None:
         self.unsettled -= 1
 
     def retry_at(self, when: float, part: _Part) -> None:
@@ -569,8 +570,8 @@ class _Batch:
 
 
 def _batch_of(part: _Part) -> _Batch:
-    batch: _Batch = part.job.batch  # type: ignore[attr-defined]
-    return batch
+    assert part.batch is not None, "a part on the wire always belongs to a batch"
+    return part.batch
 
 
 # -- sessions ---------------------------------------------------------------------------------
@@ -670,7 +671,10 @@ def _close_open_carriers() -> None:
     # Unbind politely before the interpreter tears down; the threads are daemons, so nothing
     # else would stop them mid-write.
     for carrier in list(_open_carriers):
-        carrier.close()
+        try:
+            carrier.close()
+        except Exception:
+            logger.exception("closing SMPP carrier %s at exit failed", carrier.name)
 
 
 class SmppCarrier(BaseCarrier):
@@ -856,7 +860,7 @@ class SmppCarrier(BaseCarrier):
         part.resubmits += 1
         if part.resubmits > self.config.max_resubmits:
             part.error = ("SMPP_CONNECTION_LOST", "connection lost before acknowledgement", False)
-            batch.settle(part)
+            batch.settle()
         else:
             batch.todo.appendleft(part)
 
@@ -902,13 +906,21 @@ class SmppCarrier(BaseCarrier):
     ) -> None:
         message_id = ""
         if frame is not None and status == ESME_ROK:
-            pdu = smpplib.smpp.parse_pdu(frame, client=_UNNUMBERED, allow_unknown_opt_params=True)
-            message_id = normalise_message_id(pdu.message_id, radix=self.config.submit_id_radix)
+            message_id = self._submitted_id(frame)
         with self._changed:
             part = session.pending.pop(sequence, None)
             if part is not None:
                 self._settle(part, status, message_id)
             self._changed.notify_all()
+
+    def _submitted_id(self, frame: bytes) -> str:
+        try:
+            pdu = smpplib.smpp.parse_pdu(frame, client=_UNNUMBERED, allow_unknown_opt_params=True)
+        except Exception:
+            # Accepted all the same: the SMSC said ESME_ROK, only its receipts cannot match.
+            logger.exception("unreadable submit_sm_resp: %s", frame.hex())
+            return ""
+        return normalise_message_id(pdu.message_id, radix=self.config.submit_id_radix)
 
     def _settle(self, part: _Part, status: int, message_id: str) -> None:
         batch = _batch_of(part)
@@ -928,7 +940,7 @@ class SmppCarrier(BaseCarrier):
             part.error = (status_code(status), status_message(status) + retries, False)
         else:
             part.error = (status_code(status), status_message(status), True)
-        batch.settle(part)
+        batch.settle()
 
     def _check_timers(self, session: _Session) -> None:
         config = self.config
@@ -979,7 +991,7 @@ class SmppCarrier(BaseCarrier):
         reference = self._next_reference()
         for number, body in enumerate(bodies, start=1):
             part_fields = self._concatenation(reference, len(bodies), number, body)
-            job.parts.append(_Part(job, encode_pdu("submit_sm", **fields, **part_fields)))
+            job.parts.append(_Part(job, encode_pdu("submit_sm", **(fields | part_fields))))
         return job
 
     def _address_fields(self, sms: OutboundSms) -> dict[str, Any]:
@@ -1027,11 +1039,13 @@ class SmppCarrier(BaseCarrier):
                 if isinstance(step, float):
                     self._changed.wait(step)
                     continue
-            self._transmit(*step)
+            session, pdu = step
+            # A failed write aborts the session; the session thread then hands the part back.
+            session.send(pdu)
 
     def _next_step(
         self, batch: _Batch, session: _Session | None, now: float, unbound_since: float | None
-    ) -> float | tuple[_Session, _Part, bytes]:
+    ) -> float | tuple[_Session, bytes]:
         """Under the lock: a part to put on the wire, or how long to wait for news."""
         next_retry = batch.promote(now)
         if self._closing.is_set():
@@ -1049,7 +1063,7 @@ class SmppCarrier(BaseCarrier):
         session.pending[sequence] = part
         part.sent_at = now
         batch.sent_any = True
-        return session, part, with_sequence(part.pdu, sequence)
+        return session, with_sequence(part.pdu, sequence)
 
     def _wait_for_bind(self, batch: _Batch, unbound_for: float, next_retry: float | None) -> float:
         timeout = self.config.submit_timeout
@@ -1063,10 +1077,6 @@ class SmppCarrier(BaseCarrier):
         detail = f": {error}" if error else ""
         batch.abandon("SMPP_UNBOUND", f"not bound to SMSC within {timeout:g}s{detail}")
         return READ_TICK
-
-    def _transmit(self, session: _Session, part: _Part, pdu: bytes) -> None:
-        # A failed write aborts the session; the session thread then hands the part back.
-        session.send(pdu)
 
 
 def _wait_until(now: float, when: float | None) -> float:
