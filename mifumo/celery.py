@@ -25,6 +25,7 @@ app.conf.update(
     beat_schedule={
         "dispatch-due-messages": {"task": "sms.tasks.dispatch_due", "schedule": 5.0},
         "sweep-stuck-recipients": {"task": "sms.tasks.sweep_stuck", "schedule": 30.0},
+        "deliver-due-webhooks": {"task": "webhooks.tasks.deliver_due", "schedule": 10.0},
         "purge-idempotency-records": {
             "task": "integration.tasks.purge_idempotency_records",
             "schedule": 3600.0,

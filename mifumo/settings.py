@@ -207,6 +207,15 @@ MIFUMO_RATE_ANONYMOUS = (envint("MIFUMO_RATE_ANONYMOUS_PER_MINUTE", 60), 60)
 MIFUMO_USAGE_LOG_FLUSH_SIZE = envint("MIFUMO_USAGE_LOG_FLUSH_SIZE", 200)
 MIFUMO_USAGE_LOG_FLUSH_SECONDS = envint("MIFUMO_USAGE_LOG_FLUSH_SECONDS", 2)
 MIFUMO_CARRIER = envstr("MIFUMO_CARRIER", "simulator")
+# Webhooks: private, loopback and link-local targets are refused unless allowed (the laptop
+# default allows them so a developer can point webhooks at a local receiver).
+MIFUMO_WEBHOOK_ALLOW_PRIVATE = envbool("MIFUMO_WEBHOOK_ALLOW_PRIVATE", DEBUG)
+MIFUMO_WEBHOOK_TIMEOUT = envint("MIFUMO_WEBHOOK_TIMEOUT", 10)
+# Seconds to wait before each retry; the last failure marks the delivery failed (~1 day).
+MIFUMO_WEBHOOK_RETRY_SCHEDULE = [
+    int(x) for x in envlist("MIFUMO_WEBHOOK_RETRY_SCHEDULE", ["30", "120", "600", "1800", "3600",
+                                                              "10800", "21600", "43200"])
+]
 MIFUMO_TRUST_PROXY = envbool("MIFUMO_TRUST_PROXY", False)
 if MIFUMO_TRUST_PROXY:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")

@@ -9,6 +9,7 @@ api_v1 = [
     path("sms/", include("sms.urls")),
     path("keys/", include("integration.urls")),
     path("contacts/", include("contacts.urls")),
+    path("webhooks/", include("webhooks.urls")),
     path("schema/", SchemaView.as_view(), name="schema"),
 ]
 

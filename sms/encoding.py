@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from itertools import pairwise
 
 GSM7 = "GSM-7"
 UCS2 = "UCS-2"
@@ -115,11 +116,11 @@ def analyze(text: str) -> TextInfo:
 
 def split_parts(text: str) -> list[str]:
     """The text of each SMS part; one element (possibly empty) for a single-part message."""
-    encoding, cost, single, part = _profile(text)
+    _, cost, single, part = _profile(text)
     if sum(cost(char) for char in text) <= single:
         return [text]
     starts = [0, *_cut_points(text, cost, part), len(text)]
-    return [text[begin:end] for begin, end in zip(starts, starts[1:], strict=False)]
+    return [text[begin:end] for begin, end in pairwise(starts)]
 
 
 def encode_gsm7(text: str) -> bytes:

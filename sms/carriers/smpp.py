@@ -26,6 +26,7 @@ RECEIPT_TIMEZONE ("UTC", the zone of the dates written in receipt texts).
 from __future__ import annotations
 
 import atexit
+import contextlib
 import logging
 import queue
 import random
@@ -43,8 +44,8 @@ from datetime import UTC, datetime, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import smpplib.consts  # type: ignore[import-untyped]
-import smpplib.smpp  # type: ignore[import-untyped]
+import smpplib.consts
+import smpplib.smpp
 
 from sms.carriers.base import (
     BaseCarrier,
@@ -620,10 +621,8 @@ class _Session:
         if self.alive:
             logger.info("SMPP session ends: %s", reason)
         self.alive = False
-        try:
+        with contextlib.suppress(OSError):
             self.sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
 
     def read(self, timeout: float) -> list[bytes] | None:
         """Complete PDUs received within ``timeout``; None once the connection has ended."""
@@ -654,10 +653,8 @@ class _Session:
 
     def close(self) -> None:
         self.alive = False
-        try:
+        with contextlib.suppress(OSError):
             self.sock.close()
-        except OSError:
-            pass
 
 
 # -- the carrier ------------------------------------------------------------------------------
@@ -853,7 +850,7 @@ class SmppCarrier(BaseCarrier):
                 self._resubmit(part)
             self._changed.notify_all()
         if unacknowledged:
-            logger.warning("SMPP connection lost with %d submits unacknowledged", len(unacknowledged))
+            logger.warning("SMPP connection lost; %d submits to send again", len(unacknowledged))
 
     def _resubmit(self, part: _Part) -> None:
         batch = _batch_of(part)
@@ -1009,7 +1006,9 @@ class SmppCarrier(BaseCarrier):
             "registered_delivery": 1 if config.registered_delivery else 0,
         }
 
-    def _concatenation(self, reference: int, total: int, number: int, body: bytes) -> dict[str, Any]:
+    def _concatenation(
+        self, reference: int, total: int, number: int, body: bytes
+    ) -> dict[str, Any]:
         if self.config.concatenation == "sar":
             return {
                 "short_message": body,

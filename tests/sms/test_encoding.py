@@ -168,7 +168,7 @@ def test_encode_gsm7_rejects_characters_outside_the_alphabet() -> None:
 def test_decode_gsm7_is_tolerant_of_unknown_escapes() -> None:
     assert decode_gsm7(b"\x1b\x41") == "A"
     assert decode_gsm7(b"ab\x1b") == "ab "
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="not an unpacked GSM septet"):
         decode_gsm7(b"\x80")
 
 

@@ -1,0 +1,151 @@
+"""Real Celery workers (and beat) as subprocesses against the test database and Redis.
+
+Use with ``transactional_db`` (or ``live_server``) so the worker sees committed rows.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.db import connection
+
+from mifumo.celery import app as celery_app
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def database_url() -> str:
+    """A DATABASE_URL for the database the tests are using right now (the test database)."""
+    settings = connection.settings_dict
+    if connection.vendor == "postgresql":
+        host = settings.get("HOST") or "127.0.0.1"
+        port = settings.get("PORT") or 5432
+        user = settings.get("USER") or "postgres"
+        password = f":{settings['PASSWORD']}" if settings.get("PASSWORD") else ""
+        return f"postgres://{user}{password}@{host}:{port}/{settings['NAME']}"
+    return f"sqlite:///{settings['NAME']}"
+
+
+def service_env(**extra: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        DATABASE_URL=database_url(),
+        DJANGO_SETTINGS_MODULE="mifumo.settings",
+        PYTHONUNBUFFERED="1",
+        CELERY_TASK_ALWAYS_EAGER="false",
+    )
+    env.update(extra)
+    return env
+
+
+class Process:
+    def __init__(self, args: list[str], env: dict[str, str], log: Path) -> None:
+        self.args = args
+        self.log_path = log
+        self._log = log.open("wb")
+        self.popen = subprocess.Popen(
+            args, cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def output(self) -> str:
+        self._log.flush()
+        return self.log_path.read_text(errors="replace")
+
+    def wait_for(self, text: str, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if text in self.output():
+                return
+            if self.popen.poll() is not None:
+                break
+            time.sleep(0.1)
+        raise AssertionError(f"{text!r} not seen from {self.args[:4]}:\n{self.output()[-3000:]}")
+
+    def kill(self, sig: int = signal.SIGTERM, timeout: float = 20) -> None:
+        if self.popen.poll() is None:
+            try:
+                os.killpg(self.popen.pid, sig)
+            except ProcessLookupError:
+                pass
+            try:
+                self.popen.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.popen.pid, signal.SIGKILL)
+                self.popen.wait(5)
+        self._log.close()
+
+
+def _purge_queues() -> None:
+    with celery_app.connection_for_write() as conn:
+        for queue in ("dispatch", "receipts", "webhooks", "default"):
+            try:
+                conn.default_channel.queue_purge(queue)
+            except Exception:  # noqa: BLE001, S112 - a queue not declared yet is empty
+                continue
+
+
+@pytest.fixture
+def celery_worker_factory(tmp_path: Path, settings: Any) -> Iterator[Callable[..., Process]]:
+    """Start real ``celery worker`` subprocesses; they are stopped at the end of the test.
+
+    Needs Redis (the test's REDIS_URL) as the broker so that test and worker share it.
+    """
+    if not os.environ.get("REDIS_URL"):
+        pytest.fail("celery_worker_factory needs REDIS_URL (mark the test with redis)")
+    started: list[Process] = []
+    celery_app.conf.task_always_eager = False
+    _purge_queues()
+
+    def start(
+        queues: str = "dispatch,receipts,webhooks,default",
+        concurrency: int = 2,
+        name: str | None = None,
+        **env: str,
+    ) -> Process:
+        name = name or f"w{len(started)}"
+        args = [
+            sys.executable, "-m", "celery", "-A", "mifumo", "worker",
+            "--loglevel", "INFO", "--queues", queues, "--concurrency", str(concurrency),
+            "--hostname", f"{name}@%h", "--without-gossip", "--without-mingle",
+        ]
+        process = Process(args, service_env(**env), tmp_path / f"{name}.log")
+        started.append(process)
+        process.wait_for("ready.", timeout=60)
+        return process
+
+    try:
+        yield start
+    finally:
+        for process in started:
+            process.kill()
+        celery_app.conf.task_always_eager = True
+        _purge_queues()
+
+
+@contextmanager
+def running(process: Process) -> Iterator[Process]:
+    try:
+        yield process
+    finally:
+        process.kill()
+
+
+def wait_until(predicate: Callable[[], Any], timeout: float = 30, interval: float = 0.1) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s")
+        time.sleep(interval)
