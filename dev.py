@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
+import signal
 import subprocess
 import sys
 import venv
@@ -36,6 +37,11 @@ def ensure_venv(*, dev: bool) -> None:
     digest = hashlib.sha256((ROOT / "pyproject.toml").read_bytes() + extra.encode()).hexdigest()
     stamp = VENV / f".mifumo-installed{'-dev' if dev else ''}"
     if stamp.exists() and stamp.read_text() == digest:
+        return
+    # A dev install is a superset of the plain one.
+    dev_stamp = VENV / ".mifumo-installed-dev"
+    dev_digest = hashlib.sha256((ROOT / "pyproject.toml").read_bytes() + b"[dev]").hexdigest()
+    if not dev and dev_stamp.exists() and dev_stamp.read_text() == dev_digest:
         return
     _say(f"installing dependencies{' (with dev extra)' if dev else ''}")
     pip = [str(PYTHON), "-m", "pip", "install", "--disable-pip-version-check", "-q"]
@@ -82,10 +88,13 @@ def run(port: int, host: str) -> int:
     command = [str(BIN / "honcho"), "-f", str(procfile), "-d", str(ROOT), "start"]
     if env.get("MIFUMO_CARRIER", "simulator") != "smpp":
         command += ["web", "worker", "beat"]
-    try:
-        return subprocess.call(command, env=env, cwd=ROOT)
-    except KeyboardInterrupt:
-        return 0
+    honcho = subprocess.Popen(command, env=env, cwd=ROOT)
+    while True:
+        try:
+            return honcho.wait()
+        except KeyboardInterrupt:
+            # Ctrl-C reached honcho too; let it stop the processes cleanly before we exit.
+            honcho.send_signal(signal.SIGINT)
 
 
 def test(pytest_args: list[str]) -> int:

@@ -23,8 +23,14 @@ app.conf.update(
         "webhooks.tasks.*": {"queue": "webhooks"},
     },
     beat_schedule={
-        "dispatch-due-messages": {"task": "sms.tasks.dispatch_due", "schedule": 5.0},
-        "sweep-stuck-recipients": {"task": "sms.tasks.sweep_stuck", "schedule": 30.0},
+        "dispatch-due-messages": {
+            "task": "sms.tasks.dispatch_due",
+            "schedule": float(os.environ.get("MIFUMO_DUE_SECONDS", "2")),
+        },
+        "sweep-stuck-recipients": {
+            "task": "sms.tasks.sweep_stuck",
+            "schedule": float(os.environ.get("MIFUMO_SWEEP_SECONDS", "30")),
+        },
         "deliver-due-webhooks": {"task": "webhooks.tasks.deliver_due", "schedule": 10.0},
         "purge-idempotency-records": {
             "task": "integration.tasks.purge_idempotency_records",

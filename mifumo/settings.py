@@ -206,7 +206,34 @@ MIFUMO_RATE_LIMITS = {
 MIFUMO_RATE_ANONYMOUS = (envint("MIFUMO_RATE_ANONYMOUS_PER_MINUTE", 60), 60)
 MIFUMO_USAGE_LOG_FLUSH_SIZE = envint("MIFUMO_USAGE_LOG_FLUSH_SIZE", 200)
 MIFUMO_USAGE_LOG_FLUSH_SECONDS = envint("MIFUMO_USAGE_LOG_FLUSH_SECONDS", 2)
+# The default route: every message goes to this carrier unless a route says otherwise.
 MIFUMO_CARRIER = envstr("MIFUMO_CARRIER", "simulator")
+MIFUMO_CARRIERS: dict[str, dict[str, Any]] = {
+    "simulator": {
+        "BACKEND": "sms.carriers.simulator.SimulatorCarrier",
+        "DELIVERY_DELAY": float(envstr("MIFUMO_SIMULATOR_DELAY", "1.0")),
+        "FAILURE_RATIO": float(envstr("MIFUMO_SIMULATOR_FAILURE_RATIO", "0.0")),
+    },
+    "console": {"BACKEND": "sms.carriers.console.ConsoleCarrier"},
+    "locmem": {"BACKEND": "sms.carriers.locmem.LocmemCarrier"},
+}
+if env("SMPP_HOST"):
+    MIFUMO_CARRIERS["smpp"] = {
+        "BACKEND": "sms.carriers.smpp.SmppCarrier",
+        "HOST": env("SMPP_HOST"),
+        "PORT": envint("SMPP_PORT", 2775),
+        "SYSTEM_ID": env("SMPP_SYSTEM_ID"),
+        "PASSWORD": env("SMPP_PASSWORD"),
+        "SYSTEM_TYPE": envstr("SMPP_SYSTEM_TYPE", ""),
+        "WINDOW": envint("SMPP_WINDOW", 10),
+    }
+# Recipients per carrier batch, and how long a claim holds before a sweep takes it back
+# (a worker that died mid-batch).
+MIFUMO_DISPATCH_BATCH = envint("MIFUMO_DISPATCH_BATCH", 500)
+MIFUMO_CLAIM_LEASE_SECONDS = envint("MIFUMO_CLAIM_LEASE_SECONDS", 300)
+MIFUMO_MAX_SUBMIT_ATTEMPTS = envint("MIFUMO_MAX_SUBMIT_ATTEMPTS", 5)
+# A sent recipient with no receipt after this long is failed as EXPIRED.
+MIFUMO_RECEIPT_TIMEOUT_SECONDS = envint("MIFUMO_RECEIPT_TIMEOUT_SECONDS", 48 * 3600)
 # Webhooks: private, loopback and link-local targets are refused unless allowed (the laptop
 # default allows them so a developer can point webhooks at a local receiver).
 MIFUMO_WEBHOOK_ALLOW_PRIVATE = envbool("MIFUMO_WEBHOOK_ALLOW_PRIVATE", DEBUG)

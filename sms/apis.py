@@ -1,16 +1,238 @@
+"""The SMS endpoints of the guide (send, status, delivery reports, balance) and around them
+(messages, cancel, sender IDs)."""
+
 from __future__ import annotations
 
-from drf_spectacular.utils import extend_schema
+from typing import Any
+
+from django.conf import settings
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from integration.auth import ApiPrincipal
+from integration.models import Account
 from integration.selectors import account_balance
 from mifumo.api.docs import envelope_responses
+from mifumo.api.errors import ErrorCode
 from mifumo.api.fields import iso, money
+from mifumo.api.pagination import choice_param, datetime_param, paginate_pages
 from mifumo.api.responses import ok
 from mifumo.api.views import ApiView
+from sms import selectors
 from sms import serializers as s
+from sms.models import Message, Recipient
+from sms.sender_ids import sender_id_request
+from sms.services import message_cancel, message_send
+
+E = ErrorCode
+STATUSES = [choice.value for choice in Recipient.Status]
+
+
+def _account(request: Request) -> Account:
+    assert isinstance(request.user, ApiPrincipal)
+    return request.user.account
+
+
+def _recipient_row(row: Recipient) -> dict[str, Any]:
+    return {
+        "phone": row.phone,
+        "status": row.status,
+        "delivery_time": iso(row.delivered_at),
+        "sent_at": iso(row.sent_at),
+        "error_code": row.error_code or None,
+        "error_message": row.error_message or None,
+    }
+
+
+def _message_row(message: Message, counts: dict[str, int]) -> dict[str, Any]:
+    return {
+        "message_id": message.id,
+        "status": selectors.derive_status(counts),
+        "text": message.text,
+        "sender_id": message.sender_id,
+        "recipient_count": message.recipient_count,
+        "segments": message.segments,
+        "encoding": message.encoding,
+        "cost": money(message.cost),
+        "currency": message.currency,
+        "schedule_time": iso(message.schedule_time),
+        "created_at": iso(message.created_at),
+        "counts": counts,
+    }
+
+
+SEND_EXAMPLE = {
+    "message": "Hello from Mifumo SMS!",
+    "recipients": ["+255712345678"],
+    "sender_id": "MIFUMO",
+}
+
+
+class SendApi(ApiView):
+    rate_limit_bucket = "sms_send"
+
+    @extend_schema(
+        summary="Send SMS",
+        description=(
+            "Validates, prices and charges the message in one step, then queues it for "
+            "delivery (or schedules it). Cost = recipients × parts × price per part. "
+            "Send an `Idempotency-Key` header to make retries safe."
+        ),
+        tags=["SMS"],
+        request=s.SendIn,
+        examples=[OpenApiExample("send", value=SEND_EXAMPLE, request_only=True)],
+        parameters=[
+            OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=False)
+        ],
+        responses=envelope_responses(
+            s.SendOut,
+            errors=[
+                E.VALIDATION_ERROR, E.INVALID_PHONE, E.MESSAGE_TOO_LONG, E.INVALID_SENDER_ID,
+                E.INVALID_SCHEDULE_TIME, E.TOO_MANY_RECIPIENTS, E.UNSUPPORTED_DESTINATION,
+                E.OPTED_OUT, E.INSUFFICIENT_BALANCE, E.NOT_FOUND, E.CONFLICT,
+                E.PAYLOAD_TOO_LARGE, E.UNSUPPORTED_MEDIA_TYPE,
+            ],
+            example={
+                "message_id": "msg_01J9Z8Q4W5X6Y7Z8A9B0C1D2E3",
+                "recipients": ["+255712345678"],
+                "status": "queued",
+                "cost": 10.0,
+                "currency": "TZS",
+                "segments": 1,
+                "encoding": "GSM-7",
+                "sender_id": "MIFUMO",
+                "schedule_time": None,
+                "test": False,
+                "skipped": [],
+                "from_segments": {},
+            },
+        ),
+    )
+    def post(self, request: Request) -> Response:
+        data = s.SendIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = data.validated_data
+        assert isinstance(request.user, ApiPrincipal)
+        result = message_send(
+            account=request.user.account,
+            api_key=request.user.api_key,
+            text=values["message"],
+            recipients=values["recipients"],
+            segment_ids=values["segment_ids"],
+            sender_id=values.get("sender_id"),
+            schedule_time=values.get("schedule_time"),
+            webhook_url=values.get("webhook_url"),
+        )
+        message = result.message
+        body = {
+            "message_id": message.id,
+            "recipients": result.recipients,
+            "status": result.status,
+            "cost": money(message.cost),
+            "currency": message.currency,
+            "segments": message.segments,
+            "encoding": message.encoding,
+            "sender_id": message.sender_id,
+            "schedule_time": iso(message.schedule_time),
+            "test": message.is_test,
+            "skipped": result.skipped,
+            "from_segments": result.from_segments,
+        }
+        text = (
+            "SMS scheduled successfully"
+            if result.status == Recipient.Status.SCHEDULED
+            else "SMS sent successfully"
+        )
+        return ok(body, text)
+
+
+class StatusApi(ApiView):
+    @extend_schema(
+        summary="Get message status",
+        description="Recipients are paginated with `page` and `per_page` (default 100, max "
+        "1000); `counts` gives the number of recipients in each status.",
+        tags=["SMS"],
+        parameters=[
+            OpenApiParameter("page", int, required=False),
+            OpenApiParameter("per_page", int, required=False),
+        ],
+        responses=envelope_responses(s.StatusOut, errors=[E.NOT_FOUND, E.VALIDATION_ERROR]),
+    )
+    def get(self, request: Request, message_id: str) -> Response:
+        message = selectors.message_get(account=_account(request), message_id=message_id)
+        counts = selectors.message_status_counts(message_ids=[message.id]).get(message.id, {})
+        rows, pagination = paginate_pages(
+            request, selectors.message_recipients(message=message),
+            default_per_page=100, max_per_page=1000,
+        )
+        status = selectors.derive_status(counts)
+        delivery_time = (
+            selectors.message_delivery_time(message_id=message.id)
+            if status in ("delivered", "partially_delivered")
+            else None
+        )
+        body = {
+            "message_id": message.id,
+            "status": status,
+            "delivery_time": iso(delivery_time),
+            "recipients": [_recipient_row(r) for r in rows],
+            "sender_id": message.sender_id,
+            "created_at": iso(message.created_at),
+            "schedule_time": iso(message.schedule_time),
+            "segments": message.segments,
+            "encoding": message.encoding,
+            "cost": money(message.cost),
+            "currency": message.currency,
+            "recipient_count": message.recipient_count,
+            "counts": counts,
+            "pagination": pagination,
+        }
+        return ok(body, "Message status retrieved successfully")
+
+
+class DeliveryReportsApi(ApiView):
+    @extend_schema(
+        summary="Get delivery reports",
+        description="One row per recipient, newest first. Dates filter on when the message "
+        "was created; a bare date means the start (start_date) or end (end_date) of that day.",
+        tags=["SMS"],
+        parameters=[
+            OpenApiParameter("start_date", str, required=False),
+            OpenApiParameter("end_date", str, required=False),
+            OpenApiParameter("status", str, required=False, enum=STATUSES),
+            OpenApiParameter("page", int, required=False),
+            OpenApiParameter("per_page", int, required=False),
+        ],
+        responses=envelope_responses(s.ReportsOut, errors=[E.VALIDATION_ERROR]),
+    )
+    def get(self, request: Request) -> Response:
+        rows = selectors.delivery_reports(
+            account=_account(request),
+            start=datetime_param(request, "start_date"),
+            end=datetime_param(request, "end_date", end_of_day=True),
+            status=choice_param(request, "status", STATUSES),
+        )
+        items, pagination = paginate_pages(request, rows)
+        reports = [
+            {
+                "message_id": r.message.id,
+                "phone": r.phone,
+                "status": r.status,
+                "sender_id": r.message.sender_id,
+                "sent_at": iso(r.sent_at),
+                "delivery_time": iso(r.delivered_at),
+                "error_code": r.error_code or None,
+                "cost": money(r.cost),
+                "currency": r.message.currency,
+                "created_at": iso(r.created_at),
+            }
+            for r in items
+        ]
+        return ok(
+            {"reports": reports, "pagination": pagination},
+            "Delivery reports retrieved successfully",
+        )
 
 
 class BalanceApi(ApiView):
@@ -23,8 +245,7 @@ class BalanceApi(ApiView):
         ),
     )
     def get(self, request: Request) -> Response:
-        assert isinstance(request.user, ApiPrincipal)
-        account = account_balance(account_id=request.user.account.pk)
+        account = account_balance(account_id=_account(request).pk)
         return ok(
             {
                 "balance": money(account.balance),
@@ -32,4 +253,147 @@ class BalanceApi(ApiView):
                 "last_updated": iso(account.balance_updated_at),
             },
             "Balance retrieved successfully",
+        )
+
+
+class CancelApi(ApiView):
+    @extend_schema(
+        summary="Cancel a scheduled message",
+        description="The message's cost is refunded. A message already queued cannot be "
+        "canceled (409 CONFLICT).",
+        tags=["SMS"],
+        request=None,
+        responses=envelope_responses(s.CancelOut, errors=[E.NOT_FOUND, E.CONFLICT]),
+    )
+    def post(self, request: Request, message_id: str) -> Response:
+        message, canceled, refund = message_cancel(
+            account=_account(request), message_id=message_id
+        )
+        return ok(
+            {
+                "message_id": message.id,
+                "status": "canceled",
+                "canceled": canceled,
+                "refunded": money(refund),
+                "currency": message.currency,
+            },
+            "Message canceled and refunded",
+        )
+
+
+class MessagesApi(ApiView):
+    @extend_schema(
+        summary="List messages",
+        tags=["SMS"],
+        parameters=[
+            OpenApiParameter("start_date", str, required=False),
+            OpenApiParameter("end_date", str, required=False),
+            OpenApiParameter("sender_id", str, required=False),
+            OpenApiParameter("phone", str, required=False),
+            OpenApiParameter("page", int, required=False),
+            OpenApiParameter("per_page", int, required=False),
+        ],
+        responses=envelope_responses(s.MessagesOut, errors=[E.VALIDATION_ERROR]),
+    )
+    def get(self, request: Request) -> Response:
+        from sms.phones import InvalidPhone, normalize_phone
+
+        phone = request.query_params.get("phone") or None
+        if phone:
+            try:
+                phone = normalize_phone(phone)
+            except InvalidPhone as exc:
+                from mifumo.api.errors import ApiError
+
+                raise ApiError(
+                    E.VALIDATION_ERROR, f"Invalid phone: {exc.reason}", {"phone": [exc.reason]}
+                ) from None
+        rows = selectors.messages_list(
+            account=_account(request),
+            start=datetime_param(request, "start_date"),
+            end=datetime_param(request, "end_date", end_of_day=True),
+            sender_id=request.query_params.get("sender_id") or None,
+            phone=phone,
+        )
+        items, pagination = paginate_pages(request, rows)
+        counts = selectors.message_status_counts(message_ids=[m.id for m in items])
+        return ok(
+            {
+                "messages": [_message_row(m, counts.get(m.id, {})) for m in items],
+                "pagination": pagination,
+            },
+            "Messages retrieved successfully",
+        )
+
+
+class MessageDetailApi(ApiView):
+    @extend_schema(
+        summary="Get a message",
+        tags=["SMS"],
+        responses=envelope_responses(s.MessageOut, errors=[E.NOT_FOUND]),
+    )
+    def get(self, request: Request, message_id: str) -> Response:
+        message = selectors.message_get(account=_account(request), message_id=message_id)
+        counts = selectors.message_status_counts(message_ids=[message.id]).get(message.id, {})
+        return ok(_message_row(message, counts), "Message retrieved successfully")
+
+
+class SenderIdsApi(ApiView):
+    @extend_schema(
+        summary="List sender IDs",
+        description="The platform default sender ID is approved for every account.",
+        tags=["Sender IDs"],
+        responses=envelope_responses(s.SenderIdsOut),
+    )
+    def get(self, request: Request) -> Response:
+        rows = [
+            {
+                "sender_id": settings.MIFUMO_DEFAULT_SENDER_ID,
+                "status": "approved",
+                "purpose": "Platform default",
+                "created_at": None,
+                "reviewed_at": None,
+            }
+        ]
+        for row in selectors.sender_ids_list(account=_account(request)):
+            rows.append(
+                {
+                    "sender_id": row["value"],
+                    "status": row["status"],
+                    "purpose": row["purpose"],
+                    "created_at": iso(row["created_at"]),
+                    "reviewed_at": iso(row["reviewed_at"]),
+                }
+            )
+        return ok({"sender_ids": rows}, "Sender IDs retrieved successfully")
+
+
+class SenderIdRequestApi(ApiView):
+    @extend_schema(
+        summary="Request a sender ID",
+        description="An operator reviews the request; it can be used once approved.",
+        tags=["Sender IDs"],
+        request=s.SenderIdRequestIn,
+        responses=envelope_responses(
+            s.SenderIdOut, status=201, errors=[E.VALIDATION_ERROR, E.CONFLICT]
+        ),
+    )
+    def post(self, request: Request) -> Response:
+        data = s.SenderIdRequestIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        sender = sender_id_request(
+            account=_account(request),
+            value=data.validated_data["sender_id"],
+            purpose=data.validated_data["purpose"],
+        )
+        return ok(
+            {
+                "sender_id": sender.value,
+                "status": sender.status,
+                "purpose": sender.purpose,
+                "created_at": iso(sender.created_at),
+                "reviewed_at": iso(sender.reviewed_at),
+            },
+            "Sender ID requested; it can be used once approved",
+            status=201,
         )

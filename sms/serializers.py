@@ -7,3 +7,141 @@ class BalanceOut(serializers.Serializer):
     balance = serializers.FloatField()
     currency = serializers.CharField()
     last_updated = serializers.DateTimeField()
+
+
+class SendIn(serializers.Serializer):
+    message = serializers.CharField(
+        allow_blank=True, trim_whitespace=False, max_length=10_000,
+        help_text="SMS text (max 160 characters unless the account's limit is raised)",
+    )
+    recipients = serializers.ListField(
+        child=serializers.JSONField(), required=False, default=list,
+        help_text="Phone numbers, E.164 (+255712345678) or local (0712345678)",
+    )
+    sender_id = serializers.CharField(
+        required=False, allow_null=True, allow_blank=True, max_length=20,
+        help_text='Approved sender ID (default "MIFUMO")',
+    )
+    schedule_time = serializers.JSONField(
+        required=False, allow_null=True,
+        help_text="ISO 8601 with a zone, up to 90 days ahead, e.g. 2024-01-01T10:00:00Z",
+    )
+    webhook_url = serializers.CharField(
+        required=False, allow_null=True, allow_blank=True, max_length=2000,
+        help_text="Receives message.sent / message.delivered / message.failed events",
+    )
+    segment_ids = serializers.ListField(
+        child=serializers.CharField(max_length=40), required=False, default=list,
+        help_text="Send to the members of these contact segments too",
+    )
+
+
+class SendOut(serializers.Serializer):
+    message_id = serializers.CharField()
+    recipients = serializers.ListField(child=serializers.CharField())
+    status = serializers.ChoiceField(choices=["queued", "scheduled"])
+    cost = serializers.FloatField()
+    currency = serializers.CharField()
+    segments = serializers.IntegerField()
+    encoding = serializers.ChoiceField(choices=["GSM-7", "UCS-2"])
+    sender_id = serializers.CharField()
+    schedule_time = serializers.DateTimeField(allow_null=True)
+    test = serializers.BooleanField()
+    skipped = serializers.ListField(child=serializers.DictField())
+    from_segments = serializers.DictField(child=serializers.IntegerField())
+
+
+class RecipientOut(serializers.Serializer):
+    phone = serializers.CharField()
+    status = serializers.CharField()
+    delivery_time = serializers.DateTimeField(allow_null=True)
+    sent_at = serializers.DateTimeField(allow_null=True)
+    error_code = serializers.CharField(allow_null=True)
+    error_message = serializers.CharField(allow_null=True)
+
+
+class PaginationOut(serializers.Serializer):
+    page = serializers.IntegerField()
+    per_page = serializers.IntegerField()
+    total = serializers.IntegerField()
+    pages = serializers.IntegerField()
+
+
+class StatusOut(serializers.Serializer):
+    message_id = serializers.CharField()
+    status = serializers.CharField()
+    delivery_time = serializers.DateTimeField(allow_null=True)
+    recipients = RecipientOut(many=True)
+    sender_id = serializers.CharField()
+    created_at = serializers.DateTimeField()
+    schedule_time = serializers.DateTimeField(allow_null=True)
+    segments = serializers.IntegerField()
+    encoding = serializers.CharField()
+    cost = serializers.FloatField()
+    currency = serializers.CharField()
+    recipient_count = serializers.IntegerField()
+    counts = serializers.DictField(child=serializers.IntegerField())
+    pagination = PaginationOut()
+
+
+class ReportRowOut(serializers.Serializer):
+    message_id = serializers.CharField()
+    phone = serializers.CharField()
+    status = serializers.CharField()
+    sender_id = serializers.CharField()
+    sent_at = serializers.DateTimeField(allow_null=True)
+    delivery_time = serializers.DateTimeField(allow_null=True)
+    error_code = serializers.CharField(allow_null=True)
+    cost = serializers.FloatField()
+    currency = serializers.CharField()
+    created_at = serializers.DateTimeField()
+
+
+class ReportsOut(serializers.Serializer):
+    reports = ReportRowOut(many=True)
+    pagination = PaginationOut()
+
+
+class MessageOut(serializers.Serializer):
+    message_id = serializers.CharField()
+    status = serializers.CharField()
+    text = serializers.CharField()
+    sender_id = serializers.CharField()
+    recipient_count = serializers.IntegerField()
+    segments = serializers.IntegerField()
+    encoding = serializers.CharField()
+    cost = serializers.FloatField()
+    currency = serializers.CharField()
+    schedule_time = serializers.DateTimeField(allow_null=True)
+    created_at = serializers.DateTimeField()
+    counts = serializers.DictField(child=serializers.IntegerField())
+
+
+class MessagesOut(serializers.Serializer):
+    messages = MessageOut(many=True)
+    pagination = PaginationOut()
+
+
+class CancelOut(serializers.Serializer):
+    message_id = serializers.CharField()
+    status = serializers.CharField()
+    canceled = serializers.IntegerField()
+    refunded = serializers.FloatField()
+    currency = serializers.CharField()
+
+
+class SenderIdOut(serializers.Serializer):
+    sender_id = serializers.CharField()
+    status = serializers.ChoiceField(choices=["pending", "approved", "rejected"])
+    purpose = serializers.CharField()
+    created_at = serializers.DateTimeField(allow_null=True)
+    reviewed_at = serializers.DateTimeField(allow_null=True)
+
+
+class SenderIdsOut(serializers.Serializer):
+    sender_ids = SenderIdOut(many=True)
+
+
+class SenderIdRequestIn(serializers.Serializer):
+    sender_id = serializers.CharField(max_length=20)
+    purpose = serializers.CharField(max_length=255, required=False, allow_blank=True, default="")

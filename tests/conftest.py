@@ -18,6 +18,9 @@ from django.core.cache import cache
 from integration.models import Account, Permission
 from integration.services import IssuedKey, account_create, api_key_create
 from mifumo.celery import app as celery_app
+from sms import pricing
+from sms.carriers import reset_carriers
+from sms.carriers.locmem import LocmemCarrier
 from tests.helpers import Api
 
 REQUIRE_SERVICES = os.environ.get("MIFUMO_REQUIRE_SERVICES") == "1"
@@ -42,11 +45,26 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 def _isolated(settings: Any) -> Iterator[None]:
     settings.MIFUMO_USAGE_LOG_FLUSH_SIZE = 1  # write usage rows inside the test's transaction
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-    celery_app.conf.task_always_eager = True
-    celery_app.conf.task_eager_propagates = True
+    settings.MIFUMO_CARRIERS = {
+        **settings.MIFUMO_CARRIERS,
+        "simulator": {**settings.MIFUMO_CARRIERS["simulator"], "DELIVERY_DELAY": 0},
+    }
+    celery_app.conf.update(CELERY_TASK_ALWAYS_EAGER=True, task_eager_propagates=True)
     cache.clear()
+    reset_carriers()
+    pricing.clear_cache()
+    LocmemCarrier.reset()
     yield
     cache.clear()
+    reset_carriers()
+    pricing.clear_cache()
+
+
+@pytest.fixture
+def locmem(settings: Any) -> type[LocmemCarrier]:
+    """Route live sends to the in-memory carrier; its outbox shows what was submitted."""
+    settings.MIFUMO_CARRIER = "locmem"
+    return LocmemCarrier
 
 
 @pytest.fixture

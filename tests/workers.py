@@ -103,7 +103,7 @@ def celery_worker_factory(tmp_path: Path, settings: Any) -> Iterator[Callable[..
     if not os.environ.get("REDIS_URL"):
         pytest.fail("celery_worker_factory needs REDIS_URL (mark the test with redis)")
     started: list[Process] = []
-    celery_app.conf.task_always_eager = False
+    celery_app.conf.update(CELERY_TASK_ALWAYS_EAGER=False)
     _purge_queues()
 
     def start(
@@ -128,7 +128,7 @@ def celery_worker_factory(tmp_path: Path, settings: Any) -> Iterator[Callable[..
     finally:
         for process in started:
             process.kill()
-        celery_app.conf.task_always_eager = True
+        celery_app.conf.update(CELERY_TASK_ALWAYS_EAGER=True)
         _purge_queues()
 
 

@@ -50,7 +50,9 @@ def to_api_error(exc: Exception, request_id: str | None = None) -> ApiError:
             details=str(exc.detail),
             headers={"WWW-Authenticate": 'Bearer realm="mifumo"'},
         )
-    if isinstance(exc, drf.PermissionDenied | DjangoPermissionDenied):
+    if isinstance(exc, drf.PermissionDenied):
+        return ApiError(ErrorCode.PERMISSION_DENIED, str(exc.detail))
+    if isinstance(exc, DjangoPermissionDenied):
         return ApiError(ErrorCode.PERMISSION_DENIED)
     if isinstance(exc, drf.NotFound | Http404):
         return ApiError(ErrorCode.NOT_FOUND)

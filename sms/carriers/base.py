@@ -183,6 +183,11 @@ class BaseCarrier:
     ) -> list[SubmitResult]:
         raise NotImplementedError(f"{type(self).__name__} must implement parse_recipient_status")
 
+    def after_recorded(self) -> None:
+        """Called by the dispatcher once the results of the last batch are stored; a carrier
+        that produces receipts itself (the simulator) releases them here, so a receipt can
+        never arrive before the submission it answers is on record."""
+
     def emit_receipts(self, receipts: Sequence[DeliveryReceipt]) -> None:
         if receipts:
             self.receipt_sink(receipts)

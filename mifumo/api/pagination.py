@@ -1,0 +1,78 @@
+"""Query parameters for paging and dates, with envelope errors instead of 500s."""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime, time
+from typing import Any
+
+from django.db.models import QuerySet
+from django.utils import timezone
+from django.utils.dateparse import parse_date, parse_datetime
+from rest_framework.request import Request
+
+from mifumo.api.errors import ApiError, ErrorCode
+
+
+def _bad(name: str, reason: str) -> ApiError:
+    return ApiError(ErrorCode.VALIDATION_ERROR, f"Invalid {name}: {reason}", {name: [reason]})
+
+
+def int_param(request: Request, name: str, default: int, *, minimum: int, maximum: int) -> int:
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise _bad(name, f"must be a whole number, got {raw[:40]!r}") from None
+    if value < minimum or value > maximum:
+        raise _bad(name, f"must be between {minimum} and {maximum}")
+    return value
+
+
+def datetime_param(request: Request, name: str, *, end_of_day: bool = False) -> datetime | None:
+    """ISO 8601 date or datetime; a date means its start (or end) in UTC; naive means UTC."""
+    raw = request.query_params.get(name)
+    if raw is None or raw.strip() == "":
+        return None
+    raw = raw.strip()
+    value: datetime | None = None
+    try:
+        day = parse_date(raw)  # a bare date; parse_datetime would read it as midnight
+        if day is not None:
+            value = datetime.combine(day, time.max if end_of_day else time.min)
+        else:
+            value = parse_datetime(raw)
+    except ValueError:
+        value = None
+    if value is None:
+        raise _bad(name, "must be ISO 8601, e.g. 2024-01-01 or 2024-01-01T00:00:00Z")
+    if timezone.is_naive(value):
+        value = value.replace(tzinfo=UTC)
+    return value
+
+
+def choice_param(request: Request, name: str, choices: list[str]) -> str | None:
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return None
+    if raw not in choices:
+        raise _bad(name, f"must be one of {', '.join(choices)}")
+    return raw
+
+
+def paginate_pages(
+    request: Request, rows: QuerySet[Any], *, default_per_page: int = 50, max_per_page: int = 100
+) -> tuple[list[Any], dict[str, int]]:
+    page = int_param(request, "page", 1, minimum=1, maximum=1_000_000)
+    per_page = int_param(request, "per_page", default_per_page, minimum=1, maximum=max_per_page)
+    total = rows.count()
+    start = (page - 1) * per_page
+    items = list(rows[start : start + per_page]) if start < total else []
+    return items, {
+        "page": page,
+        "per_page": per_page,
+        "total": total,
+        "pages": math.ceil(total / per_page) if total else 0,
+    }

@@ -1,0 +1,219 @@
+"""Delivery receipts: match each to the recipient's part, move recipients to a final state,
+signal the change. Receipts for ids we do not know yet (the receipt overtook the submit
+result) are returned so the caller can try them again a little later."""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+
+from sms.carriers.base import DeliveryReceipt, DeliveryStatus
+from sms.models import CarrierMessage, Message, Recipient
+from sms.signals import recipients_status_changed
+
+logger = logging.getLogger(__name__)
+S = Recipient.Status
+
+_FAILED_CODES = {
+    DeliveryStatus.UNDELIVERABLE: "UNDELIVERABLE",
+    DeliveryStatus.EXPIRED: "EXPIRED",
+    DeliveryStatus.REJECTED: "REJECTED",
+}
+_FAILED_TEXT = {
+    DeliveryStatus.UNDELIVERABLE: "The handset could not be reached",
+    DeliveryStatus.EXPIRED: "The message expired before it could be delivered",
+    DeliveryStatus.REJECTED: "The network rejected the message",
+}
+
+
+def receipt_to_dict(receipt: DeliveryReceipt) -> dict[str, Any]:
+    return {
+        "carrier": receipt.carrier,
+        "carrier_message_id": receipt.carrier_message_id,
+        "status": receipt.status.value,
+        "timestamp": receipt.timestamp.isoformat(),
+        "error_code": receipt.error_code,
+        "raw": {str(k): str(v) for k, v in receipt.raw.items()},
+    }
+
+
+def receipt_from_dict(data: dict[str, Any]) -> DeliveryReceipt:
+    timestamp = parse_datetime(str(data.get("timestamp", ""))) or timezone.now()
+    try:
+        status = DeliveryStatus(data.get("status"))
+    except ValueError:
+        status = DeliveryStatus.UNKNOWN
+    return DeliveryReceipt(
+        carrier=str(data["carrier"]),
+        carrier_message_id=str(data["carrier_message_id"]),
+        status=status,
+        timestamp=timestamp,
+        error_code=data.get("error_code"),
+        raw=data.get("raw") or {},
+    )
+
+
+def enqueue_receipts(receipts: Sequence[DeliveryReceipt]) -> None:
+    """The receipt sink carriers use: a task on the receipts queue, or inline when the
+    broker is unreachable, so a receipt is never dropped on the floor."""
+    from sms.tasks import ingest_receipts
+
+    payload = [receipt_to_dict(r) for r in receipts]
+    try:
+        ingest_receipts.delay(payload)
+    except Exception:  # noqa: BLE001
+        logger.warning("broker unavailable; ingesting %d receipts inline", len(payload))
+        receipts_ingest(receipts=receipts)
+
+
+@dataclass
+class IngestReport:
+    matched: int = 0
+    changed: int = 0
+    unknown: list[DeliveryReceipt] = field(default_factory=list)
+
+
+def _part_state(status: DeliveryStatus) -> str:
+    if status is DeliveryStatus.DELIVERED:
+        return S.DELIVERED
+    if status in _FAILED_CODES:
+        return S.FAILED
+    return ""
+
+
+def receipts_ingest(*, receipts: Sequence[DeliveryReceipt]) -> IngestReport:
+    report = IngestReport()
+    if not receipts:
+        return report
+    wanted: dict[tuple[str, str], DeliveryReceipt] = {
+        (r.carrier, r.carrier_message_id): r for r in receipts
+    }
+    with transaction.atomic():
+        parts = _parts_for(list(wanted))
+        found = {(p.carrier, p.carrier_message_id) for p in parts}
+        report.unknown = [r for key, r in wanted.items() if key not in found]
+        report.matched = len(parts)
+        for part in parts:
+            part.status = wanted[(part.carrier, part.carrier_message_id)].status.value
+        CarrierMessage.objects.bulk_update(parts, ["status"], batch_size=500)
+        outcome = _recipient_outcomes(parts, wanted)
+        report.changed = _apply(outcome)
+    return report
+
+
+def _parts_for(keys: list[tuple[str, str]]) -> list[CarrierMessage]:
+    by_carrier: dict[str, list[str]] = defaultdict(list)
+    for carrier, carrier_id in keys:
+        by_carrier[carrier].append(carrier_id)
+    parts: list[CarrierMessage] = []
+    for carrier, ids in by_carrier.items():
+        parts.extend(
+            CarrierMessage.objects.filter(carrier=carrier, carrier_message_id__in=ids).only(
+                "id", "carrier", "carrier_message_id", "recipient_id", "part", "status"
+            )
+        )
+    return parts
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    status: str
+    error_code: str
+    error_text: str
+    at: datetime
+
+
+def _recipient_outcomes(
+    parts: list[CarrierMessage], wanted: dict[tuple[str, str], DeliveryReceipt]
+) -> dict[int, _Outcome]:
+    """A recipient is delivered when every part is, and failed as soon as any part fails."""
+    outcomes: dict[int, _Outcome] = {}
+    receipt_of = {p.recipient_id: wanted[(p.carrier, p.carrier_message_id)] for p in parts}
+    multi = _multipart_states({p.recipient_id for p in parts}, parts)
+    for recipient_id, receipt in receipt_of.items():
+        states = multi.get(recipient_id)
+        if states is not None:
+            if S.FAILED in states:
+                failing = next(
+                    (wanted[(p.carrier, p.carrier_message_id)] for p in parts
+                     if p.recipient_id == recipient_id and p.status in _FAILED_CODES),
+                    receipt,
+                )
+                receipt = failing
+            elif any(state != S.DELIVERED for state in states):
+                continue
+        state = _part_state(receipt.status)
+        if not state:
+            continue
+        outcomes[recipient_id] = _Outcome(
+            status=state,
+            error_code=(receipt.error_code or _FAILED_CODES.get(receipt.status, ""))
+            if state == S.FAILED else "",
+            error_text=_FAILED_TEXT.get(receipt.status, "") if state == S.FAILED else "",
+            at=receipt.timestamp,
+        )
+    return outcomes
+
+
+def _multipart_states(recipient_ids: set[int], parts: list[CarrierMessage]) -> dict[int, list[str]]:
+    """Part states of recipients with more than one part, including parts not in this batch."""
+    rows = (
+        CarrierMessage.objects.filter(recipient_id__in=recipient_ids, part__gt=1)
+        .values_list("recipient_id", flat=True)
+        .distinct()
+    )
+    multi_ids = set(rows)
+    if not multi_ids:
+        return {}
+    fresh = {p.pk: p.status for p in parts}
+    states: dict[int, list[str]] = defaultdict(list)
+    for pk, recipient_id, status in CarrierMessage.objects.filter(
+        recipient_id__in=multi_ids
+    ).values_list("pk", "recipient_id", "status"):
+        raw = fresh.get(pk, status)
+        try:
+            states[recipient_id].append(_part_state(DeliveryStatus(raw)) if raw else "")
+        except ValueError:
+            states[recipient_id].append("")
+    return states
+
+
+def _apply(outcomes: dict[int, _Outcome]) -> int:
+    if not outcomes:
+        return 0
+    rows = list(
+        Recipient.objects.select_for_update()
+        .filter(id__in=list(outcomes), status__in=[S.SENT, S.SUBMITTING])
+        .only("id", "message_id", "status")
+    )
+    now = timezone.now()
+    groups: dict[tuple[str, str], list[int]] = defaultdict(list)
+    for row in rows:
+        outcome = outcomes[row.pk]
+        row.status = outcome.status
+        row.error_code = outcome.error_code
+        row.error_message = outcome.error_text
+        row.delivered_at = outcome.at if outcome.status == S.DELIVERED else None
+        row.updated_at = now
+        groups[(row.message_id, outcome.status)].append(row.pk)
+    Recipient.objects.bulk_update(
+        rows, ["status", "error_code", "error_message", "delivered_at", "updated_at"],
+        batch_size=500,
+    )
+    accounts = dict(
+        Message.objects.filter(pk__in={mid for mid, _ in groups}).values_list("id", "account_id")
+    )
+    for (message_id, status), ids in groups.items():
+        recipients_status_changed.send(
+            sender=Recipient, message_id=message_id, account_id=accounts[message_id],
+            status=status, recipient_ids=ids,
+        )
+    return len(rows)

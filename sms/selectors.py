@@ -1,0 +1,121 @@
+"""Reads for messages, recipients and delivery reports."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from django.db.models import Count, Max, QuerySet
+
+from integration.models import Account
+from mifumo.api.errors import ApiError, ErrorCode
+from sms.models import Message, Recipient, SenderId
+
+S = Recipient.Status
+IN_FLIGHT = {S.SUBMITTING, S.SENT}
+
+
+def derive_status(counts: dict[str, int]) -> str:
+    """The message's status from its recipients' (DESIGN.md, Message lifecycle)."""
+    total = sum(counts.values())
+    if total == 0:
+        return S.QUEUED
+    if counts.get(S.CANCELED, 0) == total:
+        return S.CANCELED
+    if counts.get(S.SCHEDULED, 0):
+        return S.SCHEDULED
+    if counts.get(S.QUEUED, 0):
+        return S.QUEUED
+    if counts.get(S.SUBMITTING, 0) or counts.get(S.SENT, 0):
+        return S.SENT
+    delivered = counts.get(S.DELIVERED, 0)
+    failed = counts.get(S.FAILED, 0)
+    if delivered == total - counts.get(S.CANCELED, 0):
+        return S.DELIVERED
+    if failed == total - counts.get(S.CANCELED, 0):
+        return S.FAILED
+    return "partially_delivered"
+
+
+def message_get(*, account: Account, message_id: str) -> Message:
+    message = Message.objects.filter(account=account, pk=message_id).first()
+    if message is None:
+        raise ApiError(ErrorCode.NOT_FOUND, "Message not found")
+    return message
+
+
+def message_status_counts(*, message_ids: Iterable[str]) -> dict[str, dict[str, int]]:
+    counts: dict[str, dict[str, int]] = defaultdict(dict)
+    rows = (
+        Recipient.objects.filter(message_id__in=list(message_ids))
+        .values_list("message_id", "status")
+        .annotate(n=Count("id"))
+        .order_by()
+    )
+    for message_id, status, n in rows:
+        counts[message_id][status] = n
+    return counts
+
+
+def message_delivery_time(*, message_id: str) -> datetime | None:
+    value: datetime | None = Recipient.objects.filter(
+        message_id=message_id, status=S.DELIVERED
+    ).aggregate(latest=Max("delivered_at"))["latest"]
+    return value
+
+
+def message_recipients(*, message: Message) -> QuerySet[Recipient]:
+    return Recipient.objects.filter(message=message).order_by("id")
+
+
+def delivery_reports(
+    *,
+    account: Account,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    status: str | None = None,
+) -> QuerySet[Recipient]:
+    rows = Recipient.objects.filter(account=account)
+    if start is not None:
+        rows = rows.filter(created_at__gte=start)
+    if end is not None:
+        rows = rows.filter(created_at__lte=end)
+    if status:
+        rows = rows.filter(status=status)
+    return rows.select_related("message").only(
+        "id", "phone", "status", "cost", "sent_at", "delivered_at", "error_code",
+        "error_message", "created_at", "message__id", "message__sender_id",
+        "message__currency",
+    ).order_by("-created_at", "-id")
+
+
+def messages_list(
+    *,
+    account: Account,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    sender_id: str | None = None,
+    phone: str | None = None,
+) -> QuerySet[Message]:
+    rows = Message.objects.filter(account=account)
+    if start is not None:
+        rows = rows.filter(created_at__gte=start)
+    if end is not None:
+        rows = rows.filter(created_at__lte=end)
+    if sender_id:
+        rows = rows.filter(sender_id=sender_id)
+    if phone:
+        rows = rows.filter(
+            id__in=Recipient.objects.filter(account=account, phone=phone).values("message_id")
+        )
+    return rows.order_by("-created_at", "-id")
+
+
+def sender_ids_list(*, account: Account) -> list[dict[str, Any]]:
+    return list(
+        SenderId.objects.filter(account=account)
+        .order_by("value")
+        .values("value", "status", "purpose", "created_at", "reviewed_at")
+    )

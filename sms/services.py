@@ -1,0 +1,304 @@
+"""Sending: validate, price, charge and store a message in one transaction, then hand it
+to the dispatcher after commit."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+
+from integration.models import Account, ApiKey
+from integration.services import account_debit, account_refund
+from mifumo.api.errors import ApiError, ErrorCode
+from mifumo.api.fields import iso
+from mifumo.db import atomic_unless_nested
+from mifumo.ids import new_id
+from sms import encoding
+from sms.models import Message, Recipient
+from sms.phones import parse_phones
+from sms.pricing import price_phones
+from sms.sender_ids import sender_id_format_error, sender_id_is_approved
+
+ZERO = Decimal("0.00")
+INSERT_BATCH = 2000
+
+
+@dataclass
+class SendResult:
+    message: Message
+    recipients: list[str]
+    status: str
+    skipped: list[dict[str, str]] = field(default_factory=list)
+    from_segments: dict[str, int] = field(default_factory=dict)
+
+
+def parse_schedule_time(raw: object) -> datetime | None:
+    """ISO 8601 with a zone, in the future, at most MIFUMO_MAX_SCHEDULE_DAYS ahead."""
+    if raw is None or raw == "":
+        return None
+    if not isinstance(raw, str):
+        raise ApiError(
+            ErrorCode.INVALID_SCHEDULE_TIME,
+            "schedule_time must be an ISO 8601 string such as 2024-01-01T10:00:00Z",
+            {"schedule_time": str(raw)},
+        )
+    try:
+        value = parse_datetime(raw.strip())
+    except ValueError:
+        value = None
+    if value is None:
+        raise ApiError(
+            ErrorCode.INVALID_SCHEDULE_TIME,
+            "schedule_time is not an ISO 8601 date and time",
+            {"schedule_time": raw},
+        )
+    if value.tzinfo is None:
+        raise ApiError(
+            ErrorCode.INVALID_SCHEDULE_TIME,
+            "schedule_time needs a time zone, for example 2024-01-01T10:00:00Z or +03:00",
+            {"schedule_time": raw},
+        )
+    now = timezone.now()
+    if value <= now:
+        raise ApiError(
+            ErrorCode.INVALID_SCHEDULE_TIME,
+            "schedule_time is in the past",
+            {"schedule_time": raw, "now": iso(now)},
+        )
+    limit = now + timedelta(days=settings.MIFUMO_MAX_SCHEDULE_DAYS)
+    if value > limit:
+        raise ApiError(
+            ErrorCode.INVALID_SCHEDULE_TIME,
+            f"schedule_time is more than {settings.MIFUMO_MAX_SCHEDULE_DAYS} days ahead",
+            {"schedule_time": raw, "latest": iso(limit)},
+        )
+    return value
+
+
+def _check_text(text: str, account: Account) -> encoding.TextInfo:
+    info = encoding.analyze(text)
+    limit = account.message_length_limit
+    if info.length > limit:
+        raise ApiError(
+            ErrorCode.MESSAGE_TOO_LONG,
+            f"The message is {info.length} characters; the limit is {limit}",
+            {
+                "length": info.length,
+                "limit": limit,
+                "encoding": info.encoding,
+                "segments": info.segments,
+            },
+        )
+    return info
+
+
+def _check_sender(sender_id: str, account: Account) -> None:
+    problem = sender_id_format_error(sender_id)
+    if problem:
+        raise ApiError(ErrorCode.INVALID_SENDER_ID, problem, {"sender_id": sender_id})
+    if not sender_id_is_approved(account=account, value=sender_id):
+        raise ApiError(
+            ErrorCode.INVALID_SENDER_ID,
+            f"Sender ID {sender_id} is not approved for this account",
+            {"sender_id": sender_id},
+        )
+
+
+def _check_count(count: int) -> None:
+    limit = settings.MIFUMO_MAX_RECIPIENTS
+    if count > limit:
+        raise ApiError(
+            ErrorCode.TOO_MANY_RECIPIENTS,
+            f"{count} recipients; at most {limit} per request",
+            {"count": count, "limit": limit},
+        )
+
+
+def _resolve_recipients(
+    *, account: Account, raw_recipients: Sequence[object], segment_ids: Sequence[str]
+) -> tuple[list[str], dict[str, int]]:
+    _check_count(len(raw_recipients))
+    parsed = parse_phones(raw_recipients)
+    if parsed.invalid:
+        raise ApiError(
+            ErrorCode.INVALID_PHONE,
+            f"{len(parsed.invalid)} recipient(s) are not valid mobile numbers",
+            {"invalid": parsed.invalid},
+        )
+    phones = dict.fromkeys(parsed.valid)
+    from_segments: dict[str, int] = {}
+    if segment_ids:
+        from segments.selectors import segment_member_phones
+
+        members = segment_member_phones(account=account, segment_ids=list(segment_ids))
+        for segment_id, segment_phones in members.items():
+            before = len(phones)
+            phones.update(dict.fromkeys(segment_phones))
+            from_segments[segment_id] = len(phones) - before
+    return list(phones), from_segments
+
+
+def _drop_opted_out(account: Account, phones: list[str]) -> tuple[list[str], list[dict[str, str]]]:
+    from contacts.selectors import opted_out_phones
+
+    opted_out = opted_out_phones(account=account, phones=phones)
+    if not opted_out:
+        return phones, []
+    kept = [p for p in phones if p not in opted_out]
+    skipped = [{"phone": p, "reason": "opted_out"} for p in phones if p in opted_out]
+    if not kept:
+        raise ApiError(
+            ErrorCode.OPTED_OUT,
+            "Every recipient has opted out of messages from this account",
+            {"skipped": skipped},
+        )
+    return kept, skipped
+
+
+def message_send(
+    *,
+    account: Account,
+    text: str,
+    recipients: Sequence[object] = (),
+    segment_ids: Sequence[str] = (),
+    sender_id: str | None = None,
+    schedule_time: object = None,
+    webhook_url: str | None = None,
+    api_key: ApiKey | None = None,
+    source: str = Message.Source.API,
+) -> SendResult:
+    if not text or not text.strip():
+        raise ApiError(
+            ErrorCode.VALIDATION_ERROR, "The message is empty", {"message": ["must not be blank"]}
+        )
+    if not recipients and not segment_ids:
+        raise ApiError(
+            ErrorCode.VALIDATION_ERROR,
+            "Give recipients, segment_ids or both",
+            {"recipients": ["at least one recipient is required"]},
+        )
+    info = _check_text(text, account)
+    sender = (sender_id or settings.MIFUMO_DEFAULT_SENDER_ID).strip()
+    _check_sender(sender, account)
+    when = parse_schedule_time(schedule_time)
+    if webhook_url:
+        from webhooks.security import validate_webhook_url
+
+        webhook_url = validate_webhook_url(webhook_url)
+    phones, from_segments = _resolve_recipients(
+        account=account, raw_recipients=recipients, segment_ids=segment_ids
+    )
+    _check_count(len(phones))
+    if not phones:
+        raise ApiError(
+            ErrorCode.VALIDATION_ERROR,
+            "The segments have no members and no recipients were given",
+            {"recipients": ["no recipients"]},
+        )
+    phones, skipped = _drop_opted_out(account, phones)
+    quote = price_phones(phones)
+    if quote.unsupported:
+        raise ApiError(
+            ErrorCode.UNSUPPORTED_DESTINATION,
+            f"No route covers {len(quote.unsupported)} recipient(s)",
+            {"unsupported": quote.unsupported},
+        )
+    is_test = bool(api_key and api_key.is_test)
+    per_part = {p: (ZERO if is_test else quote.prices[p] * info.segments) for p in phones}
+    cost = sum(per_part.values(), ZERO)
+    status = Recipient.Status.SCHEDULED if when else Recipient.Status.QUEUED
+    now = timezone.now()
+    message = Message(
+        id=new_id("msg"),
+        account=account,
+        api_key=api_key,
+        source=source,
+        text=text,
+        sender_id=sender,
+        encoding=info.encoding,
+        segments=info.segments,
+        recipient_count=len(phones),
+        cost=cost,
+        currency=account.currency,
+        is_test=is_test,
+        schedule_time=when,
+        webhook_url=webhook_url or "",
+        created_at=now,
+    )
+    with atomic_unless_nested():
+        if cost > 0:
+            account_debit(
+                account_id=account.pk,
+                amount=cost,
+                reference=message.id,
+                note=f"{len(phones)} recipients x {info.segments} parts",
+            )
+        message.save(force_insert=True)
+        Recipient.objects.bulk_create(
+            (
+                Recipient(
+                    message_id=message.id,
+                    account_id=account.pk,
+                    created_at=now,
+                    updated_at=now,
+                    phone=phone,
+                    status=status,
+                    cost=per_part[phone],
+                )
+                for phone in phones
+            ),
+            batch_size=INSERT_BATCH,
+        )
+        if not when:
+            transaction.on_commit(lambda: _enqueue_dispatch(message.id))
+    return SendResult(
+        message=message,
+        recipients=phones,
+        status=status,
+        skipped=skipped,
+        from_segments=from_segments,
+    )
+
+
+def _enqueue_dispatch(message_id: str) -> None:
+    from sms.tasks import dispatch_message
+
+    try:
+        dispatch_message.delay(message_id)
+    except Exception:  # noqa: BLE001 - the sweep picks it up when the broker is back
+        import logging
+
+        logging.getLogger(__name__).warning(
+            "broker unavailable; %s will be dispatched by the sweep", message_id, exc_info=True
+        )
+
+
+def message_cancel(*, account: Account, message_id: str) -> tuple[Message, int, Decimal]:
+    """Cancel a scheduled message and refund it. Anything already queued -> CONFLICT."""
+    with transaction.atomic():
+        # The message row lock orders this against the scheduler releasing the message.
+        message = Message.objects.select_for_update().filter(account=account, pk=message_id).first()
+        if message is None:
+            raise ApiError(ErrorCode.NOT_FOUND, "Message not found")
+        rows = Recipient.objects.filter(message=message, status=Recipient.Status.SCHEDULED)
+        refund = sum(rows.values_list("cost", flat=True), ZERO)
+        canceled = rows.update(status=Recipient.Status.CANCELED, updated_at=timezone.now())
+        if not canceled:
+            raise ApiError(
+                ErrorCode.CONFLICT,
+                "Only a scheduled message can be canceled; this one is already on its way",
+                {"message_id": message.id},
+            )
+        message.canceled_at = timezone.now()
+        message.save(update_fields=["canceled_at"])
+        if refund > 0:
+            account_refund(
+                account_id=account.pk, amount=refund, reference=message.id, note="canceled"
+            )
+    return message, canceled, refund

@@ -1,0 +1,60 @@
+"""Celery tasks: thin wrappers over the dispatch and receipt services."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from celery import shared_task
+
+from sms import dispatch
+from sms.receipts import receipt_from_dict, receipt_to_dict, receipts_ingest
+
+logger = logging.getLogger(__name__)
+
+UNKNOWN_RECEIPT_RETRIES = 5
+
+
+@shared_task(bind=True, max_retries=None, acks_late=True)
+def dispatch_message(self: Any, message_id: str) -> int:
+    report = dispatch.message_dispatch(message_id=message_id)
+    if report.retry_in is not None:
+        # Exponential backoff for temporary carrier trouble, capped at ten minutes.
+        delay = min(report.retry_in * (2 ** min(self.request.retries, 7)), 600)
+        raise self.retry(countdown=delay)
+    return report.submitted
+
+
+@shared_task
+def dispatch_due() -> int:
+    released = dispatch.release_due_messages()
+    for message_id in released:
+        dispatch_message.delay(message_id)
+    return len(released)
+
+
+@shared_task
+def sweep_stuck() -> int:
+    stuck = dispatch.stuck_messages()
+    for message_id in stuck:
+        dispatch_message.delay(message_id)
+    dispatch.expire_unconfirmed()
+    return len(stuck)
+
+
+@shared_task(bind=True, acks_late=True)
+def ingest_receipts(self: Any, receipts: list[dict[str, Any]], attempt: int = 0) -> int:
+    report = receipts_ingest(receipts=[receipt_from_dict(r) for r in receipts])
+    if report.unknown:
+        if attempt < UNKNOWN_RECEIPT_RETRIES:
+            ingest_receipts.apply_async(
+                args=([receipt_to_dict(r) for r in report.unknown], attempt + 1),
+                countdown=2 ** attempt,
+            )
+        else:
+            logger.warning(
+                "dropping %d receipts that match no message: %s",
+                len(report.unknown),
+                [r.carrier_message_id for r in report.unknown[:20]],
+            )
+    return report.changed

@@ -1,0 +1,68 @@
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+from django.utils import timezone
+
+from integration.models import LedgerEntry
+from sms import dispatch
+from sms.models import Recipient
+from sms.services import message_send
+from tests.helpers import assert_envelope
+
+TZ = "+255712345678"
+
+
+def scheduled(account, minutes=30, phones=(TZ, "+255754000111")):
+    when = (timezone.now() + timedelta(minutes=minutes)).isoformat()
+    return message_send(account=account, text="later", recipients=list(phones),
+                        schedule_time=when).message
+
+
+@pytest.mark.django_db
+def test_cancel_refunds_a_scheduled_message(api, alice):
+    message = scheduled(alice)
+    alice.refresh_from_db()
+    assert alice.balance == Decimal("4980.00")
+    body = assert_envelope(api.post(f"sms/{message.id}/cancel/"), 200)
+    assert body["data"] == {"message_id": message.id, "status": "canceled", "canceled": 2,
+                            "refunded": 20.0, "currency": "TZS"}
+    alice.refresh_from_db()
+    assert alice.balance == Decimal("5000.00")
+    assert LedgerEntry.objects.get(account=alice, kind="refund").reference == message.id
+    status = api.get(f"sms/status/{message.id}/").json()["data"]
+    assert status["status"] == "canceled"
+
+
+@pytest.mark.django_db
+def test_cancel_twice_or_after_queueing_is_a_conflict(api, alice):
+    message = scheduled(alice)
+    assert_envelope(api.post(f"sms/{message.id}/cancel/"), 200)
+    assert_envelope(api.post(f"sms/{message.id}/cancel/"), 409, "CONFLICT")
+    now_message = message_send(account=alice, text="now", recipients=[TZ]).message
+    assert_envelope(api.post(f"sms/{now_message.id}/cancel/"), 409, "CONFLICT")
+    alice.refresh_from_db()
+    assert alice.balance == Decimal("4990.00")
+
+
+@pytest.mark.django_db
+def test_release_moves_only_due_messages(alice):
+    soon = scheduled(alice, minutes=1)
+    later = scheduled(alice, minutes=60)
+    assert dispatch.release_due_messages() == []
+    assert dispatch.release_due_messages(now=timezone.now() + timedelta(minutes=2)) == [soon.id]
+    assert set(Recipient.objects.filter(message=soon).values_list("status", flat=True)) == {
+        "queued"
+    }
+    assert set(Recipient.objects.filter(message=later).values_list("status", flat=True)) == {
+        "scheduled"
+    }
+    # Released once: a second pass finds nothing.
+    assert dispatch.release_due_messages(now=timezone.now() + timedelta(minutes=2)) == []
+
+
+@pytest.mark.django_db
+def test_canceled_messages_are_never_released(api, alice):
+    message = scheduled(alice, minutes=1)
+    api.post(f"sms/{message.id}/cancel/")
+    assert dispatch.release_due_messages(now=timezone.now() + timedelta(minutes=5)) == []

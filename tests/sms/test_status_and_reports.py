@@ -1,0 +1,184 @@
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from sms import dispatch
+from sms.models import Recipient
+from sms.selectors import derive_status
+from sms.services import message_send
+from tests.helpers import assert_envelope
+
+TZ = "+255712345678"
+
+
+def sent_and_delivered(account, phones, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        return message_send(account=account, text="Habari", recipients=phones).message
+
+
+@pytest.mark.django_db
+def test_status_of_a_delivered_message_matches_the_guide(api, alice,
+                                                         django_capture_on_commit_callbacks):
+    message = sent_and_delivered(alice, [TZ], django_capture_on_commit_callbacks)
+    body = assert_envelope(api.get(f"sms/status/{message.id}/"), 200)
+    assert body["message"] == "Message status retrieved successfully"
+    data = body["data"]
+    assert data["message_id"] == message.id and data["status"] == "delivered"
+    assert data["delivery_time"].endswith("Z")
+    assert data["recipients"] == [
+        {
+            "phone": TZ,
+            "status": "delivered",
+            "delivery_time": data["delivery_time"],
+            "sent_at": data["recipients"][0]["sent_at"],
+            "error_code": None,
+            "error_message": None,
+        }
+    ]
+    assert data["sender_id"] == "MIFUMO" and data["cost"] == 10.0 and data["currency"] == "TZS"
+    assert data["segments"] == 1 and data["counts"] == {"delivered": 1}
+    assert data["pagination"] == {"page": 1, "per_page": 100, "total": 1, "pages": 1}
+
+
+@pytest.mark.django_db
+def test_status_shows_failures_with_their_codes(api, alice, django_capture_on_commit_callbacks):
+    message = sent_and_delivered(alice, [TZ, "+255712340001"], django_capture_on_commit_callbacks)
+    data = api.get(f"sms/status/{message.id}/").json()["data"]
+    assert data["status"] == "partially_delivered"
+    failed = next(r for r in data["recipients"] if r["status"] == "failed")
+    assert failed["error_code"] == "UNDELIVERABLE" and failed["error_message"]
+
+
+@pytest.mark.django_db
+def test_status_of_another_accounts_message_is_404(api, bob, django_capture_on_commit_callbacks):
+    message = sent_and_delivered(bob, [TZ], django_capture_on_commit_callbacks)
+    assert_envelope(api.get(f"sms/status/{message.id}/"), 404, "NOT_FOUND")
+    assert_envelope(api.get("sms/status/msg_01ARZ3NDEKTSV4RRFFQ69G5FAV/"), 404, "NOT_FOUND")
+
+
+@pytest.mark.django_db
+def test_status_paginates_recipients_with_counts(api, alice):
+    phones = [f"+2557120000{i:02d}" for i in range(25)]
+    message = message_send(account=alice, text="hi", recipients=phones).message
+    data = api.get(f"sms/status/{message.id}/", {"page": 3, "per_page": 10}).json()["data"]
+    assert len(data["recipients"]) == 5
+    assert data["pagination"] == {"page": 3, "per_page": 10, "total": 25, "pages": 3}
+    assert data["counts"] == {"queued": 25} and data["status"] == "queued"
+    assert_envelope(api.get(f"sms/status/{message.id}/", {"per_page": 0}), 400,
+                    "VALIDATION_ERROR")
+
+
+@pytest.mark.parametrize(
+    ("counts", "expected"),
+    [
+        ({"scheduled": 2}, "scheduled"),
+        ({"queued": 1, "sent": 1}, "queued"),
+        ({"submitting": 1, "delivered": 1}, "sent"),
+        ({"sent": 2}, "sent"),
+        ({"delivered": 2}, "delivered"),
+        ({"failed": 2}, "failed"),
+        ({"delivered": 1, "failed": 1}, "partially_delivered"),
+        ({"canceled": 3}, "canceled"),
+    ],
+)
+def test_message_status_is_derived_from_recipients(counts, expected):
+    assert derive_status(counts) == expected
+
+
+def make_history(account):
+    """Three messages at known times with known recipient states."""
+    base = timezone.now() - timedelta(days=10)
+    ids = []
+    for day, phones in ((0, [TZ]), (2, [TZ, "+255754000111"]), (4, ["+255689000222"])):
+        message = message_send(account=account, text="hi", recipients=phones).message
+        Recipient.objects.filter(message=message).update(created_at=base + timedelta(days=day))
+        ids.append(message.id)
+    Recipient.objects.filter(message_id=ids[1], phone=TZ).update(status="delivered")
+    Recipient.objects.filter(message_id=ids[2]).update(status="failed", error_code="EXPIRED")
+    return base, ids
+
+
+@pytest.mark.django_db
+def test_delivery_reports_are_one_row_per_recipient_newest_first(api, alice, bob):
+    base, ids = make_history(alice)
+    make_history(bob)
+    body = assert_envelope(api.get("sms/delivery-reports/"), 200)
+    rows = body["data"]["reports"]
+    assert [r["message_id"] for r in rows] == [ids[2], ids[1], ids[1], ids[0]]
+    assert body["data"]["pagination"] == {"page": 1, "per_page": 50, "total": 4, "pages": 1}
+    assert set(rows[0]) == {"message_id", "phone", "status", "sender_id", "sent_at",
+                            "delivery_time", "error_code", "cost", "currency", "created_at"}
+    assert rows[0]["error_code"] == "EXPIRED" and rows[0]["cost"] == 10.0
+
+
+@pytest.mark.django_db
+def test_delivery_reports_filter_by_status_and_dates(api, alice):
+    base, ids = make_history(alice)
+    delivered = api.get("sms/delivery-reports/", {"status": "delivered"}).json()["data"]
+    assert [(r["message_id"], r["phone"]) for r in delivered["reports"]] == [(ids[1], TZ)]
+    start = (base + timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    end = (base + timedelta(days=3)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    window = api.get("sms/delivery-reports/", {"start_date": start, "end_date": end}).json()
+    assert {r["message_id"] for r in window["data"]["reports"]} == {ids[1]}
+    day = (base + timedelta(days=4)).date().isoformat()
+    by_day = api.get("sms/delivery-reports/", {"start_date": day, "end_date": day}).json()
+    assert {r["message_id"] for r in by_day["data"]["reports"]} == {ids[2]}
+
+
+@pytest.mark.django_db
+def test_delivery_reports_pagination_edges(api, alice):
+    make_history(alice)
+    page = api.get("sms/delivery-reports/", {"per_page": 3, "page": 2}).json()["data"]
+    assert len(page["reports"]) == 1
+    assert page["pagination"] == {"page": 2, "per_page": 3, "total": 4, "pages": 2}
+    beyond = api.get("sms/delivery-reports/", {"per_page": 3, "page": 9}).json()["data"]
+    assert beyond["reports"] == [] and beyond["pagination"]["total"] == 4
+    assert api.get("sms/delivery-reports/", {"per_page": 100}).status_code == 200
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"status": "lost"},
+        {"start_date": "yesterday"},
+        {"end_date": "2024-13-45"},
+        {"page": "0"},
+        {"page": "x"},
+        {"per_page": "101"},
+        {"per_page": "-5"},
+    ],
+)
+def test_bad_report_filters_are_400_never_500(api, alice, params):
+    body = assert_envelope(api.get("sms/delivery-reports/", params), 400, "VALIDATION_ERROR")
+    assert set(body["details"]) == set(params)
+
+
+@pytest.mark.django_db
+def test_messages_list_and_detail(api, alice, bob):
+    base, ids = make_history(alice)
+    make_history(bob)
+    body = assert_envelope(api.get("sms/messages/"), 200)
+    assert [m["message_id"] for m in body["data"]["messages"]] == ids[::-1]
+    assert body["data"]["messages"][0]["status"] == "failed"
+    by_phone = api.get("sms/messages/", {"phone": "0754000111"}).json()["data"]["messages"]
+    assert [m["message_id"] for m in by_phone] == [ids[1]]
+    assert_envelope(api.get("sms/messages/", {"phone": "12"}), 400, "VALIDATION_ERROR")
+    detail = assert_envelope(api.get(f"sms/messages/{ids[1]}/"), 200)["data"]
+    assert detail["counts"] == {"delivered": 1, "queued": 1} and detail["text"] == "hi"
+
+
+@pytest.mark.django_db
+def test_message_detail_of_another_account_is_404(api, bob):
+    message = message_send(account=bob, text="hi", recipients=[TZ]).message
+    assert_envelope(api.get(f"sms/messages/{message.id}/"), 404, "NOT_FOUND")
+    assert_envelope(api.post(f"sms/{message.id}/cancel/"), 404, "NOT_FOUND")
+
+
+@pytest.mark.django_db
+def test_dispatched_report_rows_carry_sent_at(api, alice, locmem):
+    message = message_send(account=alice, text="hi", recipients=[TZ]).message
+    dispatch.message_dispatch(message_id=message.id)
+    row = api.get("sms/delivery-reports/").json()["data"]["reports"][0]
+    assert row["status"] == "sent" and row["sent_at"].endswith("Z")
