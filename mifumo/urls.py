@@ -19,6 +19,7 @@ urlpatterns = [
     path("readyz", views.readyz, name="readyz"),
     path("admin/", admin.site.urls),
     path("api/integration/v1/", include(api_v1)),
+    path("api/integration/carriers/", include("sms.carriers.urls")),
     path(
         "api/integration/documentation/",
         SpectacularSwaggerView.as_view(url_name="schema"),

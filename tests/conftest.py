@@ -19,9 +19,12 @@ from integration.models import Account, Permission
 from integration.services import IssuedKey, account_create, api_key_create
 from mifumo.celery import app as celery_app
 from sms import pricing
+from sms.models import PriceRule
 from sms.carriers import reset_carriers
 from sms.carriers.locmem import LocmemCarrier
 from tests.helpers import Api
+
+pytest_plugins = ["tests.workers"]
 
 REQUIRE_SERVICES = os.environ.get("MIFUMO_REQUIRE_SERVICES") == "1"
 
@@ -58,6 +61,21 @@ def _isolated(settings: Any) -> Iterator[None]:
     cache.clear()
     reset_carriers()
     pricing.clear_cache()
+
+
+@pytest.fixture(autouse=True)
+def _default_price_rule(request: pytest.FixtureRequest) -> None:
+    """Transactional tests flush every table, data migrations included; put back the rule
+    every installation starts with."""
+    uses_db = request.node.get_closest_marker("django_db") or {
+        "db", "transactional_db"
+    } & set(request.fixturenames)
+    if uses_db:
+        request.getfixturevalue("db" if "transactional_db" not in request.fixturenames
+                                else "transactional_db")
+        PriceRule.objects.get_or_create(
+            country_code="255", prefix="", defaults={"price_per_segment": Decimal("10.00")}
+        )
 
 
 @pytest.fixture

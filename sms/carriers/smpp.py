@@ -28,6 +28,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import logging
+import os
 import queue
 import random
 import re
@@ -100,6 +101,7 @@ HEADER = struct.Struct(">LLLL")
 MAX_PDU_LENGTH = 64 * 1024
 MAX_PARTS = 255  # a concatenation header counts parts in one octet
 READ_TICK = 0.25  # how often the session thread looks at timers while the link is quiet
+UNBIND_GRACE = 1.0  # an SMSC that never answers unbind must not hold up shutdown
 
 MESSAGE_STATES = {
     1: DeliveryStatus.ENROUTE,
@@ -502,10 +504,6 @@ class _Part:
     message_id: str | None = None
     error: tuple[str, str, bool] | None = None  # code, message, permanent
 
-    @property
-    def settled(self) -> bool:
-        return self.message_id is not None or self.error is not None
-
 
 @dataclass(eq=False)
 class _Job:
@@ -586,11 +584,12 @@ class _Session:
         self.sock = sock
         self.pending: dict[int, _Part] = {}
         self.alive = True
-        self.unbound = threading.Event()
+        self.ended = threading.Event()  # unbind answered, or the connection is gone
         self.last_rx = time.monotonic()
         self.enquire_sent_at: float | None = None
         self._write_lock = threading.Lock()
         self._sequence_lock = threading.Lock()
+        self._state_lock = threading.Lock()
         self._sequence = 0
         self._buffer = bytearray()
 
@@ -618,9 +617,10 @@ class _Session:
         return self.send(encode_pdu(command, sequence, status=status))
 
     def abort(self, reason: str) -> None:
-        if self.alive:
+        with self._state_lock:
+            was_alive, self.alive = self.alive, False
+        if was_alive:
             logger.info("SMPP session ends: %s", reason)
-        self.alive = False
         with contextlib.suppress(OSError):
             self.sock.shutdown(socket.SHUT_RDWR)
 
@@ -674,22 +674,44 @@ def _close_open_carriers() -> None:
             logger.exception("closing SMPP carrier %s at exit failed", carrier.name)
 
 
+def _forget_sessions_after_fork() -> None:
+    for carrier in list(_open_carriers):
+        carrier._forget_after_fork()
+    _open_carriers.clear()
+
+
+os.register_at_fork(after_in_child=_forget_sessions_after_fork)
+
+
 class SmppCarrier(BaseCarrier):
     carrier_name = "smpp"
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        self._config: SmppConfig | None = None
+        self._reset()
+
+    def _reset(self) -> None:
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
         self._lifecycle = threading.Lock()
         self._closing = threading.Event()
-        self._config: SmppConfig | None = None
         self._session: _Session | None = None
         self._supervisor: threading.Thread | None = None
         self._receipt_worker: _ReceiptWorker | None = None
         self._bind_error: CarrierError | None = None
         self._reference = random.randrange(0x10000)
         self._pause_until = 0.0
+
+    def _forget_after_fork(self) -> None:
+        """In a forked child: the parent's socket is here but none of its threads are. Close
+        only this process's copy of the socket (a shutdown would cut the parent's session)
+        and start afresh; the next batch binds a session of the child's own."""
+        session = self._session
+        if session is not None:
+            with contextlib.suppress(OSError):
+                session.sock.close()
+        self._reset()
 
     @property
     def config(self) -> SmppConfig:
@@ -708,13 +730,18 @@ class SmppCarrier(BaseCarrier):
         with self._lifecycle:
             if self._supervisor is not None:
                 return
-            self._closing.clear()
+            # A fresh event per opening: a session thread that outlived the last close() keeps
+            # the old, set one and cannot be revived by this opening.
+            self._closing = closing = threading.Event()
             session = self._connect()
             self._receipt_worker = _ReceiptWorker(self)
             with self._lock:
                 self._session = session
             self._supervisor = threading.Thread(
-                target=self._supervise, args=(session,), name=f"smpp-{self.name}", daemon=True
+                target=self._supervise,
+                args=(session, closing),
+                name=f"smpp-{self.name}",
+                daemon=True,
             )
             self._supervisor.start()
             _open_carriers.add(self)
@@ -749,7 +776,7 @@ class SmppCarrier(BaseCarrier):
 
     def _unbind(self, session: _Session) -> None:
         if session.request("unbind"):
-            session.unbound.wait(min(self.config.submit_timeout, 5.0))
+            session.ended.wait(min(self.config.submit_timeout, UNBIND_GRACE))
         session.abort("closed")
 
     # -- connecting ------------------------------------------------------------------------
@@ -811,16 +838,15 @@ class SmppCarrier(BaseCarrier):
                     session.respond("enquire_link_resp", seq)
         raise CarrierError("no bind_transceiver_resp from SMSC", code="SMPP_BIND_TIMEOUT")
 
-    def _supervise(self, session: _Session | None) -> None:
-        initial, maximum = self.config.reconnect_backoff
+    def _supervise(self, session: _Session | None, closing: threading.Event) -> None:
         while session is not None:
             self._serve(session)
             self._session_lost(session)
-            session = self._reconnect(initial, maximum)
+            session = self._reconnect(closing)
 
-    def _reconnect(self, initial: float, maximum: float) -> _Session | None:
-        delay = initial
-        while not self._closing.wait(delay * random.uniform(0.8, 1.2)):
+    def _reconnect(self, closing: threading.Event) -> _Session | None:
+        delay, maximum = self.config.reconnect_backoff
+        while not closing.wait(delay * random.uniform(0.8, 1.2)):
             try:
                 session = self._connect()
             except CarrierError as exc:
@@ -829,8 +855,12 @@ class SmppCarrier(BaseCarrier):
                     self._bind_error = exc
                 delay = min(delay * 2, maximum)
                 continue
+            except Exception:
+                logger.exception("SMPP reconnect to %s failed", self.name)
+                delay = min(delay * 2, maximum)
+                continue
             with self._changed:
-                if self._closing.is_set():
+                if closing.is_set():
                     session.close()
                     return None
                 self._session = session
@@ -864,6 +894,16 @@ class SmppCarrier(BaseCarrier):
     # -- the session thread --------------------------------------------------------------
 
     def _serve(self, session: _Session) -> None:
+        try:
+            self._read_until_closed(session)
+        except Exception:
+            # Never leave senders waiting on a session nobody reads: end it, reconnect.
+            logger.exception("SMPP session thread failed")
+            session.abort("internal error")
+        finally:
+            session.ended.set()
+
+    def _read_until_closed(self, session: _Session) -> None:
         while session.alive:
             try:
                 frames = session.read(READ_TICK)
@@ -871,7 +911,7 @@ class SmppCarrier(BaseCarrier):
                 session.abort(str(exc))
                 break
             if frames is None:
-                session.abort("connection closed by SMSC")
+                session.abort("closed" if self._closing.is_set() else "connection closed by SMSC")
                 break
             for frame in frames:
                 self._dispatch(session, frame)
@@ -882,8 +922,11 @@ class SmppCarrier(BaseCarrier):
         if command == SUBMIT_SM_RESP:
             self._on_submit_resp(session, sequence, status, frame)
         elif command == DELIVER_SM:
-            assert self._receipt_worker is not None
-            self._receipt_worker.put(session, sequence, frame[16:])
+            worker = self._receipt_worker
+            if worker is None:  # closing: let the SMSC deliver it again next time
+                session.respond("deliver_sm_resp", sequence, ESME_RX_T_APPN)
+            else:
+                worker.put(session, sequence, frame[16:])
         elif command == ENQUIRE_LINK:
             session.respond("enquire_link_resp", sequence)
         elif command == ENQUIRE_LINK_RESP:
@@ -892,7 +935,7 @@ class SmppCarrier(BaseCarrier):
             session.respond("unbind_resp", sequence)
             session.abort("SMSC unbound")
         elif command == UNBIND_RESP:
-            session.unbound.set()
+            session.ended.set()
         elif command == GENERIC_NACK:
             self._on_submit_resp(session, sequence, status or ESME_RINVCMDID, None)
         elif not command & RESPONSE_BIT:
@@ -1052,7 +1095,7 @@ class SmppCarrier(BaseCarrier):
             return READ_TICK
         if session is None:
             assert unbound_since is not None
-            return self._wait_for_bind(batch, now - unbound_since, next_retry)
+            return self._wait_for_bind(batch, now - unbound_since)
         if not batch.todo or len(session.pending) >= self.config.window:
             return _wait_until(now, next_retry)
         if now < self._pause_until:
@@ -1064,7 +1107,7 @@ class SmppCarrier(BaseCarrier):
         batch.sent_any = True
         return session, with_sequence(part.pdu, sequence)
 
-    def _wait_for_bind(self, batch: _Batch, unbound_for: float, next_retry: float | None) -> float:
+    def _wait_for_bind(self, batch: _Batch, unbound_for: float) -> float:
         timeout = self.config.submit_timeout
         if unbound_for < timeout:
             return min(timeout - unbound_for, READ_TICK)
@@ -1120,7 +1163,11 @@ class _ReceiptWorker:
                 except queue.Empty:
                     break
             running = _STOP not in items
-            self._handle([item for item in items if item is not _STOP])
+            try:
+                self._handle([item for item in items if item is not _STOP])
+            except Exception:
+                # Unanswered deliver_sm are redelivered by the SMSC; the worker must live on.
+                logger.exception("receipt handling failed")
 
     def _handle(self, items: list[tuple[_Session, int, bytes]]) -> None:
         receipts: list[DeliveryReceipt | None] = [self._receipt(body) for _, _, body in items]

@@ -86,7 +86,7 @@ def test_a_killed_workers_claimed_recipients_are_picked_up_again(api, celery_wor
             name="doomed", MIFUMO_CARRIER="smpp", SMPP_HOST="127.0.0.1", SMPP_PORT=str(port),
             SMPP_SYSTEM_ID="mifumo", SMPP_PASSWORD="secret",
         )
-        phones = [f"+25571200{i:04d}" for i in range(20)]
+        phones = [f"+2557123{i:02d}789" for i in range(20)]
         data = api.post("sms/send/", {"message": "hi", "recipients": phones}).json()["data"]
         wait_until(lambda: "submitting" in statuses(data["message_id"]), timeout=20)
         doomed.kill(signal.SIGKILL)

@@ -1,0 +1,509 @@
+"""A small SMSC for the SMPP carrier's tests and benchmark.
+
+It speaks real SMPP 3.4 over TCP and decodes with smpp34's codec, which shares no code with
+smpplib (the carrier's codec), so the two sides check each other. Its behaviour per submit_sm
+is a *policy*: a command_status to answer with, ``HOLD`` (never answer) or ``DROP`` (close the
+connection without answering). Everything received is recorded for assertions.
+
+Run as a program it serves until stdin closes, for the benchmark in another process:
+``python -m tests.carriers.smsc --receipts DELIVRD --timings FILE`` prints ``PORT <n>``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import itertools
+import json
+import socket
+import struct
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import smpp34
+
+from sms.encoding import decode_gsm7
+
+HEADER = struct.Struct(">LLLL")
+
+BIND_TRANSCEIVER = 0x09
+BIND_TRANSCEIVER_RESP = 0x80000009
+SUBMIT_SM = 0x04
+SUBMIT_SM_RESP = 0x80000004
+DELIVER_SM_RESP = 0x80000005
+UNBIND = 0x06
+UNBIND_RESP = 0x80000006
+ENQUIRE_LINK = 0x15
+ENQUIRE_LINK_RESP = 0x80000015
+GENERIC_NACK = 0x80000000
+
+ESME_ROK = 0x00
+ESME_RINVBNDSTS = 0x04
+ESME_RINVPASWD = 0x0E
+ESME_RMSGQFUL = 0x14
+ESME_RTHROTTLED = 0x58
+
+TLV_SAR_MSG_REF_NUM = 0x020C
+TLV_SAR_TOTAL_SEGMENTS = 0x020E
+TLV_SAR_SEGMENT_SEQNUM = 0x020F
+TLV_RECEIPTED_MESSAGE_ID = 0x001E
+TLV_MESSAGE_STATE = 0x0427
+TLV_NETWORK_ERROR_CODE = 0x0423
+
+HOLD = "hold"
+DROP = "drop"
+
+Reply = int | str  # a command_status, HOLD or DROP
+
+
+@dataclass(frozen=True)
+class Bind:
+    session: int
+    system_id: str
+    password: str
+    system_type: str
+    interface_version: int
+
+
+@dataclass
+class Submit:
+    """One submit_sm as the SMSC received it, and how it was answered (status None: never)."""
+
+    session: int
+    sequence: int
+    pdu: Any  # smpp34.SubmitSm
+    received_at: float
+    status: int | None = None
+    message_id: str | None = None
+
+    @property
+    def destination_addr(self) -> str:
+        return str(self.pdu.destination_addr)
+
+    @property
+    def data_coding(self) -> int:
+        return int(self.pdu.data_coding)
+
+    @property
+    def esm_class(self) -> int:
+        return int(self.pdu.esm_class)
+
+    @property
+    def short_message(self) -> bytes:
+        return bytes(self.pdu.short_message)
+
+    @property
+    def tlvs(self) -> dict[int, bytes]:
+        return {tlv.tag: bytes(tlv.value) for tlv in self.pdu.tlvs}
+
+    @property
+    def udh(self) -> bytes:
+        if not self.esm_class & 0x40:
+            return b""
+        return self.short_message[: self.short_message[0] + 1]
+
+    @property
+    def payload(self) -> bytes:
+        return self.short_message[len(self.udh) :]
+
+    @property
+    def text(self) -> str:
+        if self.data_coding == 0x08:
+            return self.payload.decode("utf-16-be")
+        return decode_gsm7(self.payload)
+
+    @property
+    def concatenation(self) -> tuple[int, int, int] | None:
+        """(reference, total, number) from a concatenation IE or from the SAR TLVs."""
+        udh = self.udh
+        position = 1
+        while position < len(udh):
+            element, length = udh[position], udh[position + 1]
+            data = udh[position + 2 : position + 2 + length]
+            if element == 0x00:
+                return data[0], data[1], data[2]
+            if element == 0x08:
+                return int.from_bytes(data[:2], "big"), data[2], data[3]
+            position += 2 + length
+        tlvs = self.tlvs
+        if TLV_SAR_MSG_REF_NUM in tlvs:
+            return (
+                int.from_bytes(tlvs[TLV_SAR_MSG_REF_NUM], "big"),
+                tlvs[TLV_SAR_TOTAL_SEGMENTS][0],
+                tlvs[TLV_SAR_SEGMENT_SEQNUM][0],
+            )
+        return None
+
+    @property
+    def segment(self) -> tuple[int, int, int]:
+        """``concatenation`` of a part that must have one."""
+        info = self.concatenation
+        assert info is not None, "not a part of a concatenated message"
+        return info
+
+
+Policy = Callable[[Submit], Reply]
+
+
+def accept_all(submit: Submit) -> Reply:
+    return ESME_ROK
+
+
+def hex_ids(number: int) -> str:
+    """Upper-case hex ids that always hold a letter, as many SMSCs issue them."""
+    return f"{0xA0000000 + number:08X}"
+
+
+def receipt_text(
+    message_id: str,
+    stat: str,
+    *,
+    err: str = "000",
+    submitted: datetime | None = None,
+    done: datetime | None = None,
+    text: str = "",
+) -> bytes:
+    """The SMPP 3.4 Appendix B receipt text."""
+    submitted = submitted or datetime.now(UTC)
+    done = done or datetime.now(UTC)
+    delivered = "001" if stat == "DELIVRD" else "000"
+    return (
+        f"id:{message_id} sub:001 dlvrd:{delivered} submit date:{submitted:%y%m%d%H%M} "
+        f"done date:{done:%y%m%d%H%M} stat:{stat} err:{err} text:{text[:20]}"
+    ).encode("latin-1")
+
+
+class _Connection:
+    def __init__(self, sock: socket.socket, number: int) -> None:
+        self.sock = sock
+        self.number = number
+        self.bound = False
+        self.write_lock = threading.Lock()
+        self.sequences = itertools.count(1)
+        self.buffer = bytearray()
+
+    def send(self, data: bytes) -> None:
+        with contextlib.suppress(OSError), self.write_lock:
+            self.sock.sendall(data)
+
+    def respond(self, command: int, sequence: int, status: int = 0, body: bytes = b"") -> None:
+        self.send(HEADER.pack(16 + len(body), command, status, sequence) + body)
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_RDWR)
+        with contextlib.suppress(OSError):
+            self.sock.close()
+
+    def frames(self) -> Iterator[bytes]:
+        while True:
+            try:
+                chunk = self.sock.recv(65536)
+            except OSError:
+                return
+            if not chunk:
+                return
+            self.buffer += chunk
+            while len(self.buffer) >= 16:
+                length = int.from_bytes(self.buffer[:4], "big")
+                if len(self.buffer) < length:
+                    break
+                frame = bytes(self.buffer[:length])
+                del self.buffer[:length]
+                yield frame
+
+
+class Smsc:
+    """A threaded SMSC on 127.0.0.1 and a free port (see the module docstring)."""
+
+    def __init__(
+        self,
+        *,
+        system_id: str = "mifumo",
+        password: str = "secret",  # noqa: S107 - a test SMSC's fixed credential
+        policy: Policy = accept_all,
+        message_ids: Callable[[int], str] = hex_ids,
+        auto_receipt: str | None = None,
+        receipt_id: Callable[[str], str] = str,
+    ) -> None:
+        self.system_id = system_id
+        self.password = password
+        self.policy = policy
+        self.message_ids = message_ids
+        self.auto_receipt = auto_receipt  # a stat to send a receipt with after every accept
+        self.receipt_id = receipt_id  # how the receipt text writes the submit's id
+        self.binds: list[Bind] = []
+        self.submits: list[Submit] = []
+        self.deliver_responses: dict[int, int] = {}  # deliver_sm sequence -> command_status
+        self.enquire_links = 0
+        self.enquire_link_responses = 0
+        self.unbinds = 0
+        self._lock = threading.Condition()
+        self._ids = itertools.count(1)
+        self._connections: list[_Connection] = []
+        self._threads: list[threading.Thread] = []
+        self._numbers = itertools.count(1)
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self._listener.getsockname()[1]
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    def start(self) -> Smsc:
+        self._spawn(self._accept_loop, "smsc-accept")
+        return self
+
+    def stop(self) -> None:
+        self.close_listener()
+        self.drop_connections()
+        for thread in self._threads:
+            thread.join(timeout=5)
+
+    def __enter__(self) -> Smsc:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def close_listener(self) -> None:
+        """Stop accepting connections (new binds fail with connection refused)."""
+        with contextlib.suppress(OSError):
+            self._listener.shutdown(socket.SHUT_RDWR)
+        with contextlib.suppress(OSError):
+            self._listener.close()
+
+    def drop_connections(self) -> None:
+        """Close every connection abruptly, without unbind."""
+        with self._lock:
+            connections = list(self._connections)
+        for connection in connections:
+            connection.close()
+
+    def _spawn(self, target: Callable[..., None], name: str, *args: Any) -> None:
+        thread = threading.Thread(target=target, args=args, name=name, daemon=True)
+        self._threads.append(thread)
+        thread.start()
+
+    def _accept_loop(self) -> None:
+        while True:
+            try:
+                sock, _ = self._listener.accept()
+            except OSError:
+                return
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            connection = _Connection(sock, next(self._numbers))
+            with self._lock:
+                self._connections.append(connection)
+            self._spawn(self._serve, f"smsc-session-{connection.number}", connection)
+
+    # -- queries -------------------------------------------------------------------------
+
+    def accepted(self) -> list[Submit]:
+        with self._lock:
+            return [s for s in self.submits if s.status == ESME_ROK]
+
+    def accepted_by_destination(self) -> Counter[str]:
+        return Counter(s.destination_addr for s in self.accepted())
+
+    def wait_until(self, predicate: Callable[[], bool], timeout: float = 5.0) -> bool:
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            while not predicate():
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._lock.wait(min(remaining, 0.05))
+        return True
+
+    def bound_connection(self) -> _Connection:
+        with self._lock:
+            bound = [c for c in self._connections if c.bound]
+        assert bound, "no ESME is bound"
+        return bound[-1]
+
+    # -- pushing to the ESME -------------------------------------------------------------
+
+    def deliver(
+        self,
+        short_message: bytes = b"",
+        *,
+        esm_class: int = 0x04,
+        source_addr: str = "255712345678",
+        destination_addr: str = "MIFUMO",
+        data_coding: int = 0,
+        tlvs: list[tuple[int, bytes]] | None = None,
+    ) -> int:
+        """Send a deliver_sm to the bound ESME; returns its sequence number."""
+        connection = self.bound_connection()
+        sequence = next(connection.sequences)
+        pdu = smpp34.DeliverSm(
+            source_addr,
+            destination_addr,
+            short_message,
+            esm_class=esm_class,
+            data_coding=data_coding,
+            tlvs=[smpp34.Tlv(tag, value) for tag, value in tlvs or []],
+            sequence_number=sequence,
+        )
+        connection.send(pdu.encode())
+        return sequence
+
+    def deliver_receipt(self, message_id: str, stat: str, **kwargs: Any) -> int:
+        return self.deliver(receipt_text(message_id, stat, **kwargs))
+
+    def enquire_link(self) -> None:
+        connection = self.bound_connection()
+        connection.respond(ENQUIRE_LINK, next(connection.sequences))
+
+    def release_held(self) -> None:
+        """Answer every submit held so far with ESME_ROK."""
+        with self._lock:
+            held = [s for s in self.submits if s.status is None]
+            connections = {c.number: c for c in self._connections}
+        for submit in held:
+            connection = connections.get(submit.session)
+            if connection is not None:
+                self._answer(connection, submit, ESME_ROK)
+
+    # -- the protocol --------------------------------------------------------------------
+
+    def _serve(self, connection: _Connection) -> None:
+        for frame in connection.frames():
+            _, command, status, sequence = HEADER.unpack_from(frame)
+            if not self._handle(connection, frame, command, status, sequence):
+                break
+        connection.close()
+        with self._lock:
+            connection.bound = False
+            self._lock.notify_all()
+
+    def _handle(
+        self, connection: _Connection, frame: bytes, command: int, status: int, sequence: int
+    ) -> bool:
+        """Act on one PDU; False ends the connection."""
+        if command == BIND_TRANSCEIVER:
+            return self._on_bind(connection, frame, sequence)
+        if command == SUBMIT_SM:
+            return self._on_submit(connection, frame, sequence)
+        with self._lock:
+            if command == ENQUIRE_LINK:
+                self.enquire_links += 1
+            elif command == ENQUIRE_LINK_RESP:
+                self.enquire_link_responses += 1
+            elif command == DELIVER_SM_RESP:
+                self.deliver_responses[sequence] = status
+            elif command == UNBIND:
+                self.unbinds += 1
+            self._lock.notify_all()
+        if command == ENQUIRE_LINK:
+            connection.respond(ENQUIRE_LINK_RESP, sequence)
+        elif command == UNBIND:
+            connection.respond(UNBIND_RESP, sequence)
+            return False
+        elif not command & 0x80000000:
+            connection.respond(GENERIC_NACK, sequence, 0x03)
+        return True
+
+    def _on_bind(self, connection: _Connection, frame: bytes, sequence: int) -> bool:
+        pdu = smpp34.decode(frame)
+        assert isinstance(pdu, smpp34.RawPdu)
+        body = bytes(pdu.body)
+        system_id, password, system_type, rest = body.split(b"\x00", 3)
+        bind = Bind(
+            connection.number,
+            system_id.decode(),
+            password.decode(),
+            system_type.decode(),
+            rest[0],
+        )
+        good = (bind.system_id, bind.password) == (self.system_id, self.password)
+        with self._lock:
+            self.binds.append(bind)
+            connection.bound = good
+            self._lock.notify_all()
+        if not good:
+            connection.respond(BIND_TRANSCEIVER_RESP, sequence, ESME_RINVPASWD)
+            return False
+        connection.respond(BIND_TRANSCEIVER_RESP, sequence, body=b"TESTSMSC\x00")
+        return True
+
+    def _on_submit(self, connection: _Connection, frame: bytes, sequence: int) -> bool:
+        if not connection.bound:
+            connection.respond(SUBMIT_SM_RESP, sequence, ESME_RINVBNDSTS)
+            return True
+        submit = Submit(connection.number, sequence, smpp34.decode(frame), time.monotonic())
+        with self._lock:
+            self.submits.append(submit)
+            self._lock.notify_all()
+        reply = self.policy(submit)
+        if reply == DROP:
+            return False
+        if reply != HOLD:
+            self._answer(connection, submit, int(reply))
+        return True
+
+    def _answer(self, connection: _Connection, submit: Submit, status: int) -> None:
+        body = b""
+        if status == ESME_ROK:
+            submit.message_id = self.message_ids(next(self._ids))
+            body = submit.message_id.encode() + b"\x00"
+        with self._lock:
+            submit.status = status
+            self._lock.notify_all()
+        connection.respond(SUBMIT_SM_RESP, submit.sequence, status, body)
+        if status == ESME_ROK and self.auto_receipt and submit.message_id:
+            text = receipt_text(self.receipt_id(submit.message_id), self.auto_receipt)
+            sequence = next(connection.sequences)
+            pdu = smpp34.DeliverSm(
+                submit.destination_addr,
+                str(submit.pdu.source_addr),
+                text,
+                esm_class=0x04,
+                sequence_number=sequence,
+            )
+            connection.send(pdu.encode())
+
+
+# -- policies -------------------------------------------------------------------------------
+
+
+@dataclass
+class Sequenced:
+    """Answers the n-th submit (counting from 1) with ``replies[n - 1]``, then ``default``."""
+
+    replies: list[Reply]
+    default: Reply = ESME_ROK
+    seen: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __call__(self, submit: Submit) -> Reply:
+        with self.lock:
+            self.seen += 1
+            index = self.seen - 1
+        return self.replies[index] if index < len(self.replies) else self.default
+
+
+# -- program --------------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--receipts", default=None, help="stat of a receipt after each accept")
+    parser.add_argument("--timings", default=None, help="write {message_id: received_at} here")
+    args = parser.parse_args(argv)
+    smsc = Smsc(auto_receipt=args.receipts).start()
+    print(f"PORT {smsc.port}", flush=True)
+    sys.stdin.read()  # serve until the parent closes our stdin
+    smsc.stop()
+    if args.timings:
+        with open(args.timings, "w", encoding="utf-8") as fh:
+            json.dump({s.message_id: s.received_at for s in smsc.accepted()}, fh)
+
+
+if __name__ == "__main__":
+    main()
