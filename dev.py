@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """The two everyday commands, needing nothing but Python 3.11+:
 
-    python3 dev.py run    # venv + install + migrate + demo key, then API, worker and beat
-    python3 dev.py test   # venv + dev install, then the whole test suite (extra args go to pytest)
+python3 dev.py run    # venv + install + migrate + demo key, then API, worker and beat
+python3 dev.py test   # venv + dev install, then the whole test suite (extra args go to pytest)
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ def _say(text: str) -> None:
 
 def ensure_venv(*, dev: bool) -> None:
     """Create the virtualenv and (re)install when pyproject.toml changed since last time."""
-    if sys.version_info < (3, 11):
+    if sys.version_info < (3, 11):  # noqa: UP036 - dev.py may run on an older python3
         sys.exit("Mifumo needs Python 3.11 or newer")
     if not PYTHON.exists():
         _say(f"creating virtualenv in {VENV}")
@@ -77,7 +77,7 @@ def run(port: int, host: str) -> int:
         f"    {demo[-1]}",
         "",
         "Try it:",
-        f'    curl http://{host}:{port}/api/integration/v1/sms/balance/ '
+        f"    curl http://{host}:{port}/api/integration/v1/sms/balance/ "
         f'-H "Authorization: Bearer {demo[-1]}"',
         f"API docs: http://{host}:{port}/api/integration/documentation/",
         "Ctrl-C stops the API, the worker and the scheduler.",
@@ -103,7 +103,9 @@ def test(pytest_args: list[str]) -> int:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     run_parser = sub.add_parser("run", help="run the API, worker and scheduler")
     run_parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", 8001)))

@@ -31,8 +31,11 @@ def _own_key(request: Request, key_id: int) -> ApiKey:
 class KeyListApi(ApiView):
     required_permission = Permission.ADMIN
 
-    @extend_schema(summary="List API keys", tags=["API keys"],
-                   responses=envelope_responses(s.ApiKeyOut(many=True)))
+    @extend_schema(
+        summary="List API keys",
+        tags=["API keys"],
+        responses=envelope_responses(s.ApiKeyOut(many=True)),
+    )
     def get(self, request: Request) -> Response:
         keys = ApiKey.objects.filter(account=_principal(request).account).order_by("-created_at")
         return ok({"keys": [s.api_key_data(k) for k in keys]}, "API keys retrieved successfully")
@@ -42,9 +45,12 @@ class KeyCreateApi(ApiView):
     required_permission = Permission.ADMIN
 
     @extend_schema(
-        summary="Create an API key", tags=["API keys"], request=s.ApiKeyCreateIn,
-        responses=envelope_responses(s.ApiKeyCreatedOut, status=201,
-                                     errors=[ErrorCode.VALIDATION_ERROR]),
+        summary="Create an API key",
+        tags=["API keys"],
+        request=s.ApiKeyCreateIn,
+        responses=envelope_responses(
+            s.ApiKeyCreatedOut, status=201, errors=[ErrorCode.VALIDATION_ERROR]
+        ),
     )
     def post(self, request: Request) -> Response:
         data = s.ApiKeyCreateIn(data=request.data)
@@ -63,8 +69,12 @@ class KeyCreateApi(ApiView):
 class KeyRevokeApi(ApiView):
     required_permission = Permission.ADMIN
 
-    @extend_schema(summary="Revoke an API key", tags=["API keys"], request=None,
-                   responses=envelope_responses(s.ApiKeyOut, errors=[ErrorCode.NOT_FOUND]))
+    @extend_schema(
+        summary="Revoke an API key",
+        tags=["API keys"],
+        request=None,
+        responses=envelope_responses(s.ApiKeyOut, errors=[ErrorCode.NOT_FOUND]),
+    )
     def post(self, request: Request, key_id: int) -> Response:
         key = api_key_revoke(api_key=_own_key(request, key_id))
         return ok(s.api_key_data(key), "API key revoked")
@@ -75,7 +85,8 @@ class KeyRotateApi(ApiView):
 
     @extend_schema(
         summary="Rotate an API key (new secret, the old one stops working)",
-        tags=["API keys"], request=None,
+        tags=["API keys"],
+        request=None,
         responses=envelope_responses(
             s.ApiKeyCreatedOut, errors=[ErrorCode.NOT_FOUND, ErrorCode.CONFLICT]
         ),

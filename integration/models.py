@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Any
 
 from django.conf import settings
 from django.db import models
@@ -155,10 +156,10 @@ class LedgerEntry(models.Model):
     def __str__(self) -> str:
         return f"{self.kind} {self.amount} ({self.account_id})"
 
-    def save(self, *args: object, **kwargs: object) -> None:
+    def save(self, *args: Any, **kwargs: Any) -> None:
         if self.pk is not None:
             raise ValueError("ledger entries are append-only")
-        super().save(*args, **kwargs)  # type: ignore[arg-type]
+        super().save(*args, **kwargs)
 
 
 class ApiRequestLog(models.Model):
@@ -180,6 +181,9 @@ class ApiRequestLog(models.Model):
     class Meta:
         indexes = [models.Index(fields=["account", "created_at"], name="usage_account_time")]
 
+    def __str__(self) -> str:
+        return f"{self.method} {self.route} {self.status_code}"
+
 
 class IdempotencyRecord(models.Model):
     """The first response to a POST carrying an Idempotency-Key, replayed for 24 hours."""
@@ -195,3 +199,6 @@ class IdempotencyRecord(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["account", "key"], name="idempotency_unique_key")
         ]
+
+    def __str__(self) -> str:
+        return f"{self.key} ({self.response_status})"

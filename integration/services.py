@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
@@ -40,7 +40,7 @@ def account_create(
     *,
     name: str,
     balance: Decimal | int | str = 0,
-    created_by: AbstractBaseUser | None = None,
+    created_by: User | None = None,
 ) -> Account:
     account = Account.objects.create(name=name.strip())
     opening = _money(balance)
@@ -59,7 +59,7 @@ def _move(
     kind: str,
     reference: str,
     note: str,
-    created_by: AbstractBaseUser | None,
+    created_by: User | None,
     require_cover: bool,
 ) -> LedgerEntry:
     """Change the balance by ``amount`` (signed) with one conditional UPDATE and append the
@@ -92,7 +92,9 @@ def _move(
 def _positive(amount: Decimal | int | str) -> Decimal:
     value = _money(amount)
     if value <= 0:
-        raise ApiError(ErrorCode.VALIDATION_ERROR, "Amount must be positive", {"amount": [str(amount)]})
+        raise ApiError(
+            ErrorCode.VALIDATION_ERROR, "Amount must be positive", {"amount": [str(amount)]}
+        )
     return value
 
 
@@ -102,7 +104,7 @@ def account_top_up(
     amount: Decimal | int | str,
     reference: str = "",
     note: str = "",
-    created_by: AbstractBaseUser | None = None,
+    created_by: User | None = None,
 ) -> LedgerEntry:
     return _move(
         account_id=account.pk,
@@ -149,7 +151,7 @@ def account_adjust(
     account: Account,
     amount: Decimal | int | str,
     note: str,
-    created_by: AbstractBaseUser | None = None,
+    created_by: User | None = None,
 ) -> LedgerEntry:
     """An operator's correction, positive or negative; never below zero."""
     value = _money(amount)
@@ -166,7 +168,7 @@ def account_adjust(
     )
 
 
-def membership_add(*, user: AbstractBaseUser, account: Account, role: str) -> Membership:
+def membership_add(*, user: User, account: Account, role: str) -> Membership:
     membership, _ = Membership.objects.update_or_create(
         user=user, account=account, defaults={"role": role}
     )
@@ -195,7 +197,7 @@ def api_key_create(
     permission: str = Permission.WRITE,
     test: bool = False,
     expires_at: datetime | None = None,
-    created_by: AbstractBaseUser | None = None,
+    created_by: User | None = None,
 ) -> IssuedKey:
     raw, material = _key_material(test=test)
     api_key = ApiKey.objects.create(

@@ -21,7 +21,7 @@ _secret = env("SECRET_KEY")
 if not _secret:
     if not DEBUG:
         raise ImproperlyConfigured("SECRET_KEY is required when DEBUG is off")
-    _secret = "mifumo-insecure-development-key-change-me-0123456789abcdef"
+    _secret = "mifumo-insecure-development-key-change-me-0123456789abcdef"  # noqa: S105 - DEBUG only
 SECRET_KEY: str = _secret
 
 ALLOWED_HOSTS = envlist("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]", "testserver"])
@@ -240,8 +240,11 @@ MIFUMO_WEBHOOK_ALLOW_PRIVATE = envbool("MIFUMO_WEBHOOK_ALLOW_PRIVATE", DEBUG)
 MIFUMO_WEBHOOK_TIMEOUT = envint("MIFUMO_WEBHOOK_TIMEOUT", 10)
 # Seconds to wait before each retry; the last failure marks the delivery failed (~1 day).
 MIFUMO_WEBHOOK_RETRY_SCHEDULE = [
-    int(x) for x in envlist("MIFUMO_WEBHOOK_RETRY_SCHEDULE", ["30", "120", "600", "1800", "3600",
-                                                              "10800", "21600", "43200"])
+    int(x)
+    for x in envlist(
+        "MIFUMO_WEBHOOK_RETRY_SCHEDULE",
+        ["30", "120", "600", "1800", "3600", "10800", "21600", "43200"],
+    )
 ]
 MIFUMO_TRUST_PROXY = envbool("MIFUMO_TRUST_PROXY", False)
 if MIFUMO_TRUST_PROXY:

@@ -1,11 +1,11 @@
 from django.contrib import admin
-from django.urls import include, path, re_path
+from django.urls import URLPattern, URLResolver, include, path, re_path
 from drf_spectacular.views import SpectacularRedocView, SpectacularSwaggerView
 
 from mifumo import views
 from mifumo.api.schema import SchemaView
 
-api_v1 = [
+api_v1: list[URLPattern | URLResolver] = [
     path("sms/", include("sms.urls")),
     path("keys/", include("integration.urls")),
     path("contacts/", include("contacts.urls")),

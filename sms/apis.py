@@ -88,10 +88,19 @@ class SendApi(ApiView):
         responses=envelope_responses(
             s.SendOut,
             errors=[
-                E.VALIDATION_ERROR, E.INVALID_PHONE, E.MESSAGE_TOO_LONG, E.INVALID_SENDER_ID,
-                E.INVALID_SCHEDULE_TIME, E.TOO_MANY_RECIPIENTS, E.UNSUPPORTED_DESTINATION,
-                E.OPTED_OUT, E.INSUFFICIENT_BALANCE, E.NOT_FOUND, E.CONFLICT,
-                E.PAYLOAD_TOO_LARGE, E.UNSUPPORTED_MEDIA_TYPE,
+                E.VALIDATION_ERROR,
+                E.INVALID_PHONE,
+                E.MESSAGE_TOO_LONG,
+                E.INVALID_SENDER_ID,
+                E.INVALID_SCHEDULE_TIME,
+                E.TOO_MANY_RECIPIENTS,
+                E.UNSUPPORTED_DESTINATION,
+                E.OPTED_OUT,
+                E.INSUFFICIENT_BALANCE,
+                E.NOT_FOUND,
+                E.CONFLICT,
+                E.PAYLOAD_TOO_LARGE,
+                E.UNSUPPORTED_MEDIA_TYPE,
             ],
             example={
                 "message_id": "msg_01J9Z8Q4W5X6Y7Z8A9B0C1D2E3",
@@ -163,8 +172,10 @@ class StatusApi(ApiView):
         message = selectors.message_get(account=_account(request), message_id=message_id)
         counts = selectors.message_status_counts(message_ids=[message.id]).get(message.id, {})
         rows, pagination = paginate_pages(
-            request, selectors.message_recipients(message=message),
-            default_per_page=100, max_per_page=1000,
+            request,
+            selectors.message_recipients(message=message),
+            default_per_page=100,
+            max_per_page=1000,
         )
         status = selectors.derive_status(counts)
         delivery_time = (
@@ -266,9 +277,7 @@ class CancelApi(ApiView):
         responses=envelope_responses(s.CancelOut, errors=[E.NOT_FOUND, E.CONFLICT]),
     )
     def post(self, request: Request, message_id: str) -> Response:
-        message, canceled, refund = message_cancel(
-            account=_account(request), message_id=message_id
-        )
+        message, canceled, refund = message_cancel(account=_account(request), message_id=message_id)
         return ok(
             {
                 "message_id": message.id,

@@ -135,7 +135,10 @@ def record_results(
                 retry_ids.append(result.recipient_id)
         for (code, text), ids in by_error.items():
             Recipient.objects.filter(id__in=ids, status=S.SUBMITTING).update(
-                status=S.FAILED, error_code=code, error_message=text, updated_at=now,
+                status=S.FAILED,
+                error_code=code,
+                error_message=text,
+                updated_at=now,
                 claimed_at=None,
             )
         if retry_ids:
@@ -190,7 +193,9 @@ def _refund(message: Message, recipient_ids: list[int], note: str) -> None:
     )
     if amount > 0:
         account_refund(
-            account_id=message.account_id, amount=amount, reference=message.id,
+            account_id=message.account_id,
+            amount=amount,
+            reference=message.id,
             note=f"{len(recipient_ids)} recipients {note}",
         )
 
@@ -210,9 +215,12 @@ def release_due_messages(*, now: object = None, limit: int = 500) -> list[str]:
     moment = now or timezone.now()
     due = list(
         Message.objects.filter(
-            schedule_time__lte=moment, canceled_at__isnull=True,
+            schedule_time__lte=moment,
+            canceled_at__isnull=True,
             recipients__status=S.SCHEDULED,
-        ).values_list("id", flat=True).distinct()[:limit]
+        )
+        .values_list("id", flat=True)
+        .distinct()[:limit]
     )
     released: list[str] = []
     for message_id in due:
@@ -242,7 +250,8 @@ def stuck_messages(*, now: object = None) -> list[str]:
     if taken_back:
         logger.warning("took back %d recipients whose claim expired", taken_back)
     idle = Recipient.objects.filter(
-        status=S.QUEUED, updated_at__lt=moment - timedelta(seconds=60)  # type: ignore[operator]
+        status=S.QUEUED,
+        updated_at__lt=moment - timedelta(seconds=60),  # type: ignore[operator]
     )
     ids.update(idle.values_list("message_id", flat=True).distinct()[:1000])
     return sorted(ids)
@@ -255,8 +264,9 @@ def expire_unconfirmed(*, now: object = None) -> int:
     total = 0
     while True:
         rows = list(
-            Recipient.objects.filter(status=S.SENT, sent_at__lt=cutoff)
-            .values_list("id", "message_id")[:1000]
+            Recipient.objects.filter(status=S.SENT, sent_at__lt=cutoff).values_list(
+                "id", "message_id"
+            )[:1000]
         )
         if not rows:
             return total
@@ -271,7 +281,8 @@ def expire_unconfirmed(*, now: object = None) -> int:
                     .values_list("id", flat=True)
                 )
                 Recipient.objects.filter(id__in=changed).update(
-                    status=S.FAILED, error_code="EXPIRED",
+                    status=S.FAILED,
+                    error_code="EXPIRED",
                     error_message="No delivery receipt before the validity period ended",
                     updated_at=moment,
                 )

@@ -156,3 +156,6 @@ class CarrierMessage(models.Model):
                 fields=["carrier", "carrier_message_id"], name="carrier_message_unique"
             )
         ]
+
+    def __str__(self) -> str:
+        return f"{self.carrier}:{self.carrier_message_id}"

@@ -48,7 +48,7 @@ def receipt_to_dict(receipt: DeliveryReceipt) -> dict[str, Any]:
 def receipt_from_dict(data: dict[str, Any]) -> DeliveryReceipt:
     timestamp = parse_datetime(str(data.get("timestamp", ""))) or timezone.now()
     try:
-        status = DeliveryStatus(data.get("status"))
+        status = DeliveryStatus(str(data.get("status")))
     except ValueError:
         status = DeliveryStatus.UNKNOWN
     return DeliveryReceipt(
@@ -143,8 +143,11 @@ def _recipient_outcomes(
         if states is not None:
             if S.FAILED in states:
                 failing = next(
-                    (wanted[(p.carrier, p.carrier_message_id)] for p in parts
-                     if p.recipient_id == recipient_id and p.status in _FAILED_CODES),
+                    (
+                        wanted[(p.carrier, p.carrier_message_id)]
+                        for p in parts
+                        if p.recipient_id == recipient_id and p.status in _FAILED_CODES
+                    ),
                     receipt,
                 )
                 receipt = failing
@@ -156,7 +159,8 @@ def _recipient_outcomes(
         outcomes[recipient_id] = _Outcome(
             status=state,
             error_code=(receipt.error_code or _FAILED_CODES.get(receipt.status, ""))
-            if state == S.FAILED else "",
+            if state == S.FAILED
+            else "",
             error_text=_FAILED_TEXT.get(receipt.status, "") if state == S.FAILED else "",
             at=receipt.timestamp,
         )
@@ -205,7 +209,8 @@ def _apply(outcomes: dict[int, _Outcome]) -> int:
         row.updated_at = now
         groups[(row.message_id, outcome.status)].append(row.pk)
     Recipient.objects.bulk_update(
-        rows, ["status", "error_code", "error_message", "delivered_at", "updated_at"],
+        rows,
+        ["status", "error_code", "error_message", "delivered_at", "updated_at"],
         batch_size=500,
     )
     accounts = dict(
@@ -213,7 +218,10 @@ def _apply(outcomes: dict[int, _Outcome]) -> int:
     )
     for (message_id, status), ids in groups.items():
         recipients_status_changed.send(
-            sender=Recipient, message_id=message_id, account_id=accounts[message_id],
-            status=status, recipient_ids=ids,
+            sender=Recipient,
+            message_id=message_id,
+            account_id=accounts[message_id],
+            status=status,
+            recipient_ids=ids,
         )
     return len(rows)

@@ -84,11 +84,24 @@ def delivery_reports(
         rows = rows.filter(created_at__lte=end)
     if status:
         rows = rows.filter(status=status)
-    return rows.select_related("message").only(
-        "id", "phone", "status", "cost", "sent_at", "delivered_at", "error_code",
-        "error_message", "created_at", "message__id", "message__sender_id",
-        "message__currency",
-    ).order_by("-created_at", "-id")
+    return (
+        rows.select_related("message")
+        .only(
+            "id",
+            "phone",
+            "status",
+            "cost",
+            "sent_at",
+            "delivered_at",
+            "error_code",
+            "error_message",
+            "created_at",
+            "message__id",
+            "message__sender_id",
+            "message__currency",
+        )
+        .order_by("-created_at", "-id")
+    )
 
 
 def messages_list(
@@ -114,8 +127,14 @@ def messages_list(
 
 
 def sender_ids_list(*, account: Account) -> list[dict[str, Any]]:
-    return list(
-        SenderId.objects.filter(account=account)
-        .order_by("value")
-        .values("value", "status", "purpose", "created_at", "reviewed_at")
-    )
+    rows = SenderId.objects.filter(account=account).order_by("value")
+    return [
+        {
+            "value": row.value,
+            "status": row.status,
+            "purpose": row.purpose,
+            "created_at": row.created_at,
+            "reviewed_at": row.reviewed_at,
+        }
+        for row in rows
+    ]

@@ -41,7 +41,8 @@ def sender_id_request(*, account: Account, value: str, purpose: str = "") -> Sen
         raise ApiError(ErrorCode.VALIDATION_ERROR, problem, {"sender_id": [problem]})
     if value == settings.MIFUMO_DEFAULT_SENDER_ID:
         raise ApiError(
-            ErrorCode.CONFLICT, f"{value} is already approved for every account",
+            ErrorCode.CONFLICT,
+            f"{value} is already approved for every account",
             {"sender_id": value, "status": "approved"},
         )
     try:

@@ -11,27 +11,40 @@ class BalanceOut(serializers.Serializer):
 
 class SendIn(serializers.Serializer):
     message = serializers.CharField(
-        allow_blank=True, trim_whitespace=False, max_length=10_000,
+        allow_blank=True,
+        trim_whitespace=False,
+        max_length=10_000,
         help_text="SMS text (max 160 characters unless the account's limit is raised)",
     )
     recipients = serializers.ListField(
-        child=serializers.JSONField(), required=False, default=list,
+        child=serializers.JSONField(),
+        required=False,
+        default=list,
         help_text="Phone numbers, E.164 (+255712345678) or local (0712345678)",
     )
     sender_id = serializers.CharField(
-        required=False, allow_null=True, allow_blank=True, max_length=20,
+        required=False,
+        allow_null=True,
+        allow_blank=True,
+        max_length=20,
         help_text='Approved sender ID (default "MIFUMO")',
     )
     schedule_time = serializers.JSONField(
-        required=False, allow_null=True,
+        required=False,
+        allow_null=True,
         help_text="ISO 8601 with a zone, up to 90 days ahead, e.g. 2024-01-01T10:00:00Z",
     )
     webhook_url = serializers.CharField(
-        required=False, allow_null=True, allow_blank=True, max_length=2000,
+        required=False,
+        allow_null=True,
+        allow_blank=True,
+        max_length=2000,
         help_text="Receives message.sent / message.delivered / message.failed events",
     )
     segment_ids = serializers.ListField(
-        child=serializers.CharField(max_length=40), required=False, default=list,
+        child=serializers.CharField(max_length=40),
+        required=False,
+        default=list,
         help_text="Send to the members of these contact segments too",
     )
 

@@ -49,7 +49,7 @@ def ingest_receipts(self: Any, receipts: list[dict[str, Any]], attempt: int = 0)
         if attempt < UNKNOWN_RECEIPT_RETRIES:
             ingest_receipts.apply_async(
                 args=([receipt_to_dict(r) for r in report.unknown], attempt + 1),
-                countdown=2 ** attempt,
+                countdown=2**attempt,
             )
         else:
             logger.warning(

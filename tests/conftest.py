@@ -19,9 +19,9 @@ from integration.models import Account, Permission
 from integration.services import IssuedKey, account_create, api_key_create
 from mifumo.celery import app as celery_app
 from sms import pricing
-from sms.models import PriceRule
 from sms.carriers import reset_carriers
 from sms.carriers.locmem import LocmemCarrier
+from sms.models import PriceRule
 from tests.helpers import Api
 
 pytest_plugins = ["tests.workers"]
@@ -36,9 +36,7 @@ def _service_missing(item: pytest.Item, reason: str) -> None:
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
-    if item.get_closest_marker("postgres") and "postgres" not in os.environ.get(
-        "DATABASE_URL", ""
-    ):
+    if item.get_closest_marker("postgres") and "postgres" not in os.environ.get("DATABASE_URL", ""):
         _service_missing(item, "needs PostgreSQL: set DATABASE_URL=postgres://…")
     if item.get_closest_marker("redis") and not os.environ.get("REDIS_URL"):
         _service_missing(item, "needs Redis: set REDIS_URL=redis://…")
@@ -67,12 +65,13 @@ def _isolated(settings: Any) -> Iterator[None]:
 def _default_price_rule(request: pytest.FixtureRequest) -> None:
     """Transactional tests flush every table, data migrations included; put back the rule
     every installation starts with."""
-    uses_db = request.node.get_closest_marker("django_db") or {
-        "db", "transactional_db"
-    } & set(request.fixturenames)
+    uses_db = request.node.get_closest_marker("django_db") or {"db", "transactional_db"} & set(
+        request.fixturenames
+    )
     if uses_db:
-        request.getfixturevalue("db" if "transactional_db" not in request.fixturenames
-                                else "transactional_db")
+        request.getfixturevalue(
+            "db" if "transactional_db" not in request.fixturenames else "transactional_db"
+        )
         PriceRule.objects.get_or_create(
             country_code="255", prefix="", defaults={"price_per_segment": Decimal("10.00")}
         )
@@ -99,8 +98,11 @@ def make_key(db: None) -> Any:
         account: Account, permission: str = Permission.ADMIN, test: bool = False, **kw: Any
     ) -> IssuedKey:
         return api_key_create(
-            account=account, name=kw.pop("name", "test key"), permission=permission,
-            test=test, **kw,
+            account=account,
+            name=kw.pop("name", "test key"),
+            permission=permission,
+            test=test,
+            **kw,
         )
 
     return make

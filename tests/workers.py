@@ -5,6 +5,7 @@ Use with ``transactional_db`` (or ``live_server``) so the worker sees committed 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -53,7 +54,11 @@ class Process:
         self.log_path = log
         self._log = log.open("wb")
         self.popen = subprocess.Popen(
-            args, cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT,
+            args,
+            cwd=ROOT,
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
             start_new_session=True,
         )
 
@@ -73,10 +78,8 @@ class Process:
 
     def kill(self, sig: int = signal.SIGTERM, timeout: float = 20) -> None:
         if self.popen.poll() is None:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.popen.pid, sig)
-            except ProcessLookupError:
-                pass
             try:
                 self.popen.wait(timeout)
             except subprocess.TimeoutExpired:
@@ -89,7 +92,7 @@ def _purge_queues() -> None:
     with celery_app.connection_for_write() as conn:
         for queue in ("dispatch", "receipts", "webhooks", "default"):
             try:
-                conn.default_channel.queue_purge(queue)
+                conn.default_channel.queue_purge(queue)  # type: ignore[attr-defined]
             except Exception:  # noqa: BLE001, S112 - a queue not declared yet is empty
                 continue
 
@@ -114,9 +117,22 @@ def celery_worker_factory(tmp_path: Path, settings: Any) -> Iterator[Callable[..
     ) -> Process:
         name = name or f"w{len(started)}"
         args = [
-            sys.executable, "-m", "celery", "-A", "mifumo", "worker",
-            "--loglevel", "INFO", "--queues", queues, "--concurrency", str(concurrency),
-            "--hostname", f"{name}@%h", "--without-gossip", "--without-mingle",
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "mifumo",
+            "worker",
+            "--loglevel",
+            "INFO",
+            "--queues",
+            queues,
+            "--concurrency",
+            str(concurrency),
+            "--hostname",
+            f"{name}@%h",
+            "--without-gossip",
+            "--without-mingle",
         ]
         process = Process(args, service_env(**env), tmp_path / f"{name}.log")
         started.append(process)

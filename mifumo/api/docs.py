@@ -59,8 +59,18 @@ def envelope_responses(
     example: Any = None,
 ) -> dict[int, OpenApiResponse]:
     ok_examples = (
-        [OpenApiExample("success", value={"success": True, "message": "OK", "data": example,
-                                          "error_code": None, "details": None})]
+        [
+            OpenApiExample(
+                "success",
+                value={
+                    "success": True,
+                    "message": "OK",
+                    "data": example,
+                    "error_code": None,
+                    "details": None,
+                },
+            )
+        ]
         if example is not None
         else []
     )

@@ -84,9 +84,7 @@ class ApiEnvelopeMiddleware:
             return response
         code = _STATUS_CODES.get(response.status_code)
         if code is None:
-            code = (
-                ErrorCode.INTERNAL_ERROR if response.status_code >= 500 else ErrorCode.NOT_FOUND
-            )
+            code = ErrorCode.INTERNAL_ERROR if response.status_code >= 500 else ErrorCode.NOT_FOUND
         details = (
             {"request_id": getattr(request, "request_id", None)}
             if code is ErrorCode.INTERNAL_ERROR

@@ -55,7 +55,7 @@ class ApiView(APIView):
         if isinstance(principal, ApiPrincipal):
             account = principal.account
             usages = [u for u in [ratelimit.hit_account(request, account, "api")] if u]
-            request.rate_usages = usages  # type: ignore[attr-defined]
+            request.rate_usages = usages
             self.check_permissions(request)
             if self.rate_limit_bucket:
                 extra = ratelimit.hit_account(request, account, self.rate_limit_bucket)
@@ -69,7 +69,7 @@ class ApiView(APIView):
     def _limit_anonymous(self, request: Request) -> None:
         usage = ratelimit.hit_anonymous(request)
         request.rate_usages = [usage] if usage else []  # type: ignore[attr-defined]
-        _raise_if_exceeded(request.rate_usages)  # type: ignore[attr-defined]
+        _raise_if_exceeded(request.rate_usages)
 
     def finalize_response(
         self, request: Request, response: Response, *args: Any, **kwargs: Any

@@ -43,7 +43,8 @@ def test_wrong_method_is_405(api):
 def test_body_over_the_limit_is_413(api, settings):
     settings.MIFUMO_MAX_BODY_BYTES = 1000
     response = api.client.post(
-        f"{PREFIX}sms/send/", data='{"message": "' + "a" * 2000 + '"}',
+        f"{PREFIX}sms/send/",
+        data='{"message": "' + "a" * 2000 + '"}',
         content_type="application/json",
     )
     body = assert_envelope(response, 413, "PAYLOAD_TOO_LARGE")

@@ -30,8 +30,9 @@ def test_debit_refund_and_adjustment_write_rows_with_the_balance_after(alice):
     account_adjust(account=alice, amount="-5.50", note="correction")
     rows = list(LedgerEntry.objects.filter(account=alice).order_by("id"))
     assert [r.kind for r in rows] == ["top_up", "debit", "refund", "adjustment"]
-    assert [r.balance_after for r in rows] == [Decimal(x) for x in
-                                                ("5000.00", "4970.00", "4980.00", "4974.50")]
+    assert [r.balance_after for r in rows] == [
+        Decimal(x) for x in ("5000.00", "4970.00", "4980.00", "4974.50")
+    ]
     alice.refresh_from_db()
     assert alice.balance == Decimal("4974.50")
 

@@ -91,7 +91,8 @@ django.setup()
 from rest_framework.test import APIClient
 client = APIClient()
 client.credentials(HTTP_AUTHORIZATION="Bearer " + os.environ["KEY"])
-codes = [client.get("/api/integration/v1/sms/balance/").status_code for _ in range(int(sys.argv[1]))]
+url = "/api/integration/v1/sms/balance/"
+codes = [client.get(url).status_code for _ in range(int(sys.argv[1]))]
 print(json.dumps(codes))
 """
 
@@ -104,8 +105,13 @@ def test_two_processes_share_the_counter_through_redis(alice, alice_key):
     env = service_env(KEY=alice_key.raw)
     procs = [
         subprocess.run(
-            [sys.executable, "-c", CHILD, "7"], cwd=ROOT, env=env, capture_output=True,
-            text=True, timeout=120, check=True,
+            [sys.executable, "-c", CHILD, "7"],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=True,
         )
         for _ in range(2)
     ]

@@ -10,6 +10,7 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -23,7 +24,7 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def call(url: str, key: str, body: dict | None = None) -> dict:
+def call(url: str, key: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
     request = urllib.request.Request(
         url,
         data=json.dumps(body).encode() if body is not None else None,
@@ -64,12 +65,20 @@ def live_members(pgid: int) -> list[str]:
 def test_run_command_serves_the_balance_curl_and_delivers_through_the_simulator(tmp_path):
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
-    env.update(MIFUMO_VAR_DIR=str(tmp_path / "var"), PYTHONUNBUFFERED="1",
-               MIFUMO_VENV=str(Path(sys.prefix)), MIFUMO_SIMULATOR_DELAY="0.5")
+    env.update(
+        MIFUMO_VAR_DIR=str(tmp_path / "var"),
+        PYTHONUNBUFFERED="1",
+        MIFUMO_VENV=str(Path(sys.prefix)),
+        MIFUMO_SIMULATOR_DELAY="0.5",
+    )
     log = (tmp_path / "run.log").open("w+")
     process = subprocess.Popen(
         [sys.executable, "dev.py", "run", "--port", str(port)],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
     base = f"http://127.0.0.1:{port}/api/integration/v1"
     try:
@@ -77,8 +86,11 @@ def test_run_command_serves_the_balance_curl_and_delivers_through_the_simulator(
         balance = wait_for(lambda: call(f"{base}/sms/balance/", key), 60)
         assert balance["success"] is True
         assert balance["data"]["balance"] == 5000.0 and balance["data"]["currency"] == "TZS"
-        sent = call(f"{base}/sms/send/", key,
-                    {"message": "Habari", "recipients": ["0712345678"], "sender_id": "MIFUMO"})
+        sent = call(
+            f"{base}/sms/send/",
+            key,
+            {"message": "Habari", "recipients": ["0712345678"], "sender_id": "MIFUMO"},
+        )
         message_id = sent["data"]["message_id"]
 
         def delivered():
@@ -95,6 +107,7 @@ def test_run_command_serves_the_balance_curl_and_delivers_through_the_simulator(
             os.killpg(process.pid, signal.SIGKILL)
             process.wait(5)
             raise AssertionError("the run command did not stop on Ctrl-C") from None
+
     # Ctrl-C reaches the whole process group; nothing of it may be left running.
     def group_gone():
         return not live_members(process.pid)
@@ -102,7 +115,11 @@ def test_run_command_serves_the_balance_curl_and_delivers_through_the_simulator(
     assert wait_for(group_gone, 20)
     # A second run keeps the data and prints the same key.
     again = subprocess.run(
-        [sys.executable, "manage.py", "ensure_demo"], cwd=ROOT, env=env,
-        capture_output=True, text=True, check=True,
+        [sys.executable, "manage.py", "ensure_demo"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     assert again.stdout.strip().splitlines()[-1] == key

@@ -14,8 +14,7 @@ from tests.helpers import Api
 
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
-def test_200_concurrent_sends_against_a_balance_for_100_accept_exactly_100(make_account,
-                                                                             make_key):
+def test_200_concurrent_sends_against_a_balance_for_100_accept_exactly_100(make_account, make_key):
     account = make_account("exact", balance="1000.00")
     Account.objects.filter(pk=account.pk).update(sms_per_minute=1000)
     raw = make_key(account).raw
@@ -41,8 +40,9 @@ def test_200_concurrent_sends_against_a_balance_for_100_accept_exactly_100(make_
 
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
-def test_two_dispatchers_never_submit_one_recipient_twice(make_account, locmem, settings,
-                                                          monkeypatch):
+def test_two_dispatchers_never_submit_one_recipient_twice(
+    make_account, locmem, settings, monkeypatch
+):
     alice = make_account("alice", balance="10000.00")
     settings.MIFUMO_DISPATCH_BATCH = 25
     phones = [f"+25571200{i:04d}" for i in range(600)]

@@ -1,16 +1,19 @@
 """Dispatch through the in-memory carrier: claims, results, refunds, retries."""
 
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
+from django.utils import timezone
 
 from integration.models import LedgerEntry
 from sms import dispatch
-from sms.carriers.base import CarrierError, DeliveryReceipt, DeliveryStatus
 from sms.carriers import get_carrier
+from sms.carriers.base import CarrierError, DeliveryReceipt, DeliveryStatus, SubmitResult
+from sms.carriers.locmem import LocmemCarrier
 from sms.models import CarrierMessage, Recipient
+from sms.receipts import receipts_ingest
 from sms.services import message_send
-from django.utils import timezone
 
 TZ = "+255712345678"
 TZ2 = "+255754000111"
@@ -60,8 +63,7 @@ def test_permanent_rejection_fails_the_recipient_and_refunds_it(alice, locmem):
 
 
 @pytest.mark.django_db
-def test_temporary_rejection_requeues_then_fails_after_the_attempt_limit(alice, locmem,
-                                                                          settings):
+def test_temporary_rejection_requeues_then_fails_after_the_attempt_limit(alice, locmem, settings):
     settings.MIFUMO_MAX_SUBMIT_ATTEMPTS = 3
     locmem.reject = {TZ: ("THROTTLED", False)}
     message = make_message(alice, (TZ,))
@@ -107,10 +109,13 @@ def test_receipts_move_sent_recipients_to_final_states(alice, locmem):
     bad_row = Recipient.objects.get(phone=TZ2)
     now = timezone.now()
     carrier = get_carrier("locmem")
-    carrier.deliver([
-        DeliveryReceipt("locmem", ok_row.carrier_message_id, DeliveryStatus.DELIVERED, now),
-        DeliveryReceipt("locmem", bad_row.carrier_message_id, DeliveryStatus.EXPIRED, now),
-    ])
+    assert isinstance(carrier, LocmemCarrier)
+    carrier.deliver(
+        [
+            DeliveryReceipt("locmem", ok_row.carrier_message_id, DeliveryStatus.DELIVERED, now),
+            DeliveryReceipt("locmem", bad_row.carrier_message_id, DeliveryStatus.EXPIRED, now),
+        ]
+    )
     ok_row.refresh_from_db()
     bad_row.refresh_from_db()
     assert ok_row.status == "delivered" and ok_row.delivered_at == now
@@ -125,13 +130,14 @@ def test_unknown_and_enroute_receipts_change_nothing(alice, locmem):
     dispatch.message_dispatch(message_id=message.id)
     row = Recipient.objects.get()
     now = timezone.now()
-    from sms.receipts import receipts_ingest
 
-    report = receipts_ingest(receipts=[
-        DeliveryReceipt("locmem", row.carrier_message_id, DeliveryStatus.ENROUTE, now),
-        DeliveryReceipt("locmem", "never-seen", DeliveryStatus.DELIVERED, now),
-        DeliveryReceipt("locmem", row.carrier_message_id, DeliveryStatus.UNKNOWN, now),
-    ])
+    report = receipts_ingest(
+        receipts=[
+            DeliveryReceipt("locmem", row.carrier_message_id, DeliveryStatus.ENROUTE, now),
+            DeliveryReceipt("locmem", "never-seen", DeliveryStatus.DELIVERED, now),
+            DeliveryReceipt("locmem", row.carrier_message_id, DeliveryStatus.UNKNOWN, now),
+        ]
+    )
     assert [r.carrier_message_id for r in report.unknown] == ["never-seen"]
     row.refresh_from_db()
     assert row.status == "sent"
@@ -142,14 +148,15 @@ def test_duplicate_receipt_is_harmless(alice, locmem):
     message = make_message(alice, (TZ,))
     dispatch.message_dispatch(message_id=message.id)
     row = Recipient.objects.get()
-    from sms.receipts import receipts_ingest
 
-    receipt = DeliveryReceipt("locmem", row.carrier_message_id, DeliveryStatus.DELIVERED,
-                              timezone.now())
+    receipt = DeliveryReceipt(
+        "locmem", row.carrier_message_id, DeliveryStatus.DELIVERED, timezone.now()
+    )
     assert receipts_ingest(receipts=[receipt]).changed == 1
     assert receipts_ingest(receipts=[receipt]).changed == 0
-    late_failure = DeliveryReceipt("locmem", row.carrier_message_id,
-                                   DeliveryStatus.UNDELIVERABLE, timezone.now())
+    late_failure = DeliveryReceipt(
+        "locmem", row.carrier_message_id, DeliveryStatus.UNDELIVERABLE, timezone.now()
+    )
     assert receipts_ingest(receipts=[late_failure]).changed == 0
     row.refresh_from_db()
     assert row.status == "delivered"
@@ -159,21 +166,25 @@ def test_duplicate_receipt_is_harmless(alice, locmem):
 def test_multipart_recipient_is_delivered_only_when_every_part_is(alice):
     message = make_message(alice, (TZ,))
     row = Recipient.objects.get()
-    from sms.carriers.base import SubmitResult
-    from sms.receipts import receipts_ingest
 
     dispatch.claim(message.id, 10)
     dispatch.record_results(
-        message=message, carrier="smsc",
-        results=[SubmitResult(recipient_id=row.pk, accepted=True,
-                              carrier_message_ids=("a1", "a2", "a3"))],
+        message=message,
+        carrier="smsc",
+        results=[
+            SubmitResult(recipient_id=row.pk, accepted=True, carrier_message_ids=("a1", "a2", "a3"))
+        ],
     )
     now = timezone.now()
     receipts_ingest(receipts=[DeliveryReceipt("smsc", "a2", DeliveryStatus.DELIVERED, now)])
     row.refresh_from_db()
     assert row.status == "sent"
-    receipts_ingest(receipts=[DeliveryReceipt("smsc", "a1", DeliveryStatus.DELIVERED, now),
-                              DeliveryReceipt("smsc", "a3", DeliveryStatus.DELIVERED, now)])
+    receipts_ingest(
+        receipts=[
+            DeliveryReceipt("smsc", "a1", DeliveryStatus.DELIVERED, now),
+            DeliveryReceipt("smsc", "a3", DeliveryStatus.DELIVERED, now),
+        ]
+    )
     row.refresh_from_db()
     assert row.status == "delivered"
 
@@ -182,17 +193,20 @@ def test_multipart_recipient_is_delivered_only_when_every_part_is(alice):
 def test_multipart_recipient_fails_when_any_part_fails(alice):
     message = make_message(alice, (TZ,))
     row = Recipient.objects.get()
-    from sms.carriers.base import SubmitResult
-    from sms.receipts import receipts_ingest
 
     dispatch.claim(message.id, 10)
     dispatch.record_results(
-        message=message, carrier="smsc",
-        results=[SubmitResult(recipient_id=row.pk, accepted=True, carrier_message_ids=("b1", "b2"))],
+        message=message,
+        carrier="smsc",
+        results=[
+            SubmitResult(recipient_id=row.pk, accepted=True, carrier_message_ids=("b1", "b2"))
+        ],
     )
-    receipts_ingest(receipts=[
-        DeliveryReceipt("smsc", "b2", DeliveryStatus.UNDELIVERABLE, timezone.now(), "034")
-    ])
+    receipts_ingest(
+        receipts=[
+            DeliveryReceipt("smsc", "b2", DeliveryStatus.UNDELIVERABLE, timezone.now(), "034")
+        ]
+    )
     row.refresh_from_db()
     assert row.status == "failed" and row.error_code == "034"
 
@@ -214,13 +228,14 @@ def test_simulator_magic_numbers(alice, django_capture_on_commit_callbacks):
 
 
 @pytest.mark.django_db
-def test_sent_without_receipt_expires_after_the_timeout(alice, settings,
-                                                        django_capture_on_commit_callbacks):
+def test_sent_without_receipt_expires_after_the_timeout(
+    alice, settings, django_capture_on_commit_callbacks
+):
     with django_capture_on_commit_callbacks(execute=True):
         make_message(alice, ("+255712340003",))
     settings.MIFUMO_RECEIPT_TIMEOUT_SECONDS = 60
     assert dispatch.expire_unconfirmed() == 0
-    later = timezone.now() + timezone.timedelta(seconds=61)
+    later = timezone.now() + timedelta(seconds=61)
     assert dispatch.expire_unconfirmed(now=later) == 1
     row = Recipient.objects.get()
     assert row.status == "failed" and row.error_code == "EXPIRED"
@@ -232,7 +247,7 @@ def test_expired_claims_are_taken_back_by_the_sweep(alice, settings):
     dispatch.claim(message.id, 10)
     assert Recipient.objects.get().status == "submitting"
     assert dispatch.stuck_messages() == []
-    later = timezone.now() + timezone.timedelta(seconds=settings.MIFUMO_CLAIM_LEASE_SECONDS + 1)
+    later = timezone.now() + timedelta(seconds=settings.MIFUMO_CLAIM_LEASE_SECONDS + 1)
     assert dispatch.stuck_messages(now=later) == [message.id]
     assert Recipient.objects.get().status == "queued"
 
@@ -240,5 +255,5 @@ def test_expired_claims_are_taken_back_by_the_sweep(alice, settings):
 @pytest.mark.django_db
 def test_queued_work_whose_task_was_lost_is_found_by_the_sweep(alice):
     message = make_message(alice, (TZ,))
-    later = timezone.now() + timezone.timedelta(seconds=61)
+    later = timezone.now() + timedelta(seconds=61)
     assert dispatch.stuck_messages(now=later) == [message.id]

@@ -27,8 +27,9 @@ def test_same_key_and_body_returns_the_first_response_and_does_nothing_again(api
 def test_same_key_with_another_body_is_a_conflict(api):
     api.post("sms/send/", BODY, HTTP_IDEMPOTENCY_KEY="order-43")
     other = {**BODY, "message": "Different"}
-    body = assert_envelope(api.post("sms/send/", other, HTTP_IDEMPOTENCY_KEY="order-43"), 409,
-                           "CONFLICT")
+    body = assert_envelope(
+        api.post("sms/send/", other, HTTP_IDEMPOTENCY_KEY="order-43"), 409, "CONFLICT"
+    )
     assert body["details"] == {"idempotency_key": "order-43"}
     assert Message.objects.count() == 1
 
@@ -43,15 +44,17 @@ def test_keys_are_per_account(api, bob, api_for):
 @pytest.mark.django_db
 def test_a_failed_request_can_be_retried_with_the_same_key(api, alice):
     bad = {**BODY, "recipients": ["nonsense"]}
-    assert_envelope(api.post("sms/send/", bad, HTTP_IDEMPOTENCY_KEY="retry-me"), 400,
-                    "INVALID_PHONE")
+    assert_envelope(
+        api.post("sms/send/", bad, HTTP_IDEMPOTENCY_KEY="retry-me"), 400, "INVALID_PHONE"
+    )
     assert_envelope(api.post("sms/send/", BODY, HTTP_IDEMPOTENCY_KEY="retry-me"), 200)
 
 
 @pytest.mark.django_db
 def test_an_overlong_key_is_a_validation_error(api):
-    assert_envelope(api.post("sms/send/", BODY, HTTP_IDEMPOTENCY_KEY="k" * 256), 400,
-                    "VALIDATION_ERROR")
+    assert_envelope(
+        api.post("sms/send/", BODY, HTTP_IDEMPOTENCY_KEY="k" * 256), 400, "VALIDATION_ERROR"
+    )
 
 
 @pytest.mark.django_db

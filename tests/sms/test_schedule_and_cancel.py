@@ -15,8 +15,9 @@ TZ = "+255712345678"
 
 def scheduled(account, minutes=30, phones=(TZ, "+255754000111")):
     when = (timezone.now() + timedelta(minutes=minutes)).isoformat()
-    return message_send(account=account, text="later", recipients=list(phones),
-                        schedule_time=when).message
+    return message_send(
+        account=account, text="later", recipients=list(phones), schedule_time=when
+    ).message
 
 
 @pytest.mark.django_db
@@ -25,8 +26,13 @@ def test_cancel_refunds_a_scheduled_message(api, alice):
     alice.refresh_from_db()
     assert alice.balance == Decimal("4980.00")
     body = assert_envelope(api.post(f"sms/{message.id}/cancel/"), 200)
-    assert body["data"] == {"message_id": message.id, "status": "canceled", "canceled": 2,
-                            "refunded": 20.0, "currency": "TZS"}
+    assert body["data"] == {
+        "message_id": message.id,
+        "status": "canceled",
+        "canceled": 2,
+        "refunded": 20.0,
+        "currency": "TZS",
+    }
     alice.refresh_from_db()
     assert alice.balance == Decimal("5000.00")
     assert LedgerEntry.objects.get(account=alice, kind="refund").reference == message.id

@@ -144,8 +144,9 @@ def test_more_than_the_recipient_limit_is_rejected(api, settings):
 
 @pytest.mark.django_db
 def test_a_country_without_a_price_rule_is_unsupported(api):
-    body = assert_envelope(send(api, recipients=[TZ, "+254712345678"]), 400,
-                           "UNSUPPORTED_DESTINATION")
+    body = assert_envelope(
+        send(api, recipients=[TZ, "+254712345678"]), 400, "UNSUPPORTED_DESTINATION"
+    )
     assert body["details"]["unsupported"] == ["+254712345678"]
 
 
@@ -158,8 +159,9 @@ def test_network_prefix_rule_overrides_the_country_price(api):
 
 
 @pytest.mark.django_db
-def test_insufficient_balance_is_402_with_cost_and_balance_and_charges_nothing(make_account,
-                                                                                 api_for):
+def test_insufficient_balance_is_402_with_cost_and_balance_and_charges_nothing(
+    make_account, api_for
+):
     poor = make_account("poor", balance="15.00")
     api = api_for(poor)
     body = assert_envelope(send(api, recipients=[TZ, TZ2]), 402, "INSUFFICIENT_BALANCE")
@@ -170,8 +172,9 @@ def test_insufficient_balance_is_402_with_cost_and_balance_and_charges_nothing(m
 
 
 @pytest.mark.django_db
-def test_test_keys_never_debit_and_use_the_simulator(alice, api_for, locmem,
-                                                     django_capture_on_commit_callbacks):
+def test_test_keys_never_debit_and_use_the_simulator(
+    alice, api_for, locmem, django_capture_on_commit_callbacks
+):
     api = api_for(alice, Permission.WRITE, test=True)
     with django_capture_on_commit_callbacks(execute=True):
         data = assert_envelope(send(api), 200)["data"]

@@ -18,8 +18,9 @@ def sent_and_delivered(account, phones, django_capture_on_commit_callbacks):
 
 
 @pytest.mark.django_db
-def test_status_of_a_delivered_message_matches_the_guide(api, alice,
-                                                         django_capture_on_commit_callbacks):
+def test_status_of_a_delivered_message_matches_the_guide(
+    api, alice, django_capture_on_commit_callbacks
+):
     message = sent_and_delivered(alice, [TZ], django_capture_on_commit_callbacks)
     body = assert_envelope(api.get(f"sms/status/{message.id}/"), 200)
     assert body["message"] == "Message status retrieved successfully"
@@ -65,8 +66,7 @@ def test_status_paginates_recipients_with_counts(api, alice):
     assert len(data["recipients"]) == 5
     assert data["pagination"] == {"page": 3, "per_page": 10, "total": 25, "pages": 3}
     assert data["counts"] == {"queued": 25} and data["status"] == "queued"
-    assert_envelope(api.get(f"sms/status/{message.id}/", {"per_page": 0}), 400,
-                    "VALIDATION_ERROR")
+    assert_envelope(api.get(f"sms/status/{message.id}/", {"per_page": 0}), 400, "VALIDATION_ERROR")
 
 
 @pytest.mark.parametrize(
@@ -101,14 +101,24 @@ def make_history(account):
 
 @pytest.mark.django_db
 def test_delivery_reports_are_one_row_per_recipient_newest_first(api, alice, bob):
-    base, ids = make_history(alice)
+    _, ids = make_history(alice)
     make_history(bob)
     body = assert_envelope(api.get("sms/delivery-reports/"), 200)
     rows = body["data"]["reports"]
     assert [r["message_id"] for r in rows] == [ids[2], ids[1], ids[1], ids[0]]
     assert body["data"]["pagination"] == {"page": 1, "per_page": 50, "total": 4, "pages": 1}
-    assert set(rows[0]) == {"message_id", "phone", "status", "sender_id", "sent_at",
-                            "delivery_time", "error_code", "cost", "currency", "created_at"}
+    assert set(rows[0]) == {
+        "message_id",
+        "phone",
+        "status",
+        "sender_id",
+        "sent_at",
+        "delivery_time",
+        "error_code",
+        "cost",
+        "currency",
+        "created_at",
+    }
     assert rows[0]["error_code"] == "EXPIRED" and rows[0]["cost"] == 10.0
 
 
@@ -157,7 +167,7 @@ def test_bad_report_filters_are_400_never_500(api, alice, params):
 
 @pytest.mark.django_db
 def test_messages_list_and_detail(api, alice, bob):
-    base, ids = make_history(alice)
+    _, ids = make_history(alice)
     make_history(bob)
     body = assert_envelope(api.get("sms/messages/"), 200)
     assert [m["message_id"] for m in body["data"]["messages"]] == ids[::-1]

@@ -21,7 +21,9 @@ def parse_amount(raw: str, *, allow_zero: bool = False, allow_negative: bool = F
     try:
         amount = Decimal(raw)
     except InvalidOperation:
-        raise CommandError(f"{raw!r} is not an amount; use a number such as 5000 or 12.50") from None
+        raise CommandError(
+            f"{raw!r} is not an amount; use a number such as 5000 or 12.50"
+        ) from None
     if not amount.is_finite():
         raise CommandError(f"{raw!r} is not a finite amount")
     if amount != amount.quantize(Decimal("0.01")):

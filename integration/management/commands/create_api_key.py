@@ -33,9 +33,12 @@ class Command(BaseCommand):
                 f"Unknown permissions {sorted(unknown) or permissions!r}; use read, write, admin"
             )
         # Permissions are nested, so the highest one named is the key's level.
-        level = next(p for p in (Permission.ADMIN, Permission.WRITE, Permission.READ) if p in wanted)
-        issued = api_key_create(account=target, name=name.strip() or "Default key",
-                                permission=level, test=test)
+        level = next(
+            p for p in (Permission.ADMIN, Permission.WRITE, Permission.READ) if p in wanted
+        )
+        issued = api_key_create(
+            account=target, name=name.strip() or "Default key", permission=level, test=test
+        )
         key = issued.api_key
         self.stdout.write(
             f"Created {'test' if test else 'live'} key {key.name!r} for {target.name} "

@@ -32,9 +32,7 @@ class Command(BaseCommand):
         key_file = Path(settings.VAR_DIR) / "demo-api-key"
         raw = key_file.read_text().strip() if key_file.exists() else ""
         if not self._still_valid(raw, account):
-            raw = api_key_create(
-                account=account, name="Demo key", permission=Permission.ADMIN
-            ).raw
+            raw = api_key_create(account=account, name="Demo key", permission=Permission.ADMIN).raw
             key_file.parent.mkdir(parents=True, exist_ok=True)
             key_file.write_text(raw + "\n")
             key_file.chmod(0o600)
