@@ -1,0 +1,159 @@
+"""Sending benchmarks against gunicorn + PostgreSQL + Redis on this machine.
+
+    .venv/bin/python -m bench.send_bench            # all three
+    .venv/bin/python -m bench.send_bench --only throughput|bulk|reports
+
+1. single-recipient sends: requests/s, p50/p99 at 32 connections (wrk), beside a bare
+   Django JSON view (/healthz) served by the same gunicorn in the same run;
+2. one send with 10,000 recipients: time to accept (validated, priced, debited, stored);
+3. delivery reports with 1,000,000 recipient rows in the account: first page and a
+   filtered page, p95.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import tempfile
+from pathlib import Path
+
+from bench.common import (
+    bench_env,
+    call,
+    fresh_database,
+    gunicorn,
+    manage,
+    percentile,
+    setup_account,
+    wrk,
+)
+
+SEND_LUA = """
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "Bearer %s"
+wrk.body = '{"message": "Habari, your order is ready", "recipients": ["+255712345678"]}'
+"""
+
+
+def throughput(base: str, key: str, seconds: int) -> None:
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
+        script.write(SEND_LUA % key)
+    wrk(f"{base}/healthz", connections=32, seconds=3)  # warm up
+    bare = wrk(f"{base}/healthz", connections=32, seconds=seconds)
+    send = wrk(
+        f"{base}/api/integration/v1/sms/send/",
+        connections=32,
+        seconds=seconds,
+        script=Path(script.name),
+    )
+    print(
+        f"bare view : {bare['rps']:8.0f} req/s  p50 {bare['p50']:6.1f} ms  "
+        f"p99 {bare['p99']:6.1f} ms"
+    )
+    print(
+        f"sms/send  : {send['rps']:8.0f} req/s  p50 {send['p50']:6.1f} ms  "
+        f"p99 {send['p99']:6.1f} ms  non-2xx {send['non_2xx']:.0f}"
+    )
+    print(
+        f"ratio     : {send['rps'] / bare['rps']:.0%} of the bare view (target >= 40%), "
+        f"p99 target <= 100 ms"
+    )
+
+
+def bulk(base: str, key: str, runs: int) -> None:
+    times = []
+    for run in range(runs):
+        phones = [f"+2557{(run * 7 + 1) % 10}{i:07d}" for i in range(10_000)]
+        status, payload, ms = call(
+            base, "/api/integration/v1/sms/send/", key, {"message": "Karibu", "recipients": phones}
+        )
+        assert status == 200, payload
+        assert len(payload["data"]["recipients"]) == 10_000
+        times.append(ms)
+    print(
+        f"10,000-recipient send: median {statistics.median(times):.0f} ms "
+        f"(runs {', '.join(f'{t:.0f}' for t in times)}; target <= 1000 ms)"
+    )
+
+
+SEED_SQL = """
+INSERT INTO sms_message (id, account_id, source, text, sender_id, encoding, segments,
+    recipient_count, cost, currency, is_test, webhook_url, created_at)
+SELECT 'msg_BENCH' || lpad(g::text, 17, '0'), {account}, 'api', 'seed', 'MIFUMO', 'GSM-7', 1,
+    100, 1000.00, 'TZS', false, '', now() - (g || ' minutes')::interval
+FROM generate_series(1, 10000) AS g;
+INSERT INTO sms_recipient (message_id, account_id, created_at, phone, status, cost, carrier,
+    carrier_message_id, error_code, error_message, attempts, sent_at, delivered_at, updated_at)
+SELECT 'msg_BENCH' || lpad((1 + (g - 1) / 100)::text, 17, '0'), {account},
+    now() - ((1 + (g - 1) / 100) || ' minutes')::interval,
+    '+2557' || lpad((g % 100000000)::text, 8, '0'),
+    (ARRAY['delivered','delivered','delivered','failed','sent'])[1 + g % 5],
+    10.00, 'simulator', 'sim-' || g, '', '', 1, now(), now(), now()
+FROM generate_series(1, 1000000) AS g;
+ANALYZE sms_recipient;
+"""
+
+
+def reports(base: str, key: str, env: dict[str, str], samples: int) -> None:
+    account = manage(
+        env,
+        "shell",
+        "-c",
+        "from integration.models import Account;print(Account.objects.get(name='bench').pk)",
+    ).strip()
+    subprocess.run(
+        [
+            "psql",
+            "-h",
+            "127.0.0.1",
+            "-U",
+            "postgres",
+            "-q",
+            "-d",
+            env["DATABASE_URL"].rsplit("/", 1)[1],
+            "-c",
+            SEED_SQL.format(account=int(account)),
+        ],
+        check=True,
+    )
+    paths = {
+        "first page": "/api/integration/v1/sms/delivery-reports/",
+        "filtered page": "/api/integration/v1/sms/delivery-reports/?status=failed"
+        "&start_date=2020-01-01T00:00:00Z&page=3&per_page=100",
+    }
+    for label, path in paths.items():
+        times = []
+        for _ in range(samples):
+            status, payload, ms = call(base, path, key)
+            assert status == 200, payload
+            times.append(ms)
+        print(
+            f"delivery reports, {label}: p50 {percentile(times, 50):.1f} ms, "
+            f"p95 {percentile(times, 95):.1f} ms over {samples} (target p95 <= 30 ms); "
+            f"total {payload['data']['pagination']['total']}"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--only", choices=["throughput", "bulk", "reports"])
+    parser.add_argument("--seconds", type=int, default=20)
+    parser.add_argument("--workers", type=int, default=4)
+    args = parser.parse_args()
+    database = "mifumo_bench_send"
+    fresh_database(database)
+    env = bench_env(database)
+    key = setup_account(env)
+    with gunicorn(env, workers=args.workers) as base:
+        if args.only in (None, "throughput"):
+            throughput(base, key, args.seconds)
+        if args.only in (None, "bulk"):
+            bulk(base, key, runs=5)
+        if args.only in (None, "reports"):
+            reports(base, key, env, samples=100)
+
+
+if __name__ == "__main__":
+    main()
