@@ -8,14 +8,14 @@ from datetime import datetime
 from decimal import Decimal
 
 from django.contrib.auth.models import User
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
 from integration import keys
 from integration.models import Account, ApiKey, LedgerEntry, Membership, Permission
 from mifumo.api.errors import ApiError, ErrorCode
-from mifumo.db import atomic_unless_nested
+from mifumo.db import atomic_unless_nested, is_postgres
 
 CENT = Decimal("0.01")
 
@@ -67,16 +67,12 @@ def _move(
     back is exactly this movement's result."""
     now = timezone.now()
     with atomic_unless_nested():
-        rows = Account.objects.filter(pk=account_id)
-        if require_cover:
-            rows = rows.filter(balance__gte=-amount)
-        updated = rows.update(balance=F("balance") + amount, balance_updated_at=now)
-        if not updated:
+        balance_after = _update_balance(account_id, amount, now, require_cover=require_cover)
+        if balance_after is None:
             account = Account.objects.only("balance", "currency").get(pk=account_id)
             raise InsufficientBalance(
                 cost=-amount, balance=account.balance, currency=account.currency
             )
-        balance_after = Account.objects.values_list("balance", flat=True).get(pk=account_id)
         return LedgerEntry.objects.create(
             account_id=account_id,
             kind=kind,
@@ -87,6 +83,33 @@ def _move(
             created_by=created_by,
             created_at=now,
         )
+
+
+def _update_balance(
+    account_id: int, amount: Decimal, now: datetime, *, require_cover: bool
+) -> Decimal | None:
+    """Apply the change in one conditional UPDATE; the new balance, or None if not covered."""
+    if is_postgres():
+        # One round trip instead of two on the hottest path of a send.
+        table = Account._meta.db_table
+        cover = " AND balance >= %s" if require_cover else ""
+        params: list[Decimal | datetime | int] = [amount, now, account_id]
+        if require_cover:
+            params.append(-amount)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"UPDATE {table} SET balance = balance + %s, balance_updated_at = %s "  # noqa: S608
+                f"WHERE id = %s{cover} RETURNING balance",
+                params,
+            )
+            row = cursor.fetchone()
+        return None if row is None else Decimal(row[0])
+    rows = Account.objects.filter(pk=account_id)
+    if require_cover:
+        rows = rows.filter(balance__gte=-amount)
+    if not rows.update(balance=F("balance") + amount, balance_updated_at=now):
+        return None
+    return Account.objects.values_list("balance", flat=True).get(pk=account_id)
 
 
 def _positive(amount: Decimal | int | str) -> Decimal:

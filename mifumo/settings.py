@@ -104,7 +104,7 @@ REDIS_URL = env("REDIS_URL") or None
 if REDIS_URL:
     CACHES: dict[str, dict[str, Any]] = {
         "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "BACKEND": "mifumo.cache.PooledRedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": envstr("CACHE_KEY_PREFIX", "mifumo"),
             "OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 2},
