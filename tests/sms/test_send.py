@@ -241,3 +241,33 @@ def test_nothing_is_stored_when_validation_fails_late(api, alice):
     assert_envelope(send(api, recipients=[TZ, "+254712345678"]), 400, "UNSUPPORTED_DESTINATION")
     assert not Message.objects.exists()
     assert not LedgerEntry.objects.filter(kind="debit").exists()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("text", "encoding", "segments"),
+    [
+        ("a" * 160, "GSM-7", 1),
+        ("ñ" * 160, "GSM-7", 1),  # ñ is in the GSM alphabet; ş below is not
+        ("ş" * 70, "UCS-2", 1),
+        ("ş" * 71, "UCS-2", 2),
+        ("€" * 80, "GSM-7", 1),  # extension characters take two septets
+        ("€" * 81, "GSM-7", 2),
+        ("a" * 159 + "€", "GSM-7", 2),
+        ("😀" * 35, "UCS-2", 1),  # an emoji is two UTF-16 units
+        ("😀" * 36, "UCS-2", 2),
+        ("Habari yako? Karibu sana, rafiki.", "GSM-7", 1),
+    ],
+)
+def test_encoding_and_parts_at_the_boundaries(api, text, encoding, segments):
+    data = assert_envelope(send(api, message=text), 200)["data"]
+    assert (data["encoding"], data["segments"]) == (encoding, segments)
+    assert data["cost"] == 10.0 * segments
+
+
+@pytest.mark.django_db
+def test_control_characters_and_rtl_text_are_sent_as_written(api):
+    text = "مرحبا \u202eabc\u202c\tline\nnext"
+    data = assert_envelope(send(api, message=text), 200)["data"]
+    assert data["encoding"] == "UCS-2"
+    assert Message.objects.get(pk=data["message_id"]).text == text
