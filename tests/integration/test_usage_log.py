@@ -1,0 +1,51 @@
+import pytest
+
+from integration.models import ApiRequestLog
+from integration.usage import UsageBuffer
+
+
+@pytest.mark.django_db
+def test_every_request_is_logged_with_route_status_latency_and_error_code(api, alice_key, anon):
+    api.get("sms/balance/")
+    api.get("sms/status/msg_01ARZ3NDEKTSV4RRFFQ69G5FAV/")
+    api.post("sms/send/", {"message": "", "recipients": ["+255712345678"]})
+    anon.get("sms/balance/")
+    rows = list(ApiRequestLog.objects.order_by("id"))
+    assert [(r.method, r.route, r.status_code, r.error_code) for r in rows] == [
+        ("GET", "api/integration/v1/sms/balance/", 200, ""),
+        ("GET", "api/integration/v1/sms/status/<str:message_id>/", 404, "NOT_FOUND"),
+        ("POST", "api/integration/v1/sms/send/", 400, "VALIDATION_ERROR"),
+        ("GET", "api/integration/v1/sms/balance/", 401, "INVALID_CREDENTIALS"),
+    ]
+    assert all(r.latency_ms > 0 for r in rows)
+    assert {r.api_key_id for r in rows[:3]} == {alice_key.api_key.pk}
+    assert rows[0].account_id == alice_key.api_key.account_id
+    assert rows[3].account_id is None and rows[3].api_key_id is None
+
+
+@pytest.mark.django_db
+def test_rows_are_buffered_and_written_in_one_batch(alice, settings, django_assert_num_queries):
+    settings.MIFUMO_USAGE_LOG_FLUSH_SIZE = 3
+    settings.MIFUMO_USAGE_LOG_FLUSH_SECONDS = 3600
+    buffer = UsageBuffer()
+
+    def row():
+        return ApiRequestLog(
+            account=alice, method="GET", route="x", status_code=200, latency_ms=1.0
+        )
+
+    with django_assert_num_queries(0):
+        buffer.add(row())
+        buffer.add(row())
+    with django_assert_num_queries(1):
+        buffer.add(row())
+    assert ApiRequestLog.objects.count() == 3
+
+
+@pytest.mark.django_db
+def test_a_failing_write_never_fails_the_request(api, monkeypatch):
+    def broken(*args, **kwargs):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(ApiRequestLog.objects, "bulk_create", broken)
+    assert api.get("sms/balance/").status_code == 200
