@@ -17,7 +17,6 @@ from integration.models import Account, ApiKey
 from integration.services import account_debit, account_refund
 from mifumo.api.errors import ApiError, ErrorCode
 from mifumo.api.fields import iso
-from mifumo.db import atomic_unless_nested
 from mifumo.ids import new_id
 from sms import encoding
 from sms.models import Message, Recipient
@@ -231,14 +230,8 @@ def message_send(
         webhook_url=webhook_url or "",
         created_at=now,
     )
-    with atomic_unless_nested():
-        if cost > 0:
-            account_debit(
-                account_id=account.pk,
-                amount=cost,
-                reference=message.id,
-                note=f"{len(phones)} recipients x {info.segments} parts",
-            )
+    # A savepoint when nested: a refused debit must take the rows written before it along.
+    with transaction.atomic():
         message.save(force_insert=True)
         Recipient.objects.bulk_create(
             (
@@ -255,6 +248,15 @@ def message_send(
             ),
             batch_size=INSERT_BATCH,
         )
+        # The debit comes last: it locks the account's balance row until the commit, and
+        # every send of the account waits on that lock.
+        if cost > 0:
+            account_debit(
+                account_id=account.pk,
+                amount=cost,
+                reference=message.id,
+                note=f"{len(phones)} recipients x {info.segments} parts",
+            )
         if not when:
             transaction.on_commit(lambda: _enqueue_dispatch(message.id))
     return SendResult(
