@@ -1,3 +1,15 @@
-from django.urls import path  # noqa: F401
+"""Delivery-receipt callbacks, mounted at ``/api/integration/carriers/``."""
 
-urlpatterns: list = []
+from __future__ import annotations
+
+from django.urls import URLPattern, re_path
+
+from sms.carriers.dlr import carrier_dlr
+
+app_name = "carriers"
+
+# The trailing slash is optional: provider dashboards store the URL exactly as typed, and a
+# redirect would turn their POST into a GET.
+urlpatterns: list[URLPattern] = [
+    re_path(r"^(?P<carrier>[\w.-]+)/dlr/?$", carrier_dlr, name="dlr"),
+]
