@@ -293,6 +293,7 @@ class CancelApi(ApiView):
 class MessagesApi(ApiView):
     @extend_schema(
         summary="List messages",
+        operation_id="sms_messages_list",
         tags=["SMS"],
         parameters=[
             OpenApiParameter("start_date", str, required=False),

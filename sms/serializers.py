@@ -2,6 +2,8 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
+from mifumo.api.serializers import PagePaginationOut
+
 
 class BalanceOut(serializers.Serializer):
     balance = serializers.FloatField()
@@ -73,13 +75,6 @@ class RecipientOut(serializers.Serializer):
     error_message = serializers.CharField(allow_null=True)
 
 
-class PaginationOut(serializers.Serializer):
-    page = serializers.IntegerField()
-    per_page = serializers.IntegerField()
-    total = serializers.IntegerField()
-    pages = serializers.IntegerField()
-
-
 class StatusOut(serializers.Serializer):
     message_id = serializers.CharField()
     status = serializers.CharField()
@@ -94,7 +89,7 @@ class StatusOut(serializers.Serializer):
     currency = serializers.CharField()
     recipient_count = serializers.IntegerField()
     counts = serializers.DictField(child=serializers.IntegerField())
-    pagination = PaginationOut()
+    pagination = PagePaginationOut()
 
 
 class ReportRowOut(serializers.Serializer):
@@ -112,7 +107,7 @@ class ReportRowOut(serializers.Serializer):
 
 class ReportsOut(serializers.Serializer):
     reports = ReportRowOut(many=True)
-    pagination = PaginationOut()
+    pagination = PagePaginationOut()
 
 
 class MessageOut(serializers.Serializer):
@@ -132,7 +127,7 @@ class MessageOut(serializers.Serializer):
 
 class MessagesOut(serializers.Serializer):
     messages = MessageOut(many=True)
-    pagination = PaginationOut()
+    pagination = PagePaginationOut()
 
 
 class CancelOut(serializers.Serializer):
