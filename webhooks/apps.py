@@ -4,3 +4,11 @@ from django.apps import AppConfig
 class WebhooksConfig(AppConfig):
     name = "webhooks"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from sms.signals import recipients_status_changed
+        from webhooks.receivers import on_recipients_status_changed
+
+        recipients_status_changed.connect(
+            on_recipients_status_changed, dispatch_uid="webhooks.recipients_status_changed"
+        )

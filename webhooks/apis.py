@@ -1,0 +1,332 @@
+"""Webhook endpoints and deliveries over the API.
+
+Managing endpoints and secrets needs an admin key; reading a message's deliveries needs only
+read, like the message status itself.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from django.db.models import QuerySet
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from integration.auth import ApiPrincipal
+from integration.models import Account, Permission
+from mifumo.api.docs import envelope_responses
+from mifumo.api.errors import ErrorCode
+from mifumo.api.responses import ok
+from mifumo.api.views import ApiView
+from webhooks import selectors, services
+from webhooks import serializers as s
+from webhooks.models import Delivery
+
+TAG = ["Webhooks"]
+NOT_FOUND = [ErrorCode.NOT_FOUND]
+VALIDATION = [ErrorCode.VALIDATION_ERROR]
+PAGE_PARAMETERS = [
+    OpenApiParameter("page", int, description="Page number (default 1)"),
+    OpenApiParameter("per_page", int, description="Items per page (default 50, at most 100)"),
+    OpenApiParameter("status", str, enum=[c.value for c in Delivery.Status]),
+]
+
+
+def _account(request: Request) -> Account:
+    assert isinstance(request.user, ApiPrincipal)
+    return request.user.account
+
+
+def _valid(serializer_class: type[Any], data: Any, **kwargs: Any) -> dict[str, Any]:
+    serializer = serializer_class(data=data, **kwargs)
+    serializer.is_valid(raise_exception=True)
+    return dict(serializer.validated_data)
+
+
+def _page(deliveries: QuerySet[Delivery], params: dict[str, Any]) -> dict[str, Any]:
+    page, per_page = params["page"], params["per_page"]
+    total = deliveries.count()
+    rows = deliveries[(page - 1) * per_page : page * per_page]
+    return {
+        "deliveries": [s.delivery_data(d) for d in rows],
+        "pagination": {
+            "page": page,
+            "per_page": per_page,
+            "total": total,
+            "pages": math.ceil(total / per_page) if total else 0,
+        },
+    }
+
+
+class WebhookListApi(ApiView):
+    required_permission = Permission.ADMIN
+
+    @extend_schema(
+        operation_id="webhooks_list",
+        summary="List webhook endpoints",
+        tags=TAG,
+        responses=envelope_responses(s.EndpointListOut),
+    )
+    def get(self, request: Request) -> Response:
+        endpoints = selectors.endpoint_list(account=_account(request))
+        return ok(
+            {"webhooks": [s.endpoint_data(e) for e in endpoints]},
+            "Webhooks retrieved successfully",
+        )
+
+    @extend_schema(
+        operation_id="webhooks_create",
+        summary="Create a webhook endpoint",
+        description="The signing secret is in this response only (and after a rotation).",
+        tags=TAG,
+        request=s.EndpointCreateIn,
+        responses=envelope_responses(s.EndpointSecretOut, status=201, errors=VALIDATION),
+    )
+    def post(self, request: Request) -> Response:
+        data = _valid(s.EndpointCreateIn, request.data)
+        endpoint = services.endpoint_create(account=_account(request), **data)
+        return ok(
+            s.endpoint_data(endpoint, with_secret=True),
+            "Webhook created; store the signing secret now, it is not shown again",
+            status=201,
+        )
+
+
+class WebhookDetailApi(ApiView):
+    required_permission = Permission.ADMIN
+
+    @extend_schema(
+        operation_id="webhooks_get",
+        summary="Get a webhook endpoint",
+        tags=TAG,
+        responses=envelope_responses(s.EndpointOut, errors=NOT_FOUND),
+    )
+    def get(self, request: Request, webhook_id: str) -> Response:
+        endpoint = selectors.endpoint_get(account=_account(request), endpoint_id=webhook_id)
+        return ok(s.endpoint_data(endpoint), "Webhook retrieved successfully")
+
+    @extend_schema(
+        operation_id="webhooks_update",
+        summary="Update a webhook endpoint",
+        tags=TAG,
+        request=s.EndpointUpdateIn,
+        responses=envelope_responses(s.EndpointOut, errors=[*NOT_FOUND, *VALIDATION]),
+    )
+    def patch(self, request: Request, webhook_id: str) -> Response:
+        endpoint = selectors.endpoint_get(account=_account(request), endpoint_id=webhook_id)
+        data = _valid(s.EndpointUpdateIn, request.data)
+        endpoint = services.endpoint_update(endpoint=endpoint, **data)
+        return ok(s.endpoint_data(endpoint), "Webhook updated")
+
+    @extend_schema(
+        operation_id="webhooks_delete",
+        summary="Delete a webhook endpoint and its delivery history",
+        tags=TAG,
+        responses=envelope_responses(s.EndpointDeletedOut, errors=NOT_FOUND),
+    )
+    def delete(self, request: Request, webhook_id: str) -> Response:
+        endpoint = selectors.endpoint_get(account=_account(request), endpoint_id=webhook_id)
+        services.endpoint_delete(endpoint=endpoint)
+        return ok({"id": webhook_id, "deleted": True}, "Webhook deleted")
+
+
+class WebhookTestApi(ApiView):
+    required_permission = Permission.ADMIN
+
+    @extend_schema(
+        operation_id="webhooks_test",
+        summary="Send a message.test event to the endpoint now",
+        description="Tried once, not retried; the answer carries the attempt's result.",
+        tags=TAG,
+        request=None,
+        responses=envelope_responses(s.DeliveryDetailOut, errors=NOT_FOUND),
+    )
+    def post(self, request: Request, webhook_id: str) -> Response:
+        assert isinstance(request.user, ApiPrincipal)
+        endpoint = selectors.endpoint_get(account=_account(request), endpoint_id=webhook_id)
+        delivery = services.event_send_test(endpoint=endpoint, api_key=request.user.api_key)
+        attempts = list(selectors.delivery_attempts(delivery=delivery))
+        succeeded = delivery.status == Delivery.Status.SUCCEEDED
+        return ok(
+            s.delivery_detail_data(delivery, attempts),
+            "Test event delivered" if succeeded else "Test event delivery failed",
+        )
+
+
+class WebhookRotateSecretApi(ApiView):
+    required_permission = Permission.ADMIN
+
+    @extend_schema(
+        operation_id="webhooks_rotate_secret",
+        summary="Rotate the endpoint's signing secret",
+        description="The old secret keeps signing beside the new one for the grace period.",
+        tags=TAG,
+        request=s.RotateIn,
+        responses=envelope_responses(s.EndpointSecretOut, errors=[*NOT_FOUND, *VALIDATION]),
+    )
+    def post(self, request: Request, webhook_id: str) -> Response:
+        endpoint = selectors.endpoint_get(account=_account(request), endpoint_id=webhook_id)
+        data = _valid(s.RotateIn, request.data or {})
+        endpoint = services.endpoint_rotate_secret(
+            endpoint=endpoint, grace_seconds=data["grace_period_seconds"]
+        )
+        return ok(
+            s.endpoint_data(endpoint, with_secret=True),
+            "Signing secret rotated; store the new secret now",
+        )
+
+
+class WebhookDeliveriesApi(ApiView):
+    required_permission = Permission.ADMIN
+
+    @extend_schema(
+        operation_id="webhooks_endpoint_deliveries",
+        summary="List an endpoint's deliveries, newest first",
+        tags=TAG,
+        parameters=PAGE_PARAMETERS,
+        responses=envelope_responses(s.DeliveryPageOut, errors=[*NOT_FOUND, *VALIDATION]),
+    )
+    def get(self, request: Request, webhook_id: str) -> Response:
+        account = _account(request)
+        endpoint = selectors.endpoint_get(account=account, endpoint_id=webhook_id)
+        params = _valid(s.PageIn, request.query_params)
+        deliveries = selectors.delivery_list(
+            account=account, endpoint=endpoint, status=params.get("status")
+        )
+        return ok(_page(deliveries, params), "Deliveries retrieved successfully")
+
+
+class WebhookDeliveryApi(ApiView):
+    required_permission = Permission.ADMIN
+
+    @extend_schema(
+        operation_id="webhooks_endpoint_delivery",
+        summary="Get one of an endpoint's deliveries with every attempt",
+        tags=TAG,
+        responses=envelope_responses(s.DeliveryDetailOut, errors=NOT_FOUND),
+    )
+    def get(self, request: Request, webhook_id: str, delivery_id: str) -> Response:
+        account = _account(request)
+        endpoint = selectors.endpoint_get(account=account, endpoint_id=webhook_id)
+        delivery = selectors.delivery_get(
+            account=account, delivery_id=delivery_id, endpoint=endpoint
+        )
+        attempts = list(selectors.delivery_attempts(delivery=delivery))
+        return ok(s.delivery_detail_data(delivery, attempts), "Delivery retrieved successfully")
+
+
+class WebhookRedeliverApi(ApiView):
+    required_permission = Permission.ADMIN
+
+    @extend_schema(
+        operation_id="webhooks_endpoint_redeliver",
+        summary="Send a finished delivery's event again",
+        description="Queues a new delivery of the same event (same event_id and body).",
+        tags=TAG,
+        request=None,
+        responses=envelope_responses(
+            s.DeliveryOut, status=202, errors=[*NOT_FOUND, ErrorCode.CONFLICT]
+        ),
+    )
+    def post(self, request: Request, webhook_id: str, delivery_id: str) -> Response:
+        account = _account(request)
+        endpoint = selectors.endpoint_get(account=account, endpoint_id=webhook_id)
+        delivery = selectors.delivery_get(
+            account=account, delivery_id=delivery_id, endpoint=endpoint
+        )
+        again = services.delivery_redeliver(delivery=delivery)
+        return ok(s.delivery_data(again), "Redelivery queued", status=202)
+
+
+class DeliveryListApi(ApiView):
+    required_permission = Permission.READ
+
+    @extend_schema(
+        operation_id="webhooks_deliveries",
+        summary="List deliveries, e.g. of one message (its own webhook_url included)",
+        tags=TAG,
+        parameters=[
+            OpenApiParameter("message_id", str, description="Only this message's deliveries"),
+            *PAGE_PARAMETERS,
+        ],
+        responses=envelope_responses(s.DeliveryPageOut, errors=VALIDATION),
+    )
+    def get(self, request: Request) -> Response:
+        params = _valid(s.MessageDeliveriesIn, request.query_params)
+        deliveries = selectors.delivery_list(
+            account=_account(request),
+            message_id=params.get("message_id"),
+            status=params.get("status"),
+        )
+        return ok(_page(deliveries, params), "Deliveries retrieved successfully")
+
+
+class DeliveryDetailApi(ApiView):
+    required_permission = Permission.READ
+
+    @extend_schema(
+        operation_id="webhooks_delivery",
+        summary="Get a delivery with every attempt",
+        tags=TAG,
+        responses=envelope_responses(s.DeliveryDetailOut, errors=NOT_FOUND),
+    )
+    def get(self, request: Request, delivery_id: str) -> Response:
+        delivery = selectors.delivery_get(account=_account(request), delivery_id=delivery_id)
+        attempts = list(selectors.delivery_attempts(delivery=delivery))
+        return ok(s.delivery_detail_data(delivery, attempts), "Delivery retrieved successfully")
+
+
+class DeliveryRedeliverApi(ApiView):
+    required_permission = Permission.ADMIN
+
+    @extend_schema(
+        operation_id="webhooks_delivery_redeliver",
+        summary="Send a finished delivery's event again (any destination)",
+        tags=TAG,
+        request=None,
+        responses=envelope_responses(
+            s.DeliveryOut, status=202, errors=[*NOT_FOUND, ErrorCode.CONFLICT]
+        ),
+    )
+    def post(self, request: Request, delivery_id: str) -> Response:
+        delivery = selectors.delivery_get(account=_account(request), delivery_id=delivery_id)
+        again = services.delivery_redeliver(delivery=delivery)
+        return ok(s.delivery_data(again), "Redelivery queued", status=202)
+
+
+class SigningSecretApi(ApiView):
+    required_permission = Permission.ADMIN
+
+    @extend_schema(
+        operation_id="webhooks_signing_secret",
+        summary="The account's signing secret for message-level webhook_url deliveries",
+        description=(
+            "Deliveries to the webhook_url given with a send have no endpoint, so they are "
+            "signed with this per-account secret (made on first use)."
+        ),
+        tags=TAG,
+        responses=envelope_responses(s.SigningSecretOut),
+    )
+    def get(self, request: Request) -> Response:
+        holder = services.account_signing_secret_ensure(account_id=_account(request).pk)
+        return ok(s.signing_secret_data(holder), "Signing secret retrieved successfully")
+
+
+class SigningSecretRotateApi(ApiView):
+    required_permission = Permission.ADMIN
+
+    @extend_schema(
+        operation_id="webhooks_signing_secret_rotate",
+        summary="Rotate the account's signing secret for message-level deliveries",
+        tags=TAG,
+        request=s.RotateIn,
+        responses=envelope_responses(s.SigningSecretOut, errors=VALIDATION),
+    )
+    def post(self, request: Request) -> Response:
+        data = _valid(s.RotateIn, request.data or {})
+        holder = services.account_signing_secret_rotate(
+            account_id=_account(request).pk, grace_seconds=data["grace_period_seconds"]
+        )
+        return ok(s.signing_secret_data(holder), "Signing secret rotated")

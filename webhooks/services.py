@@ -1,0 +1,606 @@
+"""Writes for webhooks: endpoints and secrets, the events outbox, and delivering.
+
+Delivering follows one rule: the receiver is never called inside a transaction, and a
+delivery is claimed (a lease taken with a conditional UPDATE) before it is sent, so two
+workers never send it at the same time.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import time
+import uuid
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timedelta
+from functools import partial
+from typing import Any
+
+from cryptography.fernet import InvalidToken
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import Q, QuerySet
+from django.utils import timezone
+
+from integration import keys
+from integration.models import Account, ApiKey
+from mifumo.api.errors import ApiError, ErrorCode
+from mifumo.api.fields import iso, money
+from mifumo.db import atomic_unless_nested, is_postgres
+from sms.models import Message, Recipient
+from webhooks import security, signing, transport
+from webhooks.models import (
+    SUBSCRIBABLE_EVENTS,
+    AccountSigningSecret,
+    Delivery,
+    DeliveryAttempt,
+    Endpoint,
+    Event,
+    EventType,
+    SigningSecretFields,
+)
+
+logger = logging.getLogger(__name__)
+
+STATUS_EVENTS = {
+    "sent": EventType.SENT,
+    "delivered": EventType.DELIVERED,
+    "failed": EventType.FAILED,
+}
+# Recipients per event: a 10,000-recipient send becomes 20 events, not one huge body.
+RECIPIENTS_PER_EVENT = 500
+DEFAULT_GRACE_SECONDS = 24 * 3600
+MAX_GRACE_SECONDS = 7 * 24 * 3600
+# Up to +20% on each scheduled wait, so receivers that failed together are not retried in
+# one burst; never less than the schedule says.
+RETRY_JITTER = 0.2
+# Retries due within this many seconds go on the queue with a countdown; later ones are left
+# to the periodic sweep (Redis redelivers unacknowledged countdown tasks after an hour).
+COUNTDOWN_LIMIT = 900
+# The sweep re-enqueues a due delivery whose task has not run this long after it was queued
+# (the broker lost it, or the worker was down).
+REQUEUE_AFTER = timedelta(seconds=120)
+SWEEP_BATCH = 500
+GONE = 410
+
+
+# --- endpoints and secrets ------------------------------------------------------------------------
+
+
+def _secret_fields(secret: str) -> dict[str, Any]:
+    return {"secret_encrypted": keys.encrypt(secret)}
+
+
+def _events(events: Iterable[str] | None) -> list[str]:
+    if events is None:
+        return list(SUBSCRIBABLE_EVENTS)
+    chosen = set(events)
+    unknown = chosen - set(SUBSCRIBABLE_EVENTS)
+    if unknown or not chosen:
+        raise ApiError(
+            ErrorCode.VALIDATION_ERROR,
+            "Unknown or missing events",
+            {"events": [f"Choose one or more of: {', '.join(SUBSCRIBABLE_EVENTS)}"]},
+        )
+    # Stored in the catalogue's order, whatever order they came in.
+    return [e for e in SUBSCRIBABLE_EVENTS if e in chosen]
+
+
+def endpoint_create(
+    *,
+    account: Account,
+    url: str,
+    events: Iterable[str] | None = None,
+    active: bool = True,
+    description: str = "",
+) -> Endpoint:
+    return Endpoint.objects.create(
+        account=account,
+        url=security.validate_webhook_url(url, field="url"),
+        events=_events(events),
+        active=active,
+        description=description,
+        **_secret_fields(signing.generate_secret()),
+    )
+
+
+def endpoint_update(
+    *,
+    endpoint: Endpoint,
+    url: str | None = None,
+    events: Iterable[str] | None = None,
+    active: bool | None = None,
+    description: str | None = None,
+) -> Endpoint:
+    """Change what is given; reactivating an endpoint clears why it was disabled."""
+    if url is not None:
+        endpoint.url = security.validate_webhook_url(url, field="url")
+    if events is not None:
+        endpoint.events = _events(events)
+    if description is not None:
+        endpoint.description = description
+    if active is not None:
+        endpoint.active = active
+        if active:
+            endpoint.disabled_reason = ""
+            endpoint.disabled_at = None
+    endpoint.updated_at = timezone.now()
+    endpoint.save()
+    return endpoint
+
+
+def endpoint_delete(*, endpoint: Endpoint) -> None:
+    endpoint.delete()
+
+
+def _rotate(holder: SigningSecretFields, grace_seconds: int) -> None:
+    if not 0 <= grace_seconds <= MAX_GRACE_SECONDS:
+        raise ApiError(
+            ErrorCode.VALIDATION_ERROR,
+            "The grace period is out of range",
+            {"grace_period_seconds": [f"Between 0 and {MAX_GRACE_SECONDS}"]},
+        )
+    now = timezone.now()
+    if grace_seconds:
+        holder.previous_secret_encrypted = holder.secret_encrypted
+        holder.previous_secret_expires_at = now + timedelta(seconds=grace_seconds)
+    else:
+        holder.previous_secret_encrypted = ""
+        holder.previous_secret_expires_at = None
+    holder.secret_encrypted = keys.encrypt(signing.generate_secret())
+    holder.secret_rotated_at = now
+
+
+def endpoint_rotate_secret(
+    *, endpoint: Endpoint, grace_seconds: int = DEFAULT_GRACE_SECONDS
+) -> Endpoint:
+    """A new signing secret; the old one keeps signing alongside it for ``grace_seconds``."""
+    _rotate(endpoint, grace_seconds)
+    endpoint.updated_at = timezone.now()
+    endpoint.save()
+    return endpoint
+
+
+def endpoint_disable(*, endpoint_id: str, reason: str) -> None:
+    Endpoint.objects.filter(pk=endpoint_id, active=True).update(
+        active=False, disabled_reason=reason[:255], disabled_at=timezone.now()
+    )
+
+
+def account_signing_secret_ensure(*, account_id: int) -> AccountSigningSecret:
+    """The account's secret for message-level webhook_url deliveries, made on first use."""
+    existing = AccountSigningSecret.objects.filter(account_id=account_id).first()
+    if existing is not None:
+        return existing
+    try:
+        with transaction.atomic():
+            return AccountSigningSecret.objects.create(
+                account_id=account_id, **_secret_fields(signing.generate_secret())
+            )
+    except IntegrityError:
+        # Another process made it first.
+        return AccountSigningSecret.objects.get(account_id=account_id)
+
+
+def account_signing_secret_rotate(
+    *, account_id: int, grace_seconds: int = DEFAULT_GRACE_SECONDS
+) -> AccountSigningSecret:
+    holder = account_signing_secret_ensure(account_id=account_id)
+    _rotate(holder, grace_seconds)
+    holder.save()
+    return holder
+
+
+# --- events ---------------------------------------------------------------------------------------
+
+
+def _body(payload: dict[str, Any]) -> str:
+    return json.dumps(payload, separators=(",", ":"))
+
+
+def _enqueue(delivery_ids: Sequence[str], countdown: float | None = None) -> None:
+    from webhooks.tasks import deliver
+
+    for delivery_id in delivery_ids:
+        try:
+            if countdown is None:
+                deliver.delay(delivery_id)
+            else:
+                deliver.apply_async((delivery_id,), countdown=countdown)
+        except Exception:  # noqa: BLE001 - the sweep picks up what could not be queued
+            logger.warning("could not enqueue webhook delivery %s", delivery_id, exc_info=True)
+
+
+def _enqueue_after_commit(delivery_ids: Sequence[str], countdown: float | None = None) -> None:
+    if delivery_ids:
+        transaction.on_commit(partial(_enqueue, list(delivery_ids), countdown), robust=True)
+
+
+def event_record_status_change(
+    *, message_id: str, account_id: int, status: str, recipient_ids: Sequence[int]
+) -> list[Event]:
+    """Write the events (and their deliveries) for recipients of one message that moved to
+    ``status`` together: one event per 500 recipients, one delivery per destination.
+
+    Runs inside the caller's transaction, so the outbox commits or rolls back with the
+    status change; the delivery tasks are queued after the commit.
+    """
+    event_type = STATUS_EVENTS.get(str(status))
+    if event_type is None or not recipient_ids:
+        return []
+    message = (
+        Message.objects.only(
+            "id",
+            "account_id",
+            "api_key_id",
+            "source",
+            "sender_id",
+            "cost",
+            "currency",
+            "webhook_url",
+        )
+        .filter(pk=message_id)
+        .first()
+    )
+    if message is None:
+        return []
+    endpoints = [
+        e
+        for e in Endpoint.objects.filter(account_id=account_id, active=True).only(
+            "id", "url", "events"
+        )
+        if e.subscribes_to(event_type)
+    ]
+    if not message.webhook_url and not endpoints:
+        return []
+    api_key_id = message.api_key_id if message.source == Message.Source.API else None
+    metadata = {
+        "sender_id": message.sender_id,
+        "cost": money(message.cost),
+        "currency": message.currency,
+    }
+    now = timezone.now()
+    events: list[Event] = []
+    deliveries: list[Delivery] = []
+    ids = sorted(set(recipient_ids))
+    for start in range(0, len(ids), RECIPIENTS_PER_EVENT):
+        rows = (
+            Recipient.objects.filter(pk__in=ids[start : start + RECIPIENTS_PER_EVENT])
+            .order_by("pk")
+            .values_list("phone", "delivered_at")
+        )
+        recipients = [
+            {
+                "phone": phone,
+                "status": status,
+                "delivery_time": iso(delivered_at or now) if status == "delivered" else None,
+            }
+            for phone, delivered_at in rows
+        ]
+        if not recipients:
+            continue
+        event = Event(
+            account_id=account_id,
+            type=event_type,
+            message_id=message_id,
+            api_key_id=api_key_id,
+            created_at=now,
+        )
+        event.body = _body(
+            {
+                "event_id": event.id,
+                "event": event_type.value,
+                "created_at": iso(now),
+                "message_id": message_id,
+                "status": status,
+                "recipients": recipients,
+                "metadata": metadata,
+            }
+        )
+        events.append(event)
+        destinations: list[tuple[Endpoint | None, str]] = [(e, e.url) for e in endpoints]
+        if message.webhook_url:
+            destinations.insert(0, (None, message.webhook_url))
+        deliveries.extend(
+            Delivery(
+                event=event,
+                account_id=account_id,
+                endpoint=endpoint,
+                url=url,
+                next_attempt_at=now,
+                enqueued_at=now,
+                created_at=now,
+            )
+            for endpoint, url in destinations
+        )
+    with atomic_unless_nested():
+        Event.objects.bulk_create(events)
+        Delivery.objects.bulk_create(deliveries)
+    _enqueue_after_commit([d.pk for d in deliveries])
+    return events
+
+
+def event_send_test(*, endpoint: Endpoint, api_key: ApiKey | None) -> Delivery:
+    """Send a ``message.test`` event to ``endpoint`` now and return the delivery with the
+    attempt's result. It is tried once, never retried."""
+    now = timezone.now()
+    event = Event(
+        account_id=endpoint.account_id, type=EventType.TEST, api_key=api_key, created_at=now
+    )
+    event.body = _body(
+        {
+            "event_id": event.id,
+            "event": EventType.TEST.value,
+            "created_at": iso(now),
+            "message_id": "msg_test",
+            "status": "delivered",
+            "recipients": [
+                {"phone": "+255700000000", "status": "delivered", "delivery_time": iso(now)}
+            ],
+            "metadata": {
+                "sender_id": settings.MIFUMO_DEFAULT_SENDER_ID,
+                "cost": 0.0,
+                "currency": settings.MIFUMO_CURRENCY,
+            },
+        }
+    )
+    event.save()
+    delivery = Delivery.objects.create(
+        event=event,
+        account_id=endpoint.account_id,
+        endpoint=endpoint,
+        url=endpoint.url,
+        next_attempt_at=now,
+        enqueued_at=now,
+        created_at=now,
+    )
+    delivery_attempt(delivery_id=delivery.pk)
+    delivery.refresh_from_db()
+    return delivery
+
+
+# --- delivering -----------------------------------------------------------------------------------
+
+
+def _timeout() -> float:
+    return float(settings.MIFUMO_WEBHOOK_TIMEOUT)
+
+
+def _lease() -> timedelta:
+    # Connect, write and read each get the timeout, and the lease must outlast all three:
+    # an expired lease lets another worker send the same delivery again.
+    return timedelta(seconds=3 * _timeout() + 60)
+
+
+def retry_delay(attempts_made: int) -> float | None:
+    """Seconds to wait after the ``attempts_made``-th failed attempt, or None: give up."""
+    schedule = settings.MIFUMO_WEBHOOK_RETRY_SCHEDULE
+    if attempts_made > len(schedule):
+        return None
+    base = float(schedule[attempts_made - 1])
+    return base + random.uniform(0, base * RETRY_JITTER)
+
+
+def _claimable(now: datetime) -> Q:
+    return Q(status=Delivery.Status.PENDING, next_attempt_at__lte=now) & (
+        Q(locked_until__isnull=True) | Q(locked_until__lt=now)
+    )
+
+
+def _bearer(event: Event, account: Account) -> str | None:
+    if not account.webhook_send_api_key or event.api_key is None:
+        return None
+    try:
+        return keys.decrypt(event.api_key.encrypted_key)
+    except InvalidToken:
+        logger.warning("cannot decrypt API key %s for webhook Authorization", event.api_key_id)
+        return None
+
+
+def _for_sending() -> QuerySet[Delivery]:
+    """One query for everything a send needs, and only that (this is the hot path)."""
+    return Delivery.objects.select_related(
+        "event__api_key", "endpoint", "account__webhook_signing_secret"
+    ).only(
+        "id",
+        "account_id",
+        "endpoint_id",
+        "url",
+        "attempts",
+        "event__id",
+        "event__type",
+        "event__body",
+        "event__api_key__encrypted_key",
+        "endpoint__url",
+        "endpoint__active",
+        "endpoint__disabled_reason",
+        "endpoint__secret_encrypted",
+        "endpoint__previous_secret_encrypted",
+        "endpoint__previous_secret_expires_at",
+        "account__webhook_send_api_key",
+        "account__webhook_signing_secret__secret_encrypted",
+        "account__webhook_signing_secret__previous_secret_encrypted",
+        "account__webhook_signing_secret__previous_secret_expires_at",
+    )
+
+
+def _signing_secrets(delivery: Delivery) -> list[str]:
+    if delivery.endpoint is not None:
+        return delivery.endpoint.signing_secrets()
+    try:
+        holder = delivery.account.webhook_signing_secret
+    except AccountSigningSecret.DoesNotExist:
+        holder = account_signing_secret_ensure(account_id=delivery.account_id)
+    return holder.signing_secrets()
+
+
+def _headers(delivery: Delivery, body: bytes) -> dict[str, str]:
+    event = delivery.event
+    secrets = _signing_secrets(delivery)
+    headers = {
+        "Content-Type": "application/json",
+        "User-Agent": transport.USER_AGENT,
+        "X-Mifumo-Event": event.type,
+        "X-Mifumo-Event-Id": event.id,
+        "X-Mifumo-Delivery-Id": delivery.id,
+        "X-Mifumo-Signature": signing.signature_header(secrets, int(time.time()), body),
+    }
+    bearer = _bearer(event, delivery.account)
+    if bearer:
+        headers["Authorization"] = f"Bearer {bearer}"
+    return headers
+
+
+def _send(url: str, body: bytes, headers: dict[str, str]) -> transport.Outcome:
+    try:
+        # The saved URL is checked again: a row may predate a tightened policy.
+        security.split_url(url)
+    except security.UnsafeDestination as exc:
+        return transport.Outcome(None, 0.0, f"Refused: {exc}", "")
+    return transport.post(url, body=body, headers=headers, timeout=_timeout())
+
+
+def delivery_attempt(*, delivery_id: str) -> DeliveryAttempt | None:
+    """Claim the delivery if it is due and nobody holds it, send it once, record the attempt
+    and schedule the next one. None when there was nothing to do."""
+    now = timezone.now()
+    token = uuid.uuid4().hex
+    claimed = Delivery.objects.filter(_claimable(now), pk=delivery_id).update(
+        locked_until=now + _lease(), lock_token=token
+    )
+    if not claimed:
+        return None
+    delivery = _for_sending().get(pk=delivery_id)
+    endpoint = delivery.endpoint
+    is_test = delivery.event.type == EventType.TEST
+    if endpoint is not None and not endpoint.active and not is_test:
+        reason = endpoint.disabled_reason or "deactivated"
+        Delivery.objects.filter(pk=delivery_id, lock_token=token).update(
+            status=Delivery.Status.FAILED,
+            next_attempt_at=None,
+            locked_until=None,
+            lock_token="",
+            completed_at=timezone.now(),
+            last_error=f"Not sent: the endpoint is disabled ({reason})"[:500],
+        )
+        return None
+    url = endpoint.url if endpoint is not None else delivery.url
+    body = delivery.event.body.encode()
+    started_at = timezone.now()
+    outcome = _send(url, body, _headers(delivery, body))
+    return _record(delivery, token, url, started_at, outcome, retry=not is_test)
+
+
+def _record(
+    delivery: Delivery,
+    token: str,
+    url: str,
+    started_at: datetime,
+    outcome: transport.Outcome,
+    *,
+    retry: bool,
+) -> DeliveryAttempt:
+    number = delivery.attempts + 1
+    now = timezone.now()
+    fields: dict[str, Any] = {
+        "attempts": number,
+        "url": url,
+        "last_attempt_at": started_at,
+        "last_status_code": outcome.status_code,
+        "last_latency_ms": outcome.latency_ms,
+        "last_error": outcome.error,
+        "last_response": outcome.response_head,
+        "locked_until": None,
+        "lock_token": "",
+    }
+    gone = outcome.status_code == GONE
+    delay = None if outcome.succeeded or gone or not retry else retry_delay(number)
+    if outcome.succeeded:
+        fields.update(status=Delivery.Status.SUCCEEDED, next_attempt_at=None, completed_at=now)
+    elif delay is None:
+        fields.update(status=Delivery.Status.FAILED, next_attempt_at=None, completed_at=now)
+    else:
+        next_at = now + timedelta(seconds=delay)
+        fields.update(
+            next_attempt_at=next_at,
+            enqueued_at=next_at if delay <= COUNTDOWN_LIMIT else None,
+        )
+    attempt = DeliveryAttempt(
+        delivery_id=delivery.pk,
+        number=number,
+        started_at=started_at,
+        url=url,
+        succeeded=outcome.succeeded,
+        status_code=outcome.status_code,
+        latency_ms=outcome.latency_ms,
+        error=outcome.error,
+        response_head=outcome.response_head,
+    )
+    with transaction.atomic():
+        # Only while still holding the lease: if it expired and another worker took the
+        # delivery over, that worker's result is the one that counts. The UPDATE also locks
+        # the row, so the delivery cannot be deleted under the attempt row.
+        updated = Delivery.objects.filter(pk=delivery.pk, lock_token=token).update(**fields)
+        if not updated and not Delivery.objects.filter(pk=delivery.pk).exists():
+            logger.info("webhook delivery %s was deleted while it was being sent", delivery.pk)
+            return attempt
+        attempt.save()
+        if gone and delivery.endpoint_id is not None:
+            endpoint_disable(
+                endpoint_id=delivery.endpoint_id,
+                reason=f"The receiver answered 410 Gone on {iso(started_at)}",
+            )
+        if updated and delay is not None and delay <= COUNTDOWN_LIMIT:
+            _enqueue_after_commit([delivery.pk], countdown=delay)
+    return attempt
+
+
+def delivery_redeliver(*, delivery: Delivery) -> Delivery:
+    """Send a finished delivery's event again, as a new delivery with a fresh retry budget."""
+    if delivery.status == Delivery.Status.PENDING:
+        raise ApiError(
+            ErrorCode.CONFLICT,
+            "This delivery is still pending; it will be retried on its schedule",
+            {"delivery_id": delivery.pk, "status": delivery.status},
+        )
+    endpoint = delivery.endpoint
+    if endpoint is not None and not endpoint.active:
+        raise ApiError(
+            ErrorCode.CONFLICT,
+            "The endpoint is disabled; activate it before redelivering",
+            {"webhook_id": endpoint.pk, "disabled_reason": endpoint.disabled_reason},
+        )
+    now = timezone.now()
+    with atomic_unless_nested():
+        again = Delivery.objects.create(
+            event_id=delivery.event_id,
+            account_id=delivery.account_id,
+            endpoint=endpoint,
+            url=endpoint.url if endpoint is not None else delivery.url,
+            redelivery=True,
+            next_attempt_at=now,
+            enqueued_at=now,
+            created_at=now,
+        )
+        _enqueue_after_commit([again.pk])
+    return again
+
+
+def delivery_enqueue_due(*, limit: int = SWEEP_BATCH) -> int:
+    """Queue a task for every due delivery that nobody holds and whose queued task, if any,
+    should have run by now. The safety net for a lost broker message or a stopped worker."""
+    now = timezone.now()
+    due = (
+        Delivery.objects.filter(_claimable(now))
+        .filter(Q(enqueued_at__isnull=True) | Q(enqueued_at__lt=now - REQUEUE_AFTER))
+        .order_by("next_attempt_at")
+    )
+    with transaction.atomic():
+        if is_postgres():
+            due = due.select_for_update(skip_locked=True)
+        ids = list(due.values_list("pk", flat=True)[:limit])
+        if ids:
+            Delivery.objects.filter(pk__in=ids).update(enqueued_at=now)
+            _enqueue_after_commit(ids)
+    return len(ids)
