@@ -134,6 +134,8 @@ class WebhookDetailApi(ApiView):
 
 class WebhookTestApi(ApiView):
     required_permission = Permission.ADMIN
+    # It calls the receiver while the client waits; a repeat simply sends another test.
+    idempotent_post = False
 
     @extend_schema(
         operation_id="webhooks_test",

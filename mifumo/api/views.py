@@ -30,11 +30,15 @@ class ApiView(APIView):
     # A bucket counted on top of "api" (sms_send, contacts).
     rate_limit_bucket: ClassVar[str | None] = None
 
+    # False for a POST that talks to the network: the idempotency record is written in one
+    # transaction with the work, and no transaction may stay open across an outside call.
+    idempotent_post: ClassVar[bool] = True
+
     def __init_subclass__(cls, **kwargs: Any) -> None:
         # Every POST honours Idempotency-Key without each view having to remember it.
         super().__init_subclass__(**kwargs)
         post = cls.__dict__.get("post")
-        if post is not None and not getattr(post, "__wrapped__", None):
+        if cls.idempotent_post and post is not None and not getattr(post, "__wrapped__", None):
             cls.post = idempotent(post)  # type: ignore[attr-defined]
 
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:

@@ -81,3 +81,13 @@ def test_concurrent_requests_with_one_key_make_one_message_and_one_debit(alice, 
     assert LedgerEntry.objects.filter(account=alice, kind="debit").count() == 1
     alice.refresh_from_db()
     assert alice.balance == Decimal("4990.00")
+
+
+def test_views_that_call_out_are_not_wrapped_in_the_idempotency_transaction():
+    from mifumo.api.views import ApiView
+    from sms.apis import SendApi
+    from webhooks.apis import WebhookTestApi
+
+    assert getattr(SendApi.post, "__wrapped__", None) is not None
+    assert getattr(WebhookTestApi.post, "__wrapped__", None) is None
+    assert ApiView.idempotent_post is True
