@@ -1,0 +1,103 @@
+"""Who is looking at which account: the signed-in user's memberships, the account chosen
+for this session, and what the user's role allows there."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Concatenate, ParamSpec
+
+from django.contrib.auth.views import redirect_to_login
+from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed
+from django.http.response import HttpResponseBase
+from django.shortcuts import render
+from django.utils.cache import add_never_cache_headers
+
+from integration.models import Account, Membership
+
+SESSION_ACCOUNT_KEY = "dashboard_account_id"
+
+P = ParamSpec("P")
+
+
+@dataclass(frozen=True)
+class Workspace:
+    membership: Membership
+    memberships: list[Membership]
+
+    @property
+    def account(self) -> Account:
+        return self.membership.account
+
+    @property
+    def role(self) -> str:
+        return self.membership.role
+
+    @property
+    def can_manage(self) -> bool:
+        return self.membership.can_manage
+
+
+def user_memberships(user_id: int) -> list[Membership]:
+    return list(
+        Membership.objects.filter(user_id=user_id)
+        .select_related("account")
+        .order_by("account__name", "account_id")
+    )
+
+
+def workspace_for(request: HttpRequest) -> Workspace | None:
+    """The session's account if the user still belongs to it, else the first one; None
+    when the user belongs to no account at all."""
+    memberships = user_memberships(int(request.user.pk or 0))
+    if not memberships:
+        return None
+    wanted = request.session.get(SESSION_ACCOUNT_KEY)
+    chosen = next((m for m in memberships if m.account_id == wanted), memberships[0])
+    if chosen.account_id != wanted:
+        request.session[SESSION_ACCOUNT_KEY] = chosen.account_id
+    return Workspace(membership=chosen, memberships=memberships)
+
+
+def forbidden(request: HttpRequest, ws: Workspace | None, reason: str) -> HttpResponse:
+    return render(request, "dashboard/403.html", {"ws": ws, "reason": reason}, status=403)
+
+
+def dashboard_view(
+    *, methods: tuple[str, ...] = ("GET",), manage: bool = False
+) -> Callable[
+    [Callable[Concatenate[HttpRequest, Workspace, P], HttpResponseBase]],
+    Callable[Concatenate[HttpRequest, P], HttpResponseBase],
+]:
+    """A signed-in page of the current account. ``manage``: POSTs need an owner or admin
+    (members see the page, never change anything). Pages are never cached: several show
+    secrets, and all show one account's data."""
+
+    allowed = (*methods, "HEAD") if "GET" in methods else methods
+
+    def decorate(
+        view: Callable[Concatenate[HttpRequest, Workspace, P], HttpResponseBase],
+    ) -> Callable[Concatenate[HttpRequest, P], HttpResponseBase]:
+        def wrapper(request: HttpRequest, /, *args: P.args, **kwargs: P.kwargs) -> HttpResponseBase:
+            if not request.user.is_authenticated:
+                return redirect_to_login(request.get_full_path())
+            if request.method not in allowed:
+                return HttpResponseNotAllowed(allowed)
+            ws = workspace_for(request)
+            response: HttpResponseBase
+            if ws is None:
+                response = render(request, "dashboard/no_account.html", status=403)
+            elif manage and request.method == "POST" and not ws.can_manage:
+                response = forbidden(
+                    request, ws, "Only the account's owners and admins can make this change."
+                )
+            else:
+                response = view(request, ws, *args, **kwargs)
+            add_never_cache_headers(response)
+            return response
+
+        functools.update_wrapper(wrapper, view)
+        return wrapper
+
+    return decorate

@@ -1,0 +1,66 @@
+from django.urls import path
+
+from dashboard.views import (
+    activity,
+    auth,
+    contacts,
+    keys,
+    messages,
+    overview,
+    sender_ids,
+    usage,
+    webhooks,
+)
+
+app_name = "dashboard"
+
+urlpatterns = [
+    path("", overview.overview, name="overview"),
+    path("login/", auth.login_view, name="login"),
+    path("logout/", auth.logout_view, name="logout"),
+    path("password/", auth.password_change, name="password_change"),
+    path("account/switch/", auth.account_switch, name="account_switch"),
+    path("keys/", keys.keys_list, name="keys"),
+    path("keys/create/", keys.key_create, name="key_create"),
+    path("keys/<int:key_id>/revoke/", keys.key_revoke, name="key_revoke"),
+    path("keys/<int:key_id>/rotate/", keys.key_rotate, name="key_rotate"),
+    path("usage/", usage.usage, name="usage"),
+    path("usage/export.csv", usage.usage_export, name="usage_export"),
+    path("messages/", messages.messages_list, name="messages"),
+    path("messages/send/", messages.message_send_view, name="message_send"),
+    path("messages/<str:message_id>/", messages.message_detail, name="message"),
+    path("messages/<str:message_id>/cancel/", messages.message_cancel_view, name="message_cancel"),
+    path("webhooks/", webhooks.webhooks_list, name="webhooks"),
+    path("webhooks/create/", webhooks.webhook_create, name="webhook_create"),
+    path("webhooks/signing-secret/", webhooks.signing_secret_reveal, name="signing_secret_reveal"),
+    path(
+        "webhooks/signing-secret/rotate/",
+        webhooks.signing_secret_rotate,
+        name="signing_secret_rotate",
+    ),
+    path("webhooks/deliveries/<str:delivery_id>/", webhooks.delivery_detail, name="delivery"),
+    path(
+        "webhooks/deliveries/<str:delivery_id>/redeliver/",
+        webhooks.delivery_redeliver,
+        name="delivery_redeliver",
+    ),
+    path("webhooks/<str:webhook_id>/", webhooks.webhook_detail, name="webhook"),
+    path("webhooks/<str:webhook_id>/edit/", webhooks.webhook_edit, name="webhook_edit"),
+    path("webhooks/<str:webhook_id>/toggle/", webhooks.webhook_toggle, name="webhook_toggle"),
+    path("webhooks/<str:webhook_id>/delete/", webhooks.webhook_delete, name="webhook_delete"),
+    path("webhooks/<str:webhook_id>/secret/", webhooks.webhook_secret, name="webhook_secret"),
+    path(
+        "webhooks/<str:webhook_id>/rotate-secret/",
+        webhooks.webhook_rotate_secret,
+        name="webhook_rotate_secret",
+    ),
+    path("webhooks/<str:webhook_id>/test/", webhooks.webhook_test, name="webhook_test"),
+    path("sender-ids/", sender_ids.sender_ids, name="sender_ids"),
+    path("sender-ids/request/", sender_ids.sender_id_request_view, name="sender_id_request"),
+    path("activity/", activity.activity, name="activity"),
+    path("contacts/", contacts.contacts_list, name="contacts"),
+    path("contacts/import/", contacts.contacts_import, name="contacts_import"),
+    path("contacts/<str:contact_id>/", contacts.contact_detail, name="contact"),
+    path("segments/", contacts.segments_list, name="segments"),
+    path("segments/<str:segment_id>/", contacts.segment_detail, name="segment"),
+]

@@ -1,0 +1,81 @@
+"""What every dashboard page shares: rendering with the workspace, paging, domain errors."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from django import forms
+from django.core.paginator import Page, Paginator
+from django.db.models import QuerySet
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import render
+
+from dashboard.access import Workspace
+from mifumo.api.errors import ApiError, ErrorCode
+
+T = TypeVar("T")
+PER_PAGE = 25
+USED_NONCES_KEY = "dashboard_used_nonces"
+KEEP_NONCES = 50
+
+
+def render_page(
+    request: HttpRequest,
+    ws: Workspace,
+    template: str,
+    context: dict[str, Any] | None = None,
+    *,
+    section: str = "",
+    status: int = 200,
+) -> HttpResponse:
+    return render(
+        request,
+        template,
+        {"ws": ws, "section": section, **(context or {})},
+        status=status,
+    )
+
+
+def paginate(
+    request: HttpRequest, rows: QuerySet[Any] | list[Any], per_page: int = PER_PAGE
+) -> Page:
+    return Paginator(rows, per_page).get_page(request.GET.get("page"))
+
+
+def or_404(read: Callable[..., T], **kwargs: Any) -> T:
+    """Call a selector that raises NOT_FOUND for another account's id, as a 404 page."""
+    try:
+        return read(**kwargs)
+    except ApiError as exc:
+        if exc.code == ErrorCode.NOT_FOUND:
+            raise Http404(exc.message) from None
+        raise
+
+
+def form_error(form: forms.Form, exc: ApiError, field: str | None = None) -> None:
+    """Show a service's refusal on the form: its message, plus what its details name."""
+    form.add_error(field, exc.message)
+    for line in error_details(exc):
+        form.add_error(field, line)
+
+
+def error_details(exc: ApiError) -> list[str]:
+    details = exc.details
+    lines: list[str] = []
+    if isinstance(details, dict):
+        for item in details.get("invalid") or []:
+            if isinstance(item, dict):
+                lines.append(f"{item.get('phone', '')}: {item.get('reason', 'not valid')}")
+        for phone in details.get("unsupported") or []:
+            lines.append(f"{phone}: no route covers this destination")
+    return lines[:20]
+
+
+def claim_nonce(request: HttpRequest, nonce: str) -> bool:
+    """True the first time a form's one-time token is used in this session."""
+    used: list[str] = list(request.session.get(USED_NONCES_KEY, []))
+    if not nonce or nonce in used:
+        return False
+    request.session[USED_NONCES_KEY] = [*used, nonce][-KEEP_NONCES:]
+    return True

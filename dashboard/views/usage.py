@@ -1,0 +1,152 @@
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterator
+from decimal import Decimal
+
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http.response import HttpResponseBase
+
+from dashboard import selectors
+from dashboard.access import Workspace, dashboard_view
+from dashboard.charts import Number, Series, stacked_bars
+from dashboard.forms import PeriodForm
+from dashboard.views.common import render_page
+
+DEFAULT_PERIOD = 30
+
+REQUEST_SERIES = [
+    Series("ok", "Succeeded", "s-ok"),
+    Series("client", "Client errors", "s-client"),
+    Series("limited", "Rate limited (429)", "s-limited"),
+    Series("server", "Server errors", "s-server"),
+]
+MESSAGE_SERIES = [Series("recipients", "SMS (recipients)", "s-sent")]
+SPEND_SERIES = [Series("spend", "Spend", "s-spend")]
+
+
+def _period(request: HttpRequest) -> int:
+    form = PeriodForm(request.GET)
+    if form.is_valid() and form.cleaned_data.get("period"):
+        return int(form.cleaned_data["period"])
+    return DEFAULT_PERIOD
+
+
+def _money(value: Number) -> str:
+    return f"{Decimal(value):,.2f}"
+
+
+@dashboard_view()
+def usage(request: HttpRequest, ws: Workspace) -> HttpResponse:
+    period = _period(request)
+    report = selectors.usage_report(account=ws.account, days=period)
+    days = [d.day for d in report.days]
+    requests_chart = stacked_bars(
+        title=f"API requests per day, last {period} days",
+        days=days,
+        series=REQUEST_SERIES,
+        values={
+            d.day: {
+                "ok": d.ok,
+                "client": d.errors - d.rate_limited - d.server_errors,
+                "limited": d.rate_limited,
+                "server": d.server_errors,
+            }
+            for d in report.days
+        },
+    )
+    messages_chart = stacked_bars(
+        title=f"SMS sent per day, last {period} days",
+        days=days,
+        series=MESSAGE_SERIES,
+        values={d.day: {"recipients": d.recipients} for d in report.days},
+    )
+    spend_chart = stacked_bars(
+        title=f"Spend per day ({ws.account.currency}), last {period} days",
+        days=days,
+        series=SPEND_SERIES,
+        values={d.day: {"spend": d.spend} for d in report.days},
+        fmt=_money,
+    )
+    return render_page(
+        request,
+        ws,
+        "dashboard/usage.html",
+        {
+            "period": period,
+            "periods": selectors.PERIODS,
+            "report": report,
+            "charts": [requests_chart, messages_chart, spend_chart],
+        },
+        section="usage",
+    )
+
+
+class _Echo:
+    def write(self, value: str) -> str:
+        return value
+
+
+DAILY_HEADER = [
+    "date",
+    "api_requests",
+    "api_errors",
+    "rate_limited",
+    "avg_latency_ms",
+    "messages",
+    "recipients",
+    "spend",
+]
+ROUTE_HEADER = ["method", "route", "requests", "errors", "error_rate", "avg_latency_ms", "p95_ms"]
+
+
+def _ms(value: float | None) -> str:
+    return "" if value is None else f"{value:.1f}"
+
+
+def _csv_rows(report: selectors.UsageReport, table: str) -> Iterator[list[str]]:
+    if table == "endpoints":
+        yield ROUTE_HEADER
+        for r in report.routes:
+            yield [
+                r.method,
+                r.route,
+                str(r.requests),
+                str(r.errors),
+                f"{r.error_rate:.2f}",
+                _ms(r.avg_latency_ms),
+                _ms(r.p95_latency_ms),
+            ]
+        return
+    yield DAILY_HEADER
+    for d in report.days:
+        yield [
+            d.day.isoformat(),
+            str(d.requests),
+            str(d.errors),
+            str(d.rate_limited),
+            _ms(d.avg_latency_ms),
+            str(d.messages),
+            str(d.recipients),
+            f"{d.spend:.2f}",
+        ]
+
+
+def _cell(value: str) -> str:
+    # A spreadsheet runs a cell starting with = + - @ as a formula; routes are user input.
+    return f"'{value}" if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
+
+
+@dashboard_view()
+def usage_export(request: HttpRequest, ws: Workspace) -> HttpResponseBase:
+    period = _period(request)
+    table = "endpoints" if request.GET.get("table") == "endpoints" else "daily"
+    report = selectors.usage_report(account=ws.account, days=period)
+    writer = csv.writer(_Echo())
+    response = StreamingHttpResponse(
+        (writer.writerow([_cell(c) for c in row]) for row in _csv_rows(report, table)),
+        content_type="text/csv; charset=utf-8",
+    )
+    name = f"mifumo-usage-{table}-{period}d-{selectors.today().isoformat()}.csv"
+    response["Content-Disposition"] = f'attachment; filename="{name}"'
+    return response

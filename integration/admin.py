@@ -1,0 +1,368 @@
+"""The operators' admin for accounts, keys, money and the usage log.
+
+Balances change only through the ledger services (top-up and adjustment actions), never by
+editing a number; key secrets are never shown, not even their digests.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.admin import helpers
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
+
+from dashboard.audit import Action, audit_record
+from integration.models import Account, ApiKey, ApiRequestLog, LedgerEntry, Membership
+from integration.services import account_adjust, account_top_up, api_key_revoke
+from mifumo.api.errors import ApiError
+
+if TYPE_CHECKING:
+    ModelAdmin = admin.ModelAdmin[Any]
+    TabularInline = admin.TabularInline[Any, Any]
+else:
+    ModelAdmin = admin.ModelAdmin
+    TabularInline = admin.TabularInline
+
+LIMIT_FIELDS = ("sms_per_minute", "api_per_hour", "contacts_per_hour", "max_message_length")
+MAX_AMOUNT = Decimal("999999999999.99")
+
+
+class ReadOnlyAdminMixin:
+    """Records that are history, not settings: viewable, never added, changed or deleted."""
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class AmountForm(forms.Form):
+    amount = forms.DecimalField(max_digits=14, decimal_places=2, max_value=MAX_AMOUNT)
+    note = forms.CharField(max_length=255, required=False)
+    reference = forms.CharField(
+        max_length=64, required=False, help_text="e.g. the payment's receipt number"
+    )
+
+    def __init__(self, *args: Any, adjustment: bool, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.adjustment = adjustment
+        amount = self.fields["amount"]
+        if adjustment:
+            amount.help_text = "Positive adds, negative removes; the balance never goes below 0."
+            self.fields["note"].required = True
+            self.fields["note"].help_text = "Why: it is kept in the ledger and the activity log."
+            del self.fields["reference"]
+        else:
+            amount.help_text = "Added to each selected account's balance."
+
+    def clean_amount(self) -> Decimal:
+        value: Decimal = self.cleaned_data["amount"]
+        if value == 0:
+            raise forms.ValidationError("The amount must not be zero.")
+        if value < 0 and not self.adjustment:
+            raise forms.ValidationError("A top-up is positive; use an adjustment to remove credit.")
+        return value
+
+
+class MembershipInline(TabularInline):
+    model = Membership
+    extra = 0
+    fields = ("user", "role", "created_at")
+    readonly_fields = ("created_at",)
+    raw_id_fields = ("user",)
+
+
+class ApiKeyInline(ReadOnlyAdminMixin, TabularInline):
+    model = ApiKey
+    extra = 0
+    fields = ("name", "prefix", "permission", "is_test", "key_status", "last_used_at", "created_at")
+    readonly_fields = fields
+    show_change_link = True
+
+    @admin.display(description="status")
+    def key_status(self, obj: ApiKey) -> str:
+        return obj.status
+
+
+@admin.register(Account)
+class AccountAdmin(ModelAdmin):
+    list_display = (
+        "name",
+        "balance",
+        "currency",
+        "status",
+        *LIMIT_FIELDS,
+        "created_at",
+    )
+    list_filter = ("status",)
+    search_fields = ("name", "=id")
+    fieldsets = (
+        (None, {"fields": ("name", "status", "balance", "currency", "balance_updated_at")}),
+        (
+            "Limits (empty: the platform default)",
+            {"fields": LIMIT_FIELDS},
+        ),
+        ("Webhooks", {"fields": ("webhook_send_api_key",)}),
+        ("Times", {"fields": ("created_at", "updated_at")}),
+    )
+    readonly_fields = ("balance", "currency", "balance_updated_at", "created_at", "updated_at")
+    inlines = [MembershipInline, ApiKeyInline]
+    actions = ["top_up", "adjust_balance", "suspend", "activate"]
+
+    def save_model(self, request: HttpRequest, obj: Account, form: Any, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        if not change:
+            return
+        changed = set(form.changed_data)
+        limits = {f: getattr(obj, f) for f in LIMIT_FIELDS if f in changed}
+        if limits:
+            audit_record(
+                account=obj,
+                actor=request.user,
+                action=Action.ACCOUNT_LIMITS_CHANGED,
+                target=obj.name,
+                details=limits,
+                request=request,
+            )
+        if "status" in changed:
+            self._audit_status(request, obj)
+
+    def save_formset(self, request: HttpRequest, form: Any, formset: Any, change: bool) -> None:
+        super().save_formset(request, form, formset, change)
+        if formset.model is not Membership:
+            return
+        changes = [(m, {"role": m.role}) for m in formset.new_objects]
+        changes += [(m, {"role": m.role}) for m, _fields in formset.changed_objects]
+        changes += [(m, {"removed": True}) for m in formset.deleted_objects]
+        for membership, details in changes:
+            audit_record(
+                account=form.instance,
+                actor=request.user,
+                action=Action.MEMBERSHIP_CHANGED,
+                target=membership.user.get_username(),
+                details=details,
+                request=request,
+            )
+
+    def _audit_status(self, request: HttpRequest, account: Account) -> None:
+        audit_record(
+            account=account,
+            actor=request.user,
+            action=(Action.ACCOUNT_ACTIVATED if account.is_active else Action.ACCOUNT_SUSPENDED),
+            target=account.name,
+            request=request,
+        )
+
+    def _amount_action(
+        self, request: HttpRequest, queryset: QuerySet[Account], *, adjustment: bool
+    ) -> HttpResponse | None:
+        action = "adjust_balance" if adjustment else "top_up"
+        form = AmountForm(request.POST if "apply" in request.POST else None, adjustment=adjustment)
+        if form.is_valid():
+            self._apply_amount(request, queryset, form)
+            return None
+        return TemplateResponse(
+            request,
+            "dashboard/admin/account_amount.html",
+            {
+                **self.admin_site.each_context(request),
+                "title": "Adjust balance" if adjustment else "Top up",
+                "opts": self.model._meta,
+                "accounts": list(queryset),
+                "form": form,
+                "action": action,
+                "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+                "adjustment": adjustment,
+            },
+        )
+
+    def _apply_amount(
+        self, request: HttpRequest, queryset: QuerySet[Account], form: AmountForm
+    ) -> None:
+        amount: Decimal = form.cleaned_data["amount"]
+        note: str = form.cleaned_data.get("note") or ""
+        reference: str = form.cleaned_data.get("reference") or ""
+        for account in queryset:
+            try:
+                if form.adjustment:
+                    entry = account_adjust(
+                        account=account,
+                        amount=amount,
+                        note=note,
+                        created_by=request.user,  # type: ignore[arg-type]
+                    )
+                else:
+                    entry = account_top_up(
+                        account=account,
+                        amount=amount,
+                        reference=reference,
+                        note=note or "admin top-up",
+                        created_by=request.user,  # type: ignore[arg-type]
+                    )
+            except ApiError as exc:
+                self.message_user(request, f"{account.name}: {exc.message}", messages.ERROR)
+                continue
+            audit_record(
+                account=account,
+                actor=request.user,
+                action=Action.ACCOUNT_ADJUSTED if form.adjustment else Action.ACCOUNT_TOPPED_UP,
+                target=account.name,
+                details={
+                    "amount": entry.amount,
+                    "balance_after": entry.balance_after,
+                    "note": entry.note,
+                    "reference": entry.reference,
+                    "ledger_entry": entry.pk,
+                },
+                request=request,
+            )
+            self.message_user(
+                request,
+                f"{account.name}: {entry.amount:+.2f} {account.currency}, "
+                f"balance {entry.balance_after:.2f} {account.currency}",
+                messages.SUCCESS,
+            )
+
+    @admin.action(description="Top up the selected accounts", permissions=["change"])
+    def top_up(self, request: HttpRequest, queryset: QuerySet[Account]) -> HttpResponse | None:
+        return self._amount_action(request, queryset, adjustment=False)
+
+    @admin.action(description="Adjust the balance of the selected accounts", permissions=["change"])
+    def adjust_balance(
+        self, request: HttpRequest, queryset: QuerySet[Account]
+    ) -> HttpResponse | None:
+        return self._amount_action(request, queryset, adjustment=True)
+
+    def _set_status(self, request: HttpRequest, queryset: QuerySet[Account], status: str) -> None:
+        changed = 0
+        for account in queryset.exclude(status=status):
+            account.status = status
+            account.save(update_fields=["status", "updated_at"])
+            self._audit_status(request, account)
+            changed += 1
+        self.message_user(request, f"{changed} account(s) now {status}.", messages.SUCCESS)
+
+    @admin.action(description="Suspend the selected accounts", permissions=["change"])
+    def suspend(self, request: HttpRequest, queryset: QuerySet[Account]) -> None:
+        self._set_status(request, queryset, Account.Status.SUSPENDED)
+
+    @admin.action(description="Activate the selected accounts", permissions=["change"])
+    def activate(self, request: HttpRequest, queryset: QuerySet[Account]) -> None:
+        self._set_status(request, queryset, Account.Status.ACTIVE)
+
+
+@admin.register(Membership)
+class MembershipAdmin(ModelAdmin):
+    list_display = ("user", "account", "role", "created_at")
+    list_filter = ("role",)
+    search_fields = ("user__username", "user__email", "account__name")
+    raw_id_fields = ("user", "account")
+    list_select_related = ("user", "account")
+
+
+@admin.register(ApiKey)
+class ApiKeyAdmin(ModelAdmin):
+    list_display = (
+        "name",
+        "account",
+        "prefix",
+        "permission",
+        "is_test",
+        "key_status",
+        "created_at",
+        "last_used_at",
+        "expires_at",
+    )
+    list_filter = ("permission", "is_test", ("revoked_at", admin.EmptyFieldListFilter))
+    search_fields = ("name", "prefix", "account__name")
+    list_select_related = ("account",)
+    # Listed field by field so that the digest and the encrypted copy can never appear.
+    fields = (
+        "account",
+        "name",
+        "prefix",
+        "permission",
+        "is_test",
+        "expires_at",
+        "revoked_at",
+        "rotated_at",
+        "last_used_at",
+        "created_by",
+        "created_at",
+    )
+    readonly_fields = fields
+    actions = ["revoke"]
+
+    @admin.display(description="status")
+    def key_status(self, obj: ApiKey) -> str:
+        return obj.status
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # A key's secret is shown once to whoever creates it: the dashboard, the API or
+        # the create_api_key command.
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    @admin.action(description="Revoke the selected keys", permissions=["change"])
+    def revoke(self, request: HttpRequest, queryset: QuerySet[ApiKey]) -> None:
+        revoked = 0
+        for key in queryset.filter(revoked_at__isnull=True).select_related("account"):
+            api_key_revoke(api_key=key)
+            audit_record(
+                account=key.account,
+                actor=request.user,
+                action=Action.API_KEY_REVOKED,
+                target=key,
+                details={"prefix": key.prefix, "by": "operator"},
+                request=request,
+            )
+            revoked += 1
+        self.message_user(request, f"{revoked} key(s) revoked.", messages.SUCCESS)
+
+
+@admin.register(LedgerEntry)
+class LedgerEntryAdmin(ReadOnlyAdminMixin, ModelAdmin):
+    list_display = (
+        "created_at",
+        "account",
+        "kind",
+        "amount",
+        "balance_after",
+        "reference",
+        "note",
+        "created_by",
+    )
+    list_filter = ("kind",)
+    search_fields = ("account__name", "reference", "note")
+    list_select_related = ("account", "created_by")
+    show_full_result_count = False
+
+
+@admin.register(ApiRequestLog)
+class ApiRequestLogAdmin(ReadOnlyAdminMixin, ModelAdmin):
+    list_display = (
+        "created_at",
+        "account",
+        "api_key",
+        "method",
+        "route",
+        "status_code",
+        "latency_ms",
+        "error_code",
+    )
+    list_filter = ("method", "status_code")
+    search_fields = ("route", "error_code", "account__name")
+    list_select_related = ("account", "api_key")
+    # The usage log is the biggest table; counting it on every page is not worth it.
+    show_full_result_count = False

@@ -1,0 +1,33 @@
+"""What the dashboard tests share: the URL prefix, the test password, and how Chromium is
+launched and signed in with Playwright."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from playwright.sync_api import Page, expect
+
+PASSWORD = "kilimanjaro-2024"
+DASH = "/api/integration/dashboard/"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+]
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+
+
+def dash(path: str = "") -> str:
+    return f"{DASH}{path}"
+
+
+def sign_in(page: Page, base_url: str, username: str) -> None:
+    page.goto(base_url + dash("login/"))
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("heading", name="Overview", level=1)).to_be_visible()

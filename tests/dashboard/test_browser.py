@@ -1,0 +1,136 @@
+"""The dashboard in a real browser against the live test server."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+from playwright.sync_api import Page, expect
+
+from integration.models import ApiKey
+from tests.dashboard.receiver import Receiver
+from tests.dashboard.support import dash, sign_in
+from webhooks import signing
+from webhooks.models import Endpoint
+
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+
+BALANCE = "/api/integration/v1/sms/balance/"
+
+
+@pytest.fixture(autouse=True)
+def _local_webhooks(settings: Any) -> None:
+    settings.MIFUMO_WEBHOOK_ALLOW_PRIVATE = True
+    settings.MIFUMO_WEBHOOK_TIMEOUT = 5
+
+
+@pytest.fixture
+def receiver() -> Any:
+    server = Receiver()
+    yield server
+    server.stop()
+
+
+def balance(base_url: str, raw_key: str) -> httpx.Response:
+    return httpx.get(base_url + BALANCE, headers={"Authorization": f"Bearer {raw_key}"}, timeout=10)
+
+
+def test_a_key_is_shown_once_works_shows_in_usage_and_stops_when_revoked(
+    live_server: Any, open_page: Any, owner: Any
+) -> None:
+    page: Page = open_page()
+    sign_in(page, live_server.url, owner.username)
+    page.get_by_role("link", name="API keys").click()
+    page.get_by_label("Name").fill("Billing app")
+    page.get_by_label("Read: view messages, reports and balance").check()
+    page.get_by_role("button", name="Create key").click()
+
+    shown = page.locator("#new-key")
+    expect(shown).to_be_visible()
+    raw = shown.inner_text().strip()
+    assert raw.startswith("mif_live_")
+    expect(page.get_by_text("it is shown only once")).to_be_visible()
+
+    page.reload()
+    expect(page.get_by_role("heading", name="API keys", level=1)).to_be_visible()
+    assert raw not in page.content()
+    expect(page.locator("#new-key")).to_have_count(0)
+    assert ApiKey.objects.count() == 1
+
+    assert balance(live_server.url, raw).status_code == 200
+    page.get_by_role("link", name="Usage").click()
+    row = page.locator("#routes-table tbody tr", has_text="sms/balance/")
+    expect(row).to_have_count(1)
+    expect(row.locator("td").nth(2)).to_have_text("1")
+
+    page.get_by_role("link", name="API keys").click()
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.get_by_role("button", name="Revoke Billing app").click()
+    expect(page.get_by_text("is revoked")).to_be_visible()
+    expect(page.locator("#keys-table .badge-revoked")).to_have_text("revoked")
+    response = balance(live_server.url, raw)
+    assert response.status_code == 401
+    assert response.json()["error_code"] == "INVALID_CREDENTIALS"
+
+
+def test_a_webhook_receives_a_signed_test_event(
+    live_server: Any, open_page: Any, owner: Any, receiver: Receiver
+) -> None:
+    page: Page = open_page()
+    sign_in(page, live_server.url, owner.username)
+    page.get_by_role("link", name="Webhooks").click()
+    page.get_by_label("Endpoint URL").fill(receiver.url)
+    page.get_by_label("Description").fill("Local receiver")
+    page.get_by_role("button", name="Add endpoint").click()
+    expect(page.get_by_text("Webhook created")).to_be_visible()
+
+    page.get_by_role("button", name="Send a test event").click()
+    expect(page.get_by_text("Test event delivered: HTTP 200")).to_be_visible()
+    assert len(receiver.hits) == 1
+    hit = receiver.hits[0]
+    assert hit.headers["X-Mifumo-Event"] == "message.test"
+    row = page.locator(".deliveries-table tbody tr").first
+    expect(row).to_contain_text("succeeded")
+    expect(row).to_contain_text("200")
+
+    page.get_by_role("button", name="Reveal secret").click()
+    secret = page.locator("#endpoint-secret").inner_text().strip()
+    assert secret == Endpoint.objects.get().secret
+    timestamp = int(hit.headers["X-Mifumo-Signature"].split(",")[0].removeprefix("t="))
+    expected = signing.signature(secret, timestamp, hit.body)
+    assert f"v1={expected}" in hit.headers["X-Mifumo-Signature"]
+
+
+def test_the_overview_chart_draws_a_message_sent_from_the_dashboard(
+    live_server: Any, open_page: Any, owner: Any
+) -> None:
+    page: Page = open_page()
+    sign_in(page, live_server.url, owner.username)
+    page.get_by_role("link", name="Send a message").first.click()
+    page.get_by_label("Recipients").fill("+255712345678, 0754 000 001")
+    page.get_by_label("Message").fill("Habari! Karibu Mifumo.")
+    page.get_by_role("button", name="Send", exact=True).click()
+    expect(page.get_by_text("is on its way to 2 recipient(s)")).to_be_visible()
+    expect(page.locator("#recipients-table tbody tr")).to_have_count(2)
+
+    page.get_by_role("link", name="Overview").click()
+    chart = page.locator("figure.chart svg.chart-svg")
+    expect(chart).to_have_count(1)
+    bars = chart.locator("rect.bar")
+    assert bars.count() >= 1
+    assert sum(int(bars.nth(i).get_attribute("data-value") or 0) for i in range(bars.count())) == 2
+    expect(page.locator("#stat-today")).to_have_text("1")
+
+
+def test_a_member_sees_keys_but_not_the_form_to_create_one(
+    live_server: Any, open_page: Any, owner: Any, member: Any
+) -> None:
+    page: Page = open_page(width=390, height=844)  # a phone
+    sign_in(page, live_server.url, member.username)
+    page.goto(live_server.url + dash("keys/"))
+    expect(page.get_by_role("heading", name="API keys", level=1)).to_be_visible()
+    expect(page.locator("#create-key-form")).to_have_count(0)
+    expect(page.get_by_role("button", name="Create key")).to_have_count(0)
+    expect(page.get_by_text("Only the account's owners and admins")).to_be_visible()
+    expect(page.get_by_role("link", name="Send a message")).to_have_count(0)
