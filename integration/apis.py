@@ -6,6 +6,7 @@ from drf_spectacular.utils import extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from dashboard.audit import Action, audit_record
 from integration import serializers as s
 from integration.auth import ApiPrincipal
 from integration.models import ApiKey, Permission
@@ -19,6 +20,18 @@ from mifumo.api.views import ApiView
 def _principal(request: Request) -> ApiPrincipal:
     assert isinstance(request.user, ApiPrincipal)
     return request.user
+
+
+def _audit(request: Request, action: str, key: ApiKey) -> None:
+    principal = _principal(request)
+    audit_record(
+        account=principal.account,
+        actor=None,
+        action=action,
+        target=f"{key.name} ({key.prefix})",
+        details={"via": "api", "by_key": principal.api_key.prefix},
+        request=request._request,
+    )
 
 
 def _own_key(request: Request, key_id: int) -> ApiKey:
@@ -62,6 +75,7 @@ class KeyCreateApi(ApiView):
             test=data.validated_data["test"],
             expires_at=data.validated_data.get("expires_at"),
         )
+        _audit(request, Action.API_KEY_CREATED, issued.api_key)
         body = {**s.api_key_data(issued.api_key), "key": issued.raw}
         return ok(body, "API key created; it is shown once, store it now", status=201)
 
@@ -77,6 +91,7 @@ class KeyRevokeApi(ApiView):
     )
     def post(self, request: Request, key_id: int) -> Response:
         key = api_key_revoke(api_key=_own_key(request, key_id))
+        _audit(request, Action.API_KEY_REVOKED, key)
         return ok(s.api_key_data(key), "API key revoked")
 
 
@@ -93,5 +108,6 @@ class KeyRotateApi(ApiView):
     )
     def post(self, request: Request, key_id: int) -> Response:
         issued = api_key_rotate(api_key=_own_key(request, key_id))
+        _audit(request, Action.API_KEY_ROTATED, issued.api_key)
         body = {**s.api_key_data(issued.api_key), "key": issued.raw}
         return ok(body, "API key rotated; the new key is shown once")

@@ -137,3 +137,13 @@ def test_ensure_demo_is_idempotent_and_prints_a_working_key(settings, tmp_path):
     key = authenticate_key(first)
     assert key.account.name == "Demo" and key.account.balance == Decimal("5000.00")
     assert Account.objects.filter(name="Demo").count() == 1
+
+
+@pytest.mark.django_db
+def test_top_up_and_sender_approval_are_in_the_activity_log(alice):
+    from dashboard.models import AuditEvent
+
+    run("top_up", "alice", "10")
+    run("approve_sender_id", "alice", "ACME")
+    actions = list(AuditEvent.objects.filter(account=alice).values_list("action", flat=True))
+    assert sorted(actions) == ["account.top_up", "sender_id.approved"]

@@ -1,0 +1,44 @@
+import pytest
+
+from dashboard.models import AuditEvent
+from integration.models import ApiKey
+from tests.helpers import Api, assert_envelope
+
+
+@pytest.mark.django_db
+def test_create_list_rotate_revoke_through_the_api(api, alice):
+    created = assert_envelope(
+        api.post("keys/create/", {"name": "ci", "permission": "read", "test": True}), 201
+    )["data"]
+    assert created["key"].startswith("mif_test_") and created["permissions"] == ["read"]
+    new_api = Api(created["key"])
+    assert_envelope(new_api.get("sms/balance/"), 200)
+    listed = assert_envelope(api.get("keys/"), 200)["data"]["keys"]
+    assert created["id"] in [k["id"] for k in listed]
+    assert all("key" not in k for k in listed)
+    rotated = assert_envelope(api.post(f"keys/{created['id']}/rotate/"), 200)["data"]
+    assert_envelope(new_api.get("sms/balance/"), 401, "INVALID_CREDENTIALS")
+    assert_envelope(Api(rotated["key"]).get("sms/balance/"), 200)
+    revoked = assert_envelope(api.post(f"keys/{created['id']}/revoke/"), 200)["data"]
+    assert revoked["status"] == "revoked"
+    assert_envelope(Api(rotated["key"]).get("sms/balance/"), 401, "INVALID_CREDENTIALS")
+    assert_envelope(api.post(f"keys/{created['id']}/rotate/"), 409, "CONFLICT")
+    actions = set(AuditEvent.objects.filter(account=alice).values_list("action", flat=True))
+    assert {"api_key.created", "api_key.rotated", "api_key.revoked"} <= actions
+
+
+@pytest.mark.django_db
+def test_key_validation_and_isolation(api, bob, make_key):
+    body = assert_envelope(
+        api.post("keys/create/", {"permission": "root"}), 400, "VALIDATION_ERROR"
+    )
+    assert set(body["details"]) == {"name", "permission"}
+    assert_envelope(
+        api.post("keys/create/", {"name": "x", "expires_at": "2001-01-01T00:00:00Z"}),
+        400,
+        "VALIDATION_ERROR",
+    )
+    bobs = make_key(bob).api_key
+    assert_envelope(api.post(f"keys/{bobs.pk}/revoke/"), 404, "NOT_FOUND")
+    assert_envelope(api.post(f"keys/{bobs.pk}/rotate/"), 404, "NOT_FOUND")
+    assert ApiKey.objects.get(pk=bobs.pk).revoked_at is None
