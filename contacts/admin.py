@@ -1,0 +1,57 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.contrib import admin
+
+from contacts.models import Contact
+from contacts.tags import TagError, join_tags, split_tags
+from sms.phones import InvalidPhone, normalize_phone
+
+
+class ContactAdminForm(forms.ModelForm):
+    # Tags are edited as "vip; customer", as in the CSV, rather than as raw JSON.
+    tags = forms.CharField(required=False, help_text="Separated by ';' or '|'")
+
+    class Meta:
+        model = Contact
+        fields = ("account", "name", "phone_number", "email", "tags", "is_active", "opted_out")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.instance.pk:
+            self.initial["tags"] = join_tags(self.instance.tags)
+
+    def clean_phone_number(self) -> str:
+        try:
+            return normalize_phone(self.cleaned_data["phone_number"])
+        except InvalidPhone as exc:
+            raise forms.ValidationError(f"'{exc.raw}' {exc.reason}") from None
+
+    def clean_tags(self) -> list[str]:
+        try:
+            return split_tags(self.cleaned_data.get("tags") or "")
+        except TagError as exc:
+            raise forms.ValidationError(str(exc)) from None
+
+
+@admin.register(Contact)
+class ContactAdmin(admin.ModelAdmin):
+    form = ContactAdminForm
+    list_display = (
+        "name",
+        "phone_number",
+        "email",
+        "account",
+        "is_active",
+        "opted_out",
+        "created_at",
+    )
+    list_filter = ("is_active", "opted_out", "account", "created_at")
+    search_fields = ("name", "phone_number", "email", "=id", "account__name")
+    list_select_related = ("account",)
+    readonly_fields = ("id", "opted_out_at", "created_at", "updated_at")
+    ordering = ("-created_at", "-id")
+    # Counting every row of a large table on each page load is not worth it.
+    show_full_result_count = False

@@ -1,0 +1,232 @@
+"""The contacts CSV format, read and written.
+
+Columns: name, phone_number, email, tags (separated by ';' or '|'), is_active. The header
+row is required; its names are case-insensitive, unknown columns are ignored and reported.
+Rows are numbered as a spreadsheet shows them: the header is row 1.
+"""
+
+from __future__ import annotations
+
+import csv
+import functools
+import io
+import zlib
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
+
+from contacts.tags import TagError, join_tags, split_tags
+from mifumo.api.errors import ApiError, ErrorCode
+from sms.phones import InvalidPhone, normalize_phone
+
+COLUMNS = ("name", "phone_number", "email", "tags", "is_active")
+REQUIRED_COLUMNS = ("name", "phone_number")
+MAX_ROWS = 50_000
+MAX_NAME_LENGTH = 200
+MAX_EMAIL_LENGTH = 254
+# A gzip upload may expand up to this much; 50,000 generous rows fit well inside it.
+MAX_DECOMPRESSED_BYTES = 64 * 1024 * 1024
+_GZIP_MAGIC = b"\x1f\x8b"
+_TRUE = {"true", "1", "yes", "y", "t"}
+_FALSE = {"false", "0", "no", "n", "f"}
+
+
+@dataclass(frozen=True)
+class RowError:
+    row: int
+    field: str
+    reason: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"row": self.row, "field": self.field, "reason": self.reason}
+
+
+@dataclass(frozen=True)
+class ImportRow:
+    row: int
+    name: str
+    phone_number: str  # E.164
+    email: str
+    tags: list[str]
+    is_active: bool
+
+
+@dataclass
+class ParsedCsv:
+    columns: tuple[str, ...]  # the known columns the file has
+    ignored_columns: list[str]
+    rows: list[ImportRow] = field(default_factory=list)
+    errors: list[RowError] = field(default_factory=list)
+    failed: int = 0
+
+
+def _file_error(message: str) -> ApiError:
+    return ApiError(
+        ErrorCode.VALIDATION_ERROR, f"The CSV file is not valid: {message}", {"file": [message]}
+    )
+
+
+def csv_decode(data: bytes) -> str:
+    """Bytes of a CSV (optionally gzip-compressed) -> text; raises ApiError."""
+    if data[:2] == _GZIP_MAGIC:
+        inflater = zlib.decompressobj(wbits=31)
+        try:
+            data = inflater.decompress(data, MAX_DECOMPRESSED_BYTES + 1)
+        except zlib.error:
+            raise _file_error("it looks gzip-compressed but cannot be decompressed") from None
+        if len(data) > MAX_DECOMPRESSED_BYTES:
+            raise ApiError(
+                ErrorCode.PAYLOAD_TOO_LARGE,
+                f"The decompressed CSV exceeds {MAX_DECOMPRESSED_BYTES} bytes",
+                {"limit": MAX_DECOMPRESSED_BYTES},
+            )
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise _file_error("it must be UTF-8 text") from None
+    if "\x00" in text:
+        # Databases refuse NUL in text; such a file is a spreadsheet or UTF-16, not our CSV.
+        raise _file_error("it contains NUL bytes; save it as CSV (UTF-8)")
+    return text
+
+
+def _header(cells: Sequence[str]) -> tuple[dict[str, int], list[str]]:
+    positions: dict[str, int] = {}
+    ignored: list[str] = []
+    for index, cell in enumerate(cells):
+        name = cell.strip().lower()
+        if name in COLUMNS:
+            if name in positions:
+                raise _file_error(f"the column '{name}' appears twice")
+            positions[name] = index
+        elif name:
+            ignored.append(cell.strip())
+    missing = [c for c in REQUIRED_COLUMNS if c not in positions]
+    if missing:
+        raise _file_error(
+            f"the header row lacks {', '.join(missing)}; expected columns: {', '.join(COLUMNS)}"
+        )
+    return positions, ignored
+
+
+def _records(text: str) -> list[tuple[int, list[str]]]:
+    reader = csv.reader(io.StringIO(text, newline=""))
+    records: list[tuple[int, list[str]]] = []
+    number = 0
+    try:
+        for cells in reader:
+            number += 1
+            if any(cell.strip() for cell in cells):
+                records.append((number, cells))
+    except csv.Error as exc:
+        raise _file_error(f"row {number + 1}: {exc}") from None
+    return records
+
+
+def _cell(positions: dict[str, int], cells: list[str], column: str) -> str:
+    index = positions.get(column)
+    return cells[index] if index is not None and index < len(cells) else ""
+
+
+def _parse_bool(cell: str) -> bool | None:
+    value = cell.strip().lower()
+    if not value or value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    return None
+
+
+def _parse_row(number: int, cell: Callable[[str], str]) -> ImportRow | list[RowError]:
+    """One data row -> the row to import, or every error in it."""
+    errors: list[RowError] = []
+    name = cell("name").strip()
+    if not name:
+        errors.append(RowError(number, "name", "is required"))
+    elif len(name) > MAX_NAME_LENGTH:
+        errors.append(RowError(number, "name", f"is longer than {MAX_NAME_LENGTH} characters"))
+    phone = ""
+    try:
+        phone = normalize_phone(cell("phone_number"))
+    except InvalidPhone as exc:
+        errors.append(RowError(number, "phone_number", f"'{exc.raw}' {exc.reason}"))
+    email = cell("email").strip()
+    if email:
+        try:
+            if len(email) > MAX_EMAIL_LENGTH:
+                raise ValidationError("too long")
+            validate_email(email)
+        except ValidationError:
+            errors.append(RowError(number, "email", f"'{email[:60]}' is not a valid email"))
+    tags: list[str] = []
+    try:
+        tags = split_tags(cell("tags"))
+    except TagError as exc:
+        errors.append(RowError(number, "tags", str(exc)))
+    is_active = _parse_bool(cell("is_active"))
+    if is_active is None:
+        errors.append(
+            RowError(number, "is_active", f"'{cell('is_active')[:20]}' is not true or false")
+        )
+    if errors:
+        return errors
+    return ImportRow(
+        row=number,
+        name=name,
+        phone_number=phone,
+        email=email,
+        tags=tags,
+        is_active=bool(is_active),
+    )
+
+
+def csv_parse(text: str, *, max_rows: int = MAX_ROWS) -> ParsedCsv:
+    """Validate every row; rows with an error are reported, not returned. A phone number seen
+    on an earlier row makes a later row fail. Raises ApiError when the file as a whole is
+    unusable (no header, required columns missing, too many rows)."""
+    records = _records(text)
+    if not records:
+        raise _file_error("it is empty; the first row must name the columns")
+    positions, ignored = _header(records[0][1])
+    data = records[1:]
+    if len(data) > max_rows:
+        raise ApiError(
+            ErrorCode.VALIDATION_ERROR,
+            f"The file has {len(data)} rows; at most {max_rows} can be imported at once",
+            {"file": [f"At most {max_rows} rows per import; this file has {len(data)}"]},
+        )
+    parsed = ParsedCsv(columns=tuple(c for c in COLUMNS if c in positions), ignored_columns=ignored)
+    first_row_of: dict[str, int] = {}
+    for number, cells in data:
+        outcome = _parse_row(number, functools.partial(_cell, positions, cells))
+        if isinstance(outcome, ImportRow):
+            # Only rows that would be imported claim their number, so a bad earlier row does
+            # not make a good later one a "duplicate".
+            first = first_row_of.setdefault(outcome.phone_number, number)
+            if first == number:
+                parsed.rows.append(outcome)
+                continue
+            duplicate = f"{outcome.phone_number} is a duplicate of row {first}"
+            outcome = [RowError(number, "phone_number", duplicate)]
+        parsed.failed += 1
+        parsed.errors.extend(outcome)
+    return parsed
+
+
+class _Line:
+    """A write-only file for csv.writer that hands back what was written."""
+
+    def write(self, value: str) -> str:
+        return value
+
+
+def csv_lines(rows: Iterable[Sequence[Any]]) -> Iterator[str]:
+    """Rows in COLUMNS order (tags a list, is_active a bool) -> CSV text lines, header first."""
+    writer = csv.writer(_Line())
+    yield writer.writerow(COLUMNS)
+    for name, phone, email, tags, is_active in rows:
+        active = "true" if is_active else "false"
+        yield writer.writerow([name, phone, email, join_tags(tags), active])

@@ -1,0 +1,42 @@
+from __future__ import annotations
+
+from django.db import models
+from django.utils import timezone
+
+from contacts.fields import TagsField
+from integration.models import Account
+from mifumo.ids import ID_MAX_LENGTH, IdFactory
+
+
+class Contact(models.Model):
+    id = models.CharField(
+        primary_key=True, max_length=ID_MAX_LENGTH, default=IdFactory("con"), editable=False
+    )
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="contacts")
+    name = models.CharField(max_length=200)
+    phone_number = models.CharField(max_length=16, help_text="E.164, e.g. +255712345678")
+    email = models.EmailField(max_length=254, blank=True)
+    tags = TagsField(default=list, blank=True, help_text='Lower-case tags, e.g. ["vip"]')
+    is_active = models.BooleanField(default=True)
+    opted_out = models.BooleanField(default=False)
+    opted_out_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["account", "phone_number"], name="contact_phone_unique")
+        ]
+        indexes = [
+            models.Index(fields=["account", "-created_at", "-id"], name="contact_account_recent"),
+            # The send path asks which of many numbers opted out; only those rows matter.
+            models.Index(
+                fields=["account", "phone_number"],
+                condition=models.Q(opted_out=True),
+                name="contact_opted_out",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.phone_number})"

@@ -1,0 +1,111 @@
+"""Reads over contacts; every one is scoped to an account."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import connection
+from django.db.models import Q, QuerySet
+
+from contacts.csvio import COLUMNS
+from contacts.models import Contact
+from integration.models import Account
+from mifumo.api.errors import ApiError, ErrorCode
+from sms.phones import phone_search_digits
+
+# Only a fragment made of phone characters searches the numbers: "john2" must not match
+# every number containing a 2.
+_PHONE_FRAGMENT = re.compile(r"^[\d\s+().-]+$")
+# PostgreSQL takes far more, but a few thousand per IN list keeps each statement cheap to
+# parse and plan.
+_MAX_IN_CHUNK = 5_000
+
+
+@dataclass(frozen=True)
+class ContactPage:
+    contacts: list[Contact]
+    total: int
+
+
+def contact_get(*, account: Account, contact_id: str) -> Contact:
+    contact = Contact.objects.filter(account=account, pk=contact_id).first()
+    if contact is None:
+        raise ApiError(ErrorCode.NOT_FOUND, "Contact not found", {"contact_id": contact_id})
+    return contact
+
+
+def contact_text_q(q: str) -> Q:
+    """Case-insensitive substring of name or email; for phone-like text, the digits of the
+    number too, so that 0712…, 712… and +255712… find the same contact."""
+    condition = Q(name__icontains=q) | Q(email__icontains=q)
+    if _PHONE_FRAGMENT.match(q):
+        digits = phone_search_digits(q)
+        if digits:
+            # icontains, though digits have no case, to match the UPPER(phone_number)
+            # trigram index (migration 0002).
+            condition |= Q(phone_number__icontains=digits)
+    return condition
+
+
+def contact_queryset(
+    *, account: Account, q: str = "", within: Q | None = None
+) -> QuerySet[Contact]:
+    """The account's contacts, newest first, optionally narrowed by text and a filter (a
+    segment's criteria)."""
+    contacts = Contact.objects.filter(account=account)
+    if within is not None:
+        contacts = contacts.filter(within)
+    q = q.strip()
+    if q:
+        contacts = contacts.filter(contact_text_q(q))
+    return contacts.order_by("-created_at", "-id")
+
+
+def contact_search(
+    *, account: Account, q: str = "", limit: int, offset: int, within: Q | None = None
+) -> ContactPage:
+    contacts = contact_queryset(account=account, q=q, within=within)
+    total = contacts.count()
+    page = list(contacts[offset : offset + limit]) if offset < total else []
+    return ContactPage(contacts=page, total=total)
+
+
+def contact_export_rows(*, account: Account, within: Q | None = None) -> Iterator[tuple[Any, ...]]:
+    """Rows in the CSV's column order (the model's field names), oldest first, fetched in
+    chunks (a server-side cursor on PostgreSQL) so memory stays flat for any number."""
+    contacts = Contact.objects.filter(account=account)
+    if within is not None:
+        contacts = contacts.filter(within)
+    return contacts.order_by("created_at", "id").values_list(*COLUMNS).iterator(chunk_size=2_000)
+
+
+def in_list_size() -> int:
+    """How many values one IN list may hold on this database."""
+    # SQLite builds may cap bound variables at 999; leave room for the other parameters.
+    limit = connection.features.max_query_params
+    return _MAX_IN_CHUNK if limit is None else min(_MAX_IN_CHUNK, limit - 10)
+
+
+def opted_out_phones(*, account: Account, phones: Sequence[str]) -> set[str]:
+    """Which of these E.164 numbers belong to a contact of the account that opted out."""
+    wanted = set(phones)
+    if not wanted:
+        return set()
+    opted_out = Contact.objects.filter(account=account, opted_out=True)
+    size = in_list_size()
+    # Opt-outs are usually few next to a big send: reading them all (a small partial index)
+    # is one cheap query where IN lists would take one per chunk.
+    if len(wanted) > size and opted_out.count() <= len(wanted):
+        return wanted.intersection(opted_out.values_list("phone_number", flat=True))
+    ordered = sorted(wanted)
+    found: set[str] = set()
+    for start in range(0, len(ordered), size):
+        found.update(
+            opted_out.filter(phone_number__in=ordered[start : start + size]).values_list(
+                "phone_number", flat=True
+            )
+        )
+    return found

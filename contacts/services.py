@@ -1,0 +1,273 @@
+"""Writes to contacts. Phone numbers are stored as E.164 and unique per account; the
+database constraint, not a prior read, decides between two concurrent creates."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+from django.db import IntegrityError, connection, transaction
+from django.utils import timezone
+
+from contacts.csvio import ImportRow, RowError, csv_decode, csv_parse
+from contacts.models import Contact
+from contacts.selectors import in_list_size
+from integration.models import Account
+from mifumo.api.errors import ApiError, ErrorCode
+from sms.phones import InvalidPhone, normalize_phone
+
+UPDATABLE_FIELDS = ("name", "phone_number", "email", "tags", "is_active")
+# Enough to tell what is wrong with a file without sending back a second copy of it.
+MAX_REPORTED_ERRORS = 1_000
+IMPORT_BATCH_SIZE = 2_000
+_CONCURRENT_RETRIES = 3
+
+OnDuplicate = Literal["skip", "update"]
+
+
+def _phone(raw: object) -> str:
+    try:
+        return normalize_phone(raw)
+    except InvalidPhone as exc:
+        raise ApiError(
+            ErrorCode.INVALID_PHONE,
+            f"Invalid phone number: '{exc.raw}' {exc.reason}",
+            {"invalid": [{"phone": exc.raw, "reason": exc.reason}]},
+        ) from None
+
+
+def _conflict(*, account: Account, phone: str) -> ApiError | None:
+    contacts = Contact.objects.filter(account=account, phone_number=phone)
+    existing = contacts.values_list("pk", flat=True).first()
+    if existing is None:
+        return None
+    return ApiError(
+        ErrorCode.CONFLICT,
+        f"A contact with phone number {phone} already exists",
+        {"contact_id": existing, "phone_number": phone},
+    )
+
+
+def _save(contact: Contact, **kwargs: Any) -> None:
+    """Save in a savepoint, turning a duplicate phone number into 409 CONFLICT."""
+    try:
+        with transaction.atomic():
+            contact.save(**kwargs)
+    except IntegrityError:
+        conflict = _conflict(account=contact.account, phone=contact.phone_number)
+        if conflict is None:
+            raise
+        raise conflict from None
+
+
+def contact_create(
+    *,
+    account: Account,
+    name: str,
+    phone_number: str,
+    email: str = "",
+    tags: Sequence[str] = (),
+    is_active: bool = True,
+) -> Contact:
+    """Expects validated fields (ContactIn); normalises the phone number."""
+    contact = Contact(
+        account=account,
+        name=name,
+        phone_number=_phone(phone_number),
+        email=email,
+        tags=list(tags),
+        is_active=is_active,
+    )
+    _save(contact, force_insert=True)
+    return contact
+
+
+def contact_update(*, contact: Contact, data: Mapping[str, Any]) -> Contact:
+    """Change the given fields (a subset of UPDATABLE_FIELDS, validated by ContactIn)."""
+    changes = {name: data[name] for name in UPDATABLE_FIELDS if name in data}
+    if not changes:
+        return contact
+    if "phone_number" in changes:
+        changes["phone_number"] = _phone(changes["phone_number"])
+    for name, value in changes.items():
+        setattr(contact, name, list(value) if name == "tags" else value)
+    contact.updated_at = timezone.now()
+    _save(contact, update_fields=[*changes, "updated_at"])
+    return contact
+
+
+def contact_delete(*, contact: Contact) -> None:
+    contact.delete()
+
+
+def contact_opt_out(*, contact: Contact) -> Contact:
+    """Idempotent: opting out again keeps the first opt-out time."""
+    if not contact.opted_out:
+        now = timezone.now()
+        contact.opted_out, contact.opted_out_at, contact.updated_at = True, now, now
+        contact.save(update_fields=["opted_out", "opted_out_at", "updated_at"])
+    return contact
+
+
+def contact_opt_in(*, contact: Contact) -> Contact:
+    if contact.opted_out:
+        contact.opted_out, contact.opted_out_at = False, None
+        contact.updated_at = timezone.now()
+        contact.save(update_fields=["opted_out", "opted_out_at", "updated_at"])
+    return contact
+
+
+@dataclass
+class ImportResult:
+    created: int = 0
+    updated: int = 0
+    skipped: int = 0
+    failed: int = 0
+    errors: list[RowError] = field(default_factory=list)
+    ignored_columns: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "created": self.created,
+            "updated": self.updated,
+            "skipped": self.skipped,
+            "failed": self.failed,
+            "errors": [e.as_dict() for e in self.errors[:MAX_REPORTED_ERRORS]],
+            "errors_truncated": len(self.errors) > MAX_REPORTED_ERRORS,
+            "ignored_columns": self.ignored_columns,
+        }
+
+
+def contact_import(*, account: Account, data: bytes, on_duplicate: OnDuplicate) -> ImportResult:
+    """Import a CSV (see contacts.csvio). Rows with errors are reported and left out; rows
+    whose number is already a contact are skipped or, with on_duplicate="update", overwrite
+    the columns the file has. All or nothing: a failure part-way leaves no rows behind."""
+    parsed = csv_parse(csv_decode(data))
+    result = ImportResult(
+        failed=parsed.failed, errors=parsed.errors, ignored_columns=parsed.ignored_columns
+    )
+    update_fields = [c for c in parsed.columns if c != "phone_number"]
+    size = min(IMPORT_BATCH_SIZE, in_list_size())
+    with transaction.atomic():
+        for start in range(0, len(parsed.rows), size):
+            created, updated, skipped = _import_batch(
+                account=account,
+                rows=parsed.rows[start : start + size],
+                update_fields=update_fields if on_duplicate == "update" else None,
+            )
+            result.created += created
+            result.updated += updated
+            result.skipped += skipped
+    return result
+
+
+def _import_batch(
+    *, account: Account, rows: Sequence[ImportRow], update_fields: list[str] | None
+) -> tuple[int, int, int]:
+    # A contact created by another request between our read and our insert fails the batch
+    # on the unique constraint; reading again makes it a skip. (Updates are upserts.)
+    for attempt in range(_CONCURRENT_RETRIES):
+        try:
+            with transaction.atomic():
+                return _write_batch(account=account, rows=rows, update_fields=update_fields)
+        except IntegrityError:
+            if attempt == _CONCURRENT_RETRIES - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _write_batch(
+    *, account: Account, rows: Sequence[ImportRow], update_fields: list[str] | None
+) -> tuple[int, int, int]:
+    existing = set(
+        Contact.objects.filter(
+            account=account, phone_number__in=[r.phone_number for r in rows]
+        ).values_list("phone_number", flat=True)
+    )
+    found = sum(r.phone_number in existing for r in rows)
+    if update_fields is None:
+        rows = [r for r in rows if r.phone_number not in existing]
+    write = _write_postgresql if connection.vendor == "postgresql" else _write_orm
+    write(account=account, rows=rows, update_fields=update_fields, now=timezone.now())
+    if update_fields is None:
+        return len(rows), 0, found
+    return len(rows) - found, found, 0
+
+
+def _write_orm(
+    *,
+    account: Account,
+    rows: Sequence[ImportRow],
+    update_fields: list[str] | None,
+    now: datetime,
+) -> None:
+    """Insert the rows; with update_fields, rows whose number exists update those fields
+    instead (INSERT … ON CONFLICT DO UPDATE: the contact keeps its id and creation time)."""
+    contacts = [_contact(account, r, now) for r in rows]
+    if update_fields is None:
+        Contact.objects.bulk_create(contacts, batch_size=IMPORT_BATCH_SIZE)
+        return
+    Contact.objects.bulk_create(
+        contacts,
+        batch_size=IMPORT_BATCH_SIZE,
+        update_conflicts=True,
+        unique_fields=["account", "phone_number"],
+        update_fields=[*update_fields, "updated_at"],
+    )
+
+
+# The same statement as _write_orm, with each column sent as one array: the per-value work
+# then happens in psycopg's C code instead of the ORM, which halves an import's write time.
+# The column names are Contact's.
+_UNNEST_INSERT = """
+INSERT INTO contacts_contact (
+    id, account_id, name, phone_number, email, tags, is_active, opted_out, created_at,
+    updated_at
+)
+SELECT t.id, %s, t.name, t.phone_number, t.email, t.tags::jsonb, t.is_active, false, %s, %s
+FROM unnest(
+    %s::varchar[], %s::varchar[], %s::varchar[], %s::varchar[], %s::text[], %s::boolean[]
+) AS t (id, name, phone_number, email, tags, is_active)
+"""
+
+
+def _write_postgresql(
+    *,
+    account: Account,
+    rows: Sequence[ImportRow],
+    update_fields: list[str] | None,
+    now: datetime,
+) -> None:
+    if not rows:
+        return
+    sql = _UNNEST_INSERT
+    if update_fields is not None:
+        assignments = ", ".join(f"{f} = EXCLUDED.{f}" for f in [*update_fields, "updated_at"])
+        sql += f"ON CONFLICT (account_id, phone_number) DO UPDATE SET {assignments}"
+    new_id = Contact._meta.pk.get_default
+    columns = [
+        [new_id() for _ in rows],
+        [r.name for r in rows],
+        [r.phone_number for r in rows],
+        [r.email for r in rows],
+        [json.dumps(r.tags) for r in rows],
+        [r.is_active for r in rows],
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [account.pk, now, now, *columns])
+
+
+def _contact(account: Account, row: ImportRow, now: datetime) -> Contact:
+    return Contact(
+        account=account,
+        name=row.name,
+        phone_number=row.phone_number,
+        email=row.email,
+        tags=row.tags,
+        is_active=row.is_active,
+        created_at=now,
+        updated_at=now,
+    )

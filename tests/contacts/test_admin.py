@@ -1,0 +1,72 @@
+import pytest
+
+from contacts.models import Contact
+from segments.models import Segment
+from tests.contacts.factories import make_contact
+
+
+@pytest.fixture
+def contacts(alice):
+    return [
+        make_contact(alice, 1, name="Asha", tags=["vip"]),
+        make_contact(alice, 2, name="Juma", opted_out=True),
+    ]
+
+
+def test_the_contact_list_is_searchable_and_filterable(admin_client, contacts):
+    page = admin_client.get("/admin/contacts/contact/", {"q": "asha"})
+    assert page.status_code == 200
+    assert b"Asha" in page.content and b"Juma" not in page.content
+    page = admin_client.get("/admin/contacts/contact/", {"opted_out__exact": "1"})
+    assert b"Juma" in page.content and b"Asha" not in page.content
+    page = admin_client.get("/admin/contacts/contact/", {"q": contacts[0].phone_number[4:]})
+    assert b"Asha" in page.content
+
+
+def test_the_contact_form_normalises_phone_and_tags(admin_client, alice):
+    response = admin_client.post(
+        "/admin/contacts/contact/add/",
+        {
+            "account": alice.pk,
+            "name": "New",
+            "phone_number": "0712 345 678",
+            "email": "",
+            "tags": "VIP; lead|vip",
+            "is_active": "on",
+        },
+    )
+    assert response.status_code == 302, response.content[:2000]
+    contact = Contact.objects.get(name="New")
+    assert contact.phone_number == "+255712345678"
+    assert contact.tags == ["vip", "lead"]
+
+
+def test_the_contact_form_refuses_a_bad_phone(admin_client, alice):
+    response = admin_client.post(
+        "/admin/contacts/contact/add/",
+        {"account": alice.pk, "name": "New", "phone_number": "123", "tags": ""},
+    )
+    assert response.status_code == 200
+    assert b"is not a valid phone number" in response.content
+    assert not Contact.objects.exists()
+
+
+def test_the_contact_change_page_shows_tags_as_text(admin_client, contacts):
+    page = admin_client.get(f"/admin/contacts/contact/{contacts[0].pk}/change/")
+    assert page.status_code == 200
+    assert b'value="vip"' in page.content
+
+
+def test_the_segment_admin_lists_validates_and_counts(admin_client, alice, contacts):
+    segment = Segment.objects.create(account=alice, name="VIP", criteria={"tags": ["vip"]})
+    page = admin_client.get("/admin/segments/segment/", {"q": "vip"})
+    assert page.status_code == 200 and b"VIP" in page.content
+    page = admin_client.get(f"/admin/segments/segment/{segment.pk}/change/")
+    assert page.status_code == 200
+    response = admin_client.post(
+        "/admin/segments/segment/add/",
+        {"account": alice.pk, "name": "Bad", "description": "", "criteria": '{"colour": 1}'},
+    )
+    assert response.status_code == 200
+    assert b"colour" in response.content
+    assert not Segment.objects.filter(name="Bad").exists()

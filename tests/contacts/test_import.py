@@ -1,0 +1,336 @@
+import gzip
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+
+from contacts.models import Contact
+from tests.contacts.factories import make_contact
+from tests.helpers import assert_envelope
+
+URL = "/api/integration/v1/contacts/import/"
+HEADER = "name,phone_number,email,tags,is_active\n"
+
+
+def upload(api, content, name="contacts.csv", **fields):
+    data = content if isinstance(content, bytes) else content.encode()
+    file = SimpleUploadedFile(name, data, content_type="text/csv")
+    return api.client.post(URL, {"file": file, **fields}, format="multipart")
+
+
+def post_csv(api, content, query=""):
+    data = content if isinstance(content, bytes) else content.encode()
+    return api.client.post(URL + query, data=data, content_type="text/csv")
+
+
+def result(response):
+    return assert_envelope(response, 200)["data"]
+
+
+def test_a_multipart_upload_creates_the_contacts(api, alice):
+    csv = HEADER + (
+        "John Doe,0712345678,john@example.com,customer;VIP,true\n"
+        "Asha,+255 754 111 222,,lead|customer,false\n"
+        "Juma,688000999,,,\n"
+    )
+    body = assert_envelope(upload(api, csv), 200)
+    assert body["data"] == {
+        "created": 3,
+        "updated": 0,
+        "skipped": 0,
+        "failed": 0,
+        "errors": [],
+        "errors_truncated": False,
+        "ignored_columns": [],
+    }
+    assert body["message"] == "Import finished: 3 created, 0 updated, 0 skipped, 0 failed"
+    john = Contact.objects.get(account=alice, phone_number="+255712345678")
+    assert (john.name, john.email, john.tags, john.is_active) == (
+        "John Doe",
+        "john@example.com",
+        ["customer", "vip"],
+        True,
+    )
+    asha = Contact.objects.get(account=alice, phone_number="+255754111222")
+    assert (asha.email, asha.tags, asha.is_active) == ("", ["lead", "customer"], False)
+    juma = Contact.objects.get(account=alice, phone_number="+255688000999")
+    assert (juma.tags, juma.is_active) == ([], True)
+
+
+def test_a_raw_text_csv_body_is_accepted(api, alice):
+    data = result(post_csv(api, HEADER + "John,0712345678,,,\n"))
+    assert data["created"] == 1
+    assert Contact.objects.filter(account=alice).count() == 1
+
+
+def test_a_gzip_compressed_file_is_accepted(api):
+    rows = "".join(f"Person {n},+25571{n:07d},,,\n" for n in range(200))
+    packed = gzip.compress((HEADER + rows).encode())
+    assert result(upload(api, packed, name="contacts.csv.gz"))["created"] == 200
+    assert Contact.objects.count() == 200
+
+
+def test_a_broken_gzip_file_is_a_validation_error(api):
+    body = assert_envelope(upload(api, b"\x1f\x8bnot really gzip"), 400, "VALIDATION_ERROR")
+    assert "file" in body["details"]
+
+
+def test_header_names_are_case_insensitive_and_a_byte_order_mark_is_ignored(api):
+    csv = "\ufeffName , PHONE_NUMBER,Tags\nJohn,0712345678,A;b\n"
+    assert result(upload(api, csv))["created"] == 1
+    assert Contact.objects.get().tags == ["a", "b"]
+
+
+def test_unknown_columns_are_ignored_and_reported(api):
+    data = result(upload(api, "name,phone_number,city\nJohn,0712345678,Arusha\n"))
+    assert data["created"] == 1
+    assert data["ignored_columns"] == ["city"]
+
+
+@pytest.mark.parametrize(
+    ("row", "field", "reason"),
+    [
+        ("John,12345,,,", "phone_number", "'12345' is not a valid phone number"),
+        ("John,+255222123456,,,", "phone_number", "'+255222123456' is not a mobile number"),
+        ("John,,,,", "phone_number", "'' is empty"),
+        (",0712345678,,,", "name", "is required"),
+        ("   ,0712345678,,,", "name", "is required"),
+        ("x" * 201 + ",0712345678,,,", "name", "is longer than 200 characters"),
+        ("John,0712345678,not-an-email,,", "email", "'not-an-email' is not a valid email"),
+        ("John,0712345678,,,maybe", "is_active", "'maybe' is not true or false"),
+        ("John,0712345678,,a;" + "b" * 51 + ",", "tags", None),
+    ],
+    ids=[
+        "bad-phone",
+        "landline",
+        "no-phone",
+        "no-name",
+        "blank-name",
+        "long-name",
+        "bad-email",
+        "bad-is-active",
+        "long-tag",
+    ],
+)
+def test_each_kind_of_row_error_is_reported_and_the_row_left_out(api, row, field, reason):
+    csv = HEADER + "Good,0754000111,,,\n" + row + "\n"
+    data = result(upload(api, csv))
+    assert (data["created"], data["failed"]) == (1, 1)
+    assert len(data["errors"]) == 1
+    error = data["errors"][0]
+    assert (error["row"], error["field"]) == (3, field)
+    if reason is not None:
+        assert error["reason"] == reason
+    assert Contact.objects.count() == 1
+
+
+def test_a_row_with_several_errors_lists_each_and_counts_once(api):
+    data = result(upload(api, HEADER + ",123,bad,,nah\n"))
+    assert data["failed"] == 1
+    assert {e["field"] for e in data["errors"]} == {"name", "phone_number", "email", "is_active"}
+    assert {e["row"] for e in data["errors"]} == {2}
+
+
+def test_is_active_accepts_the_usual_spellings(api):
+    values = ["true", "TRUE", "1", "yes", "Y", "t", "false", "0", "No", "n", "F", ""]
+    rows = "".join(f"P{n},+25571{n:07d},,,{v}\n" for n, v in enumerate(values))
+    assert result(upload(api, HEADER + rows))["created"] == len(values)
+    active = dict(Contact.objects.values_list("name", "is_active"))
+    assert [active[f"P{n}"] for n in range(len(values))] == [True] * 6 + [False] * 5 + [True]
+
+
+def test_a_number_repeated_in_the_file_fails_the_later_row(api):
+    csv = HEADER + "First,0712345678,,,\nSecond,+255712345678,,,\nThird,712345678,,,\n"
+    data = result(upload(api, csv))
+    assert (data["created"], data["failed"]) == (1, 2)
+    assert data["errors"] == [
+        {"row": 3, "field": "phone_number", "reason": "+255712345678 is a duplicate of row 2"},
+        {"row": 4, "field": "phone_number", "reason": "+255712345678 is a duplicate of row 2"},
+    ]
+    assert Contact.objects.get().name == "First"
+
+
+def test_a_failed_row_does_not_claim_its_number(api):
+    csv = HEADER + ",0712345678,,,\nSecond,0712345678,,,\n"
+    data = result(upload(api, csv))
+    assert (data["created"], data["failed"]) == (1, 1)
+    assert Contact.objects.get().name == "Second"
+
+
+def test_rows_are_numbered_as_in_the_file_counting_blank_lines(api):
+    csv = HEADER + "Good,0754000111,,,\n\nBad,1,,,\n"
+    assert result(upload(api, csv))["errors"][0]["row"] == 4
+
+
+def test_an_existing_number_is_skipped_by_default(api, alice):
+    existing = make_contact(alice, name="Old", phone_number="+255712345678", tags=["keep"])
+    data = result(upload(api, HEADER + "New,0712345678,new@example.com,vip,false\n"))
+    assert (data["created"], data["updated"], data["skipped"]) == (0, 0, 1)
+    existing.refresh_from_db()
+    assert (existing.name, existing.tags, existing.is_active) == ("Old", ["keep"], True)
+
+
+def test_an_existing_number_is_updated_with_on_duplicate_update(api, alice):
+    existing = make_contact(alice, name="Old", phone_number="+255712345678", tags=["keep"])
+    csv = HEADER + "New,0712345678,new@example.com,vip,false\nOther,0754000111,,,\n"
+    data = result(upload(api, csv, on_duplicate="update"))
+    assert (data["created"], data["updated"], data["skipped"]) == (1, 1, 0)
+    existing.refresh_from_db()
+    assert (existing.name, existing.email, existing.tags, existing.is_active) == (
+        "New",
+        "new@example.com",
+        ["vip"],
+        False,
+    )
+    assert existing.updated_at > existing.created_at
+    assert Contact.objects.filter(account=alice).count() == 2
+
+
+def test_update_leaves_the_columns_the_file_lacks_alone(api, alice):
+    existing = make_contact(
+        alice, phone_number="+255712345678", tags=["keep"], email="keep@example.com"
+    )
+    result(upload(api, "name,phone_number\nRenamed,0712345678\n", on_duplicate="update"))
+    existing.refresh_from_db()
+    assert (existing.name, existing.tags, existing.email) == (
+        "Renamed",
+        ["keep"],
+        "keep@example.com",
+    )
+
+
+def test_on_duplicate_can_be_a_query_parameter_for_a_raw_body(api, alice):
+    make_contact(alice, name="Old", phone_number="+255712345678")
+    data = result(post_csv(api, HEADER + "New,0712345678,,,\n", "?on_duplicate=update"))
+    assert data["updated"] == 1
+    assert Contact.objects.get().name == "New"
+
+
+def test_an_existing_contact_of_another_account_does_not_count(api, bob):
+    make_contact(bob, phone_number="+255712345678")
+    assert result(upload(api, HEADER + "Mine,0712345678,,,\n"))["created"] == 1
+
+
+def test_a_bad_on_duplicate_is_a_validation_error(api):
+    body = assert_envelope(upload(api, HEADER, on_duplicate="merge"), 400, "VALIDATION_ERROR")
+    assert "on_duplicate" in body["details"]
+
+
+def test_a_header_only_file_imports_nothing(api):
+    assert result(upload(api, HEADER))["created"] == 0
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        "",
+        "\n\n",
+        "name,email\nJohn,john@example.com\n",
+        "phone_number\n0712345678\n",
+        "name,name,phone_number\na,b,0712345678\n",
+        "name;phone_number\nJohn;0712345678\n",
+    ],
+    ids=[
+        "empty",
+        "blank-lines",
+        "no-phone-column",
+        "no-name-column",
+        "repeated-column",
+        "semicolon-separated",
+    ],
+)
+def test_a_file_without_the_required_header_is_a_validation_error(api, content):
+    body = assert_envelope(post_csv(api, content), 400, "VALIDATION_ERROR")
+    assert "file" in body["details"]
+    assert not Contact.objects.exists()
+
+
+def test_a_file_that_is_not_utf8_is_a_validation_error(api):
+    body = assert_envelope(
+        upload(api, "name,phone_number\nJos\xe9,0712345678\n".encode("latin-1")),
+        400,
+        "VALIDATION_ERROR",
+    )
+    assert body["details"] == {"file": ["it must be UTF-8 text"]}
+
+
+def test_a_utf16_file_is_a_validation_error(api):
+    content = (HEADER + "John,0712345678,,,\n").encode("utf-16")
+    assert_envelope(upload(api, content), 400, "VALIDATION_ERROR")
+
+
+def test_more_than_50000_rows_is_a_validation_error_and_imports_nothing(api):
+    content = "name,phone_number\n" + "x,1\n" * 50_001
+    body = assert_envelope(post_csv(api, content), 400, "VALIDATION_ERROR")
+    assert body["details"] == {"file": ["At most 50000 rows per import; this file has 50001"]}
+    assert not Contact.objects.exists()
+
+
+def test_50000_rows_is_within_the_limit_and_errors_are_capped(api):
+    content = "name,phone_number\n" + "x,1\n" * 50_000
+    data = result(post_csv(api, content))
+    assert data["failed"] == 50_000
+    assert len(data["errors"]) == 1_000
+    assert data["errors_truncated"] is True
+
+
+def test_no_file_is_a_validation_error(api):
+    response = api.client.post(URL, {"on_duplicate": "skip"}, format="multipart")
+    body = assert_envelope(response, 400, "VALIDATION_ERROR")
+    assert "file" in body["details"]
+
+
+def test_an_empty_raw_body_is_a_validation_error(api):
+    assert_envelope(post_csv(api, b""), 400, "VALIDATION_ERROR")
+
+
+def test_a_json_body_is_unsupported_media_type(api):
+    body = assert_envelope(
+        api.post("contacts/import/", {"rows": []}), 415, "UNSUPPORTED_MEDIA_TYPE"
+    )
+    assert "text/csv" in body["message"]
+
+
+def test_a_body_over_the_api_limit_is_payload_too_large(api, settings):
+    settings.MIFUMO_MAX_BODY_BYTES = 1024
+    content = HEADER + "".join(f"P{n},+25571{n:07d},,,\n" for n in range(100))
+    assert_envelope(post_csv(api, content), 413, "PAYLOAD_TOO_LARGE")
+
+
+def test_a_gzip_bomb_is_payload_too_large(api, monkeypatch):
+    monkeypatch.setattr("contacts.csvio.MAX_DECOMPRESSED_BYTES", 10_000)
+    packed = gzip.compress(HEADER.encode() + b"x" * 20_000)
+    assert_envelope(upload(api, packed), 413, "PAYLOAD_TOO_LARGE")
+
+
+def test_a_cell_beyond_the_csv_field_limit_is_a_validation_error(api):
+    content = HEADER + "John,0712345678,," + "x" * 200_000 + ",\n"
+    body = assert_envelope(post_csv(api, content), 400, "VALIDATION_ERROR")
+    assert "file" in body["details"]
+
+
+def test_get_on_import_is_method_not_allowed(api):
+    assert_envelope(api.get("contacts/import/"), 405, "METHOD_NOT_ALLOWED")
+
+
+def test_a_batch_that_hits_the_unique_constraint_is_read_again_and_retried(api, alice, monkeypatch):
+    from django.db import connection
+
+    from contacts import services
+
+    name = "_write_postgresql" if connection.vendor == "postgresql" else "_write_orm"
+    original = getattr(services, name)
+    calls = []
+
+    def write_after_a_rival(*, account, rows, **kwargs):
+        # The rival row goes down with the savepoint, as a concurrent one would not; what
+        # matters here is that the clash is retried rather than answered with a 500.
+        if not calls:
+            make_contact(account, name="Rival", phone_number=rows[0].phone_number)
+        calls.append(len(rows))
+        return original(account=account, rows=rows, **kwargs)
+
+    monkeypatch.setattr(services, name, write_after_a_rival)
+    data = result(upload(api, HEADER + "A,0712345678,,,\nB,0754000111,,,\n"))
+    assert calls == [2, 2]
+    assert data["created"] == 2
+    assert set(Contact.objects.values_list("name", flat=True)) == {"A", "B"}
