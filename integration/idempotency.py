@@ -31,12 +31,22 @@ Handler = Callable[..., Response]
 
 
 def _request_hash(request: Request) -> str:
+    digest = hashlib.sha256(f"{request.method} {request.path}\n".encode())
+    data = request.data
+    files = getattr(request, "FILES", None) or {}
+    fields = {k: v for k, v in data.items() if k not in files} if hasattr(data, "items") else data
     try:
-        body = json.dumps(request.data, sort_keys=True, default=str)
+        digest.update(json.dumps(fields, sort_keys=True, default=str).encode())
     except (TypeError, ValueError):
-        body = repr(request.data)
-    raw = f"{request.method} {request.path}\n{body}"
-    return hashlib.sha256(raw.encode()).hexdigest()
+        digest.update(repr(fields).encode())
+    # An upload is identified by its content, not its name.
+    for name in sorted(files):
+        upload = files[name]
+        digest.update(f"\n{name}:".encode())
+        for chunk in upload.chunks():
+            digest.update(chunk)
+        upload.seek(0)
+    return digest.hexdigest()
 
 
 def _replay(record: IdempotencyRecord, request_hash: str) -> Response:

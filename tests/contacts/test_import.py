@@ -334,3 +334,21 @@ def test_a_batch_that_hits_the_unique_constraint_is_read_again_and_retried(api, 
     assert calls == [2, 2]
     assert data["created"] == 2
     assert set(Contact.objects.values_list("name", flat=True)) == {"A", "B"}
+
+
+@pytest.mark.django_db
+def test_idempotency_key_tells_two_uploads_with_the_same_name_apart(api):
+
+    def upload(content: bytes):
+        return api.client.post(
+            "/api/integration/v1/contacts/import/",
+            {"file": SimpleUploadedFile("contacts.csv", content, content_type="text/csv")},
+            HTTP_IDEMPOTENCY_KEY="import-1",
+        )
+
+    first = upload(b"name,phone_number\nAsha,0712345678\n")
+    assert first.status_code == 200
+    again = upload(b"name,phone_number\nAsha,0712345678\n")
+    assert again.json() == first.json() and again["Idempotent-Replayed"] == "true"
+    other = upload(b"name,phone_number\nJuma,0754000111\n")
+    assert other.status_code == 409 and other.json()["error_code"] == "CONFLICT"
