@@ -109,20 +109,20 @@ def _check_sender(sender_id: str, account: Account) -> None:
         )
 
 
-def _check_count(count: int) -> None:
-    limit = settings.MIFUMO_MAX_RECIPIENTS
+def _check_count(count: int, limit: int, what: str = "per request") -> None:
     if count > limit:
         raise ApiError(
             ErrorCode.TOO_MANY_RECIPIENTS,
-            f"{count} recipients; at most {limit} per request",
+            f"{count} recipients; at most {limit} {what}",
             {"count": count, "limit": limit},
         )
 
 
 def _resolve_recipients(
     *, account: Account, raw_recipients: Sequence[object], segment_ids: Sequence[str]
-) -> tuple[list[str], dict[str, int]]:
-    _check_count(len(raw_recipients))
+) -> tuple[list[str], dict[str, str | None]]:
+    """Every number to send to, each with the segment it came from (None: listed)."""
+    _check_count(len(raw_recipients), settings.MIFUMO_MAX_RECIPIENTS)
     parsed = parse_phones(raw_recipients)
     if parsed.invalid:
         raise ApiError(
@@ -130,17 +130,28 @@ def _resolve_recipients(
             f"{len(parsed.invalid)} recipient(s) are not valid mobile numbers",
             {"invalid": parsed.invalid},
         )
-    phones = dict.fromkeys(parsed.valid)
-    from_segments: dict[str, int] = {}
+    source: dict[str, str | None] = dict.fromkeys(parsed.valid)
     if segment_ids:
         from segments.selectors import segment_member_phones
 
         members = segment_member_phones(account=account, segment_ids=list(segment_ids))
         for segment_id, segment_phones in members.items():
-            before = len(phones)
-            phones.update(dict.fromkeys(segment_phones))
-            from_segments[segment_id] = len(phones) - before
-    return list(phones), from_segments
+            for phone in segment_phones:
+                source.setdefault(phone, segment_id)
+    return list(source), source
+
+
+def _count_by_segment(
+    phones: list[str], source: dict[str, str | None], segment_ids: Sequence[str]
+) -> dict[str, int]:
+    """How many of the numbers sent to each segment added (after de-duplication, listed
+    numbers first, and opt-outs)."""
+    counts = dict.fromkeys(segment_ids, 0)
+    for phone in phones:
+        segment_id = source[phone]
+        if segment_id is not None:
+            counts[segment_id] += 1
+    return counts
 
 
 def _drop_opted_out(account: Account, phones: list[str]) -> tuple[list[str], list[dict[str, str]]]:
@@ -190,10 +201,13 @@ def message_send(
         from webhooks.security import validate_webhook_url
 
         webhook_url = validate_webhook_url(webhook_url)
-    phones, from_segments = _resolve_recipients(
+    phones, origin = _resolve_recipients(
         account=account, raw_recipients=recipients, segment_ids=segment_ids
     )
-    _check_count(len(phones))
+    # Segments are stored server-side, so a send may reach far more numbers than one request
+    # can list; the total has its own, larger limit.
+    if segment_ids:
+        _check_count(len(phones), settings.MIFUMO_MAX_SEGMENT_RECIPIENTS, "per send")
     if not phones:
         raise ApiError(
             ErrorCode.VALIDATION_ERROR,
@@ -201,6 +215,7 @@ def message_send(
             {"recipients": ["no recipients"]},
         )
     phones, skipped = _drop_opted_out(account, phones)
+    from_segments = _count_by_segment(phones, origin, list(dict.fromkeys(segment_ids)))
     quote = price_phones(phones)
     if quote.unsupported:
         raise ApiError(
