@@ -1,34 +1,56 @@
-"""Dispatch: claim queued recipients, hand them to a carrier, record what it said.
+"""Dispatch: claim queued recipients, route them, hand them to carriers, record what they said.
 
 A claim moves recipients ``queued -> submitting`` in one conditional statement (with
-``SKIP LOCKED`` on PostgreSQL), so two workers never submit one recipient. The carrier is
-called outside any transaction. Results are recorded in one transaction per batch, with
-refunds for rejections and the status-change signal for webhooks.
+``SKIP LOCKED`` on PostgreSQL), so two workers never submit one recipient. Claimed recipients
+are grouped by route (``sms.routing``) and offered to the route's carriers in order: what a
+carrier accepts or rejects for good is recorded, and what it could not take for now (the
+carrier raised a temporary ``CarrierError``, or rejected a recipient temporarily) moves on to
+the next carrier of the route. Recipients that every carrier of their route turned away for
+now go back to ``queued`` and are retried later. Every offer is one ``SubmitAttempt`` row.
+
+Carriers are called outside any transaction, under their throughput cap (``sms.throttle``).
+Results are recorded in one transaction per batch, with refunds for rejections and the
+status-change signal for webhooks; ``carrier.after_recorded()`` runs after each recording.
+
+Carriers that submit from a process of their own (SMPP binds, see ``run_smpp``) are not called
+here: their recipients get a ``Handoff`` row and stay ``submitting`` under the worker's claim
+lease. The process takes handoffs (``handoff_take``), submits, and records through the same
+code. While a carrier's process is alive (a heartbeat in the cache) the sweep leaves its
+waiting recipients alone; otherwise, once the lease is over, they are taken back and routed
+again like any other expired claim.
 """
 
 from __future__ import annotations
 
 import logging
-from collections import defaultdict
-from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import timedelta
+import time
+from collections import Counter, defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 from django.conf import settings
-from django.db import transaction
-from django.db.models import F
+from django.core.cache import cache
+from django.db import connection, transaction
+from django.db.models import F, Field
 from django.utils import timezone
 
 from integration.services import account_refund
 from mifumo.db import is_postgres
+from sms import routing
 from sms.carriers import get_carrier
-from sms.carriers.base import CarrierError, OutboundSms, SubmitResult
-from sms.models import CarrierMessage, Message, Recipient
+from sms.carriers.base import BaseCarrier, CarrierError, OutboundSms, SubmitResult
+from sms.models import CarrierMessage, Handoff, Message, Recipient, SubmitAttempt
 from sms.signals import recipients_status_changed
+from sms.throttle import Throttle, throttle_for
 
 logger = logging.getLogger(__name__)
 S = Recipient.Status
+
+RETRY_SECONDS = 5.0
+# How long a dedicated carrier process counts as alive after its last heartbeat.
+HEARTBEAT_SECONDS = 30
 
 
 @dataclass
@@ -36,16 +58,40 @@ class DispatchReport:
     submitted: int = 0
     failed: int = 0
     requeued: int = 0
+    handed_off: int = 0
     retry_in: float | None = None  # set when a temporary failure asks for a later retry
+    # Messages with recipients sent back to queued, and whether a whole batch was refused.
+    requeued_messages: set[str] = field(default_factory=set)
+    carrier_errors: int = 0
+
+    def add(self, other: DispatchReport) -> None:
+        self.submitted += other.submitted
+        self.failed += other.failed
+        self.requeued += other.requeued
+        self.handed_off += other.handed_off
+        self.requeued_messages |= other.requeued_messages
+        self.carrier_errors += other.carrier_errors
 
 
-def carrier_name_for(message: Message) -> str:
-    """Test keys always use the simulator; everything else the configured route."""
-    if message.is_test:
-        return "simulator"
-    from sms.routing import route_for_message
+@dataclass(eq=False)
+class _Item:
+    """One claimed recipient on its way through the carriers of its route."""
 
-    return route_for_message(message)
+    recipient_id: int
+    phone: str
+    message: Message
+    carriers: routing.Route  # still to try, the next one first
+    last_carrier: str = ""
+    last_result: SubmitResult | None = None
+
+    def outbound(self) -> OutboundSms:
+        return OutboundSms(
+            recipient_id=self.recipient_id,
+            message_id=self.message.id,
+            to=self.phone,
+            sender_id=self.message.sender_id,
+            text=self.message.text,
+        )
 
 
 def claim(message_id: str, limit: int) -> list[tuple[int, str]]:
@@ -70,40 +116,286 @@ def message_dispatch(*, message_id: str) -> DispatchReport:
     if message is None:
         logger.warning("dispatch of unknown message %s", message_id)
         return report
-    carrier_name = carrier_name_for(message)
-    carrier = get_carrier(carrier_name)
     while True:
         picked = claim(message.id, settings.MIFUMO_DISPATCH_BATCH)
         if not picked:
             break
-        batch = [
-            OutboundSms(
-                recipient_id=rid,
-                message_id=message.id,
-                to=phone,
-                sender_id=message.sender_id,
-                text=message.text,
-            )
-            for rid, phone in picked
+        items = [
+            _Item(recipient_id, phone, message, route)
+            for route, pairs in routing.group_by_route(picked, is_test=message.is_test).items()
+            for recipient_id, phone in pairs
         ]
-        try:
-            results = carrier.send_messages(batch)
-        except CarrierError as exc:
-            logger.warning("carrier %s failed a batch of %s: %s", carrier_name, message.id, exc)
-            results = [
-                SubmitResult.rejected(sms, exc.code, str(exc)[:255], permanent=exc.permanent)
-                for sms in batch
-            ]
-        outcome = record_results(message=message, carrier=carrier_name, results=results)
-        carrier.after_recorded()
-        report.submitted += outcome.submitted
+        outcome = deliver(items=items)
+        report.add(outcome)
+        if outcome.requeued:
+            # Temporary trouble on every route: stop hammering; the task retries later.
+            report.retry_in = RETRY_SECONDS
+            break
+    return report
+
+
+def deliver(
+    *, items: list[_Item], here: str | None = None, stop: Callable[[], bool] | None = None
+) -> DispatchReport:
+    """Offer claimed recipients to their carriers in route order (see the module docstring).
+
+    ``here`` names the dedicated carrier this process hosts (``run_smpp``): it is called
+    rather than handed off to, and when ``stop()`` turns true between two of its batches the
+    recipients not yet sent to it are handed back to it for the next process.
+    """
+    report = DispatchReport()
+    turned_away: list[_Item] = []
+    while items:
+        by_carrier: dict[str, list[_Item]] = defaultdict(list)
+        for item in items:
+            if item.carriers:
+                by_carrier[item.carriers[0]].append(item)
+            else:
+                turned_away.append(item)
+        items = []
+        for name, group in by_carrier.items():
+            if name != here and routing.runs_in_own_process(name):
+                handoff(recipient_ids=[item.recipient_id for item in group], carrier=name)
+                report.handed_off += len(group)
+                continue
+            moved_on, unsent = _offer(name, group, report, stop if name == here else None)
+            if unsent:
+                handoff(recipient_ids=[item.recipient_id for item in unsent], carrier=name)
+                report.handed_off += len(unsent)
+            for item in moved_on:
+                (items if item.carriers else turned_away).append(item)
+    if turned_away:
+        _turn_away(turned_away, report)
+    return report
+
+
+def _offer(
+    name: str, group: list[_Item], report: DispatchReport, stop: Callable[[], bool] | None
+) -> tuple[list[_Item], list[_Item]]:
+    """Submit ``group`` to carrier ``name`` in batches under its cap. Returns the items it could
+    not take for now (moved on to their next carrier) and those left unsent because of
+    ``stop``."""
+    try:
+        carrier = get_carrier(name)
+    except Exception as exc:  # noqa: BLE001 - a broken carrier must not stop the others
+        logger.error("carrier %s is unusable: %s", name, exc)
+        unusable = CarrierError(f"carrier {name} is unusable: {exc}", code="CARRIER_UNAVAILABLE")
+        _record_attempts(name, group, [], unusable, 0, timezone.now())
+        report.carrier_errors += 1
+        return _skip(name, group, unusable), []
+    throttle = throttle_for(name)
+    moved_on: list[_Item] = []
+    pending = group
+    while pending:
+        if stop is not None and stop():
+            return moved_on, pending
+        count = _admitted(throttle, pending)
+        batch, pending = pending[:count], pending[count:]
+        error, refused = _submit(name, carrier, batch, report)
+        moved_on.extend(refused)
+        if error is not None and not error.permanent:
+            # The carrier is down for now: the rest of the group need not wait for it too.
+            moved_on.extend(_skip(name, pending, error))
+            break
+    return moved_on, []
+
+
+def _admitted(throttle: Throttle | None, pending: list[_Item]) -> int:
+    if throttle is None:
+        return len(pending)
+    return throttle.admit([item.message.segments for item in pending])
+
+
+def _submit(
+    name: str, carrier: BaseCarrier, batch: list[_Item], report: DispatchReport
+) -> tuple[CarrierError | None, list[_Item]]:
+    """One carrier call for ``batch`` and its recording; returns the batch-wide error, if any,
+    and the items the carrier refused for now."""
+    outbound = [item.outbound() for item in batch]
+    started_at = timezone.now()
+    started = time.monotonic()
+    error: CarrierError | None = None
+    try:
+        results = carrier.send_messages(outbound)
+    except CarrierError as exc:
+        logger.warning("carrier %s refused a batch of %d: %s", name, len(batch), exc)
+        error = exc
+        results = [
+            SubmitResult.rejected(sms, exc.code, str(exc)[:255], permanent=exc.permanent)
+            for sms in outbound
+        ]
+        report.carrier_errors += 1
+    latency_ms = int((time.monotonic() - started) * 1000)
+    final: dict[str, list[SubmitResult]] = defaultdict(list)
+    messages: dict[str, Message] = {}
+    refused: list[_Item] = []
+    for item, result in zip(batch, results, strict=True):
+        item.last_carrier = name
+        item.last_result = result
+        if result.accepted or result.permanent:
+            final[item.message.id].append(result)
+            messages[item.message.id] = item.message
+        else:
+            item.carriers = item.carriers[1:]
+            refused.append(item)
+    with transaction.atomic():
+        for message_id, settled in final.items():
+            outcome = record_results(message=messages[message_id], carrier=name, results=settled)
+            report.submitted += outcome.submitted
+            report.failed += outcome.failed
+        _record_attempts(name, batch, results, error, latency_ms, started_at)
+    carrier.after_recorded()
+    return error, refused
+
+
+def _skip(name: str, items: list[_Item], error: CarrierError) -> list[_Item]:
+    for item in items:
+        item.last_carrier = name
+        item.last_result = SubmitResult.rejected(
+            item.outbound(), error.code, str(error)[:255], permanent=False
+        )
+        item.carriers = item.carriers[1:]
+    return items
+
+
+def _record_attempts(
+    name: str,
+    batch: list[_Item],
+    results: Sequence[SubmitResult],
+    error: CarrierError | None,
+    latency_ms: int,
+    started_at: datetime,
+) -> None:
+    by_message: dict[str, list[_Item]] = defaultdict(list)
+    for item in batch:
+        by_message[item.message.id].append(item)
+    outcome = {result.recipient_id: result for result in results}
+    attempts = []
+    for message_id, items in by_message.items():
+        mine = [outcome[item.recipient_id] for item in items if item.recipient_id in outcome]
+        accepted = sum(1 for result in mine if result.accepted)
+        codes = Counter(result.error_code or "" for result in mine if not result.accepted)
+        code = error.code if error is not None else (codes.most_common(1)[0][0] if codes else "")
+        attempts.append(
+            SubmitAttempt(
+                message_id=message_id,
+                carrier=name,
+                recipient_count=len(items),
+                accepted=accepted,
+                rejected=len(items) - accepted,
+                error_code=code[:40],
+                latency_ms=latency_ms,
+                created_at=started_at,
+            )
+        )
+    SubmitAttempt.objects.bulk_create(attempts)
+
+
+def _turn_away(items: list[_Item], report: DispatchReport) -> None:
+    """Every carrier of their route refused these for now: back to queued (or failed once
+    they used up their attempts)."""
+    by_message: dict[str, list[_Item]] = defaultdict(list)
+    for item in items:
+        by_message[item.message.id].append(item)
+    for message_id, group in by_message.items():
+        results = [item.last_result for item in group if item.last_result is not None]
+        outcome = record_results(
+            message=group[0].message, carrier=group[0].last_carrier, results=results
+        )
         report.failed += outcome.failed
         report.requeued += outcome.requeued
         if outcome.requeued:
-            # Temporary trouble: stop hammering the carrier; the task retries later.
-            report.retry_in = 5.0
-            break
+            report.requeued_messages.add(message_id)
+
+
+# -- carriers in a process of their own -------------------------------------------------------
+
+
+def handoff(*, recipient_ids: Sequence[int], carrier: str) -> None:
+    """Leave claimed recipients for ``carrier``'s own process; their claim lease restarts."""
+    if not recipient_ids:
+        return
+    now = timezone.now()
+    ids = list(recipient_ids)
+    with transaction.atomic():
+        Recipient.objects.filter(id__in=ids, status=S.SUBMITTING).update(
+            carrier=carrier, claimed_at=now, updated_at=now
+        )
+        Handoff.objects.bulk_create(
+            [Handoff(recipient_id=rid, carrier=carrier, created_at=now) for rid in ids],
+            batch_size=1000,
+            update_conflicts=True,
+            unique_fields=["recipient"],
+            update_fields=["carrier", "created_at"],
+        )
+
+
+def handoff_take(*, carrier: str, limit: int) -> list[tuple[int, str, str]]:
+    """Take up to ``limit`` recipients left for ``carrier``, oldest first, as (recipient id,
+    message id, phone). Taking deletes the handoff, so no two processes take one recipient;
+    a handoff whose recipient moved on meanwhile is dropped."""
+    now = timezone.now()
+    with transaction.atomic():
+        rows = Handoff.objects.filter(carrier=carrier).order_by("recipient_id")
+        if is_postgres():
+            rows = rows.select_for_update(skip_locked=True)
+        ids = list(rows.values_list("recipient_id", flat=True)[:limit])
+        if not ids:
+            return []
+        Handoff.objects.filter(recipient_id__in=ids).delete()
+        taken = list(
+            Recipient.objects.filter(id__in=ids, status=S.SUBMITTING, carrier=carrier)
+            .order_by("id")
+            .values_list("id", "message_id", "phone")
+        )
+        Recipient.objects.filter(id__in=[rid for rid, _, _ in taken]).update(
+            claimed_at=now, updated_at=now
+        )
+    return taken
+
+
+def handoff_dispatch(
+    *, carrier: str, limit: int, stop: Callable[[], bool] | None = None
+) -> DispatchReport | None:
+    """One round of a dedicated carrier's process: take handoffs, submit them through
+    ``carrier`` (failing over along each route past it), record. None when there was none."""
+    taken = handoff_take(carrier=carrier, limit=limit)
+    if not taken:
+        return None
+    messages = Message.objects.in_bulk({message_id for _, message_id, _ in taken})
+    items = []
+    for recipient_id, message_id, phone in taken:
+        message = messages[message_id]
+        after = routing.carriers_after(carrier, phone, is_test=message.is_test)
+        items.append(_Item(recipient_id, phone, message, (carrier, *after)))
+    report = deliver(items=items, here=carrier, stop=stop)
+    if report.requeued_messages:
+        _retry_later(report.requeued_messages)
     return report
+
+
+def _retry_later(message_ids: set[str]) -> None:
+    from sms.tasks import dispatch_message
+
+    for message_id in sorted(message_ids):
+        try:
+            dispatch_message.apply_async((message_id,), countdown=RETRY_SECONDS)
+        except Exception:  # noqa: BLE001 - the sweep finds queued work nobody holds
+            logger.warning("broker unavailable; the sweep will retry %s", message_id)
+
+
+def carrier_process_heartbeat(*, carrier: str) -> None:
+    try:
+        cache.set(f"carrier-process:{carrier}", time.time(), timeout=HEARTBEAT_SECONDS)
+    except Exception:  # noqa: BLE001 - without it the sweep only re-routes sooner
+        logger.warning("cannot record the heartbeat of %s: cache unavailable", carrier)
+
+
+def carrier_process_alive(*, carrier: str) -> bool:
+    try:
+        return cache.get(f"carrier-process:{carrier}") is not None
+    except Exception:  # noqa: BLE001
+        return False
 
 
 def record_results(
@@ -136,14 +428,16 @@ def record_results(
         for (code, text), ids in by_error.items():
             Recipient.objects.filter(id__in=ids, status=S.SUBMITTING).update(
                 status=S.FAILED,
+                carrier=carrier,
                 error_code=code,
                 error_message=text,
                 updated_at=now,
                 claimed_at=None,
             )
         if retry_ids:
+            # Routed afresh when claimed again: the carrier it goes to is not known yet.
             Recipient.objects.filter(id__in=retry_ids, status=S.SUBMITTING).update(
-                status=S.QUEUED, updated_at=now, claimed_at=None
+                status=S.QUEUED, carrier="", updated_at=now, claimed_at=None
             )
             report.requeued = len(retry_ids)
         if failed_ids:
@@ -156,32 +450,77 @@ def record_results(
 
 
 def _record_accepted(
-    message: Message, carrier: str, accepted: Sequence[SubmitResult], now: object
+    message: Message, carrier: str, accepted: Sequence[SubmitResult], now: datetime
 ) -> None:
-    rows = list(Recipient.objects.filter(id__in=[r.recipient_id for r in accepted]))
-    by_id = {r.pk: r for r in rows}
-    parts: list[CarrierMessage] = []
-    for result in accepted:
-        row = by_id[result.recipient_id]
-        row.status = S.SENT
-        row.carrier = carrier
-        row.carrier_message_id = result.carrier_message_ids[0] if result.carrier_message_ids else ""
-        row.sent_at = now  # type: ignore[assignment]
-        row.updated_at = now  # type: ignore[assignment]
-        row.claimed_at = None
-        for index, carrier_id in enumerate(result.carrier_message_ids, start=1):
-            parts.append(
-                CarrierMessage(
-                    carrier=carrier, carrier_message_id=carrier_id, recipient_id=row.pk, part=index
-                )
-            )
-    Recipient.objects.bulk_update(
-        rows,
-        ["status", "carrier", "carrier_message_id", "sent_at", "updated_at", "claimed_at"],
-        batch_size=500,
+    _mark_sent(
+        carrier,
+        [
+            (r.recipient_id, r.carrier_message_ids[0] if r.carrier_message_ids else "")
+            for r in accepted
+        ],
+        now,
     )
+    parts = [
+        CarrierMessage(
+            carrier=carrier,
+            carrier_message_id=carrier_id,
+            recipient_id=result.recipient_id,
+            part=index,
+            created_at=now,
+        )
+        for result in accepted
+        for index, carrier_id in enumerate(result.carrier_message_ids, start=1)
+    ]
     # A carrier that reuses an id would otherwise fail the whole batch.
     CarrierMessage.objects.bulk_create(parts, batch_size=1000, ignore_conflicts=True)
+
+
+def _mark_sent(carrier: str, rows: list[tuple[int, str]], now: datetime) -> None:
+    """Accepted recipients -> sent. Only the carrier's id differs from row to row, so one
+    statement does the batch; an ORM ``bulk_update`` builds a CASE per column and row and cost
+    more than everything else in dispatch together."""
+    if not rows:
+        return
+    ids = [rid for rid, _ in rows]
+    table = connection.ops.quote_name(Recipient._meta.db_table)
+    col = {
+        name: _column(name)
+        for name in (
+            "id",
+            "status",
+            "carrier",
+            "carrier_message_id",
+            "sent_at",
+            "updated_at",
+            "claimed_at",
+        )
+    }
+    if is_postgres():
+        # Identifiers come from the model's meta, quoted; every value is a parameter.
+        sql = (
+            f"UPDATE {table} AS r SET {col['status']} = %s, {col['carrier']} = %s, "  # noqa: S608
+            f"{col['carrier_message_id']} = v.carrier_id, {col['sent_at']} = %s, "
+            f"{col['updated_at']} = %s, {col['claimed_at']} = NULL "
+            "FROM unnest(%s::bigint[], %s::varchar[]) AS v(id, carrier_id) "
+            f"WHERE r.{col['id']} = v.id"
+        )
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [S.SENT, carrier, now, now, ids, [cid for _, cid in rows]])
+        return
+    Recipient.objects.filter(id__in=ids).update(
+        status=S.SENT, carrier=carrier, sent_at=now, updated_at=now, claimed_at=None
+    )
+    with connection.cursor() as cursor:
+        cursor.executemany(
+            f"UPDATE {table} SET {col['carrier_message_id']} = %s WHERE {col['id']} = %s",  # noqa: S608
+            [(carrier_id, rid) for rid, carrier_id in rows],
+        )
+
+
+def _column(name: str) -> str:
+    field = Recipient._meta.get_field(name)
+    assert isinstance(field, Field)
+    return str(connection.ops.quote_name(field.column))
 
 
 def _refund(message: Message, recipient_ids: list[int], note: str) -> None:
@@ -239,14 +578,34 @@ def release_due_messages(*, now: object = None, limit: int = 500) -> list[str]:
 
 
 def stuck_messages(*, now: object = None) -> list[str]:
-    """Messages with work nobody holds: claims past their lease (a worker died) are taken
-    back, and queued recipients untouched for a minute (their task was lost with the broker)
-    are reported so the caller can enqueue them again."""
+    """Messages with work nobody holds: claims past their lease (a worker died, or a handoff
+    whose carrier process is not running) are taken back, and queued recipients untouched for
+    a minute (their task was lost with the broker) are reported so the caller can enqueue them
+    again."""
     moment = now or timezone.now()
     lease = timedelta(seconds=settings.MIFUMO_CLAIM_LEASE_SECONDS)
-    expired = Recipient.objects.filter(status=S.SUBMITTING, claimed_at__lt=moment - lease)  # type: ignore[operator]
-    ids = set(expired.values_list("message_id", flat=True).distinct()[:1000])
-    taken_back = expired.update(status=S.QUEUED, claimed_at=None, updated_at=moment)
+    cutoff = moment - lease  # type: ignore[operator]
+    expired = Recipient.objects.filter(status=S.SUBMITTING, claimed_at__lt=cutoff)
+    alive = [name for name in routing.dedicated_carriers() if carrier_process_alive(carrier=name)]
+    if alive:
+        # A backlog waiting for a live process is not stuck, however long it takes.
+        expired = expired.exclude(handoff__carrier__in=alive)
+    ids: set[str] = set()
+    taken_back = 0
+    while True:
+        rows = list(expired.values_list("id", "message_id")[:5000])
+        if not rows:
+            break
+        recipient_ids = [rid for rid, _ in rows]
+        with transaction.atomic():
+            moved = Recipient.objects.filter(
+                id__in=recipient_ids, status=S.SUBMITTING, claimed_at__lt=cutoff
+            ).update(status=S.QUEUED, carrier="", claimed_at=None, updated_at=moment)
+            Handoff.objects.filter(recipient_id__in=recipient_ids).delete()
+        taken_back += moved
+        ids.update(message_id for _, message_id in rows)
+        if len(rows) < 5000:
+            break
     if taken_back:
         logger.warning("took back %d recipients whose claim expired", taken_back)
     idle = Recipient.objects.filter(

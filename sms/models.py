@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
 
@@ -159,3 +160,90 @@ class CarrierMessage(models.Model):
 
     def __str__(self) -> str:
         return f"{self.carrier}:{self.carrier_message_id}"
+
+
+def validate_route_prefix(value: str) -> None:
+    if not value.isdigit():
+        raise ValidationError("Use the E.164 digits without +, e.g. 255 or 25574.")
+
+
+class CarrierRoute(models.Model):
+    """Which carriers take numbers that start with ``prefix``, in failover order. The longest
+    active matching prefix wins; numbers no route covers go to ``settings.MIFUMO_CARRIER``."""
+
+    prefix = models.CharField(
+        max_length=15,
+        unique=True,
+        validators=[validate_route_prefix],
+        help_text="E.164 digits without +: 255 for Tanzania, 25574 for one network",
+    )
+    carriers = models.JSONField(
+        default=list,
+        help_text="Carrier names from MIFUMO_CARRIERS, tried in this order",
+    )
+    active = models.BooleanField(default=True)
+    description = models.CharField(max_length=120, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["prefix"]
+
+    def __str__(self) -> str:
+        return f"+{self.prefix} -> {', '.join(self.carrier_names)}"
+
+    @property
+    def carrier_names(self) -> list[str]:
+        return [str(name) for name in self.carriers] if isinstance(self.carriers, list) else []
+
+    def clean(self) -> None:
+        from django.conf import settings
+
+        names = self.carriers
+        if not isinstance(names, list) or not names:
+            raise ValidationError({"carriers": "List at least one carrier."})
+        if not all(isinstance(name, str) and name for name in names):
+            raise ValidationError({"carriers": "Carrier names are non-empty strings."})
+        if len(set(names)) != len(names):
+            raise ValidationError({"carriers": "A carrier appears twice."})
+        unknown = [name for name in names if name not in settings.MIFUMO_CARRIERS]
+        if unknown:
+            raise ValidationError({"carriers": f"Not in MIFUMO_CARRIERS: {', '.join(unknown)}."})
+
+
+class SubmitAttempt(models.Model):
+    """One batch of one message offered to one carrier, and what the carrier said."""
+
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="submit_attempts")
+    carrier = models.CharField(max_length=40)
+    recipient_count = models.PositiveIntegerField()
+    accepted = models.PositiveIntegerField(default=0)
+    rejected = models.PositiveIntegerField(default=0)
+    # The batch-wide error (carrier unreachable, ...) or the commonest rejection code.
+    error_code = models.CharField(max_length=40, blank=True)
+    latency_ms = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes = [models.Index(fields=["carrier", "created_at"], name="submit_attempt_carrier")]
+
+    def __str__(self) -> str:
+        return f"{self.carrier}: {self.accepted}/{self.recipient_count}"
+
+
+class Handoff(models.Model):
+    """A claimed recipient waiting for a carrier that submits from its own process (an SMPP
+    bind held by ``run_smpp``). The recipient stays ``submitting`` meanwhile; the process
+    takes its handoffs in recipient order and deletes them as it does."""
+
+    recipient = models.OneToOneField(
+        Recipient, primary_key=True, on_delete=models.CASCADE, related_name="handoff"
+    )
+    carrier = models.CharField(max_length=40)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes = [models.Index(fields=["carrier", "recipient"], name="handoff_carrier_order")]
+
+    def __str__(self) -> str:
+        return f"{self.carrier}: {self.recipient_id}"
