@@ -86,7 +86,8 @@ def run(port: int, host: str) -> int:
     print("\n".join(banner), flush=True)
     procfile = ROOT / "Procfile"
     command = [str(BIN / "honcho"), "-f", str(procfile), "-d", str(ROOT), "start"]
-    if env.get("MIFUMO_CARRIER", "simulator") != "smpp":
+    if not env.get("SMPP_HOST"):
+        # The SMPP client process only has work when an SMPP carrier is configured.
         command += ["web", "worker", "beat"]
     honcho = subprocess.Popen(command, env=env, cwd=ROOT)
     while True:
