@@ -18,14 +18,36 @@ VAR_DIR = Path(envstr("MIFUMO_VAR_DIR", str(BASE_DIR / "var")))
 
 DEBUG = envbool("DEBUG", True)
 _secret = env("SECRET_KEY")
+_generated_secret = VAR_DIR / "secret_key"
+if not _secret and not DEBUG and _generated_secret.is_file():
+    # Made on the first start by docker/entrypoint.sh and kept in the shared var volume.
+    _secret = _generated_secret.read_text().strip()
 if not _secret:
     if not DEBUG:
-        raise ImproperlyConfigured("SECRET_KEY is required when DEBUG is off")
+        raise ImproperlyConfigured(
+            f"SECRET_KEY is required when DEBUG is off (or a generated key in {_generated_secret})"
+        )
     _secret = "mifumo-insecure-development-key-change-me-0123456789abcdef"  # noqa: S105 - DEBUG only
 SECRET_KEY: str = _secret
 
 ALLOWED_HOSTS = envlist("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]", "testserver"])
 CSRF_TRUSTED_ORIGINS = envlist("CSRF_TRUSTED_ORIGINS", [])
+
+# --- HTTPS and browser security ---------------------------------------------------------------
+# With DEBUG off the site is assumed to be reached over HTTPS (usually ended at a proxy, see
+# MIFUMO_TRUST_PROXY); MIFUMO_HTTPS=false serves plain HTTP, e.g. to try the stack locally.
+MIFUMO_HTTPS = envbool("MIFUMO_HTTPS", not DEBUG)
+SECURE_SSL_REDIRECT = envbool("SECURE_SSL_REDIRECT", MIFUMO_HTTPS)
+# Health probes and the metrics scraper talk plain HTTP inside the private network.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
+SESSION_COOKIE_SECURE = envbool("SESSION_COOKIE_SECURE", MIFUMO_HTTPS)
+CSRF_COOKIE_SECURE = envbool("CSRF_COOKIE_SECURE", MIFUMO_HTTPS)
+SECURE_HSTS_SECONDS = envint("SECURE_HSTS_SECONDS", 31_536_000 if MIFUMO_HTTPS else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = envbool("SECURE_HSTS_INCLUDE_SUBDOMAINS", MIFUMO_HTTPS)
+SECURE_HSTS_PRELOAD = envbool("SECURE_HSTS_PRELOAD", MIFUMO_HTTPS)
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -192,6 +214,7 @@ MIFUMO_KEY_HMAC_SECRET = envstr("MIFUMO_KEY_HMAC_SECRET", SECRET_KEY)
 MIFUMO_ENCRYPTION_KEY = env("MIFUMO_ENCRYPTION_KEY") or None
 MIFUMO_DEFAULT_SENDER_ID = envstr("MIFUMO_DEFAULT_SENDER_ID", "MIFUMO")
 MIFUMO_MAX_RECIPIENTS = envint("MIFUMO_MAX_RECIPIENTS", 10_000)
+MIFUMO_MAX_SEGMENT_RECIPIENTS = envint("MIFUMO_MAX_SEGMENT_RECIPIENTS", 1_000_000)
 MIFUMO_MAX_MESSAGE_LENGTH = envint("MIFUMO_MAX_MESSAGE_LENGTH", 160)
 MIFUMO_MAX_SCHEDULE_DAYS = envint("MIFUMO_MAX_SCHEDULE_DAYS", 90)
 MIFUMO_DEFAULT_PRICE_PER_SEGMENT = envstr("MIFUMO_DEFAULT_PRICE_PER_SEGMENT", "10.00")
@@ -213,6 +236,8 @@ MIFUMO_CARRIERS: dict[str, dict[str, Any]] = {
         "BACKEND": "sms.carriers.simulator.SimulatorCarrier",
         "DELIVERY_DELAY": float(envstr("MIFUMO_SIMULATOR_DELAY", "1.0")),
         "FAILURE_RATIO": float(envstr("MIFUMO_SIMULATOR_FAILURE_RATIO", "0.0")),
+        # Throughput cap in SMS parts per second across every process; 0: none.
+        "RATE": envint("MIFUMO_SIMULATOR_RATE", 0),
     },
     "console": {"BACKEND": "sms.carriers.console.ConsoleCarrier"},
     "locmem": {"BACKEND": "sms.carriers.locmem.LocmemCarrier"},
@@ -226,6 +251,29 @@ if env("SMPP_HOST"):
         "PASSWORD": env("SMPP_PASSWORD"),
         "SYSTEM_TYPE": envstr("SMPP_SYSTEM_TYPE", ""),
         "WINDOW": envint("SMPP_WINDOW", 10),
+        "RATE": envint("SMPP_RATE", 0),
+    }
+if env("BEEM_API_KEY"):
+    MIFUMO_CARRIERS["beem"] = {
+        "BACKEND": "sms.carriers.beem.BeemCarrier",
+        "API_KEY": env("BEEM_API_KEY"),
+        "SECRET_KEY": env("BEEM_SECRET_KEY"),
+        "DLR_SECRET": env("BEEM_DLR_SECRET"),
+    }
+if env("AT_API_KEY"):
+    MIFUMO_CARRIERS["africastalking"] = {
+        "BACKEND": "sms.carriers.africastalking.AfricasTalkingCarrier",
+        "USERNAME": env("AT_USERNAME"),
+        "API_KEY": env("AT_API_KEY"),
+        "DLR_SECRET": env("AT_DLR_SECRET"),
+    }
+if env("TWILIO_ACCOUNT_SID"):
+    MIFUMO_CARRIERS["twilio"] = {
+        "BACKEND": "sms.carriers.twilio.TwilioCarrier",
+        "ACCOUNT_SID": env("TWILIO_ACCOUNT_SID"),
+        "AUTH_TOKEN": env("TWILIO_AUTH_TOKEN"),
+        "STATUS_CALLBACK_URL": env("TWILIO_STATUS_CALLBACK_URL"),
+        "MESSAGING_SERVICE_SID": envstr("TWILIO_MESSAGING_SERVICE_SID", ""),
     }
 # Recipients per carrier batch, and how long a claim holds before a sweep takes it back
 # (a worker that died mid-batch).
@@ -250,13 +298,37 @@ MIFUMO_TRUST_PROXY = envbool("MIFUMO_TRUST_PROXY", False)
 if MIFUMO_TRUST_PROXY:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
+# --- observability ------------------------------------------------------------------------------
+# Prometheus exposition at /metrics for requests bearing this token; unset, /metrics is 404.
+MIFUMO_METRICS_TOKEN = env("MIFUMO_METRICS_TOKEN") or None
+# Each Celery worker serves its own /metrics on this port (0: off).
+MIFUMO_METRICS_PORT = envint("MIFUMO_METRICS_PORT", 0)
+# One log line per request (method, path, status, duration, request id).
+MIFUMO_ACCESS_LOG = envbool("MIFUMO_ACCESS_LOG", True)
+# purge_messages removes final messages older than this many days.
+MIFUMO_RETENTION_DAYS = envint("MIFUMO_RETENTION_DAYS", 365)
+
+LOG_FORMAT = envstr("LOG_FORMAT", "plain" if DEBUG else "json").strip().lower()
+if LOG_FORMAT not in ("json", "plain"):
+    raise ImproperlyConfigured(f"LOG_FORMAT must be json or plain, got {LOG_FORMAT!r}")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
+    "filters": {"request_id": {"()": "mifumo.logging.RequestIdFilter"}},
     "formatters": {
-        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
+        "json": {"()": "mifumo.logging.JsonFormatter"},
     },
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": LOG_FORMAT,
+            "filters": ["request_id"],
+        }
+    },
     "root": {"handlers": ["console"], "level": envstr("LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        "mifumo.access": {"level": "INFO" if MIFUMO_ACCESS_LOG else "WARNING"},
+    },
 }

@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.urls import URLPattern, URLResolver, include, path, re_path
 from drf_spectacular.views import SpectacularRedocView, SpectacularSwaggerView
 
-from mifumo import views
+from mifumo import metrics, views
 from mifumo.api.schema import SchemaView
 
 api_v1: list[URLPattern | URLResolver] = [
@@ -17,6 +17,7 @@ urlpatterns = [
     path("", views.home, name="home"),
     path("healthz", views.healthz, name="healthz"),
     path("readyz", views.readyz, name="readyz"),
+    path("metrics", metrics.metrics_view, name="metrics"),
     path("admin/", admin.site.urls),
     path("api/integration/v1/", include(api_v1)),
     path("api/integration/carriers/", include("sms.carriers.urls")),
@@ -30,5 +31,6 @@ urlpatterns = [
         SpectacularRedocView.as_view(url_name="schema"),
         name="redoc",
     ),
+    path("api/integration/dashboard/", include("dashboard.urls")),
     re_path(r"^api/integration/v1/.*$", views.NotFoundView.as_view(), name="api-not-found"),
 ]

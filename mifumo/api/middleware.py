@@ -12,9 +12,11 @@ from collections.abc import Callable
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 
+from mifumo import metrics
 from mifumo.api.errors import ErrorCode
 from mifumo.api.exceptions import to_api_error
 from mifumo.api.responses import error_json_response
+from mifumo.logging import log_request
 
 request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "request_id", default=None
@@ -44,13 +46,22 @@ class RequestIdMiddleware:
         incoming = request.META.get("HTTP_X_REQUEST_ID", "")
         rid = incoming if _SAFE_REQUEST_ID.match(incoming) else uuid.uuid4().hex
         request.request_id = rid  # type: ignore[attr-defined]
-        request.started_at = time.perf_counter()  # type: ignore[attr-defined]
+        started = request.started_at = time.perf_counter()  # type: ignore[attr-defined]
         token = request_id_var.set(rid)
         try:
             response = self.get_response(request)
+            response["X-Request-ID"] = rid
+            # Still inside the request's context, so the access line carries its id.
+            elapsed = time.perf_counter() - started
+            metrics.observe_request(request, response.status_code, elapsed)
+            log_request(
+                request,
+                status=response.status_code,
+                seconds=elapsed,
+                route=metrics.route_of(request),
+            )
         finally:
             request_id_var.reset(token)
-        response["X-Request-ID"] = rid
         return response
 
 
