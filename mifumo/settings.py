@@ -206,7 +206,9 @@ SPECTACULAR_SETTINGS = {
 # --- Mifumo ---------------------------------------------------------------------------------
 MIFUMO_API_PREFIX = "/api/integration/v1/"
 MIFUMO_MAX_BODY_BYTES = envint("MIFUMO_MAX_BODY_BYTES", 2 * 1024 * 1024)
-DATA_UPLOAD_MAX_MEMORY_SIZE = max(MIFUMO_MAX_BODY_BYTES, 2 * 1024 * 1024) * 4
+# A 50,000-row contacts CSV is a few MiB; the import endpoint alone may take this much.
+MIFUMO_MAX_IMPORT_BODY_BYTES = envint("MIFUMO_MAX_IMPORT_BODY_BYTES", 16 * 1024 * 1024)
+DATA_UPLOAD_MAX_MEMORY_SIZE = max(MIFUMO_MAX_BODY_BYTES, MIFUMO_MAX_IMPORT_BODY_BYTES) * 2
 # HMAC key for API key digests; keep it stable, rotating it invalidates every key.
 MIFUMO_KEY_HMAC_SECRET = envstr("MIFUMO_KEY_HMAC_SECRET", SECRET_KEY)
 # Fernet key (urlsafe base64, 32 bytes) for the encrypted copy of API keys; derived from
@@ -329,6 +331,9 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": envstr("LOG_LEVEL", "INFO")},
     "loggers": {
         "django.db.backends": {"level": "WARNING"},
+        # httpx logs every URL at INFO; webhook URLs may carry receivers' tokens.
+        "httpx": {"level": "WARNING"},
+        "httpcore": {"level": "WARNING"},
         "mifumo.access": {"level": "INFO" if MIFUMO_ACCESS_LOG else "WARNING"},
     },
 }

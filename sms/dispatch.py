@@ -37,6 +37,7 @@ from django.db.models import F, Field
 from django.utils import timezone
 
 from integration.services import account_refund
+from mifumo import metrics
 from mifumo.db import is_postgres
 from sms import routing
 from sms.carriers import get_carrier
@@ -225,7 +226,9 @@ def _submit(
             for sms in outbound
         ]
         report.carrier_errors += 1
-    latency_ms = int((time.monotonic() - started) * 1000)
+    elapsed = time.monotonic() - started
+    latency_ms = int(elapsed * 1000)
+    metrics.observe_carrier_submit(carrier=name, seconds=elapsed, results=results, error=error)
     final: dict[str, list[SubmitResult]] = defaultdict(list)
     messages: dict[str, Message] = {}
     refused: list[_Item] = []

@@ -65,6 +65,12 @@ class RequestIdMiddleware:
         return response
 
 
+def body_limit(path: str) -> int:
+    if path == f"{settings.MIFUMO_API_PREFIX}contacts/import/":
+        return int(settings.MIFUMO_MAX_IMPORT_BODY_BYTES)
+    return int(settings.MIFUMO_MAX_BODY_BYTES)
+
+
 def is_api_path(path: str) -> bool:
     return path.startswith(settings.MIFUMO_API_PREFIX)
 
@@ -84,11 +90,12 @@ class ApiEnvelopeMiddleware:
             length = int(request.META.get("CONTENT_LENGTH") or 0)
         except ValueError:
             length = 0
-        if length > settings.MIFUMO_MAX_BODY_BYTES:
+        limit = body_limit(request.path)
+        if length > limit:
             return error_json_response(
                 ErrorCode.PAYLOAD_TOO_LARGE,
-                f"Request body is {length} bytes; the limit is {settings.MIFUMO_MAX_BODY_BYTES}",
-                {"limit": settings.MIFUMO_MAX_BODY_BYTES, "size": length},
+                f"Request body is {length} bytes; the limit is {limit}",
+                {"limit": limit, "size": length},
             )
         response = self.get_response(request)
         if _is_envelope(response):

@@ -108,3 +108,15 @@ def test_an_incoming_request_id_is_echoed(api):
     assert response["X-Request-ID"] == "client-req-12345"
     hostile = api.get("sms/balance/", HTTP_X_REQUEST_ID="bad id\r\nSet-Cookie: x")
     assert hostile["X-Request-ID"] != "bad id\r\nSet-Cookie: x"
+
+
+@pytest.mark.django_db
+def test_the_contacts_import_has_its_own_larger_limit(api, settings):
+    settings.MIFUMO_MAX_BODY_BYTES = 1000
+    settings.MIFUMO_MAX_IMPORT_BODY_BYTES = 5000
+    csv = "name,phone_number\n" + "Asha,0712345678\n" * 100  # about 1,700 bytes
+    response = api.client.post(f"{PREFIX}contacts/import/", data=csv, content_type="text/csv")
+    assert response.status_code == 200, response.content
+    too_big = api.client.post(f"{PREFIX}contacts/import/", data=csv * 4, content_type="text/csv")
+    body = assert_envelope(too_big, 413, "PAYLOAD_TOO_LARGE")
+    assert body["details"]["limit"] == 5000

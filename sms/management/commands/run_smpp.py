@@ -49,6 +49,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import close_old_connections, connections
 
+from mifumo import metrics
 from sms import dispatch, routing
 from sms.carriers import get_carrier, reset_carriers
 from sms.carriers.base import CarrierError
@@ -131,6 +132,7 @@ class Command(BaseCommand):
     def handle(
         self, *args: Any, carriers: list[str] | None, batch: int, idle: float, **options: Any
     ) -> None:
+        metrics.serve_worker_metrics()
         names = carriers or routing.dedicated_carriers()
         unknown = [name for name in names if name not in settings.MIFUMO_CARRIERS]
         if unknown:
