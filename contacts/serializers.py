@@ -9,6 +9,7 @@ from contacts.csvio import MAX_ROWS
 from contacts.models import Contact
 from contacts.tags import MAX_TAG_LENGTH, MAX_TAGS, TagError, normalize_tags
 from mifumo.api.fields import iso
+from mifumo.api.serializers import OffsetPaginationOut
 
 MAX_LIMIT = 100
 DEFAULT_LIMIT = 20
@@ -109,12 +110,6 @@ class ContactOut(serializers.Serializer[Any]):
     opted_out_at = serializers.DateTimeField(allow_null=True)
     created_at = serializers.DateTimeField()
     updated_at = serializers.DateTimeField()
-
-
-class OffsetPaginationOut(serializers.Serializer[Any]):
-    limit = serializers.IntegerField()
-    offset = serializers.IntegerField()
-    total = serializers.IntegerField()
 
 
 class ContactListOut(serializers.Serializer[Any]):

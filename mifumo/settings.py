@@ -200,7 +200,10 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     "SCHEMA_PATH_PREFIX": "/api/integration/v1/",
     "COMPONENT_SPLIT_REQUEST": True,
-    "ENUM_NAME_OVERRIDES": {},
+    "ENUM_NAME_OVERRIDES": {
+        "ApiKeyStatusEnum": ["active", "revoked", "expired"],
+        "WebhookDeliveryStatusEnum": "webhooks.models.Delivery.Status",
+    },
 }
 
 # --- Mifumo ---------------------------------------------------------------------------------

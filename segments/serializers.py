@@ -5,8 +5,8 @@ from typing import Any
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from contacts.serializers import OffsetPaginationOut
 from mifumo.api.fields import iso
+from mifumo.api.serializers import OffsetPaginationOut
 from segments.criteria import CriteriaError, criteria_parse
 from segments.models import Segment
 

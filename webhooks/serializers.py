@@ -5,6 +5,7 @@ from typing import Any
 from rest_framework import serializers
 
 from mifumo.api.fields import iso
+from mifumo.api.serializers import PagePaginationOut
 from webhooks.models import (
     SUBSCRIBABLE_EVENTS,
     AccountSigningSecret,
@@ -129,16 +130,9 @@ class DeliveryDetailOut(DeliveryOut):
     attempt_log = AttemptOut(many=True)
 
 
-class PaginationOut(serializers.Serializer[Any]):
-    page = serializers.IntegerField()
-    per_page = serializers.IntegerField()
-    total = serializers.IntegerField()
-    pages = serializers.IntegerField()
-
-
 class DeliveryPageOut(serializers.Serializer[Any]):
     deliveries = DeliveryOut(many=True)
-    pagination = PaginationOut()
+    pagination = PagePaginationOut()
 
 
 class SigningSecretOut(serializers.Serializer[Any]):

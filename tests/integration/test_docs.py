@@ -117,3 +117,13 @@ def test_readyz_is_503_when_the_broker_is_unreachable(settings):
     assert response.status_code == 503
     assert response.json()["checks"]["database"] == "ok"
     assert response.json()["checks"]["broker"] != "ok"
+
+
+@pytest.mark.django_db
+def test_schema_generates_and_validates_without_a_single_warning(tmp_path):
+    from django.core.management import call_command
+
+    call_command(
+        "spectacular", "--validate", "--fail-on-warn", "--file", str(tmp_path / "schema.yml")
+    )
+    assert (tmp_path / "schema.yml").stat().st_size > 10_000

@@ -4,7 +4,6 @@ defaults (DEBUG on) stay plain HTTP."""
 from __future__ import annotations
 
 import json
-import re
 import stat
 import subprocess
 from pathlib import Path
@@ -79,11 +78,11 @@ def test_check_deploy_finds_no_security_warning_in_the_production_environment(tm
     )
     assert security.returncode == 0, security.stdout + security.stderr
     assert "System check identified no issues" in security.stdout
-    everything = run_in_container(stack, tmp_path, "python", "manage.py", "check", "--deploy")
+    everything = run_in_container(
+        stack, tmp_path, "python", "manage.py", "check", "--deploy", "--fail-level", "WARNING"
+    )
     assert everything.returncode == 0, everything.stdout + everything.stderr
-    ids = set(re.findall(r"\(([a-z_]+\.[EW]\d+)\)", everything.stdout + everything.stderr))
-    # The deploy check also builds the OpenAPI schema; its findings are about the schema.
-    assert ids <= {"drf_spectacular.W001"}, ids
+    assert "System check identified no issues" in everything.stdout
 
 
 @pytest.mark.slow
