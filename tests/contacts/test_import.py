@@ -290,8 +290,8 @@ def test_a_json_body_is_unsupported_media_type(api):
     assert "text/csv" in body["message"]
 
 
-def test_a_body_over_the_api_limit_is_payload_too_large(api, settings):
-    settings.MIFUMO_MAX_BODY_BYTES = 1024
+def test_a_body_over_the_import_limit_is_payload_too_large(api, settings):
+    settings.MIFUMO_MAX_IMPORT_BODY_BYTES = 1024
     content = HEADER + "".join(f"P{n},+25571{n:07d},,,\n" for n in range(100))
     assert_envelope(post_csv(api, content), 413, "PAYLOAD_TOO_LARGE")
 
