@@ -34,6 +34,9 @@ def bench_env(database: str, **extra: str) -> dict[str, str]:
         DEBUG="false",
         SECRET_KEY="bench-secret-key-not-for-production-0123456789",
         ALLOWED_HOSTS="127.0.0.1,localhost",
+        # Plain HTTP on loopback: no redirect to HTTPS.
+        MIFUMO_HTTPS="false",
+        MIFUMO_ACCESS_LOG="false",
         MIFUMO_VAR_DIR=str(ROOT / "var" / "bench"),
         DJANGO_SETTINGS_MODULE="mifumo.settings",
         LOG_LEVEL="WARNING",
