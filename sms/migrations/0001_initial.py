@@ -10,129 +10,259 @@ import mifumo.ids
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('integration', '0001_initial'),
+        ("integration", "0001_initial"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='Message',
+            name="Message",
             fields=[
-                ('id', models.CharField(default=mifumo.ids.IdFactory('msg'), max_length=32, primary_key=True, serialize=False)),
-                ('source', models.CharField(choices=[('api', 'API'), ('dashboard', 'Dashboard')], default='api', max_length=10)),
-                ('text', models.TextField()),
-                ('sender_id', models.CharField(max_length=15)),
-                ('encoding', models.CharField(max_length=8)),
-                ('segments', models.PositiveSmallIntegerField()),
-                ('recipient_count', models.PositiveIntegerField()),
-                ('cost', models.DecimalField(decimal_places=2, max_digits=14)),
-                ('currency', models.CharField(default='TZS', max_length=3)),
-                ('is_test', models.BooleanField(default=False)),
-                ('schedule_time', models.DateTimeField(blank=True, null=True)),
-                ('webhook_url', models.URLField(blank=True, max_length=2000)),
-                ('canceled_at', models.DateTimeField(blank=True, null=True)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('account', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='messages', to='integration.account')),
-                ('api_key', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='integration.apikey')),
+                (
+                    "id",
+                    models.CharField(
+                        default=mifumo.ids.IdFactory("msg"),
+                        max_length=32,
+                        primary_key=True,
+                        serialize=False,
+                    ),
+                ),
+                (
+                    "source",
+                    models.CharField(
+                        choices=[("api", "API"), ("dashboard", "Dashboard")],
+                        default="api",
+                        max_length=10,
+                    ),
+                ),
+                ("text", models.TextField()),
+                ("sender_id", models.CharField(max_length=15)),
+                ("encoding", models.CharField(max_length=8)),
+                ("segments", models.PositiveSmallIntegerField()),
+                ("recipient_count", models.PositiveIntegerField()),
+                ("cost", models.DecimalField(decimal_places=2, max_digits=14)),
+                ("currency", models.CharField(default="TZS", max_length=3)),
+                ("is_test", models.BooleanField(default=False)),
+                ("schedule_time", models.DateTimeField(blank=True, null=True)),
+                ("webhook_url", models.URLField(blank=True, max_length=2000)),
+                ("canceled_at", models.DateTimeField(blank=True, null=True)),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                (
+                    "account",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="messages",
+                        to="integration.account",
+                    ),
+                ),
+                (
+                    "api_key",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to="integration.apikey",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at', '-id'],
+                "ordering": ["-created_at", "-id"],
             },
         ),
         migrations.CreateModel(
-            name='PriceRule',
+            name="PriceRule",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('country_code', models.CharField(help_text='Calling code without +, e.g. 255', max_length=4)),
-                ('prefix', models.CharField(blank=True, help_text='Optional E.164 digits without +, e.g. 25574 for one network', max_length=15)),
-                ('price_per_segment', models.DecimalField(decimal_places=2, max_digits=10)),
-                ('currency', models.CharField(default='TZS', max_length=3)),
-                ('description', models.CharField(blank=True, max_length=120)),
-                ('active', models.BooleanField(default=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "country_code",
+                    models.CharField(help_text="Calling code without +, e.g. 255", max_length=4),
+                ),
+                (
+                    "prefix",
+                    models.CharField(
+                        blank=True,
+                        help_text="Optional E.164 digits without +, e.g. 25574 for one network",
+                        max_length=15,
+                    ),
+                ),
+                ("price_per_segment", models.DecimalField(decimal_places=2, max_digits=10)),
+                ("currency", models.CharField(default="TZS", max_length=3)),
+                ("description", models.CharField(blank=True, max_length=120)),
+                ("active", models.BooleanField(default=True)),
             ],
             options={
-                'ordering': ['country_code', 'prefix'],
-                'constraints': [models.UniqueConstraint(fields=('country_code', 'prefix'), name='price_rule_unique')],
+                "ordering": ["country_code", "prefix"],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("country_code", "prefix"), name="price_rule_unique"
+                    )
+                ],
             },
         ),
         migrations.CreateModel(
-            name='Recipient',
+            name="Recipient",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('created_at', models.DateTimeField()),
-                ('phone', models.CharField(max_length=16)),
-                ('status', models.CharField(choices=[('scheduled', 'Scheduled'), ('queued', 'Queued'), ('submitting', 'Submitting'), ('sent', 'Sent'), ('delivered', 'Delivered'), ('failed', 'Failed'), ('canceled', 'Canceled')], max_length=10)),
-                ('cost', models.DecimalField(decimal_places=2, default=Decimal('0.00'), max_digits=12)),
-                ('carrier', models.CharField(blank=True, max_length=40)),
-                ('carrier_message_id', models.CharField(blank=True, max_length=80)),
-                ('error_code', models.CharField(blank=True, max_length=40)),
-                ('error_message', models.CharField(blank=True, max_length=255)),
-                ('attempts', models.PositiveSmallIntegerField(default=0)),
-                ('claimed_at', models.DateTimeField(blank=True, null=True)),
-                ('sent_at', models.DateTimeField(blank=True, null=True)),
-                ('delivered_at', models.DateTimeField(blank=True, null=True)),
-                ('updated_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('account', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='integration.account')),
-                ('message', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='recipients', to='sms.message')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("created_at", models.DateTimeField()),
+                ("phone", models.CharField(max_length=16)),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("scheduled", "Scheduled"),
+                            ("queued", "Queued"),
+                            ("submitting", "Submitting"),
+                            ("sent", "Sent"),
+                            ("delivered", "Delivered"),
+                            ("failed", "Failed"),
+                            ("canceled", "Canceled"),
+                        ],
+                        max_length=10,
+                    ),
+                ),
+                (
+                    "cost",
+                    models.DecimalField(decimal_places=2, default=Decimal("0.00"), max_digits=12),
+                ),
+                ("carrier", models.CharField(blank=True, max_length=40)),
+                ("carrier_message_id", models.CharField(blank=True, max_length=80)),
+                ("error_code", models.CharField(blank=True, max_length=40)),
+                ("error_message", models.CharField(blank=True, max_length=255)),
+                ("attempts", models.PositiveSmallIntegerField(default=0)),
+                ("claimed_at", models.DateTimeField(blank=True, null=True)),
+                ("sent_at", models.DateTimeField(blank=True, null=True)),
+                ("delivered_at", models.DateTimeField(blank=True, null=True)),
+                ("updated_at", models.DateTimeField(default=django.utils.timezone.now)),
+                (
+                    "account",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="integration.account",
+                    ),
+                ),
+                (
+                    "message",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="recipients",
+                        to="sms.message",
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='CarrierMessage',
+            name="CarrierMessage",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('carrier', models.CharField(max_length=40)),
-                ('carrier_message_id', models.CharField(max_length=80)),
-                ('part', models.PositiveSmallIntegerField(default=1)),
-                ('status', models.CharField(blank=True, max_length=16)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('recipient', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='parts', to='sms.recipient')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("carrier", models.CharField(max_length=40)),
+                ("carrier_message_id", models.CharField(max_length=80)),
+                ("part", models.PositiveSmallIntegerField(default=1)),
+                ("status", models.CharField(blank=True, max_length=16)),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                (
+                    "recipient",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="parts",
+                        to="sms.recipient",
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='SenderId',
+            name="SenderId",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('value', models.CharField(max_length=15)),
-                ('status', models.CharField(choices=[('pending', 'Pending'), ('approved', 'Approved'), ('rejected', 'Rejected')], default='pending', max_length=10)),
-                ('purpose', models.CharField(blank=True, max_length=255)),
-                ('note', models.CharField(blank=True, max_length=255)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('reviewed_at', models.DateTimeField(blank=True, null=True)),
-                ('account', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='sender_ids', to='integration.account')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("value", models.CharField(max_length=15)),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("pending", "Pending"),
+                            ("approved", "Approved"),
+                            ("rejected", "Rejected"),
+                        ],
+                        default="pending",
+                        max_length=10,
+                    ),
+                ),
+                ("purpose", models.CharField(blank=True, max_length=255)),
+                ("note", models.CharField(blank=True, max_length=255)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("reviewed_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "account",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="sender_ids",
+                        to="integration.account",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['value'],
+                "ordering": ["value"],
             },
         ),
         migrations.AddIndex(
-            model_name='message',
-            index=models.Index(fields=['account', '-created_at', '-id'], name='message_account_recent'),
+            model_name="message",
+            index=models.Index(
+                fields=["account", "-created_at", "-id"], name="message_account_recent"
+            ),
         ),
         migrations.AddIndex(
-            model_name='recipient',
-            index=models.Index(fields=['message', 'status'], name='recipient_message_status'),
+            model_name="recipient",
+            index=models.Index(fields=["message", "status"], name="recipient_message_status"),
         ),
         migrations.AddIndex(
-            model_name='recipient',
-            index=models.Index(fields=['account', '-created_at', '-id'], name='recipient_account_recent'),
+            model_name="recipient",
+            index=models.Index(
+                fields=["account", "-created_at", "-id"], name="recipient_account_recent"
+            ),
         ),
         migrations.AddIndex(
-            model_name='recipient',
-            index=models.Index(fields=['account', 'status', '-created_at', '-id'], name='recipient_account_status'),
+            model_name="recipient",
+            index=models.Index(
+                fields=["account", "status", "-created_at", "-id"], name="recipient_account_status"
+            ),
         ),
         migrations.AddIndex(
-            model_name='recipient',
-            index=models.Index(fields=['status', 'updated_at'], name='recipient_status_age'),
+            model_name="recipient",
+            index=models.Index(fields=["status", "updated_at"], name="recipient_status_age"),
         ),
         migrations.AddConstraint(
-            model_name='carriermessage',
-            constraint=models.UniqueConstraint(fields=('carrier', 'carrier_message_id'), name='carrier_message_unique'),
+            model_name="carriermessage",
+            constraint=models.UniqueConstraint(
+                fields=("carrier", "carrier_message_id"), name="carrier_message_unique"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='senderid',
-            constraint=models.UniqueConstraint(fields=('account', 'value'), name='sender_id_unique'),
+            model_name="senderid",
+            constraint=models.UniqueConstraint(
+                fields=("account", "value"), name="sender_id_unique"
+            ),
         ),
     ]

@@ -319,7 +319,7 @@ def test_a_batch_that_hits_the_unique_constraint_is_read_again_and_retried(api, 
 
     name = "_write_postgresql" if connection.vendor == "postgresql" else "_write_orm"
     original = getattr(services, name)
-    calls = []
+    calls: list[int] = []
 
     def write_after_a_rival(*, account, rows, **kwargs):
         # The rival row goes down with the savepoint, as a concurrent one would not; what
@@ -338,7 +338,6 @@ def test_a_batch_that_hits_the_unique_constraint_is_read_again_and_retried(api, 
 
 @pytest.mark.django_db
 def test_idempotency_key_tells_two_uploads_with_the_same_name_apart(api):
-
     def upload(content: bytes):
         return api.client.post(
             "/api/integration/v1/contacts/import/",
