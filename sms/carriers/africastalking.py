@@ -48,7 +48,6 @@ from __future__ import annotations
 
 from collections import defaultdict, deque
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from django.http import HttpRequest
@@ -62,7 +61,7 @@ from sms.carriers.base import (
     SubmitResult,
 )
 from sms.carriers.dlr import DlrView, SharedSecretDlrView, raw_of, request_data, required
-from sms.carriers.http import HttpCarrier, Outcome, chunked, group_by_text, settle
+from sms.carriers.http import ChunkedHttpCarrier, ChunkRequest, chunked, group_by_text
 
 SEND_PATH = "/version1/messaging"
 LIVE_URL = "https://api.africastalking.com"
@@ -138,13 +137,7 @@ class AfricasTalkingDlrView(SharedSecretDlrView):
         return receipts
 
 
-@dataclass(frozen=True)
-class _Request:
-    recipients: list[OutboundSms]
-    form: dict[str, str]
-
-
-class AfricasTalkingCarrier(HttpCarrier):
+class AfricasTalkingCarrier(ChunkedHttpCarrier):
     carrier_name = "africastalking"
     dlr_view: ClassVar[type[DlrView]] = AfricasTalkingDlrView
 
@@ -156,7 +149,7 @@ class AfricasTalkingCarrier(HttpCarrier):
     def headers(self) -> dict[str, str]:
         return {"apiKey": str(self.setting("API_KEY"))}
 
-    def build_payload(self, batch: Sequence[OutboundSms]) -> list[_Request]:
+    def build_payload(self, batch: Sequence[OutboundSms]) -> list[ChunkRequest]:
         username = str(self.setting("USERNAME"))
         size = int(self.setting("MAX_RECIPIENTS", DEFAULT_MAX_RECIPIENTS))
         requests = []
@@ -165,31 +158,11 @@ class AfricasTalkingCarrier(HttpCarrier):
                 form = {"username": username, "to": ",".join(s.to for s in chunk), "message": text}
                 if sender:
                     form["from"] = sender
-                requests.append(_Request(chunk, form))
+                requests.append(ChunkRequest(chunk, form))
         return requests
 
-    def post_to_carrier(
-        self, payload: list[_Request], batch: Sequence[OutboundSms]
-    ) -> dict[int, Outcome]:
-        outcomes: dict[int, Outcome] = {}
-        for index, request in enumerate(payload):
-            try:
-                results = self._submit(request)
-            except CarrierError as exc:
-                # The remaining requests would fare no better: not sent, same outcome.
-                for pending in payload[index:]:
-                    outcomes.update({sms.recipient_id: exc for sms in pending.recipients})
-                break
-            outcomes.update({result.recipient_id: result for result in results})
-        return outcomes
-
-    def parse_recipient_status(
-        self, response: dict[int, Outcome], batch: Sequence[OutboundSms]
-    ) -> list[SubmitResult]:
-        return settle(batch, response)
-
-    def _submit(self, request: _Request) -> list[SubmitResult]:
-        response = self.request("POST", SEND_PATH, data=request.form)
+    def submit_chunk(self, request: ChunkRequest) -> list[SubmitResult]:
+        response = self.request("POST", SEND_PATH, data=request.payload)
         if response.status_code >= 400:
             if response.status_code not in (400, 422):
                 raise CarrierError(
@@ -236,7 +209,7 @@ class AfricasTalkingCarrier(HttpCarrier):
             permanent=permanent,
         )
 
-    def _whole_request_refused(self, request: _Request, message: str) -> list[SubmitResult]:
+    def _whole_request_refused(self, request: ChunkRequest, message: str) -> list[SubmitResult]:
         """No per-number entries: the message names the reason (e.g. "InvalidSenderId")."""
         code = next((c for name, c in FAILURE_NAMES.items() if name in message), None)
         error_code, permanent = FAILURE_CODES.get(

@@ -43,7 +43,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import httpx
@@ -65,7 +64,7 @@ from sms.carriers.dlr import (
     request_data,
     required,
 )
-from sms.carriers.http import HttpCarrier, Outcome, chunked, group_by_text, settle
+from sms.carriers.http import ChunkedHttpCarrier, ChunkRequest, chunked, group_by_text
 from sms.encoding import UCS2, analyze
 
 logger = logging.getLogger(__name__)
@@ -134,13 +133,7 @@ class BeemDlrView(SharedSecretDlrView):
         return receipts
 
 
-@dataclass(frozen=True)
-class _Request:
-    recipients: list[OutboundSms]
-    body: dict[str, Any]
-
-
-class BeemCarrier(HttpCarrier):
+class BeemCarrier(ChunkedHttpCarrier):
     carrier_name = "beem"
     default_base_url = "https://apisms.beem.africa"
     dlr_view: ClassVar[type[DlrView]] = BeemDlrView
@@ -148,7 +141,7 @@ class BeemCarrier(HttpCarrier):
     def auth(self) -> httpx.Auth:
         return httpx.BasicAuth(str(self.setting("API_KEY")), str(self.setting("SECRET_KEY")))
 
-    def build_payload(self, batch: Sequence[OutboundSms]) -> list[_Request]:
+    def build_payload(self, batch: Sequence[OutboundSms]) -> list[ChunkRequest]:
         size = int(self.setting("MAX_RECIPIENTS", DEFAULT_MAX_RECIPIENTS))
         requests = []
         for (sender, text), group in group_by_text(batch).items():
@@ -164,32 +157,11 @@ class BeemCarrier(HttpCarrier):
                         for sms in chunk
                     ],
                 }
-                requests.append(_Request(chunk, body))
+                requests.append(ChunkRequest(chunk, body))
         return requests
 
-    def post_to_carrier(
-        self, payload: list[_Request], batch: Sequence[OutboundSms]
-    ) -> dict[int, Outcome]:
-        outcomes: dict[int, Outcome] = {}
-        for index, request in enumerate(payload):
-            try:
-                results = self._submit(request)
-            except CarrierError as exc:
-                # The provider is in trouble or refuses us: the remaining requests would fare
-                # no better, so they are not sent and share this outcome.
-                for pending in payload[index:]:
-                    outcomes.update({sms.recipient_id: exc for sms in pending.recipients})
-                break
-            outcomes.update({result.recipient_id: result for result in results})
-        return outcomes
-
-    def parse_recipient_status(
-        self, response: dict[int, Outcome], batch: Sequence[OutboundSms]
-    ) -> list[SubmitResult]:
-        return settle(batch, response)
-
-    def _submit(self, request: _Request) -> list[SubmitResult]:
-        response = self.request("POST", SEND_PATH, json=request.body)
+    def submit_chunk(self, request: ChunkRequest) -> list[SubmitResult]:
+        response = self.request("POST", SEND_PATH, json=request.payload)
         body = self.json_body(response)
         if not isinstance(body, dict):
             raise CarrierError(f"{self.name}: unexpected answer", code="CARRIER_BAD_RESPONSE")

@@ -29,6 +29,7 @@ import os
 import threading
 import weakref
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import httpx
@@ -217,3 +218,39 @@ def group_by_text(batch: Sequence[OutboundSms]) -> dict[tuple[str, str], list[Ou
     for sms in batch:
         groups.setdefault((sms.sender_id, sms.text), []).append(sms)
     return groups
+
+
+@dataclass(frozen=True)
+class ChunkRequest:
+    """One provider request carrying part of a batch; ``payload`` is what is posted."""
+
+    recipients: list[OutboundSms]
+    payload: dict[str, Any]
+
+
+class ChunkedHttpCarrier(HttpCarrier):
+    """A provider that takes a batch as several requests, sent one after the other."""
+
+    def post_to_carrier(
+        self, payload: list[ChunkRequest], batch: Sequence[OutboundSms]
+    ) -> dict[int, Outcome]:
+        outcomes: dict[int, Outcome] = {}
+        for index, request in enumerate(payload):
+            try:
+                results = self.submit_chunk(request)
+            except CarrierError as exc:
+                # The provider is in trouble or refuses us: the remaining requests would fare
+                # no better, so they are not sent and share this outcome.
+                for pending in payload[index:]:
+                    outcomes.update({sms.recipient_id: exc for sms in pending.recipients})
+                break
+            outcomes.update({result.recipient_id: result for result in results})
+        return outcomes
+
+    def parse_recipient_status(
+        self, response: dict[int, Outcome], batch: Sequence[OutboundSms]
+    ) -> list[SubmitResult]:
+        return settle(batch, response)
+
+    def submit_chunk(self, request: ChunkRequest) -> list[SubmitResult]:
+        raise NotImplementedError(f"{type(self).__name__} must implement submit_chunk")
