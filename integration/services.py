@@ -65,51 +65,79 @@ def _move(
     """Change the balance by ``amount`` (signed) with one conditional UPDATE and append the
     ledger row. The row lock taken by the UPDATE is held until commit, so the balance read
     back is exactly this movement's result."""
-    now = timezone.now()
+    entry = LedgerEntry(
+        account_id=account_id,
+        kind=kind,
+        amount=amount,
+        reference=reference,
+        note=note,
+        created_by=created_by,
+        created_at=timezone.now(),
+    )
     with atomic_unless_nested():
-        balance_after = _update_balance(account_id, amount, now, require_cover=require_cover)
-        if balance_after is None:
+        moved = (
+            _move_postgres(entry, require_cover=require_cover)
+            if is_postgres()
+            else _move_portable(entry, require_cover=require_cover)
+        )
+        if not moved:
             account = Account.objects.only("balance", "currency").get(pk=account_id)
             raise InsufficientBalance(
                 cost=-amount, balance=account.balance, currency=account.currency
             )
-        return LedgerEntry.objects.create(
-            account_id=account_id,
-            kind=kind,
-            amount=amount,
-            balance_after=balance_after,
-            reference=reference,
-            note=note,
-            created_by=created_by,
-            created_at=now,
-        )
+    return entry
 
 
-def _update_balance(
-    account_id: int, amount: Decimal, now: datetime, *, require_cover: bool
-) -> Decimal | None:
-    """Apply the change in one conditional UPDATE; the new balance, or None if not covered."""
-    if is_postgres():
-        # One round trip instead of two on the hottest path of a send.
-        table = Account._meta.db_table
-        cover = " AND balance >= %s" if require_cover else ""
-        params: list[Decimal | datetime | int] = [amount, now, account_id]
-        if require_cover:
-            params.append(-amount)
-        with connection.cursor() as cursor:
-            cursor.execute(
-                f"UPDATE {table} SET balance = balance + %s, balance_updated_at = %s "  # noqa: S608
-                f"WHERE id = %s{cover} RETURNING balance",
-                params,
-            )
-            row = cursor.fetchone()
-        return None if row is None else Decimal(row[0])
-    rows = Account.objects.filter(pk=account_id)
+def _move_postgres(entry: LedgerEntry, *, require_cover: bool) -> bool:
+    """The balance change and its ledger row in ONE statement.
+
+    Every send of an account meets at its balance row, locked from this statement to the
+    end of the commit, so senders run it last in their transaction and it costs one round
+    trip."""
+    account_table = Account._meta.db_table
+    ledger_table = LedgerEntry._meta.db_table
+    cover = " AND balance >= %(cover)s" if require_cover else ""
+    sql = (
+        f"WITH moved AS (UPDATE {account_table} "  # noqa: S608 - table names from the models
+        "SET balance = balance + %(amount)s, balance_updated_at = %(now)s "
+        f"WHERE id = %(account)s{cover} RETURNING id, balance) "
+        f"INSERT INTO {ledger_table} (account_id, kind, amount, balance_after, reference, "
+        "note, created_by_id, created_at) "
+        "SELECT id, %(kind)s, %(amount)s, balance, %(reference)s, %(note)s, %(by)s, %(now)s "
+        "FROM moved RETURNING id, balance_after"
+    )
+    params: dict[str, Decimal | datetime | int | str | None] = {
+        "amount": entry.amount,
+        "now": entry.created_at,
+        "account": entry.account_id,
+        "cover": -entry.amount,
+        "kind": entry.kind,
+        "reference": entry.reference,
+        "note": entry.note,
+        "by": entry.created_by_id,
+    }
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    if row is None:
+        return False
+    entry.pk, entry.balance_after = row[0], Decimal(row[1])
+    entry._state.adding = False
+    entry._state.db = connection.alias
+    return True
+
+
+def _move_portable(entry: LedgerEntry, *, require_cover: bool) -> bool:
+    rows = Account.objects.filter(pk=entry.account_id)
     if require_cover:
-        rows = rows.filter(balance__gte=-amount)
-    if not rows.update(balance=F("balance") + amount, balance_updated_at=now):
-        return None
-    return Account.objects.values_list("balance", flat=True).get(pk=account_id)
+        rows = rows.filter(balance__gte=-entry.amount)
+    if not rows.update(balance=F("balance") + entry.amount, balance_updated_at=entry.created_at):
+        return False
+    entry.balance_after = Account.objects.values_list("balance", flat=True).get(
+        pk=entry.account_id
+    )
+    entry.save(force_insert=True)
+    return True
 
 
 def _positive(amount: Decimal | int | str) -> Decimal:
