@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
@@ -17,6 +17,7 @@ from integration.models import Account, ApiKey
 from integration.services import account_debit, account_refund
 from mifumo.api.errors import ApiError, ErrorCode
 from mifumo.api.fields import iso
+from mifumo.db import is_postgres
 from mifumo.ids import new_id
 from sms import encoding
 from sms.models import Message, Recipient
@@ -248,21 +249,7 @@ def message_send(
     # A savepoint when nested: a refused debit must take the rows written before it along.
     with transaction.atomic():
         message.save(force_insert=True)
-        Recipient.objects.bulk_create(
-            (
-                Recipient(
-                    message_id=message.id,
-                    account_id=account.pk,
-                    created_at=now,
-                    updated_at=now,
-                    phone=phone,
-                    status=status,
-                    cost=per_part[phone],
-                )
-                for phone in phones
-            ),
-            batch_size=INSERT_BATCH,
-        )
+        _insert_recipients(message, phones, per_part, status)
         # The debit comes last: it locks the account's balance row until the commit, and
         # every send of the account waits on that lock.
         if cost > 0:
@@ -281,6 +268,56 @@ def message_send(
         skipped=skipped,
         from_segments=from_segments,
     )
+
+
+def _insert_recipients(
+    message: Message, phones: list[str], costs: dict[str, Decimal], status: str
+) -> None:
+    """Store one row per recipient. On PostgreSQL with COPY: for a 100,000-member segment
+    the ORM's bulk insert spent most of the send building and quoting parameters."""
+    now = message.created_at
+    if not is_postgres():
+        Recipient.objects.bulk_create(
+            (
+                Recipient(
+                    message_id=message.id,
+                    account_id=message.account_id,
+                    created_at=now,
+                    updated_at=now,
+                    phone=phone,
+                    status=status,
+                    cost=costs[phone],
+                )
+                for phone in phones
+            ),
+            batch_size=INSERT_BATCH,
+        )
+        return
+    columns = (
+        "message_id, account_id, created_at, updated_at, phone, status, cost, carrier, "
+        "carrier_message_id, error_code, error_message, attempts"
+    )
+    table = connection.ops.quote_name(Recipient._meta.db_table)
+    with connection.cursor() as cursor:
+        raw = cursor.cursor  # the driver's cursor: COPY is not part of the DB-API
+        with raw.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
+            for phone in phones:
+                copy.write_row(
+                    (
+                        message.id,
+                        message.account_id,
+                        now,
+                        now,
+                        phone,
+                        status,
+                        costs[phone],
+                        "",
+                        "",
+                        "",
+                        "",
+                        0,
+                    )
+                )
 
 
 def _enqueue_dispatch(message_id: str) -> None:
