@@ -2,15 +2,61 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 import phonenumbers
-from phonenumbers import NumberParseException, PhoneNumberType
+from phonenumbers import NumberParseException, PhoneMetadata, PhoneNumberType
 
 DEFAULT_REGION = "TZ"
 _MOBILE_TYPES = {PhoneNumberType.MOBILE, PhoneNumberType.FIXED_LINE_OR_MOBILE}
 MAX_INPUT_LENGTH = 32
+
+
+_TZ = PhoneMetadata.metadata_for_region(DEFAULT_REGION)
+_TZ_MOBILE = (
+    re.compile(_TZ.mobile.national_number_pattern)
+    if _TZ and _TZ.mobile and _TZ.mobile.national_number_pattern
+    else None
+)
+# Types that the number_type check looks at before mobile; a match there is not "mobile".
+_TZ_NOT_MOBILE = [
+    re.compile(desc.national_number_pattern)
+    for desc in (
+        (
+            _TZ.premium_rate,
+            _TZ.toll_free,
+            _TZ.shared_cost,
+            _TZ.voip,
+            _TZ.personal_number,
+            _TZ.pager,
+            _TZ.uan,
+            _TZ.voicemail,
+            _TZ.fixed_line,
+        )
+        if _TZ
+        else ()
+    )
+    if desc is not None and desc.national_number_pattern
+]
+_TZ_SHAPE = re.compile(r"(?:\+255|00255|255|0)?([1-9]\d{8})")
+_SEPARATORS = str.maketrans("", "", " -().")
+
+
+def _tanzanian_mobile(text: str) -> str | None:
+    """The common case without the full parser: a Tanzanian mobile number in one of its usual
+    forms (+255…, 255…, 0…, 9 digits). A bulk send is mostly these, and the general parser
+    costs about a tenth of a millisecond a number. None means: ask the parser."""
+    match = _TZ_SHAPE.fullmatch(text.translate(_SEPARATORS))
+    if match is None or _TZ_MOBILE is None:
+        return None
+    national = match.group(1)
+    if not _TZ_MOBILE.fullmatch(national):
+        return None
+    if any(pattern.fullmatch(national) for pattern in _TZ_NOT_MOBILE):
+        return None
+    return f"+255{national}"
 
 
 class InvalidPhone(ValueError):
@@ -32,6 +78,9 @@ def normalize_phone(raw: object) -> str:
         raise InvalidPhone(raw, "is empty")
     if len(text) > MAX_INPUT_LENGTH:
         raise InvalidPhone(raw[:MAX_INPUT_LENGTH], "is too long to be a phone number")
+    fast = _tanzanian_mobile(text)
+    if fast is not None:
+        return fast
     if text.startswith("00"):
         text = "+" + text[2:]
     try:
