@@ -137,7 +137,10 @@ else:
 
 CELERY_BROKER_URL = REDIS_URL or "filesystem://"
 CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, Any] = (
-    {"socket_keepalive": True, "visibility_timeout": 3600}
+    # A task taken by a worker that died comes back after this many seconds. It must exceed
+    # the longest countdown in use (dispatch retries wait up to 600 s, webhook retries up to
+    # 900 s) or delayed tasks would be handed out twice.
+    {"socket_keepalive": True, "visibility_timeout": envint("CELERY_VISIBILITY_TIMEOUT", 1200)}
     if REDIS_URL
     else {
         "data_folder_in": str(VAR_DIR / "broker"),
