@@ -1,0 +1,392 @@
+"""Private Redis and PostgreSQL servers, and the Mifumo processes pointed at them.
+
+Fault tests stop and restart these servers, so they must never be the shared ones other test
+runs are using. Everything here is started per test and torn down with it, on failure too.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from bench.common import free_port
+from tests.workers import ROOT, Process, wait_until
+
+PG_BIN = Path("/usr/lib/postgresql/15/bin")
+DATABASE = "mifumo"
+SECRET_KEY = "reliability-secret-key-not-for-production-0123456789"
+
+
+def _port_open(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+class RedisServer:
+    """A throwaway ``redis-server`` without persistence, on a port of its own."""
+
+    def __init__(self, workdir: Path) -> None:
+        if shutil.which("redis-server") is None:
+            pytest.skip("redis-server is not installed")
+        self.port = free_port()
+        self.workdir = workdir
+        self.popen: subprocess.Popen[bytes] | None = None
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        log = (self.workdir / "redis.log").open("ab")
+        self.popen = subprocess.Popen(
+            [
+                "redis-server",
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--daemonize",
+                "no",
+                "--dir",
+                str(self.workdir),
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        log.close()
+        wait_until(lambda: _port_open(self.port), timeout=10)
+
+    def stop(self) -> None:
+        if self.popen is None:
+            return
+        if self.popen.poll() is None:
+            self.popen.terminate()
+            try:
+                self.popen.wait(10)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait(5)
+        self.popen = None
+
+
+class PostgresCluster:
+    """A throwaway PostgreSQL cluster in a temporary directory, listening on loopback only.
+
+    ``initdb`` refuses to run as root, so as root the cluster belongs to the ``postgres`` OS
+    user and its commands run through ``runuser``."""
+
+    def __init__(self) -> None:
+        if not (PG_BIN / "initdb").exists():
+            pytest.skip(f"no PostgreSQL server binaries in {PG_BIN}")
+        self.as_root = os.geteuid() == 0
+        # Not under pytest's tmp_path: that is private to root and the postgres user must
+        # reach its data directory and socket.
+        self.root = Path(tempfile.mkdtemp(prefix="mifumo-pg-"))
+        self.data = self.root / "data"
+        self.port = free_port()
+        if self.as_root:
+            try:
+                owner = pwd.getpwnam("postgres")
+            except KeyError:
+                pytest.skip("running as root without a postgres OS user to own a cluster")
+            os.chown(self.root, owner.pw_uid, owner.pw_gid)
+        self._run(
+            str(PG_BIN / "initdb"),
+            "-D",
+            str(self.data),
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "--no-sync",
+            "-E",
+            "UTF8",
+        )
+        self.url = f"postgres://postgres@127.0.0.1:{self.port}/{DATABASE}"
+
+    def _run(self, *args: str) -> None:
+        command = ["runuser", "-u", "postgres", "--", *args] if self.as_root else list(args)
+        subprocess.run(command, check=True, capture_output=True, timeout=120)
+
+    def start(self) -> None:
+        options = (
+            f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off "
+            "-c full_page_writes=off -c max_connections=200"
+        )
+        self._run(
+            str(PG_BIN / "pg_ctl"),
+            "-D",
+            str(self.data),
+            "-o",
+            options,
+            "-l",
+            str(self.root / "server.log"),
+            "-w",
+            "start",
+        )
+
+    def stop(self, mode: str = "fast") -> None:
+        with contextlib.suppress(subprocess.CalledProcessError):
+            self._run(str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "stop")
+
+    def create_database(self) -> None:
+        admin = f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f"CREATE DATABASE {DATABASE}")
+
+    def destroy(self) -> None:
+        self.stop("immediate")
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+def query(url: str, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """One statement on a fresh connection, so it works across server restarts."""
+    with psycopg.connect(url.replace("postgres://", "postgresql://", 1), connect_timeout=5) as conn:
+        return list(conn.execute(sql, params).fetchall())
+
+
+def scalar(url: str, sql: str, params: tuple[Any, ...] = ()) -> Any:
+    return query(url, sql, params)[0][0]
+
+
+@dataclass
+class Reply:
+    status: int  # 0: no HTTP answer at all (refused, reset, timed out)
+    body: bytes
+    headers: dict[str, str]
+    seconds: float
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+def post(base: str, path: str, key: str, body: Any, timeout: float = 30) -> Reply:
+    request = urllib.request.Request(
+        f"{base}/api/integration/v1/{path}",
+        data=json.dumps(body).encode(),
+        headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
+    )
+    started = time.monotonic()
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return Reply(
+                response.status,
+                response.read(),
+                dict(response.headers.items()),
+                time.monotonic() - started,
+            )
+    except urllib.error.HTTPError as exc:
+        return Reply(exc.code, exc.read(), dict(exc.headers.items()), time.monotonic() - started)
+    except (OSError, urllib.error.URLError):
+        return Reply(0, b"", {}, time.monotonic() - started)
+
+
+ENVELOPE_KEYS = {"success", "message", "data", "error_code", "details"}
+
+
+def is_envelope(reply: Reply) -> bool:
+    try:
+        payload = reply.json()
+    except ValueError:
+        return False
+    return isinstance(payload, dict) and set(payload) == ENVELOPE_KEYS
+
+
+@dataclass
+class Stack:
+    """Mifumo's processes (gunicorn, workers, beat) on a private database and Redis."""
+
+    workdir: Path
+    database_url: str
+    redis_url: str
+    processes: list[Process] = field(default_factory=list)
+
+    def env(self, **extra: str) -> dict[str, str]:
+        env = {
+            name: value
+            for name, value in os.environ.items()
+            if not name.startswith(("MIFUMO_", "DATABASE_", "REDIS_", "CELERY_", "SMPP_"))
+        }
+        env.update(
+            DATABASE_URL=self.database_url,
+            REDIS_URL=self.redis_url,
+            DJANGO_SETTINGS_MODULE="mifumo.settings",
+            DEBUG="false",
+            SECRET_KEY=SECRET_KEY,
+            ALLOWED_HOSTS="127.0.0.1,localhost",
+            MIFUMO_HTTPS="false",
+            MIFUMO_ACCESS_LOG="false",
+            MIFUMO_VAR_DIR=str(self.workdir / "var"),
+            MIFUMO_CARRIER="simulator",
+            MIFUMO_SIMULATOR_DELAY="0",
+            PYTHONUNBUFFERED="1",
+            LOG_LEVEL="INFO",
+        )
+        env.update(extra)
+        return env
+
+    def manage(self, *args: str) -> str:
+        result = subprocess.run(
+            [sys.executable, "manage.py", *args],
+            cwd=ROOT,
+            env=self.env(),
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
+        return result.stdout
+
+    def setup_account(self, name: str = "reliable") -> str:
+        """Migrate, make an account with room for any scenario; returns an admin API key."""
+        self.manage("migrate", "--noinput")
+        self.manage("create_account", name, "--balance", "900000000")
+        self.manage(
+            "set_account_limits",
+            name,
+            "--sms-per-minute",
+            "10000000",
+            "--api-per-hour",
+            "100000000",
+        )
+        return self.manage("create_api_key", name, "--permissions", "admin").strip().split()[-1]
+
+    def _start(self, name: str, args: list[str], env: dict[str, str]) -> Process:
+        process = Process(args, env, self.workdir / f"{name}.log")
+        self.processes.append(process)
+        return process
+
+    def gunicorn(self, *, workers: int = 2, **env: str) -> tuple[Process, str]:
+        port = free_port()
+        process = self._start(
+            f"gunicorn-{port}",
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "mifumo.wsgi",
+                "--bind",
+                f"127.0.0.1:{port}",
+                "--workers",
+                str(workers),
+                "--timeout",
+                "60",
+            ],
+            self.env(**env),
+        )
+        base = f"http://127.0.0.1:{port}"
+        wait_until(lambda: _healthy(base, process), timeout=60, interval=0.2)
+        return process, base
+
+    def worker(self, name: str, **env: str) -> Process:
+        """A worker on every queue; ``CONCURRENCY`` in ``env`` sets its pool size."""
+        concurrency = env.pop("CONCURRENCY", "2")
+        process = self._start(
+            name,
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "mifumo",
+                "worker",
+                "--loglevel",
+                "INFO",
+                "--queues",
+                "dispatch,receipts,webhooks,default",
+                "--concurrency",
+                concurrency,
+                "--hostname",
+                f"{name}@%h",
+                "--without-gossip",
+                "--without-mingle",
+                "--without-heartbeat",
+            ],
+            self.env(**env),
+        )
+        process.wait_for("ready.", timeout=60)
+        return process
+
+    def beat(self, name: str = "beat", **env: str) -> Process:
+        process = self._start(
+            name,
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "mifumo",
+                "beat",
+                "--loglevel",
+                "INFO",
+                "--schedule",
+                str(self.workdir / f"{name}-schedule"),
+            ],
+            self.env(**env),
+        )
+        process.wait_for("beat: Starting", timeout=60)
+        return process
+
+    def stop_all(self) -> None:
+        for process in reversed(self.processes):
+            process.kill(signal.SIGTERM, timeout=15)
+
+    def logs(self) -> str:
+        return "\n".join(
+            f"--- {p.log_path.name}\n{p.output()[-2000:]}" for p in self.processes if p.log_path
+        )
+
+
+def _healthy(base: str, process: Process) -> bool:
+    if process.popen.poll() is not None:
+        raise AssertionError(f"gunicorn exited:\n{process.output()[-3000:]}")
+    try:
+        with urllib.request.urlopen(f"{base}/healthz", timeout=2) as response:
+            return bool(response.status == 200)
+    except OSError:
+        return False
+
+
+@contextmanager
+def open_stack(workdir: Path) -> Iterator[tuple[Stack, PostgresCluster, RedisServer]]:
+    """A private PostgreSQL cluster and Redis with an empty Mifumo stack on them; every
+    process and server is gone when the block ends, however it ends."""
+    redis = RedisServer(workdir)
+    cluster = PostgresCluster()
+    stack = Stack(workdir, cluster.url, redis.url)
+    try:
+        redis.start()
+        cluster.start()
+        cluster.create_database()
+        yield stack, cluster, redis
+    finally:
+        try:
+            stack.stop_all()
+        finally:
+            redis.stop()
+            cluster.destroy()
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float, interval: float = 0.5) -> Any:
+    return wait_until(predicate, timeout=timeout, interval=interval)
