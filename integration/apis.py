@@ -47,7 +47,7 @@ class KeyListApi(ApiView):
     @extend_schema(
         summary="List API keys",
         tags=["API keys"],
-        responses=envelope_responses(s.ApiKeyOut(many=True)),
+        responses=envelope_responses(s.ApiKeyListOut),
     )
     def get(self, request: Request) -> Response:
         keys = ApiKey.objects.filter(account=_principal(request).account).order_by("-created_at")
@@ -56,6 +56,8 @@ class KeyListApi(ApiView):
 
 class KeyCreateApi(ApiView):
     required_permission = Permission.ADMIN
+    # The answer carries the raw key: it must never be kept for a replay.
+    idempotent_post = False
 
     @extend_schema(
         summary="Create an API key",
@@ -97,6 +99,7 @@ class KeyRevokeApi(ApiView):
 
 class KeyRotateApi(ApiView):
     required_permission = Permission.ADMIN
+    idempotent_post = False
 
     @extend_schema(
         summary="Rotate an API key (new secret, the old one stops working)",

@@ -21,6 +21,10 @@ class ApiKeyOut(serializers.Serializer):
     last_used_at = serializers.DateTimeField(allow_null=True)
 
 
+class ApiKeyListOut(serializers.Serializer):
+    keys = ApiKeyOut(many=True)
+
+
 class ApiKeyCreatedOut(ApiKeyOut):
     key = serializers.CharField(help_text="The raw key. Shown once; store it now.")
 

@@ -54,7 +54,7 @@ class RotateIn(serializers.Serializer[Any]):
 
 
 class PageIn(serializers.Serializer[Any]):
-    page = serializers.IntegerField(min_value=1, default=1)
+    page = serializers.IntegerField(min_value=1, max_value=1_000_000, default=1)
     per_page = serializers.IntegerField(min_value=1, max_value=MAX_PER_PAGE, default=50)
     status = serializers.ChoiceField(choices=Delivery.Status.choices, required=False)
 

@@ -39,6 +39,11 @@ def to_api_error(exc: Exception, request_id: str | None = None) -> ApiError:
         return exc
     if isinstance(exc, drf.ParseError):
         return ApiError(ErrorCode.VALIDATION_ERROR, "Malformed JSON body", {"body": [str(exc)]})
+    if isinstance(exc, RecursionError):
+        # json.load recurses once per nesting level; only a hostile body gets this deep.
+        return ApiError(
+            ErrorCode.VALIDATION_ERROR, "Malformed JSON body", {"body": ["nested too deeply"]}
+        )
     if isinstance(exc, drf.ValidationError):
         details = _flatten(exc.detail)
         if isinstance(details, list):
