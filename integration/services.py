@@ -133,9 +133,7 @@ def _move_portable(entry: LedgerEntry, *, require_cover: bool) -> bool:
         rows = rows.filter(balance__gte=-entry.amount)
     if not rows.update(balance=F("balance") + entry.amount, balance_updated_at=entry.created_at):
         return False
-    entry.balance_after = Account.objects.values_list("balance", flat=True).get(
-        pk=entry.account_id
-    )
+    entry.balance_after = Account.objects.values_list("balance", flat=True).get(pk=entry.account_id)
     entry.save(force_insert=True)
     return True
 
