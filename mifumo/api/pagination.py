@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import math
 from datetime import UTC, datetime, time
 from typing import Any
 
+from django.conf import settings
+from django.core.cache import cache
 from django.db.models import QuerySet
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
@@ -62,12 +66,34 @@ def choice_param(request: Request, name: str, choices: list[str]) -> str | None:
     return raw
 
 
+def count_rows(rows: QuerySet[Any]) -> int:
+    """The exact count, remembered briefly when it is large.
+
+    Counting a million matching rows takes a PostgreSQL index scan of ~0.2 s, on every page a
+    client fetches while it walks the list. A large total is therefore cached for
+    MIFUMO_COUNT_CACHE_SECONDS per query (it can lag by that much); small totals are always
+    counted afresh."""
+    key = "count:" + hashlib.sha256(str(rows.query).encode()).hexdigest()
+    try:
+        cached = cache.get(key)
+    except Exception:  # noqa: BLE001 - the cache being down must not fail a listing
+        cached = None
+    if cached is not None:
+        return int(cached)
+    total = rows.count()
+    if total > settings.MIFUMO_COUNT_CACHE_THRESHOLD:
+        # The cache being down only costs the next page a fresh count.
+        with contextlib.suppress(Exception):
+            cache.set(key, total, settings.MIFUMO_COUNT_CACHE_SECONDS)
+    return total
+
+
 def paginate_pages(
     request: Request, rows: QuerySet[Any], *, default_per_page: int = 50, max_per_page: int = 100
 ) -> tuple[list[Any], dict[str, int]]:
     page = int_param(request, "page", 1, minimum=1, maximum=1_000_000)
     per_page = int_param(request, "per_page", default_per_page, minimum=1, maximum=max_per_page)
-    total = rows.count()
+    total = count_rows(rows)
     start = (page - 1) * per_page
     items = list(rows[start : start + per_page]) if start < total else []
     return items, {
