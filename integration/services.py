@@ -10,6 +10,7 @@ from decimal import Decimal
 from django.contrib.auth.models import User
 from django.db import connection, transaction
 from django.db.models import F
+from django.db.models.signals import post_save
 from django.utils import timezone
 
 from integration import keys
@@ -124,6 +125,15 @@ def _move_postgres(entry: LedgerEntry, *, require_cover: bool) -> bool:
     entry.pk, entry.balance_after = row[0], Decimal(row[1])
     entry._state.adding = False
     entry._state.db = connection.alias
+    # The row was written without Model.save(); tell listeners (metrics) as save() would.
+    post_save.send(
+        sender=LedgerEntry,
+        instance=entry,
+        created=True,
+        raw=False,
+        using=connection.alias,
+        update_fields=None,
+    )
     return True
 
 
