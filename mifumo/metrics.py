@@ -2,7 +2,7 @@
 
 Counters and histograms are updated where things happen: requests (the request-id
 middleware), balance movements and webhook attempts (model signals, after commit), recipient
-status changes (``sms.signals.recipients_status_changed``), carrier submissions
+status changes (``sms.signals.recipients_status_changed_batch``), carrier submissions
 (``observe_carrier_submit``) and Celery task failures. Gauges that describe the system as a
 whole (recipients by status, queue depths) are computed from PostgreSQL and Redis when
 scraped, so they are right whichever process serves the scrape.
@@ -46,7 +46,7 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from sms.signals import recipients_status_changed
+from sms.signals import StatusChange, recipients_status_changed_batch
 
 logger = logging.getLogger(__name__)
 
@@ -184,10 +184,18 @@ def carrier_submit(carrier: str) -> Iterator[_SubmitObservation]:
     )
 
 
-def _on_status_changed(*, status: str, recipient_ids: Sequence[int], **_: Any) -> None:
-    count = len(recipient_ids)
+def _on_status_changed(*, changes: Sequence[StatusChange], **_: Any) -> None:
+    counts: dict[str, int] = {}
+    for change in changes:
+        status = str(change.status)
+        counts[status] = counts.get(status, 0) + len(change.recipient_ids)
+
+    def count() -> None:
+        for status, number in counts.items():
+            RECIPIENT_STATUS_CHANGES.labels(status).inc(number)
+
     # Counted once the change is committed: a rolled-back batch changed nothing.
-    transaction.on_commit(lambda: RECIPIENT_STATUS_CHANGES.labels(str(status)).inc(count))
+    transaction.on_commit(count)
 
 
 def _on_ledger_entry(*, instance: Any, created: bool, **_: Any) -> None:
@@ -222,7 +230,7 @@ def count_task_failure(sender: Any = None, **_: Any) -> None:
     TASK_FAILURES.labels(getattr(sender, "name", None) or str(sender)).inc()
 
 
-recipients_status_changed.connect(_on_status_changed, dispatch_uid="mifumo.metrics.status")
+recipients_status_changed_batch.connect(_on_status_changed, dispatch_uid="mifumo.metrics.status")
 post_save.connect(
     _on_ledger_entry, sender="integration.LedgerEntry", dispatch_uid="mifumo.metrics.ledger"
 )

@@ -43,7 +43,7 @@ from sms import routing
 from sms.carriers import get_carrier
 from sms.carriers.base import BaseCarrier, CarrierError, OutboundSms, SubmitResult
 from sms.models import CarrierMessage, Handoff, Message, Recipient, SubmitAttempt
-from sms.signals import recipients_status_changed
+from sms.signals import StatusChange, send_status_changes
 from sms.throttle import Throttle, throttle_for
 
 logger = logging.getLogger(__name__)
@@ -242,11 +242,14 @@ def _submit(
             item.carriers = item.carriers[1:]
             refused.append(item)
     with transaction.atomic():
+        changes: list[StatusChange] = []
         for message_id, settled in final.items():
-            outcome = record_results(message=messages[message_id], carrier=name, results=settled)
+            outcome, changed = _record(messages[message_id], name, settled)
             report.submitted += outcome.submitted
             report.failed += outcome.failed
+            changes.extend(changed)
         _record_attempts(name, batch, results, error, latency_ms, started_at)
+        send_status_changes(Recipient, changes)
     carrier.after_recorded()
     return error, refused
 
@@ -300,15 +303,17 @@ def _turn_away(items: list[_Item], report: DispatchReport) -> None:
     by_message: dict[str, list[_Item]] = defaultdict(list)
     for item in items:
         by_message[item.message.id].append(item)
-    for message_id, group in by_message.items():
-        results = [item.last_result for item in group if item.last_result is not None]
-        outcome = record_results(
-            message=group[0].message, carrier=group[0].last_carrier, results=results
-        )
-        report.failed += outcome.failed
-        report.requeued += outcome.requeued
-        if outcome.requeued:
-            report.requeued_messages.add(message_id)
+    with transaction.atomic():
+        changes: list[StatusChange] = []
+        for message_id, group in by_message.items():
+            results = [item.last_result for item in group if item.last_result is not None]
+            outcome, changed = _record(group[0].message, group[0].last_carrier, results)
+            report.failed += outcome.failed
+            report.requeued += outcome.requeued
+            if outcome.requeued:
+                report.requeued_messages.add(message_id)
+            changes.extend(changed)
+        send_status_changes(Recipient, changes)
 
 
 # -- carriers in a process of their own -------------------------------------------------------
@@ -404,7 +409,19 @@ def carrier_process_alive(*, carrier: str) -> bool:
 def record_results(
     *, message: Message, carrier: str, results: Sequence[SubmitResult]
 ) -> DispatchReport:
+    with transaction.atomic():
+        report, changes = _record(message, carrier, results)
+        send_status_changes(Recipient, changes)
+    return report
+
+
+def _record(
+    message: Message, carrier: str, results: Sequence[SubmitResult]
+) -> tuple[DispatchReport, list[StatusChange]]:
+    """Record one message's results; the status changes are returned, not signalled, so the
+    caller signals every message of its transaction at once."""
     report = DispatchReport()
+    changes: list[StatusChange] = []
     now = timezone.now()
     accepted = [r for r in results if r.accepted]
     rejected = [r for r in results if not r.accepted]
@@ -446,10 +463,14 @@ def record_results(
         if failed_ids:
             _refund(message, failed_ids, "rejected by the carrier")
             report.failed = len(failed_ids)
-            _signal(message, S.FAILED, failed_ids)
+            changes.append(StatusChange(message.id, message.account_id, S.FAILED, failed_ids))
         if accepted:
-            _signal(message, S.SENT, [r.recipient_id for r in accepted])
-    return report
+            changes.append(
+                StatusChange(
+                    message.id, message.account_id, S.SENT, [r.recipient_id for r in accepted]
+                )
+            )
+    return report, changes
 
 
 def _record_accepted(
@@ -542,16 +563,6 @@ def _refund(message: Message, recipient_ids: list[int], note: str) -> None:
         )
 
 
-def _signal(message: Message, status: str, recipient_ids: list[int]) -> None:
-    recipients_status_changed.send(
-        sender=Recipient,
-        message_id=message.id,
-        account_id=message.account_id,
-        status=status,
-        recipient_ids=recipient_ids,
-    )
-
-
 def release_due_messages(*, now: object = None, limit: int = 500) -> list[str]:
     """Scheduled messages whose time has come: scheduled -> queued. Returns their ids."""
     moment = now or timezone.now()
@@ -625,30 +636,35 @@ def expire_unconfirmed(*, now: object = None) -> int:
     cutoff = moment - timedelta(seconds=settings.MIFUMO_RECEIPT_TIMEOUT_SECONDS)  # type: ignore[operator]
     total = 0
     while True:
-        rows = list(
+        ids = list(
             Recipient.objects.filter(status=S.SENT, sent_at__lt=cutoff).values_list(
-                "id", "message_id"
+                "id", flat=True
             )[:1000]
         )
-        if not rows:
+        if not ids:
             return total
-        by_message: dict[str, list[int]] = defaultdict(list)
-        for rid, mid in rows:
-            by_message[mid].append(rid)
-        for message_id, ids in by_message.items():
-            with transaction.atomic():
-                changed = list(
-                    Recipient.objects.select_for_update()
-                    .filter(id__in=ids, status=S.SENT)
-                    .values_list("id", flat=True)
-                )
-                Recipient.objects.filter(id__in=changed).update(
-                    status=S.FAILED,
-                    error_code="EXPIRED",
-                    error_message="No delivery receipt before the validity period ended",
-                    updated_at=moment,
-                )
-                if changed:
-                    message = Message.objects.get(pk=message_id)
-                    _signal(message, S.FAILED, changed)
-                total += len(changed)
+        with transaction.atomic():
+            # In id order, like receipts, so the two never lock each other's rows in a cycle.
+            rows = list(
+                Recipient.objects.select_for_update()
+                .filter(id__in=ids, status=S.SENT)
+                .order_by("id")
+                .values_list("id", "message_id", "account_id")
+            )
+            Recipient.objects.filter(id__in=[rid for rid, _, _ in rows]).update(
+                status=S.FAILED,
+                error_code="EXPIRED",
+                error_message="No delivery receipt before the validity period ended",
+                updated_at=moment,
+            )
+            by_message: dict[tuple[str, int], list[int]] = defaultdict(list)
+            for rid, message_id, account_id in rows:
+                by_message[(message_id, account_id)].append(rid)
+            send_status_changes(
+                Recipient,
+                [
+                    StatusChange(message_id, account_id, S.FAILED, changed)
+                    for (message_id, account_id), changed in by_message.items()
+                ],
+            )
+        total += len(rows)

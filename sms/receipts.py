@@ -1,6 +1,6 @@
 """Delivery receipts: match each to the recipient's part, move recipients to a final state,
-signal the change. Receipts for ids we do not know yet (the receipt overtook the submit
-result) are returned so the caller can try them again a little later."""
+signal the batch's changes together. Receipts for ids we do not know yet (the receipt overtook
+the submit result) are returned so the caller can try them again a little later."""
 
 from __future__ import annotations
 
@@ -16,8 +16,8 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from sms.carriers.base import DeliveryReceipt, DeliveryStatus
-from sms.models import CarrierMessage, Message, Recipient
-from sms.signals import recipients_status_changed
+from sms.models import CarrierMessage, Recipient
+from sms.signals import StatusChange, send_status_changes
 
 logger = logging.getLogger(__name__)
 S = Recipient.Status
@@ -241,28 +241,27 @@ def _write_outcomes(outcomes: dict[int, _Outcome], now: datetime) -> None:
 def _apply(outcomes: dict[int, _Outcome]) -> int:
     if not outcomes:
         return 0
+    # Locked in id order, so batches that overlap (receipts, the expiry sweep) never wait on
+    # each other in a cycle.
     rows = list(
         Recipient.objects.select_for_update()
         .filter(id__in=list(outcomes), status__in=[S.SENT, S.SUBMITTING])
-        .only("id", "message_id", "status")
+        .order_by("id")
+        .values_list("id", "message_id", "account_id")
     )
     now = timezone.now()
-    groups: dict[tuple[str, str], list[int]] = defaultdict(list)
+    groups: dict[tuple[str, int, str], list[int]] = defaultdict(list)
     outcome_of: dict[int, _Outcome] = {}
-    for row in rows:
-        outcome = outcomes[row.pk]
-        outcome_of[row.pk] = outcome
-        groups[(row.message_id, outcome.status)].append(row.pk)
+    for recipient_id, message_id, account_id in rows:
+        outcome = outcomes[recipient_id]
+        outcome_of[recipient_id] = outcome
+        groups[(message_id, account_id, outcome.status)].append(recipient_id)
     _write_outcomes(outcome_of, now)
-    accounts = dict(
-        Message.objects.filter(pk__in={mid for mid, _ in groups}).values_list("id", "account_id")
+    send_status_changes(
+        Recipient,
+        [
+            StatusChange(message_id, account_id, status, ids)
+            for (message_id, account_id, status), ids in groups.items()
+        ],
     )
-    for (message_id, status), ids in groups.items():
-        recipients_status_changed.send(
-            sender=Recipient,
-            message_id=message_id,
-            account_id=accounts[message_id],
-            status=status,
-            recipient_ids=ids,
-        )
     return len(rows)

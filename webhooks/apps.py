@@ -6,9 +6,9 @@ class WebhooksConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from sms.signals import recipients_status_changed
+        from sms.signals import recipients_status_changed_batch
         from webhooks.receivers import on_recipients_status_changed
 
-        recipients_status_changed.connect(
-            on_recipients_status_changed, dispatch_uid="webhooks.recipients_status_changed"
+        recipients_status_changed_batch.connect(
+            on_recipients_status_changed, dispatch_uid="webhooks.recipients_status_changed_batch"
         )

@@ -2,20 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
-from webhooks.services import event_record_status_change
+from sms.signals import StatusChange
+from webhooks.services import event_record_status_changes
 
 
 def on_recipients_status_changed(
-    sender: Any,
-    *,
-    message_id: str,
-    account_id: int,
-    status: str,
-    recipient_ids: list[int],
-    **kwargs: Any,
+    sender: Any, *, changes: Sequence[StatusChange], **kwargs: Any
 ) -> None:
-    event_record_status_change(
-        message_id=message_id, account_id=account_id, status=status, recipient_ids=recipient_ids
-    )
+    event_record_status_changes(changes=changes)

@@ -2,11 +2,24 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
+from collections.abc import Collection, Iterator, Sequence
+from datetime import datetime
+from decimal import Decimal
+from typing import NamedTuple, TypeVar
+
 from django.db.models import QuerySet
 
 from integration.models import Account
 from mifumo.api.errors import ApiError, ErrorCode
+from sms.models import Message, Recipient
 from webhooks.models import AccountSigningSecret, Delivery, DeliveryAttempt, Endpoint
+
+# Ids per IN list: one query for any ordinary batch, and within every database's limit on
+# query parameters.
+IDS_PER_QUERY = 5000
+
+T = TypeVar("T")
 
 
 def endpoint_list(*, account: Account) -> QuerySet[Endpoint]:
@@ -60,3 +73,71 @@ def delivery_attempts(*, delivery: Delivery) -> QuerySet[DeliveryAttempt]:
 
 def account_signing_secret_find(*, account: Account) -> AccountSigningSecret | None:
     return AccountSigningSecret.objects.filter(account=account).first()
+
+
+# --- what status-change events are built from ---------------------------------------------------
+
+
+class EventMessage(NamedTuple):
+    account_id: int
+    api_key_id: int | None
+    source: str
+    sender_id: str
+    cost: Decimal
+    currency: str
+    webhook_url: str
+
+
+class EventRecipient(NamedTuple):
+    phone: str
+    delivered_at: datetime | None
+
+
+def _chunks(ids: Collection[T]) -> Iterator[list[T]]:
+    ordered = list(ids)
+    for start in range(0, len(ordered), IDS_PER_QUERY):
+        yield ordered[start : start + IDS_PER_QUERY]
+
+
+def event_messages(*, message_ids: Collection[str]) -> dict[str, EventMessage]:
+    """The messages by id, with what their events carry and where they go; tuples rather
+    than models, as a receipts batch reads hundreds of them."""
+    found: dict[str, EventMessage] = {}
+    for chunk in _chunks(message_ids):
+        rows = Message.objects.filter(pk__in=chunk).values_list(
+            "id",
+            "account_id",
+            "api_key_id",
+            "source",
+            "sender_id",
+            "cost",
+            "currency",
+            "webhook_url",
+        )
+        for message_id, account_id, api_key_id, source, sender_id, cost, currency, url in rows:
+            found[message_id] = EventMessage(
+                account_id, api_key_id, source, sender_id, cost, currency, url
+            )
+    return found
+
+
+def event_recipients(*, recipient_ids: Collection[int]) -> dict[int, EventRecipient]:
+    found: dict[int, EventRecipient] = {}
+    for chunk in _chunks(recipient_ids):
+        rows = Recipient.objects.filter(pk__in=chunk).values_list("id", "phone", "delivered_at")
+        for recipient_id, phone, delivered_at in rows:
+            found[recipient_id] = EventRecipient(phone, delivered_at)
+    return found
+
+
+def endpoints_active(*, account_ids: Sequence[int]) -> dict[int, list[Endpoint]]:
+    """The accounts' active endpoints, each account's in creation order."""
+    by_account: dict[int, list[Endpoint]] = defaultdict(list)
+    endpoints = (
+        Endpoint.objects.filter(account_id__in=account_ids, active=True)
+        .only("id", "account_id", "url", "events")
+        .order_by("created_at", "id")
+    )
+    for endpoint in endpoints:
+        by_account[endpoint.account_id].append(endpoint)
+    return by_account

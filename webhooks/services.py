@@ -28,8 +28,9 @@ from integration.models import Account, ApiKey
 from mifumo.api.errors import ApiError, ErrorCode
 from mifumo.api.fields import iso, money
 from mifumo.db import atomic_unless_nested, is_postgres
-from sms.models import Message, Recipient
-from webhooks import security, signing, transport
+from sms.models import Message
+from sms.signals import StatusChange
+from webhooks import security, selectors, signing, transport
 from webhooks.models import (
     SUBSCRIBABLE_EVENTS,
     AccountSigningSecret,
@@ -50,6 +51,11 @@ STATUS_EVENTS = {
 }
 # Recipients per event: a 10,000-recipient send becomes 20 events, not one huge body.
 RECIPIENTS_PER_EVENT = 500
+# Rows per INSERT: a large batch stays a few statements of bounded size.
+INSERT_BATCH = 1000
+# Deliveries per fan-out task: a batch's delivery tasks are published by a webhooks worker
+# rather than one by one by the committing process, and spread over several workers.
+FAN_OUT_SIZE = 500
 DEFAULT_GRACE_SECONDS = 24 * 3600
 MAX_GRACE_SECONDS = 7 * 24 * 3600
 # Up to +20% on each scheduled wait, so receivers that failed together are not retried in
@@ -200,6 +206,22 @@ def _body(payload: dict[str, Any]) -> str:
 
 
 def _enqueue(delivery_ids: Sequence[str], countdown: float | None = None) -> None:
+    from webhooks.tasks import deliver_each
+
+    if countdown is not None or len(delivery_ids) == 1:
+        _publish(delivery_ids, countdown)
+        return
+    # Publishing a task takes about half a millisecond, as long as ingesting a receipt: a
+    # batch goes out as one task per FAN_OUT_SIZE deliveries, fanned out by a webhooks worker.
+    for start in range(0, len(delivery_ids), FAN_OUT_SIZE):
+        chunk = list(delivery_ids[start : start + FAN_OUT_SIZE])
+        try:
+            deliver_each.delay(chunk)
+        except Exception:  # noqa: BLE001 - the sweep picks up what could not be queued
+            logger.warning("could not enqueue %d webhook deliveries", len(chunk), exc_info=True)
+
+
+def _publish(delivery_ids: Sequence[str], countdown: float | None = None) -> None:
     from webhooks.tasks import deliver
 
     for delivery_id in delivery_ids:
@@ -217,106 +239,112 @@ def _enqueue_after_commit(delivery_ids: Sequence[str], countdown: float | None =
         transaction.on_commit(partial(_enqueue, list(delivery_ids), countdown), robust=True)
 
 
-def event_record_status_change(
-    *, message_id: str, account_id: int, status: str, recipient_ids: Sequence[int]
-) -> list[Event]:
-    """Write the events (and their deliveries) for recipients of one message that moved to
-    ``status`` together: one event per 500 recipients, one delivery per destination.
+def delivery_enqueue_each(*, delivery_ids: Sequence[str]) -> None:
+    """One task per delivery, each claiming its delivery when it runs."""
+    _publish(delivery_ids)
 
-    Runs inside the caller's transaction, so the outbox commits or rolls back with the
-    status change; the delivery tasks are queued after the commit.
+
+def event_record_status_changes(*, changes: Sequence[StatusChange]) -> list[Event]:
+    """Write the events (and their deliveries) for a batch of status changes: for each
+    message and status, one event per 500 recipients and one delivery per destination.
+
+    A fixed number of queries for the whole batch, however many messages it spans. Runs
+    inside the caller's transaction, so the outbox commits or rolls back with the status
+    changes; the delivery tasks are queued after the commit.
     """
-    event_type = STATUS_EVENTS.get(str(status))
-    if event_type is None or not recipient_ids:
-        return []
-    message = (
-        Message.objects.only(
-            "id",
-            "account_id",
-            "api_key_id",
-            "source",
-            "sender_id",
-            "cost",
-            "currency",
-            "webhook_url",
-        )
-        .filter(pk=message_id)
-        .first()
-    )
-    if message is None:
-        return []
-    endpoints = [
-        e
-        for e in Endpoint.objects.filter(account_id=account_id, active=True).only(
-            "id", "url", "events"
-        )
-        if e.subscribes_to(event_type)
+    wanted = [
+        (change, STATUS_EVENTS[str(change.status)])
+        for change in changes
+        if str(change.status) in STATUS_EVENTS and change.recipient_ids
     ]
-    if not message.webhook_url and not endpoints:
+    if not wanted:
         return []
-    api_key_id = message.api_key_id if message.source == Message.Source.API else None
-    metadata = {
-        "sender_id": message.sender_id,
-        "cost": money(message.cost),
-        "currency": message.currency,
-    }
+    messages = selectors.event_messages(message_ids={c.message_id for c, _ in wanted})
+    endpoints = selectors.endpoints_active(
+        account_ids=sorted({c.account_id for c, _ in wanted if c.message_id in messages})
+    )
+    routed: list[tuple[StatusChange, EventType, selectors.EventMessage, list[Endpoint]]] = []
+    for change, event_type in wanted:
+        message = messages.get(change.message_id)
+        if message is None:
+            continue
+        subscribed = [
+            e for e in endpoints.get(change.account_id, ()) if e.subscribes_to(event_type)
+        ]
+        if message.webhook_url or subscribed:
+            routed.append((change, event_type, message, subscribed))
+    if not routed:
+        return []
+    recipients = selectors.event_recipients(
+        recipient_ids={rid for change, *_ in routed for rid in change.recipient_ids}
+    )
     now = timezone.now()
+    created_at = iso(now)
     events: list[Event] = []
     deliveries: list[Delivery] = []
-    ids = sorted(set(recipient_ids))
-    for start in range(0, len(ids), RECIPIENTS_PER_EVENT):
-        rows = (
-            Recipient.objects.filter(pk__in=ids[start : start + RECIPIENTS_PER_EVENT])
-            .order_by("pk")
-            .values_list("phone", "delivered_at")
-        )
-        recipients = [
-            {
-                "phone": phone,
-                "status": status,
-                "delivery_time": iso(delivered_at or now) if status == "delivered" else None,
-            }
-            for phone, delivered_at in rows
-        ]
-        if not recipients:
-            continue
-        event = Event(
-            account_id=account_id,
-            type=event_type,
-            message_id=message_id,
-            api_key_id=api_key_id,
-            created_at=now,
-        )
-        event.body = _body(
-            {
-                "event_id": event.id,
-                "event": event_type.value,
-                "created_at": iso(now),
-                "message_id": message_id,
-                "status": status,
-                "recipients": recipients,
-                "metadata": metadata,
-            }
-        )
-        events.append(event)
-        destinations: list[tuple[Endpoint | None, str]] = [(e, e.url) for e in endpoints]
+    for change, event_type, message, subscribed in routed:
+        status = str(change.status)
+        api_key_id = message.api_key_id if message.source == Message.Source.API else None
+        metadata = {
+            "sender_id": message.sender_id,
+            "cost": money(message.cost),
+            "currency": message.currency,
+        }
+        destinations: list[tuple[Endpoint | None, str]] = [(e, e.url) for e in subscribed]
         if message.webhook_url:
             destinations.insert(0, (None, message.webhook_url))
-        deliveries.extend(
-            Delivery(
-                event=event,
-                account_id=account_id,
-                endpoint=endpoint,
-                url=url,
-                next_attempt_at=now,
-                enqueued_at=now,
+        ids = sorted(set(change.recipient_ids))
+        for start in range(0, len(ids), RECIPIENTS_PER_EVENT):
+            rows = [
+                recipients[rid]
+                for rid in ids[start : start + RECIPIENTS_PER_EVENT]
+                if rid in recipients
+            ]
+            if not rows:
+                continue
+            event = Event(
+                account_id=change.account_id,
+                type=event_type,
+                message_id=change.message_id,
+                api_key_id=api_key_id,
                 created_at=now,
             )
-            for endpoint, url in destinations
-        )
+            event.body = _body(
+                {
+                    "event_id": event.id,
+                    "event": event_type.value,
+                    "created_at": created_at,
+                    "message_id": change.message_id,
+                    "status": status,
+                    "recipients": [
+                        {
+                            "phone": row.phone,
+                            "status": status,
+                            "delivery_time": (
+                                iso(row.delivered_at or now) if status == "delivered" else None
+                            ),
+                        }
+                        for row in rows
+                    ],
+                    "metadata": metadata,
+                }
+            )
+            events.append(event)
+            deliveries.extend(
+                Delivery(
+                    event=event,
+                    account_id=change.account_id,
+                    endpoint=endpoint,
+                    url=url,
+                    next_attempt_at=now,
+                    enqueued_at=now,
+                    created_at=now,
+                )
+                for endpoint, url in destinations
+            )
     with atomic_unless_nested():
-        Event.objects.bulk_create(events)
-        Delivery.objects.bulk_create(deliveries)
+        Event.objects.bulk_create(events, batch_size=INSERT_BATCH)
+        Delivery.objects.bulk_create(deliveries, batch_size=INSERT_BATCH)
     _enqueue_after_commit([d.pk for d in deliveries])
     return events
 

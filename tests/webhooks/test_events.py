@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 from django.db import transaction
+from django.utils import timezone
 
 from mifumo.api.fields import iso
-from sms.models import Recipient
+from sms.models import Message, Recipient
+from sms.signals import StatusChange, send_status_changes
 from tests.webhooks.conftest import PHONES, change_status, make_message
 from webhooks import services
 from webhooks.models import Delivery, Event
@@ -168,3 +171,197 @@ def test_dashboard_messages_carry_no_api_key(alice, alice_key):
     message = make_message(alice, api_key=alice_key.api_key, webhook_url=HOOK, source="dashboard")
     change_status(message, Recipient.Status.DELIVERED)
     assert Event.objects.get().api_key is None
+
+
+# --- a batch of changes: every message and status of one transaction at once --------------------
+
+
+def change_batch(
+    messages: list[Message], status: str, *, per_message: int | None = None
+) -> list[StatusChange]:
+    """Move recipients of several messages to ``status`` in one transaction with one batch
+    signal, as receipts and dispatch do."""
+    now = timezone.now()
+    changes = []
+    for message in messages:
+        ids = list(
+            Recipient.objects.filter(message=message).order_by("pk").values_list("pk", flat=True)
+        )[:per_message]
+        changes.append(StatusChange(message.pk, message.account_id, status, ids))
+    with transaction.atomic():
+        fields: dict[str, Any] = {"status": status, "updated_at": now}
+        if status == Recipient.Status.DELIVERED:
+            fields["delivered_at"] = now
+        Recipient.objects.filter(pk__in=[i for c in changes for i in c.recipient_ids]).update(
+            **fields
+        )
+        send_status_changes(Recipient, changes)
+    return changes
+
+
+def test_a_batch_writes_one_event_per_message_and_status_in_the_guides_shape(alice, alice_key):
+    messages = [
+        make_message(alice, api_key=alice_key.api_key, webhook_url=f"{HOOK}/{n}", phones=PHONES)
+        for n in range(3)
+    ]
+    change_batch(messages, Recipient.Status.DELIVERED, per_message=2)
+    change_batch(messages[:2], Recipient.Status.FAILED)
+
+    assert Event.objects.filter(type="message.delivered").count() == 3
+    assert Event.objects.filter(type="message.failed").count() == 2
+    for message in messages:
+        event = Event.objects.get(message=message, type="message.delivered")
+        assert event.api_key_id == alice_key.api_key.pk
+        rows = list(Recipient.objects.filter(message=message).order_by("pk")[:2])
+        assert event.payload == {
+            "event_id": event.id,
+            "event": "message.delivered",
+            "created_at": iso(event.created_at),
+            "message_id": message.pk,
+            "status": "delivered",
+            "recipients": [
+                {"phone": r.phone, "status": "delivered", "delivery_time": iso(r.delivered_at)}
+                for r in rows
+            ],
+            "metadata": {"sender_id": "MIFUMO", "cost": 40.0, "currency": "TZS"},
+        }
+        assert list(event.payload) == [
+            "event_id",
+            "event",
+            "created_at",
+            "message_id",
+            "status",
+            "recipients",
+            "metadata",
+        ]
+    failed = Event.objects.get(message=messages[0], type="message.failed").payload
+    assert [r["phone"] for r in failed["recipients"]] == PHONES
+    assert {r["delivery_time"] for r in failed["recipients"]} == {None}
+
+
+def test_a_batch_delivers_to_each_messages_url_and_the_subscribed_endpoints(alice, bob):
+    everything = endpoint_create(account=alice, url="http://127.0.0.1:9/all")
+    failed_only = endpoint_create(
+        account=alice, url="http://127.0.0.1:9/failed", events=["message.failed"]
+    )
+    endpoint_create(account=alice, url="http://127.0.0.1:9/off", active=False)
+    bobs = endpoint_create(account=bob, url="http://127.0.0.1:9/bob")
+    with_url = make_message(alice, webhook_url=HOOK)
+    without_url = make_message(alice)
+    bobs_message = make_message(bob)
+
+    change_batch([with_url, without_url, bobs_message], Recipient.Status.DELIVERED)
+
+    def destinations(message: Message) -> set[tuple[str | None, str]]:
+        event = Event.objects.get(message=message)
+        return {(d.endpoint_id, d.url) for d in event.deliveries.all()}
+
+    assert destinations(with_url) == {(None, HOOK), (everything.pk, everything.url)}
+    assert destinations(without_url) == {(everything.pk, everything.url)}
+    assert destinations(bobs_message) == {(bobs.pk, bobs.url)}
+    assert not Delivery.objects.filter(endpoint=failed_only).exists()
+    assert Delivery.objects.get(endpoint=bobs).account_id == bob.pk
+    assert set(Delivery.objects.values_list("status", flat=True)) == {"pending"}
+
+
+def test_a_batch_skips_messages_without_destinations_and_other_statuses(alice):
+    quiet = make_message(alice)
+    loud = make_message(alice, webhook_url=HOOK)
+    change_batch([quiet, loud], Recipient.Status.SENT)
+    change_batch([loud], Recipient.Status.QUEUED)
+    assert list(Event.objects.values_list("message_id", "type")) == [(loud.pk, "message.sent")]
+
+
+def test_a_batch_chunks_each_message_into_events_of_500_recipients(alice):
+    big = make_message(alice, webhook_url=HOOK, phones=[f"+2557{n:08d}" for n in range(1001)])
+    small = make_message(alice, webhook_url=HOOK, phones=PHONES[:1])
+    change_batch([big, small], Recipient.Status.SENT)
+    sizes = sorted(len(e.payload["recipients"]) for e in Event.objects.filter(message=big))
+    assert sizes == [1, 500, 500]
+    assert Event.objects.filter(message=small).count() == 1
+    assert Delivery.objects.count() == 4
+
+
+@pytest.mark.parametrize("count", [1, 10, 40])
+def test_a_batch_takes_the_same_few_queries_however_many_messages(
+    alice, alice_key, count, django_assert_max_num_queries
+):
+    endpoint_create(account=alice, url="http://127.0.0.1:9/all")
+    messages = [
+        make_message(alice, api_key=alice_key.api_key, webhook_url=HOOK, phones=PHONES[:2])
+        for _ in range(count)
+    ]
+    changes = [
+        StatusChange(m.pk, alice.pk, Recipient.Status.SENT, [r.pk for r in m.recipients.all()])
+        for m in messages
+    ]
+    # Messages, endpoints, recipients, then the events and the deliveries (SQLite splits
+    # each insert into statements of at most 999 parameters: two for 80 deliveries).
+    with transaction.atomic(), django_assert_max_num_queries(6):
+        send_status_changes(Recipient, changes)
+    assert Event.objects.count() == count
+    assert Delivery.objects.count() == 2 * count
+
+
+def test_a_batch_rolls_back_with_the_status_change(alice):
+    messages = [make_message(alice, webhook_url=HOOK) for _ in range(3)]
+
+    def change_then_fail() -> None:
+        with transaction.atomic():
+            change_batch(messages, Recipient.Status.DELIVERED)
+            raise RuntimeError("the carrier update failed")
+
+    with pytest.raises(RuntimeError):
+        change_then_fail()
+    assert not Event.objects.exists()
+    assert not Delivery.objects.exists()
+    assert set(Recipient.objects.values_list("status", flat=True)) == {"queued"}
+
+
+def test_a_batch_queues_its_deliveries_once_after_commit(alice, django_capture_on_commit_callbacks):
+    endpoint_create(account=alice, url="http://127.0.0.1:9/all")
+    messages = [make_message(alice, webhook_url=HOOK) for _ in range(3)]
+    with django_capture_on_commit_callbacks() as callbacks:
+        change_batch(messages, Recipient.Status.DELIVERED)
+        assert set(Delivery.objects.values_list("attempts", flat=True)) == {0}
+    ours = [c for c in callbacks if getattr(c, "func", None) is services._enqueue]
+    assert len(ours) == 1
+    assert sorted(ours[0].args[0]) == sorted(Delivery.objects.values_list("pk", flat=True))
+
+
+def test_many_deliveries_go_on_the_queue_as_one_task_per_500(monkeypatch):
+    from webhooks import tasks
+
+    fanned: list[list[str]] = []
+    single: list[str] = []
+    monkeypatch.setattr(tasks.deliver_each, "delay", fanned.append)
+    monkeypatch.setattr(tasks.deliver, "delay", single.append)
+
+    ids = [f"dlv_{n}" for n in range(1001)]
+    services._enqueue(ids)
+    assert [len(chunk) for chunk in fanned] == [500, 500, 1]
+    assert [i for chunk in fanned for i in chunk] == ids
+    assert single == []
+
+    services._enqueue(["dlv_alone"])
+    assert single == ["dlv_alone"]
+
+
+def test_the_fan_out_task_queues_one_delivery_task_each(monkeypatch):
+    from webhooks import tasks
+
+    queued: list[str] = []
+    monkeypatch.setattr(tasks.deliver, "delay", queued.append)
+    tasks.deliver_each(["dlv_a", "dlv_b"])
+    assert queued == ["dlv_a", "dlv_b"]
+
+
+def test_a_fan_out_the_broker_refuses_is_left_to_the_sweep(monkeypatch, caplog):
+    from webhooks import tasks
+
+    def refuse(ids: list[str]) -> None:
+        raise ConnectionError("broker down")
+
+    monkeypatch.setattr(tasks.deliver_each, "delay", refuse)
+    services._enqueue(["dlv_a", "dlv_b"])
+    assert "could not enqueue 2 webhook deliveries" in caplog.text
