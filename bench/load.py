@@ -1,0 +1,223 @@
+"""A sustained mixed workload against the whole stack: gunicorn, a Celery worker and beat on
+PostgreSQL and Redis, the simulator carrier.
+
+    .venv/bin/python -m bench.load --minutes 5 --rate 60
+
+Open-loop: requests start at a fixed rate whatever the answers' latency (a quarter sends,
+the rest status polls, delivery reports and contact searches). Prints per-kind p50/p99 and
+error counts, the resident memory of every process at start and end, and how long the queue
+takes to drain once the load stops.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import subprocess
+import threading
+import time
+from collections import defaultdict
+from pathlib import Path
+
+from bench.common import (
+    PYTHON,
+    ROOT,
+    bench_env,
+    call,
+    fresh_database,
+    gunicorn,
+    percentile,
+    setup_account,
+)
+
+
+def rss_mb(pid: int) -> float:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+def tree(pid: int) -> list[int]:
+    out = subprocess.run(
+        ["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True, check=False
+    ).stdout.split()
+    children = [int(p) for p in out]
+    return [pid, *[q for child in children for q in tree(child)]]
+
+
+def memory(pids: dict[str, int]) -> dict[str, float]:
+    return {name: sum(rss_mb(p) for p in tree(pid)) for name, pid in pids.items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--minutes", type=float, default=5)
+    parser.add_argument("--rate", type=float, default=60, help="requests per second")
+    args = parser.parse_args()
+    database = "mifumo_bench_load"
+    fresh_database(database)
+    env = bench_env(database, REDIS_URL="redis://127.0.0.1:6379/4", MIFUMO_SIMULATOR_DELAY="1")
+    subprocess.run(["redis-cli", "-n", "4", "flushdb"], check=True, capture_output=True)
+    key = setup_account(env)
+    logs = ROOT / "var" / "bench"
+    logs.mkdir(parents=True, exist_ok=True)
+    worker = subprocess.Popen(
+        [
+            PYTHON,
+            "-m",
+            "celery",
+            "-A",
+            "mifumo",
+            "worker",
+            "--loglevel",
+            "WARNING",
+            "--queues",
+            "dispatch,receipts,webhooks,default",
+            "--concurrency",
+            "2",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=(logs / "load-worker.log").open("w"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    beat = subprocess.Popen(
+        [
+            PYTHON,
+            "-m",
+            "celery",
+            "-A",
+            "mifumo",
+            "beat",
+            "--loglevel",
+            "WARNING",
+            "--schedule",
+            str(logs / "load-beat-schedule"),
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=(logs / "load-beat.log").open("w"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        with gunicorn(env, workers=4) as base:
+            run(base, key, args, {"worker": worker.pid, "beat": beat.pid}, env)
+    finally:
+        for process in (worker, beat):
+            process.terminate()
+            process.wait(30)
+
+
+def run(
+    base: str, key: str, args: argparse.Namespace, pids: dict[str, int], env: dict[str, str]
+) -> None:
+    gunicorn_pid = int(
+        subprocess.run(
+            ["pgrep", "-f", "-o", f"gunicorn mifumo.wsgi --bind {base.rsplit('/', 1)[-1]}"],
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout.split()[0]
+    )
+    pids = {"gunicorn": gunicorn_pid, **pids}
+    for n in range(200):
+        call(
+            base,
+            "/api/integration/v1/contacts/create/",
+            key,
+            {"name": f"Customer {n}", "phone_number": f"+25575{n:07d}", "tags": ["load"]},
+        )
+    message_ids: list[str] = []
+    latencies: dict[str, list[float]] = defaultdict(list)
+    statuses: dict[str, dict[int, int]] = defaultdict(lambda: defaultdict(int))
+    lock = threading.Lock()
+
+    def one(kind: str, n: int) -> None:
+        if kind == "send":
+            status, payload, ms = call(
+                base,
+                "/api/integration/v1/sms/send/",
+                key,
+                {"message": f"Load {n}", "recipients": [f"+2557123{n % 100000:05d}"]},
+            )
+            if status == 200:
+                with lock:
+                    message_ids.append(payload["data"]["message_id"])
+        elif kind == "status" and message_ids:
+            status, _, ms = call(
+                base, f"/api/integration/v1/sms/status/{random.choice(message_ids[-500:])}/", key
+            )
+        elif kind == "reports":
+            status, _, ms = call(base, "/api/integration/v1/sms/delivery-reports/?per_page=50", key)
+        else:
+            status, _, ms = call(base, "/api/integration/v1/contacts/search/?q=Customer%201", key)
+        with lock:
+            latencies[kind].append(ms)
+            statuses[kind][status] += 1
+
+    start_memory = memory(pids)
+    kinds = ["send", "status", "status", "reports", "search"] * 2 + ["send", "send"]
+    interval = 1 / args.rate
+    deadline = time.monotonic() + args.minutes * 60
+    next_at = time.monotonic()
+    threads: list[threading.Thread] = []
+    n = 0
+    while time.monotonic() < deadline:
+        thread = threading.Thread(target=one, args=(kinds[n % len(kinds)], n), daemon=True)
+        thread.start()
+        threads.append(thread)
+        n += 1
+        next_at += interval
+        time.sleep(max(0.0, next_at - time.monotonic()))
+    for thread in threads:
+        thread.join(120)
+    load_end = time.monotonic()
+    end_memory = memory(pids)
+    drained = wait_drained(env)
+    total = sum(len(v) for v in latencies.values())
+    errors = sum(c for s in statuses.values() for code, c in s.items() if code >= 400)
+    everything = [ms for v in latencies.values() for ms in v]
+    print(
+        f"{total} requests in {args.minutes:g} min at {args.rate:g}/s offered; "
+        f"errors {errors}; overall p50 {percentile(everything, 50):.0f} ms, "
+        f"p99 {percentile(everything, 99):.0f} ms"
+    )
+    for kind, values in sorted(latencies.items()):
+        print(
+            f"  {kind:8s} n={len(values):6d} p50 {percentile(values, 50):6.1f} ms "
+            f"p99 {percentile(values, 99):6.1f} ms statuses {dict(statuses[kind])}"
+        )
+    for name in pids:
+        print(f"  RSS {name:8s} start {start_memory[name]:7.1f} MB  end {end_memory[name]:7.1f} MB")
+    print(
+        f"queue drained {drained - load_end:.1f} s after the load stopped"
+        if drained
+        else "queue NOT drained within 180 s"
+    )
+
+
+def wait_drained(env: dict[str, str]) -> float | None:
+    database = env["DATABASE_URL"].rsplit("/", 1)[1]
+    sql = "SELECT count(*) FROM sms_recipient WHERE status IN ('queued', 'submitting', 'sent')"
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        out = subprocess.run(
+            ["psql", "-h", "127.0.0.1", "-U", "postgres", "-d", database, "-Atc", sql],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        if int(out.strip()) == 0:
+            return time.monotonic()
+        time.sleep(1)
+    return None
+
+
+if __name__ == "__main__":
+    main()
