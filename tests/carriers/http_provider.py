@@ -111,7 +111,8 @@ class FakeProvider:
             self._queued.extend(replies)
 
     def answer(self, request: Received) -> Reply:
-        raise NotImplementedError
+        """The provider's documented answer; each fake provider defines its own."""
+        raise NotImplementedError(f"{type(self).__name__} must define answer()")
 
     def _respond(self, request: Received) -> Reply:
         with self._lock:
