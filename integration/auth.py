@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any
 
-from django.core.cache import cache
+from django.db import connection
 from django.utils import timezone
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.exceptions import AuthenticationFailed
@@ -14,6 +15,7 @@ from rest_framework.request import Request
 from integration import keys
 from integration.models import Account, ApiKey
 from mifumo.api.errors import ApiError, ErrorCode
+from mifumo.db import is_postgres
 
 LAST_USED_EVERY_SECONDS = 60
 
@@ -37,23 +39,60 @@ class InvalidCredentials(AuthenticationFailed):
         super().__init__(detail=reason)
 
 
-def _touch(api_key: ApiKey) -> None:
-    # At most one write per key a minute, whichever process gets there first.
-    try:
-        first = cache.add(f"apikey-used:{api_key.pk}", 1, LAST_USED_EVERY_SECONDS)
-    except Exception:  # noqa: BLE001 - the cache being down must not fail a request
-        first = False
-    if first:
-        ApiKey.objects.filter(pk=api_key.pk).update(last_used_at=timezone.now())
+def last_used_mark(api_key: ApiKey) -> tuple[str, int]:
+    """The cache mark whose creation says it is time to record the key's last use: at most
+    one write per key a minute, whichever process gets there first."""
+    return f"apikey-used:{api_key.pk}", LAST_USED_EVERY_SECONDS
+
+
+def record_last_used(api_key: ApiKey) -> None:
+    ApiKey.objects.filter(pk=api_key.pk).update(last_used_at=timezone.now())
+
+
+def _columns(model: type[ApiKey] | type[Account], alias: str) -> tuple[list[str], str]:
+    fields = model._meta.concrete_fields
+    columns = ", ".join(f"{alias}.{connection.ops.quote_name(f.column)}" for f in fields)
+    return [f.attname for f in fields], columns
+
+
+@functools.cache
+def _key_query() -> tuple[str, list[str], list[str]]:
+    key_names, key_columns = _columns(ApiKey, "k")
+    account_names, account_columns = _columns(Account, "a")
+    sql = (
+        f"SELECT {key_columns}, {account_columns} "  # noqa: S608 - names from the models
+        f"FROM {ApiKey._meta.db_table} k JOIN {Account._meta.db_table} a "
+        "ON a.id = k.account_id WHERE k.prefix = %s"
+    )
+    return sql, key_names, account_names
+
+
+def _key_by_prefix(prefix: str) -> ApiKey | None:
+    """The key with this prefix and its account, in one query.
+
+    Every API request runs this. On PostgreSQL the statement is written out once per
+    process and the row becomes model instances directly: building the ORM query each time
+    cost more than running it. The driver returns the fields' Python types, so nothing
+    needs converting; other databases take the ORM's way."""
+    if not is_postgres():
+        return ApiKey.objects.select_related("account").filter(prefix=prefix).first()
+    sql, key_names, account_names = _key_query()
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [prefix])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    split = len(key_names)
+    api_key = ApiKey.from_db(connection.alias, key_names, row[:split])
+    api_key.account = Account.from_db(connection.alias, account_names, row[split:])
+    return api_key
 
 
 def authenticate_key(raw: str) -> ApiKey:
     """Resolve a raw key to an active key; raises InvalidCredentials saying why not."""
     if not keys.is_well_formed(raw):
         raise InvalidCredentials("Malformed API key: expected mif_live_… or mif_test_…")
-    candidate = (
-        ApiKey.objects.select_related("account").filter(prefix=keys.lookup_prefix(raw)).first()
-    )
+    candidate = _key_by_prefix(keys.lookup_prefix(raw))
     # Compare even when nothing matched, so timing does not tell whether a prefix exists.
     stored = candidate.digest if candidate else "0" * 64
     if not keys.matches(raw, stored) or candidate is None:
@@ -76,7 +115,6 @@ class ApiKeyAuthentication(BaseAuthentication):
         if scheme.lower() != "bearer" or not token.strip():
             raise InvalidCredentials("Malformed Authorization header: use 'Bearer <API key>'")
         api_key = authenticate_key(token.strip())
-        _touch(api_key)
         return ApiPrincipal(api_key), api_key
 
     def authenticate_header(self, request: Any) -> str:

@@ -2,20 +2,24 @@
 
 Buckets: ``api`` counts every authenticated request, ``sms_send`` the send requests,
 ``contacts`` contact and segment operations; unauthenticated requests are counted per
-client address. When the cache is unreachable, limits fail open (requests are served and
-the outage is logged) so that a Redis outage does not stop sending.
+client address. Fixed windows; a request's buckets are counted in one round trip to
+Redis. When the cache is unreachable, limits fail open (requests are served and the outage
+is logged) so that a Redis outage does not stop sending.
 """
 
 from __future__ import annotations
 
 import logging
+import time
+import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from django.conf import settings
 from django.http import HttpRequest
-from django_ratelimit.core import get_usage
 
 from integration.models import Account
+from mifumo.cache import count_and_mark
 
 logger = logging.getLogger(__name__)
 
@@ -64,42 +68,53 @@ def client_address(request: HttpRequest) -> str:
     return str(request.META.get("REMOTE_ADDR", "unknown"))
 
 
-def _hit(request: HttpRequest, *, bucket: str, key: str, rate: tuple[int, int]) -> Usage | None:
+def _window(key: str, seconds: int) -> tuple[int, int]:
+    """The fixed window a request falls in: (its end as a Unix time, seconds left). Each
+    key's windows are shifted by an offset of their own so that resets are spread out."""
+    now = int(time.time())
+    end = now - now % seconds + zlib.crc32(key.encode()) % seconds
+    if end <= now:
+        end += seconds
+    return end, end - now
+
+
+def _hit(
+    buckets: list[tuple[str, str, tuple[int, int]]], marks: Sequence[tuple[str, int]] = ()
+) -> tuple[list[Usage], list[bool]]:
+    """Count a request in each (bucket, key, (limit, window)) and set the marks, all in one
+    cache round trip. Fails open: with the cache down nothing is counted or marked."""
+    windows = [_window(f"{bucket}:{key}", rate[1]) for bucket, key, rate in buckets]
+    counters = [
+        (f"rl:{bucket}:{key}:{end}", rate[1] + 5)
+        for (bucket, key, rate), (end, _left) in zip(buckets, windows, strict=True)
+    ]
     try:
-        usage = get_usage(
-            request,
-            group=f"mifumo.{bucket}",
-            key=lambda _group, _request: key,
-            rate=rate,
-            increment=True,
-        )
+        counts, new_marks = count_and_mark(counters, marks)
     except Exception:  # noqa: BLE001 - fail open while the cache is down
-        logger.warning("rate limit cache unavailable; %s not enforced", bucket, exc_info=True)
-        return None
-    if usage is None:
-        return None
-    return Usage(
-        bucket=bucket,
-        limit=rate[0],
-        window=rate[1],
-        count=int(usage["count"]),
-        reset_in=max(int(usage["time_left"]), 0),
-    )
+        names = ", ".join(bucket for bucket, _key, _rate in buckets)
+        logger.warning("rate limit cache unavailable; %s not enforced", names, exc_info=True)
+        return [], [False] * len(marks)
+    usages = [
+        Usage(bucket=bucket, limit=rate[0], window=rate[1], count=count, reset_in=left)
+        for (bucket, _key, rate), (_end, left), count in zip(buckets, windows, counts, strict=True)
+    ]
+    return usages, new_marks
 
 
-def hit_account(request: HttpRequest, account: Account, bucket: str) -> Usage | None:
+def hit_account(
+    account: Account, buckets: list[str], marks: Sequence[tuple[str, int]] = ()
+) -> tuple[list[Usage], list[bool]]:
     return _hit(
-        request, bucket=bucket, key=f"account:{account.pk}", rate=account_rate(account, bucket)
+        [(bucket, f"account:{account.pk}", account_rate(account, bucket)) for bucket in buckets],
+        marks,
     )
 
 
 def hit_anonymous(request: HttpRequest) -> Usage | None:
-    return _hit(
-        request,
-        bucket="anonymous",
-        key=f"ip:{client_address(request)}",
-        rate=settings.MIFUMO_RATE_ANONYMOUS,
+    usages, _ = _hit(
+        [("anonymous", f"ip:{client_address(request)}", settings.MIFUMO_RATE_ANONYMOUS)]
     )
+    return usages[0] if usages else None
 
 
 def tightest(usages: list[Usage]) -> Usage | None:

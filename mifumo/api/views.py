@@ -17,7 +17,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from integration import ratelimit
-from integration.auth import ApiPrincipal
+from integration.auth import ApiPrincipal, last_used_mark, record_last_used
 from integration.idempotency import idempotent
 from integration.models import Account, ApiKey, ApiRequestLog
 from integration.usage import buffer
@@ -57,18 +57,35 @@ class ApiView(APIView):
             raise
         principal = request.user
         if isinstance(principal, ApiPrincipal):
-            account = principal.account
-            usages = [u for u in [ratelimit.hit_account(request, account, "api")] if u]
-            request.rate_usages = usages
-            self.check_permissions(request)
-            if self.rate_limit_bucket:
-                extra = ratelimit.hit_account(request, account, self.rate_limit_bucket)
-                if extra:
-                    usages.append(extra)
-            _raise_if_exceeded(usages)
+            self._limit_account(request, principal)
         else:
             self._limit_anonymous(request)
             self.check_permissions(request)
+
+    def _limit_account(self, request: Request, principal: ApiPrincipal) -> None:
+        # Permission comes before the rate limit, and a refused request counts only in
+        # "api": the extra bucket counts requests that could have done its work.
+        buckets = ["api"]
+        try:
+            self.check_permissions(request)
+        except APIException:
+            self._count(request, principal, buckets)
+            raise
+        if self.rate_limit_bucket:
+            buckets.append(self.rate_limit_bucket)
+        _raise_if_exceeded(self._count(request, principal, buckets))
+
+    def _count(
+        self, request: Request, principal: ApiPrincipal, buckets: list[str]
+    ) -> list[ratelimit.Usage]:
+        # The key's last-use mark rides along with the counters: one round trip in all.
+        usages, (first_use,) = ratelimit.hit_account(
+            principal.account, buckets, [last_used_mark(principal.api_key)]
+        )
+        if first_use:
+            record_last_used(principal.api_key)
+        request.rate_usages = usages  # type: ignore[attr-defined]
+        return usages
 
     def _limit_anonymous(self, request: Request) -> None:
         usage = ratelimit.hit_anonymous(request)

@@ -6,10 +6,10 @@ import time
 from pathlib import Path
 
 import pytest
-from django.core.cache import cache
 
+from integration import ratelimit
 from integration.models import Account
-from tests.helpers import assert_envelope
+from tests.helpers import Api, assert_envelope
 from tests.workers import service_env
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -77,8 +77,7 @@ def test_limits_fail_open_when_the_cache_is_down(api, monkeypatch):
     def broken(*args, **kwargs):
         raise ConnectionError("cache down")
 
-    monkeypatch.setattr(cache, "add", broken)
-    monkeypatch.setattr(cache, "incr", broken)
+    monkeypatch.setattr(ratelimit, "count_and_mark", broken)
     response = api.get("sms/balance/")
     assert_envelope(response, 200)
     assert "X-RateLimit-Limit" not in response
@@ -118,3 +117,29 @@ def test_two_processes_share_the_counter_through_redis(alice, alice_key):
     codes = [c for p in procs for c in json.loads(p.stdout.strip().splitlines()[-1])]
     assert (codes.count(200), codes.count(429)) == (10, 4), codes
     assert os.environ["REDIS_URL"]
+
+
+@pytest.mark.django_db
+def test_a_request_is_counted_once_in_each_of_its_buckets(api, alice):
+    alice.sms_per_minute = 5
+    alice.api_per_hour = 7
+    alice.save()
+    payload = {"message": "hi", "recipients": ["+255712345678"]}
+    first = api.post("sms/send/", payload)
+    assert_envelope(first, 200)
+    # The send bucket has less headroom (4 of 5 left) than "api" (6 of 7), so it is shown.
+    assert (first["X-RateLimit-Limit"], first["X-RateLimit-Remaining"]) == ("5", "4")
+    balance = api.get("sms/balance/")
+    assert (balance["X-RateLimit-Limit"], balance["X-RateLimit-Remaining"]) == ("7", "5")
+
+
+@pytest.mark.django_db
+def test_a_refused_permission_counts_only_in_the_api_bucket(alice, make_key, settings):
+    settings.MIFUMO_RATE_LIMITS = {**settings.MIFUMO_RATE_LIMITS, "sms_send": (1, 60)}
+    reader = Api(make_key(alice, permission="read").raw)
+    writer = Api(make_key(alice, permission="write").raw)
+    payload = {"message": "hi", "recipients": ["+255712345678"]}
+    for _ in range(3):
+        assert_envelope(reader.post("sms/send/", payload), 403, "PERMISSION_DENIED")
+    assert_envelope(writer.post("sms/send/", payload), 200)
+    assert_envelope(writer.post("sms/send/", payload), 429, "RATE_LIMIT_EXCEEDED")

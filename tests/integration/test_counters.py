@@ -1,0 +1,46 @@
+"""The cache helper behind rate limits and the key's last-use mark, on both backends."""
+
+import os
+import uuid
+
+import pytest
+from django.core.cache import caches
+
+from mifumo.cache import count_and_mark
+
+LOCMEM = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+
+def _exercise() -> None:
+    tag = uuid.uuid4().hex
+    counters = [(f"c1:{tag}", 60), (f"c2:{tag}", 60)]
+    marks = [(f"m:{tag}", 60)]
+    assert count_and_mark(counters, marks) == ([1, 1], [True])
+    assert count_and_mark(counters, marks) == ([2, 2], [False])
+    assert count_and_mark(counters[:1]) == ([3], [])
+    assert caches["default"].get(f"c2:{tag}") == 2
+
+
+def test_counts_and_marks_on_the_local_memory_cache(settings):
+    settings.CACHES = LOCMEM
+    _exercise()
+
+
+@pytest.mark.redis
+def test_counts_and_marks_in_one_pipeline_on_redis():
+    assert os.environ["REDIS_URL"]
+    _exercise()
+
+
+@pytest.mark.redis
+def test_keys_expire_after_their_lifetime_on_redis():
+    tag = uuid.uuid4().hex
+    count_and_mark([(f"c:{tag}", 7)], [(f"m:{tag}", 9)])
+    client = caches["default"]._cache.get_client(write=True)  # type: ignore[attr-defined]
+    counter_ttl = client.ttl(caches["default"].make_and_validate_key(f"c:{tag}"))
+    mark_ttl = client.ttl(caches["default"].make_and_validate_key(f"m:{tag}"))
+    assert 0 < counter_ttl <= 7 and 0 < mark_ttl <= 9
+    # A later hit must not push the expiry out again (a fixed window, not a sliding one).
+    client.expire(caches["default"].make_and_validate_key(f"c:{tag}"), 3)
+    count_and_mark([(f"c:{tag}", 7)])
+    assert client.ttl(caches["default"].make_and_validate_key(f"c:{tag}")) <= 3
