@@ -94,8 +94,18 @@ def opted_out_phones(*, account: Account, phones: Sequence[str]) -> set[str]:
     wanted = set(phones)
     if not wanted:
         return set()
-    opted_out = Contact.objects.filter(account=account, opted_out=True)
     size = in_list_size()
+    if len(wanted) <= size and connection.vendor == "postgresql":
+        # Every send asks this, usually for a handful of numbers: one statement written
+        # out by hand costs a fraction of building the ORM query.
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT phone_number FROM {Contact._meta.db_table} "  # noqa: S608 - model's table
+                "WHERE account_id = %s AND opted_out AND phone_number = ANY(%s)",
+                [account.pk, list(wanted)],
+            )
+            return {row[0] for row in cursor.fetchall()}
+    opted_out = Contact.objects.filter(account=account, opted_out=True).order_by()
     # Opt-outs are usually few next to a big send: reading them all (a small partial index)
     # is one cheap query where IN lists would take one per chunk.
     if len(wanted) > size and opted_out.count() <= len(wanted):

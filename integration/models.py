@@ -137,11 +137,14 @@ class LedgerEntry(models.Model):
         REFUND = "refund", "Refund"
         ADJUSTMENT = "adjustment", "Adjustment"
 
-    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="ledger")
+    # Looked up through ledger_account_recent; a plain account index would only cost writes.
+    account = models.ForeignKey(
+        Account, on_delete=models.PROTECT, related_name="ledger", db_index=False
+    )
     kind = models.CharField(max_length=16, choices=Kind.choices)
     amount = models.DecimalField(max_digits=14, decimal_places=2)
     balance_after = models.DecimalField(max_digits=14, decimal_places=2)
-    reference = models.CharField(max_length=64, blank=True, db_index=True)
+    reference = models.CharField(max_length=64, blank=True)
     note = models.CharField(max_length=255, blank=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
@@ -150,7 +153,11 @@ class LedgerEntry(models.Model):
 
     class Meta:
         ordering = ["-id"]
-        indexes = [models.Index(fields=["account", "-id"], name="ledger_account_recent")]
+        indexes = [
+            models.Index(fields=["account", "-id"], name="ledger_account_recent"),
+            # Exact matches only: no LIKE index beside it (db_index=True would add one).
+            models.Index(fields=["reference"], name="ledger_reference"),
+        ]
         verbose_name_plural = "ledger entries"
 
     def __str__(self) -> str:

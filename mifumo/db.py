@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from django.db import connection, transaction
+from django.db.models import Field, Model
 
 
 @contextmanager
@@ -24,3 +27,30 @@ def atomic_unless_nested() -> Iterator[None]:
 
 def is_postgres() -> bool:
     return connection.vendor == "postgresql"
+
+
+@functools.cache
+def _insert_statement(model: type[Model], vendor: str) -> tuple[str, tuple[Field[Any, Any], ...]]:
+    fields = tuple(model._meta.concrete_fields)
+    quote = connection.ops.quote_name
+    columns = ", ".join(quote(field.column) for field in fields)
+    placeholders = ", ".join(["%s"] * len(fields))
+    table = quote(model._meta.db_table)
+    sql = f"INSERT INTO {table} ({columns}) VALUES ({placeholders})"  # noqa: S608 - model names
+    return sql, fields
+
+
+def insert_row(instance: Model) -> None:
+    """INSERT one row whose primary key is already set, with the statement written once per
+    process (``Model.save()`` builds it anew each time, which showed on the send path).
+    Values are prepared by the fields as ``save()`` would; no signals are sent."""
+    if instance.pk is None:
+        raise ValueError("insert_row needs the primary key set")
+    sql, fields = _insert_statement(type(instance), connection.vendor)
+    values = [
+        field.get_db_prep_save(field.pre_save(instance, True), connection) for field in fields
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, values)
+    instance._state.adding = False
+    instance._state.db = connection.alias

@@ -69,7 +69,11 @@ class Message(models.Model):
         DASHBOARD = "dashboard", "Dashboard"
 
     id = models.CharField(primary_key=True, max_length=ID_MAX_LENGTH, default=IdFactory("msg"))
-    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="messages")
+    # db_index=False: message_account_recent (below) serves the account's lookups, and every
+    # index is one more write per send.
+    account = models.ForeignKey(
+        Account, on_delete=models.CASCADE, related_name="messages", db_index=False
+    )
     api_key = models.ForeignKey(
         ApiKey, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -107,10 +111,13 @@ class Recipient(models.Model):
         FAILED = "failed", "Failed"
         CANCELED = "canceled", "Canceled"
 
-    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="recipients")
+    # Served by the composite indexes below (message first, account first).
+    message = models.ForeignKey(
+        Message, on_delete=models.CASCADE, related_name="recipients", db_index=False
+    )
     # Copies of the message's account and creation time, so that reports filter and sort
     # one table with one index.
-    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="+")
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="+", db_index=False)
     created_at = models.DateTimeField()
     phone = models.CharField(max_length=16)
     status = models.CharField(max_length=10, choices=Status.choices)

@@ -17,7 +17,7 @@ from integration.models import Account, ApiKey
 from integration.services import account_debit, account_refund
 from mifumo.api.errors import ApiError, ErrorCode
 from mifumo.api.fields import iso
-from mifumo.db import is_postgres
+from mifumo.db import insert_row, is_postgres
 from mifumo.ids import new_id
 from sms import encoding
 from sms.models import Message, Recipient
@@ -248,7 +248,7 @@ def message_send(
     )
     # A savepoint when nested: a refused debit must take the rows written before it along.
     with transaction.atomic():
-        message.save(force_insert=True)
+        insert_row(message)
         _insert_recipients(message, phones, per_part, status)
         # The debit comes last: it locks the account's balance row until the commit, and
         # every send of the account waits on that lock.
