@@ -136,6 +136,8 @@ else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
 CELERY_BROKER_URL = REDIS_URL or "filesystem://"
+# The stock Redis transport with a publishing client kept per channel (mifumo.broker).
+CELERY_BROKER_TRANSPORT = "mifumo.broker:Transport" if REDIS_URL else None
 CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, Any] = (
     # A task taken by a worker that died comes back after this many seconds. It must exceed
     # the longest countdown in use (dispatch retries wait up to 600 s, webhook retries up to

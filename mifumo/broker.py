@@ -1,0 +1,26 @@
+"""The Redis broker transport, publishing through one client per channel.
+
+kombu's Redis channel builds a new ``redis.Redis`` (and its table of response callbacks)
+for every message it publishes; with one dispatch task per send that showed up in request
+profiles. The client is thread-safe and shares the channel's connection pool either way.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kombu.transport import redis  # type: ignore[attr-defined]
+
+
+class Channel(redis.Channel):
+    def _create_client(self, asynchronous: bool = False) -> Any:
+        if asynchronous:
+            return super()._create_client(asynchronous=True)
+        client = self.__dict__.get("_publish_client")
+        if client is None:
+            client = self.__dict__["_publish_client"] = super()._create_client()
+        return client
+
+
+class Transport(redis.Transport):
+    Channel = Channel
