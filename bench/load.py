@@ -162,6 +162,9 @@ def run(
             statuses[kind][status] += 1
 
     start_memory = memory(pids)
+    # RSS every minute, to tell warm-up from a leak: the growth should stop, not go on.
+    samples: list[tuple[float, dict[str, float]]] = [(0.0, start_memory)]
+    started = time.monotonic()
     kinds = ["send", "status", "status", "reports", "search"] * 2 + ["send", "send"]
     interval = 1 / args.rate
     deadline = time.monotonic() + args.minutes * 60
@@ -173,6 +176,8 @@ def run(
         thread.start()
         threads.append(thread)
         n += 1
+        if time.monotonic() - started >= 60 * len(samples):
+            samples.append(((time.monotonic() - started) / 60, memory(pids)))
         next_at += interval
         time.sleep(max(0.0, next_at - time.monotonic()))
     for thread in threads:
@@ -195,6 +200,9 @@ def run(
         )
     for name in pids:
         print(f"  RSS {name:8s} start {start_memory[name]:7.1f} MB  end {end_memory[name]:7.1f} MB")
+    print("  RSS by minute (MB): " + ", ".join(pids))
+    for minute, sample in samples:
+        print(f"    {minute:5.1f}  " + "  ".join(f"{sample[name]:7.1f}" for name in pids))
     print(
         f"queue drained {drained - load_end:.1f} s after the load stopped"
         if drained
