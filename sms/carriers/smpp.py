@@ -592,6 +592,9 @@ class _Session:
         self._state_lock = threading.Lock()
         self._sequence = 0
         self._buffer = bytearray()
+        # PDUs that arrived behind the bind response, in the same read: the session thread
+        # takes them first (an SMSC often pushes stored receipts the moment a bind succeeds).
+        self._unread: list[bytes] = []
 
     def next_sequence(self) -> int:
         with self._sequence_lock:
@@ -626,6 +629,9 @@ class _Session:
 
     def read(self, timeout: float) -> list[bytes] | None:
         """Complete PDUs received within ``timeout``; None once the connection has ended."""
+        if self._unread:
+            frames, self._unread = self._unread, []
+            return frames
         try:
             ready, _, _ = select.select([self.sock], [], [], timeout)
             if not ready:
@@ -638,6 +644,10 @@ class _Session:
         self.last_rx = time.monotonic()
         self._buffer += chunk
         return self._frames()
+
+    def keep_unread(self, frames: list[bytes]) -> None:
+        """Hand ``frames`` to the next ``read``."""
+        self._unread.extend(frames)
 
     def _frames(self) -> list[bytes]:
         frames = []
@@ -830,9 +840,10 @@ class SmppCarrier(BaseCarrier):
             frames = session.read(READ_TICK)
             if frames is None:
                 raise CarrierError("SMSC closed the connection during bind", code="SMPP_BIND")
-            for frame in frames:
+            for index, frame in enumerate(frames):
                 _, command, status, seq = HEADER.unpack_from(frame)
                 if seq == sequence and command in (BIND_TRANSCEIVER_RESP, GENERIC_NACK):
+                    session.keep_unread(frames[index + 1 :])
                     return int(status)
                 if command == ENQUIRE_LINK:
                     session.respond("enquire_link_resp", seq)

@@ -5,6 +5,11 @@ smpplib (the carrier's codec), so the two sides check each other. Its behaviour 
 is a *policy*: a command_status to answer with, ``HOLD`` (never answer) or ``DROP`` (close the
 connection without answering). Everything received is recorded for assertions.
 
+Like a production SMSC it can answer after a ``latency`` (answers then come back in any order),
+go down on request (``outage``: every connection cut, binds refused for a while) and keep the
+receipts an ESME never acknowledged to deliver them again on the next bind
+(``redeliver_receipts``).
+
 Run as a program it serves until stdin closes, for the benchmark in another process:
 ``python -m tests.carriers.smsc --receipts DELIVRD --timings FILE`` prints ``PORT <n>``.
 """
@@ -58,6 +63,8 @@ TLV_NETWORK_ERROR_CODE = 0x0423
 
 HOLD = "hold"
 DROP = "drop"
+
+REDELIVER_AFTER = 0.5  # seconds before a receipt the ESME refused is sent again
 
 Reply = int | str  # a command_status, HOLD or DROP
 
@@ -179,11 +186,22 @@ def receipt_text(
     ).encode("latin-1")
 
 
+@dataclass(frozen=True)
+class _Receipt:
+    """A deliver_sm receipt the SMSC owes an ESME until it is acknowledged."""
+
+    source_addr: str
+    destination_addr: str
+    text: bytes
+
+
 class _Connection:
     def __init__(self, sock: socket.socket, number: int) -> None:
         self.sock = sock
         self.number = number
         self.bound = False
+        self.ended = False
+        self.receipts: dict[int, _Receipt] = {}  # deliver_sm sequence -> receipt, unanswered
         self.write_lock = threading.Lock()
         self.sequences = itertools.count(1)
         self.buffer = bytearray()
@@ -231,6 +249,8 @@ class Smsc:
         message_ids: Callable[[int], str] = hex_ids,
         auto_receipt: str | None = None,
         receipt_id: Callable[[str], str] = str,
+        latency: float = 0.0,
+        redeliver_receipts: bool = False,
     ) -> None:
         self.system_id = system_id
         self.password = password
@@ -238,6 +258,15 @@ class Smsc:
         self.message_ids = message_ids
         self.auto_receipt = auto_receipt  # a stat to send a receipt with after every accept
         self.receipt_id = receipt_id  # how the receipt text writes the submit's id
+        self.latency = latency  # seconds before each submit_sm_resp
+        # Receipts not acknowledged with ESME_ROK are sent again: on the next bind when their
+        # connection ends, after REDELIVER_AFTER when the ESME asked for it.
+        self.redeliver_receipts = redeliver_receipts
+        self.receipts_redelivered = 0
+        self.refused_binds = 0
+        self.outages: list[list[int]] = []  # per outage, the sessions that were bound
+        self._undelivered: list[_Receipt] = []
+        self._refuse_binds_until = 0.0
         self.binds: list[Bind] = []
         self.submits: list[Submit] = []
         self.deliver_responses: dict[int, int] = {}  # deliver_sm sequence -> command_status
@@ -284,6 +313,17 @@ class Smsc:
         for connection in connections:
             connection.close()
 
+    def outage(self, refuse_binds_for: float = 0.0) -> list[int]:
+        """Close every connection abruptly and, for ``refuse_binds_for`` seconds, close any
+        connection that asks to bind without answering it. Returns the sessions that were
+        bound when the line went down (also appended to ``outages``)."""
+        with self._lock:
+            self._refuse_binds_until = time.monotonic() + refuse_binds_for
+            cut = [c.number for c in self._connections if c.bound]
+            self.outages.append(cut)
+        self.drop_connections()
+        return cut
+
     def _spawn(self, target: Callable[..., None], name: str, *args: Any) -> None:
         thread = threading.Thread(target=target, args=args, name=name, daemon=True)
         self._threads.append(thread)
@@ -319,6 +359,29 @@ class Smsc:
                     return False
                 self._lock.wait(min(remaining, 0.05))
         return True
+
+    def bound_sessions(self) -> list[int]:
+        with self._lock:
+            return [c.number for c in self._connections if c.bound]
+
+    def in_flight(self) -> int:
+        """Submits received on a bound connection and not answered yet."""
+        with self._lock:
+            bound = {c.number for c in self._connections if c.bound}
+            return sum(1 for s in self.submits if s.status is None and s.session in bound)
+
+    def receipts_owed(self) -> int:
+        """Receipts sent or waiting to be sent that the ESME has not acknowledged yet."""
+        with self._lock:
+            return len(self._undelivered) + sum(len(c.receipts) for c in self._connections)
+
+    def submits_by_session(self) -> dict[int, list[Submit]]:
+        """Every submit received, per session, in the order received."""
+        sessions: dict[int, list[Submit]] = {}
+        with self._lock:
+            for submit in self.submits:
+                sessions.setdefault(submit.session, []).append(submit)
+        return sessions
 
     def bound_connection(self) -> _Connection:
         with self._lock:
@@ -360,6 +423,20 @@ class Smsc:
         connection = self.bound_connection()
         connection.respond(ENQUIRE_LINK, next(connection.sequences))
 
+    def hold_receipt(
+        self,
+        message_id: str,
+        stat: str,
+        *,
+        source_addr: str = "255712345678",
+        destination_addr: str = "MIFUMO",
+    ) -> None:
+        """Keep a receipt for the next bind, as for a message that reached its handset while
+        no ESME was bound (needs ``redeliver_receipts``)."""
+        receipt = _Receipt(source_addr, destination_addr, receipt_text(message_id, stat))
+        with self._lock:
+            self._undelivered.append(receipt)
+
     def release_held(self) -> None:
         """Answer every submit held so far with ESME_ROK."""
         with self._lock:
@@ -380,6 +457,9 @@ class Smsc:
         connection.close()
         with self._lock:
             connection.bound = False
+            connection.ended = True
+            self._undelivered.extend(connection.receipts.values())
+            connection.receipts.clear()
             self._lock.notify_all()
 
     def _handle(
@@ -397,6 +477,10 @@ class Smsc:
                 self.enquire_link_responses += 1
             elif command == DELIVER_SM_RESP:
                 self.deliver_responses[sequence] = status
+                receipt = connection.receipts.pop(sequence, None)
+                if receipt is not None and status != ESME_ROK:
+                    self._undelivered.append(receipt)
+                    self._later(REDELIVER_AFTER, self._redeliver)
             elif command == UNBIND:
                 self.unbinds += 1
             self._lock.notify_all()
@@ -422,6 +506,10 @@ class Smsc:
             rest[0],
         )
         good = (bind.system_id, bind.password) == (self.system_id, self.password)
+        if time.monotonic() < self._refuse_binds_until:
+            with self._lock:
+                self.refused_binds += 1
+            return False
         with self._lock:
             self.binds.append(bind)
             connection.bound = good
@@ -429,7 +517,17 @@ class Smsc:
         if not good:
             connection.respond(BIND_TRANSCEIVER_RESP, sequence, ESME_RINVPASWD)
             return False
-        connection.respond(BIND_TRANSCEIVER_RESP, sequence, body=b"TESTSMSC\x00")
+        if not self.redeliver_receipts:
+            connection.respond(BIND_TRANSCEIVER_RESP, sequence, body=b"TESTSMSC\x00")
+            return True
+        # Receipts kept for the ESME follow the bind response in the same write, as from an
+        # SMSC that empties its store the moment a bind succeeds.
+        body = b"TESTSMSC\x00"
+        response = HEADER.pack(16 + len(body), BIND_TRANSCEIVER_RESP, ESME_ROK, sequence) + body
+        with self._lock:
+            waiting, self._undelivered = self._undelivered, []
+            self.receipts_redelivered += len(waiting)
+        connection.send(response + b"".join(self._owe(connection, r) for r in waiting))
         return True
 
     def _on_submit(self, connection: _Connection, frame: bytes, sequence: int) -> bool:
@@ -443,7 +541,9 @@ class Smsc:
         reply = self.policy(submit)
         if reply == DROP:
             return False
-        if reply != HOLD:
+        if reply != HOLD and self.latency > 0:
+            self._later(self.latency, self._answer, connection, submit, int(reply))
+        elif reply != HOLD:
             self._answer(connection, submit, int(reply))
         return True
 
@@ -458,6 +558,10 @@ class Smsc:
         connection.respond(SUBMIT_SM_RESP, submit.sequence, status, body)
         if status == ESME_ROK and self.auto_receipt and submit.message_id:
             text = receipt_text(self.receipt_id(submit.message_id), self.auto_receipt)
+            if self.redeliver_receipts:
+                receipt = _Receipt(submit.destination_addr, str(submit.pdu.source_addr), text)
+                self._push_receipt(connection, receipt)
+                return
             sequence = next(connection.sequences)
             pdu = smpp34.DeliverSm(
                 submit.destination_addr,
@@ -467,6 +571,45 @@ class Smsc:
                 sequence_number=sequence,
             )
             connection.send(pdu.encode())
+
+    def _push_receipt(self, connection: _Connection, receipt: _Receipt) -> None:
+        """Send a receipt, owed until the ESME acknowledges it (or kept for the next bind)."""
+        connection.send(self._owe(connection, receipt))
+
+    def _owe(self, connection: _Connection, receipt: _Receipt) -> bytes:
+        """The deliver_sm of ``receipt`` on ``connection``, now owed there; nothing (and the
+        receipt kept for the next bind) when the connection has ended."""
+        sequence = next(connection.sequences)
+        with self._lock:
+            if connection.ended:
+                self._undelivered.append(receipt)
+                return b""
+            connection.receipts[sequence] = receipt
+        pdu = smpp34.DeliverSm(
+            receipt.source_addr,
+            receipt.destination_addr,
+            receipt.text,
+            esm_class=0x04,
+            sequence_number=sequence,
+        )
+        return bytes(pdu.encode())
+
+    def _redeliver(self) -> None:
+        """Send the receipts kept for the ESME on the latest bound connection, if any."""
+        with self._lock:
+            bound = [c for c in self._connections if c.bound]
+            if not bound:
+                return
+            connection = bound[-1]
+            waiting, self._undelivered = self._undelivered, []
+            self.receipts_redelivered += len(waiting)
+        for receipt in waiting:
+            self._push_receipt(connection, receipt)
+
+    def _later(self, delay: float, action: Callable[..., None], *args: Any) -> None:
+        timer = threading.Timer(delay, action, args)
+        timer.daemon = True
+        timer.start()
 
 
 # -- policies -------------------------------------------------------------------------------

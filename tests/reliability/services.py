@@ -348,6 +348,14 @@ class Stack:
         process.wait_for("beat: Starting", timeout=60)
         return process
 
+    def run_smpp(self, name: str = "run_smpp", *args: str, **env: str) -> Process:
+        """``manage.py run_smpp`` (the process holding the SMPP binds) with ``args``."""
+        process = self._start(
+            name, [sys.executable, "manage.py", "run_smpp", *args], self.env(**env)
+        )
+        process.wait_for("run_smpp ready", timeout=60)
+        return process
+
     def stop_all(self) -> None:
         for process in reversed(self.processes):
             process.kill(signal.SIGTERM, timeout=15)
