@@ -1,5 +1,6 @@
 """Buffered API usage log: rows are collected in memory and written with one bulk insert
-every few seconds or few hundred requests, so logging costs a request almost nothing."""
+every few seconds by a thread of the process (or by a request, when a thousand are
+waiting), so logging costs a request almost nothing."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import threading
 import time
 
 from django.conf import settings
-from django.db import close_old_connections
+from django.db import close_old_connections, connections
 
 from integration.models import ApiRequestLog
 
@@ -20,16 +21,14 @@ class UsageBuffer:
     def __init__(self) -> None:
         self._rows: list[ApiRequestLog] = []
         self._lock = threading.Lock()
-        self._last_flush = time.monotonic()
         self._timer: threading.Thread | None = None
 
     def add(self, row: ApiRequestLog) -> None:
         with self._lock:
             self._rows.append(row)
-            due = (
-                len(self._rows) >= settings.MIFUMO_USAGE_LOG_FLUSH_SIZE
-                or time.monotonic() - self._last_flush >= settings.MIFUMO_USAGE_LOG_FLUSH_SECONDS
-            )
+            # The timer thread writes every few seconds; a request writes only when rows pile
+            # up past the size limit, so the batch insert stays off the requests' latency.
+            due = len(self._rows) >= settings.MIFUMO_USAGE_LOG_FLUSH_SIZE
         if due:
             self.flush()
         else:
@@ -38,7 +37,6 @@ class UsageBuffer:
     def flush(self) -> int:
         with self._lock:
             rows, self._rows = self._rows, []
-            self._last_flush = time.monotonic()
         if not rows:
             return 0
         try:
@@ -50,20 +48,28 @@ class UsageBuffer:
 
     def _ensure_timer(self) -> None:
         # A quiet process still writes its last rows within a few seconds.
-        if self._timer is not None and self._timer.is_alive():
-            return
-        self._timer = threading.Thread(target=self._run_timer, name="usage-flush", daemon=True)
-        self._timer.start()
+        with self._lock:
+            if self._timer is not None:
+                return
+            timer = self._timer = threading.Thread(
+                target=self._run_timer, name="usage-flush", daemon=True
+            )
+        timer.start()
 
     def _run_timer(self) -> None:
-        while True:
-            time.sleep(settings.MIFUMO_USAGE_LOG_FLUSH_SECONDS)
-            with self._lock:
-                pending = bool(self._rows)
-            if not pending:
-                return
-            self.flush()
-            close_old_connections()
+        try:
+            while True:
+                time.sleep(settings.MIFUMO_USAGE_LOG_FLUSH_SECONDS)
+                with self._lock:
+                    if not self._rows:
+                        # Decided under the lock: a row added after this starts a new timer.
+                        self._timer = None
+                        return
+                self.flush()
+                close_old_connections()
+        finally:
+            # The thread's own database connection ends with it.
+            connections.close_all()
 
 
 buffer = UsageBuffer()

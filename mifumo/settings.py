@@ -240,7 +240,7 @@ MIFUMO_RATE_LIMITS = {
 }
 # Unauthenticated requests (including failed logins with a key) per client address.
 MIFUMO_RATE_ANONYMOUS = (envint("MIFUMO_RATE_ANONYMOUS_PER_MINUTE", 60), 60)
-MIFUMO_USAGE_LOG_FLUSH_SIZE = envint("MIFUMO_USAGE_LOG_FLUSH_SIZE", 200)
+MIFUMO_USAGE_LOG_FLUSH_SIZE = envint("MIFUMO_USAGE_LOG_FLUSH_SIZE", 1000)
 MIFUMO_USAGE_LOG_FLUSH_SECONDS = envint("MIFUMO_USAGE_LOG_FLUSH_SECONDS", 2)
 # The default route: every message goes to this carrier unless a route says otherwise.
 MIFUMO_CARRIER = envstr("MIFUMO_CARRIER", "simulator")

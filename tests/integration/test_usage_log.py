@@ -1,3 +1,5 @@
+import time
+
 import pytest
 
 from integration.models import ApiRequestLog
@@ -49,3 +51,23 @@ def test_a_failing_write_never_fails_the_request(api, monkeypatch):
 
     monkeypatch.setattr(ApiRequestLog.objects, "bulk_create", broken)
     assert api.get("sms/balance/").status_code == 200
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_process_thread_writes_rows_within_the_interval_without_a_request_paying(
+    alice, settings, django_assert_num_queries
+):
+    settings.MIFUMO_USAGE_LOG_FLUSH_SIZE = 1000
+    settings.MIFUMO_USAGE_LOG_FLUSH_SECONDS = 1
+    buffer = UsageBuffer()
+    with django_assert_num_queries(0):
+        for _ in range(5):
+            buffer.add(
+                ApiRequestLog(
+                    account=alice, method="GET", route="x", status_code=200, latency_ms=1.0
+                )
+            )
+    deadline = time.monotonic() + 5
+    while ApiRequestLog.objects.count() < 5 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert ApiRequestLog.objects.count() == 5
