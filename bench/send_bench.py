@@ -41,14 +41,13 @@ wrk.body = '{"message": "Habari, your order is ready", "recipients": ["+25571234
 def throughput(base: str, key: str, seconds: int) -> None:
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
         script.write(SEND_LUA % key)
-    wrk(f"{base}/healthz", connections=32, seconds=3)  # warm up
+    send_url = f"{base}/api/integration/v1/sms/send/"
+    # Warm both up first: every worker's first requests open its connections (PostgreSQL,
+    # Redis, the broker) and load what is loaded lazily (phone metadata, the routes).
+    wrk(f"{base}/healthz", connections=32, seconds=3)
     bare = wrk(f"{base}/healthz", connections=32, seconds=seconds)
-    send = wrk(
-        f"{base}/api/integration/v1/sms/send/",
-        connections=32,
-        seconds=seconds,
-        script=Path(script.name),
-    )
+    wrk(send_url, connections=32, seconds=3, script=Path(script.name))
+    send = wrk(send_url, connections=32, seconds=seconds, script=Path(script.name))
     print(
         f"bare view : {bare['rps']:8.0f} req/s  p50 {bare['p50']:6.1f} ms  "
         f"p99 {bare['p99']:6.1f} ms"
