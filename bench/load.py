@@ -17,7 +17,6 @@ import subprocess
 import threading
 import time
 from collections import defaultdict
-from pathlib import Path
 
 from bench.common import (
     PYTHON,
@@ -29,28 +28,11 @@ from bench.common import (
     percentile,
     setup_account,
 )
-
-
-def rss_mb(pid: int) -> float:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return 0.0
-
-
-def tree(pid: int) -> list[int]:
-    out = subprocess.run(
-        ["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True, check=False
-    ).stdout.split()
-    children = [int(p) for p in out]
-    return [pid, *[q for child in children for q in tree(child)]]
+from tests.reliability.services import rss_mb
 
 
 def memory(pids: dict[str, int]) -> dict[str, float]:
-    return {name: sum(rss_mb(p) for p in tree(pid)) for name, pid in pids.items()}
+    return {name: rss_mb(pid) for name, pid in pids.items()}
 
 
 def main() -> None:

@@ -182,9 +182,14 @@ class Reply:
 
 
 def post(base: str, path: str, key: str, body: Any, timeout: float = 30) -> Reply:
+    return call(base, path, key, body, timeout)
+
+
+def call(base: str, path: str, key: str, body: Any = None, timeout: float = 30) -> Reply:
+    """A GET, or a POST of ``body`` as JSON, to the API with ``key``."""
     request = urllib.request.Request(
         f"{base}/api/integration/v1/{path}",
-        data=json.dumps(body).encode(),
+        data=None if body is None else json.dumps(body).encode(),
         headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
     )
     started = time.monotonic()
@@ -203,6 +208,23 @@ def post(base: str, path: str, key: str, body: Any, timeout: float = 30) -> Repl
 
 
 ENVELOPE_KEYS = {"success", "message", "data", "error_code", "details"}
+
+
+def rss_mb(pid: int) -> float:
+    """Resident memory of a process and all its descendants, in MB (0 once it is gone)."""
+    total = 0.0
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                total += int(line.split()[1]) / 1024
+        children = [
+            int(child)
+            for task in Path(f"/proc/{pid}/task").iterdir()
+            for child in (task / "children").read_text().split()
+        ]
+    except OSError:
+        return total
+    return total + sum(rss_mb(child) for child in children)
 
 
 def is_envelope(reply: Reply) -> bool:
