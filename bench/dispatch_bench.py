@@ -21,17 +21,17 @@ deleted first.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import sys
 import time
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from bench.inprocess import django_setup, ensure_database, purge_queues  # noqa: E402
 
 os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/mifumo_bench_dispatch")
 # Its own Redis database: the webhook delivery tasks queued after each commit go there (and
@@ -45,37 +45,6 @@ os.environ["MIFUMO_SIMULATOR_DELAY"] = "0"
 os.environ["MIFUMO_CARRIER"] = "simulator"
 
 ACCOUNT = "bench-dispatch"
-
-
-def ensure_database(url: str) -> None:
-    import psycopg
-
-    parts = urlparse(url)
-    name = parts.path.lstrip("/")
-    admin = parts._replace(path="/postgres").geturl()
-    with psycopg.connect(admin, autocommit=True) as conn:
-        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone()
-        if not exists:
-            conn.execute(f'CREATE DATABASE "{name}"')
-            print(f"created database {name}")
-
-
-def purge_queues() -> None:
-    from mifumo.celery import app
-
-    with app.connection_for_write() as conn:
-        for queue in ("dispatch", "receipts", "webhooks", "default"):
-            # A queue never declared is empty already.
-            with contextlib.suppress(Exception):
-                conn.default_channel.queue_purge(queue)  # type: ignore[attr-defined]
-
-
-def django_setup() -> None:
-    import django
-    from django.core.management import call_command
-
-    django.setup()
-    call_command("migrate", "--noinput", verbosity=0)
 
 
 def make_message(count: int) -> Any:

@@ -19,7 +19,6 @@ deleted first and the ``webhooks`` queue is purged.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import multiprocessing
 import os
 import statistics
@@ -31,10 +30,11 @@ from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from bench.inprocess import django_setup, ensure_database, purge_queues  # noqa: E402
 
 os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/mifumo_bench_webhooks")
 os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/13")
@@ -89,35 +89,6 @@ def free_port() -> int:
 
 
 # --- setup --------------------------------------------------------------------------------------
-
-
-def ensure_database(url: str) -> None:
-    import psycopg
-
-    parts = urlparse(url)
-    name = parts.path.lstrip("/")
-    admin = parts._replace(path="/postgres").geturl()
-    with psycopg.connect(admin, autocommit=True) as conn:
-        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone()
-        if not exists:
-            conn.execute(f'CREATE DATABASE "{name}"')
-            print(f"created database {name}")
-
-
-def django_setup() -> None:
-    import django
-    from django.core.management import call_command
-
-    django.setup()
-    call_command("migrate", "--noinput", verbosity=0)
-
-
-def purge_queue() -> None:
-    from mifumo.celery import app
-
-    # A queue never declared yet is empty already.
-    with app.connection_for_write() as conn, contextlib.suppress(Exception):
-        conn.default_channel.queue_purge("webhooks")  # type: ignore[attr-defined]
 
 
 def fresh_account() -> tuple[Any, Any]:
@@ -227,7 +198,7 @@ def main() -> None:
     django_setup()
     from webhooks.models import Delivery, DeliveryAttempt
 
-    purge_queue()
+    purge_queues(("webhooks",))
     counter = multiprocessing.Value("i", 0)
     port = free_port()
     receiver = multiprocessing.Process(target=serve, args=(port, counter), daemon=True)
