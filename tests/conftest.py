@@ -22,24 +22,16 @@ from sms import pricing
 from sms.carriers import reset_carriers
 from sms.carriers.locmem import LocmemCarrier
 from sms.models import PriceRule
-from tests.helpers import Api
+from tests.helpers import Api, service_missing
 
 pytest_plugins = ["tests.workers"]
-
-REQUIRE_SERVICES = os.environ.get("MIFUMO_REQUIRE_SERVICES") == "1"
-
-
-def _service_missing(item: pytest.Item, reason: str) -> None:
-    if REQUIRE_SERVICES:
-        pytest.fail(f"{reason}, and MIFUMO_REQUIRE_SERVICES=1 forbids skipping", pytrace=False)
-    pytest.skip(reason)
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
     if item.get_closest_marker("postgres") and "postgres" not in os.environ.get("DATABASE_URL", ""):
-        _service_missing(item, "needs PostgreSQL: set DATABASE_URL=postgres://…")
+        service_missing("needs PostgreSQL: set DATABASE_URL=postgres://…")
     if item.get_closest_marker("redis") and not os.environ.get("REDIS_URL"):
-        _service_missing(item, "needs Redis: set REDIS_URL=redis://…")
+        service_missing("needs Redis: set REDIS_URL=redis://…")
 
 
 @pytest.fixture(autouse=True)

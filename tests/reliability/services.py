@@ -26,9 +26,9 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-import pytest
 
 from bench.common import free_port
+from tests.helpers import service_missing
 from tests.workers import ROOT, Process, wait_until
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
@@ -47,7 +47,7 @@ class RedisServer:
 
     def __init__(self, workdir: Path) -> None:
         if shutil.which("redis-server") is None:
-            pytest.skip("redis-server is not installed")
+            service_missing("redis-server is not installed")
         self.port = free_port()
         self.workdir = workdir
         self.popen: subprocess.Popen[bytes] | None = None
@@ -99,7 +99,7 @@ class PostgresCluster:
 
     def __init__(self) -> None:
         if not (PG_BIN / "initdb").exists():
-            pytest.skip(f"no PostgreSQL server binaries in {PG_BIN}")
+            service_missing(f"no PostgreSQL server binaries in {PG_BIN}")
         self.as_root = os.geteuid() == 0
         # Not under pytest's tmp_path: that is private to root and the postgres user must
         # reach its data directory and socket.
@@ -110,7 +110,7 @@ class PostgresCluster:
             try:
                 owner = pwd.getpwnam("postgres")
             except KeyError:
-                pytest.skip("running as root without a postgres OS user to own a cluster")
+                service_missing("running as root without a postgres OS user to own a cluster")
             os.chown(self.root, owner.pw_uid, owner.pw_gid)
         self._run(
             str(PG_BIN / "initdb"),

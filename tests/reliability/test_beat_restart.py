@@ -3,25 +3,17 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 
-from tests.reliability.services import PostgresCluster, RedisServer, Stack, open_stack, post, query
+from tests.reliability.services import PostgresCluster, RedisServer, Stack, post, query
 from tests.workers import wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
 
 MESSAGES = 20
 PER_MESSAGE = 5
-
-
-@pytest.fixture
-def services(tmp_path: Path) -> Iterator[tuple[Stack, PostgresCluster, RedisServer]]:
-    with open_stack(tmp_path) as running:
-        yield running
 
 
 def test_messages_due_while_beat_is_down_go_once_after_it_returns(

@@ -6,8 +6,6 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -17,7 +15,6 @@ from tests.reliability.services import (
     Reply,
     Stack,
     is_envelope,
-    open_stack,
     post,
     query,
 )
@@ -27,12 +24,6 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
 
 OUTAGE_SECONDS = 6
 CLIENTS = 3
-
-
-@pytest.fixture
-def services(tmp_path: Path) -> Iterator[tuple[Stack, PostgresCluster, RedisServer]]:
-    with open_stack(tmp_path) as running:
-        yield running
 
 
 class Sender(threading.Thread):

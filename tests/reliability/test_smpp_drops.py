@@ -16,7 +16,6 @@ import threading
 import time
 from collections import defaultdict
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -28,7 +27,6 @@ from tests.reliability.services import (
     RedisServer,
     Reply,
     Stack,
-    open_stack,
     post,
     query,
     scalar,
@@ -47,12 +45,6 @@ REFUSE_BINDS_FOR = 1.0
 MIN_CUTS = 4
 FINAL = ("delivered", "failed", "canceled")
 RESENT = re.compile(r"SMPP connection lost; (\d+) submits to send again")
-
-
-@pytest.fixture
-def services(tmp_path: Path) -> Iterator[tuple[Stack, PostgresCluster, RedisServer]]:
-    with open_stack(tmp_path) as running:
-        yield running
 
 
 @pytest.fixture

@@ -9,9 +9,7 @@ import random
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pytest
 
@@ -20,7 +18,6 @@ from tests.reliability.services import (
     RedisServer,
     Stack,
     call,
-    open_stack,
     query,
     rss_mb,
 )
@@ -35,12 +32,6 @@ KINDS = ["send", "status", "status", "reports", "search"]
 # Bounds for a shared CI machine; bench/load.py measures the figures on a quiet one.
 P99_LIMIT = 0.5  # seconds
 GROWTH_LIMIT_MB = 40  # per process tree, from the end of the warm-up to the end of the load
-
-
-@pytest.fixture
-def services(tmp_path: Path) -> Iterator[tuple[Stack, PostgresCluster, RedisServer]]:
-    with open_stack(tmp_path) as running:
-        yield running
 
 
 class Load:

@@ -25,7 +25,6 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -35,7 +34,6 @@ from tests.reliability.services import (
     RedisServer,
     Reply,
     Stack,
-    open_stack,
     post,
     query,
     scalar,
@@ -49,12 +47,6 @@ SEND_INTERVAL = 0.1
 PER_SEND = 2  # recipients per message
 PHASE_SECONDS = (1.0, 2.0)  # each phase of the receiver lasts between these
 UP, ERRORING, DOWN, HANGING_UP = "up", "erroring", "down", "hanging up"
-
-
-@pytest.fixture
-def services(tmp_path: Path) -> Iterator[tuple[Stack, PostgresCluster, RedisServer]]:
-    with open_stack(tmp_path) as running:
-        yield running
 
 
 class _Handler(BaseHTTPRequestHandler):

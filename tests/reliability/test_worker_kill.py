@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import signal
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -14,7 +12,6 @@ from tests.reliability.services import (
     PostgresCluster,
     RedisServer,
     Stack,
-    open_stack,
     post,
     query,
     scalar,
@@ -27,12 +24,6 @@ RECIPIENTS = 10_000
 BATCH = 200
 RATE = 1000  # parts per second at the simulator: 10 s for the whole message
 FINAL = ("delivered", "failed", "canceled")
-
-
-@pytest.fixture
-def services(tmp_path: Path) -> Iterator[tuple[Stack, PostgresCluster, RedisServer]]:
-    with open_stack(tmp_path) as running:
-        yield running
 
 
 def phones(count: int) -> list[str]:
