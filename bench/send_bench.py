@@ -96,28 +96,24 @@ ANALYZE sms_recipient;
 """
 
 
-def reports(base: str, key: str, env: dict[str, str], samples: int) -> None:
+def seed(env: dict[str, str], sql: str) -> None:
+    """Run ``sql`` (with ``{account}``: the bench account's id) in the bench database."""
     account = manage(
         env,
         "shell",
         "-c",
         "from integration.models import Account;print(Account.objects.get(name='bench').pk)",
     ).strip()
+    database = env["DATABASE_URL"].rsplit("/", 1)[1]
+    statement = sql.format(account=int(account.split()[-1]))
     subprocess.run(
-        [
-            "psql",
-            "-h",
-            "127.0.0.1",
-            "-U",
-            "postgres",
-            "-q",
-            "-d",
-            env["DATABASE_URL"].rsplit("/", 1)[1],
-            "-c",
-            SEED_SQL.format(account=int(account.split()[-1])),
-        ],
+        ["psql", "-h", "127.0.0.1", "-U", "postgres", "-q", "-d", database, "-c", statement],
         check=True,
     )
+
+
+def reports(base: str, key: str, env: dict[str, str], samples: int) -> None:
+    seed(env, SEED_SQL)
     paths = {
         "first page": "/api/integration/v1/sms/delivery-reports/",
         "filtered page": "/api/integration/v1/sms/delivery-reports/?status=failed"
@@ -148,27 +144,7 @@ ANALYZE contacts_contact;
 
 
 def segment_send(base: str, key: str, env: dict[str, str], runs: int) -> None:
-    account = manage(
-        env,
-        "shell",
-        "-c",
-        "from integration.models import Account;print(Account.objects.get(name='bench').pk)",
-    ).strip()
-    subprocess.run(
-        [
-            "psql",
-            "-h",
-            "127.0.0.1",
-            "-U",
-            "postgres",
-            "-q",
-            "-d",
-            env["DATABASE_URL"].rsplit("/", 1)[1],
-            "-c",
-            CONTACTS_SQL.format(account=int(account.split()[-1])),
-        ],
-        check=True,
-    )
+    seed(env, CONTACTS_SQL)
     status, payload, _ = call(
         base,
         "/api/integration/v1/contacts/segments/create/",
