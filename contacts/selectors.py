@@ -14,6 +14,7 @@ from contacts.csvio import COLUMNS
 from contacts.models import Contact
 from integration.models import Account
 from mifumo.api.errors import ApiError, ErrorCode
+from mifumo.db import is_postgres
 from sms.phones import phone_search_digits
 
 # Only a fragment made of phone characters searches the numbers: "john2" must not match
@@ -95,7 +96,7 @@ def opted_out_phones(*, account: Account, phones: Sequence[str]) -> set[str]:
     if not wanted:
         return set()
     size = in_list_size()
-    if len(wanted) <= size and connection.vendor == "postgresql":
+    if len(wanted) <= size and is_postgres():
         # Every send asks this, usually for a handful of numbers: one statement written
         # out by hand costs a fraction of building the ORM query.
         with connection.cursor() as cursor:
