@@ -12,7 +12,6 @@ most ``WINDOW`` repeats per cut.
 from __future__ import annotations
 
 import re
-import threading
 import time
 from collections import defaultdict
 from collections.abc import Iterator
@@ -23,11 +22,10 @@ from sms.carriers.base import DeliveryReceipt, DeliveryStatus
 from sms.carriers.smpp import SmppCarrier
 from tests.carriers.smsc import ESME_ROK, Smsc, Submit
 from tests.reliability.services import (
+    BatchSender,
     PostgresCluster,
     RedisServer,
-    Reply,
     Stack,
-    post,
     query,
     scalar,
 )
@@ -53,29 +51,6 @@ def smsc() -> Iterator[Smsc]:
         yield server
 
 
-class Sender(threading.Thread):
-    """One API send of PER_SEND new recipients every SEND_INTERVAL until told to stop."""
-
-    def __init__(self, base: str, key: str) -> None:
-        super().__init__(daemon=True)
-        self.base = base
-        self.key = key
-        self.replies: list[tuple[list[str], Reply]] = []
-        self.done = threading.Event()
-
-    def run(self) -> None:
-        n = 0
-        while not self.done.is_set():
-            # Ending in 5: distinct numbers, never a magic number of any carrier.
-            phones = [f"+25571{(n + i) * 10 + 5:07d}" for i in range(PER_SEND)]
-            n += PER_SEND
-            reply = post(
-                self.base, "sms/send/", self.key, {"message": "Habari", "recipients": phones}
-            )
-            self.replies.append((phones, reply))
-            self.done.wait(SEND_INTERVAL)
-
-
 @pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_binds_cut_during_a_stream_of_sends_lose_nothing_and_repeat_only_unacknowledged(
@@ -95,7 +70,7 @@ def test_binds_cut_during_a_stream_of_sends_lose_nothing_and_repeat_only_unackno
     stack.worker("w1", **smpp)
     carrier = stack.run_smpp("run_smpp", "--idle", "0.05", **smpp)
 
-    sender = Sender(base, key)
+    sender = BatchSender(base, key, per_send=PER_SEND, interval=SEND_INTERVAL, network="71")
     sender.start()
     until = time.monotonic() + SEND_SECONDS
     cut: set[int] = set()

@@ -30,9 +30,9 @@ from typing import Any
 import pytest
 
 from tests.reliability.services import (
+    BatchSender,
     PostgresCluster,
     RedisServer,
-    Reply,
     Stack,
     post,
     query,
@@ -192,27 +192,6 @@ def receiver() -> Iterator[FlappingReceiver]:
         server.close()
 
 
-class Sender(threading.Thread):
-    """One API send of PER_SEND new recipients every SEND_INTERVAL until told to stop."""
-
-    def __init__(self, base: str, key: str) -> None:
-        super().__init__(daemon=True)
-        self.base = base
-        self.key = key
-        self.replies: list[Reply] = []
-        self.done = threading.Event()
-
-    def run(self) -> None:
-        n = 0
-        while not self.done.is_set():
-            # Ending in 5: distinct numbers, never one of the simulator's magic numbers.
-            phones = [f"+25574{(n + i) * 10 + 5:07d}" for i in range(PER_SEND)]
-            n += PER_SEND
-            body = {"message": "Habari", "recipients": phones}
-            self.replies.append(post(self.base, "sms/send/", self.key, body))
-            self.done.wait(SEND_INTERVAL)
-
-
 def test_a_flapping_receiver_gets_every_event_at_least_once_and_repeats_only_unanswered(
     services: tuple[Stack, PostgresCluster, RedisServer], receiver: FlappingReceiver
 ) -> None:
@@ -228,7 +207,7 @@ def test_a_flapping_receiver_gets_every_event_at_least_once_and_repeats_only_una
     created = post(base, "webhooks/", key, {"url": receiver.url})
     assert created.status == 201, created.body
 
-    sender = Sender(base, key)
+    sender = BatchSender(base, key, per_send=PER_SEND, interval=SEND_INTERVAL, network="74")
     sender.start()
     durations = random.Random(7)
     phases: Counter[str] = Counter()
@@ -246,8 +225,8 @@ def test_a_flapping_receiver_gets_every_event_at_least_once_and_repeats_only_una
         receiver.turn(UP)
     steady = time.monotonic()
 
-    assert sender.replies and all(r.status == 200 for r in sender.replies), [
-        (r.status, r.body[:200]) for r in sender.replies if r.status != 200
+    assert sender.replies and all(r.status == 200 for _, r in sender.replies), [
+        (r.status, r.body[:200]) for _, r in sender.replies if r.status != 200
     ]
     recipients = len(sender.replies) * PER_SEND
 
