@@ -25,12 +25,8 @@ def atomic_unless_nested() -> Iterator[None]:
             yield
 
 
-def is_postgres() -> bool:
-    return connection.vendor == "postgresql"
-
-
 @functools.cache
-def _insert_statement(model: type[Model], vendor: str) -> tuple[str, tuple[Field[Any, Any], ...]]:
+def _insert_statement(model: type[Model]) -> tuple[str, tuple[Field[Any, Any], ...]]:
     fields = tuple(model._meta.concrete_fields)
     quote = connection.ops.quote_name
     columns = ", ".join(quote(field.column) for field in fields)
@@ -46,7 +42,7 @@ def insert_row(instance: Model) -> None:
     Values are prepared by the fields as ``save()`` would; no signals are sent."""
     if instance.pk is None:
         raise ValueError("insert_row needs the primary key set")
-    sql, fields = _insert_statement(type(instance), connection.vendor)
+    sql, fields = _insert_statement(type(instance))
     values = [
         field.get_db_prep_save(field.pre_save(instance, True), connection) for field in fields
     ]

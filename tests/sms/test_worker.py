@@ -14,8 +14,6 @@ from tests.helpers import assert_envelope
 from tests.workers import Process, service_env, wait_until
 
 pytestmark = [
-    pytest.mark.postgres,
-    pytest.mark.redis,
     pytest.mark.slow,
     pytest.mark.django_db(transaction=True),
 ]
