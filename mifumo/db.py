@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import functools
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from typing import Any
 
 from django.db import connection, transaction
 from django.db.models import Field, Model
+from django.utils import timezone
+
+logger = logging.getLogger(__name__)
 
 
 @contextmanager
@@ -50,3 +55,20 @@ def insert_row(instance: Model) -> None:
         cursor.execute(sql, values)
     instance._state.adding = False
     instance._state.db = connection.alias
+
+
+def delete_older_than(model: type[Model], days: int, *, batch: int = 10_000) -> int:
+    """Delete the rows of ``model`` whose ``created_at`` is more than ``days`` days old, a
+    batch per statement so that no lock is held for long; 0 days keeps everything. Returns
+    how many went."""
+    if days <= 0:
+        return 0
+    cutoff = timezone.now() - timedelta(days=days)
+    old = model._default_manager.filter(created_at__lt=cutoff).order_by()
+    deleted = 0
+    while ids := list(old.values_list("pk", flat=True)[:batch]):
+        count, _ = model._default_manager.filter(pk__in=ids).delete()
+        deleted += count
+    if deleted:
+        logger.info("deleted %d %s older than %d days", deleted, model._meta.db_table, days)
+    return deleted

@@ -88,6 +88,12 @@ class Process:
         self._log.close()
 
 
+def celery_command(program: str) -> list[str]:
+    """``celery worker`` or ``celery beat`` of this app, logging at INFO (tests wait for its
+    "ready." and "beat: Starting" lines)."""
+    return [sys.executable, "-m", "celery", "-A", "mifumo", program, "--loglevel", "INFO"]
+
+
 def _purge_queues() -> None:
     with celery_app.connection_for_write() as conn:
         for queue in ("dispatch", "receipts", "webhooks", "default"):
@@ -115,14 +121,7 @@ def celery_worker_factory(tmp_path: Path, settings: Any) -> Iterator[Callable[..
     ) -> Process:
         name = name or f"w{len(started)}"
         args = [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "mifumo",
-            "worker",
-            "--loglevel",
-            "INFO",
+            *celery_command("worker"),
             "--queues",
             queues,
             "--concurrency",
@@ -144,6 +143,12 @@ def celery_worker_factory(tmp_path: Path, settings: Any) -> Iterator[Callable[..
             process.kill()
         celery_app.conf.update(CELERY_TASK_ALWAYS_EAGER=True)
         _purge_queues()
+
+
+def start_beat(tmp_path: Path, **env: str) -> Process:
+    """A real ``celery beat`` on the test's database and Redis, its schedule in ``tmp_path``."""
+    args = [*celery_command("beat"), "--schedule", str(tmp_path / "beat-schedule")]
+    return Process(args, service_env(**env), tmp_path / "beat.log")
 
 
 @contextmanager

@@ -27,7 +27,7 @@ import psycopg
 
 from bench.common import free_port
 from mifumo.embedded import EmbeddedPostgres, EmbeddedRedis
-from tests.workers import ROOT, Process, wait_until
+from tests.workers import ROOT, Process, celery_command, wait_until
 
 DATABASE = "mifumo"
 SECRET_KEY = "reliability-secret-key-not-for-production-0123456789"
@@ -241,14 +241,7 @@ class Stack:
         process = self._start(
             name,
             [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "mifumo",
-                "worker",
-                "--loglevel",
-                "INFO",
+                *celery_command("worker"),
                 "--queues",
                 "dispatch,receipts,webhooks,default",
                 "--concurrency",
@@ -267,18 +260,7 @@ class Stack:
     def beat(self, name: str = "beat", **env: str) -> Process:
         process = self._start(
             name,
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "mifumo",
-                "beat",
-                "--loglevel",
-                "INFO",
-                "--schedule",
-                str(self.workdir / f"{name}-schedule"),
-            ],
+            [*celery_command("beat"), "--schedule", str(self.workdir / f"{name}-schedule")],
             self.env(**env),
         )
         process.wait_for("beat: Starting", timeout=60)
