@@ -309,8 +309,11 @@ if MIFUMO_ACCESS_LOG == "none" and _access_log not in ("0", "false", "no", "off"
     raise ImproperlyConfigured(
         f"MIFUMO_ACCESS_LOG must be true, sends or false, not {_access_log!r}"
     )
-# purge_messages removes final messages older than this many days.
+# Retention, in days, applied by beat once a day (0 keeps everything): final messages with
+# their recipients and webhooks (purge_messages), the per-request usage log, the activity log.
 MIFUMO_RETENTION_DAYS = envint("MIFUMO_RETENTION_DAYS", 365)
+MIFUMO_USAGE_LOG_RETENTION_DAYS = envint("MIFUMO_USAGE_LOG_RETENTION_DAYS", 90)
+MIFUMO_ACTIVITY_LOG_RETENTION_DAYS = envint("MIFUMO_ACTIVITY_LOG_RETENTION_DAYS", 365)
 
 LOG_FORMAT = envstr("LOG_FORMAT", "plain" if DEBUG else "json").strip().lower()
 if LOG_FORMAT not in ("json", "plain"):
