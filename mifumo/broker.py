@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from kombu.transport import redis  # type: ignore[attr-defined]
+from kombu.transport import TRANSPORT_ALIASES, redis  # type: ignore[attr-defined]
 
 
 class Channel(redis.Channel):
@@ -27,6 +27,9 @@ class Transport(redis.Transport):
     Channel = Channel
 
 
+TRANSPORT_ALIASES["mifumo"] = "mifumo.broker:Transport"
+
+
 def broker_url(redis_url: str) -> str:
     """Celery's broker URL for a Redis URL: ``unix:///path?db=N`` (a Unix socket, as the
     embedded Redis listens) becomes the transport's socket form; the rest are taken as is."""
@@ -36,4 +39,4 @@ def broker_url(redis_url: str) -> str:
     db = parse_qs(parts.query).get("db", ["0"])[0]
     # "<transport>+socket://" names the transport in the URL itself, as "redis+socket://"
     # does for the stock one.
-    return f"mifumo.broker:Transport+socket://{parts.path}?virtual_host={db}"
+    return f"mifumo+socket://{parts.path}?virtual_host={db}"
