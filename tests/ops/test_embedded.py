@@ -43,6 +43,7 @@ def test_a_socket_path_too_long_for_unix_sockets_moves_to_a_short_folder(tmp_pat
     assert len(str(server.socket)) <= 107
     assert server.socket.parent.name.startswith("mifumo-")
     assert embedded.EmbeddedRedis(deep).socket == server.socket  # the same folder every time
+    server.socket.parent.rmdir()
     assert embedded.EmbeddedRedis(tmp_path / "r").socket == (tmp_path / "r").resolve() / (
         "redis.sock"
     )
