@@ -1,25 +1,40 @@
 #!/usr/bin/env python3
-"""The two everyday commands, needing nothing but Python 3.11+:
+"""The everyday commands, needing nothing but Python 3.11+:
 
-python3 dev.py run    # venv + install + migrate + demo key, then API, worker and beat
-python3 dev.py test   # venv + dev install, then the whole test suite (extra args go to pytest)
+python3 dev.py run      # venv + install + migrate + demo key, then API, worker and beat
+python3 dev.py test     # venv + dev install, then the whole test suite (extra args go to pytest)
+python3 dev.py manage   # a manage.py command on the same servers (extra args go to manage.py)
+
+Without DATABASE_URL / REDIS_URL each command starts a private PostgreSQL (data in
+var/postgres) and Redis (var/redis) from their PyPI wheels, and stops them when it ends.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import ctypes
 import hashlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import venv
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import FrameType
+from urllib.parse import unquote, urlsplit
 
 ROOT = Path(__file__).resolve().parent
 VENV = Path(os.environ.get("MIFUMO_VENV", ROOT / ".venv"))
 BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 PYTHON = BIN / "python"
+# Set while dev.py runs again inside the virtualenv (after installing).
+IN_VENV = "MIFUMO_DEV_IN_VENV"
+# The Redis database each command uses on the embedded server, so that a test run next to a
+# running `dev.py run` never empties its queues.
+REDIS_DB = {"run": 0, "manage": 0, "test": 1}
 
 
 def _say(text: str) -> None:
@@ -33,7 +48,7 @@ def ensure_venv(*, dev: bool) -> None:
     if not PYTHON.exists():
         _say(f"creating virtualenv in {VENV}")
         venv.create(VENV, with_pip=True)
-    extra = "[dev]" if dev else ""
+    extra = "[dev]" if dev else "[embedded]"
     digest = hashlib.sha256((ROOT / "pyproject.toml").read_bytes() + extra.encode()).hexdigest()
     stamp = VENV / f".mifumo-installed{'-dev' if dev else ''}"
     if stamp.exists() and stamp.read_text() == digest:
@@ -50,9 +65,101 @@ def ensure_venv(*, dev: bool) -> None:
     stamp.write_text(digest)
 
 
-def manage(*args: str, env: dict[str, str] | None = None) -> str:
+def _die_with_parent(sig: int) -> Callable[[], None]:
+    """A child's pre-exec step: receive ``sig`` when this process dies, however it dies."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    parent = os.getpid()
+
+    def setup() -> None:
+        libc.prctl(1, sig, 0, 0, 0)  # PR_SET_PDEATHSIG
+        if os.getppid() != parent:
+            os._exit(1)
+
+    return setup
+
+
+def start(args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+    """A child that is told to stop (SIGTERM) if dev.py dies without stopping it."""
+    return subprocess.Popen(
+        args,
+        cwd=ROOT,
+        env=env,
+        preexec_fn=_die_with_parent(signal.SIGTERM),
+    )
+
+
+def supervise(child: subprocess.Popen[bytes]) -> int:
+    """Wait for ``child``; Ctrl-C (which the terminal sends to it too) or a SIGTERM to
+    dev.py lets it stop its processes cleanly before dev.py goes on to stop the servers."""
+
+    def forward(signum: int, frame: FrameType | None) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            child.send_signal(signum)
+
+    previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        return child.wait()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _describe(url: str) -> str:
+    """Where a server URL points, without its credentials."""
+    parts = urlsplit(url)
+    if parts.scheme == "unix":
+        return f"{parts.path}?{parts.query}"
+    return unquote(parts.netloc.rpartition("@")[2]) + parts.path
+
+
+@contextlib.contextmanager
+def servers(command: str, env: dict[str, str]) -> Iterator[None]:
+    """Point ``env`` at PostgreSQL and Redis: those of DATABASE_URL / REDIS_URL when set,
+    else the embedded ones, started here (or already running for another dev.py) and
+    stopped when the block ends."""
+    from mifumo import embedded
+
+    var_dir = Path(env["MIFUMO_VAR_DIR"])
+    started: list[embedded.EmbeddedPostgres | embedded.EmbeddedRedis] = []
+
+    def stop_started() -> None:
+        while started:
+            started.pop().stop()
+
+    # A SIGTERM while the servers start (or before the child takes over) still stops them.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+    try:
+        postgres = embedded.laptop_postgres(var_dir)
+        redis = embedded.laptop_redis(var_dir)
+        said = []
+        for variable, server in (("DATABASE_URL", postgres), ("REDIS_URL", redis)):
+            if env.get(variable):
+                said.append(f"{server.name} at {variable} ({_describe(env[variable])})")
+                continue
+            if server.answers():
+                # Another dev.py (a `run` while `test` starts) has it running.
+                said.append(f"{server.name} embedded in {server.location} (already running)")
+            else:
+                server.start()
+                started.append(server)
+                said.append(f"{server.name} embedded in {server.location}")
+            if server is postgres:
+                postgres.ensure_database(embedded.DATABASE)
+                env[variable] = postgres.url(embedded.DATABASE)
+            else:
+                env[variable] = redis.url(REDIS_DB[command])
+        _say("servers: " + "; ".join(said))
+        yield
+    except embedded.EmbeddedServerError as exc:
+        sys.exit(f"[mifumo] {exc}")
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        stop_started()
+
+
+def manage(*args: str, env: dict[str, str]) -> str:
     result = subprocess.run(
-        [str(PYTHON), "manage.py", *args],
+        [sys.executable, "manage.py", *args],
         cwd=ROOT,
         env=env,
         check=True,
@@ -62,45 +169,96 @@ def manage(*args: str, env: dict[str, str] | None = None) -> str:
     return result.stdout
 
 
-def run(port: int, host: str) -> int:
-    ensure_venv(dev=False)
-    env = dict(os.environ, PORT=str(port), HOST=host, PYTHONUNBUFFERED="1")
+def base_env() -> dict[str, str]:
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
     env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
     env.setdefault("MIFUMO_VAR_DIR", str(ROOT / "var"))
-    if not env.get("REDIS_URL"):
-        _say("REDIS_URL unset: embedded broker and in-process cache")
-    manage("migrate", "--noinput", env=env)
-    demo = manage("ensure_demo", env=env).strip().splitlines()
-    banner = [
-        "",
-        demo[0],
-        f"    {demo[-1]}",
-        "",
-        "Try it:",
-        f"    curl http://{host}:{port}/api/integration/v1/sms/balance/ "
-        f'-H "Authorization: Bearer {demo[-1]}"',
-        f"API docs: http://{host}:{port}/api/integration/documentation/",
-        "Ctrl-C stops the API, the worker and the scheduler.",
-        "",
-    ]
-    print("\n".join(banner), flush=True)
-    procfile = ROOT / "Procfile"
-    command = [str(BIN / "honcho"), "-f", str(procfile), "-d", str(ROOT), "start"]
-    if not env.get("SMPP_HOST"):
-        # The SMPP client process only has work when an SMPP carrier is configured.
-        command += ["web", "worker", "beat"]
-    honcho = subprocess.Popen(command, env=env, cwd=ROOT)
-    while True:
-        try:
-            return honcho.wait()
-        except KeyboardInterrupt:
-            # Ctrl-C reached honcho too; let it stop the processes cleanly before we exit.
-            honcho.send_signal(signal.SIGINT)
+    Path(env["MIFUMO_VAR_DIR"]).mkdir(parents=True, exist_ok=True)
+    return env
+
+
+def run(port: int, host: str, verbose: bool) -> int:
+    env = dict(base_env(), PORT=str(port), HOST=host)
+    # Quiet unless -v: one access line per send and per failed request, and Celery's own
+    # lines (each task, beat's every due entry) only when something goes wrong.
+    env.setdefault("MIFUMO_ACCESS_LOG", "true" if verbose else "sends")
+    env.setdefault("CELERY_LOG_LEVEL", "INFO" if verbose else "WARNING")
+    with servers("run", env):
+        manage("migrate", "--noinput", env=env)
+        demo = manage("ensure_demo", env=env).strip().splitlines()
+        banner = [
+            "",
+            demo[0],
+            f"    {demo[-1]}",
+            "",
+            "Try it:",
+            f"    curl http://{host}:{port}/api/integration/v1/sms/balance/ "
+            f'-H "Authorization: Bearer {demo[-1]}"',
+            f"API docs: http://{host}:{port}/api/integration/documentation/",
+            "Ctrl-C stops the API, the worker, the scheduler and the servers.",
+            "",
+        ]
+        print("\n".join(banner), flush=True)
+        command = [str(BIN / "honcho"), "-f", str(ROOT / "Procfile"), "-d", str(ROOT), "start"]
+        if not env.get("SMPP_HOST"):
+            # The SMPP client process only has work when an SMPP carrier is configured.
+            command += ["web", "worker", "beat"]
+        return supervise(start(command, env))
+
+
+def find_chromium() -> str | None:
+    """A Chromium for the browser tests: MIFUMO_CHROMIUM, Playwright's own, or the system's."""
+    named = os.environ.get("MIFUMO_CHROMIUM")
+    if named:
+        return named
+    cache = Path(
+        os.environ.get("PLAYWRIGHT_BROWSERS_PATH") or Path.home() / ".cache" / "ms-playwright"
+    )
+    for pattern in ("chromium-*/chrome-linux/chrome", "chromium_headless_shell-*/*/headless_shell"):
+        found = sorted(cache.glob(pattern))
+        if found:
+            return str(found[-1])
+    for name in ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable"):
+        path = shutil.which(name)
+        if path:
+            return path
+    return None
+
+
+def ensure_chromium() -> str:
+    """Find Chromium or install it: the Debian package as root, else Playwright's build."""
+    found = find_chromium()
+    if found:
+        return found
+    if os.geteuid() == 0 and shutil.which("apt-get"):
+        _say("installing Chromium for the browser tests (apt-get install chromium)")
+        apt = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        subprocess.run(["apt-get", "update", "-qq"], env=apt, check=False)
+        subprocess.run(["apt-get", "install", "-y", "-qq", "chromium"], env=apt, check=False)
+    else:
+        _say("installing Chromium for the browser tests (playwright install chromium)")
+        subprocess.run([sys.executable, "-m", "playwright", "install", "chromium"], check=False)
+    found = find_chromium()
+    if found:
+        return found
+    sudo = "" if os.geteuid() == 0 else "sudo "
+    sys.exit(
+        "[mifumo] The dashboard's browser tests need Chromium and none could be installed. "
+        f"Install it with `{sudo}apt-get install -y chromium` (Debian, Ubuntu) or "
+        f"`{PYTHON} -m playwright install chromium`, or set MIFUMO_CHROMIUM to its path."
+    )
 
 
 def test(pytest_args: list[str]) -> int:
-    ensure_venv(dev=True)
-    return subprocess.call([str(PYTHON), "-m", "pytest", *pytest_args], cwd=ROOT)
+    env = dict(base_env(), MIFUMO_CHROMIUM=ensure_chromium())
+    with servers("test", env):
+        return supervise(start([sys.executable, "-m", "pytest", *pytest_args], env))
+
+
+def manage_command(args: list[str]) -> int:
+    env = base_env()
+    with servers("manage", env):
+        return supervise(start([sys.executable, "manage.py", *args], env))
 
 
 def main() -> int:
@@ -111,10 +269,22 @@ def main() -> int:
     run_parser = sub.add_parser("run", help="run the API, worker and scheduler")
     run_parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", 8001)))
     run_parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
+    run_parser.add_argument(
+        "-v", "--verbose", action="store_true", help="log every task and request (INFO)"
+    )
     sub.add_parser("test", help="run the test suite", add_help=False)
+    sub.add_parser("manage", help="run a manage.py command", add_help=False)
     args, rest = parser.parse_known_args()
+    if os.environ.get(IN_VENV) != str(VENV):
+        # Install, then go on inside the virtualenv, where the servers' wheels are.
+        ensure_venv(dev=args.command == "test")
+        again = [str(PYTHON), str(ROOT / "dev.py"), *sys.argv[1:]]
+        os.execve(PYTHON, again, {**os.environ, IN_VENV: str(VENV)})  # noqa: S606
+    os.environ.pop(IN_VENV)
     if args.command == "run":
-        return run(args.port, args.host)
+        return run(args.port, args.host, args.verbose)
+    if args.command == "manage":
+        return manage_command(rest)
     return test(rest)
 
 

@@ -26,6 +26,19 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def start_dev_run(env: dict[str, str], port: int, log: Path) -> subprocess.Popen[bytes]:
+    """``python3 dev.py run`` in a process group of its own, its output appended to ``log``."""
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            [sys.executable, "dev.py", "run", "--port", str(port)],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
 def bench_env(database: str, **extra: str) -> dict[str, str]:
     env = dict(os.environ)
     env.setdefault("REDIS_URL", "redis://127.0.0.1:6379/9")

@@ -2,9 +2,9 @@
 
     .venv/bin/python -m bench.fuzz [--examples 100]
 
-Uses DATABASE_URL when set (a test database is created next to it and dropped afterwards),
-else a temporary SQLite database. Prints the number of cases, the status codes seen and
-every failure; exits 1 when any check failed.
+On the servers of DATABASE_URL / REDIS_URL, or unset, those of a running `python3 dev.py run`.
+A test database is created next to the configured one and dropped afterwards. Prints the
+number of cases, the status codes seen and every failure; exits 1 when any check failed.
 """
 
 from __future__ import annotations

@@ -14,7 +14,6 @@ from contacts.csvio import COLUMNS
 from contacts.models import Contact
 from integration.models import Account
 from mifumo.api.errors import ApiError, ErrorCode
-from mifumo.db import is_postgres
 from sms.phones import phone_search_digits
 
 # Only a fragment made of phone characters searches the numbers: "john2" must not match
@@ -22,7 +21,7 @@ from sms.phones import phone_search_digits
 _PHONE_FRAGMENT = re.compile(r"^[\d\s+().-]+$")
 # PostgreSQL takes far more, but a few thousand per IN list keeps each statement cheap to
 # parse and plan.
-_MAX_IN_CHUNK = 5_000
+IN_LIST_SIZE = 5_000
 
 
 @dataclass(frozen=True)
@@ -83,20 +82,13 @@ def contact_export_rows(*, account: Account, within: Q | None = None) -> Iterato
     return contacts.order_by("created_at", "id").values_list(*COLUMNS).iterator(chunk_size=2_000)
 
 
-def in_list_size() -> int:
-    """How many values one IN list may hold on this database."""
-    # SQLite builds may cap bound variables at 999; leave room for the other parameters.
-    limit = connection.features.max_query_params
-    return _MAX_IN_CHUNK if limit is None else min(_MAX_IN_CHUNK, limit - 10)
-
-
 def opted_out_phones(*, account: Account, phones: Sequence[str]) -> set[str]:
     """Which of these E.164 numbers belong to a contact of the account that opted out."""
     wanted = set(phones)
     if not wanted:
         return set()
-    size = in_list_size()
-    if len(wanted) <= size and is_postgres():
+    size = IN_LIST_SIZE
+    if len(wanted) <= size:
         # Every send asks this, usually for a handful of numbers: one statement written
         # out by hand costs a fraction of building the ORM query.
         with connection.cursor() as cursor:

@@ -29,7 +29,6 @@ from django.utils import timezone
 
 from dashboard.models import AuditEvent
 from integration.models import Account, ApiKey, ApiRequestLog, LedgerEntry, Membership
-from mifumo.db import is_postgres
 from sms.models import Message, Recipient, SenderId
 from sms.phones import InvalidPhone, normalize_phone, phone_search_digits
 from sms.selectors import messages_list
@@ -66,15 +65,6 @@ def days_back(days: int) -> list[date]:
 
 def _per_day(rows: QuerySet[Any], field_name: str = "created_at") -> QuerySet[Any]:
     return rows.annotate(day=TruncDate(field_name, tzinfo=UTC)).values("day").order_by("day")
-
-
-def _as_date(value: date | datetime | str) -> date:
-    # SQLite hands TruncDate back as a string on some paths.
-    if isinstance(value, datetime):
-        return value.date()
-    if isinstance(value, date):
-        return value
-    return date.fromisoformat(str(value)[:10])
 
 
 # --- memberships and keys -----------------------------------------------------------------------
@@ -230,7 +220,7 @@ def recipients_per_day(*, account: Account, days: int) -> dict[date, dict[str, i
         .annotate(n=Count("pk"))
     )
     for row in rows:
-        series[_as_date(row["day"])][_GROUP_OF.get(row["status"], "pending")] += row["n"]
+        series[row["day"]][_GROUP_OF.get(row["status"], "pending")] += row["n"]
     return series
 
 
@@ -315,16 +305,6 @@ def _usage_rows(account: Account, start: datetime) -> QuerySet[ApiRequestLog]:
     return ApiRequestLog.objects.filter(account=account, created_at__gte=start)
 
 
-def _p95(rows: QuerySet[ApiRequestLog], count: int) -> float | None:
-    """The 95th percentile latency by rank, for databases without PERCENTILE_CONT."""
-    if not count:
-        return None
-    rank = min(int(count * 0.95), count - 1)
-    value = rows.order_by("latency_ms").values_list("latency_ms", flat=True)[rank : rank + 1]
-    found = list(value)
-    return float(found[0]) if found else None
-
-
 def usage_report(*, account: Account, days: int) -> UsageReport:
     calendar = days_back(days)
     start = day_start(calendar[0])
@@ -338,7 +318,7 @@ def usage_report(*, account: Account, days: int) -> UsageReport:
         server=Count("pk", filter=Q(status_code__gte=500)),
         latency=Avg("latency_ms"),
     ):
-        usage = by_day.get(_as_date(row["day"]))
+        usage = by_day.get(row["day"])
         if usage is None:
             continue
         usage.requests, usage.errors = row["n"], row["errors"]
@@ -347,7 +327,7 @@ def usage_report(*, account: Account, days: int) -> UsageReport:
     for row in _per_day(Message.objects.filter(account=account, created_at__gte=start)).annotate(
         n=Count("pk"), recipients=Sum("recipient_count")
     ):
-        usage = by_day.get(_as_date(row["day"]))
+        usage = by_day.get(row["day"])
         if usage is not None:
             usage.messages, usage.recipients = row["n"], row["recipients"] or 0
     spend_rows = LedgerEntry.objects.filter(
@@ -356,7 +336,7 @@ def usage_report(*, account: Account, days: int) -> UsageReport:
         created_at__gte=start,
     )
     for row in _per_day(spend_rows).annotate(total=Sum("amount")):
-        usage = by_day.get(_as_date(row["day"]))
+        usage = by_day.get(row["day"])
         if usage is not None:
             usage.spend = -(row["total"] or ZERO)
 
@@ -375,10 +355,7 @@ def usage_report(*, account: Account, days: int) -> UsageReport:
         rate_limited=totals["limited"],
         avg_latency_ms=totals["latency"],
     )
-    if is_postgres():
-        report.p95_latency_ms = rows.aggregate(p95=_Percentile("latency_ms", 0.95))["p95"]
-    else:
-        report.p95_latency_ms = _p95(rows, report.requests)
+    report.p95_latency_ms = rows.aggregate(p95=_Percentile("latency_ms", 0.95))["p95"]
     report.messages = sum(d.messages for d in report.days)
     report.recipients = sum(d.recipients for d in report.days)
     report.spend = sum((d.spend for d in report.days), ZERO)
@@ -395,16 +372,9 @@ def _route_usage(rows: QuerySet[ApiRequestLog]) -> list[RouteUsage]:
         )
         .order_by("-n", "route", "method")
     )
-    postgres = is_postgres()
-    if postgres:
-        grouped = grouped.annotate(p95=_Percentile("latency_ms", 0.95))
+    grouped = grouped.annotate(p95=_Percentile("latency_ms", 0.95))
     result = []
     for row in grouped[:MAX_ROUTES]:
-        p95 = (
-            row["p95"]
-            if postgres
-            else _p95(rows.filter(method=row["method"], route=row["route"]), row["n"])
-        )
         result.append(
             RouteUsage(
                 method=row["method"],
@@ -412,7 +382,7 @@ def _route_usage(rows: QuerySet[ApiRequestLog]) -> list[RouteUsage]:
                 requests=row["n"],
                 errors=row["errors"],
                 avg_latency_ms=row["latency"],
-                p95_latency_ms=p95,
+                p95_latency_ms=row["p95"],
             )
         )
     return result

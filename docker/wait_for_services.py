@@ -1,5 +1,5 @@
-"""Wait until the database (and Redis, when REDIS_URL is set) answer, up to
-SERVICES_WAIT_SECONDS (default 60); exit 1 if they never do."""
+"""Wait until the database and Redis answer, up to SERVICES_WAIT_SECONDS (default 60); exit 1
+if they never do."""
 
 from __future__ import annotations
 
@@ -25,12 +25,10 @@ def _database() -> None:
 
 
 def _redis() -> None:
-    url = os.environ.get("REDIS_URL")
-    if not url:
-        return
     import redis
+    from django.conf import settings
 
-    client = redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=2)
+    client = redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=2, socket_timeout=2)
     try:
         client.ping()
     finally:

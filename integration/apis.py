@@ -73,7 +73,7 @@ class KeyCreateApi(ApiView):
         issued = api_key_create(
             account=_principal(request).account,
             name=data.validated_data["name"],
-            permission=data.validated_data["permission"],
+            permission=data.validated_data["permissions"],
             test=data.validated_data["test"],
             expires_at=data.validated_data.get("expires_at"),
         )

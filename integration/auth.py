@@ -15,7 +15,6 @@ from rest_framework.request import Request
 from integration import keys
 from integration.models import Account, ApiKey
 from mifumo.api.errors import ApiError, ErrorCode
-from mifumo.db import is_postgres
 
 LAST_USED_EVERY_SECONDS = 60
 
@@ -70,12 +69,9 @@ def _key_query() -> tuple[str, list[str], list[str]]:
 def _key_by_prefix(prefix: str) -> ApiKey | None:
     """The key with this prefix and its account, in one query.
 
-    Every API request runs this. On PostgreSQL the statement is written out once per
-    process and the row becomes model instances directly: building the ORM query each time
-    cost more than running it. The driver returns the fields' Python types, so nothing
-    needs converting; other databases take the ORM's way."""
-    if not is_postgres():
-        return ApiKey.objects.select_related("account").filter(prefix=prefix).first()
+    Every API request runs this. The statement is written out once per process and the row
+    becomes model instances directly: building the ORM query each time cost more than
+    running it. The driver returns the fields' Python types, so nothing needs converting."""
     sql, key_names, account_names = _key_query()
     with connection.cursor() as cursor:
         cursor.execute(sql, [prefix])

@@ -3,10 +3,12 @@ from __future__ import annotations
 from typing import Any
 
 from django.utils import timezone
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from integration.models import ApiKey, Permission
+from integration.models import PERMISSION_LEVEL, ApiKey, Permission
 from mifumo.api.fields import iso
+from mifumo.api.serializers import StrictSerializer
 
 
 class ApiKeyOut(serializers.Serializer):
@@ -43,9 +45,39 @@ def api_key_data(api_key: ApiKey) -> dict[str, Any]:
     }
 
 
-class ApiKeyCreateIn(serializers.Serializer):
+_LEVEL = {"type": "string", "enum": list(Permission.values)}
+
+
+@extend_schema_field(
+    {"oneOf": [_LEVEL, {"type": "array", "items": _LEVEL, "minItems": 1}], "default": "write"}
+)
+class PermissionsField(serializers.Field):
+    """``permissions`` as the key's answers show it: a list such as ``["read", "write"]``, or
+    one level (``"read"``). Levels nest (read ⊂ write ⊂ admin), so the highest one named is
+    the key's."""
+
+    default_error_messages = {
+        "invalid": 'Expected "read", "write" or "admin", or a list of them',
+        "empty": "Name at least one of read, write, admin",
+    }
+
+    def to_internal_value(self, data: Any) -> str:
+        named = [data] if isinstance(data, str) else data
+        if not isinstance(named, list) or not all(isinstance(p, str) for p in named):
+            self.fail("invalid")
+        if not named:
+            self.fail("empty")
+        if any(p not in Permission.values for p in named):
+            self.fail("invalid")
+        return max(named, key=lambda p: PERMISSION_LEVEL[Permission(p)])
+
+    def to_representation(self, value: Any) -> Any:
+        return value
+
+
+class ApiKeyCreateIn(StrictSerializer):
     name = serializers.CharField(max_length=100)
-    permission = serializers.ChoiceField(choices=Permission.choices, default=Permission.WRITE)
+    permissions = PermissionsField(default=Permission.WRITE)
     test = serializers.BooleanField(default=False)
     expires_at = serializers.DateTimeField(required=False, allow_null=True)
 

@@ -9,14 +9,13 @@ from decimal import Decimal
 
 from django.contrib.auth.models import User
 from django.db import connection, transaction
-from django.db.models import F
 from django.db.models.signals import post_save
 from django.utils import timezone
 
 from integration import keys
 from integration.models import Account, ApiKey, LedgerEntry, Membership, Permission
 from mifumo.api.errors import ApiError, ErrorCode
-from mifumo.db import atomic_unless_nested, is_postgres
+from mifumo.db import atomic_unless_nested
 
 CENT = Decimal("0.01")
 
@@ -76,12 +75,7 @@ def _move(
         created_at=timezone.now(),
     )
     with atomic_unless_nested():
-        moved = (
-            _move_postgres(entry, require_cover=require_cover)
-            if is_postgres()
-            else _move_portable(entry, require_cover=require_cover)
-        )
-        if not moved:
+        if not _move_balance(entry, require_cover=require_cover):
             account = Account.objects.only("balance", "currency").get(pk=account_id)
             raise InsufficientBalance(
                 cost=-amount, balance=account.balance, currency=account.currency
@@ -89,7 +83,7 @@ def _move(
     return entry
 
 
-def _move_postgres(entry: LedgerEntry, *, require_cover: bool) -> bool:
+def _move_balance(entry: LedgerEntry, *, require_cover: bool) -> bool:
     """The balance change and its ledger row in ONE statement.
 
     Every send of an account meets at its balance row, locked from this statement to the
@@ -134,17 +128,6 @@ def _move_postgres(entry: LedgerEntry, *, require_cover: bool) -> bool:
         using=connection.alias,
         update_fields=None,
     )
-    return True
-
-
-def _move_portable(entry: LedgerEntry, *, require_cover: bool) -> bool:
-    rows = Account.objects.filter(pk=entry.account_id)
-    if require_cover:
-        rows = rows.filter(balance__gte=-entry.amount)
-    if not rows.update(balance=F("balance") + entry.amount, balance_updated_at=entry.created_at):
-        return False
-    entry.balance_after = Account.objects.values_list("balance", flat=True).get(pk=entry.account_id)
-    entry.save(force_insert=True)
     return True
 
 

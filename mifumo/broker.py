@@ -8,8 +8,9 @@ profiles. The client is thread-safe and shares the channel's connection pool eit
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
-from kombu.transport import redis  # type: ignore[attr-defined]
+from kombu.transport import TRANSPORT_ALIASES, redis  # type: ignore[attr-defined]
 
 
 class Channel(redis.Channel):
@@ -24,3 +25,18 @@ class Channel(redis.Channel):
 
 class Transport(redis.Transport):
     Channel = Channel
+
+
+TRANSPORT_ALIASES["mifumo"] = "mifumo.broker:Transport"
+
+
+def broker_url(redis_url: str) -> str:
+    """Celery's broker URL for a Redis URL: ``unix:///path?db=N`` (a Unix socket, as the
+    embedded Redis listens) becomes the transport's socket form; the rest are taken as is."""
+    parts = urlsplit(redis_url)
+    if parts.scheme != "unix":
+        return redis_url
+    db = parse_qs(parts.query).get("db", ["0"])[0]
+    # "<transport>+socket://" names the transport in the URL itself, as "redis+socket://"
+    # does for the stock one.
+    return f"mifumo+socket://{parts.path}?virtual_host={db}"

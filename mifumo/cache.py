@@ -42,25 +42,19 @@ def count_and_mark(
     """Add one to each counter and set each mark that is not set yet, each key living for
     the given seconds from its creation; return the counts and which marks were new.
 
-    On Redis this is one round trip for the whole set; other caches take a call per key.
-    Raises whatever the cache raises when it is unreachable."""
+    One round trip for the whole set. A counter is created at 0 with its lifetime (SET NX
+    EX, so a later hit never pushes the expiry out) and then incremented, which keeps the
+    lifetime. Raises whatever the client raises when Redis is unreachable."""
     cache = caches["default"]
-    if isinstance(cache, RedisCache):
-        client = cache._cache.get_client(write=True)  # type: ignore[attr-defined]
-        pipe = client.pipeline(transaction=False)
-        for key, seconds in marks:
-            pipe.set(cache.make_and_validate_key(key), 1, ex=seconds, nx=True)
-        for key, seconds in counters:
-            full = cache.make_and_validate_key(key)
-            pipe.incr(full)
-            pipe.expire(full, seconds, nx=True)
-        results = pipe.execute()
-        new_marks = [bool(value) for value in results[: len(marks)]]
-        counts = [int(value) for value in results[len(marks) :: 2]]
-        return counts, new_marks
-    new_marks = [cache.add(key, 1, seconds) for key, seconds in marks]
-    counts = []
+    client = cache._cache.get_client(write=True)  # type: ignore[attr-defined]
+    pipe = client.pipeline(transaction=False)
+    for key, seconds in marks:
+        pipe.set(cache.make_and_validate_key(key), 1, ex=seconds, nx=True)
     for key, seconds in counters:
-        cache.add(key, 0, seconds)
-        counts.append(cache.incr(key))
+        full = cache.make_and_validate_key(key)
+        pipe.set(full, 0, ex=seconds, nx=True)
+        pipe.incr(full)
+    results = pipe.execute()
+    new_marks = [bool(value) for value in results[: len(marks)]]
+    counts = [int(value) for value in results[len(marks) + 1 :: 2]]
     return counts, new_marks

@@ -17,6 +17,8 @@ from mifumo.logging import keep_django_logging, log_task_failure
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mifumo.settings")
 
+RETENTION_EVERY = float(os.environ.get("MIFUMO_RETENTION_EVERY_SECONDS", 24 * 3600))
+
 app = Celery("mifumo")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.conf.update(
@@ -44,6 +46,16 @@ app.conf.update(
         "purge-idempotency-records": {
             "task": "integration.tasks.purge_idempotency_records",
             "schedule": 3600.0,
+        },
+        # Retention (MIFUMO_*_RETENTION_DAYS): once a day, counted from beat's first start
+        # (its schedule file keeps the time across restarts).
+        **{
+            name: {"task": task, "schedule": RETENTION_EVERY}
+            for name, task in (
+                ("purge-messages", "sms.tasks.purge_messages"),
+                ("purge-usage-log", "integration.tasks.purge_usage_log"),
+                ("purge-activity-log", "dashboard.tasks.purge_activity_log"),
+            )
         },
     },
 )

@@ -117,9 +117,19 @@ def client_address(request: HttpRequest) -> str:
     return str(request.META.get("REMOTE_ADDR", ""))
 
 
+def _send_path() -> str:
+    return f"{settings.MIFUMO_API_PREFIX}sms/send/"
+
+
 def log_request(request: HttpRequest, *, status: int, seconds: float, route: str) -> None:
     """The access line of one request; successful probes and scrapes are left out."""
     if request.path in _QUIET_PATHS and status < 400:
+        return
+    if (
+        status < 400
+        and getattr(settings, "MIFUMO_ACCESS_LOG", "all") == "sends"
+        and not (request.method == "POST" and request.path == _send_path())
+    ):
         return
     if not access_logger.isEnabledFor(logging.INFO):
         return

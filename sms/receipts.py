@@ -195,46 +195,31 @@ def _multipart_states(recipient_ids: set[int], parts: list[CarrierMessage]) -> d
 
 
 def _write_outcomes(outcomes: dict[int, _Outcome], now: datetime) -> None:
-    """One statement for the batch on PostgreSQL (each row's values from arrays), one per
-    distinct outcome elsewhere; an ORM bulk_update builds a CASE per column and row and cost
-    more than all the rest of the ingestion."""
+    """One statement for the batch, each row's values from arrays: an ORM bulk_update builds
+    a CASE per column and row and cost more than all the rest of the ingestion."""
     if not outcomes:
         return
-    if connection.vendor == "postgresql":
-        table = connection.ops.quote_name(Recipient._meta.db_table)
-        ids = list(outcomes)
-        values = [outcomes[rid] for rid in ids]
-        sql = (
-            f"UPDATE {table} AS r SET status = v.status, error_code = v.error_code, "  # noqa: S608
-            "error_message = v.error_message, delivered_at = v.delivered_at, updated_at = %s "
-            "FROM unnest(%s::bigint[], %s::varchar[], %s::varchar[], %s::varchar[], "
-            "%s::timestamptz[]) AS v(id, status, error_code, error_message, delivered_at) "
-            "WHERE r.id = v.id"
-        )
-        with connection.cursor() as cursor:
-            cursor.execute(
-                sql,
-                [
-                    now,
-                    ids,
-                    [o.status for o in values],
-                    [o.error_code for o in values],
-                    [o.error_text for o in values],
-                    [o.at if o.status == S.DELIVERED else None for o in values],
-                ],
-            )
-        return
-    same: dict[tuple[str, str, str, datetime | None], list[int]] = defaultdict(list)
-    for rid, o in outcomes.items():
-        delivered_at = o.at if o.status == S.DELIVERED else None
-        same[(o.status, o.error_code, o.error_text, delivered_at)].append(rid)
-    for (status, error_code, error_text, delivered_at), ids in same.items():
-        Recipient.objects.filter(pk__in=ids).update(
-            status=status,
-            error_code=error_code,
-            error_message=error_text,
-            delivered_at=delivered_at,
-            updated_at=now,
+    table = connection.ops.quote_name(Recipient._meta.db_table)
+    ids = list(outcomes)
+    values = [outcomes[rid] for rid in ids]
+    sql = (
+        f"UPDATE {table} AS r SET status = v.status, error_code = v.error_code, "  # noqa: S608
+        "error_message = v.error_message, delivered_at = v.delivered_at, updated_at = %s "
+        "FROM unnest(%s::bigint[], %s::varchar[], %s::varchar[], %s::varchar[], "
+        "%s::timestamptz[]) AS v(id, status, error_code, error_message, delivered_at) "
+        "WHERE r.id = v.id"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(
+            sql,
+            [
+                now,
+                ids,
+                [o.status for o in values],
+                [o.error_code for o in values],
+                [o.error_text for o in values],
+                [o.at if o.status == S.DELIVERED else None for o in values],
+            ],
         )
 
 

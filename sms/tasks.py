@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import io
 import logging
 from typing import Any
 
 from celery import shared_task
+from django.conf import settings
+from django.core.management import call_command
 
 from sms import dispatch
 from sms.receipts import receipt_from_dict, receipt_to_dict, receipts_ingest
@@ -58,3 +61,16 @@ def ingest_receipts(self: Any, receipts: list[dict[str, Any]], attempt: int = 0)
                 [r.carrier_message_id for r in report.unknown[:20]],
             )
     return report.changed
+
+
+@shared_task
+def purge_messages() -> str:
+    """``manage.py purge_messages`` with its default age, MIFUMO_RETENTION_DAYS (daily, on
+    beat; 0 keeps everything). Returns its summary line."""
+    if settings.MIFUMO_RETENTION_DAYS <= 0:
+        return "retention off"
+    out = io.StringIO()
+    call_command("purge_messages", stdout=out)
+    summary = out.getvalue().strip()
+    logger.info("%s", summary)
+    return summary

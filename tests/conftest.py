@@ -1,8 +1,7 @@
 """Shared fixtures: accounts alice and bob, keys of each permission, an API client.
 
-Tests marked ``postgres`` or ``redis`` need those services (DATABASE_URL / REDIS_URL);
-without them they are skipped with the reason, unless MIFUMO_REQUIRE_SERVICES=1 (CI), where
-a missing service fails the run instead.
+The suite runs on PostgreSQL and Redis: those of DATABASE_URL / REDIS_URL, or the embedded
+ones `python3 dev.py test` starts when they are unset.
 """
 
 from __future__ import annotations
@@ -13,6 +12,8 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+import redis
+from django.conf import settings
 from django.core.cache import cache
 
 from integration.models import Account, Permission
@@ -22,16 +23,23 @@ from sms import pricing
 from sms.carriers import reset_carriers
 from sms.carriers.locmem import LocmemCarrier
 from sms.models import PriceRule
-from tests.helpers import Api, service_missing
+from tests.helpers import Api
 
 pytest_plugins = ["tests.workers"]
 
 
-def pytest_runtest_setup(item: pytest.Item) -> None:
-    if item.get_closest_marker("postgres") and "postgres" not in os.environ.get("DATABASE_URL", ""):
-        service_missing("needs PostgreSQL: set DATABASE_URL=postgres://…")
-    if item.get_closest_marker("redis") and not os.environ.get("REDIS_URL"):
-        service_missing("needs Redis: set REDIS_URL=redis://…")
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Stop at once, saying why, when Redis does not answer (pytest-django does the same for
+    the database). MIFUMO_REQUIRE_SERVICES=1 (CI) insists on servers named in the
+    environment, never the embedded defaults."""
+    if os.environ.get("MIFUMO_REQUIRE_SERVICES") == "1":
+        unset = [name for name in ("DATABASE_URL", "REDIS_URL") if not os.environ.get(name)]
+        if unset:
+            pytest.exit(f"MIFUMO_REQUIRE_SERVICES=1 and {', '.join(unset)} unset", returncode=4)
+    try:
+        redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=3).ping()
+    except redis.RedisError as exc:
+        pytest.exit(f"Redis ({settings.REDIS_URL}) does not answer: {exc}", returncode=4)
 
 
 @pytest.fixture(autouse=True)

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
-import pytest
 from django.conf import settings
-from django.db import connection
 from rest_framework.test import APIClient
 
 
@@ -50,15 +47,3 @@ def assert_envelope(response: Any, status: int, error_code: str | None = None) -
     if status < 400:
         assert body["details"] is None
     return body
-
-
-def is_postgres() -> bool:
-    return connection.vendor == "postgresql"
-
-
-def service_missing(reason: str) -> None:
-    """Skip a test whose outside service (PostgreSQL, Redis, their server binaries) is missing,
-    or fail it under MIFUMO_REQUIRE_SERVICES=1 (CI), where nothing may be skipped."""
-    if os.environ.get("MIFUMO_REQUIRE_SERVICES") == "1":
-        pytest.fail(f"{reason}, and MIFUMO_REQUIRE_SERVICES=1 forbids skipping", pytrace=False)
-    pytest.skip(reason)

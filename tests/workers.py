@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 from django.db import connection
@@ -27,13 +28,12 @@ ROOT = Path(__file__).resolve().parent.parent
 def database_url() -> str:
     """A DATABASE_URL for the database the tests are using right now (the test database)."""
     settings = connection.settings_dict
-    if connection.vendor == "postgresql":
-        host = settings.get("HOST") or "127.0.0.1"
-        port = settings.get("PORT") or 5432
-        user = settings.get("USER") or "postgres"
-        password = f":{settings['PASSWORD']}" if settings.get("PASSWORD") else ""
-        return f"postgres://{user}{password}@{host}:{port}/{settings['NAME']}"
-    return f"sqlite:///{settings['NAME']}"
+    # A Unix socket's directory is the host, percent-encoded (the embedded server's).
+    host = quote(settings.get("HOST") or "127.0.0.1", safe="")
+    port = f":{settings['PORT']}" if settings.get("PORT") else ""
+    user = quote(settings.get("USER") or "postgres", safe="")
+    password = f":{quote(settings['PASSWORD'], safe='')}" if settings.get("PASSWORD") else ""
+    return f"postgres://{user}{password}@{host}{port}/{settings['NAME']}"
 
 
 def service_env(**extra: str) -> dict[str, str]:
@@ -88,6 +88,12 @@ class Process:
         self._log.close()
 
 
+def celery_command(program: str) -> list[str]:
+    """``celery worker`` or ``celery beat`` of this app, logging at INFO (tests wait for its
+    "ready." and "beat: Starting" lines)."""
+    return [sys.executable, "-m", "celery", "-A", "mifumo", program, "--loglevel", "INFO"]
+
+
 def _purge_queues() -> None:
     with celery_app.connection_for_write() as conn:
         for queue in ("dispatch", "receipts", "webhooks", "default"):
@@ -101,10 +107,8 @@ def _purge_queues() -> None:
 def celery_worker_factory(tmp_path: Path, settings: Any) -> Iterator[Callable[..., Process]]:
     """Start real ``celery worker`` subprocesses; they are stopped at the end of the test.
 
-    Needs Redis (the test's REDIS_URL) as the broker so that test and worker share it.
+    The workers share the test's database and Redis (the broker).
     """
-    if not os.environ.get("REDIS_URL"):
-        pytest.fail("celery_worker_factory needs REDIS_URL (mark the test with redis)")
     started: list[Process] = []
     celery_app.conf.update(CELERY_TASK_ALWAYS_EAGER=False)
     _purge_queues()
@@ -117,14 +121,7 @@ def celery_worker_factory(tmp_path: Path, settings: Any) -> Iterator[Callable[..
     ) -> Process:
         name = name or f"w{len(started)}"
         args = [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "mifumo",
-            "worker",
-            "--loglevel",
-            "INFO",
+            *celery_command("worker"),
             "--queues",
             queues,
             "--concurrency",
@@ -146,6 +143,12 @@ def celery_worker_factory(tmp_path: Path, settings: Any) -> Iterator[Callable[..
             process.kill()
         celery_app.conf.update(CELERY_TASK_ALWAYS_EAGER=True)
         _purge_queues()
+
+
+def start_beat(tmp_path: Path, **env: str) -> Process:
+    """A real ``celery beat`` on the test's database and Redis, its schedule in ``tmp_path``."""
+    args = [*celery_command("beat"), "--schedule", str(tmp_path / "beat-schedule")]
+    return Process(args, service_env(**env), tmp_path / "beat.log")
 
 
 @contextmanager

@@ -27,7 +27,7 @@ from integration import keys
 from integration.models import Account, ApiKey
 from mifumo.api.errors import ApiError, ErrorCode
 from mifumo.api.fields import iso, money
-from mifumo.db import atomic_unless_nested, is_postgres
+from mifumo.db import atomic_unless_nested
 from sms.models import Message
 from sms.signals import StatusChange
 from webhooks import security, selectors, signing, transport
@@ -623,10 +623,9 @@ def delivery_enqueue_due(*, limit: int = SWEEP_BATCH) -> int:
         Delivery.objects.filter(_claimable(now))
         .filter(Q(enqueued_at__isnull=True) | Q(enqueued_at__lt=now - REQUEUE_AFTER))
         .order_by("next_attempt_at")
+        .select_for_update(skip_locked=True)
     )
     with transaction.atomic():
-        if is_postgres():
-            due = due.select_for_update(skip_locked=True)
         ids = list(due.values_list("pk", flat=True)[:limit])
         if ids:
             Delivery.objects.filter(pk__in=ids).update(enqueued_at=now)

@@ -1,4 +1,4 @@
-"""PostgreSQL-only indexes: trigram GIN indexes for substring search on name, email and
+"""PostgreSQL indexes: trigram GIN indexes for substring search on name, email and
 phone number, and a GIN index on tags for the ?| / ?& segment operators.
 
 Search uses icontains on all three columns, so each index is on ``UPPER(column)``, which is
@@ -7,8 +7,7 @@ matters the other way: a trigram index on the bare column serves ``=`` too, and 
 then picks it for ``phone_number IN (…2,000 numbers…)`` (the import's duplicate check)
 over the unique btree, taking seconds instead of milliseconds.
 
-Other databases get nothing here. Without the pg_trgm extension (and no right to create it)
-search still works, by scanning.
+Without the pg_trgm extension (and no right to create it) search still works, by scanning.
 """
 
 import logging
@@ -30,8 +29,6 @@ def _table(apps):
 
 
 def create_indexes(apps, schema_editor):
-    if schema_editor.connection.vendor != "postgresql":
-        return
     table = schema_editor.quote_name(_table(apps))
     indexes = [TAGS_INDEX]
     try:
@@ -49,8 +46,6 @@ def create_indexes(apps, schema_editor):
 
 
 def drop_indexes(apps, schema_editor):
-    if schema_editor.connection.vendor != "postgresql":
-        return
     for name in [TAGS_INDEX[0], *TRIGRAM_INDEXES]:
         schema_editor.execute(f"DROP INDEX IF EXISTS {schema_editor.quote_name(name)}")
 

@@ -5,10 +5,10 @@ smpplib (the carrier's codec), so the two sides check each other. Its behaviour 
 is a *policy*: a command_status to answer with, ``HOLD`` (never answer) or ``DROP`` (close the
 connection without answering). Everything received is recorded for assertions.
 
-Like a production SMSC it can answer after a ``latency`` (answers then come back in any order),
-go down on request (``outage``: every connection cut, binds refused for a while) and keep the
-receipts an ESME never acknowledged to deliver them again on the next bind
-(``redeliver_receipts``).
+Like a production SMSC it can answer after a ``latency`` (answers then come back in any order,
+or in the order received with ``in_order``), go down on request (``outage``: every connection
+cut, binds refused for a while) and keep the receipts an ESME never acknowledged to deliver
+them again on the next bind (``redeliver_receipts``).
 
 Run as a program it serves until stdin closes, for the benchmark in another process:
 ``python -m tests.carriers.smsc --receipts DELIVRD --timings FILE`` prints ``PORT <n>``.
@@ -20,6 +20,7 @@ import argparse
 import contextlib
 import itertools
 import json
+import queue
 import socket
 import struct
 import sys
@@ -202,6 +203,9 @@ class _Connection:
         self.bound = False
         self.ended = False
         self.receipts: dict[int, _Receipt] = {}  # deliver_sm sequence -> receipt, unanswered
+        self.unanswered = 0  # submit_sm received and not answered yet
+        # Answers waiting for their latency, in the order received (``in_order``).
+        self.answers: queue.Queue[tuple[float, Submit, int] | None] | None = None
         self.write_lock = threading.Lock()
         self.sequences = itertools.count(1)
         self.buffer = bytearray()
@@ -250,6 +254,7 @@ class Smsc:
         auto_receipt: str | None = None,
         receipt_id: Callable[[str], str] = str,
         latency: float = 0.0,
+        in_order: bool = False,
         redeliver_receipts: bool = False,
     ) -> None:
         self.system_id = system_id
@@ -259,6 +264,12 @@ class Smsc:
         self.auto_receipt = auto_receipt  # a stat to send a receipt with after every accept
         self.receipt_id = receipt_id  # how the receipt text writes the submit's id
         self.latency = latency  # seconds before each submit_sm_resp
+        # Answer each connection's submits in the order received (one timer each otherwise,
+        # and timers fire in any order on a busy machine).
+        self.in_order = in_order
+        # Per session, the most submit_sm that were received and not answered at one time:
+        # an ESME never has more than its window unacknowledged, so never more than that.
+        self.most_unanswered: dict[int, int] = {}
         # Receipts not acknowledged with ESME_ROK are sent again: on the next bind when their
         # connection ends, after REDELIVER_AFTER when the ESME asked for it.
         self.redeliver_receipts = redeliver_receipts
@@ -455,6 +466,8 @@ class Smsc:
             if not self._handle(connection, frame, command, status, sequence):
                 break
         connection.close()
+        if connection.answers is not None:
+            connection.answers.put(None)
         with self._lock:
             connection.bound = False
             connection.ended = True
@@ -537,11 +550,19 @@ class Smsc:
         submit = Submit(connection.number, sequence, smpp34.decode(frame), time.monotonic())
         with self._lock:
             self.submits.append(submit)
+            connection.unanswered += 1
+            most = self.most_unanswered.get(connection.number, 0)
+            self.most_unanswered[connection.number] = max(most, connection.unanswered)
             self._lock.notify_all()
         reply = self.policy(submit)
         if reply == DROP:
             return False
-        if reply != HOLD and self.latency > 0:
+        if reply != HOLD and self.latency > 0 and self.in_order:
+            if connection.answers is None:
+                connection.answers = queue.Queue()
+                self._spawn(self._answer_in_order, f"smsc-answers-{connection.number}", connection)
+            connection.answers.put((submit.received_at + self.latency, submit, int(reply)))
+        elif reply != HOLD and self.latency > 0:
             self._later(self.latency, self._answer, connection, submit, int(reply))
         elif reply != HOLD:
             self._answer(connection, submit, int(reply))
@@ -554,6 +575,7 @@ class Smsc:
             body = submit.message_id.encode() + b"\x00"
         with self._lock:
             submit.status = status
+            connection.unanswered -= 1
             self._lock.notify_all()
         connection.respond(SUBMIT_SM_RESP, submit.sequence, status, body)
         if status == ESME_ROK and self.auto_receipt and submit.message_id:
@@ -571,6 +593,13 @@ class Smsc:
                 sequence_number=sequence,
             )
             connection.send(pdu.encode())
+
+    def _answer_in_order(self, connection: _Connection) -> None:
+        assert connection.answers is not None
+        while (item := connection.answers.get()) is not None:
+            due, submit, status = item
+            time.sleep(max(0.0, due - time.monotonic()))
+            self._answer(connection, submit, status)
 
     def _push_receipt(self, connection: _Connection, receipt: _Receipt) -> None:
         """Send a receipt, owed until the ESME acknowledges it (or kept for the next bind)."""

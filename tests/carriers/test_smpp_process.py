@@ -20,8 +20,6 @@ from tests.workers import Process, service_env, wait_until
 from .smsc import DROP, ESME_ROK, HOLD, Reply, Smsc, Submit
 
 pytestmark = [
-    pytest.mark.postgres,
-    pytest.mark.redis,
     pytest.mark.slow,
     pytest.mark.timeout(120),
     pytest.mark.django_db(transaction=True),

@@ -6,7 +6,7 @@ from contacts.models import Contact
 from tests.contacts.threads import run_together
 from tests.helpers import Api
 
-pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def test_concurrent_creates_of_one_number_make_one_contact_and_conflicts(alice, alice_key):

@@ -313,12 +313,9 @@ def test_get_on_import_is_method_not_allowed(api):
 
 
 def test_a_batch_that_hits_the_unique_constraint_is_read_again_and_retried(api, alice, monkeypatch):
-    from django.db import connection
-
     from contacts import services
 
-    name = "_write_postgresql" if connection.vendor == "postgresql" else "_write_orm"
-    original = getattr(services, name)
+    original = services._write
     calls: list[int] = []
 
     def write_after_a_rival(*, account, rows, **kwargs):
@@ -329,7 +326,7 @@ def test_a_batch_that_hits_the_unique_constraint_is_read_again_and_retried(api, 
         calls.append(len(rows))
         return original(account=account, rows=rows, **kwargs)
 
-    monkeypatch.setattr(services, name, write_after_a_rival)
+    monkeypatch.setattr(services, "_write", write_after_a_rival)
     data = result(upload(api, HEADER + "A,0712345678,,,\nB,0754000111,,,\n"))
     assert calls == [2, 2]
     assert data["created"] == 2

@@ -77,7 +77,10 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: run .ci/browser to install Chromium", pytrace=False)
+        pytest.fail(
+            f"{CHROMIUM} is missing: `python3 dev.py test` finds or installs Chromium",
+            pytrace=False,
+        )
     with sync_playwright() as playwright:
         launched = playwright.chromium.launch(
             executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True

@@ -3,13 +3,16 @@ launched and signed in with Playwright."""
 
 from __future__ import annotations
 
+import os
+import shutil
 from pathlib import Path
 
 from playwright.sync_api import Page, expect
 
 PASSWORD = "kilimanjaro-2024"
 DASH = "/api/integration/dashboard/"
-CHROMIUM = "/usr/bin/chromium"
+# `python3 dev.py test` finds (or installs) one and names it in MIFUMO_CHROMIUM.
+CHROMIUM = os.environ.get("MIFUMO_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",

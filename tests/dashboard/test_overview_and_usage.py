@@ -14,7 +14,6 @@ from django.utils import timezone
 
 from integration.models import Account
 from integration.services import account_refund
-from mifumo.db import is_postgres
 from tests.dashboard.data import make_message, make_request_log
 from tests.dashboard.support import dash
 
@@ -81,7 +80,7 @@ def test_usage_counts_requests_errors_rate_limits_and_latency(
     balance = next(r for r in report.routes if r.route == "sms/balance/")
     assert balance.requests == 20 and balance.errors == 0
     assert balance.avg_latency_ms == pytest.approx(10.5)
-    assert balance.p95_latency_ms == pytest.approx(19.05 if is_postgres() else 20)
+    assert balance.p95_latency_ms == pytest.approx(19.05)
     assert {(e.code, e.count) for e in report.error_codes} == {
         ("INVALID_PHONE", 1),
         ("RATE_LIMIT_EXCEEDED", 1),

@@ -1,17 +1,13 @@
-"""The cache helper behind rate limits and the key's last-use mark, on both backends."""
+"""The cache helper behind rate limits and the key's last-use mark."""
 
-import os
 import uuid
 
-import pytest
 from django.core.cache import caches
 
 from mifumo.cache import count_and_mark
 
-LOCMEM = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
-
-def _exercise() -> None:
+def test_counts_and_marks_in_one_pipeline() -> None:
     tag = uuid.uuid4().hex
     counters = [(f"c1:{tag}", 60), (f"c2:{tag}", 60)]
     marks = [(f"m:{tag}", 60)]
@@ -21,19 +17,7 @@ def _exercise() -> None:
     assert caches["default"].get(f"c2:{tag}") == 2
 
 
-def test_counts_and_marks_on_the_local_memory_cache(settings):
-    settings.CACHES = LOCMEM
-    _exercise()
-
-
-@pytest.mark.redis
-def test_counts_and_marks_in_one_pipeline_on_redis():
-    assert os.environ["REDIS_URL"]
-    _exercise()
-
-
-@pytest.mark.redis
-def test_keys_expire_after_their_lifetime_on_redis():
+def test_keys_expire_after_their_lifetime():
     tag = uuid.uuid4().hex
     count_and_mark([(f"c:{tag}", 7)], [(f"m:{tag}", 9)])
     client = caches["default"]._cache.get_client(write=True)  # type: ignore[attr-defined]

@@ -8,7 +8,7 @@ from tests.helpers import Api, assert_envelope
 @pytest.mark.django_db
 def test_create_list_rotate_revoke_through_the_api(api, alice):
     created = assert_envelope(
-        api.post("keys/create/", {"name": "ci", "permission": "read", "test": True}), 201
+        api.post("keys/create/", {"name": "ci", "permissions": "read", "test": True}), 201
     )["data"]
     assert created["key"].startswith("mif_test_") and created["permissions"] == ["read"]
     new_api = Api(created["key"])
@@ -30,9 +30,9 @@ def test_create_list_rotate_revoke_through_the_api(api, alice):
 @pytest.mark.django_db
 def test_key_validation_and_isolation(api, bob, make_key):
     body = assert_envelope(
-        api.post("keys/create/", {"permission": "root"}), 400, "VALIDATION_ERROR"
+        api.post("keys/create/", {"permissions": "root"}), 400, "VALIDATION_ERROR"
     )
-    assert set(body["details"]) == {"name", "permission"}
+    assert set(body["details"]) == {"name", "permissions"}
     assert_envelope(
         api.post("keys/create/", {"name": "x", "expires_at": "2001-01-01T00:00:00Z"}),
         400,
@@ -42,3 +42,52 @@ def test_key_validation_and_isolation(api, bob, make_key):
     assert_envelope(api.post(f"keys/{bobs.pk}/revoke/"), 404, "NOT_FOUND")
     assert_envelope(api.post(f"keys/{bobs.pk}/rotate/"), 404, "NOT_FOUND")
     assert ApiKey.objects.get(pk=bobs.pk).revoked_at is None
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("asked", "level", "answered"),
+    [
+        ("read", "read", ["read"]),
+        (["read"], "read", ["read"]),
+        (["read", "write"], "write", ["read", "write"]),
+        (["admin", "read"], "admin", ["read", "write", "admin"]),
+        (None, "write", ["read", "write"]),  # not given: write
+    ],
+)
+def test_permissions_are_asked_as_they_are_answered(api, asked, level, answered):
+    body = {"name": "scoped"} if asked is None else {"name": "scoped", "permissions": asked}
+    created = assert_envelope(api.post("keys/create/", body), 201)["data"]
+    assert created["permissions"] == answered
+    assert ApiKey.objects.get(pk=created["id"]).permission == level
+    # What a key's answer says can be sent back to make another like it.
+    again = {"name": "copy", "permissions": created["permissions"]}
+    assert assert_envelope(api.post("keys/create/", again), 201)["data"]["permissions"] == answered
+
+
+@pytest.mark.django_db
+def test_a_read_key_made_through_the_api_cannot_send(api):
+    created = assert_envelope(api.post("keys/create/", {"name": "r", "permissions": "read"}), 201)
+    sent = Api(created["data"]["key"]).post(
+        "sms/send/", {"message": "Habari", "recipients": ["0712345678"]}
+    )
+    assert_envelope(sent, 403, "PERMISSION_DENIED")
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"name": "k", "permission": "read"}, "permission"),  # the singular is not a field
+        ({"name": "k", "scope": "read"}, "scope"),
+        ({"name": "k", "permissions": "read", "mode": "test"}, "mode"),
+        ({"name": "k", "permissions": []}, "permissions"),
+        ({"name": "k", "permissions": ["read", "root"]}, "permissions"),
+        ({"name": "k", "permissions": 3}, "permissions"),
+        ({"name": "k", "permissions": [["read"]]}, "permissions"),
+    ],
+)
+def test_unknown_fields_and_bad_permissions_are_refused(api, body, field):
+    answer = assert_envelope(api.post("keys/create/", body), 400, "VALIDATION_ERROR")
+    assert set(answer["details"]) == {field}, answer
+    assert not ApiKey.objects.filter(name="k").exists()

@@ -72,7 +72,6 @@ def test_ledger_rows_cannot_be_edited(alice):
         entry.save()
 
 
-@pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_debits_never_overspend_and_the_ledger_sums_to_the_balance(make_account):
     account = make_account("busy", balance="1000.00")

@@ -96,8 +96,6 @@ print(json.dumps(codes))
 """
 
 
-@pytest.mark.redis
-@pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_two_processes_share_the_counter_through_redis(alice, alice_key):
     Account.objects.filter(pk=alice.pk).update(api_per_hour=10)

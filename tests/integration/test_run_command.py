@@ -4,7 +4,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -14,14 +13,10 @@ from typing import Any
 
 import pytest
 
+from bench.common import free_port, start_dev_run
+
 ROOT = Path(__file__).resolve().parents[2]
 KEY_RE = re.compile(r"mif_live_[0-9A-Za-z]{32}")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def call(url: str, key: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -61,65 +56,92 @@ def live_members(pgid: int) -> list[str]:
     return members
 
 
+def processes_using(path: Path) -> list[str]:
+    """Live processes whose command line names ``path`` (the embedded servers name their
+    data folder; they run in sessions of their own, outside the run's process group)."""
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            text = cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            state = (cmdline.parent / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            continue
+        if str(path) in text and state != "Z":
+            found.append(f"{cmdline.parent.name}: {text[:120]}")
+    return found
+
+
+def stop_run(process: subprocess.Popen[bytes], sig: int = signal.SIGINT) -> None:
+    """Ctrl-C (the terminal signals the whole foreground group), or another signal to the
+    group; fails when the run does not end by itself."""
+    os.killpg(process.pid, sig)
+    try:
+        process.wait(60)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(5)
+        raise AssertionError(f"the run command did not stop on signal {sig}") from None
+
+
 @pytest.mark.slow
-def test_run_command_serves_the_balance_curl_and_delivers_through_the_simulator(tmp_path):
+@pytest.mark.timeout(420)
+def test_run_command_starts_its_own_servers_serves_the_demo_key_and_leaves_nothing_behind(
+    tmp_path,
+):
+    """With DATABASE_URL and REDIS_URL unset: the embedded PostgreSQL and Redis, the demo key,
+    a send delivered, a quiet console, Ctrl-C stopping everything, the same key on the second
+    run, and nothing left running when the run is killed outright."""
     port = free_port()
+    var = tmp_path / "var"
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
+    env.pop("MIFUMO_REQUIRE_SERVICES", None)
     env.update(
-        MIFUMO_VAR_DIR=str(tmp_path / "var"),
+        MIFUMO_VAR_DIR=str(var),
         PYTHONUNBUFFERED="1",
         MIFUMO_VENV=str(Path(sys.prefix)),
         MIFUMO_SIMULATOR_DELAY="0.5",
     )
-    log = (tmp_path / "run.log").open("w+")
-    process = subprocess.Popen(
-        [sys.executable, "dev.py", "run", "--port", str(port)],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+    log = tmp_path / "run.log"
     base = f"http://127.0.0.1:{port}/api/integration/v1"
+    process = start_dev_run(env, port, log)
     try:
-        key = wait_for(lambda: KEY_RE.findall(Path(log.name).read_text()), 180)[0]
+        key = wait_for(lambda: KEY_RE.findall(log.read_text()), 240)[0]
+        output = log.read_text()
+        assert f"servers: PostgreSQL embedded in {var / 'postgres'}; Redis embedded in" in output
+        assert (var / "postgres" / "PG_VERSION").is_file()
+        assert processes_using(var / "postgres") and processes_using(var / "redis")
         balance = wait_for(lambda: call(f"{base}/sms/balance/", key), 60)
-        assert balance["success"] is True
         assert balance["data"]["balance"] == 5000.0 and balance["data"]["currency"] == "TZS"
-        sent = call(
-            f"{base}/sms/send/",
-            key,
-            {"message": "Habari", "recipients": ["0712345678"], "sender_id": "MIFUMO"},
-        )
+        sent = call(f"{base}/sms/send/", key, {"message": "Habari", "recipients": ["0712345678"]})
         message_id = sent["data"]["message_id"]
 
         def delivered():
             data = call(f"{base}/sms/status/{message_id}/", key)["data"]
             return data["status"] == "delivered" and data
 
-        status = wait_for(delivered, 60)
-        assert status["delivery_time"].endswith("Z")
+        assert wait_for(delivered, 60)["delivery_time"].endswith("Z")
+        time.sleep(5)  # beat's every-two-seconds entries, had they been logged
     finally:
-        os.killpg(process.pid, signal.SIGINT)
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(5)
-            raise AssertionError("the run command did not stop on Ctrl-C") from None
+        stop_run(process)
+    output = log.read_text()
+    # Quiet: the send's access line, no line for the polls, none from beat or the worker.
+    assert "POST /api/integration/v1/sms/send/ 200" in output
+    assert "GET /api/integration/v1/sms/status/" not in output
+    assert "Sending due task" not in output and "succeeded in" not in output
+    # Ctrl-C ends the run's processes and, after them, the servers.
+    assert wait_for(lambda: not live_members(process.pid), 20)
+    assert wait_for(lambda: not processes_using(var), 20), processes_using(var)
+    assert "database system is shut down" in (var / "postgres" / "server.log").read_text()
 
-    # Ctrl-C reaches the whole process group; nothing of it may be left running.
-    def group_gone():
-        return not live_members(process.pid)
-
-    assert wait_for(group_gone, 20)
-    # A second run keeps the data and prints the same key.
-    again = subprocess.run(
-        [sys.executable, "manage.py", "ensure_demo"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    assert again.stdout.strip().splitlines()[-1] == key
+    # The second run keeps the data and prints the same key; killed outright (no chance to
+    # clean up), it still leaves no server and no process behind.
+    second = start_dev_run(env, port, tmp_path / "run2.log")
+    try:
+        again = wait_for(lambda: KEY_RE.findall((tmp_path / "run2.log").read_text()), 240)[0]
+        assert again == key
+        wait_for(lambda: call(f"{base}/sms/balance/", key)["data"]["balance"] == 4990.0, 60)
+    finally:
+        second.kill()  # SIGKILL to dev.py alone
+        second.wait(10)
+    assert wait_for(lambda: not processes_using(var), 30), processes_using(var)
+    assert wait_for(lambda: not live_members(second.pid), 30)

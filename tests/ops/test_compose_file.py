@@ -201,7 +201,7 @@ def test_the_build_context_holds_what_runs_and_nothing_else():
         "tests/conftest.py",
         "bench/README.md",
         ".venv/bin/python",
-        "var/mifumo.sqlite3",
+        "var/postgres/PG_VERSION",
         ".git/HEAD",
         ".env",
         "sms/__pycache__/models.cpython-311.pyc",

@@ -28,11 +28,13 @@ print(json.dumps({
 
 
 @pytest.mark.slow
-def test_migrate_makes_the_first_admin_once_and_keeps_its_password(tmp_path: Path):
+def test_migrate_makes_the_first_admin_once_and_keeps_its_password(
+    tmp_path: Path, fresh_database: str, clean_broker: str
+):
     stack = Stack(
         overrides={
-            "DATABASE_URL": f"sqlite:///{tmp_path / 'mifumo.sqlite3'}",
-            "REDIS_URL": "",
+            "DATABASE_URL": fresh_database,
+            "REDIS_URL": clean_broker,
             "MIFUMO_VAR_DIR": str(tmp_path / "var"),
             "STATIC_ROOT": str(tmp_path / "static"),
             "DJANGO_SUPERUSER_PASSWORD": "first-Password-1",
@@ -64,11 +66,13 @@ def test_migrate_makes_the_first_admin_once_and_keeps_its_password(tmp_path: Pat
 
 
 @pytest.mark.slow
-def test_migrate_refuses_an_admin_without_a_password(tmp_path: Path):
+def test_migrate_refuses_an_admin_without_a_password(
+    tmp_path: Path, fresh_database: str, clean_broker: str
+):
     stack = Stack(
         overrides={
-            "DATABASE_URL": f"sqlite:///{tmp_path / 'mifumo.sqlite3'}",
-            "REDIS_URL": "",
+            "DATABASE_URL": fresh_database,
+            "REDIS_URL": clean_broker,
             "MIFUMO_VAR_DIR": str(tmp_path / "var"),
             "STATIC_ROOT": str(tmp_path / "static"),
             "DJANGO_SUPERUSER_PASSWORD": "",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -210,3 +211,60 @@ def test_json_logs_can_be_asked_for_plain(tmp_path):
         timeout=60,
     )
     assert bad.returncode != 0 and "LOG_FORMAT must be json or plain" in bad.stderr
+
+
+@pytest.mark.django_db
+def test_the_quiet_access_log_keeps_sends_and_failures_only(api, anon, json_lines, settings):
+    settings.MIFUMO_ACCESS_LOG = "sends"
+    assert api.get("sms/balance/").status_code == 200
+    assert api.post("sms/send/", {"message": "Habari", "recipients": ["0712345678"]}).status_code
+    assert anon.get("sms/balance/").status_code == 401
+    assert api.post("sms/send/", {"recipients": []}).status_code == 400
+    access = [
+        (line["method"], line["path"], line["status"])
+        for line in parsed(json_lines)
+        if line["logger"] == "mifumo.access"
+    ]
+    assert access == [
+        ("POST", f"{PREFIX}sms/send/", 200),
+        ("GET", f"{PREFIX}sms/balance/", 401),
+        ("POST", f"{PREFIX}sms/send/", 400),
+    ]
+    # One line per failure: Django does not repeat the 4xx.
+    assert [line for line in parsed(json_lines) if line["logger"] == "django.request"] == []
+
+
+@pytest.mark.parametrize(
+    ("value", "mode"),
+    [("true", "all"), ("1", "all"), ("sends", "sends"), ("SENDS", "sends"), ("false", "none")],
+)
+def test_the_access_log_setting_reads_true_sends_or_false(value, mode, tmp_path):
+    result = subprocess.run(
+        [
+            sys.executable,
+            "manage.py",
+            "shell",
+            "-c",
+            "from django.conf import settings; print(settings.MIFUMO_ACCESS_LOG)",
+        ],
+        cwd=ROOT,
+        env={**os.environ, "MIFUMO_ACCESS_LOG": value, "MIFUMO_VAR_DIR": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert result.stdout.strip().splitlines()[-1] == mode
+
+
+def test_an_unknown_access_log_setting_is_refused(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check"],
+        cwd=ROOT,
+        env={**os.environ, "MIFUMO_ACCESS_LOG": "loud", "MIFUMO_VAR_DIR": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode != 0
+    assert "MIFUMO_ACCESS_LOG must be true, sends or false, not 'loud'" in result.stderr

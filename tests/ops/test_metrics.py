@@ -116,7 +116,6 @@ def test_carrier_submissions_are_timed_and_counted():
     assert sample("mifumo_carrier_submit_duration_seconds_count") == 2
 
 
-@pytest.mark.redis
 @pytest.mark.django_db
 def test_queue_depths_come_from_redis(client, settings):
     settings.MIFUMO_METRICS_TOKEN = TOKEN

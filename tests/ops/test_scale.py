@@ -20,8 +20,6 @@ from tests.ops.stack import Stack, free_port, http, wait_http
 from tests.workers import database_url
 
 pytestmark = [
-    pytest.mark.postgres,
-    pytest.mark.redis,
     pytest.mark.slow,
     pytest.mark.django_db(transaction=True),
 ]

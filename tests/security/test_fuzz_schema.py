@@ -43,7 +43,7 @@ class FuzzResult:
 @contextmanager
 def _keep_connection() -> Iterator[None]:
     # The WSGI app fires request_started/finished like a server would, and the test database
-    # connection must outlive every request (an in-memory SQLite database dies with it).
+    # connection must outlive every request (its transaction holds the test's data).
     signals.request_started.disconnect(close_old_connections)
     signals.request_finished.disconnect(close_old_connections)
     try:

@@ -6,7 +6,7 @@ from segments.models import Segment
 from tests.contacts.threads import run_together
 from tests.helpers import Api
 
-pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def test_concurrent_creates_of_one_name_make_one_segment(alice, alice_key):

@@ -12,7 +12,6 @@ from sms.services import message_send
 from tests.helpers import Api
 
 
-@pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_200_concurrent_sends_against_a_balance_for_100_accept_exactly_100(make_account, make_key):
     account = make_account("exact", balance="1000.00")
@@ -38,7 +37,6 @@ def test_200_concurrent_sends_against_a_balance_for_100_accept_exactly_100(make_
     assert Recipient.objects.filter(account=account).count() == 100
 
 
-@pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_two_dispatchers_never_submit_one_recipient_twice(
     make_account, locmem, settings, monkeypatch

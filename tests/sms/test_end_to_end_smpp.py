@@ -18,8 +18,6 @@ from tests.helpers import assert_envelope
 from tests.workers import Process, service_env, wait_until
 
 pytestmark = [
-    pytest.mark.postgres,
-    pytest.mark.redis,
     pytest.mark.slow,
     pytest.mark.timeout(180),
     pytest.mark.django_db(transaction=True),

@@ -64,7 +64,6 @@ def test_without_a_key_every_post_sends(api):
     assert Message.objects.count() == 2
 
 
-@pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_requests_with_one_key_make_one_message_and_one_debit(alice, alice_key):
     def post(_: int) -> int:

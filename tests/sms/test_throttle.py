@@ -132,8 +132,6 @@ def test_dispatch_sends_a_capped_carrier_no_more_than_its_rate_each_second(
 RATE = 40
 
 
-@pytest.mark.postgres
-@pytest.mark.redis
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
 def test_two_worker_processes_together_stay_under_the_cap(

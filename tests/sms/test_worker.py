@@ -2,7 +2,6 @@
 
 import signal
 import socket
-import sys
 import time
 from datetime import timedelta
 
@@ -11,11 +10,9 @@ from django.utils import timezone
 
 from sms.models import Recipient
 from tests.helpers import assert_envelope
-from tests.workers import Process, service_env, wait_until
+from tests.workers import start_beat, wait_until
 
 pytestmark = [
-    pytest.mark.postgres,
-    pytest.mark.redis,
     pytest.mark.slow,
     pytest.mark.django_db(transaction=True),
 ]
@@ -35,22 +32,6 @@ def test_immediate_send_reaches_delivered(api, celery_worker_factory):
     wait_until(lambda: statuses(data["message_id"]) == {"delivered"}, timeout=30)
     status = api.get(f"sms/status/{data['message_id']}/").json()["data"]
     assert status["status"] == "delivered" and status["delivery_time"]
-
-
-def start_beat(tmp_path, **env):
-    args = [
-        sys.executable,
-        "-m",
-        "celery",
-        "-A",
-        "mifumo",
-        "beat",
-        "--loglevel",
-        "INFO",
-        "--schedule",
-        str(tmp_path / "beat-schedule"),
-    ]
-    return Process(args, service_env(**env), tmp_path / "beat.log")
 
 
 def test_scheduled_send_waits_then_goes(api, celery_worker_factory, tmp_path):

@@ -10,8 +10,6 @@ from webhooks import verify_example
 from webhooks.models import Delivery
 
 pytestmark = [
-    pytest.mark.postgres,
-    pytest.mark.redis,
     pytest.mark.slow,
     pytest.mark.django_db(transaction=True),
 ]

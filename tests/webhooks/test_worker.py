@@ -17,8 +17,6 @@ from webhooks.services import delivery_enqueue_due, endpoint_create
 from webhooks.tasks import deliver_due
 
 pytestmark = [
-    pytest.mark.postgres,
-    pytest.mark.redis,
     pytest.mark.slow,
     pytest.mark.django_db(transaction=True),
 ]
