@@ -28,6 +28,21 @@ from mifumo_client._convert import ConversionError, build, converter, plain_json
 from mifumo_client.errors import WebhookSignatureError
 from mifumo_client.models import model
 
+__all__ = [
+    "EVENT_PARSERS",
+    "SIGNATURE_HEADER",
+    "EventMetadata",
+    "EventRecipient",
+    "MessageEvent",
+    "UnknownEvent",
+    "WebhookEvent",
+    "WebhookSignatureError",
+    "construct_event",
+    "parse_event",
+    "signature_problem",
+    "verify",
+]
+
 SIGNATURE_HEADER = "X-Mifumo-Signature"
 DEFAULT_TOLERANCE = 300
 
