@@ -9,11 +9,13 @@ import hmac
 import inspect
 import time
 from datetime import UTC, date, datetime, timedelta, timezone
+from decimal import Decimal
 
 import pytest
 from mifumo_client import AsyncMifumo, ConfigurationError, Mifumo, webhooks
-from mifumo_client._convert import format_moment
+from mifumo_client._convert import ConversionError, build, format_moment
 from mifumo_client._core import BACKOFF_MAX, api_root, backoff
+from mifumo_client.models import DeliveryReport, WebhookEndpoint
 from mifumo_client.webhooks import MessageEvent, UnknownEvent
 
 from webhooks.signing import signature_header
@@ -152,3 +154,48 @@ def test_a_body_that_is_not_an_event_is_refused() -> None:
         webhooks.parse_event(b'{"hello": "world"}')
     with pytest.raises(ValueError, match=r"message\.sent"):
         webhooks.parse_event(b'{"event_id": "evt_3", "event": "message.sent"}')
+
+
+def test_answers_are_read_into_exact_types_and_wrong_shapes_are_refused() -> None:
+    row = {
+        "message_id": "msg_1",
+        "phone": "+255712345678",
+        "status": "delivered",
+        "sender_id": "MIFUMO",
+        "sent_at": "2024-01-01T10:00:00Z",
+        "delivery_time": None,
+        "error_code": None,
+        "cost": Decimal("10.5"),
+        "currency": "TZS",
+        "created_at": "2024-01-01T10:00:00",
+        "added_by_a_newer_server": True,
+    }
+    report = build(DeliveryReport, row)
+    assert report.cost == Decimal("10.50") and str(report.cost) == "10.50"
+    assert report.sent_at == datetime(2024, 1, 1, 10, tzinfo=UTC)
+    assert report.created_at.tzinfo is UTC  # a time without a zone is UTC
+    with pytest.raises(ConversionError, match=r"DeliveryReport\.phone: expected str"):
+        build(DeliveryReport, {**row, "phone": 255712345678})
+    with pytest.raises(ConversionError, match=r"DeliveryReport\.cost: expected a number"):
+        build(DeliveryReport, {**row, "cost": "ten"})
+    with pytest.raises(ConversionError, match=r"DeliveryReport\.sent_at: expected ISO 8601"):
+        build(DeliveryReport, {**row, "sent_at": "yesterday"})
+    with pytest.raises(ConversionError, match="has no 'currency'"):
+        build(DeliveryReport, {k: v for k, v in row.items() if k != "currency"})
+    with pytest.raises(ConversionError, match="expected an object"):
+        build(DeliveryReport, ["not", "an", "object"])
+    # A field the server may leave out (the secret, shown only on creation) takes its default.
+    endpoint = {
+        "id": "whk_1",
+        "url": "https://example.com/hook",
+        "events": ["message.sent"],
+        "active": True,
+        "description": "",
+        "disabled_reason": None,
+        "disabled_at": None,
+        "secret_rotated_at": None,
+        "created_at": "2024-01-01T10:00:00Z",
+        "updated_at": "2024-01-01T10:00:00Z",
+    }
+    assert build(WebhookEndpoint, endpoint).secret is None
+    assert build(WebhookEndpoint, {**endpoint, "secret": "whsec_x"}).secret == "whsec_x"

@@ -139,10 +139,15 @@ def test_endpoints_and_deliveries_are_managed_through_the_client(
 
     detail = client.webhooks.delivery(mine.id, webhook_id=endpoint.id)
     assert detail.payload["message_id"] == first.message_id and len(detail.attempt_log) == 1
+    assert client.webhooks.delivery(mine.id) == detail
     again = client.webhooks.redeliver(mine.id)
     assert again.redelivery is True and again.event_id == mine.event_id and again.id != mine.id
-    copies = arrived(receiver, "/managed", "message.delivered", count=3)
-    assert [r.header("X-Mifumo-Event-Id") for r in copies].count(mine.event_id) == 2
+    (other,) = client.webhooks.deliveries(message_id=second.message_id)
+    once_more = client.webhooks.redeliver(other.id, webhook_id=endpoint.id)
+    assert once_more.event_id == other.event_id and once_more.webhook_id == endpoint.id
+    copies = arrived(receiver, "/managed", "message.delivered", count=4)
+    event_ids = [r.header("X-Mifumo-Event-Id") for r in copies]
+    assert (event_ids.count(mine.event_id), event_ids.count(other.event_id)) == (2, 2)
 
     changed = client.webhooks.update(endpoint.id, active=False, description="Zamani")
     assert (changed.active, changed.description, changed.events) == (
