@@ -102,12 +102,14 @@ def test_a_signature_of_the_server_verifies() -> None:
         ("", "no X-Mifumo-Signature"),
         ("v1=abc", "no timestamp"),
         ("t=notanumber,v1=abc", "no timestamp"),
-        (f"t={int(time.time())}", "no v1"),
-        (f"t={int(time.time())},v1=", "no v1"),
-        (f"t={int(time.time())},v1=00", "no v1 signature matches"),
+        ("t={now}", "no v1"),
+        ("t={now},v1=", "no v1"),
+        ("t={now},v1=00", "no v1 signature matches"),
     ],
 )
 def test_a_malformed_header_is_refused_with_the_reason(header: str | None, why: str) -> None:
+    if header is not None:
+        header = header.format(now=int(time.time()))  # now, not when the tests were collected
     assert not webhooks.verify(SECRET, header, BODY)
     with pytest.raises(webhooks.WebhookSignatureError, match=why):
         webhooks.construct_event(SECRET, header, BODY)
