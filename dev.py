@@ -61,7 +61,8 @@ def ensure_venv(*, dev: bool) -> None:
     _say(f"installing dependencies{' (with dev extra)' if dev else ''}")
     pip = [str(PYTHON), "-m", "pip", "install", "--disable-pip-version-check", "-q"]
     subprocess.run([*pip, "--upgrade", "pip"], check=True)
-    subprocess.run([*pip, "-e", f"{ROOT}{extra}"], check=True, cwd=ROOT)
+    client = ROOT / "clients" / "python"  # the Python client and its `mifumo` command
+    subprocess.run([*pip, "-e", f"{ROOT}{extra}", "-e", str(client)], check=True, cwd=ROOT)
     stamp.write_text(digest)
 
 

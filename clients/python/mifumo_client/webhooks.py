@@ -1,0 +1,190 @@
+"""Receiving Mifumo's webhooks: check the signature, then read the event.
+
+```python
+from mifumo_client import webhooks
+
+event = webhooks.construct_event(SECRET, request.headers["X-Mifumo-Signature"], request.body)
+if isinstance(event, webhooks.MessageEvent) and event.event == "message.delivered":
+    ...
+```
+
+``X-Mifumo-Signature`` is ``t=<unix time>,v1=<hex HMAC-SHA256 of "<t>.<raw body>">`` keyed with
+the signing secret (the whole ``whsec_…`` string); during a secret rotation it carries one
+``v1`` per secret. Check the raw bytes received, never re-serialised JSON.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import time
+from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from mifumo_client._convert import ConversionError, build, converter, plain_json
+from mifumo_client.errors import WebhookSignatureError
+from mifumo_client.models import model
+
+__all__ = [
+    "EVENT_PARSERS",
+    "SIGNATURE_HEADER",
+    "EventMetadata",
+    "EventRecipient",
+    "MessageEvent",
+    "UnknownEvent",
+    "WebhookEvent",
+    "WebhookSignatureError",
+    "construct_event",
+    "parse_event",
+    "signature_problem",
+    "verify",
+]
+
+SIGNATURE_HEADER = "X-Mifumo-Signature"
+DEFAULT_TOLERANCE = 300
+
+
+@model
+class EventRecipient:
+    phone: str
+    status: str
+    delivery_time: datetime | None
+
+
+@model
+class EventMetadata:
+    sender_id: str
+    cost: Decimal
+    currency: str
+
+
+@model
+class MessageEvent:
+    """``message.sent``, ``message.delivered``, ``message.failed`` (and ``message.test``):
+    recipients of a message that moved to ``status`` together."""
+
+    event_id: str
+    event: str
+    created_at: datetime
+    message_id: str
+    status: str
+    recipients: list[EventRecipient]
+    metadata: EventMetadata
+
+
+@model
+class UnknownEvent:
+    """An event type this version of the client does not know; ``data`` is the whole body."""
+
+    event_id: str
+    event: str
+    created_at: datetime | None
+    data: dict[str, Any]
+
+
+WebhookEvent = MessageEvent | UnknownEvent
+
+#: Event type -> how to read its body. New event types (message.received, contact.opted_out)
+#: are one entry here and a dataclass above.
+EVENT_PARSERS: dict[str, Callable[[dict[str, Any]], WebhookEvent]] = {
+    name: lambda body: build(MessageEvent, body)
+    for name in ("message.sent", "message.delivered", "message.failed", "message.test")
+}
+
+
+def _parts(header: str) -> tuple[int | None, list[str]]:
+    timestamp: int | None = None
+    signatures: list[str] = []
+    for part in header.split(","):
+        key, _, value = part.strip().partition("=")
+        if key == "t" and value.isdigit():
+            timestamp = int(value)
+        elif key == "v1" and value:
+            signatures.append(value.strip())
+    return timestamp, signatures
+
+
+def _secrets(secret: str | Iterable[str]) -> list[str]:
+    return [secret] if isinstance(secret, str) else list(secret)
+
+
+def _body_bytes(body: bytes | str) -> bytes:
+    return body.encode("utf-8") if isinstance(body, str) else bytes(body)
+
+
+def signature_problem(
+    secret: str | Iterable[str],
+    header: str | None,
+    body: bytes | str,
+    *,
+    tolerance: int = DEFAULT_TOLERANCE,
+    now: float | None = None,
+) -> str | None:
+    """Why ``header`` does not vouch for ``body``, or None when it does."""
+    if not header:
+        return f"no {SIGNATURE_HEADER} header"
+    timestamp, signatures = _parts(header)
+    if timestamp is None:
+        return "the signature header has no timestamp (t=…)"
+    if not signatures:
+        return "the signature header has no v1 signature"
+    current = time.time() if now is None else now
+    if abs(current - timestamp) > tolerance:
+        away = int(current - timestamp)
+        return f"the timestamp is {away} s away from now (tolerance {tolerance} s)"
+    signed = str(timestamp).encode() + b"." + _body_bytes(body)
+    for key in _secrets(secret):
+        expected = hmac.new(key.encode(), signed, hashlib.sha256).hexdigest()
+        # compare_digest takes the same time wherever the strings differ.
+        if any(hmac.compare_digest(expected, candidate) for candidate in signatures):
+            return None
+    return "no v1 signature matches the body with this secret"
+
+
+def verify(
+    secret: str | Iterable[str],
+    header: str | None,
+    body: bytes | str,
+    tolerance: int = DEFAULT_TOLERANCE,
+) -> bool:
+    """True when ``header`` (``X-Mifumo-Signature``) signs ``body`` (the raw request bytes)
+    with ``secret`` (or one of several, while you rotate yours) and its timestamp is within
+    ``tolerance`` seconds of now, which stops replays of old requests."""
+    return signature_problem(secret, header, body, tolerance=tolerance) is None
+
+
+def parse_event(body: bytes | str | Mapping[str, Any]) -> WebhookEvent:
+    """The typed event of a webhook body (check its signature first: ``construct_event``)."""
+    data = json.loads(body, parse_float=Decimal) if isinstance(body, bytes | str) else dict(body)
+    if not isinstance(data, dict) or "event" not in data or "event_id" not in data:
+        raise ValueError("not a Mifumo webhook event: no event or event_id")
+    parser = EVENT_PARSERS.get(str(data["event"]))
+    try:
+        if parser is not None:
+            return parser(data)
+        created_at = data.get("created_at")
+        return UnknownEvent(
+            event_id=str(data["event_id"]),
+            event=str(data["event"]),
+            created_at=converter(datetime)(created_at) if created_at else None,
+            data=plain_json(data),
+        )
+    except ConversionError as exc:
+        raise ValueError(f"not a valid {data['event']} event: {exc}") from exc
+
+
+def construct_event(
+    secret: str | Iterable[str],
+    header: str | None,
+    body: bytes | str,
+    tolerance: int = DEFAULT_TOLERANCE,
+) -> WebhookEvent:
+    """Verify the signature, then parse the body; ``WebhookSignatureError`` says why a
+    request is refused (answer it with 400)."""
+    problem = signature_problem(secret, header, body, tolerance=tolerance)
+    if problem is not None:
+        raise WebhookSignatureError(problem)
+    return parse_event(body)

@@ -1,0 +1,84 @@
+"""A real Mifumo for the client's tests.
+
+gunicorn and a Celery worker run on the test database and the tests' Redis, started once per
+module the way tests/reliability starts its stack; every test makes its own account and keys
+through the server's services (committed, so the server sees them) and talks to the server
+only through the client.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from decimal import Decimal
+
+import pytest
+from mifumo_client import AsyncMifumo, Mifumo
+from mifumo_server import Server, mifumo_server
+
+from integration.models import Account
+from integration.services import account_create, api_key_create
+from tests.conftest import _default_price_rule, pytest_runtest_setup  # noqa: F401 - the suite's
+from tests.webhooks.receiver import Receiver
+from tests.workers import database_url
+
+
+@pytest.fixture(scope="module")
+def server(django_db_setup: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """gunicorn (two workers) and a Celery worker on every queue, for the whole module."""
+    workdir = tmp_path_factory.mktemp("server")
+    with mifumo_server(workdir, database_url(), os.environ["REDIS_URL"]) as running:
+        yield running
+
+
+@pytest.fixture
+def make_account(transactional_db: None) -> Callable[..., Account]:
+    def make(balance: Decimal | str = "5000.00", **limits: int) -> Account:
+        account = account_create(name=f"client-{uuid.uuid4().hex[:12]}", balance=balance)
+        if limits:
+            for name, value in limits.items():
+                setattr(account, name, value)
+            account.save(update_fields=list(limits))
+        return account
+
+    return make
+
+
+@pytest.fixture
+def account(make_account: Callable[..., Account]) -> Account:
+    return make_account()
+
+
+@pytest.fixture
+def make_key(transactional_db: None) -> Callable[..., str]:
+    def make(account: Account, permission: str = "admin", *, test: bool = False) -> str:
+        return api_key_create(
+            account=account, name=f"client {permission}", permission=permission, test=test
+        ).raw
+
+    return make
+
+
+@pytest.fixture
+def api_key(account: Account, make_key: Callable[..., str]) -> str:
+    return make_key(account)
+
+
+@pytest.fixture
+def client(server: Server, api_key: str) -> Iterator[Mifumo]:
+    with Mifumo(api_key, server.url) as mifumo:
+        yield mifumo
+
+
+@pytest.fixture
+def async_client(server: Server, api_key: str) -> AsyncMifumo:
+    """Use it inside ``asyncio.run``: its connections belong to the loop that first uses them."""
+    return AsyncMifumo(api_key, server.url)
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    server = Receiver()
+    yield server
+    server.stop()
