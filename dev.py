@@ -41,6 +41,12 @@ def _say(text: str) -> None:
     print(f"[mifumo] {text}", flush=True)
 
 
+def _install_digest(extra: str) -> str:
+    """What the install depends on: the server's and the client's project files."""
+    files = (ROOT / "pyproject.toml", ROOT / "clients" / "python" / "pyproject.toml")
+    return hashlib.sha256(b"".join(f.read_bytes() for f in files) + extra.encode()).hexdigest()
+
+
 def ensure_venv(*, dev: bool) -> None:
     """Create the virtualenv and (re)install when pyproject.toml changed since last time."""
     if sys.version_info < (3, 11):  # noqa: UP036 - dev.py may run on an older python3
@@ -49,13 +55,13 @@ def ensure_venv(*, dev: bool) -> None:
         _say(f"creating virtualenv in {VENV}")
         venv.create(VENV, with_pip=True)
     extra = "[dev]" if dev else "[embedded]"
-    digest = hashlib.sha256((ROOT / "pyproject.toml").read_bytes() + extra.encode()).hexdigest()
+    digest = _install_digest(extra)
     stamp = VENV / f".mifumo-installed{'-dev' if dev else ''}"
     if stamp.exists() and stamp.read_text() == digest:
         return
     # A dev install is a superset of the plain one.
     dev_stamp = VENV / ".mifumo-installed-dev"
-    dev_digest = hashlib.sha256((ROOT / "pyproject.toml").read_bytes() + b"[dev]").hexdigest()
+    dev_digest = _install_digest("[dev]")
     if not dev and dev_stamp.exists() and dev_stamp.read_text() == dev_digest:
         return
     _say(f"installing dependencies{' (with dev extra)' if dev else ''}")

@@ -606,12 +606,12 @@ def keys_list() -> Call[list[ApiKey]]:
 def keys_create(
     name: str,
     *,
-    permission: Literal["read", "write", "admin"] = "write",
+    permissions: Literal["read", "write", "admin"] = "write",
     test: bool = False,
     expires_at: datetime | None = None,
 ) -> Call[NewApiKey]:
     """A new key; the raw key is in the answer's ``key`` and shown only there."""
-    body: dict[str, Any] = {"name": name, "permission": permission, "test": test}
+    body: dict[str, Any] = {"name": name, "permissions": permissions, "test": test}
     if expires_at is not None:
         body["expires_at"] = format_moment(expires_at)
     # The server keeps no idempotency record of an answer holding a raw key.

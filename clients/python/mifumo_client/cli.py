@@ -844,7 +844,7 @@ def keys_list(state: State) -> None:
 @keys.command("create")
 @click.argument("name")
 @click.option(
-    "--permission",
+    "--permissions",
     type=click.Choice(["read", "write", "admin"]),
     default="write",
     show_default=True,
@@ -852,10 +852,10 @@ def keys_list(state: State) -> None:
 @click.option("--test", is_flag=True, help="A mif_test_ key: the simulator, no charge.")
 @json_option
 @pass_state
-def keys_create(state: State, name: str, permission: str, test: bool) -> None:
+def keys_create(state: State, name: str, permissions: str, test: bool) -> None:
     """A new key; the raw key is printed once."""
-    level = cast(Literal["read", "write", "admin"], permission)
-    state.out.one(state.client.keys.create(name, permission=level, test=test))
+    level = cast(Literal["read", "write", "admin"], permissions)
+    state.out.one(state.client.keys.create(name, permissions=level, test=test))
 
 
 by_id(

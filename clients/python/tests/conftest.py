@@ -19,7 +19,7 @@ from mifumo_server import Server, mifumo_server
 
 from integration.models import Account
 from integration.services import account_create, api_key_create
-from tests.conftest import _default_price_rule, pytest_runtest_setup  # noqa: F401 - the suite's
+from tests.conftest import _default_price_rule  # noqa: F401 - the suite's price rule
 from tests.webhooks.receiver import Receiver
 from tests.workers import database_url
 

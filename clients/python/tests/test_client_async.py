@@ -14,7 +14,7 @@ from mifumo_server import Server
 from integration.models import Account
 from sms.models import Message
 
-pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.slow]
+pytestmark = pytest.mark.slow
 
 
 def test_the_async_client_sends_waits_and_pages(async_client: AsyncMifumo) -> None:

@@ -23,7 +23,7 @@ from integration.models import Account
 from sms.models import Message
 from tests.webhooks.receiver import Receiver
 
-pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.slow]
+pytestmark = pytest.mark.slow
 
 
 @dataclass
@@ -178,7 +178,7 @@ def test_messages_reports_csv_and_cancel(mifumo: Cli) -> None:
 
 
 def test_keys_and_webhooks(mifumo: Cli, receiver: Receiver) -> None:
-    new = mifumo("keys", "create", "ripoti", "--permission", "read", "--json").json()
+    new = mifumo("keys", "create", "ripoti", "--permissions", "read", "--json").json()
     assert new["key"].startswith("mif_live_") and new["permissions"] == ["read"]
     assert "ripoti" in mifumo("keys", "list").out
     assert mifumo("balance", "--json", key=new["key"]).json()["currency"] == "TZS"

@@ -14,7 +14,7 @@ from mifumo_client.models import Contact, ImportResult, Segment
 from contacts.models import Contact as ContactRow
 from integration.models import Account
 
-pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.slow]
+pytestmark = pytest.mark.slow
 
 
 def test_a_contact_is_created_read_changed_opted_out_and_in_and_deleted(client: Mifumo) -> None:

@@ -48,7 +48,7 @@ from mifumo.api.errors import HTTP_STATUS, ErrorCode
 from sms.models import Message
 from tests.ops.conftest import fresh_database  # noqa: F401 - a fixture, used by name
 
-pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.slow]
+pytestmark = pytest.mark.slow
 
 E = TypeVar("E", bound=MifumoError)
 PROVOKED: set[type[MifumoError]] = set()

@@ -17,7 +17,7 @@ from integration.models import Account, ApiKey
 from integration.ratelimit import _window
 from sms.models import Message
 
-pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.slow]
+pytestmark = pytest.mark.slow
 
 SEND_PATH = "/api/integration/v1/sms/send/"
 

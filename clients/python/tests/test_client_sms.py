@@ -16,7 +16,7 @@ from integration.models import Account
 from sms.models import Message as MessageRow
 from sms.models import SenderId
 
-pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.slow]
+pytestmark = pytest.mark.slow
 
 NETWORKS = ["754", "765", "784"]
 
