@@ -295,6 +295,7 @@ class ApiKeyAdmin(ModelAdmin):
         "expires_at",
         "revoked_at",
         "rotated_at",
+        "replaced_by",
         "last_used_at",
         "created_by",
         "created_at",

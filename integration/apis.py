@@ -22,14 +22,14 @@ def _principal(request: Request) -> ApiPrincipal:
     return request.user
 
 
-def _audit(request: Request, action: str, key: ApiKey) -> None:
+def _audit(request: Request, action: str, key: ApiKey, **details: str) -> None:
     principal = _principal(request)
     audit_record(
         account=principal.account,
         actor=None,
         action=action,
         target=f"{key.name} ({key.prefix})",
-        details={"via": "api", "by_key": principal.api_key.prefix},
+        details={"via": "api", "by_key": principal.api_key.prefix, "prefix": key.prefix, **details},
         request=request._request,
     )
 
@@ -102,7 +102,7 @@ class KeyRotateApi(ApiView):
     idempotent_post = False
 
     @extend_schema(
-        summary="Rotate an API key (new secret, the old one stops working)",
+        summary="Rotate an API key: a new key (new id) replaces it, the old one stops working",
         tags=["API keys"],
         request=None,
         responses=envelope_responses(
@@ -110,7 +110,8 @@ class KeyRotateApi(ApiView):
         ),
     )
     def post(self, request: Request, key_id: int) -> Response:
-        issued = api_key_rotate(api_key=_own_key(request, key_id))
-        _audit(request, Action.API_KEY_ROTATED, issued.api_key)
+        old = _own_key(request, key_id)
+        issued = api_key_rotate(api_key=old)
+        _audit(request, Action.API_KEY_ROTATED, issued.api_key, previous_prefix=old.prefix)
         body = {**s.api_key_data(issued.api_key), "key": issued.raw}
         return ok(body, "API key rotated; the new key is shown once")

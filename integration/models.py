@@ -91,7 +91,9 @@ class ApiKey(models.Model):
     # "mif_live_" + the first 8 secret characters: indexed lookup without the secret.
     prefix = models.CharField(max_length=20, unique=True)
     digest = models.CharField(max_length=64)  # HMAC-SHA256 hex of the whole key
-    encrypted_key = models.TextField()  # Fernet token, only for webhook Authorization
+    # Fernet token, only for the webhook Authorization header; emptied when the key is
+    # revoked or rotated, so no later webhook can carry it.
+    encrypted_key = models.TextField(blank=True)
     permission = models.CharField(
         max_length=8, choices=Permission.choices, default=Permission.WRITE
     )
@@ -100,6 +102,10 @@ class ApiKey(models.Model):
     revoked_at = models.DateTimeField(null=True, blank=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
     rotated_at = models.DateTimeField(null=True, blank=True)
+    # Rotation makes a new key record and revokes this one: the key it was replaced by.
+    replaced_by = models.OneToOneField(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="replaces"
+    )
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
     )

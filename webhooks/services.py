@@ -417,10 +417,16 @@ def _claimable(now: datetime) -> Q:
 
 
 def _bearer(event: Event, account: Account) -> str | None:
-    if not account.webhook_send_api_key or event.api_key is None:
+    """The key that sent the message, while it still works. A revoked, rotated or expired
+    key is never sent (its copy is gone or its time is up): the signature alone then
+    authenticates the event."""
+    api_key = event.api_key
+    if not account.webhook_send_api_key or api_key is None:
+        return None
+    if api_key.status != "active" or not api_key.encrypted_key:
         return None
     try:
-        return keys.decrypt(event.api_key.encrypted_key)
+        return keys.decrypt(api_key.encrypted_key)
     except InvalidToken:
         logger.warning("cannot decrypt API key %s for webhook Authorization", event.api_key_id)
         return None
@@ -440,6 +446,8 @@ def _for_sending() -> QuerySet[Delivery]:
         "event__type",
         "event__body",
         "event__api_key__encrypted_key",
+        "event__api_key__revoked_at",
+        "event__api_key__expires_at",
         "endpoint__url",
         "endpoint__active",
         "endpoint__disabled_reason",
