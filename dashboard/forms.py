@@ -141,6 +141,25 @@ class WebhookForm(forms.Form):
     description = forms.CharField(max_length=255, required=False)
 
 
+MODE_CHOICES = [
+    ("live", "Live: receives the events of messages sent with live keys or from here"),
+    ("test", "Test: receives the events of messages sent with test keys"),
+]
+
+
+class WebhookCreateForm(WebhookForm):
+    mode = forms.ChoiceField(
+        choices=MODE_CHOICES,
+        initial="live",
+        required=False,
+        widget=forms.RadioSelect,
+        label="Traffic",
+    )
+
+    def clean_mode(self) -> str:
+        return str(self.cleaned_data.get("mode") or "live")
+
+
 class WebhookEditForm(WebhookForm):
     active = forms.BooleanField(required=False, label="Active (receives events)")
 

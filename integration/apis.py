@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from django.db.models import QuerySet
 from drf_spectacular.utils import extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from dashboard.audit import Action, audit_record
 from integration import serializers as s
-from integration.auth import ApiPrincipal
+from integration.auth import api_principal
 from integration.models import ApiKey, Permission
+from integration.permissions import resolve_mode
 from integration.services import api_key_create, api_key_revoke, api_key_rotate
 from mifumo.api.docs import envelope_responses
 from mifumo.api.errors import ApiError, ErrorCode
@@ -17,13 +19,8 @@ from mifumo.api.responses import ok
 from mifumo.api.views import ApiView
 
 
-def _principal(request: Request) -> ApiPrincipal:
-    assert isinstance(request.user, ApiPrincipal)
-    return request.user
-
-
 def _audit(request: Request, action: str, key: ApiKey, **details: str) -> None:
-    principal = _principal(request)
+    principal = api_principal(request)
     audit_record(
         account=principal.account,
         actor=None,
@@ -34,8 +31,15 @@ def _audit(request: Request, action: str, key: ApiKey, **details: str) -> None:
     )
 
 
+def _keys(request: Request) -> QuerySet[ApiKey]:
+    """The keys the caller manages: the account's, only its test keys for a test key."""
+    principal = api_principal(request)
+    keys = ApiKey.objects.filter(account=principal.account)
+    return keys.filter(is_test=True) if principal.test_only else keys
+
+
 def _own_key(request: Request, key_id: int) -> ApiKey:
-    key = ApiKey.objects.filter(account=_principal(request).account, pk=key_id).first()
+    key = _keys(request).filter(pk=key_id).first()
     if key is None:
         raise ApiError(ErrorCode.NOT_FOUND, "API key not found")
     return key
@@ -50,7 +54,7 @@ class KeyListApi(ApiView):
         responses=envelope_responses(s.ApiKeyListOut),
     )
     def get(self, request: Request) -> Response:
-        keys = ApiKey.objects.filter(account=_principal(request).account).order_by("-created_at")
+        keys = _keys(request).order_by("-created_at")
         return ok({"keys": [s.api_key_data(k) for k in keys]}, "API keys retrieved successfully")
 
 
@@ -70,11 +74,12 @@ class KeyCreateApi(ApiView):
     def post(self, request: Request) -> Response:
         data = s.ApiKeyCreateIn(data=request.data)
         data.is_valid(raise_exception=True)
+        principal = api_principal(request)
         issued = api_key_create(
-            account=_principal(request).account,
+            account=principal.account,
             name=data.validated_data["name"],
             permission=data.validated_data["permission"],
-            test=data.validated_data["test"],
+            test=resolve_mode(principal, data.validated_data.get("test"), "keys"),
             expires_at=data.validated_data.get("expires_at"),
         )
         _audit(request, Action.API_KEY_CREATED, issued.api_key)

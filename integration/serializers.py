@@ -46,7 +46,9 @@ def api_key_data(api_key: ApiKey) -> dict[str, Any]:
 class ApiKeyCreateIn(serializers.Serializer):
     name = serializers.CharField(max_length=100)
     permission = serializers.ChoiceField(choices=Permission.choices, default=Permission.WRITE)
-    test = serializers.BooleanField(default=False)
+    test = serializers.BooleanField(
+        required=False, help_text="A test key; the calling key's mode when omitted"
+    )
     expires_at = serializers.DateTimeField(required=False, allow_null=True)
 
     def validate_expires_at(self, value: Any) -> Any:

@@ -34,6 +34,7 @@ from webhooks import security, selectors, signing, transport
 from webhooks.models import (
     SUBSCRIBABLE_EVENTS,
     AccountSigningSecret,
+    AccountTestSigningSecret,
     Delivery,
     DeliveryAttempt,
     Endpoint,
@@ -100,12 +101,15 @@ def endpoint_create(
     events: Iterable[str] | None = None,
     active: bool = True,
     description: str = "",
+    test: bool = False,
 ) -> Endpoint:
+    """``test``: the endpoint receives test traffic only; otherwise live traffic only."""
     return Endpoint.objects.create(
         account=account,
         url=security.validate_webhook_url(url, field="url"),
         events=_events(events),
         active=active,
+        is_test=test,
         description=description,
         **_secret_fields(signing.generate_secret()),
     )
@@ -174,25 +178,34 @@ def endpoint_disable(*, endpoint_id: str, reason: str) -> None:
     )
 
 
-def account_signing_secret_ensure(*, account_id: int) -> AccountSigningSecret:
-    """The account's secret for message-level webhook_url deliveries, made on first use."""
-    existing = AccountSigningSecret.objects.filter(account_id=account_id).first()
+AccountSecret = AccountSigningSecret | AccountTestSigningSecret
+
+
+def _account_secret_model(test: bool) -> type[AccountSecret]:
+    return AccountTestSigningSecret if test else AccountSigningSecret
+
+
+def account_signing_secret_ensure(*, account_id: int, test: bool = False) -> AccountSecret:
+    """The account's secret for message-level webhook_url deliveries of live (or, with
+    ``test``, test) messages, made on first use."""
+    model = _account_secret_model(test)
+    existing = model.objects.filter(account_id=account_id).first()
     if existing is not None:
         return existing
     try:
         with transaction.atomic():
-            return AccountSigningSecret.objects.create(
+            return model.objects.create(
                 account_id=account_id, **_secret_fields(signing.generate_secret())
             )
     except IntegrityError:
         # Another process made it first.
-        return AccountSigningSecret.objects.get(account_id=account_id)
+        return model.objects.get(account_id=account_id)
 
 
 def account_signing_secret_rotate(
-    *, account_id: int, grace_seconds: int = DEFAULT_GRACE_SECONDS
-) -> AccountSigningSecret:
-    holder = account_signing_secret_ensure(account_id=account_id)
+    *, account_id: int, grace_seconds: int = DEFAULT_GRACE_SECONDS, test: bool = False
+) -> AccountSecret:
+    holder = account_signing_secret_ensure(account_id=account_id, test=test)
     _rotate(holder, grace_seconds)
     holder.save()
     return holder
@@ -268,8 +281,11 @@ def event_record_status_changes(*, changes: Sequence[StatusChange]) -> list[Even
         message = messages.get(change.message_id)
         if message is None:
             continue
+        # Test traffic goes to test endpoints only, live traffic to live ones only.
         subscribed = [
-            e for e in endpoints.get(change.account_id, ()) if e.subscribes_to(event_type)
+            e
+            for e in endpoints.get(change.account_id, ())
+            if e.is_test == message.is_test and e.subscribes_to(event_type)
         ]
         if message.webhook_url or subscribed:
             routed.append((change, event_type, message, subscribed))
@@ -307,6 +323,7 @@ def event_record_status_changes(*, changes: Sequence[StatusChange]) -> list[Even
                 type=event_type,
                 message_id=change.message_id,
                 api_key_id=api_key_id,
+                is_test=message.is_test,
                 created_at=now,
             )
             event.body = _body(
@@ -351,10 +368,18 @@ def event_record_status_changes(*, changes: Sequence[StatusChange]) -> list[Even
 
 def event_send_test(*, endpoint: Endpoint, api_key: ApiKey | None) -> Delivery:
     """Send a ``message.test`` event to ``endpoint`` now and return the delivery with the
-    attempt's result. It is tried once, never retried."""
+    attempt's result. It is tried once, never retried. ``api_key`` (who asked) goes into the
+    Authorization header only if it is of the endpoint's mode: a live key is never sent to a
+    test endpoint, which a test key may have made."""
+    if api_key is not None and api_key.is_test != endpoint.is_test:
+        api_key = None
     now = timezone.now()
     event = Event(
-        account_id=endpoint.account_id, type=EventType.TEST, api_key=api_key, created_at=now
+        account_id=endpoint.account_id,
+        type=EventType.TEST,
+        api_key=api_key,
+        is_test=endpoint.is_test,
+        created_at=now,
     )
     event.body = _body(
         {
@@ -445,6 +470,7 @@ def _for_sending() -> QuerySet[Delivery]:
         "event__id",
         "event__type",
         "event__body",
+        "event__is_test",
         "event__api_key__encrypted_key",
         "event__api_key__revoked_at",
         "event__api_key__expires_at",
@@ -464,10 +490,14 @@ def _for_sending() -> QuerySet[Delivery]:
 def _signing_secrets(delivery: Delivery) -> list[str]:
     if delivery.endpoint is not None:
         return delivery.endpoint.signing_secrets()
-    try:
-        holder = delivery.account.webhook_signing_secret
-    except AccountSigningSecret.DoesNotExist:
-        holder = account_signing_secret_ensure(account_id=delivery.account_id)
+    holder: AccountSecret
+    if delivery.event.is_test:
+        holder = account_signing_secret_ensure(account_id=delivery.account_id, test=True)
+    else:
+        try:
+            holder = delivery.account.webhook_signing_secret
+        except AccountSigningSecret.DoesNotExist:
+            holder = account_signing_secret_ensure(account_id=delivery.account_id)
     return holder.signing_secrets()
 
 
