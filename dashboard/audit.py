@@ -20,7 +20,7 @@ from django.http import HttpRequest
 
 from dashboard.models import AuditEvent
 from integration.models import Account
-from integration.ratelimit import client_address
+from mifumo.client_ip import client_address
 
 
 class Action:

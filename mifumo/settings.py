@@ -308,6 +308,11 @@ MIFUMO_WEBHOOK_RETRY_SCHEDULE = [
     )
 ]
 MIFUMO_TRUST_PROXY = envbool("MIFUMO_TRUST_PROXY", False)
+# How many proxies in front append to X-Forwarded-For: the client is that many entries from
+# the right (mifumo.client_ip). Only with MIFUMO_TRUST_PROXY.
+MIFUMO_TRUSTED_PROXY_COUNT = (
+    max(envint("MIFUMO_TRUSTED_PROXY_COUNT", 1), 0) if MIFUMO_TRUST_PROXY else 0
+)
 if MIFUMO_TRUST_PROXY:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 

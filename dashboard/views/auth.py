@@ -19,9 +19,9 @@ from django.views.decorators.http import require_http_methods, require_POST
 from dashboard.access import SESSION_ACCOUNT_KEY, Workspace, dashboard_view, user_memberships
 from dashboard.audit import Action, audit_record
 from dashboard.forms import LoginForm
-from dashboard.throttle import MAX_FAILURES, LoginThrottle
+from dashboard.throttle import LoginThrottle
 from dashboard.views.common import render_page
-from integration.ratelimit import client_address
+from mifumo.client_ip import client_address
 
 
 def _safe_next(request: HttpRequest, candidate: str | None) -> str:
@@ -43,7 +43,7 @@ def _throttled(request: HttpRequest, throttle: LoginThrottle, next_url: str) -> 
             "form": form,
             "next": next_url,
             "throttled": (
-                f"Too many failed sign-in attempts for this username from your network. "
+                f"Too many failed sign-in attempts from your network. "
                 f"Try again in {minutes} minute{'s' if minutes != 1 else ''}."
             ),
         },
@@ -65,14 +65,15 @@ def login_view(request: HttpRequest) -> HttpResponse:
             request, "dashboard/login.html", {"form": LoginForm(request), "next": next_url}
         )
     throttle = LoginThrottle(str(request.POST.get("username", "")), client_address(request))
-    if throttle.blocked():
+    # Counted before the password is checked: parallel guesses cannot overtake the count.
+    if not throttle.allow():
         return _throttled(request, throttle, next_url)
     form = LoginForm(request, data=request.POST)
     if not form.is_valid():
-        if throttle.fail() >= MAX_FAILURES:
+        if throttle.exhausted():
             return _throttled(request, throttle, next_url)
         return render(request, "dashboard/login.html", {"form": form, "next": next_url}, status=200)
-    throttle.reset()
+    throttle.succeeded()
     user = form.get_user()
     login(request, user)
     for membership in user_memberships(user.pk):
