@@ -26,6 +26,17 @@ class LoginForm(AuthenticationForm):
         self.fields["password"].widget.attrs.update(autocomplete="current-password")
 
 
+class CodeForm(forms.Form):
+    code = forms.CharField(
+        max_length=12,
+        label="Authentication code",
+        help_text="The 6-digit code your authenticator app shows now.",
+        widget=forms.TextInput(
+            attrs={"autocomplete": "one-time-code", "inputmode": "numeric", "autofocus": True}
+        ),
+    )
+
+
 def new_nonce() -> str:
     return secrets.token_urlsafe(16)
 

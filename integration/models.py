@@ -25,6 +25,12 @@ class Account(models.Model):
     max_message_length = models.PositiveIntegerField(null=True, blank=True)
     # Send "Authorization: Bearer <sending key>" with webhooks, as the guide promises.
     webhook_send_api_key = models.BooleanField(default=True)
+    # Every member must sign in to the dashboard with a second factor (TOTP).
+    require_2fa = models.BooleanField(
+        "require two-factor authentication",
+        default=False,
+        help_text="Members must set up an authenticator app and enter its code at sign-in.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -3,57 +3,19 @@ parallel guesses cannot slip past the limit."""
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
 import pytest
 from django.contrib.auth import get_user_model
-from django.contrib.auth.signals import user_login_failed
-from django.db import connection
 from django.test import Client
 
 from dashboard.throttle import MAX_FAILURES, MAX_FAILURES_PER_ADDRESS
 from integration.models import Account
 from integration.services import membership_add
+from tests.security.guesses import parallel_posts
 
 PASSWORD = "correct horse battery staple 7"
 GUESSES = 30
-
-
-def _parallel_posts(url: str, data: dict[str, str], count: int) -> tuple[list[int], int]:
-    """POST ``count`` times at once from one address; the statuses and how many passwords
-    were actually checked (and found wrong)."""
-    checked = 0
-    lock = threading.Lock()
-    start = threading.Barrier(count)
-
-    def failed(**_: Any) -> None:
-        nonlocal checked
-        with lock:
-            checked += 1
-
-    statuses: list[int] = []
-
-    def guess() -> None:
-        client = Client(REMOTE_ADDR="203.0.113.50")
-        start.wait()
-        try:
-            response = client.post(url, data)
-        finally:
-            connection.close()
-        with lock:
-            statuses.append(response.status_code)
-
-    user_login_failed.connect(failed, dispatch_uid="count-parallel-guesses")
-    try:
-        threads = [threading.Thread(target=guess) for _ in range(count)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(60)
-    finally:
-        user_login_failed.disconnect(dispatch_uid="count-parallel-guesses")
-    return statuses, checked
 
 
 @pytest.fixture
@@ -72,7 +34,7 @@ def sign_in(client: Client, username: str, password: str) -> Any:
 @pytest.mark.redis
 @pytest.mark.django_db(transaction=True)
 def test_parallel_wrong_passwords_are_counted_before_they_are_checked(asha: Any) -> None:
-    statuses, checked = _parallel_posts(
+    statuses, checked = parallel_posts(
         "/api/integration/dashboard/login/", {"username": "asha", "password": "wrong"}, GUESSES
     )
     assert len(statuses) == GUESSES
