@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import random
 import time
 import uuid
@@ -70,6 +71,10 @@ COUNTDOWN_LIMIT = 900
 REQUEUE_AFTER = timedelta(seconds=120)
 SWEEP_BATCH = 500
 GONE = 410
+# Seconds a webhook task may run past the attempt's deadline (its database work), and the
+# lease past the task's time limit.
+TIME_LIMIT_MARGIN = 30
+LEASE_MARGIN = 30
 
 
 # --- endpoints and secrets ------------------------------------------------------------------------
@@ -420,10 +425,18 @@ def _timeout() -> float:
     return float(settings.MIFUMO_WEBHOOK_TIMEOUT)
 
 
-def _lease() -> timedelta:
-    # Connect, write and read each get the timeout, and the lease must outlast all three:
-    # an expired lease lets another worker send the same delivery again.
-    return timedelta(seconds=3 * _timeout() + 60)
+def task_time_limit() -> int:
+    """Celery's hard time limit for the webhook tasks, in seconds: a backstop, as an attempt
+    ends by its deadline (MIFUMO_WEBHOOK_TIMEOUT over the whole exchange,
+    ``webhooks.transport``)."""
+    return math.ceil(_timeout()) + TIME_LIMIT_MARGIN
+
+
+def lease() -> timedelta:
+    """How long a claimed delivery is held. Longer than the task's time limit, which is
+    longer than the attempt's deadline: no lease runs out while its attempt may still run,
+    so no other worker sends the same delivery meanwhile and the result always counts."""
+    return timedelta(seconds=task_time_limit() + LEASE_MARGIN)
 
 
 def retry_delay(attempts_made: int) -> float | None:
@@ -533,7 +546,7 @@ def delivery_attempt(*, delivery_id: str) -> DeliveryAttempt | None:
     now = timezone.now()
     token = uuid.uuid4().hex
     claimed = Delivery.objects.filter(_claimable(now), pk=delivery_id).update(
-        locked_until=now + _lease(), lock_token=token
+        locked_until=now + lease(), lock_token=token
     )
     if not claimed:
         return None
