@@ -10,7 +10,7 @@ from typing import Concatenate, ParamSpec
 
 from django.contrib import messages
 from django.contrib.auth.views import redirect_to_login
-from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed
 from django.http.response import HttpResponseBase
 from django.shortcuts import render
 from django.urls import reverse
@@ -18,6 +18,7 @@ from django.utils.cache import add_never_cache_headers
 
 from integration import two_factor
 from integration.models import Account, Membership
+from mifumo.api import text
 
 SESSION_ACCOUNT_KEY = "dashboard_account_id"
 
@@ -103,6 +104,9 @@ def dashboard_view(
                 return redirect_to_login(request.get_full_path())
             if request.method not in allowed:
                 return HttpResponseNotAllowed(allowed)
+            if any(isinstance(v, str) and text.problem(v) for v in kwargs.values()):
+                # An id with NUL or a lone surrogate names nothing, and must not reach a query.
+                raise Http404("No such page")
             ws = workspace_for(request)
             response: HttpResponseBase
             if ws is None:

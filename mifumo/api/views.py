@@ -12,6 +12,7 @@ from typing import Any, ClassVar
 
 from django.http import HttpRequest
 from rest_framework.exceptions import APIException
+from rest_framework.permissions import SAFE_METHODS
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -21,6 +22,7 @@ from integration.auth import ApiPrincipal, last_used_mark, record_last_used
 from integration.idempotency import idempotent
 from integration.models import Account, ApiKey, ApiRequestLog
 from integration.usage import buffer
+from mifumo.api import text
 from mifumo.api.errors import ApiError, ErrorCode
 
 
@@ -61,6 +63,11 @@ class ApiView(APIView):
         else:
             self._limit_anonymous(request)
             self.check_permissions(request)
+        # Before any view reads them: no NUL or lone surrogate goes near the database.
+        text.check(
+            {**kwargs, **dict(request.query_params.lists())},
+            body=request.data if request.method not in SAFE_METHODS else None,
+        )
 
     def _limit_account(self, request: Request, principal: ApiPrincipal) -> None:
         # Permission comes before the rate limit, and a refused request counts only in
