@@ -212,6 +212,9 @@ class IdempotencyRecord(models.Model):
     request_hash = models.CharField(max_length=64)
     response_status = models.PositiveSmallIntegerField()
     response_body = models.JSONField()
+    # A response that carries a secret is kept here instead, encrypted (Fernet), and
+    # response_body stays empty (integration.idempotency).
+    response_sealed = models.TextField(blank=True)
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
 
     class Meta:

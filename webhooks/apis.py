@@ -79,6 +79,7 @@ def _page(deliveries: QuerySet[Delivery], params: dict[str, Any]) -> dict[str, A
 
 class WebhookListApi(ApiView):
     required_permission = Permission.ADMIN
+    replay_holds_secret = True
 
     @extend_schema(
         operation_id="webhooks_list",
@@ -182,6 +183,7 @@ class WebhookTestApi(ApiView):
 
 class WebhookRotateSecretApi(ApiView):
     required_permission = Permission.ADMIN
+    replay_holds_secret = True
 
     @extend_schema(
         operation_id="webhooks_rotate_secret",
@@ -340,6 +342,7 @@ class SigningSecretApi(ApiView):
 
 class SigningSecretRotateApi(ApiView):
     required_permission = Permission.ADMIN
+    replay_holds_secret = True
 
     @extend_schema(
         operation_id="webhooks_signing_secret_rotate",

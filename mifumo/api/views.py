@@ -35,6 +35,9 @@ class ApiView(APIView):
     # False for a POST that talks to the network: the idempotency record is written in one
     # transaction with the work, and no transaction may stay open across an outside call.
     idempotent_post: ClassVar[bool] = True
+    # True when the POST's answer carries a secret: its idempotency record keeps it
+    # encrypted (integration.idempotency).
+    replay_holds_secret: ClassVar[bool] = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         # Every POST honours Idempotency-Key without each view having to remember it.
