@@ -83,6 +83,7 @@ MIDDLEWARE = [
     "django_otp.middleware.OTPMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "dashboard.middleware.ContentSecurityPolicyMiddleware",
 ]
 
 ROOT_URLCONF = "mifumo.urls"
