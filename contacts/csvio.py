@@ -2,7 +2,8 @@
 
 Columns: name, phone_number, email, tags (separated by ';' or '|'), is_active. The header
 row is required; its names are case-insensitive, unknown columns are ignored and reported.
-Rows are numbered as a spreadsheet shows them: the header is row 1.
+Rows are numbered as a spreadsheet shows them: the header is row 1. Cells that would start a
+formula are written with a leading ' and read back without it (``mifumo.csv_cells``).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from django.core.validators import validate_email
 
 from contacts.tags import TagError, join_tags, split_tags
 from mifumo.api.errors import ApiError, ErrorCode
+from mifumo.csv_cells import neutralise, restore
 from sms.phones import InvalidPhone, normalize_phone
 
 COLUMNS = ("name", "phone_number", "email", "tags", "is_active")
@@ -128,7 +130,8 @@ def _records(text: str) -> list[tuple[int, list[str]]]:
 
 def _cell(positions: dict[str, int], cells: list[str], column: str) -> str:
     index = positions.get(column)
-    return cells[index] if index is not None and index < len(cells) else ""
+    # An export's formula guard ('=…) comes off, so an export imports back unchanged.
+    return restore(cells[index]) if index is not None and index < len(cells) else ""
 
 
 def _parse_bool(cell: str) -> bool | None:
@@ -224,9 +227,11 @@ class _Line:
 
 
 def csv_lines(rows: Iterable[Sequence[Any]]) -> Iterator[str]:
-    """Rows in COLUMNS order (tags a list, is_active a bool) -> CSV text lines, header first."""
+    """Rows in COLUMNS order (tags a list, is_active a bool) -> CSV text lines, header first.
+    No cell is one a spreadsheet would run as a formula (``mifumo.csv_cells``)."""
     writer = csv.writer(_Line())
     yield writer.writerow(COLUMNS)
     for name, phone, email, tags, is_active in rows:
         active = "true" if is_active else "false"
-        yield writer.writerow([name, phone, email, join_tags(tags), active])
+        cells = [name, phone, email, join_tags(tags), active]
+        yield writer.writerow([neutralise(cell) for cell in cells])

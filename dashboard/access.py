@@ -8,13 +8,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Concatenate, ParamSpec
 
+from django.contrib import messages
 from django.contrib.auth.views import redirect_to_login
-from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed
 from django.http.response import HttpResponseBase
 from django.shortcuts import render
+from django.urls import reverse
 from django.utils.cache import add_never_cache_headers
 
+from integration import two_factor
 from integration.models import Account, Membership
+from mifumo.api import text
 
 SESSION_ACCOUNT_KEY = "dashboard_account_id"
 
@@ -60,6 +64,22 @@ def workspace_for(request: HttpRequest) -> Workspace | None:
     return Workspace(membership=chosen, memberships=memberships)
 
 
+def two_factor_step(request: HttpRequest, account: Account) -> HttpResponse | None:
+    """Where a session that owes two-factor goes before any page of ``account``: the code
+    step when two-factor is on and this session has not passed a code, the two-factor page
+    when the account requires it and it is off; None when nothing is owed."""
+    step = two_factor.missing_step(request.user, required=account.require_2fa)
+    if step == two_factor.CODE_STEP:
+        return redirect_to_login(request.get_full_path(), reverse("dashboard:login_code"))
+    if step == two_factor.SETUP_STEP:
+        messages.warning(
+            request,
+            f"{account.name} requires two-factor authentication: set it up to continue.",
+        )
+        return redirect_to_login(request.get_full_path(), reverse("dashboard:two_factor"))
+    return None
+
+
 def forbidden(request: HttpRequest, ws: Workspace | None, reason: str) -> HttpResponse:
     return render(request, "dashboard/403.html", {"ws": ws, "reason": reason}, status=403)
 
@@ -84,10 +104,15 @@ def dashboard_view(
                 return redirect_to_login(request.get_full_path())
             if request.method not in allowed:
                 return HttpResponseNotAllowed(allowed)
+            if any(isinstance(v, str) and text.problem(v) for v in kwargs.values()):
+                # An id with NUL or a lone surrogate names nothing, and must not reach a query.
+                raise Http404("No such page")
             ws = workspace_for(request)
             response: HttpResponseBase
             if ws is None:
                 response = render(request, "dashboard/no_account.html", status=403)
+            elif (step := two_factor_step(request, ws.account)) is not None:
+                response = step
             elif manage and request.method == "POST" and not ws.can_manage:
                 response = forbidden(
                     request, ws, "Only the account's owners and admins can make this change."

@@ -19,8 +19,8 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.http import HttpRequest
 
 from dashboard.models import AuditEvent
-from integration.models import Account
-from integration.ratelimit import client_address
+from integration.models import Account, Membership
+from mifumo.client_ip import client_address
 
 
 class Action:
@@ -29,6 +29,9 @@ class Action:
 
     LOGIN = "login"
     PASSWORD_CHANGED = "password.changed"  # noqa: S105 - an action name
+    TWO_FACTOR_ENABLED = "two_factor.enabled"
+    TWO_FACTOR_DISABLED = "two_factor.disabled"
+    ACCOUNT_TWO_FACTOR_CHANGED = "account.two_factor"
     API_KEY_CREATED = "api_key.created"
     API_KEY_REVOKED = "api_key.revoked"
     API_KEY_ROTATED = "api_key.rotated"
@@ -58,6 +61,9 @@ class Action:
 ACTION_LABELS: dict[str, str] = {
     Action.LOGIN: "Signed in",
     Action.PASSWORD_CHANGED: "Changed password",
+    Action.TWO_FACTOR_ENABLED: "Turned on two-factor authentication",
+    Action.TWO_FACTOR_DISABLED: "Turned off two-factor authentication",
+    Action.ACCOUNT_TWO_FACTOR_CHANGED: "Changed the two-factor requirement",
     Action.API_KEY_CREATED: "Created API key",
     Action.API_KEY_REVOKED: "Revoked API key",
     Action.API_KEY_ROTATED: "Rotated API key",
@@ -142,3 +148,20 @@ def audit_record(
         details=_plain(details),
         ip=_address(request),
     )
+
+
+def audit_user_record(
+    *, user: AbstractBaseUser, action: str, request: HttpRequest | None = None
+) -> None:
+    """Record something a user did to themselves (signing in, their password, their second
+    factor) in the activity log of every account they belong to."""
+    for account_id in Membership.objects.filter(user_id=user.pk).values_list(
+        "account_id", flat=True
+    ):
+        audit_record(
+            account=account_id,
+            actor=user,
+            action=action,
+            target=user.get_username(),
+            request=request,
+        )

@@ -26,6 +26,17 @@ class LoginForm(AuthenticationForm):
         self.fields["password"].widget.attrs.update(autocomplete="current-password")
 
 
+class CodeForm(forms.Form):
+    code = forms.CharField(
+        max_length=12,
+        label="Authentication code",
+        help_text="The 6-digit code your authenticator app shows now.",
+        widget=forms.TextInput(
+            attrs={"autocomplete": "one-time-code", "inputmode": "numeric", "autofocus": True}
+        ),
+    )
+
+
 def new_nonce() -> str:
     return secrets.token_urlsafe(16)
 
@@ -139,6 +150,25 @@ class WebhookForm(forms.Form):
         widget=forms.CheckboxSelectMultiple,
     )
     description = forms.CharField(max_length=255, required=False)
+
+
+MODE_CHOICES = [
+    ("live", "Live: receives the events of messages sent with live keys or from here"),
+    ("test", "Test: receives the events of messages sent with test keys"),
+]
+
+
+class WebhookCreateForm(WebhookForm):
+    mode = forms.ChoiceField(
+        choices=MODE_CHOICES,
+        initial="live",
+        required=False,
+        widget=forms.RadioSelect,
+        label="Traffic",
+    )
+
+    def clean_mode(self) -> str:
+        return str(self.cleaned_data.get("mode") or "live")
 
 
 class WebhookEditForm(WebhookForm):

@@ -8,6 +8,7 @@ from dashboard.views import (
     messages,
     overview,
     sender_ids,
+    two_factor,
     usage,
     webhooks,
 )
@@ -17,6 +18,8 @@ app_name = "dashboard"
 urlpatterns = [
     path("", overview.overview, name="overview"),
     path("login/", auth.login_view, name="login"),
+    path("login/code/", auth.login_code, name="login_code"),
+    path("two-factor/", two_factor.two_factor_view, name="two_factor"),
     path("logout/", auth.logout_view, name="logout"),
     path("password/", auth.password_change, name="password_change"),
     path("account/switch/", auth.account_switch, name="account_switch"),

@@ -112,6 +112,7 @@ class AccountAdmin(ModelAdmin):
             {"fields": LIMIT_FIELDS},
         ),
         ("Webhooks", {"fields": ("webhook_send_api_key",)}),
+        ("Security", {"fields": ("require_2fa",)}),
         ("Times", {"fields": ("created_at", "updated_at")}),
     )
     readonly_fields = ("balance", "currency", "balance_updated_at", "created_at", "updated_at")
@@ -135,6 +136,15 @@ class AccountAdmin(ModelAdmin):
             )
         if "status" in changed:
             self._audit_status(request, obj)
+        if "require_2fa" in changed:
+            audit_record(
+                account=obj,
+                actor=request.user,
+                action=Action.ACCOUNT_TWO_FACTOR_CHANGED,
+                target=obj.name,
+                details={"required": obj.require_2fa, "by": "operator"},
+                request=request,
+            )
 
     def save_formset(self, request: HttpRequest, form: Any, formset: Any, change: bool) -> None:
         super().save_formset(request, form, formset, change)
@@ -295,6 +305,7 @@ class ApiKeyAdmin(ModelAdmin):
         "expires_at",
         "revoked_at",
         "rotated_at",
+        "replaced_by",
         "last_used_at",
         "created_by",
         "created_at",

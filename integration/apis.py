@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from django.db.models import QuerySet
 from drf_spectacular.utils import extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from dashboard.audit import Action, audit_record
 from integration import serializers as s
-from integration.auth import ApiPrincipal
+from integration.auth import api_principal
 from integration.models import ApiKey, Permission
+from integration.permissions import resolve_mode
 from integration.services import api_key_create, api_key_revoke, api_key_rotate
 from mifumo.api.docs import envelope_responses
 from mifumo.api.errors import ApiError, ErrorCode
@@ -17,25 +19,27 @@ from mifumo.api.responses import ok
 from mifumo.api.views import ApiView
 
 
-def _principal(request: Request) -> ApiPrincipal:
-    assert isinstance(request.user, ApiPrincipal)
-    return request.user
-
-
-def _audit(request: Request, action: str, key: ApiKey) -> None:
-    principal = _principal(request)
+def _audit(request: Request, action: str, key: ApiKey, **details: str) -> None:
+    principal = api_principal(request)
     audit_record(
         account=principal.account,
         actor=None,
         action=action,
         target=f"{key.name} ({key.prefix})",
-        details={"via": "api", "by_key": principal.api_key.prefix},
+        details={"via": "api", "by_key": principal.api_key.prefix, "prefix": key.prefix, **details},
         request=request._request,
     )
 
 
+def _keys(request: Request) -> QuerySet[ApiKey]:
+    """The keys the caller manages: the account's, only its test keys for a test key."""
+    principal = api_principal(request)
+    keys = ApiKey.objects.filter(account=principal.account)
+    return keys.filter(is_test=True) if principal.test_only else keys
+
+
 def _own_key(request: Request, key_id: int) -> ApiKey:
-    key = ApiKey.objects.filter(account=_principal(request).account, pk=key_id).first()
+    key = _keys(request).filter(pk=key_id).first()
     if key is None:
         raise ApiError(ErrorCode.NOT_FOUND, "API key not found")
     return key
@@ -50,7 +54,7 @@ class KeyListApi(ApiView):
         responses=envelope_responses(s.ApiKeyListOut),
     )
     def get(self, request: Request) -> Response:
-        keys = ApiKey.objects.filter(account=_principal(request).account).order_by("-created_at")
+        keys = _keys(request).order_by("-created_at")
         return ok({"keys": [s.api_key_data(k) for k in keys]}, "API keys retrieved successfully")
 
 
@@ -70,11 +74,12 @@ class KeyCreateApi(ApiView):
     def post(self, request: Request) -> Response:
         data = s.ApiKeyCreateIn(data=request.data)
         data.is_valid(raise_exception=True)
+        principal = api_principal(request)
         issued = api_key_create(
-            account=_principal(request).account,
+            account=principal.account,
             name=data.validated_data["name"],
             permission=data.validated_data["permissions"],
-            test=data.validated_data["test"],
+            test=resolve_mode(principal, data.validated_data.get("test"), "keys"),
             expires_at=data.validated_data.get("expires_at"),
         )
         _audit(request, Action.API_KEY_CREATED, issued.api_key)
@@ -102,7 +107,7 @@ class KeyRotateApi(ApiView):
     idempotent_post = False
 
     @extend_schema(
-        summary="Rotate an API key (new secret, the old one stops working)",
+        summary="Rotate an API key: a new key (new id) replaces it, the old one stops working",
         tags=["API keys"],
         request=None,
         responses=envelope_responses(
@@ -110,7 +115,8 @@ class KeyRotateApi(ApiView):
         ),
     )
     def post(self, request: Request, key_id: int) -> Response:
-        issued = api_key_rotate(api_key=_own_key(request, key_id))
-        _audit(request, Action.API_KEY_ROTATED, issued.api_key)
+        old = _own_key(request, key_id)
+        issued = api_key_rotate(api_key=old)
+        _audit(request, Action.API_KEY_ROTATED, issued.api_key, previous_prefix=old.prefix)
         body = {**s.api_key_data(issued.api_key), "key": issued.raw}
         return ok(body, "API key rotated; the new key is shown once")

@@ -29,8 +29,21 @@ class ApiPrincipal:
     def account(self) -> Account:
         return self.api_key.account
 
+    @property
+    def test_only(self) -> bool:
+        """A test key manages test keys only and sees only test traffic: messages, reports,
+        webhook endpoints and deliveries. Contacts, segments, sender IDs and the balance are
+        the account's, the same in both modes."""
+        return self.api_key.is_test
+
     is_authenticated = True
     is_anonymous = False
+
+
+def api_principal(request: Request) -> ApiPrincipal:
+    """The caller of an API view, after authentication."""
+    assert isinstance(request.user, ApiPrincipal)
+    return request.user
 
 
 class InvalidCredentials(AuthenticationFailed):

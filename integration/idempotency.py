@@ -4,6 +4,10 @@ The record is inserted first, in the same transaction as the work, so a concurre
 duplicate blocks on the unique index until the first commits, then replays its response.
 Errors roll the record back with everything else: a failed request may be retried with
 the same key.
+
+A response that carries a secret (a view with ``replay_holds_secret``: a webhook signing
+secret) is kept encrypted, like the secret itself, and decrypted to replay it. Responses
+with a raw API key are never kept (those views are not idempotent at all).
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from django.utils import timezone
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from integration import keys
 from integration.auth import ApiPrincipal
 from integration.models import IdempotencyRecord
 from mifumo.api.errors import ApiError, ErrorCode
@@ -56,7 +61,12 @@ def _replay(record: IdempotencyRecord, request_hash: str) -> Response:
             "This Idempotency-Key was already used with a different request",
             {"idempotency_key": record.key},
         )
-    response = Response(record.response_body, status=record.response_status)
+    body = (
+        json.loads(keys.decrypt(record.response_sealed))
+        if record.response_sealed
+        else record.response_body
+    )
+    response = Response(body, status=record.response_status)
     response["Idempotent-Replayed"] = "true"
     return response
 
@@ -94,8 +104,11 @@ def idempotent(handler: Handler) -> Handler:
                 )
                 response = handler(view, request, *args, **kwargs)
                 record.response_status = response.status_code
-                record.response_body = response.data
-                record.save(update_fields=["response_status", "response_body"])
+                if getattr(view, "replay_holds_secret", False):
+                    record.response_sealed = keys.encrypt(json.dumps(response.data))
+                else:
+                    record.response_body = response.data
+                record.save(update_fields=["response_status", "response_body", "response_sealed"])
                 return response
         except IntegrityError:
             # Another request with this key committed first.

@@ -25,6 +25,12 @@ class Account(models.Model):
     max_message_length = models.PositiveIntegerField(null=True, blank=True)
     # Send "Authorization: Bearer <sending key>" with webhooks, as the guide promises.
     webhook_send_api_key = models.BooleanField(default=True)
+    # Every member must sign in to the dashboard with a second factor (TOTP).
+    require_2fa = models.BooleanField(
+        "require two-factor authentication",
+        default=False,
+        help_text="Members must set up an authenticator app and enter its code at sign-in.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -91,7 +97,9 @@ class ApiKey(models.Model):
     # "mif_live_" + the first 8 secret characters: indexed lookup without the secret.
     prefix = models.CharField(max_length=20, unique=True)
     digest = models.CharField(max_length=64)  # HMAC-SHA256 hex of the whole key
-    encrypted_key = models.TextField()  # Fernet token, only for webhook Authorization
+    # Fernet token, only for the webhook Authorization header; emptied when the key is
+    # revoked or rotated, so no later webhook can carry it.
+    encrypted_key = models.TextField(blank=True)
     permission = models.CharField(
         max_length=8, choices=Permission.choices, default=Permission.WRITE
     )
@@ -100,6 +108,10 @@ class ApiKey(models.Model):
     revoked_at = models.DateTimeField(null=True, blank=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
     rotated_at = models.DateTimeField(null=True, blank=True)
+    # Rotation makes a new key record and revokes this one: the key it was replaced by.
+    replaced_by = models.OneToOneField(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="replaces"
+    )
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
     )
@@ -200,6 +212,9 @@ class IdempotencyRecord(models.Model):
     request_hash = models.CharField(max_length=64)
     response_status = models.PositiveSmallIntegerField()
     response_body = models.JSONField()
+    # A response that carries a secret is kept here instead, encrypted (Fernet), and
+    # response_body stays empty (integration.idempotency).
+    response_sealed = models.TextField(blank=True)
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
 
     class Meta:

@@ -7,6 +7,7 @@ from rest_framework.request import Request
 
 from integration.auth import ApiPrincipal
 from integration.models import Permission
+from mifumo.api.errors import ApiError, ErrorCode
 
 
 def required_permission(request: Request, view: Any) -> str:
@@ -32,3 +33,17 @@ class HasKeyPermission(BasePermission):
             f"'{principal.api_key.permission}'"
         )
         return False
+
+
+def resolve_mode(principal: ApiPrincipal, test: bool | None, what: str) -> bool:
+    """Whether a new key or endpoint is a test one: as asked, else the calling key's mode. A
+    test key makes test ones only."""
+    if test is None:
+        return principal.test_only
+    if principal.test_only and not test:
+        raise ApiError(
+            ErrorCode.PERMISSION_DENIED,
+            f"A test key can only make test {what}",
+            {"test": ["must be true (or left out) with a test key"]},
+        )
+    return test

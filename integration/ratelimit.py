@@ -20,6 +20,7 @@ from django.http import HttpRequest
 
 from integration.models import Account
 from mifumo.cache import count_and_mark
+from mifumo.client_ip import client_address
 
 logger = logging.getLogger(__name__)
 
@@ -58,14 +59,6 @@ def account_rate(account: Account, bucket: str) -> tuple[int, int]:
     limit, window = settings.MIFUMO_RATE_LIMITS[bucket]
     override = getattr(account, _OVERRIDE_FIELD[bucket])
     return (override if override else limit), window
-
-
-def client_address(request: HttpRequest) -> str:
-    if settings.MIFUMO_TRUST_PROXY:
-        forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
-        if forwarded:
-            return forwarded.split(",")[0].strip()
-    return str(request.META.get("REMOTE_ADDR", "unknown"))
 
 
 def _window(key: str, seconds: int) -> tuple[int, int]:

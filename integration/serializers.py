@@ -78,7 +78,9 @@ class PermissionsField(serializers.Field):
 class ApiKeyCreateIn(StrictSerializer):
     name = serializers.CharField(max_length=100)
     permissions = PermissionsField(default=Permission.WRITE)
-    test = serializers.BooleanField(default=False)
+    test = serializers.BooleanField(
+        required=False, help_text="A test key; the calling key's mode when omitted"
+    )
     expires_at = serializers.DateTimeField(required=False, allow_null=True)
 
     def validate_expires_at(self, value: Any) -> Any:

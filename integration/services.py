@@ -255,19 +255,40 @@ def api_key_create(
 
 
 def api_key_revoke(*, api_key: ApiKey) -> ApiKey:
+    """Stop the key at once and forget its encrypted copy: webhooks of the messages it sent
+    go out without an Authorization header from now on."""
     if api_key.revoked_at is None:
         api_key.revoked_at = timezone.now()
-        api_key.save(update_fields=["revoked_at"])
+        api_key.encrypted_key = ""
+        api_key.save(update_fields=["revoked_at", "encrypted_key"])
     return api_key
 
 
-def api_key_rotate(*, api_key: ApiKey) -> IssuedKey:
-    """A new secret for the same key record; the old secret stops working at once."""
-    if api_key.revoked_at is not None:
+@transaction.atomic
+def api_key_rotate(*, api_key: ApiKey, created_by: User | None = None) -> IssuedKey:
+    """A new key in place of this one: a new record with the same name, permission, mode and
+    expiry. The old key is revoked (its secret stops working at once) and points to its
+    replacement.
+
+    A new record, not a new secret on the old one: messages sent with the old key keep
+    pointing at the old record, so their webhooks can never carry the new key."""
+    old = ApiKey.objects.select_for_update().get(pk=api_key.pk)
+    if old.revoked_at is not None:
         raise ApiError(ErrorCode.CONFLICT, "A revoked key cannot be rotated")
-    raw, material = _key_material(test=api_key.is_test)
-    for field, value in material.items():
-        setattr(api_key, field, value)
-    api_key.rotated_at = timezone.now()
-    api_key.save(update_fields=[*material, "rotated_at"])
-    return IssuedKey(api_key=api_key, raw=raw)
+    if old.status == "expired":
+        raise ApiError(ErrorCode.CONFLICT, "An expired key cannot be rotated; create a new one")
+    issued = api_key_create(
+        account=api_key.account,
+        name=old.name,
+        permission=old.permission,
+        test=old.is_test,
+        expires_at=old.expires_at,
+        created_by=created_by or old.created_by,
+    )
+    now = timezone.now()
+    old.revoked_at = old.rotated_at = now
+    old.encrypted_key = ""
+    old.replaced_by = issued.api_key
+    old.save(update_fields=["revoked_at", "rotated_at", "encrypted_key", "replaced_by"])
+    api_key.refresh_from_db()
+    return issued

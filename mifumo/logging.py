@@ -14,7 +14,7 @@ import sys
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from django.conf import settings
+from mifumo.client_ip import client_address
 
 if TYPE_CHECKING:
     from django.http import HttpRequest
@@ -107,14 +107,6 @@ class JsonFormatter(logging.Formatter):
         if record.stack_info:
             payload["stack"] = self.formatStack(record.stack_info)
         return json.dumps(payload, default=str, ensure_ascii=False)
-
-
-def client_address(request: HttpRequest) -> str:
-    if getattr(settings, "MIFUMO_TRUST_PROXY", False):
-        forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
-        if forwarded:
-            return str(forwarded).split(",")[0].strip()
-    return str(request.META.get("REMOTE_ADDR", ""))
 
 
 def _send_path() -> str:

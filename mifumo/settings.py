@@ -52,7 +52,7 @@ SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "mifumo.apps.AdminConfig",  # django.contrib.admin with Mifumo's site (mifumo/admin_site.py)
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -61,6 +61,8 @@ INSTALLED_APPS = [
     "rest_framework",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
     "mifumo",
     "integration",
     "sms",
@@ -79,8 +81,11 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # request.user.is_verified(): signed in with a second factor (integration/two_factor.py).
+    "django_otp.middleware.OTPMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "dashboard.middleware.ContentSecurityPolicyMiddleware",
 ]
 
 ROOT_URLCONF = "mifumo.urls"
@@ -148,6 +153,12 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
 ]
 LOGIN_URL = "/api/integration/dashboard/login/"
+# Two-factor authentication (TOTP, django-otp): users enrol at the dashboard's two-factor page;
+# accounts can require it of their members, and this setting of every staff user in /admin/.
+MIFUMO_REQUIRE_STAFF_2FA = envbool("MIFUMO_REQUIRE_STAFF_2FA", False)
+OTP_TOTP_ISSUER = "Mifumo SMS"
+# Django admin never shows a device's secret after it was made (users enrol themselves).
+OTP_ADMIN_HIDE_SENSITIVE_DATA = True
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = True
@@ -291,6 +302,11 @@ MIFUMO_WEBHOOK_RETRY_SCHEDULE = [
     )
 ]
 MIFUMO_TRUST_PROXY = envbool("MIFUMO_TRUST_PROXY", False)
+# How many proxies in front append to X-Forwarded-For: the client is that many entries from
+# the right (mifumo.client_ip). Only with MIFUMO_TRUST_PROXY.
+MIFUMO_TRUSTED_PROXY_COUNT = (
+    max(envint("MIFUMO_TRUSTED_PROXY_COUNT", 1), 0) if MIFUMO_TRUST_PROXY else 0
+)
 if MIFUMO_TRUST_PROXY:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 

@@ -23,7 +23,7 @@ from django.db.models import Q
 from django.utils.dateparse import parse_date, parse_datetime
 
 from contacts.tags import TagError, normalize_tags
-from mifumo.api.fields import iso
+from mifumo.api.fields import ImpossibleMoment, as_utc, iso
 
 KEYS = ("tags", "tags_all", "is_active", "opted_out", "created_after", "created_before")
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -92,9 +92,10 @@ def _canonical_moment(raw: object) -> str:
                 return day.isoformat()
         else:
             parsed = parse_datetime(text)
-            canonical = iso(parsed) if parsed is not None and parsed.tzinfo else None
-            if canonical is not None:
-                return canonical
+            if parsed is not None and parsed.tzinfo:
+                return iso(as_utc(parsed))
+    except ImpossibleMoment as exc:
+        raise ValueError(f"The moment {exc}") from None
     except ValueError:
         pass
     raise ValueError(_MOMENT_HINT)

@@ -10,7 +10,7 @@ from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schem
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from integration.auth import ApiPrincipal
+from integration.auth import ApiPrincipal, api_principal
 from integration.models import Account
 from integration.selectors import account_balance
 from mifumo.api.docs import envelope_responses
@@ -30,8 +30,14 @@ STATUSES = [choice.value for choice in Recipient.Status]
 
 
 def _account(request: Request) -> Account:
-    assert isinstance(request.user, ApiPrincipal)
-    return request.user.account
+    return api_principal(request).account
+
+
+def _message(request: Request, message_id: str) -> Message:
+    principal = api_principal(request)
+    return selectors.message_get(
+        account=principal.account, message_id=message_id, test_only=principal.test_only
+    )
 
 
 def _recipient_row(row: Recipient) -> dict[str, Any]:
@@ -169,7 +175,7 @@ class StatusApi(ApiView):
         responses=envelope_responses(s.StatusOut, errors=[E.NOT_FOUND, E.VALIDATION_ERROR]),
     )
     def get(self, request: Request, message_id: str) -> Response:
-        message = selectors.message_get(account=_account(request), message_id=message_id)
+        message = _message(request, message_id)
         counts = selectors.message_status_counts(message_ids=[message.id]).get(message.id, {})
         rows, pagination = paginate_pages(
             request,
@@ -223,6 +229,7 @@ class DeliveryReportsApi(ApiView):
             start=datetime_param(request, "start_date"),
             end=datetime_param(request, "end_date", end_of_day=True),
             status=choice_param(request, "status", STATUSES),
+            test_only=api_principal(request).test_only,
         )
         items, pagination = paginate_pages(request, rows)
         reports = [
@@ -277,6 +284,7 @@ class CancelApi(ApiView):
         responses=envelope_responses(s.CancelOut, errors=[E.NOT_FOUND, E.CONFLICT]),
     )
     def post(self, request: Request, message_id: str) -> Response:
+        _message(request, message_id)  # a test key cancels test messages only
         message, canceled, refund = message_cancel(account=_account(request), message_id=message_id)
         return ok(
             {
@@ -324,6 +332,7 @@ class MessagesApi(ApiView):
             end=datetime_param(request, "end_date", end_of_day=True),
             sender_id=request.query_params.get("sender_id") or None,
             phone=phone,
+            test_only=api_principal(request).test_only,
         )
         items, pagination = paginate_pages(request, rows)
         counts = selectors.message_status_counts(message_ids=[m.id for m in items])
@@ -343,7 +352,7 @@ class MessageDetailApi(ApiView):
         responses=envelope_responses(s.MessageOut, errors=[E.NOT_FOUND]),
     )
     def get(self, request: Request, message_id: str) -> Response:
-        message = selectors.message_get(account=_account(request), message_id=message_id)
+        message = _message(request, message_id)
         counts = selectors.message_status_counts(message_ids=[message.id]).get(message.id, {})
         return ok(_message_row(message, counts), "Message retrieved successfully")
 

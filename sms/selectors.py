@@ -39,8 +39,10 @@ def derive_status(counts: dict[str, int]) -> str:
     return "partially_delivered"
 
 
-def message_get(*, account: Account, message_id: str) -> Message:
-    message = Message.objects.filter(account=account, pk=message_id).first()
+def message_get(*, account: Account, message_id: str, test_only: bool = False) -> Message:
+    """``test_only``: a test message or none (what a test key may see)."""
+    messages = Message.objects.filter(account=account, pk=message_id)
+    message = (messages.filter(is_test=True) if test_only else messages).first()
     if message is None:
         raise ApiError(ErrorCode.NOT_FOUND, "Message not found")
     return message
@@ -76,8 +78,11 @@ def delivery_reports(
     start: datetime | None = None,
     end: datetime | None = None,
     status: str | None = None,
+    test_only: bool = False,
 ) -> QuerySet[Recipient]:
     rows = Recipient.objects.filter(account=account)
+    if test_only:
+        rows = rows.filter(message__is_test=True)
     if start is not None:
         rows = rows.filter(created_at__gte=start)
     if end is not None:
@@ -111,8 +116,11 @@ def messages_list(
     end: datetime | None = None,
     sender_id: str | None = None,
     phone: str | None = None,
+    test_only: bool = False,
 ) -> QuerySet[Message]:
     rows = Message.objects.filter(account=account)
+    if test_only:
+        rows = rows.filter(is_test=True)
     if start is not None:
         rows = rows.filter(created_at__gte=start)
     if end is not None:

@@ -16,7 +16,7 @@ from django.utils.dateparse import parse_datetime
 from integration.models import Account, ApiKey
 from integration.services import account_debit, account_refund
 from mifumo.api.errors import ApiError, ErrorCode
-from mifumo.api.fields import iso
+from mifumo.api.fields import ImpossibleMoment, as_utc, iso
 from mifumo.db import insert_row
 from mifumo.ids import new_id
 from sms import encoding
@@ -63,6 +63,12 @@ def parse_schedule_time(raw: object) -> datetime | None:
             "schedule_time needs a time zone, for example 2024-01-01T10:00:00Z or +03:00",
             {"schedule_time": raw},
         )
+    try:
+        value = as_utc(value)
+    except ImpossibleMoment as exc:
+        raise ApiError(
+            ErrorCode.INVALID_SCHEDULE_TIME, f"schedule_time {exc}", {"schedule_time": raw}
+        ) from None
     now = timezone.now()
     if value <= now:
         raise ApiError(

@@ -1,4 +1,5 @@
-"""Real Celery workers (and beat) as subprocesses against the test database and Redis.
+"""Real Celery workers (and beat) and the web server as subprocesses against the test database
+and Redis.
 
 Use with ``transactional_db`` (or ``live_server``) so the worker sees committed rows.
 """
@@ -8,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -149,6 +151,43 @@ def start_beat(tmp_path: Path, **env: str) -> Process:
     """A real ``celery beat`` on the test's database and Redis, its schedule in ``tmp_path``."""
     args = [*celery_command("beat"), "--schedule", str(tmp_path / "beat-schedule")]
     return Process(args, service_env(**env), tmp_path / "beat.log")
+
+
+@pytest.fixture
+def web_server(tmp_path: Path) -> Iterator[Callable[..., str]]:
+    """Start the web service as production runs it (gunicorn with docker/gunicorn_conf.py)
+    against the test database; returns its base URL. Stopped at the end of the test."""
+    started: list[Process] = []
+
+    def start(**env: str) -> str:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = int(sock.getsockname()[1])
+        args = [sys.executable, "-m", "gunicorn", "-c", "docker/gunicorn_conf.py", "mifumo.wsgi"]
+        environment = service_env(
+            HOST="127.0.0.1", PORT=str(port), WEB_WORKERS="1", WEB_THREADS="2", **env
+        )
+        process = Process(args, environment, tmp_path / f"web-{port}.log")
+        started.append(process)
+        base = f"http://127.0.0.1:{port}"
+
+        def healthy() -> bool:
+            if process.popen.poll() is not None:
+                raise AssertionError(f"gunicorn exited:\n{process.output()[-3000:]}")
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=1):
+                    return True
+            except OSError:
+                return False
+
+        wait_until(healthy, timeout=60, interval=0.2)
+        return base
+
+    try:
+        yield start
+    finally:
+        for process in started:
+            process.kill()
 
 
 @contextmanager

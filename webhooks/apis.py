@@ -14,15 +14,16 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from integration.auth import ApiPrincipal
+from integration.auth import api_principal
 from integration.models import Account, Permission
+from integration.permissions import resolve_mode
 from mifumo.api.docs import envelope_responses
 from mifumo.api.errors import ErrorCode
 from mifumo.api.responses import ok
 from mifumo.api.views import ApiView
 from webhooks import selectors, services
 from webhooks import serializers as s
-from webhooks.models import Delivery
+from webhooks.models import Delivery, Endpoint
 
 TAG = ["Webhooks"]
 NOT_FOUND = [ErrorCode.NOT_FOUND]
@@ -35,8 +36,24 @@ PAGE_PARAMETERS = [
 
 
 def _account(request: Request) -> Account:
-    assert isinstance(request.user, ApiPrincipal)
-    return request.user.account
+    return api_principal(request).account
+
+
+def _endpoint(request: Request, webhook_id: str) -> Endpoint:
+    principal = api_principal(request)
+    return selectors.endpoint_get(
+        account=principal.account, endpoint_id=webhook_id, test_only=principal.test_only
+    )
+
+
+def _delivery(request: Request, delivery_id: str, endpoint: Endpoint | None = None) -> Delivery:
+    principal = api_principal(request)
+    return selectors.delivery_get(
+        account=principal.account,
+        delivery_id=delivery_id,
+        endpoint=endpoint,
+        test_only=principal.test_only,
+    )
 
 
 def _valid(serializer_class: type[Any], data: Any, **kwargs: Any) -> dict[str, Any]:
@@ -62,6 +79,7 @@ def _page(deliveries: QuerySet[Delivery], params: dict[str, Any]) -> dict[str, A
 
 class WebhookListApi(ApiView):
     required_permission = Permission.ADMIN
+    replay_holds_secret = True
 
     @extend_schema(
         operation_id="webhooks_list",
@@ -70,7 +88,10 @@ class WebhookListApi(ApiView):
         responses=envelope_responses(s.EndpointListOut),
     )
     def get(self, request: Request) -> Response:
-        endpoints = selectors.endpoint_list(account=_account(request))
+        principal = api_principal(request)
+        endpoints = selectors.endpoint_list(
+            account=principal.account, test_only=principal.test_only
+        )
         return ok(
             {"webhooks": [s.endpoint_data(e) for e in endpoints]},
             "Webhooks retrieved successfully",
@@ -86,7 +107,9 @@ class WebhookListApi(ApiView):
     )
     def post(self, request: Request) -> Response:
         data = _valid(s.EndpointCreateIn, request.data)
-        endpoint = services.endpoint_create(account=_account(request), **data)
+        principal = api_principal(request)
+        data["test"] = resolve_mode(principal, data.get("test"), "webhook endpoints")
+        endpoint = services.endpoint_create(account=principal.account, **data)
         return ok(
             s.endpoint_data(endpoint, with_secret=True),
             "Webhook created; store the signing secret now, it is not shown again",
@@ -104,7 +127,7 @@ class WebhookDetailApi(ApiView):
         responses=envelope_responses(s.EndpointOut, errors=NOT_FOUND),
     )
     def get(self, request: Request, webhook_id: str) -> Response:
-        endpoint = selectors.endpoint_get(account=_account(request), endpoint_id=webhook_id)
+        endpoint = _endpoint(request, webhook_id)
         return ok(s.endpoint_data(endpoint), "Webhook retrieved successfully")
 
     @extend_schema(
@@ -115,7 +138,7 @@ class WebhookDetailApi(ApiView):
         responses=envelope_responses(s.EndpointOut, errors=[*NOT_FOUND, *VALIDATION]),
     )
     def patch(self, request: Request, webhook_id: str) -> Response:
-        endpoint = selectors.endpoint_get(account=_account(request), endpoint_id=webhook_id)
+        endpoint = _endpoint(request, webhook_id)
         data = _valid(s.EndpointUpdateIn, request.data)
         endpoint = services.endpoint_update(endpoint=endpoint, **data)
         return ok(s.endpoint_data(endpoint), "Webhook updated")
@@ -127,7 +150,7 @@ class WebhookDetailApi(ApiView):
         responses=envelope_responses(s.EndpointDeletedOut, errors=NOT_FOUND),
     )
     def delete(self, request: Request, webhook_id: str) -> Response:
-        endpoint = selectors.endpoint_get(account=_account(request), endpoint_id=webhook_id)
+        endpoint = _endpoint(request, webhook_id)
         services.endpoint_delete(endpoint=endpoint)
         return ok({"id": webhook_id, "deleted": True}, "Webhook deleted")
 
@@ -146,9 +169,10 @@ class WebhookTestApi(ApiView):
         responses=envelope_responses(s.DeliveryDetailOut, errors=NOT_FOUND),
     )
     def post(self, request: Request, webhook_id: str) -> Response:
-        assert isinstance(request.user, ApiPrincipal)
-        endpoint = selectors.endpoint_get(account=_account(request), endpoint_id=webhook_id)
-        delivery = services.event_send_test(endpoint=endpoint, api_key=request.user.api_key)
+        endpoint = _endpoint(request, webhook_id)
+        delivery = services.event_send_test(
+            endpoint=endpoint, api_key=api_principal(request).api_key
+        )
         attempts = list(selectors.delivery_attempts(delivery=delivery))
         succeeded = delivery.status == Delivery.Status.SUCCEEDED
         return ok(
@@ -159,6 +183,7 @@ class WebhookTestApi(ApiView):
 
 class WebhookRotateSecretApi(ApiView):
     required_permission = Permission.ADMIN
+    replay_holds_secret = True
 
     @extend_schema(
         operation_id="webhooks_rotate_secret",
@@ -169,7 +194,7 @@ class WebhookRotateSecretApi(ApiView):
         responses=envelope_responses(s.EndpointSecretOut, errors=[*NOT_FOUND, *VALIDATION]),
     )
     def post(self, request: Request, webhook_id: str) -> Response:
-        endpoint = selectors.endpoint_get(account=_account(request), endpoint_id=webhook_id)
+        endpoint = _endpoint(request, webhook_id)
         data = _valid(s.RotateIn, request.data or {})
         endpoint = services.endpoint_rotate_secret(
             endpoint=endpoint, grace_seconds=data["grace_period_seconds"]
@@ -191,11 +216,10 @@ class WebhookDeliveriesApi(ApiView):
         responses=envelope_responses(s.DeliveryPageOut, errors=[*NOT_FOUND, *VALIDATION]),
     )
     def get(self, request: Request, webhook_id: str) -> Response:
-        account = _account(request)
-        endpoint = selectors.endpoint_get(account=account, endpoint_id=webhook_id)
+        endpoint = _endpoint(request, webhook_id)
         params = _valid(s.PageIn, request.query_params)
         deliveries = selectors.delivery_list(
-            account=account, endpoint=endpoint, status=params.get("status")
+            account=_account(request), endpoint=endpoint, status=params.get("status")
         )
         return ok(_page(deliveries, params), "Deliveries retrieved successfully")
 
@@ -210,11 +234,8 @@ class WebhookDeliveryApi(ApiView):
         responses=envelope_responses(s.DeliveryDetailOut, errors=NOT_FOUND),
     )
     def get(self, request: Request, webhook_id: str, delivery_id: str) -> Response:
-        account = _account(request)
-        endpoint = selectors.endpoint_get(account=account, endpoint_id=webhook_id)
-        delivery = selectors.delivery_get(
-            account=account, delivery_id=delivery_id, endpoint=endpoint
-        )
+        endpoint = _endpoint(request, webhook_id)
+        delivery = _delivery(request, delivery_id, endpoint)
         attempts = list(selectors.delivery_attempts(delivery=delivery))
         return ok(s.delivery_detail_data(delivery, attempts), "Delivery retrieved successfully")
 
@@ -233,11 +254,8 @@ class WebhookRedeliverApi(ApiView):
         ),
     )
     def post(self, request: Request, webhook_id: str, delivery_id: str) -> Response:
-        account = _account(request)
-        endpoint = selectors.endpoint_get(account=account, endpoint_id=webhook_id)
-        delivery = selectors.delivery_get(
-            account=account, delivery_id=delivery_id, endpoint=endpoint
-        )
+        endpoint = _endpoint(request, webhook_id)
+        delivery = _delivery(request, delivery_id, endpoint)
         again = services.delivery_redeliver(delivery=delivery)
         return ok(s.delivery_data(again), "Redelivery queued", status=202)
 
@@ -257,10 +275,12 @@ class DeliveryListApi(ApiView):
     )
     def get(self, request: Request) -> Response:
         params = _valid(s.MessageDeliveriesIn, request.query_params)
+        principal = api_principal(request)
         deliveries = selectors.delivery_list(
-            account=_account(request),
+            account=principal.account,
             message_id=params.get("message_id"),
             status=params.get("status"),
+            test_only=principal.test_only,
         )
         return ok(_page(deliveries, params), "Deliveries retrieved successfully")
 
@@ -275,7 +295,7 @@ class DeliveryDetailApi(ApiView):
         responses=envelope_responses(s.DeliveryDetailOut, errors=NOT_FOUND),
     )
     def get(self, request: Request, delivery_id: str) -> Response:
-        delivery = selectors.delivery_get(account=_account(request), delivery_id=delivery_id)
+        delivery = _delivery(request, delivery_id)
         attempts = list(selectors.delivery_attempts(delivery=delivery))
         return ok(s.delivery_detail_data(delivery, attempts), "Delivery retrieved successfully")
 
@@ -293,7 +313,7 @@ class DeliveryRedeliverApi(ApiView):
         ),
     )
     def post(self, request: Request, delivery_id: str) -> Response:
-        delivery = selectors.delivery_get(account=_account(request), delivery_id=delivery_id)
+        delivery = _delivery(request, delivery_id)
         again = services.delivery_redeliver(delivery=delivery)
         return ok(s.delivery_data(again), "Redelivery queued", status=202)
 
@@ -306,18 +326,23 @@ class SigningSecretApi(ApiView):
         summary="The account's signing secret for message-level webhook_url deliveries",
         description=(
             "Deliveries to the webhook_url given with a send have no endpoint, so they are "
-            "signed with this per-account secret (made on first use)."
+            "signed with this per-account secret (made on first use). Live and test traffic "
+            "have a secret each: a test key reads (and rotates) the test one."
         ),
         tags=TAG,
         responses=envelope_responses(s.SigningSecretOut),
     )
     def get(self, request: Request) -> Response:
-        holder = services.account_signing_secret_ensure(account_id=_account(request).pk)
+        principal = api_principal(request)
+        holder = services.account_signing_secret_ensure(
+            account_id=principal.account.pk, test=principal.test_only
+        )
         return ok(s.signing_secret_data(holder), "Signing secret retrieved successfully")
 
 
 class SigningSecretRotateApi(ApiView):
     required_permission = Permission.ADMIN
+    replay_holds_secret = True
 
     @extend_schema(
         operation_id="webhooks_signing_secret_rotate",
@@ -328,7 +353,10 @@ class SigningSecretRotateApi(ApiView):
     )
     def post(self, request: Request) -> Response:
         data = _valid(s.RotateIn, request.data or {})
+        principal = api_principal(request)
         holder = services.account_signing_secret_rotate(
-            account_id=_account(request).pk, grace_seconds=data["grace_period_seconds"]
+            account_id=principal.account.pk,
+            grace_seconds=data["grace_period_seconds"],
+            test=principal.test_only,
         )
         return ok(s.signing_secret_data(holder), "Signing secret rotated")

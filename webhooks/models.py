@@ -71,6 +71,9 @@ class Endpoint(SigningSecretFields):
     url = models.CharField(max_length=2000)
     events = models.JSONField(default=_all_events)
     active = models.BooleanField(default=True)
+    # A test endpoint receives the events of test messages (sent with mif_test_ keys) only, a
+    # live one those of live messages only.
+    is_test = models.BooleanField(default=False)
     description = models.CharField(max_length=255, blank=True)
     disabled_reason = models.CharField(max_length=255, blank=True)
     disabled_at = models.DateTimeField(null=True, blank=True)
@@ -88,17 +91,35 @@ class Endpoint(SigningSecretFields):
         return event_type in (self.events or [])
 
 
-class AccountSigningSecret(SigningSecretFields):
-    """Signs deliveries to a message's own ``webhook_url``, which has no endpoint (and so no
-    endpoint secret) of its own. One per account, made on first use."""
+class _AccountSecret(SigningSecretFields):
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        abstract = True
+
+    def __str__(self) -> str:
+        return f"{self._meta.verbose_name} of {self.pk}"
+
+
+class AccountSigningSecret(_AccountSecret):
+    """Signs deliveries to a live message's own ``webhook_url``, which has no endpoint (and so
+    no endpoint secret) of its own. One per account, made on first use."""
 
     account = models.OneToOneField(
         Account, on_delete=models.CASCADE, primary_key=True, related_name="webhook_signing_secret"
     )
-    created_at = models.DateTimeField(default=timezone.now)
 
-    def __str__(self) -> str:
-        return f"signing secret of {self.account_id}"
+
+class AccountTestSigningSecret(_AccountSecret):
+    """The same for test messages: test traffic never carries a signature that a receiver of
+    live traffic would accept."""
+
+    account = models.OneToOneField(
+        Account,
+        on_delete=models.CASCADE,
+        primary_key=True,
+        related_name="webhook_test_signing_secret",
+    )
 
 
 class Event(models.Model):
@@ -112,6 +133,8 @@ class Event(models.Model):
     api_key = models.ForeignKey(
         ApiKey, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    # Test traffic: the message was sent with a test key (or a test endpoint's test event).
+    is_test = models.BooleanField(default=False)
     # The exact JSON sent: every attempt and every redelivery carries the same bytes, so a
     # receiver can de-duplicate and a signature never depends on re-serialisation.
     body = models.TextField()

@@ -13,7 +13,13 @@ from django.db.models import QuerySet
 from integration.models import Account
 from mifumo.api.errors import ApiError, ErrorCode
 from sms.models import Message, Recipient
-from webhooks.models import AccountSigningSecret, Delivery, DeliveryAttempt, Endpoint
+from webhooks.models import (
+    AccountSigningSecret,
+    AccountTestSigningSecret,
+    Delivery,
+    DeliveryAttempt,
+    Endpoint,
+)
 
 # Ids per IN list: one query for any ordinary batch, and within every database's limit on
 # query parameters.
@@ -22,12 +28,20 @@ IDS_PER_QUERY = 5000
 T = TypeVar("T")
 
 
-def endpoint_list(*, account: Account) -> QuerySet[Endpoint]:
-    return Endpoint.objects.filter(account=account).order_by("created_at", "id")
+# ``test_only``: what a test key may see, test endpoints and test traffic alone.
 
 
-def endpoint_get(*, account: Account, endpoint_id: str) -> Endpoint:
-    endpoint = Endpoint.objects.filter(account=account, pk=endpoint_id).first()
+def _endpoints(account: Account, test_only: bool) -> QuerySet[Endpoint]:
+    endpoints = Endpoint.objects.filter(account=account)
+    return endpoints.filter(is_test=True) if test_only else endpoints
+
+
+def endpoint_list(*, account: Account, test_only: bool = False) -> QuerySet[Endpoint]:
+    return _endpoints(account, test_only).order_by("created_at", "id")
+
+
+def endpoint_get(*, account: Account, endpoint_id: str, test_only: bool = False) -> Endpoint:
+    endpoint = _endpoints(account, test_only).filter(pk=endpoint_id).first()
     if endpoint is None:
         raise ApiError(ErrorCode.NOT_FOUND, "Webhook not found")
     return endpoint
@@ -39,11 +53,14 @@ def delivery_list(
     endpoint: Endpoint | None = None,
     message_id: str | None = None,
     status: str | None = None,
+    test_only: bool = False,
 ) -> QuerySet[Delivery]:
     """Newest first, without the event bodies (up to 500 recipients each)."""
     deliveries = (
         Delivery.objects.filter(account=account).select_related("event").defer("event__body")
     )
+    if test_only:
+        deliveries = deliveries.filter(event__is_test=True)
     if endpoint is not None:
         deliveries = deliveries.filter(endpoint=endpoint)
     if message_id is not None:
@@ -54,11 +71,17 @@ def delivery_list(
 
 
 def delivery_get(
-    *, account: Account, delivery_id: str, endpoint: Endpoint | None = None
+    *,
+    account: Account,
+    delivery_id: str,
+    endpoint: Endpoint | None = None,
+    test_only: bool = False,
 ) -> Delivery:
     deliveries = Delivery.objects.filter(account=account, pk=delivery_id).select_related(
         "event", "endpoint"
     )
+    if test_only:
+        deliveries = deliveries.filter(event__is_test=True)
     if endpoint is not None:
         deliveries = deliveries.filter(endpoint=endpoint)
     delivery = deliveries.first()
@@ -71,7 +94,11 @@ def delivery_attempts(*, delivery: Delivery) -> QuerySet[DeliveryAttempt]:
     return DeliveryAttempt.objects.filter(delivery=delivery).order_by("started_at", "id")
 
 
-def account_signing_secret_find(*, account: Account) -> AccountSigningSecret | None:
+def account_signing_secret_find(
+    *, account: Account, test: bool = False
+) -> AccountSigningSecret | AccountTestSigningSecret | None:
+    if test:
+        return AccountTestSigningSecret.objects.filter(account=account).first()
     return AccountSigningSecret.objects.filter(account=account).first()
 
 
@@ -86,6 +113,7 @@ class EventMessage(NamedTuple):
     cost: Decimal
     currency: str
     webhook_url: str
+    is_test: bool
 
 
 class EventRecipient(NamedTuple):
@@ -113,10 +141,11 @@ def event_messages(*, message_ids: Collection[str]) -> dict[str, EventMessage]:
             "cost",
             "currency",
             "webhook_url",
+            "is_test",
         )
-        for message_id, account_id, api_key_id, source, sender_id, cost, currency, url in rows:
+        for message_id, account_id, key_id, source, sender, cost, currency, url, test in rows:
             found[message_id] = EventMessage(
-                account_id, api_key_id, source, sender_id, cost, currency, url
+                account_id, key_id, source, sender, cost, currency, url, test
             )
     return found
 
@@ -135,7 +164,7 @@ def endpoints_active(*, account_ids: Sequence[int]) -> dict[int, list[Endpoint]]
     by_account: dict[int, list[Endpoint]] = defaultdict(list)
     endpoints = (
         Endpoint.objects.filter(account_id__in=account_ids, active=True)
-        .only("id", "account_id", "url", "events")
+        .only("id", "account_id", "url", "events", "is_test")
         .order_by("created_at", "id")
     )
     for endpoint in endpoints:

@@ -9,6 +9,7 @@ from mifumo.api.serializers import PagePaginationOut
 from webhooks.models import (
     SUBSCRIBABLE_EVENTS,
     AccountSigningSecret,
+    AccountTestSigningSecret,
     Delivery,
     DeliveryAttempt,
     Endpoint,
@@ -31,6 +32,11 @@ class EndpointCreateIn(serializers.Serializer[Any]):
     )
     active = serializers.BooleanField(default=True)
     description = serializers.CharField(max_length=255, allow_blank=True, default="")
+    test = serializers.BooleanField(
+        required=False,
+        help_text="A test endpoint receives test traffic only, a live one live traffic only; "
+        "the calling key's mode when omitted (a test key makes test endpoints only)",
+    )
 
 
 class EndpointUpdateIn(serializers.Serializer[Any]):
@@ -71,6 +77,7 @@ class EndpointOut(serializers.Serializer[Any]):
     url = serializers.CharField()
     events = serializers.ListField(child=serializers.CharField())
     active = serializers.BooleanField()
+    mode = serializers.ChoiceField(choices=["live", "test"])
     description = serializers.CharField()
     disabled_reason = serializers.CharField(allow_null=True)
     disabled_at = serializers.DateTimeField(allow_null=True)
@@ -151,6 +158,7 @@ def endpoint_data(endpoint: Endpoint, *, with_secret: bool = False) -> dict[str,
         "url": endpoint.url,
         "events": list(endpoint.events),
         "active": endpoint.active,
+        "mode": "test" if endpoint.is_test else "live",
         "description": endpoint.description,
         "disabled_reason": endpoint.disabled_reason or None,
         "disabled_at": iso(endpoint.disabled_at),
@@ -206,7 +214,7 @@ def delivery_detail_data(delivery: Delivery, attempts: list[DeliveryAttempt]) ->
     }
 
 
-def signing_secret_data(holder: AccountSigningSecret) -> dict[str, Any]:
+def signing_secret_data(holder: AccountSigningSecret | AccountTestSigningSecret) -> dict[str, Any]:
     return {
         "secret": holder.secret,
         "previous_secret_expires_at": iso(holder.previous_secret_expires_at),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import random
 import time
 import uuid
@@ -34,6 +35,7 @@ from webhooks import security, selectors, signing, transport
 from webhooks.models import (
     SUBSCRIBABLE_EVENTS,
     AccountSigningSecret,
+    AccountTestSigningSecret,
     Delivery,
     DeliveryAttempt,
     Endpoint,
@@ -69,6 +71,10 @@ COUNTDOWN_LIMIT = 900
 REQUEUE_AFTER = timedelta(seconds=120)
 SWEEP_BATCH = 500
 GONE = 410
+# Seconds a webhook task may run past the attempt's deadline (its database work), and the
+# lease past the task's time limit.
+TIME_LIMIT_MARGIN = 30
+LEASE_MARGIN = 30
 
 
 # --- endpoints and secrets ------------------------------------------------------------------------
@@ -100,12 +106,15 @@ def endpoint_create(
     events: Iterable[str] | None = None,
     active: bool = True,
     description: str = "",
+    test: bool = False,
 ) -> Endpoint:
+    """``test``: the endpoint receives test traffic only; otherwise live traffic only."""
     return Endpoint.objects.create(
         account=account,
         url=security.validate_webhook_url(url, field="url"),
         events=_events(events),
         active=active,
+        is_test=test,
         description=description,
         **_secret_fields(signing.generate_secret()),
     )
@@ -174,25 +183,34 @@ def endpoint_disable(*, endpoint_id: str, reason: str) -> None:
     )
 
 
-def account_signing_secret_ensure(*, account_id: int) -> AccountSigningSecret:
-    """The account's secret for message-level webhook_url deliveries, made on first use."""
-    existing = AccountSigningSecret.objects.filter(account_id=account_id).first()
+AccountSecret = AccountSigningSecret | AccountTestSigningSecret
+
+
+def _account_secret_model(test: bool) -> type[AccountSecret]:
+    return AccountTestSigningSecret if test else AccountSigningSecret
+
+
+def account_signing_secret_ensure(*, account_id: int, test: bool = False) -> AccountSecret:
+    """The account's secret for message-level webhook_url deliveries of live (or, with
+    ``test``, test) messages, made on first use."""
+    model = _account_secret_model(test)
+    existing = model.objects.filter(account_id=account_id).first()
     if existing is not None:
         return existing
     try:
         with transaction.atomic():
-            return AccountSigningSecret.objects.create(
+            return model.objects.create(
                 account_id=account_id, **_secret_fields(signing.generate_secret())
             )
     except IntegrityError:
         # Another process made it first.
-        return AccountSigningSecret.objects.get(account_id=account_id)
+        return model.objects.get(account_id=account_id)
 
 
 def account_signing_secret_rotate(
-    *, account_id: int, grace_seconds: int = DEFAULT_GRACE_SECONDS
-) -> AccountSigningSecret:
-    holder = account_signing_secret_ensure(account_id=account_id)
+    *, account_id: int, grace_seconds: int = DEFAULT_GRACE_SECONDS, test: bool = False
+) -> AccountSecret:
+    holder = account_signing_secret_ensure(account_id=account_id, test=test)
     _rotate(holder, grace_seconds)
     holder.save()
     return holder
@@ -268,8 +286,11 @@ def event_record_status_changes(*, changes: Sequence[StatusChange]) -> list[Even
         message = messages.get(change.message_id)
         if message is None:
             continue
+        # Test traffic goes to test endpoints only, live traffic to live ones only.
         subscribed = [
-            e for e in endpoints.get(change.account_id, ()) if e.subscribes_to(event_type)
+            e
+            for e in endpoints.get(change.account_id, ())
+            if e.is_test == message.is_test and e.subscribes_to(event_type)
         ]
         if message.webhook_url or subscribed:
             routed.append((change, event_type, message, subscribed))
@@ -307,6 +328,7 @@ def event_record_status_changes(*, changes: Sequence[StatusChange]) -> list[Even
                 type=event_type,
                 message_id=change.message_id,
                 api_key_id=api_key_id,
+                is_test=message.is_test,
                 created_at=now,
             )
             event.body = _body(
@@ -351,10 +373,18 @@ def event_record_status_changes(*, changes: Sequence[StatusChange]) -> list[Even
 
 def event_send_test(*, endpoint: Endpoint, api_key: ApiKey | None) -> Delivery:
     """Send a ``message.test`` event to ``endpoint`` now and return the delivery with the
-    attempt's result. It is tried once, never retried."""
+    attempt's result. It is tried once, never retried. ``api_key`` (who asked) goes into the
+    Authorization header only if it is of the endpoint's mode: a live key is never sent to a
+    test endpoint, which a test key may have made."""
+    if api_key is not None and api_key.is_test != endpoint.is_test:
+        api_key = None
     now = timezone.now()
     event = Event(
-        account_id=endpoint.account_id, type=EventType.TEST, api_key=api_key, created_at=now
+        account_id=endpoint.account_id,
+        type=EventType.TEST,
+        api_key=api_key,
+        is_test=endpoint.is_test,
+        created_at=now,
     )
     event.body = _body(
         {
@@ -395,10 +425,18 @@ def _timeout() -> float:
     return float(settings.MIFUMO_WEBHOOK_TIMEOUT)
 
 
-def _lease() -> timedelta:
-    # Connect, write and read each get the timeout, and the lease must outlast all three:
-    # an expired lease lets another worker send the same delivery again.
-    return timedelta(seconds=3 * _timeout() + 60)
+def task_time_limit() -> int:
+    """Celery's hard time limit for the webhook tasks, in seconds: a backstop, as an attempt
+    ends by its deadline (MIFUMO_WEBHOOK_TIMEOUT over the whole exchange,
+    ``webhooks.transport``)."""
+    return math.ceil(_timeout()) + TIME_LIMIT_MARGIN
+
+
+def lease() -> timedelta:
+    """How long a claimed delivery is held. Longer than the task's time limit, which is
+    longer than the attempt's deadline: no lease runs out while its attempt may still run,
+    so no other worker sends the same delivery meanwhile and the result always counts."""
+    return timedelta(seconds=task_time_limit() + LEASE_MARGIN)
 
 
 def retry_delay(attempts_made: int) -> float | None:
@@ -417,10 +455,16 @@ def _claimable(now: datetime) -> Q:
 
 
 def _bearer(event: Event, account: Account) -> str | None:
-    if not account.webhook_send_api_key or event.api_key is None:
+    """The key that sent the message, while it still works. A revoked, rotated or expired
+    key is never sent (its copy is gone or its time is up): the signature alone then
+    authenticates the event."""
+    api_key = event.api_key
+    if not account.webhook_send_api_key or api_key is None:
+        return None
+    if api_key.status != "active" or not api_key.encrypted_key:
         return None
     try:
-        return keys.decrypt(event.api_key.encrypted_key)
+        return keys.decrypt(api_key.encrypted_key)
     except InvalidToken:
         logger.warning("cannot decrypt API key %s for webhook Authorization", event.api_key_id)
         return None
@@ -439,7 +483,10 @@ def _for_sending() -> QuerySet[Delivery]:
         "event__id",
         "event__type",
         "event__body",
+        "event__is_test",
         "event__api_key__encrypted_key",
+        "event__api_key__revoked_at",
+        "event__api_key__expires_at",
         "endpoint__url",
         "endpoint__active",
         "endpoint__disabled_reason",
@@ -456,10 +503,14 @@ def _for_sending() -> QuerySet[Delivery]:
 def _signing_secrets(delivery: Delivery) -> list[str]:
     if delivery.endpoint is not None:
         return delivery.endpoint.signing_secrets()
-    try:
-        holder = delivery.account.webhook_signing_secret
-    except AccountSigningSecret.DoesNotExist:
-        holder = account_signing_secret_ensure(account_id=delivery.account_id)
+    holder: AccountSecret
+    if delivery.event.is_test:
+        holder = account_signing_secret_ensure(account_id=delivery.account_id, test=True)
+    else:
+        try:
+            holder = delivery.account.webhook_signing_secret
+        except AccountSigningSecret.DoesNotExist:
+            holder = account_signing_secret_ensure(account_id=delivery.account_id)
     return holder.signing_secrets()
 
 
@@ -495,7 +546,7 @@ def delivery_attempt(*, delivery_id: str) -> DeliveryAttempt | None:
     now = timezone.now()
     token = uuid.uuid4().hex
     claimed = Delivery.objects.filter(_claimable(now), pk=delivery_id).update(
-        locked_until=now + _lease(), lock_token=token
+        locked_until=now + lease(), lock_token=token
     )
     if not claimed:
         return None

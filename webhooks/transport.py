@@ -1,5 +1,13 @@
-"""HTTP for webhook deliveries: one POST, no redirects, a hard deadline, and a connection only
+"""HTTP for webhook deliveries: one POST, no redirects, one deadline, and a connection only
 to an address that ``webhooks.security`` vetted at that very moment.
+
+**The deadline.** ``post(..., timeout=T)`` is over within T seconds, whatever the receiver
+does: resolving its name, connecting, TLS, sending the request and reading the answer all
+count against the same deadline. httpx's own timeouts apply to each socket operation alone
+(a receiver sending one byte a second would never trip a 10 s read timeout), so every
+operation is given only what is left of the deadline (``_DeadlineStream``; a TLS handshake
+is one operation, which Python bounds as a whole), and the name is resolved in a helper
+thread that is not waited for past it.
 
 ``VettedTransport`` resolves the host itself, checks every address, and then connects to the
 vetted address with the original ``Host`` header and TLS server name (SNI, and so
@@ -10,14 +18,21 @@ still cannot reach the inside.
 
 from __future__ import annotations
 
+import contextlib
+import ipaddress
 import os
+import ssl
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
+from typing import Any
 
+import httpcore
 import httpx
 
 from webhooks import security
@@ -48,6 +63,135 @@ class Outcome:
         return self.status_code is not None and 200 <= self.status_code < 300
 
 
+_local = threading.local()  # this thread's client, and the deadline of its request
+
+
+class _Request:
+    """The deadline of the request this thread is making."""
+
+    def __init__(self, deadline: float) -> None:
+        self.deadline = deadline
+
+    def left(self, error: type[Exception]) -> float:
+        remaining = self.deadline - time.monotonic()
+        if remaining <= 0:
+            raise error("the delivery's deadline passed")
+        return remaining
+
+
+def _current() -> _Request | None:
+    return getattr(_local, "request", None)
+
+
+@contextlib.contextmanager
+def _deadline(seconds: float) -> Iterator[_Request]:
+    request = _local.request = _Request(time.monotonic() + seconds)
+    try:
+        yield request
+    finally:
+        _local.request = None
+
+
+def _cap(timeout: float | None, error: type[Exception]) -> float | None:
+    """``timeout`` for one socket operation, cut to what is left of the deadline."""
+    request = _current()
+    if request is None:
+        return timeout
+    left = request.left(error)
+    return left if timeout is None else min(timeout, left)
+
+
+class _DeadlineStream(httpcore.NetworkStream):
+    """A connection whose every operation ends by the deadline of the request using it (a
+    kept-alive connection serves several requests, each with its own deadline)."""
+
+    def __init__(self, inner: httpcore.NetworkStream) -> None:
+        self._inner = inner
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return self._inner.read(max_bytes, _cap(timeout, httpcore.ReadTimeout))
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self._inner.write(buffer, _cap(timeout, httpcore.WriteTimeout))
+
+    def close(self) -> None:
+        self._inner.close()
+
+    def start_tls(
+        self,
+        ssl_context: ssl.SSLContext,
+        server_hostname: str | None = None,
+        timeout: float | None = None,
+    ) -> httpcore.NetworkStream:
+        cap = _cap(timeout, httpcore.ConnectTimeout)
+        return _DeadlineStream(self._inner.start_tls(ssl_context, server_hostname, cap))
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._inner.get_extra_info(info)
+
+
+class _DeadlineBackend(httpcore.NetworkBackend):
+    def __init__(self) -> None:
+        self._inner = httpcore.SyncBackend()
+
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.NetworkStream:
+        cap = _cap(timeout, httpcore.ConnectTimeout)
+        return _DeadlineStream(
+            self._inner.connect_tcp(host, port, cap, local_address, socket_options)
+        )
+
+    def sleep(self, seconds: float) -> None:
+        self._inner.sleep(seconds)
+
+
+class _DeadlineHTTPTransport(httpx.HTTPTransport):
+    """httpx's transport over connections that keep the deadline."""
+
+    def __init__(self, limits: httpx.Limits) -> None:
+        super().__init__(retries=0, limits=limits)
+        # httpx builds its connection pool without a way to choose the network backend;
+        # the same pool, built again with ours.
+        self._pool = httpcore.ConnectionPool(
+            ssl_context=httpx.create_ssl_context(),
+            max_connections=limits.max_connections,
+            max_keepalive_connections=limits.max_keepalive_connections,
+            keepalive_expiry=limits.keepalive_expiry,
+            retries=0,
+            network_backend=_DeadlineBackend(),
+        )
+
+
+_resolvers: dict[int, ThreadPoolExecutor] = {}
+
+
+def _vetted_address(host: str, port: int) -> security.IPAddress:
+    """The address to connect to, resolved within the deadline: a lookup that takes longer is
+    left to finish in its thread, unwaited for."""
+    request = _current()
+    try:
+        literal = ipaddress.ip_address(host)
+    except ValueError:
+        literal = None
+    if request is None or literal is not None:
+        return security.vetted_addresses(host, port)[0]
+    pid = os.getpid()
+    resolver = _resolvers.get(pid)
+    if resolver is None:
+        resolver = _resolvers[pid] = ThreadPoolExecutor(4, thread_name_prefix="webhook-dns")
+    lookup = resolver.submit(security.vetted_addresses, host, port)
+    try:
+        return lookup.result(timeout=request.left(httpx.ConnectTimeout))[0]
+    except FutureTimeout:
+        raise httpx.ConnectTimeout(f"resolving {host} took past the deadline") from None
+
+
 class VettedTransport(httpx.BaseTransport):
     """Pins each request to a vetted address.
 
@@ -57,17 +201,16 @@ class VettedTransport(httpx.BaseTransport):
     """
 
     def __init__(self) -> None:
-        self._pools: OrderedDict[tuple[str, str, int], httpx.HTTPTransport] = OrderedDict()
+        self._pools: OrderedDict[tuple[str, str, int], _DeadlineHTTPTransport] = OrderedDict()
         self._lock = threading.Lock()
 
-    def _pool(self, origin: tuple[str, str, int]) -> httpx.HTTPTransport:
+    def _pool(self, origin: tuple[str, str, int]) -> _DeadlineHTTPTransport:
         evicted: list[httpx.HTTPTransport] = []
         with self._lock:
             pool = self._pools.get(origin)
             if pool is None:
-                pool = httpx.HTTPTransport(
-                    retries=0,
-                    limits=httpx.Limits(max_connections=50, max_keepalive_connections=10),
+                pool = _DeadlineHTTPTransport(
+                    httpx.Limits(max_connections=50, max_keepalive_connections=10)
                 )
                 self._pools[origin] = pool
                 while len(self._pools) > _MAX_ORIGINS:
@@ -82,7 +225,7 @@ class VettedTransport(httpx.BaseTransport):
         url = request.url
         host = url.raw_host.decode("ascii")
         port = url.port or security.SCHEMES[url.scheme]
-        address = security.vetted_addresses(host, port)[0]
+        address = _vetted_address(host, port)
         request.url = url.copy_with(host=str(address))
         if url.scheme == "https":
             request.extensions = {**request.extensions, "sni_hostname": host}
@@ -94,9 +237,6 @@ class VettedTransport(httpx.BaseTransport):
             self._pools.clear()
         for pool in pools:
             pool.close()
-
-
-_local = threading.local()
 
 
 def client() -> httpx.Client:
@@ -136,17 +276,22 @@ def _describe(exc: httpx.HTTPError) -> str:
 
 
 def post(url: str, *, body: bytes, headers: Mapping[str, str], timeout: float) -> Outcome:
-    """POST once and report what happened; never raises for network trouble."""
+    """POST once and report what happened, within ``timeout`` seconds in all; never raises
+    for network trouble."""
     started = time.monotonic()
     status_code: int | None = None
     error = ""
     head = b""
+    timed_out = f"Timed out after {timeout:g} s"
     try:
-        with client().stream(
-            "POST", url, content=body, headers=dict(headers), timeout=httpx.Timeout(timeout)
-        ) as response:
+        with (
+            _deadline(timeout) as request,
+            client().stream(
+                "POST", url, content=body, headers=dict(headers), timeout=httpx.Timeout(timeout)
+            ) as response,
+        ):
             status_code = response.status_code
-            head = _head(response, started + timeout)
+            head = _head(response, request.deadline)
             if response.is_redirect:
                 location = response.headers.get("location", "")
                 error = f"Redirect ({status_code}) to {location[:200]!r} not followed"
@@ -155,7 +300,7 @@ def post(url: str, *, body: bytes, headers: Mapping[str, str], timeout: float) -
     except security.UnsafeDestination as exc:
         error = f"Refused: {exc}"
     except httpx.TimeoutException:
-        error = f"Timed out after {timeout:g} s"
+        error = timed_out
     except httpx.HTTPError as exc:
         error = _describe(exc)
     latency_ms = round((time.monotonic() - started) * 1000, 3)

@@ -121,7 +121,7 @@ def key_rotate(request: HttpRequest, ws: Workspace, key_id: int) -> HttpResponse
         return redirect("dashboard:keys")
     old_prefix = key.prefix
     try:
-        issued = api_key_rotate(api_key=key)
+        issued = api_key_rotate(api_key=key, created_by=request.user)  # type: ignore[arg-type]
     except ApiError as exc:
         messages.error(request, exc.message)
         return redirect("dashboard:keys")

@@ -12,6 +12,7 @@ from dashboard.access import Workspace, dashboard_view
 from dashboard.charts import Number, Series, stacked_bars
 from dashboard.forms import PeriodForm
 from dashboard.views.common import render_page
+from mifumo.csv_cells import neutralise
 
 DEFAULT_PERIOD = 30
 
@@ -132,11 +133,6 @@ def _csv_rows(report: selectors.UsageReport, table: str) -> Iterator[list[str]]:
         ]
 
 
-def _cell(value: str) -> str:
-    # A spreadsheet runs a cell starting with = + - @ as a formula; routes are user input.
-    return f"'{value}" if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
-
-
 @dashboard_view()
 def usage_export(request: HttpRequest, ws: Workspace) -> HttpResponseBase:
     period = _period(request)
@@ -144,7 +140,8 @@ def usage_export(request: HttpRequest, ws: Workspace) -> HttpResponseBase:
     report = selectors.usage_report(account=ws.account, days=period)
     writer = csv.writer(_Echo())
     response = StreamingHttpResponse(
-        (writer.writerow([_cell(c) for c in row]) for row in _csv_rows(report, table)),
+        # Routes are what clients asked for: no cell may run as a formula.
+        (writer.writerow([neutralise(c) for c in row]) for row in _csv_rows(report, table)),
         content_type="text/csv; charset=utf-8",
     )
     name = f"mifumo-usage-{table}-{period}d-{selectors.today().isoformat()}.csv"

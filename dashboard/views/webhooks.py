@@ -11,7 +11,7 @@ from django.shortcuts import redirect
 from dashboard import selectors
 from dashboard.access import Workspace, dashboard_view
 from dashboard.audit import Action, audit_record
-from dashboard.forms import RotateSecretForm, WebhookEditForm, WebhookForm
+from dashboard.forms import RotateSecretForm, WebhookCreateForm, WebhookEditForm
 from dashboard.views.common import form_error, or_404, paginate, render_page
 from mifumo.api.errors import ApiError
 from webhooks import selectors as webhook_selectors
@@ -25,12 +25,24 @@ def _list(
     request: HttpRequest,
     ws: Workspace,
     *,
-    form: WebhookForm | None = None,
+    form: WebhookCreateForm | None = None,
     account_secret: str | None = None,
+    revealed_mode: str = "live",
     status: int = 200,
 ) -> HttpResponse:
     endpoints = list(webhook_selectors.endpoint_list(account=ws.account))
-    holder = webhook_selectors.account_signing_secret_find(account=ws.account)
+    secrets = []
+    for mode in ("live", "test"):
+        holder = webhook_selectors.account_signing_secret_find(
+            account=ws.account, test=mode == "test"
+        )
+        secrets.append(
+            {
+                "mode": mode,
+                "rotated_at": holder.secret_rotated_at if holder else None,
+                "revealed": account_secret if mode == revealed_mode else None,
+            }
+        )
     return render_page(
         request,
         ws,
@@ -38,13 +50,13 @@ def _list(
         {
             "endpoints": endpoints,
             "stats": selectors.endpoint_delivery_stats(endpoints=endpoints),
-            "form": form if form is not None else (WebhookForm() if ws.can_manage else None),
+            "form": form if form is not None else (WebhookCreateForm() if ws.can_manage else None),
             "rotate_form": RotateSecretForm(),
             "deliveries": list(
                 webhook_selectors.delivery_list(account=ws.account)[:RECENT_DELIVERIES]
             ),
             "account_secret": account_secret,
-            "account_secret_rotated_at": holder.secret_rotated_at if holder else None,
+            "account_secrets": secrets,
         },
         section="webhooks",
         status=status,
@@ -98,7 +110,7 @@ def webhooks_list(request: HttpRequest, ws: Workspace) -> HttpResponse:
 
 @dashboard_view(methods=("POST",), manage=True)
 def webhook_create(request: HttpRequest, ws: Workspace) -> HttpResponse:
-    form = WebhookForm(request.POST)
+    form = WebhookCreateForm(request.POST)
     if form.is_valid():
         data = form.cleaned_data
         try:
@@ -107,6 +119,7 @@ def webhook_create(request: HttpRequest, ws: Workspace) -> HttpResponse:
                 url=data["url"],
                 events=data["events"],
                 description=data["description"],
+                test=data["mode"] == "test",
             )
         except ApiError as exc:
             form_error(form, exc, "url" if "url" in (exc.details or {}) else None)
@@ -116,7 +129,7 @@ def webhook_create(request: HttpRequest, ws: Workspace) -> HttpResponse:
                 actor=request.user,
                 action=Action.WEBHOOK_CREATED,
                 target=endpoint.pk,
-                details={"url": endpoint.url, "events": endpoint.events},
+                details={"url": endpoint.url, "events": endpoint.events, "mode": data["mode"]},
                 request=request,
             )
             messages.success(request, "Webhook created. Send it a test event to check it works.")
@@ -301,17 +314,25 @@ def delivery_redeliver(request: HttpRequest, ws: Workspace, delivery_id: str) ->
     return redirect("dashboard:delivery", delivery_id=again.pk)
 
 
+def _revealed_mode(request: HttpRequest) -> str:
+    """Which account signing secret a form names: live (the default) or test traffic's."""
+    return "test" if request.POST.get("mode") == "test" else "live"
+
+
 @dashboard_view(methods=("POST",), manage=True)
 def signing_secret_reveal(request: HttpRequest, ws: Workspace) -> HttpResponse:
-    holder = webhook_services.account_signing_secret_ensure(account_id=ws.account.pk)
+    mode = _revealed_mode(request)
+    holder = webhook_services.account_signing_secret_ensure(
+        account_id=ws.account.pk, test=mode == "test"
+    )
     audit_record(
         account=ws.account,
         actor=request.user,
         action=Action.SIGNING_SECRET_REVEALED,
-        target="account signing secret",
+        target=f"account signing secret ({mode})",
         request=request,
     )
-    return _list(request, ws, account_secret=holder.secret)
+    return _list(request, ws, account_secret=holder.secret, revealed_mode=mode)
 
 
 @dashboard_view(methods=("POST",), manage=True)
@@ -320,17 +341,18 @@ def signing_secret_rotate(request: HttpRequest, ws: Workspace) -> HttpResponse:
     if not form.is_valid():
         messages.error(request, "Choose how long the old secret keeps working.")
         return redirect("dashboard:webhooks")
+    mode = _revealed_mode(request)
     grace = form.cleaned_data["grace_seconds"]
     holder = webhook_services.account_signing_secret_rotate(
-        account_id=ws.account.pk, grace_seconds=grace
+        account_id=ws.account.pk, grace_seconds=grace, test=mode == "test"
     )
     audit_record(
         account=ws.account,
         actor=request.user,
         action=Action.SIGNING_SECRET_ROTATED,
-        target="account signing secret",
+        target=f"account signing secret ({mode})",
         details={"grace_seconds": grace},
         request=request,
     )
-    messages.success(request, "Account signing secret rotated.")
-    return _list(request, ws, account_secret=holder.secret)
+    messages.success(request, f"Account signing secret for {mode} traffic rotated.")
+    return _list(request, ws, account_secret=holder.secret, revealed_mode=mode)

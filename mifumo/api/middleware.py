@@ -16,6 +16,7 @@ from mifumo import metrics
 from mifumo.api.errors import ErrorCode
 from mifumo.api.exceptions import to_api_error
 from mifumo.api.responses import error_json_response
+from mifumo.chunked import is_chunked_without_length
 from mifumo.logging import log_request
 
 request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
@@ -86,6 +87,15 @@ class ApiEnvelopeMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponse:
         if not is_api_path(request.path):
             return self.get_response(request)
+        if is_chunked_without_length(request.META):
+            # The server did not say where the body ends (mifumo.chunked): it would be read
+            # as empty.
+            return error_json_response(
+                ErrorCode.VALIDATION_ERROR,
+                "A body sent in chunks needs a server that ends it; send Content-Length",
+                {"Content-Length": ["required"]},
+                status=411,
+            )
         try:
             length = int(request.META.get("CONTENT_LENGTH") or 0)
         except ValueError:

@@ -16,6 +16,7 @@ from django.utils.dateparse import parse_date, parse_datetime
 from rest_framework.request import Request
 
 from mifumo.api.errors import ApiError, ErrorCode
+from mifumo.api.fields import ImpossibleMoment, as_utc
 
 
 def _bad(name: str, reason: str) -> ApiError:
@@ -53,8 +54,11 @@ def datetime_param(request: Request, name: str, *, end_of_day: bool = False) -> 
     if value is None:
         raise _bad(name, "must be ISO 8601, e.g. 2024-01-01 or 2024-01-01T00:00:00Z")
     if timezone.is_naive(value):
-        value = value.replace(tzinfo=UTC)
-    return value
+        return value.replace(tzinfo=UTC)
+    try:
+        return as_utc(value)
+    except ImpossibleMoment as exc:
+        raise _bad(name, f"the moment {exc}") from None
 
 
 def choice_param(request: Request, name: str, choices: list[str]) -> str | None:

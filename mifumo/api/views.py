@@ -12,6 +12,7 @@ from typing import Any, ClassVar
 
 from django.http import HttpRequest
 from rest_framework.exceptions import APIException
+from rest_framework.permissions import SAFE_METHODS
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -21,6 +22,7 @@ from integration.auth import ApiPrincipal, last_used_mark, record_last_used
 from integration.idempotency import idempotent
 from integration.models import Account, ApiKey, ApiRequestLog
 from integration.usage import buffer
+from mifumo.api import text
 from mifumo.api.errors import ApiError, ErrorCode
 
 
@@ -33,6 +35,9 @@ class ApiView(APIView):
     # False for a POST that talks to the network: the idempotency record is written in one
     # transaction with the work, and no transaction may stay open across an outside call.
     idempotent_post: ClassVar[bool] = True
+    # True when the POST's answer carries a secret: its idempotency record keeps it
+    # encrypted (integration.idempotency).
+    replay_holds_secret: ClassVar[bool] = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         # Every POST honours Idempotency-Key without each view having to remember it.
@@ -61,6 +66,11 @@ class ApiView(APIView):
         else:
             self._limit_anonymous(request)
             self.check_permissions(request)
+        # Before any view reads them: no NUL or lone surrogate goes near the database.
+        text.check(
+            {**kwargs, **dict(request.query_params.lists())},
+            body=request.data if request.method not in SAFE_METHODS else None,
+        )
 
     def _limit_account(self, request: Request, principal: ApiPrincipal) -> None:
         # Permission comes before the rate limit, and a refused request counts only in

@@ -6,7 +6,9 @@ request to the view class the backend names in ``dlr_view``. A view:
 
 1. answers POST only (405 otherwise) and is exempt from CSRF (providers hold no cookie);
 2. runs every ``validate_request`` defined anywhere in its class tree, base first, so a
-   subclass cannot skip its parent's check by forgetting ``super()``; any failure is a 400;
+   subclass cannot skip its parent's check by forgetting ``super()``; any failure is a 400,
+   and after REJECTED_LIMIT of them from one client address within REJECTED_WINDOW seconds
+   that address is answered 429 whatever it sends, which stops token guessing;
 3. turns the body into ``DeliveryReceipt`` values with ``parse_receipts`` (malformed -> 400);
 4. drops receipts whose provider timestamp is older than the carrier's DLR_MAX_AGE (default
    7 days): they are answered 200 and logged, so the provider stops resending them;
@@ -36,6 +38,8 @@ from django.utils.module_loading import import_string
 from django.views import View
 from django.views.decorators.csrf import csrf_exempt
 
+from mifumo.cache import count_and_mark
+from mifumo.client_ip import client_address
 from sms.carriers import build_carrier, carrier_config
 from sms.carriers.base import BaseCarrier, DeliveryReceipt
 
@@ -45,6 +49,10 @@ DEFAULT_MAX_AGE = 7 * 24 * 3600
 SEEN_FOR = 24 * 3600
 TOKEN_PARAMETER = "token"  # noqa: S105 - a parameter name, not a secret
 TOKEN_HEADER = "X-Mifumo-Dlr-Token"  # noqa: S105
+# Requests refused as unauthentic (bad token or signature) from one address before it is
+# answered 429 for the rest of the window.
+REJECTED_LIMIT = 20
+REJECTED_WINDOW = 600
 
 
 class DlrRejected(Exception):
@@ -80,11 +88,21 @@ class DlrView(View):
 
     def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         name = self.backend.name
+        address = client_address(request)
+        if _rejections(address) >= REJECTED_LIMIT:
+            response = JsonResponse({"error": "too many refused receipts; wait"}, status=429)
+            response["Retry-After"] = str(REJECTED_WINDOW)
+            return response
         try:
-            self.run_validators(request)
+            try:
+                self.run_validators(request)
+            except DlrRejected:
+                # Only unauthentic requests count: a carrier's malformed receipt is no guess.
+                _count_rejection(address)
+                raise
             receipts = self.parse_receipts(request)
         except DlrRejected as exc:
-            logger.warning("refused a %s delivery receipt: %s", name, exc)
+            logger.warning("refused a %s delivery receipt from %s: %s", name, address, exc)
             return JsonResponse({"error": str(exc)}, status=400)
         except ImproperlyConfigured:
             # The provider will try again, so nothing is lost while the operator fixes it.
@@ -148,6 +166,26 @@ class DlrView(View):
             new.append(receipt)
             keys.append(key)
         return new, keys
+
+
+def _rejections_key(address: str) -> str:
+    return "dlr-rejected:" + hashlib.sha256(address.encode()).hexdigest()
+
+
+def _rejections(address: str) -> int:
+    """Unauthentic receipts from ``address`` in the current window (0 with the cache down)."""
+    try:
+        return int(cache.get(_rejections_key(address)) or 0)
+    except Exception:  # noqa: BLE001 - receipts keep flowing while the cache is down
+        logger.warning("cache unavailable; receipt rejections not counted", exc_info=True)
+        return 0
+
+
+def _count_rejection(address: str) -> None:
+    try:
+        count_and_mark([(_rejections_key(address), REJECTED_WINDOW)])
+    except Exception:  # noqa: BLE001
+        logger.warning("cache unavailable; receipt rejections not counted", exc_info=True)
 
 
 def seen_key(receipt: DeliveryReceipt) -> str:

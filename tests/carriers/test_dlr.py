@@ -11,11 +11,18 @@ from typing import Any, ClassVar
 
 import pytest
 from django.http import HttpRequest
+from django.test import Client
 from django.utils import timezone
 
 import sms.receipts
 from sms.carriers.base import BaseCarrier, DeliveryReceipt, DeliveryStatus
-from sms.carriers.dlr import DlrRejected, DlrView, SharedSecretDlrView, parse_time
+from sms.carriers.dlr import (
+    REJECTED_LIMIT,
+    DlrRejected,
+    DlrView,
+    SharedSecretDlrView,
+    parse_time,
+)
 from sms.models import Recipient
 from sms.services import message_send
 
@@ -297,3 +304,33 @@ def test_a_subclass_cannot_skip_its_parents_validation(checked, client, queued):
     response = client.post(dlr_url("checked", SECRET), data={"a": "1"}, HTTP_X_TEST_CHECK="ok")
     assert response.status_code == 200
     assert [r.carrier_message_id for r in queued] == ["x-1"]
+
+
+# -- token guessing ------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_repeated_bad_tokens_from_one_address_are_throttled(beem):
+    guesser = Client(REMOTE_ADDR="203.0.113.99")
+    for n in range(REJECTED_LIMIT):
+        assert post_json(guesser, "beem", beem_receipt(), token=f"guess-{n}").status_code == 400
+    blocked = post_json(guesser, "beem", beem_receipt(), token="guess-again")
+    assert blocked.status_code == 429
+    assert int(blocked["Retry-After"]) > 0
+    # Even the right token waits: the address is not trusted for now.
+    assert post_json(guesser, "beem", beem_receipt()).status_code == 429
+    # The carrier, elsewhere, is not affected.
+    carrier = Client(REMOTE_ADDR="198.51.100.40")
+    assert post_json(carrier, "beem", beem_receipt()).status_code == 200
+
+
+@pytest.mark.django_db
+def test_authentic_receipts_never_count_against_the_address(beem):
+    carrier = Client(REMOTE_ADDR="198.51.100.41")
+    for n in range(REJECTED_LIMIT * 2):
+        assert post_json(carrier, "beem", beem_receipt(request_id=str(n))).status_code == 200
+    # A malformed but authentic receipt is the carrier's mistake, not a guess.
+    for _ in range(REJECTED_LIMIT + 1):
+        response = carrier.post(dlr_url("beem", SECRET), data="x", content_type="application/json")
+        assert response.status_code == 400
+    assert post_json(carrier, "beem", beem_receipt()).status_code == 200

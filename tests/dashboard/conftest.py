@@ -100,12 +100,20 @@ def open_page(browser: Browser, request: pytest.FixtureRequest) -> Iterator[Any]
     of a failed test is saved to test-artifacts/."""
     contexts = []
     pages: list[Page] = []
+    refused: list[str] = []
 
     def make(width: int = 1280, height: int = 900) -> Page:
         context = browser.new_context(viewport={"width": width, "height": height})
         context.set_default_timeout(15_000)
         contexts.append(context)
         page = context.new_page()
+        # Anything the page's Content-Security-Policy refuses is reported on the console.
+        page.on(
+            "console",
+            lambda message: refused.append(message.text)
+            if "Content Security Policy" in message.text
+            else None,
+        )
         pages.append(page)
         return page
 
@@ -119,3 +127,5 @@ def open_page(browser: Browser, request: pytest.FixtureRequest) -> Iterator[Any]
                 page.screenshot(path=str(_screenshot_name(request, f"-{index}")), full_page=True)
     for context in contexts:
         context.close()
+    if refused:
+        pytest.fail("the Content-Security-Policy refused:\n" + "\n".join(refused), pytrace=False)

@@ -134,3 +134,35 @@ def test_a_member_sees_keys_but_not_the_form_to_create_one(
     expect(page.get_by_role("button", name="Create key")).to_have_count(0)
     expect(page.get_by_text("Only the account's owners and admins")).to_be_visible()
     expect(page.get_by_role("link", name="Send a message")).to_have_count(0)
+
+
+def test_the_dashboards_own_script_and_styles_run_under_its_policy(
+    live_server: Any, open_page: Any, owner: Any
+) -> None:
+    # Every page is also watched for anything its Content-Security-Policy refuses (the
+    # open_page fixture fails the test on the first report).
+    page: Page = open_page()
+    response = page.goto(live_server.url + dash("login/"))
+    assert response is not None
+    assert "script-src 'self'" in (response.headers.get("content-security-policy") or "")
+    sign_in(page, live_server.url, owner.username)
+    # The stylesheet applies: the top bar is not an unstyled block.
+    background = page.locator("header.topbar").evaluate(
+        "element => getComputedStyle(element).backgroundColor"
+    )
+    assert background not in ("rgba(0, 0, 0, 0)", "transparent")
+    # The script runs: the character counter follows the message box.
+    page.get_by_role("link", name="Send a message").first.click()
+    page.get_by_label("Message").fill("Habari")
+    expect(page.locator("#message-count")).to_contain_text("6 / ")
+    # The account signing secret's copy button is shown by the script.
+    page.get_by_role("link", name="Webhooks").click()
+    page.get_by_role("button", name="Reveal live secret").click()
+    expect(page.locator("[data-copy='account-secret-value-live']")).to_be_visible()
+    # The two-factor set-up draws its QR code as inline SVG.
+    page.get_by_role("link", name="Two-factor").click()
+    page.get_by_role("button", name="Set up an authenticator app").click()
+    expect(page.locator(".qr svg")).to_be_visible()
+    for path in ("", "keys/", "messages/", "usage/", "contacts/", "segments/", "activity/"):
+        page.goto(live_server.url + dash(path))
+        expect(page.locator("main h1").first).to_be_visible()

@@ -23,6 +23,8 @@ pytestmark = pytest.mark.django_db
 # Every route that accepts POST; the others must answer POST with 405.
 POST_ROUTES = {
     "login",
+    "login_code",
+    "two_factor",
     "logout",
     "password_change",
     "account_switch",

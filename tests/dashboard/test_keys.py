@@ -101,12 +101,16 @@ def test_rotating_shows_the_new_secret_once_and_kills_the_old(
     assert response.status_code == 200
     raw = raw_key_in(response)
     assert raw != issued.raw
-    assert authenticate_key(raw).pk == issued.api_key.pk
+    # A new key record replaces the old one.
+    replacement = authenticate_key(raw)
+    assert replacement.pk != issued.api_key.pk and replacement.name == "rotating"
+    assert ApiKey.objects.get(pk=issued.api_key.pk).replaced_by_id == replacement.pk
     with pytest.raises(InvalidCredentials):
         authenticate_key(issued.raw)
     replay = owner_client.post(dash(f"keys/{issued.api_key.pk}/rotate/"), {"nonce": "r-1"})
     assert replay.status_code == 302
-    assert authenticate_key(raw).pk == issued.api_key.pk
+    assert authenticate_key(raw).pk == replacement.pk
+    assert ApiKey.objects.filter(account=alice).count() == 2
     assert AuditEvent.objects.filter(action="api_key.rotated").count() == 1
 
 

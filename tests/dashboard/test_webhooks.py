@@ -164,3 +164,27 @@ def test_a_member_cannot_create_or_reveal_account_secrets(member_client: Client)
     for path in ["webhooks/create/", "webhooks/signing-secret/", "webhooks/signing-secret/rotate/"]:
         assert member_client.post(dash(path), {"url": "http://127.0.0.1:9/"}).status_code == 403
     assert not Endpoint.objects.exists()
+
+
+def test_a_test_endpoint_and_the_test_traffic_secret(owner_client: Client) -> None:
+    response = owner_client.post(
+        dash("webhooks/create/"),
+        {"url": "https://hooks.example.com/t", "events": ["message.sent"], "mode": "test"},
+    )
+    assert response.status_code == 302
+    assert Endpoint.objects.get().is_test
+    assert b"test traffic" in owner_client.get(response["Location"]).content
+
+    live = owner_client.post(dash("webhooks/signing-secret/")).context["account_secret"]
+    test = owner_client.post(dash("webhooks/signing-secret/"), {"mode": "test"})
+    assert test.context["account_secret"] != live
+    rotated = owner_client.post(
+        dash("webhooks/signing-secret/rotate/"), {"grace_seconds": "0", "mode": "test"}
+    ).context["account_secret"]
+    assert rotated not in (live, test.context["account_secret"])
+    again = owner_client.post(dash("webhooks/signing-secret/")).context["account_secret"]
+    assert again == live
+    targets = AuditEvent.objects.filter(action="signing_secret.rotated").values_list(
+        "target", flat=True
+    )
+    assert list(targets) == ["account signing secret (test)"]

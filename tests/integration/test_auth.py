@@ -85,7 +85,7 @@ def test_rotated_key_old_secret_dies_new_one_works(alice_key):
     old = alice_key.raw
     new = api_key_rotate(api_key=alice_key.api_key).raw
     assert new != old
-    assert_401(Api(old).get(BALANCE), "invalid")
+    assert_401(Api(old).get(BALANCE), "revoked")
     assert_envelope(Api(new).get(BALANCE), 200)
 
 

@@ -19,10 +19,13 @@ def test_create_list_rotate_revoke_through_the_api(api, alice):
     rotated = assert_envelope(api.post(f"keys/{created['id']}/rotate/"), 200)["data"]
     assert_envelope(new_api.get("sms/balance/"), 401, "INVALID_CREDENTIALS")
     assert_envelope(Api(rotated["key"]).get("sms/balance/"), 200)
-    revoked = assert_envelope(api.post(f"keys/{created['id']}/revoke/"), 200)["data"]
+    # The rotated key is a new record; the old one is revoked and cannot be rotated again.
+    assert rotated["id"] != created["id"] and rotated["name"] == "ci"
+    assert_envelope(api.post(f"keys/{created['id']}/rotate/"), 409, "CONFLICT")
+    revoked = assert_envelope(api.post(f"keys/{rotated['id']}/revoke/"), 200)["data"]
     assert revoked["status"] == "revoked"
     assert_envelope(Api(rotated["key"]).get("sms/balance/"), 401, "INVALID_CREDENTIALS")
-    assert_envelope(api.post(f"keys/{created['id']}/rotate/"), 409, "CONFLICT")
+    assert_envelope(api.post(f"keys/{rotated['id']}/rotate/"), 409, "CONFLICT")
     actions = set(AuditEvent.objects.filter(account=alice).values_list("action", flat=True))
     assert {"api_key.created", "api_key.rotated", "api_key.revoked"} <= actions
 

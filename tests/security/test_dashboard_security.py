@@ -201,3 +201,43 @@ def test_the_hostile_text_is_shown_escaped(name: str, kind: str, owner: Any, own
     kwargs = {p: getattr(owned, PARAMETERS[p]).pk for p in LISTING_PAGES[name]}
     html = client.get(reverse(f"dashboard:{name}", kwargs=kwargs)).content.decode()
     assert ESCAPED in html or "&lt;script&gt;" in html, (name, kind)
+
+
+CSP_DIRECTIVES = {
+    "default-src": "'self'",
+    "script-src": "'self'",
+    "style-src": "'self'",
+    "object-src": "'none'",
+    "base-uri": "'none'",
+    "form-action": "'self'",
+    "frame-ancestors": "'none'",
+}
+
+
+def _policy(response: Any) -> dict[str, str]:
+    header = response.get("Content-Security-Policy", "")
+    directives = (part.strip().split(None, 1) for part in header.split(";") if part.strip())
+    return {d[0]: d[1] if len(d) > 1 else "" for d in directives}
+
+
+@pytest.mark.parametrize(
+    "pattern",
+    [p for p in urlpatterns if p.name not in {"logout"}],
+    ids=lambda p: str(p.name),
+)
+def test_every_dashboard_page_has_a_content_security_policy(
+    pattern: URLPattern, owner: Any, owned: Owned
+) -> None:
+    client = Client()
+    client.force_login(owner)
+    response = client.get(_url(pattern, owned))
+    policy = _policy(response)
+    for directive, value in CSP_DIRECTIVES.items():
+        assert policy.get(directive) == value, (pattern.name, directive, policy)
+    assert "'unsafe-inline'" not in response.get("Content-Security-Policy", "")
+
+
+def test_the_sign_in_pages_have_the_policy_too() -> None:
+    for path in ("login/", "login/code/"):
+        response = Client().get(reverse("dashboard:login").replace("login/", path))
+        assert _policy(response).get("script-src") == "'self'", path

@@ -1,7 +1,9 @@
 """Property-based fuzzing of every operation in the OpenAPI schema, through the WSGI app.
 
 Every generated request is sent with a read, a write and an admin key. No response may be
-a 5xx, and every documented response must match its schema.
+a 5xx, and every documented response must match its schema. Schemathesis never generates
+lone surrogates (they cannot be sent as UTF-8), so some cases get one, or a NUL, put into a
+string they send: those must be refused with a 4xx.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ PERMISSIONS = (Permission.READ, Permission.WRITE, Permission.ADMIN)
 @dataclass
 class FuzzResult:
     cases: int = 0
+    hostile: int = 0  # cases sent with a NUL or a lone surrogate put in
     statuses: dict[int, int] = field(default_factory=dict)
     failures: list[str] = field(default_factory=list)
 
@@ -68,6 +71,45 @@ def fuzz_account(name: str = "fuzz") -> tuple[Account, dict[str, str], Owned]:
         for p in PERMISSIONS
     }
     return account, raw, seed(account)
+
+
+HOSTILE = (None, None, "\x00", "\ud800")
+
+
+def _put(value: Any, text: str) -> tuple[Any, bool]:
+    """``value`` with ``text`` added to its first string (or as a key of its first object)."""
+    if isinstance(value, str):
+        return value + text, True
+    if isinstance(value, list):
+        for index, item in enumerate(value):
+            changed, done = _put(item, text)
+            if done:
+                return [*value[:index], changed, *value[index + 1 :]], True
+    if isinstance(value, dict):
+        for key, item in value.items():
+            changed, done = _put(item, text)
+            if done:
+                return {**value, key: changed}, True
+        return {**value, f"k{text}": "x"}, True
+    return value, False
+
+
+def inject(case: Any, text: str) -> bool:
+    """Put ``text`` into something ``case`` sends: its JSON body, else (a NUL only: a URL
+    cannot carry a lone surrogate) a query parameter or a path id. False if nothing fits."""
+    if isinstance(case.body, dict | list) and "json" in str(case.media_type or "json"):
+        case.body, done = _put(case.body, text)
+        if done:
+            return True
+    if text != "\x00":
+        return False
+    for part in ("query", "path_parameters"):
+        values = getattr(case, part) or {}
+        for name, value in values.items():
+            if isinstance(value, str):
+                setattr(case, part, {**values, name: value + text})
+                return True
+    return False
 
 
 def _known_ids(owned: Owned) -> dict[str, str]:
@@ -135,8 +177,10 @@ def _fuzz_operation(
         phases=[Phase.explicit, Phase.generate],
         suppress_health_check=list(HealthCheck),
     )
-    @given(case=operation.as_strategy(mode), real_ids=st.booleans())
-    def attempt(case: Any, real_ids: bool) -> None:
+    @given(
+        case=operation.as_strategy(mode), real_ids=st.booleans(), hostile=st.sampled_from(HOSTILE)
+    )
+    def attempt(case: Any, real_ids: bool, hostile: str | None) -> None:
         if real_ids and names:
             # Half the cases reach existing objects; random ids only ever meet 404.
             case.path_parameters = {**case.path_parameters, **{n: known[n] for n in names}}
@@ -148,9 +192,16 @@ def _fuzz_operation(
             account.refresh_from_db()
         # Negative generation may drop or mangle the credentials; they are not under test here.
         case.headers = {**(case.headers or {}), **headers}
+        injected = hostile is not None and inject(case, hostile)
         response = case.call()
         result.cases += 1
         result.statuses[response.status_code] = result.statuses.get(response.status_code, 0) + 1
+        if injected and not 400 <= response.status_code < 500:
+            result.failures.append(
+                f"{operation.method.upper()} {operation.path} [{permission}, {mode.value}] "
+                f"with {hostile!r} -> {response.status_code}, not a 4xx"
+            )
+        result.hostile += injected
         try:
             case.validate_response(response, checks=CHECKS, headers=headers)
         except (AssertionError, BaseExceptionGroup) as exc:
@@ -170,7 +221,11 @@ def _fuzz_operation(
 def test_no_operation_answers_5xx_or_breaks_its_schema() -> None:
     account, raw_keys, owned = fuzz_account()
     result = run_fuzz(account, raw_keys, owned, max_examples=5)
-    print(f"fuzz: {result.cases} cases, statuses {sorted(result.statuses.items())}")
+    print(
+        f"fuzz: {result.cases} cases ({result.hostile} hostile), "
+        f"statuses {sorted(result.statuses.items())}"
+    )
     assert result.cases > 1000
+    assert result.hostile > 200
     assert not result.failures, "\n".join(result.failures[:20])
     assert not any(status >= 500 for status in result.statuses)

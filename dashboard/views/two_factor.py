@@ -1,0 +1,166 @@
+"""The two-factor page: turn a TOTP authenticator app on (scan, confirm with a code) or off
+(with a current code), and, for an account's owners, require it of every member.
+
+Any signed-in user reaches it, members of no account included: staff set two-factor up here
+too. The rules themselves are in ``integration.two_factor``.
+"""
+
+from __future__ import annotations
+
+from base64 import b32encode
+from typing import Any
+
+import django_otp
+import qrcode
+import qrcode.image.svg
+from django.contrib import messages
+from django.contrib.auth.base_user import AbstractBaseUser
+from django.contrib.auth.views import redirect_to_login
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils.safestring import SafeString, mark_safe
+from django.views.decorators.cache import never_cache
+from django.views.decorators.debug import sensitive_post_parameters
+from django.views.decorators.http import require_http_methods
+from django_otp.plugins.otp_totp.models import TOTPDevice
+
+from dashboard.access import Workspace, user_memberships, workspace_for
+from dashboard.audit import Action, audit_record, audit_user_record
+from dashboard.forms import CodeForm
+from dashboard.throttle import LoginThrottle
+from integration import two_factor
+from integration.models import Membership
+from mifumo.client_ip import client_address
+
+
+def _qr_svg(url: str) -> SafeString:
+    """The otpauth:// URL as an inline SVG QR code (paths only; nothing from the URL is
+    written into the markup as text)."""
+    image = qrcode.make(url, image_factory=qrcode.image.svg.SvgPathImage, box_size=8)
+    svg = image.to_string(encoding="unicode")
+    return mark_safe(svg[svg.index("<svg") :])  # noqa: S308 - markup made by qrcode, no input
+
+
+def _secret_groups(device: TOTPDevice) -> str:
+    """The secret as the app's manual entry wants it: base32, in groups of four."""
+    text = b32encode(device.bin_key).decode().rstrip("=")
+    return " ".join(text[i : i + 4] for i in range(0, len(text), 4))
+
+
+def _page(
+    request: HttpRequest,
+    user: AbstractBaseUser,
+    ws: Workspace | None,
+    *,
+    setup: TOTPDevice | None = None,
+    form: CodeForm | None = None,
+    status: int = 200,
+) -> HttpResponse:
+    context: dict[str, Any] = {
+        "ws": ws,
+        "section": "two_factor",
+        "base_template": "dashboard/base.html" if ws is not None else "dashboard/base_public.html",
+        "enabled": two_factor.is_enabled(user),
+        "requiring": two_factor.accounts_requiring(user),
+        "staff_required": two_factor.required_of_staff(user),
+        "owned": [m for m in user_memberships(int(user.pk)) if m.role == Membership.Role.OWNER],
+        "form": form or CodeForm(),
+        "next": request.POST.get("next") or request.GET.get("next") or "",
+    }
+    if setup is not None:
+        context.update(setup=setup, qr=_qr_svg(setup.config_url), secret=_secret_groups(setup))
+    return render(request, "dashboard/two_factor.html", context, status=status)
+
+
+@sensitive_post_parameters("code")
+@never_cache
+@require_http_methods(["GET", "POST"])
+def two_factor_view(request: HttpRequest) -> HttpResponse:
+    if not request.user.is_authenticated:
+        return redirect_to_login(request.get_full_path())
+    user = request.user
+    assert isinstance(user, AbstractBaseUser)
+    if two_factor.missing_step(user, required=False) == two_factor.CODE_STEP:
+        # Two-factor is on but this session never passed a code: that comes first.
+        return redirect_to_login(request.get_full_path(), reverse("dashboard:login_code"))
+    ws = workspace_for(request)
+    action = request.POST.get("action", "") if request.method == "POST" else ""
+    if action == "begin":
+        return _page(request, user, ws, setup=two_factor.setup_begin(user))
+    if action == "confirm":
+        return _confirm(request, user, ws)
+    if action == "disable":
+        return _disable(request, user, ws)
+    if action in {"require", "allow"}:
+        return _account_policy(request, user, required=action == "require")
+    return _page(request, user, ws)
+
+
+def _confirm(request: HttpRequest, user: AbstractBaseUser, ws: Workspace | None) -> HttpResponse:
+    form = CodeForm(request.POST)
+    device = two_factor.setup_confirm(user, form.data.get("code"))
+    if device is None:
+        form.add_error("code", "That code does not match: scan the code again and retry.")
+        pending = two_factor.pending_device(user)
+        return _page(request, user, ws, setup=pending, form=form, status=400)
+    # This session has just proved the new factor.
+    django_otp.login(request, device)
+    audit_user_record(user=user, action=Action.TWO_FACTOR_ENABLED, request=request)
+    messages.success(request, "Two-factor authentication is on: sign-ins now ask for a code.")
+    next_url = request.POST.get("next") or ""
+    if next_url.startswith("/") and not next_url.startswith("//"):
+        return redirect(next_url)
+    return redirect("dashboard:two_factor")
+
+
+def _disable(request: HttpRequest, user: AbstractBaseUser, ws: Workspace | None) -> HttpResponse:
+    if two_factor.is_required(user):
+        messages.error(request, "Two-factor authentication is required for you; it stays on.")
+        return redirect("dashboard:two_factor")
+    throttle = LoginThrottle(user.get_username(), client_address(request), scope="code")
+    form = CodeForm(request.POST)
+    if not throttle.allow():
+        form.add_error("code", "Too many wrong codes from your network; try again later.")
+        return _page(request, user, ws, form=form, status=429)
+    if two_factor.verify(user, form.data.get("code")) is None:
+        form.add_error("code", "That code is not right, or it was already used.")
+        return _page(request, user, ws, form=form, status=400)
+    throttle.succeeded()
+    two_factor.disable(user)
+    audit_user_record(user=user, action=Action.TWO_FACTOR_DISABLED, request=request)
+    messages.success(request, "Two-factor authentication is off.")
+    return redirect("dashboard:two_factor")
+
+
+def _account_policy(
+    request: HttpRequest, user: AbstractBaseUser, *, required: bool
+) -> HttpResponse:
+    owned = {
+        m.account_id: m for m in user_memberships(int(user.pk)) if m.role == Membership.Role.OWNER
+    }
+    try:
+        membership = owned[int(request.POST.get("account", ""))]
+    except (KeyError, ValueError):
+        messages.error(request, "Only an account's owners can change what it requires.")
+        return redirect("dashboard:two_factor")
+    account = membership.account
+    if required and not two_factor.is_enabled(user):
+        messages.error(request, "Turn two-factor authentication on for yourself first.")
+        return redirect("dashboard:two_factor")
+    if two_factor.account_set_required(account=account, required=required):
+        audit_record(
+            account=account,
+            actor=user,
+            action=Action.ACCOUNT_TWO_FACTOR_CHANGED,
+            target=account.name,
+            details={"required": required},
+            request=request,
+        )
+    messages.success(
+        request,
+        f"{account.name} now requires two-factor authentication of every member."
+        if required
+        else f"{account.name} leaves two-factor authentication to each member.",
+    )
+    return redirect("dashboard:two_factor")
