@@ -3,6 +3,11 @@
 Columns: name, phone_number, email, tags (separated by ';' or '|'), is_active. The header
 row is required; its names are case-insensitive, unknown columns are ignored and reported.
 Rows are numbered as a spreadsheet shows them: the header is row 1.
+
+What spreadsheets write is read too: UTF-8 (with or without a byte order mark), UTF-16
+with a byte order mark (Excel's "Unicode text"), and Windows-1252 (Excel's plain "CSV" on
+Windows); columns separated by commas, semicolons (Excel where the decimal mark is a
+comma) or tabs, whichever makes the header name the required columns.
 """
 
 from __future__ import annotations
@@ -30,6 +35,8 @@ MAX_EMAIL_LENGTH = 254
 # A gzip upload may expand up to this much; 50,000 generous rows fit well inside it.
 MAX_DECOMPRESSED_BYTES = 64 * 1024 * 1024
 _GZIP_MAGIC = b"\x1f\x8b"
+_UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
+_DELIMITERS = (",", ";", "\t")
 _TRUE = {"true", "1", "yes", "y", "t"}
 _FALSE = {"false", "0", "no", "n", "f"}
 
@@ -83,14 +90,41 @@ def csv_decode(data: bytes) -> str:
                 f"The decompressed CSV exceeds {MAX_DECOMPRESSED_BYTES} bytes",
                 {"limit": MAX_DECOMPRESSED_BYTES},
             )
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        raise _file_error("it must be UTF-8 text") from None
+    text = _text(data)
     if "\x00" in text:
         # Databases refuse NUL in text; such a file is a spreadsheet or UTF-16, not our CSV.
         raise _file_error("it contains NUL bytes; save it as CSV (UTF-8)")
     return text
+
+
+def _text(data: bytes) -> str:
+    if data[:2] in _UTF16_BOMS:
+        try:
+            return data.decode("utf-16")
+        except UnicodeDecodeError:
+            raise _file_error("it starts like UTF-16 text but is not valid UTF-16") from None
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        pass
+    try:
+        return data.decode("cp1252")
+    except UnicodeDecodeError:
+        raise _file_error(
+            "it is neither UTF-8 nor Windows-1252 (Excel) text; in Excel, save it as "
+            "“CSV UTF-8 (comma delimited)”"
+        ) from None
+
+
+def _delimiter(text: str) -> str:
+    """The separator that makes the first line name the required columns (a comma when
+    none does, so the header error names what is missing)."""
+    first = next((line for line in text.splitlines() if line.strip()), "")
+    for delimiter in _DELIMITERS:
+        cells = next(csv.reader([first], delimiter=delimiter), [])
+        if set(REQUIRED_COLUMNS) <= {cell.strip().lower() for cell in cells}:
+            return delimiter
+    return ","
 
 
 def _header(cells: Sequence[str]) -> tuple[dict[str, int], list[str]]:
@@ -113,7 +147,7 @@ def _header(cells: Sequence[str]) -> tuple[dict[str, int], list[str]]:
 
 
 def _records(text: str) -> list[tuple[int, list[str]]]:
-    reader = csv.reader(io.StringIO(text, newline=""))
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=_delimiter(text))
     records: list[tuple[int, list[str]]] = []
     number = 0
     try:
