@@ -14,14 +14,21 @@ from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters
-from django.views.decorators.http import require_http_methods, require_POST
+from django.views.decorators.http import require_http_methods
 
-from dashboard.access import SESSION_ACCOUNT_KEY, Workspace, dashboard_view, user_memberships
-from dashboard.audit import Action, audit_record
+from dashboard.access import (
+    SESSION_ACCOUNT_KEY,
+    Workspace,
+    dashboard_view,
+    method_not_allowed,
+    user_memberships,
+)
+from dashboard.audit import Action, audit_failed_sign_in, audit_record
 from dashboard.forms import LoginForm
 from dashboard.throttle import MAX_FAILURES, LoginThrottle
 from dashboard.views.common import render_page
 from integration.ratelimit import client_address
+from integration.services import membership_mark_used
 
 
 def _safe_next(request: HttpRequest, candidate: str | None) -> str:
@@ -69,6 +76,7 @@ def login_view(request: HttpRequest) -> HttpResponse:
         return _throttled(request, throttle, next_url)
     form = LoginForm(request, data=request.POST)
     if not form.is_valid():
+        audit_failed_sign_in(request=request, username=str(request.POST.get("username", "")))
         if throttle.fail() >= MAX_FAILURES:
             return _throttled(request, throttle, next_url)
         return render(request, "dashboard/login.html", {"form": form, "next": next_url}, status=200)
@@ -87,8 +95,9 @@ def login_view(request: HttpRequest) -> HttpResponse:
 
 
 @never_cache
-@require_POST
 def logout_view(request: HttpRequest) -> HttpResponse:
+    if request.method != "POST":
+        return method_not_allowed(request, ("POST",))
     logout(request)
     messages.info(request, "You are signed out.")
     return redirect(settings.LOGIN_URL)
@@ -126,6 +135,7 @@ def account_switch(request: HttpRequest, ws: Workspace) -> HttpResponse:
         # Another account's id, or one that does not exist: the same answer for both.
         raise Http404("No such account")
     request.session[SESSION_ACCOUNT_KEY] = chosen.account_id
+    membership_mark_used(membership=chosen)
     messages.info(request, f"Now working in {chosen.account.name}.")
     # Back to the overview: the page the user was on may belong to the other account.
     return redirect("dashboard:overview")
