@@ -3,6 +3,7 @@
 
 python3 dev.py run    # venv + install + migrate + demo key, then API, worker and beat
 python3 dev.py test   # venv + dev install, then the whole test suite (extra args go to pytest)
+python3 dev.py screenshots   # every dashboard page at laptop and phone size, in var/screenshots/
 """
 
 from __future__ import annotations
@@ -103,6 +104,22 @@ def test(pytest_args: list[str]) -> int:
     return subprocess.call([str(PYTHON), "-m", "pytest", *pytest_args], cwd=ROOT)
 
 
+def screenshots(pytest_args: list[str]) -> int:
+    """Photograph every dashboard page at a laptop's and a phone's size into
+    var/screenshots/, by running the page-layout tests with a folder to write to."""
+    folder = ROOT / "var" / "screenshots"
+    folder.mkdir(parents=True, exist_ok=True)
+    for old in folder.glob("*.png"):
+        old.unlink()
+    os.environ["MIFUMO_SCREENSHOTS_DIR"] = str(folder)
+    status = test(["tests/dashboard/test_pages.py", "-q", "-p", "no:randomly", *pytest_args])
+    shots = sorted(p.name for p in folder.glob("*.png"))
+    _say(f"{len(shots)} screenshots in {folder}:")
+    for name in shots:
+        print(f"    {name}", flush=True)
+    return status
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
@@ -112,9 +129,12 @@ def main() -> int:
     run_parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", 8001)))
     run_parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
     sub.add_parser("test", help="run the test suite", add_help=False)
+    sub.add_parser("screenshots", help="every dashboard page, laptop and phone, as PNG files")
     args, rest = parser.parse_known_args()
     if args.command == "run":
         return run(args.port, args.host)
+    if args.command == "screenshots":
+        return screenshots(rest)
     return test(rest)
 
 
