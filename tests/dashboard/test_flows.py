@@ -221,13 +221,16 @@ def test_on_a_phone_the_menu_folds_and_the_charts_fit(
     frame = chart.evaluate(
         """svg => {
           const box = svg.getBoundingClientRect();
-          const all = selector => Array.from(svg.querySelectorAll(selector))
+          const bars = Array.from(svg.querySelectorAll("rect.bar"))
             .map(e => e.getBoundingClientRect());
+          // The size the text is drawn at: its font size times the drawing's scale.
+          const sizes = Array.from(svg.querySelectorAll("text"))
+            .map(t => t.getScreenCTM().a * parseFloat(getComputedStyle(t).fontSize));
           return {
             right: box.right,
             parent: svg.parentElement.getBoundingClientRect().right,
-            lastBar: Math.max(...all("rect.bar").map(b => b.right)),
-            smallestText: Math.min(...all("text").map(t => t.height)),
+            lastBar: Math.max(...bars.map(b => b.right)),
+            smallestText: Math.min(...sizes),
             screen: window.innerWidth,
           };
         }"""
