@@ -17,7 +17,14 @@ from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 
 from dashboard.audit import Action, audit_record
-from integration.models import Account, ApiKey, ApiRequestLog, LedgerEntry, Membership
+from integration.models import (
+    Account,
+    ApiKey,
+    ApiRequestLog,
+    Invitation,
+    LedgerEntry,
+    Membership,
+)
 from integration.services import account_adjust, account_top_up, api_key_revoke
 from mifumo.api.errors import ApiError
 
@@ -313,6 +320,20 @@ class MembershipAdmin(ModelAdmin):
     search_fields = ("user__username", "user__email", "account__name")
     raw_id_fields = ("user", "account")
     list_select_related = ("user", "account")
+
+
+@admin.register(Invitation)
+class InvitationAdmin(ReadOnlyAdminMixin, ModelAdmin):
+    """Invitations are sent, revoked and accepted by the account's owners in the dashboard;
+    operators see them here (the link itself is never stored)."""
+
+    list_display = ("email", "account", "role", "invitation_status", "invited_by", "created_at")
+    search_fields = ("email", "account__name")
+    list_select_related = ("account", "invited_by")
+
+    @admin.display(description="status")
+    def invitation_status(self, obj: Invitation) -> str:
+        return obj.status
 
 
 @admin.register(ApiKey)

@@ -12,7 +12,7 @@ from django.test import Client
 
 from dashboard.models import AuditEvent
 from integration.models import Account, LedgerEntry
-from integration.services import api_key_create
+from integration.services import api_key_create, invitation_create
 from sms.models import PriceRule, SenderId
 from sms.sender_ids import sender_id_request
 from tests.dashboard.data import make_message, make_request_log
@@ -277,3 +277,15 @@ def test_the_activity_log_is_readable_by_operators(admin_client: Client, alice: 
     page = admin_client.get("/admin/dashboard/auditevent/")
     assert page.status_code == 200 and b"Account suspended" in page.content
     assert admin_client.get("/admin/dashboard/auditevent/add/").status_code == 403
+
+
+def test_operators_see_invitations_and_who_acted(
+    admin_client: Client, alice: Account, admin_user: Any
+) -> None:
+    invitation_create(account=alice, email="neema@example.com", role="admin", invited_by=None)
+    listing = admin_client.get("/admin/integration/invitation/")
+    assert b"neema@example.com" in listing.content and b"pending" in listing.content
+    assert admin_client.get("/admin/integration/invitation/add/").status_code == 403
+    act(admin_client, ACCOUNTS, "suspend", [alice.pk])
+    log = admin_client.get("/admin/dashboard/auditevent/", {"operator__exact": "1"})
+    assert b"Account suspended" in log.content
