@@ -157,6 +157,11 @@ class SendMessageForm(forms.Form):
         raw = str(self.cleaned_data.get("recipients") or "")
         return [p.strip() for p in _RECIPIENT_SEPARATORS.split(raw) if p.strip()]
 
+    def clean_message(self) -> str:
+        # Browsers send a text box's line breaks as CR LF; an SMS line break is one LF, and
+        # the live counter (which sees the box's own text) counts it as one character.
+        return str(self.cleaned_data["message"]).replace("\r\n", "\n")
+
     def clean_tz(self) -> str:
         name = str(self.cleaned_data.get("tz") or "")
         try:

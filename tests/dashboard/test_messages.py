@@ -341,3 +341,10 @@ def test_messages_are_filtered_by_the_key_that_sent_them(
     stranger = api_key_create(account=Account.objects.create(name="other"), name="x").api_key
     refused = owner_client.get(dash("messages/"), {"key": str(stranger.pk)})
     assert refused.status_code == 400 and b"Select a valid choice" in refused.content
+
+
+def test_line_breaks_are_sent_as_one_character(owner_client: Client) -> None:
+    fields = {"recipients": "+255712345678", "sender_id": "MIFUMO", "message": "Habari\r\nKaribu"}
+    preview = owner_client.post(dash("messages/send/"), fields)
+    assert preview.context["plan"].text == "Habari\nKaribu"
+    assert "13 / 160 characters" in preview.content.decode()
