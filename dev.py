@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """The everyday commands, needing nothing but Python 3.11+:
 
-python3 dev.py run      # venv + install + migrate + demo key, then API, worker and beat
-python3 dev.py test     # venv + dev install, then the whole test suite (extra args go to pytest)
-python3 dev.py manage   # a manage.py command on the same servers (extra args go to manage.py)
+python3 dev.py run          # venv + install + migrate + demo key, then API, worker and beat
+python3 dev.py test         # venv + dev install, then the whole test suite (args go to pytest)
+python3 dev.py manage       # a manage.py command on the same servers (args go to manage.py)
+python3 dev.py screenshots  # every dashboard page at laptop and phone size, in var/screenshots/
 
 Without DATABASE_URL / REDIS_URL each command starts a private PostgreSQL (data in
 var/postgres) and Redis (var/redis) from their PyPI wheels, and stops them when it ends.
@@ -268,6 +269,22 @@ def manage_command(args: list[str]) -> int:
         return supervise(start([sys.executable, "manage.py", *args], env))
 
 
+def screenshots(pytest_args: list[str]) -> int:
+    """Photograph every dashboard page at a laptop's and a phone's size into
+    var/screenshots/, by running the page-layout tests with a folder to write to."""
+    folder = ROOT / "var" / "screenshots"
+    folder.mkdir(parents=True, exist_ok=True)
+    for old in folder.glob("*.png"):
+        old.unlink()
+    os.environ["MIFUMO_SCREENSHOTS_DIR"] = str(folder)
+    status = test(["tests/dashboard/test_pages.py", "-q", "-p", "no:randomly", *pytest_args])
+    shots = sorted(p.name for p in folder.glob("*.png"))
+    _say(f"{len(shots)} screenshots in {folder}:")
+    for name in shots:
+        print(f"    {name}", flush=True)
+    return status
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
@@ -281,10 +298,11 @@ def main() -> int:
     )
     sub.add_parser("test", help="run the test suite", add_help=False)
     sub.add_parser("manage", help="run a manage.py command", add_help=False)
+    sub.add_parser("screenshots", help="every dashboard page, laptop and phone, as PNG files")
     args, rest = parser.parse_known_args()
     if os.environ.get(IN_VENV) != str(VENV):
         # Install, then go on inside the virtualenv, where the servers' wheels are.
-        ensure_venv(dev=args.command == "test")
+        ensure_venv(dev=args.command in ("test", "screenshots"))
         again = [str(PYTHON), str(ROOT / "dev.py"), *sys.argv[1:]]
         os.execve(PYTHON, again, {**os.environ, IN_VENV: str(VENV)})  # noqa: S606
     os.environ.pop(IN_VENV)
@@ -292,6 +310,8 @@ def main() -> int:
         return run(args.port, args.host, args.verbose)
     if args.command == "manage":
         return manage_command(rest)
+    if args.command == "screenshots":
+        return screenshots(rest)
     return test(rest)
 
 

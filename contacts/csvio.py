@@ -4,6 +4,11 @@ Columns: name, phone_number, email, tags (separated by ';' or '|'), is_active. T
 row is required; its names are case-insensitive, unknown columns are ignored and reported.
 Rows are numbered as a spreadsheet shows them: the header is row 1. Cells that would start a
 formula are written with a leading ' and read back without it (``mifumo.csv_cells``).
+
+What spreadsheets write is read too: UTF-8 (with or without a byte order mark), UTF-16
+with a byte order mark (Excel's "Unicode text"), and Windows-1252 (Excel's plain "CSV" on
+Windows); columns separated by commas, semicolons (Excel where the decimal mark is a
+comma) or tabs, whichever makes the header name the required columns.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from __future__ import annotations
 import csv
 import functools
 import io
+import itertools
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -21,7 +27,7 @@ from django.core.validators import validate_email
 
 from contacts.tags import TagError, join_tags, split_tags
 from mifumo.api.errors import ApiError, ErrorCode
-from mifumo.csv_cells import neutralise, restore
+from mifumo.csv_cells import restore, spreadsheet_lines
 from sms.phones import InvalidPhone, normalize_phone
 
 COLUMNS = ("name", "phone_number", "email", "tags", "is_active")
@@ -32,6 +38,8 @@ MAX_EMAIL_LENGTH = 254
 # A gzip upload may expand up to this much; 50,000 generous rows fit well inside it.
 MAX_DECOMPRESSED_BYTES = 64 * 1024 * 1024
 _GZIP_MAGIC = b"\x1f\x8b"
+_UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
+_DELIMITERS = (",", ";", "\t")
 _TRUE = {"true", "1", "yes", "y", "t"}
 _FALSE = {"false", "0", "no", "n", "f"}
 
@@ -85,14 +93,41 @@ def csv_decode(data: bytes) -> str:
                 f"The decompressed CSV exceeds {MAX_DECOMPRESSED_BYTES} bytes",
                 {"limit": MAX_DECOMPRESSED_BYTES},
             )
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        raise _file_error("it must be UTF-8 text") from None
+    text = _text(data)
     if "\x00" in text:
         # Databases refuse NUL in text; such a file is a spreadsheet or UTF-16, not our CSV.
         raise _file_error("it contains NUL bytes; save it as CSV (UTF-8)")
     return text
+
+
+def _text(data: bytes) -> str:
+    if data[:2] in _UTF16_BOMS:
+        try:
+            return data.decode("utf-16")
+        except UnicodeDecodeError:
+            raise _file_error("it starts like UTF-16 text but is not valid UTF-16") from None
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        pass
+    try:
+        return data.decode("cp1252")
+    except UnicodeDecodeError:
+        raise _file_error(
+            "it is neither UTF-8 nor Windows-1252 (Excel) text; in Excel, save it as "
+            "“CSV UTF-8 (comma delimited)”"
+        ) from None
+
+
+def _delimiter(text: str) -> str:
+    """The separator that makes the first line name the required columns (a comma when
+    none does, so the header error names what is missing)."""
+    first = next((line for line in text.splitlines() if line.strip()), "")
+    for delimiter in _DELIMITERS:
+        cells = next(csv.reader([first], delimiter=delimiter), [])
+        if set(REQUIRED_COLUMNS) <= {cell.strip().lower() for cell in cells}:
+            return delimiter
+    return ","
 
 
 def _header(cells: Sequence[str]) -> tuple[dict[str, int], list[str]]:
@@ -115,7 +150,7 @@ def _header(cells: Sequence[str]) -> tuple[dict[str, int], list[str]]:
 
 
 def _records(text: str) -> list[tuple[int, list[str]]]:
-    reader = csv.reader(io.StringIO(text, newline=""))
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=_delimiter(text))
     records: list[tuple[int, list[str]]] = []
     number = 0
     try:
@@ -219,19 +254,15 @@ def csv_parse(text: str, *, max_rows: int = MAX_ROWS) -> ParsedCsv:
     return parsed
 
 
-class _Line:
-    """A write-only file for csv.writer that hands back what was written."""
-
-    def write(self, value: str) -> str:
-        return value
-
-
 def csv_lines(rows: Iterable[Sequence[Any]]) -> Iterator[str]:
     """Rows in COLUMNS order (tags a list, is_active a bool) -> CSV text lines, header first.
     No cell is one a spreadsheet would run as a formula (``mifumo.csv_cells``)."""
-    writer = csv.writer(_Line())
-    yield writer.writerow(COLUMNS)
-    for name, phone, email, tags, is_active in rows:
-        active = "true" if is_active else "false"
-        cells = [name, phone, email, join_tags(tags), active]
-        yield writer.writerow([neutralise(cell) for cell in cells])
+    yield from spreadsheet_lines(
+        itertools.chain(
+            [COLUMNS],
+            (
+                (name, phone, email, join_tags(tags), "true" if is_active else "false")
+                for name, phone, email, tags, is_active in rows
+            ),
+        )
+    )

@@ -4,13 +4,13 @@ for this session, and what the user's role allows there."""
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Concatenate, ParamSpec
 
 from django.contrib import messages
 from django.contrib.auth.views import redirect_to_login
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed
+from django.http import Http404, HttpRequest, HttpResponse
 from django.http.response import HttpResponseBase
 from django.shortcuts import render
 from django.urls import reverse
@@ -18,6 +18,7 @@ from django.utils.cache import add_never_cache_headers
 
 from integration import two_factor
 from integration.models import Account, Membership
+from integration.selectors import memberships_of_user
 from mifumo.api import text
 
 SESSION_ACCOUNT_KEY = "dashboard_account_id"
@@ -42,18 +43,18 @@ class Workspace:
     def can_manage(self) -> bool:
         return self.membership.can_manage
 
+    @property
+    def is_owner(self) -> bool:
+        return self.membership.role == Membership.Role.OWNER
+
 
 def user_memberships(user_id: int) -> list[Membership]:
-    return list(
-        Membership.objects.filter(user_id=user_id)
-        .select_related("account")
-        .order_by("account__name", "account_id")
-    )
+    return memberships_of_user(user_id=user_id)
 
 
 def workspace_for(request: HttpRequest) -> Workspace | None:
-    """The session's account if the user still belongs to it, else the first one; None
-    when the user belongs to no account at all."""
+    """The session's account if the user still belongs to it, else the one they used last;
+    None when the user belongs to no account at all."""
     memberships = user_memberships(int(request.user.pk or 0))
     if not memberships:
         return None
@@ -61,7 +62,8 @@ def workspace_for(request: HttpRequest) -> Workspace | None:
     chosen = next((m for m in memberships if m.account_id == wanted), memberships[0])
     if chosen.account_id != wanted:
         request.session[SESSION_ACCOUNT_KEY] = chosen.account_id
-    return Workspace(membership=chosen, memberships=memberships)
+    by_name = sorted(memberships, key=lambda m: (m.account.name.casefold(), m.account_id))
+    return Workspace(membership=chosen, memberships=by_name)
 
 
 def two_factor_step(request: HttpRequest, account: Account) -> HttpResponse | None:
@@ -84,15 +86,29 @@ def forbidden(request: HttpRequest, ws: Workspace | None, reason: str) -> HttpRe
     return render(request, "dashboard/403.html", {"ws": ws, "reason": reason}, status=403)
 
 
+def method_not_allowed(
+    request: HttpRequest, allowed: Sequence[str], *, ws: Workspace | None = None
+) -> HttpResponse:
+    """405 as a page of the dashboard (with its Allow header), not a blank answer."""
+    response = render(
+        request,
+        "dashboard/405.html",
+        {"ws": ws, "method": request.method, "allowed": list(allowed)},
+        status=405,
+    )
+    response["Allow"] = ", ".join(allowed)
+    return response
+
+
 def dashboard_view(
-    *, methods: tuple[str, ...] = ("GET",), manage: bool = False
+    *, methods: tuple[str, ...] = ("GET",), manage: bool = False, owner: bool = False
 ) -> Callable[
     [Callable[Concatenate[HttpRequest, Workspace, P], HttpResponseBase]],
     Callable[Concatenate[HttpRequest, P], HttpResponseBase],
 ]:
     """A signed-in page of the current account. ``manage``: POSTs need an owner or admin
-    (members see the page, never change anything). Pages are never cached: several show
-    secrets, and all show one account's data."""
+    (members see the page, never change anything); ``owner``: POSTs need an owner. Pages
+    are never cached: several show secrets, and all show one account's data."""
 
     allowed = (*methods, "HEAD") if "GET" in methods else methods
 
@@ -102,17 +118,20 @@ def dashboard_view(
         def wrapper(request: HttpRequest, /, *args: P.args, **kwargs: P.kwargs) -> HttpResponseBase:
             if not request.user.is_authenticated:
                 return redirect_to_login(request.get_full_path())
-            if request.method not in allowed:
-                return HttpResponseNotAllowed(allowed)
             if any(isinstance(v, str) and text.problem(v) for v in kwargs.values()):
                 # An id with NUL or a lone surrogate names nothing, and must not reach a query.
                 raise Http404("No such page")
             ws = workspace_for(request)
             response: HttpResponseBase
-            if ws is None:
-                response = render(request, "dashboard/no_account.html", status=403)
-            elif (step := two_factor_step(request, ws.account)) is not None:
+            # A session that still owes a code sees nothing of the account, not even a 405.
+            if ws is not None and (step := two_factor_step(request, ws.account)) is not None:
                 response = step
+            elif request.method not in allowed:
+                response = method_not_allowed(request, allowed, ws=ws)
+            elif ws is None:
+                response = render(request, "dashboard/no_account.html", status=403)
+            elif owner and request.method == "POST" and not ws.is_owner:
+                response = forbidden(request, ws, "Only the account's owners can make this change.")
             elif manage and request.method == "POST" and not ws.can_manage:
                 response = forbidden(
                     request, ws, "Only the account's owners and admins can make this change."

@@ -16,8 +16,8 @@ else:
 
 @admin.register(AuditEvent)
 class AuditEventAdmin(ReadOnlyAdminMixin, ModelAdmin):
-    list_display = ("created_at", "account", "actor", "what", "target", "ip")
-    list_filter = ("action",)
+    list_display = ("created_at", "account", "actor", "operator", "what", "target", "ip")
+    list_filter = ("action", "operator")
     search_fields = ("account__name", "actor__username", "target", "=ip")
     list_select_related = ("account", "actor")
     show_full_result_count = False

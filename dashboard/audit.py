@@ -14,6 +14,7 @@ import ipaddress
 from collections.abc import Mapping
 from typing import Any
 
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.core.serializers.json import DjangoJSONEncoder
 from django.http import HttpRequest
@@ -28,7 +29,9 @@ class Action:
     strings are accepted too and shown as they are."""
 
     LOGIN = "login"
+    LOGIN_FAILED = "login.failed"
     PASSWORD_CHANGED = "password.changed"  # noqa: S105 - an action name
+    PASSWORD_RESET = "password.reset"  # noqa: S105 - an action name
     TWO_FACTOR_ENABLED = "two_factor.enabled"
     TWO_FACTOR_DISABLED = "two_factor.disabled"
     ACCOUNT_TWO_FACTOR_CHANGED = "account.two_factor"
@@ -56,11 +59,28 @@ class Action:
     ACCOUNT_ACTIVATED = "account.activated"
     ACCOUNT_LIMITS_CHANGED = "account.limits_changed"
     MEMBERSHIP_CHANGED = "membership.changed"
+    MEMBER_REMOVED = "membership.removed"
+    MEMBER_INVITED = "invitation.sent"
+    INVITATION_REVOKED = "invitation.revoked"
+    INVITATION_ACCEPTED = "invitation.accepted"
+    CONTACT_CREATED = "contact.created"
+    CONTACT_UPDATED = "contact.updated"
+    CONTACT_DELETED = "contact.deleted"
+    CONTACT_OPTED_OUT = "contact.opted_out"
+    CONTACT_OPTED_IN = "contact.opted_in"
+    CONTACTS_EXPORTED = "contacts.exported"
+    SEGMENT_CREATED = "segment.created"
+    SEGMENT_UPDATED = "segment.updated"
+    SEGMENT_DELETED = "segment.deleted"
+    LOW_BALANCE_THRESHOLD_SET = "account.low_balance_threshold"
+    BALANCE_LOW = "account.low_balance"
 
 
 ACTION_LABELS: dict[str, str] = {
     Action.LOGIN: "Signed in",
+    Action.LOGIN_FAILED: "Failed sign-in",
     Action.PASSWORD_CHANGED: "Changed password",
+    Action.PASSWORD_RESET: "Reset password by e-mail",
     Action.TWO_FACTOR_ENABLED: "Turned on two-factor authentication",
     Action.TWO_FACTOR_DISABLED: "Turned off two-factor authentication",
     Action.ACCOUNT_TWO_FACTOR_CHANGED: "Changed the two-factor requirement",
@@ -88,6 +108,21 @@ ACTION_LABELS: dict[str, str] = {
     Action.ACCOUNT_ACTIVATED: "Account activated",
     Action.ACCOUNT_LIMITS_CHANGED: "Account limits changed",
     Action.MEMBERSHIP_CHANGED: "Membership changed",
+    Action.MEMBER_REMOVED: "Removed member",
+    Action.MEMBER_INVITED: "Invited member",
+    Action.INVITATION_REVOKED: "Revoked invitation",
+    Action.INVITATION_ACCEPTED: "Accepted invitation",
+    Action.CONTACT_CREATED: "Added contact",
+    Action.CONTACT_UPDATED: "Changed contact",
+    Action.CONTACT_DELETED: "Deleted contact",
+    Action.CONTACT_OPTED_OUT: "Opted contact out",
+    Action.CONTACT_OPTED_IN: "Opted contact back in",
+    Action.CONTACTS_EXPORTED: "Exported contacts",
+    Action.SEGMENT_CREATED: "Created segment",
+    Action.SEGMENT_UPDATED: "Changed segment",
+    Action.SEGMENT_DELETED: "Deleted segment",
+    Action.LOW_BALANCE_THRESHOLD_SET: "Set low-balance alert",
+    Action.BALANCE_LOW: "Balance fell below the alert threshold",
 }
 
 _TARGET_LENGTH = AuditEvent._meta.get_field("target").max_length or 255
@@ -137,7 +172,10 @@ def audit_record(
     target: object = "",
     details: Mapping[str, Any] | None = None,
     request: HttpRequest | None = None,
+    operator: bool = False,
 ) -> AuditEvent:
+    """``operator``: done by a Mifumo operator (Django admin, a management command); the
+    account's activity page names no operator and shows no address for it."""
     user = actor if isinstance(actor, AbstractBaseUser) and actor.pk is not None else None
     account_id = account if isinstance(account, int) else account.pk
     return AuditEvent.objects.create(
@@ -147,21 +185,36 @@ def audit_record(
         target=str(target)[:_TARGET_LENGTH] if target is not None else "",
         details=_plain(details),
         ip=_address(request),
+        operator=operator,
     )
 
 
 def audit_user_record(
-    *, user: AbstractBaseUser, action: str, request: HttpRequest | None = None
+    *,
+    user: AbstractBaseUser,
+    action: str,
+    request: HttpRequest | None = None,
+    signed_in: bool = True,
 ) -> None:
-    """Record something a user did to themselves (signing in, their password, their second
-    factor) in the activity log of every account they belong to."""
+    """Record something that happened to a user's sign-in (signing in, a failed attempt,
+    their password, their second factor) in the activity log of every account they belong
+    to. ``signed_in``: the user did it; otherwise no one known did (a wrong password)."""
     for account_id in Membership.objects.filter(user_id=user.pk).values_list(
         "account_id", flat=True
     ):
         audit_record(
             account=account_id,
-            actor=user,
+            actor=user if signed_in else None,
             action=action,
             target=user.get_username(),
             request=request,
         )
+
+
+def audit_failed_sign_in(*, request: HttpRequest, username: str) -> None:
+    """A wrong password for an existing user goes into the log of each of their accounts
+    (an unknown username belongs to no account, so it is not recorded anywhere)."""
+    user_model = get_user_model()
+    user = user_model._default_manager.filter(**{user_model.USERNAME_FIELD: username}).first()
+    if user is not None:
+        audit_user_record(user=user, action=Action.LOGIN_FAILED, request=request, signed_in=False)

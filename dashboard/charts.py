@@ -13,13 +13,25 @@ from django.utils.text import slugify
 
 Number = int | float | Decimal
 
-WIDTH = 720
-HEIGHT = 240
-LEFT = 56  # room for the y-axis labels
+
+@dataclass(frozen=True)
+class Layout:
+    """One drawing size. Each chart is drawn twice, wide and narrow, and the stylesheet
+    shows the one that fits, so its text stays readable instead of shrinking with a
+    scaled-down drawing."""
+
+    name: str
+    width: int
+    height: int
+    left: int  # room for the y-axis labels
+    max_x_labels: int
+
+
+WIDE = Layout("wide", 720, 240, 56, 10)
+NARROW = Layout("narrow", 360, 220, 44, 4)
 RIGHT = 8
 TOP = 12
 BOTTOM = 28  # room for the x-axis labels
-MAX_X_LABELS = 10
 
 
 @dataclass(frozen=True)
@@ -47,24 +59,31 @@ class Tick:
 
 
 @dataclass
-class Chart:
-    title: str
-    series: list[Series]
-    width: int = WIDTH
-    height: int = HEIGHT
+class Plot:
+    layout: Layout
     bars: list[Bar] = field(default_factory=list)
     y_ticks: list[Tick] = field(default_factory=list)
     x_ticks: list[Tick] = field(default_factory=list)
-    rows: list[tuple[str, list[str], str]] = field(default_factory=list)  # day, values, total
-    total: Number = 0
+
+    @property
+    def name(self) -> str:
+        return self.layout.name
+
+    @property
+    def width(self) -> int:
+        return self.layout.width
+
+    @property
+    def height(self) -> int:
+        return self.layout.height
 
     @property
     def plot_left(self) -> int:
-        return LEFT
+        return self.layout.left
 
     @property
     def plot_right(self) -> int:
-        return self.width - RIGHT
+        return self.layout.width - RIGHT
 
     @property
     def middle(self) -> int:
@@ -72,7 +91,21 @@ class Chart:
 
     @property
     def baseline(self) -> int:
-        return self.height - BOTTOM
+        return self.layout.height - BOTTOM
+
+
+@dataclass
+class Chart:
+    title: str
+    series: list[Series]
+    plots: list[Plot] = field(default_factory=list)
+    rows: list[tuple[str, list[str], str]] = field(default_factory=list)  # day, values, total
+    total: Number = 0
+
+    @property
+    def bars(self) -> list[Bar]:
+        """The bars (of the wide drawing; the narrow one has the same values)."""
+        return self.plots[0].bars if self.plots else []
 
     @property
     def slug(self) -> str:
@@ -119,6 +152,61 @@ def _short(value: float) -> str:
     return f"{value:g}"
 
 
+def _draw(
+    layout: Layout,
+    *,
+    days: Sequence[date],
+    series: Sequence[Series],
+    values: Mapping[date, Mapping[str, Number]],
+    totals: list[Number],
+    whole: bool,
+    fmt: Callable[[Number], str],
+) -> Plot:
+    plot = Plot(layout)
+    top, steps = nice_scale(float(max(totals, default=0)), whole=whole)
+    plot_height = plot.baseline - TOP
+    slot = (plot.plot_right - plot.plot_left) / max(len(days), 1)
+    bar_width = max(slot * 0.72, 1.0)
+    for step in range(steps + 1):
+        fraction = step / steps
+        plot.y_ticks.append(
+            Tick(
+                position=round(plot.baseline - fraction * plot_height, 1),
+                label=_short(top * fraction),
+            )
+        )
+    every = max(math.ceil(len(days) / layout.max_x_labels), 1)
+    # Labels count back from today, so the newest day is always named.
+    last = len(days) - 1
+    for index, day in enumerate(days):
+        x = plot.plot_left + index * slot + (slot - bar_width) / 2
+        if (last - index) % every == 0:
+            plot.x_ticks.append(
+                Tick(position=round(x + bar_width / 2, 1), label=day.strftime("%d %b"))
+            )
+        stacked = 0.0
+        day_values = values.get(day, {})
+        for s in series:
+            value = day_values.get(s.key, 0)
+            if not value:
+                continue
+            height = float(value) / top * plot_height
+            y = plot.baseline - stacked - height
+            stacked += height
+            plot.bars.append(
+                Bar(
+                    x=round(x, 1),
+                    y=round(y, 1),
+                    width=round(bar_width, 1),
+                    height=round(max(height, 0.5), 1),
+                    css=s.css,
+                    title=f"{day:%d %b %Y} · {s.label}: {fmt(value)}",
+                    value=value,
+                )
+            )
+    return plot
+
+
 def stacked_bars(
     *,
     title: str,
@@ -130,46 +218,20 @@ def stacked_bars(
     chart = Chart(title=title, series=list(series))
     totals = [sum((values.get(d, {}).get(s.key, 0) for s in series), 0) for d in days]
     whole = all(isinstance(v, int) for day in values.values() for v in day.values())
-    top, steps = nice_scale(float(max(totals, default=0)), whole=whole)
-    plot_height = chart.baseline - TOP
-    plot_width = chart.plot_right - chart.plot_left
-    slot = plot_width / max(len(days), 1)
-    bar_width = max(slot * 0.72, 1.0)
-    for step in range(steps + 1):
-        fraction = step / steps
-        chart.y_ticks.append(
-            Tick(
-                position=round(chart.baseline - fraction * plot_height, 1),
-                label=_short(top * fraction),
-            )
+    chart.plots = [
+        _draw(
+            layout,
+            days=days,
+            series=series,
+            values=values,
+            totals=totals,
+            whole=whole,
+            fmt=fmt,
         )
-    every = max(math.ceil(len(days) / MAX_X_LABELS), 1)
+        for layout in (WIDE, NARROW)
+    ]
     for index, day in enumerate(days):
-        x = chart.plot_left + index * slot + (slot - bar_width) / 2
-        if index % every == 0:
-            chart.x_ticks.append(
-                Tick(position=round(x + bar_width / 2, 1), label=day.strftime("%d %b"))
-            )
-        stacked = 0.0
         day_values = values.get(day, {})
-        for s in series:
-            value = day_values.get(s.key, 0)
-            if not value:
-                continue
-            height = float(value) / top * plot_height
-            y = chart.baseline - stacked - height
-            stacked += height
-            chart.bars.append(
-                Bar(
-                    x=round(x, 1),
-                    y=round(y, 1),
-                    width=round(bar_width, 1),
-                    height=round(max(height, 0.5), 1),
-                    css=s.css,
-                    title=f"{day:%d %b %Y} · {s.label}: {fmt(value)}",
-                    value=value,
-                )
-            )
         chart.rows.append(
             (
                 day.strftime("%d %b %Y"),

@@ -2,14 +2,18 @@ from __future__ import annotations
 
 import re
 import secrets
+import zoneinfo
 from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
 from typing import Any
 
 from django import forms
-from django.contrib.auth.forms import AuthenticationForm
+from django.contrib.auth.forms import AuthenticationForm, UserCreationForm
 
+from contacts.tags import TagError, normalize_tags
 from dashboard.selectors import PERIODS, today
-from integration.models import Permission
+from integration.models import LedgerEntry, Membership, Permission
+from segments.criteria import CriteriaError, criteria_parse
 from sms.models import Recipient
 from webhooks.models import SUBSCRIBABLE_EVENTS, EventType
 from webhooks.services import DEFAULT_GRACE_SECONDS, MAX_GRACE_SECONDS
@@ -17,6 +21,31 @@ from webhooks.services import DEFAULT_GRACE_SECONDS, MAX_GRACE_SECONDS
 MAX_IMPORT_BYTES = 10 * 1024 * 1024
 # Spaces stay inside a number ("0754 000 001"); commas, semicolons and lines separate.
 _RECIPIENT_SEPARATORS = re.compile(r"[,;\r\n]+")
+_TAG_SEPARATORS = re.compile(r"[,;|]")
+DASHBOARD_SOURCE = "dashboard"
+
+
+def date_input(label: str) -> forms.DateField:
+    return forms.DateField(required=False, label=label, widget=forms.DateInput({"type": "date"}))
+
+
+class DateRangeMixin(forms.Form):
+    """``start`` and ``end`` dates (inclusive days); end before start is an error, not an
+    empty result."""
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        start, end = data.get("start"), data.get("end")
+        if start and end and end < start:
+            self.add_error("end", "“To” is before “From”: choose a later day, or swap them.")
+        return data
+
+
+def key_choices(keys: Any) -> list[tuple[str, str]]:
+    """API keys as choices, revoked ones marked (they still sent what they sent)."""
+    return [
+        (str(k.pk), f"{k.name} ({k.prefix}…){' · revoked' if k.revoked_at else ''}") for k in keys
+    ]
 
 
 class LoginForm(AuthenticationForm):
@@ -106,6 +135,17 @@ class SendMessageForm(forms.Form):
         widget=forms.Textarea(attrs={"rows": 5, "data-counter": "message-count"}),
         max_length=2000,
     )
+    schedule_at = forms.DateTimeField(
+        required=False,
+        label="Send later (optional)",
+        input_formats=["%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M", "%Y-%m-%d %H:%M:%S"],
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
+        help_text="Leave empty to send now.",
+    )
+    # The browser's time zone (filled by the page's script); without it, UTC.
+    tz = forms.CharField(required=False, widget=forms.HiddenInput, max_length=64)
+    # One preview, one send: a resubmitted confirmation must not send twice.
+    nonce = forms.CharField(required=False, widget=forms.HiddenInput, max_length=64)
 
     def __init__(
         self,
@@ -128,11 +168,33 @@ class SendMessageForm(forms.Form):
         raw = str(self.cleaned_data.get("recipients") or "")
         return [p.strip() for p in _RECIPIENT_SEPARATORS.split(raw) if p.strip()]
 
+    def clean_message(self) -> str:
+        # Browsers send a text box's line breaks as CR LF; an SMS line break is one LF, and
+        # the live counter (which sees the box's own text) counts it as one character.
+        return str(self.cleaned_data["message"]).replace("\r\n", "\n")
+
+    def clean_tz(self) -> str:
+        name = str(self.cleaned_data.get("tz") or "")
+        try:
+            zoneinfo.ZoneInfo(name)
+        except (ValueError, zoneinfo.ZoneInfoNotFoundError):
+            return "UTC"
+        return name or "UTC"
+
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
         if not data.get("recipients") and not data.get("segments"):
             self.add_error("recipients", "Give at least one number or choose a segment.")
         return data
+
+    @property
+    def schedule_time(self) -> datetime | None:
+        """The chosen moment in the browser's time zone (the send checks it is ahead)."""
+        value: datetime | None = self.cleaned_data.get("schedule_at")
+        if value is None:
+            return None
+        zone = zoneinfo.ZoneInfo(self.cleaned_data.get("tz") or "UTC")
+        return value.replace(tzinfo=zone)
 
 
 EVENT_CHOICES = [(e, EventType(e).label) for e in SUBSCRIBABLE_EVENTS]
@@ -205,7 +267,8 @@ class SenderIdRequestForm(forms.Form):
 class ContactImportForm(forms.Form):
     file = forms.FileField(
         label="CSV file",
-        help_text="Columns: name, phone_number, email, tags (separated by ';'), is_active.",
+        help_text="Columns: name, phone_number, email, tags (separated by ';' or '|'), "
+        "is_active. UTF-8 or Windows (Excel) text; commas, semicolons or tabs between columns.",
         widget=forms.ClearableFileInput(attrs={"accept": ".csv,text/csv,.gz"}),
     )
     on_duplicate = forms.ChoiceField(
@@ -230,7 +293,7 @@ class ContactImportForm(forms.Form):
 STATUS_CHOICES = [("", "Any status")] + [(s.value, s.label) for s in Recipient.Status]
 
 
-class MessageSearchForm(forms.Form):
+class MessageSearchForm(DateRangeMixin):
     q = forms.CharField(
         required=False,
         label="Phone or message ID",
@@ -239,18 +302,29 @@ class MessageSearchForm(forms.Form):
     status = forms.ChoiceField(
         required=False, choices=STATUS_CHOICES, label="With a recipient that is"
     )
-    start = forms.DateField(required=False, label="From", widget=forms.DateInput({"type": "date"}))
-    end = forms.DateField(required=False, label="To", widget=forms.DateInput({"type": "date"}))
+    key = forms.ChoiceField(required=False, label="Sent with")
+    start = date_input("From")
+    end = date_input("To")
+
+    def __init__(self, *args: Any, keys: list[tuple[str, str]], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        key_field = self.fields["key"]
+        assert isinstance(key_field, forms.ChoiceField)
+        key_field.choices = [
+            ("", "Any key or the dashboard"),
+            (DASHBOARD_SOURCE, "The dashboard"),
+            *keys,
+        ]
 
 
-class ActivityFilterForm(forms.Form):
+class ActivityFilterForm(DateRangeMixin):
     action = forms.ChoiceField(required=False, label="Action")
     actor = forms.TypedChoiceField(required=False, coerce=int, empty_value=None, label="Who")
     q = forms.CharField(
         required=False, label="Target contains", widget=forms.TextInput(attrs={"type": "search"})
     )
-    start = forms.DateField(required=False, label="From", widget=forms.DateInput({"type": "date"}))
-    end = forms.DateField(required=False, label="To", widget=forms.DateInput({"type": "date"}))
+    start = date_input("From")
+    end = date_input("To")
 
     def __init__(
         self,
@@ -272,9 +346,159 @@ class PeriodForm(forms.Form):
     period = forms.TypedChoiceField(
         choices=[(p, f"Last {p} days") for p in PERIODS], coerce=int, required=False
     )
+    key = forms.TypedChoiceField(required=False, coerce=int, empty_value=None, label="API key")
+
+    def __init__(self, *args: Any, keys: list[tuple[str, str]], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        key_field = self.fields["key"]
+        assert isinstance(key_field, forms.ChoiceField)
+        key_field.choices = [("", "Every key"), *keys]
 
 
 class SearchForm(forms.Form):
     q = forms.CharField(
         required=False, label="Search", widget=forms.TextInput(attrs={"type": "search"})
     )
+
+
+class ContactForm(forms.Form):
+    name = forms.CharField(max_length=200)
+    phone_number = forms.CharField(
+        max_length=32,
+        label="Phone number",
+        help_text="A mobile number, e.g. 0712 345 678 or +255712345678.",
+        widget=forms.TextInput(attrs={"inputmode": "tel", "autocomplete": "off"}),
+    )
+    email = forms.EmailField(required=False, max_length=254)
+    tags = forms.CharField(
+        required=False,
+        max_length=2000,
+        help_text="Separated by commas, e.g. customer, vip.",
+    )
+    is_active = forms.BooleanField(required=False, initial=True, label="Active")
+
+    def clean_tags(self) -> list[str]:
+        return _tags(self.cleaned_data.get("tags"))
+
+
+def _tags(raw: object) -> list[str]:
+    parts = [p for p in _TAG_SEPARATORS.split(str(raw or "")) if p.strip()]
+    try:
+        return normalize_tags(parts)
+    except TagError as exc:
+        raise forms.ValidationError(str(exc)) from None
+
+
+TRI_STATE = [("", "Either"), ("true", "Yes"), ("false", "No")]
+# Form field -> criteria key, for the keys a form field maps to one to one.
+_CRITERIA_FIELDS = ("tags", "tags_all", "is_active", "opted_out", "created_after", "created_before")
+
+
+class SegmentForm(forms.Form):
+    name = forms.CharField(max_length=100)
+    description = forms.CharField(
+        required=False, max_length=2000, widget=forms.Textarea(attrs={"rows": 2})
+    )
+    tags = forms.CharField(
+        required=False,
+        max_length=2000,
+        label="Has any of the tags",
+        help_text="Separated by commas; empty: any contact.",
+    )
+    tags_all = forms.CharField(
+        required=False,
+        max_length=2000,
+        label="Has all of the tags",
+        help_text="Separated by commas.",
+    )
+    is_active = forms.ChoiceField(required=False, choices=TRI_STATE, label="Active")
+    opted_out = forms.ChoiceField(required=False, choices=TRI_STATE, label="Opted out")
+    created_after = date_input("Added on or after")
+    created_before = date_input("Added before")
+
+    @classmethod
+    def initial_from(cls, name: str, description: str, criteria: dict[str, Any]) -> dict[str, Any]:
+        initial: dict[str, Any] = {"name": name, "description": description}
+        for key in ("tags", "tags_all"):
+            if key in criteria:
+                initial[key] = ", ".join(criteria[key])
+        for key in ("is_active", "opted_out"):
+            if key in criteria:
+                initial[key] = "true" if criteria[key] else "false"
+        for key in ("created_after", "created_before"):
+            if key in criteria:
+                initial[key] = str(criteria[key])[:10]
+        return initial
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        raw: dict[str, Any] = {}
+        for key in ("tags", "tags_all"):
+            try:
+                tags = _tags(data.get(key))
+            except forms.ValidationError as exc:
+                self.add_error(key, exc)
+                continue
+            if tags:
+                raw[key] = tags
+        for key in ("is_active", "opted_out"):
+            if data.get(key):
+                raw[key] = data[key] == "true"
+        for key in ("created_after", "created_before"):
+            if data.get(key):
+                raw[key] = data[key].isoformat()
+        try:
+            data["criteria"] = criteria_parse(raw)
+        except CriteriaError as exc:
+            for key, messages in exc.errors.items():
+                self.add_error(key if key in _CRITERIA_FIELDS else None, messages)
+        return data
+
+
+class InviteForm(forms.Form):
+    email = forms.EmailField(label="E-mail address", max_length=254)
+    role = forms.ChoiceField(
+        choices=Membership.Role.choices,
+        initial=Membership.Role.MEMBER,
+        help_text="Owners manage the team; admins change keys, webhooks and contacts and "
+        "send; members only look.",
+    )
+
+
+class RoleForm(forms.Form):
+    role = forms.ChoiceField(choices=Membership.Role.choices)
+
+
+class AcceptInvitationForm(UserCreationForm):
+    """A new login for someone invited: username and password; the e-mail is the invited
+    address."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["username"].widget.attrs.update(autocomplete="username")
+
+
+class ThresholdForm(forms.Form):
+    threshold = forms.DecimalField(
+        required=False,
+        max_digits=14,
+        decimal_places=2,
+        min_value=Decimal("0.01"),
+        label="Alert when the balance falls below",
+        help_text="Owners and admins get an e-mail and subscribed webhooks an "
+        "account.low_balance event. Leave empty for no alert.",
+        widget=forms.TextInput(attrs={"inputmode": "decimal", "autocomplete": "off"}),
+        error_messages={
+            "invalid": "Enter an amount such as 5000 or 12.50.",
+            "max_decimal_places": "Use at most two decimal places.",
+        },
+    )
+
+
+KIND_CHOICES = [("", "Every kind"), *LedgerEntry.Kind.choices]
+
+
+class LedgerFilterForm(DateRangeMixin):
+    kind = forms.ChoiceField(required=False, choices=KIND_CHOICES, label="Kind")
+    start = date_input("From")
+    end = date_input("To")

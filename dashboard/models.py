@@ -24,6 +24,9 @@ class AuditEvent(models.Model):
     target = models.CharField(max_length=255, blank=True)
     details = models.JSONField(default=dict, blank=True)
     ip = models.GenericIPAddressField(null=True, blank=True)
+    # Done by a Mifumo operator (Django admin or a management command): the account sees
+    # "Mifumo operator", never the operator's username or address.
+    operator = models.BooleanField(default=False)
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:

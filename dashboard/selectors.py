@@ -29,6 +29,7 @@ from django.utils import timezone
 
 from dashboard.models import AuditEvent
 from integration.models import Account, ApiKey, ApiRequestLog, LedgerEntry, Membership
+from integration.selectors import ledger_per_day, spend_of
 from sms.models import Message, Recipient, SenderId
 from sms.phones import InvalidPhone, normalize_phone, phone_search_digits
 from sms.selectors import messages_list
@@ -180,12 +181,27 @@ def account_overview(*, account: Account) -> Overview:
 
 def _attention(*, account: Account, since: datetime) -> list[Attention]:
     items: list[Attention] = []
+    fresh = Account.objects.only("balance", "low_balance_threshold").get(pk=account.pk)
+    if fresh.low_balance_threshold is not None and fresh.balance < fresh.low_balance_threshold:
+        items.append(
+            Attention(
+                "balance",
+                f"the balance is below the alert threshold of {fresh.low_balance_threshold:,.2f}",
+                1,
+                "billing",
+            )
+        )
     failed = Recipient.objects.filter(
         account=account, status=S.FAILED, created_at__gte=since
     ).count()
     if failed:
         items.append(
-            Attention("failed", "recipients failed in the last 7 days", failed, "messages")
+            Attention(
+                "failed",
+                f"{_plural(failed, 'recipient', 'recipients')} failed in the last 7 days",
+                failed,
+                "messages",
+            )
         )
     deliveries = Delivery.objects.filter(
         account=account, status=Delivery.Status.FAILED, created_at__gte=since
@@ -193,20 +209,40 @@ def _attention(*, account: Account, since: datetime) -> list[Attention]:
     if deliveries:
         items.append(
             Attention(
-                "webhook", "webhook deliveries failed in the last 7 days", deliveries, "webhooks"
+                "webhook",
+                f"webhook {_plural(deliveries, 'delivery', 'deliveries')} failed in the last "
+                "7 days",
+                deliveries,
+                "webhooks",
             )
         )
     disabled = Endpoint.objects.filter(account=account, active=False).count()
     if disabled:
-        items.append(Attention("endpoint", "webhook endpoints are disabled", disabled, "webhooks"))
+        items.append(
+            Attention(
+                "endpoint",
+                f"webhook {_plural(disabled, 'endpoint is', 'endpoints are')} disabled",
+                disabled,
+                "webhooks",
+            )
+        )
     rejected = SenderId.objects.filter(
         account=account, status=SenderId.Status.REJECTED, reviewed_at__gte=since
     ).count()
     if rejected:
         items.append(
-            Attention("sender", "sender IDs were rejected this week", rejected, "sender_ids")
+            Attention(
+                "sender",
+                f"sender {_plural(rejected, 'ID was', 'IDs were')} rejected this week",
+                rejected,
+                "sender_ids",
+            )
         )
     return items
+
+
+def _plural(count: int, one: str, many: str) -> str:
+    return one if count == 1 else many
 
 
 def recipients_per_day(*, account: Account, days: int) -> dict[date, dict[str, int]]:
@@ -301,15 +337,20 @@ class UsageReport:
         return 100.0 * self.errors / self.requests if self.requests else 0.0
 
 
-def _usage_rows(account: Account, start: datetime) -> QuerySet[ApiRequestLog]:
-    return ApiRequestLog.objects.filter(account=account, created_at__gte=start)
+def _usage_rows(
+    account: Account, start: datetime, api_key_id: int | None
+) -> QuerySet[ApiRequestLog]:
+    rows = ApiRequestLog.objects.filter(account=account, created_at__gte=start)
+    return rows if api_key_id is None else rows.filter(api_key_id=api_key_id)
 
 
-def usage_report(*, account: Account, days: int) -> UsageReport:
+def usage_report(*, account: Account, days: int, api_key_id: int | None = None) -> UsageReport:
+    """The account's API use, messages and spend per day; with ``api_key_id``, only what
+    that key did (its requests, the messages it sent and what they cost)."""
     calendar = days_back(days)
     start = day_start(calendar[0])
     by_day = {day: DayUsage(day=day) for day in calendar}
-    rows = _usage_rows(account, start)
+    rows = _usage_rows(account, start, api_key_id)
     is_error = Q(status_code__gte=400)
     for row in _per_day(rows).annotate(
         n=Count("pk"),
@@ -324,21 +365,22 @@ def usage_report(*, account: Account, days: int) -> UsageReport:
         usage.requests, usage.errors = row["n"], row["errors"]
         usage.rate_limited, usage.server_errors = row["limited"], row["server"]
         usage.avg_latency_ms = row["latency"]
-    for row in _per_day(Message.objects.filter(account=account, created_at__gte=start)).annotate(
-        n=Count("pk"), recipients=Sum("recipient_count")
-    ):
+    sent = Message.objects.filter(account=account, created_at__gte=start)
+    if api_key_id is not None:
+        sent = sent.filter(api_key_id=api_key_id)
+    for row in _per_day(sent).annotate(n=Count("pk"), recipients=Sum("recipient_count")):
         usage = by_day.get(row["day"])
         if usage is not None:
             usage.messages, usage.recipients = row["n"], row["recipients"] or 0
-    spend_rows = LedgerEntry.objects.filter(
-        account=account,
-        kind__in=[LedgerEntry.Kind.DEBIT, LedgerEntry.Kind.REFUND],
-        created_at__gte=start,
+    references = (
+        None
+        if api_key_id is None
+        else Message.objects.filter(account=account, api_key_id=api_key_id).values("id")
     )
-    for row in _per_day(spend_rows).annotate(total=Sum("amount")):
-        usage = by_day.get(row["day"])
+    for day, kinds in ledger_per_day(account=account, start=start, references=references).items():
+        usage = by_day.get(day)
         if usage is not None:
-            usage.spend = -(row["total"] or ZERO)
+            usage.spend = spend_of(kinds)
 
     totals = rows.aggregate(
         n=Count("pk"),
@@ -415,6 +457,8 @@ class MessageFilter:
     status: str = ""
     start: date | None = None
     end: date | None = None
+    api_key_id: int | None = None
+    source: str = ""
 
 
 def messages_search(*, account: Account, filters: MessageFilter) -> QuerySet[Message]:
@@ -430,7 +474,13 @@ def messages_search(*, account: Account, filters: MessageFilter) -> QuerySet[Mes
             phone = normalize_phone(q)
         except InvalidPhone:
             fragment = phone_search_digits(q)
-    rows = messages_list(account=account, start=start, phone=phone)
+    rows = messages_list(
+        account=account,
+        start=start,
+        phone=phone,
+        api_key_id=filters.api_key_id,
+        source=filters.source or None,
+    )
     if end is not None:
         # messages_list's end is inclusive; a day range wants the next midnight excluded.
         rows = rows.filter(created_at__lt=end)

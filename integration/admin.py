@@ -17,7 +17,14 @@ from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 
 from dashboard.audit import Action, audit_record
-from integration.models import Account, ApiKey, ApiRequestLog, LedgerEntry, Membership
+from integration.models import (
+    Account,
+    ApiKey,
+    ApiRequestLog,
+    Invitation,
+    LedgerEntry,
+    Membership,
+)
 from integration.services import account_adjust, account_top_up, api_key_revoke
 from mifumo.api.errors import ApiError
 
@@ -45,8 +52,51 @@ class ReadOnlyAdminMixin:
         return False
 
 
+def action_form_page(
+    model_admin: ModelAdmin,
+    request: HttpRequest,
+    queryset: QuerySet[Any],
+    *,
+    form: forms.Form,
+    action: str,
+    title: str,
+    intro: str,
+    items: list[tuple[str, str]],
+    submit_label: str,
+) -> TemplateResponse:
+    """The page an admin action asks its questions on, posted back to the same action with
+    the selection kept; shown again with the errors until the answers are valid."""
+    return TemplateResponse(
+        request,
+        "dashboard/admin/action_form.html",
+        {
+            **model_admin.admin_site.each_context(request),
+            "title": title,
+            "opts": model_admin.model._meta,
+            "intro": intro,
+            "items": items,
+            "selected": [str(pk) for pk in queryset.values_list("pk", flat=True)],
+            "form": form,
+            "action": action,
+            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+            "submit_label": submit_label,
+        },
+    )
+
+
 class AmountForm(forms.Form):
-    amount = forms.DecimalField(max_digits=14, decimal_places=2, max_value=MAX_AMOUNT)
+    # A text box, not type=number: the browser would refuse 10.005 without a word and send
+    # "abc" as nothing; the server says exactly what is wrong and keeps what was typed.
+    amount = forms.DecimalField(
+        max_digits=14,
+        decimal_places=2,
+        max_value=MAX_AMOUNT,
+        widget=forms.TextInput(attrs={"inputmode": "decimal", "autocomplete": "off"}),
+        error_messages={
+            "invalid": "Enter an amount such as 5000 or 12.50.",
+            "max_decimal_places": "Use at most two decimal places (cents), e.g. 10.01.",
+        },
+    )
     note = forms.CharField(max_length=255, required=False)
     reference = forms.CharField(
         max_length=64, required=False, help_text="e.g. the payment's receipt number"
@@ -133,6 +183,7 @@ class AccountAdmin(ModelAdmin):
                 target=obj.name,
                 details=limits,
                 request=request,
+                operator=True,
             )
         if "status" in changed:
             self._audit_status(request, obj)
@@ -142,8 +193,9 @@ class AccountAdmin(ModelAdmin):
                 actor=request.user,
                 action=Action.ACCOUNT_TWO_FACTOR_CHANGED,
                 target=obj.name,
-                details={"required": obj.require_2fa, "by": "operator"},
+                details={"required": obj.require_2fa},
                 request=request,
+                operator=True,
             )
 
     def save_formset(self, request: HttpRequest, form: Any, formset: Any, change: bool) -> None:
@@ -161,6 +213,7 @@ class AccountAdmin(ModelAdmin):
                 target=membership.user.get_username(),
                 details=details,
                 request=request,
+                operator=True,
             )
 
     def _audit_status(self, request: HttpRequest, account: Account) -> None:
@@ -170,6 +223,7 @@ class AccountAdmin(ModelAdmin):
             action=(Action.ACCOUNT_ACTIVATED if account.is_active else Action.ACCOUNT_SUSPENDED),
             target=account.name,
             request=request,
+            operator=True,
         )
 
     def _amount_action(
@@ -180,19 +234,18 @@ class AccountAdmin(ModelAdmin):
         if form.is_valid():
             self._apply_amount(request, queryset, form)
             return None
-        return TemplateResponse(
+        verb = "Adjust the balance of" if adjustment else "Top up"
+        return action_form_page(
+            self,
             request,
-            "dashboard/admin/account_amount.html",
-            {
-                **self.admin_site.each_context(request),
-                "title": "Adjust balance" if adjustment else "Top up",
-                "opts": self.model._meta,
-                "accounts": list(queryset),
-                "form": form,
-                "action": action,
-                "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
-                "adjustment": adjustment,
-            },
+            queryset,
+            form=form,
+            action=action,
+            title="Adjust balance" if adjustment else "Top up",
+            intro=f"{verb} these accounts. Each change is written to the ledger and the "
+            "account's activity log.",
+            items=[(a.name, f"balance {a.balance} {a.currency}") for a in queryset],
+            submit_label="Adjust balance" if adjustment else "Top up",
         )
 
     def _apply_amount(
@@ -234,6 +287,7 @@ class AccountAdmin(ModelAdmin):
                     "ledger_entry": entry.pk,
                 },
                 request=request,
+                operator=True,
             )
             self.message_user(
                 request,
@@ -277,6 +331,20 @@ class MembershipAdmin(ModelAdmin):
     search_fields = ("user__username", "user__email", "account__name")
     raw_id_fields = ("user", "account")
     list_select_related = ("user", "account")
+
+
+@admin.register(Invitation)
+class InvitationAdmin(ReadOnlyAdminMixin, ModelAdmin):
+    """Invitations are sent, revoked and accepted by the account's owners in the dashboard;
+    operators see them here (the link itself is never stored)."""
+
+    list_display = ("email", "account", "role", "invitation_status", "invited_by", "created_at")
+    search_fields = ("email", "account__name")
+    list_select_related = ("account", "invited_by")
+
+    @admin.display(description="status")
+    def invitation_status(self, obj: Invitation) -> str:
+        return obj.status
 
 
 @admin.register(ApiKey)
@@ -337,6 +405,7 @@ class ApiKeyAdmin(ModelAdmin):
                 target=key,
                 details={"prefix": key.prefix, "by": "operator"},
                 request=request,
+                operator=True,
             )
             revoked += 1
         self.message_user(request, f"{revoked} key(s) revoked.", messages.SUCCESS)

@@ -4,16 +4,20 @@ same transaction as the balance change."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 
+from django.conf import settings
 from django.contrib.auth.models import User
-from django.db import connection, transaction
+from django.core import signing
+from django.db import IntegrityError, connection, transaction
 from django.db.models.signals import post_save
 from django.utils import timezone
 
 from integration import keys
-from integration.models import Account, ApiKey, LedgerEntry, Membership, Permission
+from integration.models import Account, ApiKey, Invitation, LedgerEntry, Membership, Permission
+from integration.selectors import INVITATION_SALT
+from integration.signals import LowBalance, balance_fell_below_threshold
 from mifumo.api.errors import ApiError, ErrorCode
 from mifumo.db import atomic_unless_nested
 
@@ -95,11 +99,14 @@ def _move_balance(entry: LedgerEntry, *, require_cover: bool) -> bool:
     sql = (
         f"WITH moved AS (UPDATE {account_table} "  # noqa: S608 - table names from the models
         "SET balance = balance + %(amount)s, balance_updated_at = %(now)s "
-        f"WHERE id = %(account)s{cover} RETURNING id, balance) "
-        f"INSERT INTO {ledger_table} (account_id, kind, amount, balance_after, reference, "
-        "note, created_by_id, created_at) "
+        f"WHERE id = %(account)s{cover} "
+        "RETURNING id, balance, low_balance_threshold, currency), "
+        f"entry AS (INSERT INTO {ledger_table} (account_id, kind, amount, balance_after, "
+        "reference, note, created_by_id, created_at) "
         "SELECT id, %(kind)s, %(amount)s, balance, %(reference)s, %(note)s, %(by)s, %(now)s "
-        "FROM moved RETURNING id, balance_after"
+        "FROM moved RETURNING id, balance_after) "
+        "SELECT entry.id, entry.balance_after, moved.low_balance_threshold, moved.currency "
+        "FROM entry, moved"
     )
     params: dict[str, Decimal | datetime | int | str | None] = {
         "amount": entry.amount,
@@ -128,7 +135,20 @@ def _move_balance(entry: LedgerEntry, *, require_cover: bool) -> bool:
         using=connection.alias,
         update_fields=None,
     )
+    _alert_if_low(entry, threshold=row[2], currency=row[3])
     return True
+
+
+def _alert_if_low(entry: LedgerEntry, *, threshold: Decimal | None, currency: str) -> None:
+    """Signal a movement that crossed the account's threshold downwards. The balance row is
+    locked until commit, so the balance before is exactly ``balance_after - amount`` and
+    each crossing is signalled once."""
+    if threshold is None or entry.amount >= 0:
+        return
+    before = entry.balance_after - entry.amount
+    if entry.balance_after < threshold <= before:
+        alert = LowBalance(entry.account_id, entry.balance_after, Decimal(threshold), currency)
+        balance_fell_below_threshold.send(sender=LedgerEntry, alert=alert)
 
 
 def _positive(amount: Decimal | int | str) -> Decimal:
@@ -210,11 +230,150 @@ def account_adjust(
     )
 
 
+def account_set_low_balance_threshold(
+    *, account: Account, threshold: Decimal | int | str | None
+) -> Account:
+    """Alert when a debit takes the balance below ``threshold``; None turns the alert off."""
+    value = None if threshold is None else _money(threshold)
+    if value is not None and value <= 0:
+        raise ApiError(
+            ErrorCode.VALIDATION_ERROR,
+            "The threshold must be positive",
+            {"threshold": ["Must be greater than zero; leave it empty to turn the alert off"]},
+        )
+    account.low_balance_threshold = value
+    account.save(update_fields=["low_balance_threshold", "updated_at"])
+    return account
+
+
 def membership_add(*, user: User, account: Account, role: str) -> Membership:
     membership, _ = Membership.objects.update_or_create(
         user=user, account=account, defaults={"role": role}
     )
     return membership
+
+
+def membership_mark_used(*, membership: Membership) -> None:
+    """Remember that the user is working in this account now (they sign in to it next)."""
+    now = timezone.now()
+    Membership.objects.filter(pk=membership.pk).update(last_used_at=now)
+    membership.last_used_at = now
+
+
+def _keep_an_owner(membership: Membership, *, new_role: str | None) -> None:
+    """Refuse to leave an account without an owner. Locks the account's owner rows, so two
+    owners demoting each other at once cannot both succeed."""
+    if membership.role != Membership.Role.OWNER or new_role == Membership.Role.OWNER:
+        return
+    owners = list(
+        Membership.objects.select_for_update()
+        .filter(account_id=membership.account_id, role=Membership.Role.OWNER)
+        .values_list("pk", flat=True)
+    )
+    if owners == [membership.pk]:
+        raise ApiError(
+            ErrorCode.CONFLICT,
+            "An account needs at least one owner: make someone else an owner first",
+            {"membership": membership.pk},
+        )
+
+
+def membership_set_role(*, membership: Membership, role: str) -> Membership:
+    role = Membership.Role(role)
+    with transaction.atomic():
+        _keep_an_owner(membership, new_role=role)
+        Membership.objects.filter(pk=membership.pk).update(role=role)
+        membership.role = role
+    return membership
+
+
+def membership_remove(*, membership: Membership) -> None:
+    with transaction.atomic():
+        _keep_an_owner(membership, new_role=None)
+        Membership.objects.filter(pk=membership.pk).delete()
+
+
+def invitation_token(*, invitation: Invitation) -> str:
+    """The signed token of an invitation's link; it also expires with the invitation."""
+    return signing.dumps(invitation.pk, salt=INVITATION_SALT)
+
+
+def invitation_create(
+    *, account: Account, email: str, role: str, invited_by: User | None
+) -> tuple[Invitation, str]:
+    """A new invitation and its link token. An earlier pending invitation of the same
+    address to the account is revoked, so only the newest link works."""
+    email = email.strip()
+    if Membership.objects.filter(account=account, user__email__iexact=email).exists():
+        raise ApiError(
+            ErrorCode.CONFLICT,
+            f"{email} already belongs to a member of this account",
+            {"email": [f"{email} is already a member"]},
+        )
+    now = timezone.now()
+    with transaction.atomic():
+        Invitation.objects.filter(
+            account=account,
+            email__iexact=email,
+            accepted_at__isnull=True,
+            revoked_at__isnull=True,
+        ).update(revoked_at=now)
+        invitation = Invitation.objects.create(
+            account=account,
+            email=email,
+            role=Membership.Role(role),
+            invited_by=invited_by,
+            created_at=now,
+            expires_at=now + timedelta(days=settings.MIFUMO_INVITATION_DAYS),
+        )
+    return invitation, invitation_token(invitation=invitation)
+
+
+def invitation_revoke(*, invitation: Invitation) -> Invitation:
+    if invitation.status == "pending":
+        invitation.revoked_at = timezone.now()
+        invitation.save(update_fields=["revoked_at"])
+    return invitation
+
+
+def invitation_accept(*, invitation: Invitation, user: User) -> Membership:
+    """Join the invitation's account; the link is used up. Someone who already belongs to
+    the account keeps their role."""
+    with transaction.atomic():
+        locked = Invitation.objects.select_for_update().get(pk=invitation.pk)
+        if locked.status != "pending":
+            raise ApiError(
+                ErrorCode.CONFLICT,
+                f"This invitation was {locked.status}; ask an owner of the account for a new one",
+                {"status": locked.status},
+            )
+        membership, _ = Membership.objects.get_or_create(
+            user=user, account_id=locked.account_id, defaults={"role": locked.role}
+        )
+        locked.accepted_at = timezone.now()
+        locked.accepted_by = user
+        locked.save(update_fields=["accepted_at", "accepted_by"])
+    invitation.accepted_at, invitation.accepted_by = locked.accepted_at, user
+    return membership
+
+
+def invitation_accept_as_new_user(
+    *, invitation: Invitation, username: str, password: str
+) -> tuple[User, Membership]:
+    """Create the invited person's login (with the invited address) and join the account,
+    both or neither."""
+    try:
+        with transaction.atomic():
+            user = User.objects.create_user(
+                username=username, email=invitation.email, password=password
+            )
+            return user, invitation_accept(invitation=invitation, user=user)
+    except IntegrityError:
+        raise ApiError(
+            ErrorCode.CONFLICT,
+            f"The username {username} is taken; choose another",
+            {"username": [f"{username} is taken"]},
+        ) from None
 
 
 @dataclass(frozen=True)

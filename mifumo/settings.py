@@ -172,6 +172,28 @@ STORAGES = {
 WHITENOISE_USE_FINDERS = DEBUG
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 
+# --- e-mail (team invitations, password resets, low-balance alerts) ----------------------
+# The console backend prints mail to the log: the laptop default. Production sends by SMTP.
+EMAIL_BACKEND = envstr(
+    "EMAIL_BACKEND",
+    "django.core.mail.backends.console.EmailBackend"
+    if DEBUG
+    else "django.core.mail.backends.smtp.EmailBackend",
+)
+EMAIL_HOST = envstr("EMAIL_HOST", "localhost")
+EMAIL_PORT = envint("EMAIL_PORT", 587)
+EMAIL_HOST_USER = envstr("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = envstr("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = envbool("EMAIL_USE_TLS", True)
+EMAIL_TIMEOUT = envint("EMAIL_TIMEOUT", 10)
+DEFAULT_FROM_EMAIL = envstr("DEFAULT_FROM_EMAIL", "Mifumo SMS <no-reply@localhost>")
+# Password-reset links stop working after this many seconds (Django's setting).
+PASSWORD_RESET_TIMEOUT = envint("PASSWORD_RESET_TIMEOUT", 3 * 24 * 3600)
+# Team invitation links stop working after this many days.
+MIFUMO_INVITATION_DAYS = envint("MIFUMO_INVITATION_DAYS", 7)
+# Where people reach the dashboard, for links in mail sent outside a request (alerts).
+MIFUMO_PUBLIC_URL = envstr("MIFUMO_PUBLIC_URL", "http://127.0.0.1:8001").rstrip("/")
+
 # --- API ----------------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["integration.auth.ApiKeyAuthentication"],

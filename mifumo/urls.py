@@ -34,3 +34,6 @@ urlpatterns = [
     path("api/integration/dashboard/", include("dashboard.urls")),
     re_path(r"^api/integration/v1/.*$", views.NotFoundView.as_view(), name="api-not-found"),
 ]
+
+handler404 = "dashboard.views.errors.page_not_found"
+handler500 = "dashboard.views.errors.server_error"

@@ -51,6 +51,21 @@ def segment_contact_counts(*, account: Account, segments: Sequence[Segment]) -> 
     return {s.pk: int(counts[f"s{i}"] or 0) for i, s in enumerate(segments)}
 
 
+def segment_queryset(*, account: Account, q: str = "") -> QuerySet[Segment]:
+    """The account's segments, newest first; ``q`` matches the name or description."""
+    segments = Segment.objects.filter(account=account)
+    q = q.strip()
+    if q:
+        segments = segments.filter(Q(name__icontains=q) | Q(description__icontains=q))
+    return segments.order_by("-created_at", "-id")
+
+
+def criteria_contact_count(*, account: Account, criteria: dict[str, object]) -> int:
+    """How many of the account's contacts canonical ``criteria`` select now (a segment
+    being edited, before it is saved)."""
+    return Contact.objects.filter(account=account).filter(criteria_q(criteria)).count()
+
+
 def segment_list(*, account: Account, limit: int, offset: int) -> SegmentPage:
     segments = Segment.objects.filter(account=account).order_by("-created_at", "-id")
     total = segments.count()

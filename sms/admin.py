@@ -4,18 +4,20 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.html import format_html
 
 from dashboard.audit import Action, audit_record
-from integration.admin import ReadOnlyAdminMixin
+from integration.admin import ReadOnlyAdminMixin, action_form_page
 from sms import pricing
 from sms.models import Message, PriceRule, Recipient, SenderId
 from sms.phones import InvalidPhone, normalize_phone
-from sms.sender_ids import sender_id_review
+from sms.sender_ids import MAX_NOTE_LENGTH, sender_id_review
 
 if TYPE_CHECKING:
     ModelAdmin = admin.ModelAdmin[Any]
@@ -44,31 +46,65 @@ class SenderIdAdmin(ModelAdmin):
     raw_id_fields = ("account",)
     actions = ["approve", "reject"]
 
-    def _review(self, request: HttpRequest, queryset: QuerySet[SenderId], approve: bool) -> None:
+    def _review(
+        self, request: HttpRequest, queryset: QuerySet[SenderId], approve: bool
+    ) -> TemplateResponse | None:
+        form = ReviewForm(request.POST if "apply" in request.POST else None, approve=approve)
+        if not form.is_valid():
+            verdict = "Approve" if approve else "Reject"
+            return action_form_page(
+                self,
+                request,
+                queryset,
+                form=form,
+                action="approve" if approve else "reject",
+                title=f"{verdict} sender IDs",
+                intro=f"{verdict} these sender IDs. The account sees the note beside each one.",
+                items=[(s.value, s.account.name) for s in queryset.select_related("account")],
+                submit_label=verdict,
+            )
+        note = form.cleaned_data["note"]
         reviewed = 0
         for sender in queryset.select_related("account"):
-            sender_id_review(
-                account=sender.account, value=sender.value, approve=approve, note=sender.note
-            )
+            sender_id_review(account=sender.account, value=sender.value, approve=approve, note=note)
             audit_record(
                 account=sender.account,
                 actor=request.user,
                 action=Action.SENDER_ID_APPROVED if approve else Action.SENDER_ID_REJECTED,
                 target=sender.value,
-                details={"note": sender.note},
+                details={"note": note},
                 request=request,
+                operator=True,
             )
             reviewed += 1
         verdict = "approved" if approve else "rejected"
         self.message_user(request, f"{reviewed} sender ID(s) {verdict}.", messages.SUCCESS)
+        return None
 
     @admin.action(description="Approve the selected sender IDs", permissions=["change"])
-    def approve(self, request: HttpRequest, queryset: QuerySet[SenderId]) -> None:
-        self._review(request, queryset, approve=True)
+    def approve(
+        self, request: HttpRequest, queryset: QuerySet[SenderId]
+    ) -> TemplateResponse | None:
+        return self._review(request, queryset, approve=True)
 
     @admin.action(description="Reject the selected sender IDs", permissions=["change"])
-    def reject(self, request: HttpRequest, queryset: QuerySet[SenderId]) -> None:
-        self._review(request, queryset, approve=False)
+    def reject(self, request: HttpRequest, queryset: QuerySet[SenderId]) -> TemplateResponse | None:
+        return self._review(request, queryset, approve=False)
+
+
+class ReviewForm(forms.Form):
+    note = forms.CharField(
+        max_length=MAX_NOTE_LENGTH,
+        required=False,
+        widget=forms.TextInput(attrs={"size": 60}),
+        help_text="Why; shown to the account beside the sender ID.",
+    )
+
+    def __init__(self, *args: Any, approve: bool, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if not approve:
+            self.fields["note"].required = True
+            self.fields["note"].label = "Reason for rejecting"
 
 
 @admin.register(PriceRule)

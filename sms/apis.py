@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
@@ -26,6 +27,7 @@ from sms.sender_ids import sender_id_request
 from sms.services import message_cancel, message_send
 
 E = ErrorCode
+ZERO = Decimal("0.00")
 STATUSES = [choice.value for choice in Recipient.Status]
 
 
@@ -40,6 +42,11 @@ def _message(request: Request, message_id: str) -> Message:
     )
 
 
+def _refunded(account: Account, message: Message) -> Decimal:
+    refunds = selectors.message_refunds(account=account, message_ids=[message.id])
+    return refunds.get(message.id, ZERO)
+
+
 def _recipient_row(row: Recipient) -> dict[str, Any]:
     return {
         "phone": row.phone,
@@ -51,7 +58,9 @@ def _recipient_row(row: Recipient) -> dict[str, Any]:
     }
 
 
-def _message_row(message: Message, counts: dict[str, int]) -> dict[str, Any]:
+def _message_row(
+    message: Message, counts: dict[str, int], refunded: Decimal | None
+) -> dict[str, Any]:
     return {
         "message_id": message.id,
         "status": selectors.derive_status(counts),
@@ -61,6 +70,7 @@ def _message_row(message: Message, counts: dict[str, int]) -> dict[str, Any]:
         "segments": message.segments,
         "encoding": message.encoding,
         "cost": money(message.cost),
+        "refunded": money(refunded or ZERO),
         "currency": message.currency,
         "schedule_time": iso(message.schedule_time),
         "created_at": iso(message.created_at),
@@ -200,6 +210,7 @@ class StatusApi(ApiView):
             "segments": message.segments,
             "encoding": message.encoding,
             "cost": money(message.cost),
+            "refunded": money(_refunded(_account(request), message)),
             "currency": message.currency,
             "recipient_count": message.recipient_count,
             "counts": counts,
@@ -335,10 +346,14 @@ class MessagesApi(ApiView):
             test_only=api_principal(request).test_only,
         )
         items, pagination = paginate_pages(request, rows)
-        counts = selectors.message_status_counts(message_ids=[m.id for m in items])
+        ids = [m.id for m in items]
+        counts = selectors.message_status_counts(message_ids=ids)
+        refunds = selectors.message_refunds(account=_account(request), message_ids=ids)
         return ok(
             {
-                "messages": [_message_row(m, counts.get(m.id, {})) for m in items],
+                "messages": [
+                    _message_row(m, counts.get(m.id, {}), refunds.get(m.id)) for m in items
+                ],
                 "pagination": pagination,
             },
             "Messages retrieved successfully",
@@ -354,7 +369,10 @@ class MessageDetailApi(ApiView):
     def get(self, request: Request, message_id: str) -> Response:
         message = _message(request, message_id)
         counts = selectors.message_status_counts(message_ids=[message.id]).get(message.id, {})
-        return ok(_message_row(message, counts), "Message retrieved successfully")
+        return ok(
+            _message_row(message, counts, _refunded(_account(request), message)),
+            "Message retrieved successfully",
+        )
 
 
 class SenderIdsApi(ApiView):

@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
-from django.db.models import Count, Max, QuerySet
+from django.db.models import Count, Max, QuerySet, Sum
 
-from integration.models import Account
+from integration.models import Account, LedgerEntry
 from mifumo.api.errors import ApiError, ErrorCode
 from sms.models import Message, Recipient, SenderId
 
@@ -59,6 +60,30 @@ def message_status_counts(*, message_ids: Iterable[str]) -> dict[str, dict[str, 
     for message_id, status, n in rows:
         counts[message_id][status] = n
     return counts
+
+
+def message_refunds(*, account: Account, message_ids: Iterable[str]) -> dict[str, Decimal]:
+    """What was given back for each message (recipients rejected at submit, a canceled
+    schedule), from the ledger; messages without a refund are left out."""
+    rows = (
+        LedgerEntry.objects.filter(
+            account=account, kind=LedgerEntry.Kind.REFUND, reference__in=list(message_ids)
+        )
+        .values("reference")
+        .annotate(total=Sum("amount"))
+        .order_by()
+    )
+    return {row["reference"]: row["total"] for row in rows}
+
+
+def recipient_was_refunded(recipient: Recipient, *, is_test: bool) -> bool:
+    """Refunds follow the lifecycle: a canceled schedule, and a failure before the carrier
+    accepted the message (never sent); a failure after ``sent`` is not refunded."""
+    if is_test:
+        return False
+    return recipient.status == S.CANCELED or (
+        recipient.status == S.FAILED and recipient.sent_at is None
+    )
 
 
 def message_delivery_time(*, message_id: str) -> datetime | None:
@@ -117,10 +142,16 @@ def messages_list(
     sender_id: str | None = None,
     phone: str | None = None,
     test_only: bool = False,
+    api_key_id: int | None = None,
+    source: str | None = None,
 ) -> QuerySet[Message]:
     rows = Message.objects.filter(account=account)
     if test_only:
         rows = rows.filter(is_test=True)
+    if api_key_id is not None:
+        rows = rows.filter(api_key_id=api_key_id)
+    if source:
+        rows = rows.filter(source=source)
     if start is not None:
         rows = rows.filter(created_at__gte=start)
     if end is not None:

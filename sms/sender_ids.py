@@ -15,6 +15,7 @@ from sms.models import SenderId
 
 ALPHANUMERIC = re.compile(r"^(?=.*[A-Za-z])[A-Za-z0-9 ._&-]{1,11}$")
 NUMERIC = re.compile(r"^\+?[0-9]{1,15}$")
+MAX_NOTE_LENGTH = SenderId._meta.get_field("note").max_length or 255
 
 
 def sender_id_format_error(value: str) -> str | None:

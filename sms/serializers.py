@@ -86,6 +86,9 @@ class StatusOut(serializers.Serializer):
     segments = serializers.IntegerField()
     encoding = serializers.CharField()
     cost = serializers.FloatField()
+    refunded = serializers.FloatField(
+        help_text="Given back to the balance: recipients rejected at submit, a canceled schedule"
+    )
     currency = serializers.CharField()
     recipient_count = serializers.IntegerField()
     counts = serializers.DictField(child=serializers.IntegerField())
@@ -119,6 +122,9 @@ class MessageOut(serializers.Serializer):
     segments = serializers.IntegerField()
     encoding = serializers.CharField()
     cost = serializers.FloatField()
+    refunded = serializers.FloatField(
+        help_text="Given back to the balance: recipients rejected at submit, a canceled schedule"
+    )
     currency = serializers.CharField()
     schedule_time = serializers.DateTimeField(allow_null=True)
     created_at = serializers.DateTimeField()

@@ -177,7 +177,27 @@ def _drop_opted_out(account: Account, phones: list[str]) -> tuple[list[str], lis
     return kept, skipped
 
 
-def message_send(
+@dataclass(frozen=True)
+class SendPlan:
+    """A send checked and priced, before anything is written or charged."""
+
+    text: str
+    info: encoding.TextInfo
+    sender_id: str
+    schedule_time: datetime | None
+    webhook_url: str
+    phones: list[str]
+    skipped: list[dict[str, str]]
+    from_segments: dict[str, int]
+    costs: dict[str, Decimal]  # phone -> what that recipient costs (nothing for a test key)
+    is_test: bool
+
+    @property
+    def cost(self) -> Decimal:
+        return sum(self.costs.values(), ZERO)
+
+
+def message_quote(
     *,
     account: Account,
     text: str,
@@ -187,8 +207,11 @@ def message_send(
     schedule_time: object = None,
     webhook_url: str | None = None,
     api_key: ApiKey | None = None,
-    source: str = Message.Source.API,
-) -> SendResult:
+) -> SendPlan:
+    """What ``message_send`` with these arguments would send and charge: every check of a
+    send, in the order the API reports them (the same errors), and its price, with nothing
+    written. The send itself starts here; the dashboard shows it as a preview."""
+    is_test = bool(api_key and api_key.is_test)
     if not text or not text.strip():
         raise ApiError(
             ErrorCode.VALIDATION_ERROR, "The message is empty", {"message": ["must not be blank"]}
@@ -229,9 +252,43 @@ def message_send(
             f"No route covers {len(quote.unsupported)} recipient(s)",
             {"unsupported": quote.unsupported},
         )
-    is_test = bool(api_key and api_key.is_test)
-    per_part = {p: (ZERO if is_test else quote.prices[p] * info.segments) for p in phones}
-    cost = sum(per_part.values(), ZERO)
+    return SendPlan(
+        text=text,
+        info=info,
+        sender_id=sender,
+        schedule_time=when,
+        webhook_url=webhook_url or "",
+        phones=phones,
+        skipped=skipped,
+        from_segments=from_segments,
+        costs={p: (ZERO if is_test else quote.prices[p] * info.segments) for p in phones},
+        is_test=is_test,
+    )
+
+
+def message_send(
+    *,
+    account: Account,
+    text: str,
+    recipients: Sequence[object] = (),
+    segment_ids: Sequence[str] = (),
+    sender_id: str | None = None,
+    schedule_time: object = None,
+    webhook_url: str | None = None,
+    api_key: ApiKey | None = None,
+    source: str = Message.Source.API,
+) -> SendResult:
+    plan = message_quote(
+        account=account,
+        text=text,
+        recipients=recipients,
+        segment_ids=segment_ids,
+        sender_id=sender_id,
+        schedule_time=schedule_time,
+        webhook_url=webhook_url,
+        api_key=api_key,
+    )
+    phones, when, cost = plan.phones, plan.schedule_time, plan.cost
     status = Recipient.Status.SCHEDULED if when else Recipient.Status.QUEUED
     now = timezone.now()
     message = Message(
@@ -240,21 +297,21 @@ def message_send(
         api_key=api_key,
         source=source,
         text=text,
-        sender_id=sender,
-        encoding=info.encoding,
-        segments=info.segments,
+        sender_id=plan.sender_id,
+        encoding=plan.info.encoding,
+        segments=plan.info.segments,
         recipient_count=len(phones),
         cost=cost,
         currency=account.currency,
-        is_test=is_test,
+        is_test=plan.is_test,
         schedule_time=when,
-        webhook_url=webhook_url or "",
+        webhook_url=plan.webhook_url,
         created_at=now,
     )
     # A savepoint when nested: a refused debit must take the rows written before it along.
     with transaction.atomic():
         insert_row(message)
-        _insert_recipients(message, phones, per_part, status)
+        _insert_recipients(message, phones, plan.costs, status)
         # The debit comes last: it locks the account's balance row until the commit, and
         # every send of the account waits on that lock.
         if cost > 0:
@@ -262,7 +319,7 @@ def message_send(
                 account_id=account.pk,
                 amount=cost,
                 reference=message.id,
-                note=f"{len(phones)} recipients x {info.segments} parts",
+                note=f"{len(phones)} recipients x {plan.info.segments} parts",
             )
         if not when:
             transaction.on_commit(lambda: _enqueue_dispatch(message.id))
@@ -270,8 +327,8 @@ def message_send(
         message=message,
         recipients=phones,
         status=status,
-        skipped=skipped,
-        from_segments=from_segments,
+        skipped=plan.skipped,
+        from_segments=plan.from_segments,
     )
 
 

@@ -26,6 +26,7 @@ class EventType(models.TextChoices):
     DELIVERED = "message.delivered", "Message delivered"
     FAILED = "message.failed", "Message failed"
     TEST = "message.test", "Test event"
+    LOW_BALANCE = "account.low_balance", "Balance below the alert threshold"
 
 
 # What endpoints can subscribe to; test events go only where they are asked for.
@@ -33,6 +34,7 @@ SUBSCRIBABLE_EVENTS: tuple[str, ...] = (
     EventType.SENT.value,
     EventType.DELIVERED.value,
     EventType.FAILED.value,
+    EventType.LOW_BALANCE.value,
 )
 
 

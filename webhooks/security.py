@@ -129,12 +129,36 @@ def vetted_addresses(host: str, port: int) -> list[IPAddress]:
         raise UnsafeDestination(f"{host} is a cloud metadata host")
     addresses = resolve_host(name, port)
     if not allow_private():
-        for ip in addresses:
-            problem = address_problem(ip)
-            if problem:
-                where = str(ip) if str(ip) == name else f"{host} resolves to {ip},"
-                raise UnsafeDestination(f"{where} {problem}")
+        problem = _first_problem(host, addresses)
+        if problem:
+            raise UnsafeDestination(problem)
     return addresses
+
+
+def _first_problem(host: str, addresses: list[IPAddress]) -> str | None:
+    name = host.lower().rstrip(".")
+    for ip in addresses:
+        problem = address_problem(ip)
+        if problem:
+            where = f"{ip} is" if str(ip) == name else f"{host} resolves to {ip},"
+            return f"{where} {problem}"
+    return None
+
+
+def refusal_without_exemption(url: str) -> str | None:
+    """Why a production server (MIFUMO_WEBHOOK_ALLOW_PRIVATE off) would refuse ``url``, or
+    None: lets a development server say which of its webhooks only it accepts."""
+    try:
+        _, host, port, _ = split_url(url)
+    except UnsafeDestination as exc:
+        return str(exc)
+    name = host.lower().rstrip(".")
+    if name in _METADATA_HOSTNAMES:
+        return f"{host} is a cloud metadata host"
+    try:
+        return _first_problem(host, resolve_host(name, port))
+    except UnsafeDestination as exc:
+        return str(exc)
 
 
 def _refuse(field: str, reason: str) -> ApiError:

@@ -28,7 +28,7 @@ class EndpointCreateIn(serializers.Serializer[Any]):
         child=serializers.ChoiceField(choices=SUBSCRIBABLE_EVENTS),
         allow_empty=False,
         required=False,
-        help_text="Events to receive; all three when omitted",
+        help_text="Events to receive; every one when omitted",
     )
     active = serializers.BooleanField(default=True)
     description = serializers.CharField(max_length=255, allow_blank=True, default="")

@@ -26,6 +26,7 @@ from django.utils import timezone
 
 from integration import keys
 from integration.models import Account, ApiKey
+from integration.signals import LowBalance
 from mifumo.api.errors import ApiError, ErrorCode
 from mifumo.api.fields import iso, money
 from mifumo.db import atomic_unless_nested
@@ -369,6 +370,52 @@ def event_record_status_changes(*, changes: Sequence[StatusChange]) -> list[Even
         Delivery.objects.bulk_create(deliveries, batch_size=INSERT_BATCH)
     _enqueue_after_commit([d.pk for d in deliveries])
     return events
+
+
+def event_record_low_balance(*, alert: LowBalance) -> Event | None:
+    """Write the ``account.low_balance`` event and a delivery to every active live endpoint
+    of the account that subscribes to it, inside the caller's transaction (the one that
+    moved the balance); None when no endpoint wants it. Delivered, signed and retried like
+    the message events. Only live traffic moves money, so the event is live: test
+    endpoints never receive it."""
+    event_type = EventType.LOW_BALANCE
+    account_id = alert.account_id
+    subscribed = [
+        e
+        for e in selectors.endpoints_active(account_ids=[account_id]).get(account_id, [])
+        if not e.is_test and e.subscribes_to(event_type)
+    ]
+    if not subscribed:
+        return None
+    now = timezone.now()
+    event = Event(account_id=account_id, type=event_type, is_test=False, created_at=now)
+    event.body = _body(
+        {
+            "event_id": event.id,
+            "event": event_type.value,
+            "created_at": iso(now),
+            "balance": money(alert.balance),
+            "threshold": money(alert.threshold),
+            "currency": alert.currency,
+        }
+    )
+    deliveries = [
+        Delivery(
+            event=event,
+            account_id=account_id,
+            endpoint=endpoint,
+            url=endpoint.url,
+            next_attempt_at=now,
+            enqueued_at=now,
+            created_at=now,
+        )
+        for endpoint in subscribed
+    ]
+    with atomic_unless_nested():
+        event.save(force_insert=True)
+        Delivery.objects.bulk_create(deliveries)
+    _enqueue_after_commit([d.pk for d in deliveries])
+    return event
 
 
 def event_send_test(*, endpoint: Endpoint, api_key: ApiKey | None) -> Delivery:

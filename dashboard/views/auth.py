@@ -18,14 +18,15 @@ from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters
-from django.views.decorators.http import require_http_methods, require_POST
+from django.views.decorators.http import require_http_methods
 
-from dashboard.access import SESSION_ACCOUNT_KEY, Workspace, dashboard_view
-from dashboard.audit import Action, audit_user_record
+from dashboard.access import SESSION_ACCOUNT_KEY, Workspace, dashboard_view, method_not_allowed
+from dashboard.audit import Action, audit_failed_sign_in, audit_user_record
 from dashboard.forms import CodeForm, LoginForm
 from dashboard.throttle import LoginThrottle
 from dashboard.views.common import render_page
 from integration import two_factor
+from integration.services import membership_mark_used
 from mifumo.client_ip import client_address
 
 # The session of someone who passed the password step and owes a code; it lasts this long.
@@ -82,6 +83,7 @@ def login_view(request: HttpRequest) -> HttpResponse:
         return _throttled(request, throttle, "dashboard/login.html", blank)
     form = LoginForm(request, data=request.POST)
     if not form.is_valid():
+        audit_failed_sign_in(request=request, username=throttle.username)
         if throttle.exhausted():
             return _throttled(request, throttle, "dashboard/login.html", blank)
         return render(request, "dashboard/login.html", {"form": form, "next": next_url}, status=200)
@@ -133,6 +135,8 @@ def login_code(request: HttpRequest) -> HttpResponse:
     form = CodeForm(request.POST)
     device = two_factor.verify(user, form.data.get("code"))
     if device is None:
+        # The password was right: a wrong code is worth the account's attention.
+        audit_user_record(user=user, action=Action.LOGIN_FAILED, request=request, signed_in=False)
         if throttle.exhausted():
             return _throttled(request, throttle, "dashboard/login_code.html", context)
         form.add_error("code", "That code is not right, or it was already used. Try the next one.")
@@ -149,8 +153,9 @@ def login_code(request: HttpRequest) -> HttpResponse:
 
 
 @never_cache
-@require_POST
 def logout_view(request: HttpRequest) -> HttpResponse:
+    if request.method != "POST":
+        return method_not_allowed(request, ("POST",))
     logout(request)
     messages.info(request, "You are signed out.")
     return redirect(settings.LOGIN_URL)
@@ -181,6 +186,7 @@ def account_switch(request: HttpRequest, ws: Workspace) -> HttpResponse:
         # Another account's id, or one that does not exist: the same answer for both.
         raise Http404("No such account")
     request.session[SESSION_ACCOUNT_KEY] = chosen.account_id
+    membership_mark_used(membership=chosen)
     messages.info(request, f"Now working in {chosen.account.name}.")
     # Back to the overview: the page the user was on may belong to the other account.
     return redirect("dashboard:overview")

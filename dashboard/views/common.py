@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeVar
 
 from django import forms
 from django.core.paginator import Page, Paginator
 from django.db.models import QuerySet
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import render
 
 from dashboard.access import Workspace
 from mifumo.api.errors import ApiError, ErrorCode
+from mifumo.csv_cells import spreadsheet_lines
 
 T = TypeVar("T")
 PER_PAGE = 25
@@ -53,7 +54,7 @@ def or_404(read: Callable[..., T], **kwargs: Any) -> T:
         raise
 
 
-def form_error(form: forms.Form, exc: ApiError, field: str | None = None) -> None:
+def form_error(form: forms.BaseForm, exc: ApiError, field: str | None = None) -> None:
     """Show a service's refusal on the form: its message, plus what its details name."""
     form.add_error(field, exc.message)
     for line in error_details(exc):
@@ -79,3 +80,15 @@ def claim_nonce(request: HttpRequest, nonce: str) -> bool:
         return False
     request.session[USED_NONCES_KEY] = [*used, nonce][-KEEP_NONCES:]
     return True
+
+
+def csv_attachment(lines: Iterable[str], filename: str) -> StreamingHttpResponse:
+    """CSV text lines streamed as a download."""
+    response = StreamingHttpResponse(lines, content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
+
+
+def csv_download(rows: Iterable[Sequence[object]], filename: str) -> StreamingHttpResponse:
+    """Rows (the header first) streamed as a CSV attachment; no cell runs as a formula."""
+    return csv_attachment(spreadsheet_lines(rows), filename)

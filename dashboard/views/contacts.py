@@ -1,31 +1,66 @@
-"""Contacts and segments, read through their apps' selectors; the import goes through the
-contacts service, as the API's does."""
+"""Contacts and segments: read through their apps' selectors, changed through their
+services (the same ones the API uses)."""
 
 from __future__ import annotations
 
 import json
 
 from django.contrib import messages
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http.response import HttpResponseBase
 from django.shortcuts import redirect
 
-from contacts.selectors import contact_get, contact_queryset
-from contacts.services import contact_import
+from contacts.csvio import COLUMNS, csv_lines
+from contacts.models import Contact
+from contacts.selectors import contact_export_rows, contact_get, contact_queryset, contact_text_q
+from contacts.services import (
+    contact_create,
+    contact_delete,
+    contact_import,
+    contact_opt_in,
+    contact_opt_out,
+    contact_update,
+)
+from dashboard import selectors
 from dashboard.access import Workspace, dashboard_view
 from dashboard.audit import Action, audit_record
-from dashboard.forms import ContactImportForm, SearchForm
-from dashboard.views.common import form_error, or_404, paginate, render_page
+from dashboard.forms import ContactForm, ContactImportForm, SearchForm, SegmentForm
+from dashboard.views.common import csv_attachment, form_error, or_404, paginate, render_page
 from mifumo.api.errors import ApiError
-from segments.selectors import segment_contact_count, segment_filter, segment_get, segment_list
+from segments.models import Segment
+from segments.selectors import (
+    criteria_contact_count,
+    segment_contact_count,
+    segment_contact_counts,
+    segment_filter,
+    segment_get,
+    segment_queryset,
+)
+from segments.services import segment_create, segment_delete, segment_update
 from sms.selectors import messages_list
 
-SEGMENTS_PER_PAGE = 25
 ERRORS_SHOWN = 50
 
 
 def _query(request: HttpRequest) -> tuple[SearchForm, str]:
     form = SearchForm(request.GET or None)
     return form, (form.cleaned_data.get("q") or "") if form.is_valid() else ""
+
+
+def _record(
+    request: HttpRequest, ws: Workspace, action: str, target: object, **details: object
+) -> None:
+    audit_record(
+        account=ws.account,
+        actor=request.user,
+        action=action,
+        target=target,
+        details=details,
+        request=request,
+    )
+
+
+# --- contacts ------------------------------------------------------------------------------------
 
 
 @dashboard_view()
@@ -39,6 +74,97 @@ def contacts_list(request: HttpRequest, ws: Workspace) -> HttpResponse:
         {"form": form, "page": page, "q": q},
         section="contacts",
     )
+
+
+@dashboard_view()
+def contacts_export(request: HttpRequest, ws: Workspace) -> HttpResponseBase:
+    """Every contact (or those the search matches) as the import's CSV format."""
+    _, q = _query(request)
+    rows = contact_export_rows(account=ws.account, within=contact_text_q(q) if q else None)
+    _record(request, ws, Action.CONTACTS_EXPORTED, "contacts CSV", search=q)
+    name = f"mifumo-contacts-{selectors.today().isoformat()}.csv"
+    return csv_attachment(csv_lines(rows), name)
+
+
+def _contact_form_page(
+    request: HttpRequest,
+    ws: Workspace,
+    form: ContactForm,
+    contact: Contact | None,
+    status: int = 200,
+) -> HttpResponse:
+    return render_page(
+        request,
+        ws,
+        "dashboard/contact_form.html",
+        {"form": form, "contact": contact},
+        section="contacts",
+        status=status,
+    )
+
+
+@dashboard_view(methods=("GET", "POST"), manage=True)
+def contact_new(request: HttpRequest, ws: Workspace) -> HttpResponse:
+    form = ContactForm(request.POST or None, initial={"is_active": True})
+    if request.method == "POST" and form.is_valid():
+        try:
+            contact = contact_create(account=ws.account, **form.cleaned_data)
+        except ApiError as exc:
+            form_error(form, exc, "phone_number")
+        else:
+            _record(request, ws, Action.CONTACT_CREATED, contact.phone_number, id=contact.pk)
+            messages.success(request, f"{contact.name} added.")
+            return redirect("dashboard:contact", contact_id=contact.pk)
+    status = 400 if form.is_bound and form.errors else 200
+    return _contact_form_page(request, ws, form, None, status)
+
+
+@dashboard_view(methods=("GET", "POST"), manage=True)
+def contact_edit(request: HttpRequest, ws: Workspace, contact_id: str) -> HttpResponse:
+    contact = or_404(contact_get, account=ws.account, contact_id=contact_id)
+    initial = {
+        "name": contact.name,
+        "phone_number": contact.phone_number,
+        "email": contact.email,
+        "tags": ", ".join(contact.tags),
+        "is_active": contact.is_active,
+    }
+    form = ContactForm(request.POST or None, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        changed = {k: v for k, v in form.cleaned_data.items() if k in form.changed_data}
+        try:
+            contact_update(contact=contact, data=form.cleaned_data)
+        except ApiError as exc:
+            form_error(form, exc, "phone_number")
+        else:
+            _record(request, ws, Action.CONTACT_UPDATED, contact.phone_number, **changed)
+            messages.success(request, f"{contact.name} saved.")
+            return redirect("dashboard:contact", contact_id=contact.pk)
+    status = 400 if form.is_bound and form.errors else 200
+    return _contact_form_page(request, ws, form, contact, status)
+
+
+@dashboard_view(methods=("POST",), manage=True)
+def contact_opt(request: HttpRequest, ws: Workspace, contact_id: str, out: bool) -> HttpResponse:
+    contact = or_404(contact_get, account=ws.account, contact_id=contact_id)
+    if out:
+        contact_opt_out(contact=contact)
+        _record(request, ws, Action.CONTACT_OPTED_OUT, contact.phone_number)
+        messages.success(request, f"{contact.name} is opted out: no message reaches them.")
+    else:
+        contact_opt_in(contact=contact)
+        _record(request, ws, Action.CONTACT_OPTED_IN, contact.phone_number)
+        messages.success(request, f"{contact.name} receives messages again.")
+    return redirect("dashboard:contact", contact_id=contact.pk)
+
+
+@dashboard_view(methods=("POST",), manage=True)
+def contact_remove(request: HttpRequest, ws: Workspace, contact_id: str) -> HttpResponse:
+    contact = or_404(contact_get, account=ws.account, contact_id=contact_id)
+    contact_delete(contact=contact)
+    _record(request, ws, Action.CONTACT_DELETED, contact.phone_number, name=contact.name)
+    messages.success(request, f"{contact.name} deleted.")
+    return redirect("dashboard:contacts")
 
 
 @dashboard_view()
@@ -68,18 +194,15 @@ def contacts_import(request: HttpRequest, ws: Workspace) -> HttpResponse:
         except ApiError as exc:
             form_error(form, exc, "file")
         else:
-            audit_record(
-                account=ws.account,
-                actor=request.user,
-                action=Action.CONTACTS_IMPORTED,
-                target=upload.name,
-                details={
-                    "created": result.created,
-                    "updated": result.updated,
-                    "skipped": result.skipped,
-                    "failed": result.failed,
-                },
-                request=request,
+            _record(
+                request,
+                ws,
+                Action.CONTACTS_IMPORTED,
+                upload.name,
+                created=result.created,
+                updated=result.updated,
+                skipped=result.skipped,
+                failed=result.failed,
             )
             if not result.failed:
                 messages.success(
@@ -96,6 +219,7 @@ def contacts_import(request: HttpRequest, ws: Workspace) -> HttpResponse:
                     "form": ContactImportForm(),
                     "result": result,
                     "errors": result.errors[:ERRORS_SHOWN],
+                    "columns": COLUMNS,
                 },
                 section="contacts",
             )
@@ -103,34 +227,26 @@ def contacts_import(request: HttpRequest, ws: Workspace) -> HttpResponse:
         request,
         ws,
         "dashboard/contacts_import.html",
-        {"form": form},
+        {"form": form, "columns": COLUMNS},
         section="contacts",
         status=400 if form.is_bound and form.errors else 200,
     )
 
 
+# --- segments ------------------------------------------------------------------------------------
+
+
 @dashboard_view()
 def segments_list(request: HttpRequest, ws: Workspace) -> HttpResponse:
-    try:
-        number = max(int(request.GET.get("page", "1")), 1)
-    except ValueError:
-        number = 1
-    listing = segment_list(
-        account=ws.account, limit=SEGMENTS_PER_PAGE, offset=(number - 1) * SEGMENTS_PER_PAGE
-    )
-    pages = max((listing.total + SEGMENTS_PER_PAGE - 1) // SEGMENTS_PER_PAGE, 1)
+    form, q = _query(request)
+    page = paginate(request, segment_queryset(account=ws.account, q=q))
+    rows = list(page.object_list)
+    counts = segment_contact_counts(account=ws.account, segments=rows)
     return render_page(
         request,
         ws,
         "dashboard/segments.html",
-        {
-            "rows": [(s, listing.counts.get(s.pk, 0)) for s in listing.segments],
-            "total": listing.total,
-            "number": number,
-            "pages": pages,
-            "previous": number - 1 if number > 1 else None,
-            "next": number + 1 if number < pages else None,
-        },
+        {"form": form, "q": q, "page": page, "rows": [(s, counts.get(s.pk, 0)) for s in rows]},
         section="segments",
     )
 
@@ -154,3 +270,94 @@ def segment_detail(request: HttpRequest, ws: Workspace, segment_id: str) -> Http
         },
         section="segments",
     )
+
+
+def _members(n: int) -> str:
+    return f"{n:,} contact{'' if n == 1 else 's'} match now"
+
+
+@dashboard_view()
+def segment_count(request: HttpRequest, ws: Workspace) -> JsonResponse:
+    """The live count of the segment form: contacts its criteria select, or what is wrong."""
+    form = SegmentForm(request.GET)
+    form.is_valid()
+    problems = {k: v for k, v in form.errors.items() if k != "name"}
+    if problems or "criteria" not in form.cleaned_data:
+        return JsonResponse(
+            {"count": None, "errors": problems, "summary": "Fix the criteria to see a count."}
+        )
+    count = criteria_contact_count(account=ws.account, criteria=form.cleaned_data["criteria"])
+    return JsonResponse({"count": count, "errors": {}, "summary": _members(count)})
+
+
+def _segment_form_page(
+    request: HttpRequest,
+    ws: Workspace,
+    form: SegmentForm,
+    segment: Segment | None,
+    status: int = 200,
+) -> HttpResponse:
+    count = (
+        criteria_contact_count(account=ws.account, criteria=segment.criteria)
+        if segment is not None
+        else None
+    )
+    return render_page(
+        request,
+        ws,
+        "dashboard/segment_form.html",
+        {"form": form, "segment": segment, "count": _members(count) if count is not None else ""},
+        section="segments",
+        status=status,
+    )
+
+
+def _segment_form(request: HttpRequest, ws: Workspace, segment: Segment | None) -> HttpResponse:
+    """Create (``segment`` None) or change a segment from its form."""
+    initial = (
+        SegmentForm.initial_from(segment.name, segment.description, segment.criteria)
+        if segment is not None
+        else None
+    )
+    form = SegmentForm(request.POST or None, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        fields = {k: data[k] for k in ("name", "description", "criteria")}
+        try:
+            if segment is None:
+                segment = segment_create(account=ws.account, **fields)
+                action, verb = Action.SEGMENT_CREATED, "created"
+            else:
+                segment_update(segment=segment, data=fields)
+                action, verb = Action.SEGMENT_UPDATED, "saved"
+        except ApiError as exc:
+            form_error(form, exc, "name")
+            if segment is not None:
+                segment.refresh_from_db()  # the page heads with the saved name, not the refused
+        else:
+            _record(request, ws, action, segment.name, criteria=json.dumps(segment.criteria))
+            messages.success(request, f"Segment {segment.name} {verb}.")
+            return redirect("dashboard:segment", segment_id=segment.pk)
+    status = 400 if form.is_bound and form.errors else 200
+    return _segment_form_page(request, ws, form, segment, status)
+
+
+@dashboard_view(methods=("GET", "POST"), manage=True)
+def segment_new(request: HttpRequest, ws: Workspace) -> HttpResponse:
+    return _segment_form(request, ws, None)
+
+
+@dashboard_view(methods=("GET", "POST"), manage=True)
+def segment_edit(request: HttpRequest, ws: Workspace, segment_id: str) -> HttpResponse:
+    return _segment_form(
+        request, ws, or_404(segment_get, account=ws.account, segment_id=segment_id)
+    )
+
+
+@dashboard_view(methods=("POST",), manage=True)
+def segment_remove(request: HttpRequest, ws: Workspace, segment_id: str) -> HttpResponse:
+    segment = or_404(segment_get, account=ws.account, segment_id=segment_id)
+    segment_delete(segment=segment)
+    _record(request, ws, Action.SEGMENT_DELETED, segment.name)
+    messages.success(request, f"Segment {segment.name} deleted; its contacts are kept.")
+    return redirect("dashboard:segments")

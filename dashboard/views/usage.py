@@ -1,18 +1,17 @@
 from __future__ import annotations
 
-import csv
 from collections.abc import Iterator
 from decimal import Decimal
 
-from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.http.response import HttpResponseBase
 
 from dashboard import selectors
 from dashboard.access import Workspace, dashboard_view
 from dashboard.charts import Number, Series, stacked_bars
-from dashboard.forms import PeriodForm
-from dashboard.views.common import render_page
-from mifumo.csv_cells import neutralise
+from dashboard.forms import PeriodForm, key_choices
+from dashboard.views.common import csv_download, render_page
+from integration.selectors import api_keys_all
 
 DEFAULT_PERIOD = 30
 
@@ -26,11 +25,12 @@ MESSAGE_SERIES = [Series("recipients", "SMS (recipients)", "s-sent")]
 SPEND_SERIES = [Series("spend", "Spend", "s-spend")]
 
 
-def _period(request: HttpRequest) -> int:
-    form = PeriodForm(request.GET)
-    if form.is_valid() and form.cleaned_data.get("period"):
-        return int(form.cleaned_data["period"])
-    return DEFAULT_PERIOD
+def _filters(request: HttpRequest, ws: Workspace) -> tuple[PeriodForm, int, int | None]:
+    """The period (days) and the API key (None: every key) the page is about."""
+    form = PeriodForm(request.GET, keys=key_choices(api_keys_all(account=ws.account)))
+    if not form.is_valid():
+        return form, DEFAULT_PERIOD, None
+    return form, form.cleaned_data.get("period") or DEFAULT_PERIOD, form.cleaned_data.get("key")
 
 
 def _money(value: Number) -> str:
@@ -39,8 +39,8 @@ def _money(value: Number) -> str:
 
 @dashboard_view()
 def usage(request: HttpRequest, ws: Workspace) -> HttpResponse:
-    period = _period(request)
-    report = selectors.usage_report(account=ws.account, days=period)
+    form, period, key = _filters(request, ws)
+    report = selectors.usage_report(account=ws.account, days=period, api_key_id=key)
     days = [d.day for d in report.days]
     requests_chart = stacked_bars(
         title=f"API requests per day, last {period} days",
@@ -74,18 +74,14 @@ def usage(request: HttpRequest, ws: Workspace) -> HttpResponse:
         ws,
         "dashboard/usage.html",
         {
+            "form": form,
             "period": period,
-            "periods": selectors.PERIODS,
+            "key": key,
             "report": report,
             "charts": [requests_chart, messages_chart, spend_chart],
         },
         section="usage",
     )
-
-
-class _Echo:
-    def write(self, value: str) -> str:
-        return value
 
 
 DAILY_HEADER = [
@@ -135,15 +131,8 @@ def _csv_rows(report: selectors.UsageReport, table: str) -> Iterator[list[str]]:
 
 @dashboard_view()
 def usage_export(request: HttpRequest, ws: Workspace) -> HttpResponseBase:
-    period = _period(request)
+    _, period, key = _filters(request, ws)
     table = "endpoints" if request.GET.get("table") == "endpoints" else "daily"
-    report = selectors.usage_report(account=ws.account, days=period)
-    writer = csv.writer(_Echo())
-    response = StreamingHttpResponse(
-        # Routes are what clients asked for: no cell may run as a formula.
-        (writer.writerow([neutralise(c) for c in row]) for row in _csv_rows(report, table)),
-        content_type="text/csv; charset=utf-8",
-    )
+    report = selectors.usage_report(account=ws.account, days=period, api_key_id=key)
     name = f"mifumo-usage-{table}-{period}d-{selectors.today().isoformat()}.csv"
-    response["Content-Disposition"] = f'attachment; filename="{name}"'
-    return response
+    return csv_download(_csv_rows(report, table), name)

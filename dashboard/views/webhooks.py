@@ -14,6 +14,7 @@ from dashboard.audit import Action, audit_record
 from dashboard.forms import RotateSecretForm, WebhookCreateForm, WebhookEditForm
 from dashboard.views.common import form_error, or_404, paginate, render_page
 from mifumo.api.errors import ApiError
+from webhooks import security
 from webhooks import selectors as webhook_selectors
 from webhooks import services as webhook_services
 from webhooks.models import Endpoint
@@ -57,10 +58,22 @@ def _list(
             ),
             "account_secret": account_secret,
             "account_secrets": secrets,
+            "allow_private": security.allow_private(),
         },
         section="webhooks",
         status=status,
     )
+
+
+def _warn_if_private(request: HttpRequest, endpoint: Endpoint) -> None:
+    """Accepted only because this server allows private targets: say so, plainly."""
+    problem = security.refusal_without_exemption(endpoint.url) if security.allow_private() else None
+    if problem:
+        messages.warning(
+            request,
+            f"Accepted because this server allows private webhook URLs "
+            f"(MIFUMO_WEBHOOK_ALLOW_PRIVATE): {problem}. A production server refuses it.",
+        )
 
 
 def _endpoint(ws: Workspace, webhook_id: str) -> Endpoint:
@@ -94,6 +107,7 @@ def _detail(
             "form": form,
             "rotate_form": RotateSecretForm(),
             "secret": secret,
+            "allow_private": security.allow_private(),
             "page": paginate(
                 request, webhook_selectors.delivery_list(account=ws.account, endpoint=endpoint)
             ),
@@ -133,6 +147,7 @@ def webhook_create(request: HttpRequest, ws: Workspace) -> HttpResponse:
                 request=request,
             )
             messages.success(request, "Webhook created. Send it a test event to check it works.")
+            _warn_if_private(request, endpoint)
             return redirect("dashboard:webhook", webhook_id=endpoint.pk)
     return _list(request, ws, form=form, status=400)
 
@@ -174,6 +189,7 @@ def webhook_edit(request: HttpRequest, ws: Workspace, webhook_id: str) -> HttpRe
                 request=request,
             )
             messages.success(request, "Webhook saved.")
+            _warn_if_private(request, endpoint)
             return redirect("dashboard:webhook", webhook_id=endpoint.pk)
     endpoint.refresh_from_db()
     return _detail(request, ws, endpoint, form=form, status=400)

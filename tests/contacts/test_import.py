@@ -227,7 +227,7 @@ def test_a_header_only_file_imports_nothing(api):
         "name,email\nJohn,john@example.com\n",
         "phone_number\n0712345678\n",
         "name,name,phone_number\na,b,0712345678\n",
-        "name;phone_number\nJohn;0712345678\n",
+        "name|phone_number\nJohn|0712345678\n",
     ],
     ids=[
         "empty",
@@ -235,7 +235,7 @@ def test_a_header_only_file_imports_nothing(api):
         "no-phone-column",
         "no-name-column",
         "repeated-column",
-        "semicolon-separated",
+        "pipe-separated",
     ],
 )
 def test_a_file_without_the_required_header_is_a_validation_error(api, content):
@@ -244,18 +244,46 @@ def test_a_file_without_the_required_header_is_a_validation_error(api, content):
     assert not Contact.objects.exists()
 
 
-def test_a_file_that_is_not_utf8_is_a_validation_error(api):
+@pytest.mark.parametrize(
+    ("content", "names"),
+    [
+        # Excel's plain "CSV" on Windows: Windows-1252, the euro sign and accents included.
+        (
+            "name,phone_number\r\nJosé,0712345678\r\nZoë €,0754000001\r\n".encode("cp1252"),
+            ["José", "Zoë €"],
+        ),
+        # Excel where the decimal mark is a comma separates columns with semicolons.
+        ("name;phone_number;tags\r\nAsha;0712345678;vip|lead\r\n".encode("cp1252"), ["Asha"]),
+        # "CSV UTF-8" starts with a byte order mark.
+        ("\ufeffname,phone_number\nJuma,0712345678\n".encode(), ["Juma"]),
+        # "Unicode text": UTF-16 with a byte order mark, tab-separated.
+        ("name\tphone_number\nNeema 🌍\t0712345678\n".encode("utf-16"), ["Neema 🌍"]),
+    ],
+    ids=["windows-1252", "semicolons", "utf8-bom", "utf16-tabs"],
+)
+def test_excels_usual_exports_are_read(api, content, names):
+    data = result(upload(api, content))
+    assert data["created"] == len(names) and data["failed"] == 0
+    assert sorted(Contact.objects.values_list("name", flat=True)) == sorted(names)
+
+
+def test_a_file_in_no_known_encoding_says_how_to_save_it(api):
+    # 0x81 is undefined in Windows-1252, and the bytes are not UTF-8 either.
     body = assert_envelope(
-        upload(api, "name,phone_number\nJos\xe9,0712345678\n".encode("latin-1")),
-        400,
-        "VALIDATION_ERROR",
+        upload(api, b"name,phone_number\nJos\x81,0712345678\n"), 400, "VALIDATION_ERROR"
     )
-    assert body["details"] == {"file": ["it must be UTF-8 text"]}
+    assert body["details"] == {
+        "file": [
+            "it is neither UTF-8 nor Windows-1252 (Excel) text; in Excel, save it as "
+            "“CSV UTF-8 (comma delimited)”"
+        ]
+    }
 
 
-def test_a_utf16_file_is_a_validation_error(api):
-    content = (HEADER + "John,0712345678,,,\n").encode("utf-16")
-    assert_envelope(upload(api, content), 400, "VALIDATION_ERROR")
+def test_a_broken_utf16_file_is_a_validation_error(api):
+    content = b"\xff\xfe" + "name,phone_number\n".encode("utf-16-le") + b"\x00\xd8"
+    body = assert_envelope(upload(api, content), 400, "VALIDATION_ERROR")
+    assert body["details"] == {"file": ["it starts like UTF-16 text but is not valid UTF-16"]}
 
 
 def test_more_than_50000_rows_is_a_validation_error_and_imports_nothing(api):

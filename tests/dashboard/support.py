@@ -6,7 +6,9 @@ from __future__ import annotations
 import os
 import shutil
 from pathlib import Path
+from typing import Any
 
+from django.contrib.messages import get_messages
 from playwright.sync_api import Page, expect
 
 PASSWORD = "kilimanjaro-2024"
@@ -34,3 +36,13 @@ def sign_in(page: Page, base_url: str, username: str) -> None:
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Sign in").click()
     expect(page.get_by_role("heading", name="Overview", level=1)).to_be_visible()
+
+
+def downloaded(response: Any) -> str:
+    """The text of a streamed download (a CSV export)."""
+    return b"".join(response.streaming_content).decode()
+
+
+def flashed(response: Any) -> list[str]:
+    """The messages the request left for the next page."""
+    return [str(m) for m in get_messages(response.wsgi_request)]

@@ -9,7 +9,7 @@ from django.test import Client
 
 from integration.models import Account, Membership
 from integration.services import account_create, membership_add
-from tests.dashboard.support import dash
+from tests.dashboard.support import PASSWORD, dash
 
 pytestmark = pytest.mark.django_db
 
@@ -63,3 +63,22 @@ def test_losing_the_membership_loses_the_account(
     owner_client.post(dash("account/switch/"), {"account": second.pk})
     Membership.objects.filter(user=owner, account=second).delete()
     assert owner_client.get(dash()).context["ws"].account.name == "alice"
+
+
+def test_signing_in_opens_the_account_used_last(
+    owner_client: Client, owner: Any, second: Account, alice: Account
+) -> None:
+    # Newer and alphabetically first: neither decides; the last one used does.
+    newest = account_create(name="Aaa Newest", balance="0")
+    membership_add(user=owner, account=newest, role="owner")
+    owner_client.post(dash("account/switch/"), {"account": second.pk})
+    fresh = Client()
+    fresh.post(dash("login/"), {"username": "asha", "password": PASSWORD})
+    assert fresh.get(dash()).context["ws"].account == second
+    owner_client.post(dash("account/switch/"), {"account": alice.pk})
+    again = Client()
+    again.post(dash("login/"), {"username": "asha", "password": PASSWORD})
+    assert again.get(dash()).context["ws"].account == alice
+    # The switcher still lists the accounts by name.
+    names = [m.account.name for m in again.get(dash()).context["ws"].memberships]
+    assert names == ["Aaa Newest", "alice", "Duka Ltd"]

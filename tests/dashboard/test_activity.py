@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import io
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
 import pytest
+from django.contrib.admin import helpers
 from django.contrib.auth.models import AnonymousUser
+from django.core.management import call_command
 from django.test import Client, RequestFactory
 from django.utils import timezone
 
 from dashboard.audit import Action, action_label, audit_record
 from dashboard.models import AuditEvent
 from integration.models import Account
+from integration.services import membership_add
 from sms.models import SenderId
 from tests.dashboard.support import dash
 
@@ -109,3 +113,79 @@ def test_a_member_cannot_request_a_sender_id(member_client: Client) -> None:
     assert b"Request a sender ID" not in member_client.get(dash("sender-ids/")).content
     assert member_client.post(dash("sender-ids/request/"), {"value": "DUKA"}).status_code == 403
     assert not SenderId.objects.exists()
+
+
+def test_a_failed_sign_in_is_logged_in_each_of_the_users_accounts(
+    alice: Account, bob: Account, owner: Any
+) -> None:
+    membership_add(user=owner, account=bob, role="member")
+    client = Client(REMOTE_ADDR="197.250.1.9")
+    response = client.post(dash("login/"), {"username": "asha", "password": "wrong"})
+    assert response.status_code == 200 and b"Please enter a correct username" in response.content
+    failed = AuditEvent.objects.filter(action="login.failed")
+    assert sorted(e.account.name for e in failed) == ["alice", "bob"]
+    assert {(e.target, e.ip, e.actor) for e in failed} == {("asha", "197.250.1.9", None)}
+    # An unknown username belongs to no account: nothing to record anywhere.
+    client.post(dash("login/"), {"username": "nobody", "password": "wrong"})
+    assert AuditEvent.objects.filter(action="login.failed").count() == 2
+    assert action_label("login.failed") == "Failed sign-in"
+
+
+def test_operators_are_shown_as_mifumo_operator_without_their_address(
+    owner_client: Client, alice: Account, admin_client: Client
+) -> None:
+    admin_client.post(
+        "/admin/integration/account/",
+        {
+            "action": "top_up",
+            helpers.ACTION_CHECKBOX_NAME: [str(alice.pk)],
+            "apply": "1",
+            "amount": "250.00",
+        },
+        REMOTE_ADDR="10.9.8.7",
+    )
+    event = AuditEvent.objects.get(action="account.top_up")
+    assert event.operator and event.ip == "10.9.8.7"  # kept for operators, in Django admin
+    page = owner_client.get(dash("activity/")).content.decode()
+    assert "Mifumo operator" in page
+    assert "10.9.8.7" not in page and ">admin<" not in page
+    overview = owner_client.get(dash()).content.decode()
+    assert "Mifumo operator · Balance topped up" in overview
+
+
+def test_operator_commands_are_logged(owner_client: Client, alice: Account) -> None:
+    out = io.StringIO()
+    call_command("set_account_limits", "alice", "--sms-per-minute", "600", stdout=out)
+    call_command("create_api_key", "alice", "--name", "Ops key", stdout=out)
+    call_command("top_up", "alice", "10", stdout=out)
+    call_command(
+        "approve_sender_id", "alice", "DUKA", "--reject", "--reason", "Not your brand", stdout=out
+    )
+    events = AuditEvent.objects.filter(account=alice).order_by("id")
+    assert [(e.action, e.operator, e.actor) for e in events] == [
+        ("account.limits_changed", True, None),
+        ("api_key.created", True, None),
+        ("account.top_up", True, None),
+        ("sender_id.rejected", True, None),
+    ]
+    assert events[0].details == {"sms_per_minute": 600, "via": "set_account_limits command"}
+    page = owner_client.get(dash("activity/")).content.decode()
+    assert page.count("Mifumo operator") == 4
+    senders = owner_client.get(dash("sender-ids/")).content.decode()
+    assert "Not your brand" in senders and ">rejected<" in senders
+
+
+def test_a_rejection_without_a_reason_says_whom_to_ask(
+    owner_client: Client, alice: Account
+) -> None:
+    SenderId.objects.create(account=alice, value="OLDNAME", status=SenderId.Status.REJECTED)
+    page = owner_client.get(dash("sender-ids/")).content.decode()
+    assert "No reason was given: ask your Mifumo operator." in page
+    # Statuses read the same way for every row, the platform default's included.
+    assert ">Rejected<" not in page and ">approved<" in page and ">rejected<" in page
+
+
+def test_the_activity_date_range_must_run_forwards(owner_client: Client, events: None) -> None:
+    response = owner_client.get(dash("activity/"), {"start": "2025-03-02", "end": "2025-03-01"})
+    assert response.status_code == 200
+    assert "“To” is before “From”" in response.content.decode()

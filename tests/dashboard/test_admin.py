@@ -12,7 +12,7 @@ from django.test import Client
 
 from dashboard.models import AuditEvent
 from integration.models import Account, LedgerEntry
-from integration.services import api_key_create
+from integration.services import api_key_create, invitation_create
 from sms.models import PriceRule, SenderId
 from sms.sender_ids import sender_id_request
 from tests.dashboard.data import make_message, make_request_log
@@ -62,9 +62,13 @@ def test_top_up_asks_for_the_amount_then_writes_a_ledger_row(
 
 
 def test_a_bad_amount_is_asked_for_again(admin_client: Client, alice: Account) -> None:
-    for amount in ["0", "-5", "abc"]:
+    for amount in ["0", "-5", "abc", "10.005"]:
         response = act(admin_client, ACCOUNTS, "top_up", [alice.pk], apply="1", amount=amount)
         assert response.status_code == 200 and b"errorlist" in response.content
+        # The form is shown again with what was typed and the selection kept.
+        assert f'value="{amount}"'.encode() in response.content
+        assert f'name="_selected_action" value="{alice.pk}"'.encode() in response.content
+    assert "at most two decimal places" in response.content.decode()
     alice.refresh_from_db()
     assert alice.balance == Decimal("5000.00")
 
@@ -184,13 +188,22 @@ def test_sender_ids_are_reviewed_from_a_queue(
     spam = sender_id_request(account=alice, value="FREEMONEY")
     queue = admin_client.get("/admin/sms/senderid/", {"status__exact": "pending"})
     assert b"DUKA" in queue.content and b"FREEMONEY" in queue.content
-    act(admin_client, "/admin/sms/senderid/", "approve", [waiting.pk])
-    act(admin_client, "/admin/sms/senderid/", "reject", [spam.pk])
+    senders = "/admin/sms/senderid/"
+    asked = act(admin_client, senders, "approve", [waiting.pk])
+    assert asked.status_code == 200 and b'name="note"' in asked.content
+    act(admin_client, senders, "approve", [waiting.pk], apply="1", note="")
+    no_reason = act(admin_client, senders, "reject", [spam.pk], apply="1", note="")
+    assert no_reason.status_code == 200 and b"This field is required" in no_reason.content
+    assert SenderId.objects.get(value="FREEMONEY").status == "pending"
+    act(admin_client, senders, "reject", [spam.pk], apply="1", note="Misleading name")
     statuses = dict(SenderId.objects.values_list("value", "status"))
     assert statuses == {"DUKA": "approved", "FREEMONEY": "rejected"}
     assert SenderId.objects.get(value="DUKA").reviewed_at is not None
-    actions = set(AuditEvent.objects.filter(actor=admin_user).values_list("action", "target"))
+    assert SenderId.objects.get(value="FREEMONEY").note == "Misleading name"
+    events = AuditEvent.objects.filter(actor=admin_user)
+    actions = set(events.values_list("action", "target"))
     assert actions == {("sender_id.approved", "DUKA"), ("sender_id.rejected", "FREEMONEY")}
+    assert all(e.operator for e in events)
 
 
 def test_price_rules_are_editable(admin_client: Client) -> None:
@@ -264,3 +277,15 @@ def test_the_activity_log_is_readable_by_operators(admin_client: Client, alice: 
     page = admin_client.get("/admin/dashboard/auditevent/")
     assert page.status_code == 200 and b"Account suspended" in page.content
     assert admin_client.get("/admin/dashboard/auditevent/add/").status_code == 403
+
+
+def test_operators_see_invitations_and_who_acted(
+    admin_client: Client, alice: Account, admin_user: Any
+) -> None:
+    invitation_create(account=alice, email="neema@example.com", role="admin", invited_by=None)
+    listing = admin_client.get("/admin/integration/invitation/")
+    assert b"neema@example.com" in listing.content and b"pending" in listing.content
+    assert admin_client.get("/admin/integration/invitation/add/").status_code == 403
+    act(admin_client, ACCOUNTS, "suspend", [alice.pk])
+    log = admin_client.get("/admin/dashboard/auditevent/", {"operator__exact": "1"})
+    assert b"Account suspended" in log.content

@@ -110,12 +110,13 @@ def test_the_overview_chart_draws_a_message_sent_from_the_dashboard(
     page.get_by_role("link", name="Send a message").first.click()
     page.get_by_label("Recipients").fill("+255712345678, 0754 000 001")
     page.get_by_label("Message").fill("Habari! Karibu Mifumo.")
-    page.get_by_role("button", name="Send", exact=True).click()
-    expect(page.get_by_text("is on its way to 2 recipient(s)")).to_be_visible()
+    page.get_by_role("button", name="Preview").click()
+    page.get_by_role("button", name="Confirm and send").click()
+    expect(page.get_by_text("is on its way to 2 recipients")).to_be_visible()
     expect(page.locator("#recipients-table tbody tr")).to_have_count(2)
 
     page.get_by_role("link", name="Overview").click()
-    chart = page.locator("figure.chart svg.chart-svg")
+    chart = page.locator("figure.chart svg.chart-wide")
     expect(chart).to_have_count(1)
     bars = chart.locator("rect.bar")
     assert bars.count() >= 1

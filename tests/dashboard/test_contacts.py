@@ -13,7 +13,7 @@ from dashboard.models import AuditEvent
 from integration.models import Account
 from segments.models import Segment
 from tests.dashboard.data import make_message
-from tests.dashboard.support import dash
+from tests.dashboard.support import dash, downloaded
 
 pytestmark = pytest.mark.django_db
 
@@ -106,3 +106,171 @@ def test_a_member_cannot_import(member_client: Client) -> None:
         {"file": SimpleUploadedFile("p.csv", b"name,phone_number\nA,+255712000009\n")},
     )
     assert response.status_code == 403 and not Contact.objects.exists()
+
+
+def test_a_contact_is_added_edited_opted_out_and_in_and_deleted(
+    owner_client: Client, alice: Account, owner: Any
+) -> None:
+    added = owner_client.post(
+        dash("contacts/new/"),
+        {
+            "name": "Zawadi Mbwana",
+            "phone_number": "0713 000 004",
+            "email": "zawadi@example.com",
+            "tags": "VIP, dar;lead",
+            "is_active": "on",
+        },
+    )
+    contact = Contact.objects.get(account=alice)
+    assert added["Location"] == dash(f"contacts/{contact.pk}/")
+    assert (contact.phone_number, contact.tags) == ("+255713000004", ["vip", "dar", "lead"])
+    owner_client.post(
+        dash(f"contacts/{contact.pk}/edit/"),
+        {"name": "Zawadi M.", "phone_number": "+255713000004", "tags": "vip"},
+    )
+    contact.refresh_from_db()
+    assert (contact.name, contact.tags, contact.is_active) == ("Zawadi M.", ["vip"], False)
+    owner_client.post(dash(f"contacts/{contact.pk}/opt-out/"))
+    contact.refresh_from_db()
+    assert contact.opted_out and contact.opted_out_at is not None
+    page = owner_client.get(dash(f"contacts/{contact.pk}/")).content.decode()
+    assert "messages skip this number" in page and "Opt back in" in page
+    owner_client.post(dash(f"contacts/{contact.pk}/opt-in/"))
+    contact.refresh_from_db()
+    assert not contact.opted_out
+    owner_client.post(dash(f"contacts/{contact.pk}/delete/"))
+    assert not Contact.objects.exists()
+    actions = list(
+        AuditEvent.objects.filter(action__startswith="contact.")
+        .order_by("id")
+        .values_list("action", flat=True)
+    )
+    assert actions == [
+        "contact.created",
+        "contact.updated",
+        "contact.opted_out",
+        "contact.opted_in",
+        "contact.deleted",
+    ]
+    # What the form changed, the e-mail address it left empty included.
+    assert AuditEvent.objects.get(action="contact.updated").details == {
+        "name": "Zawadi M.",
+        "email": "",
+        "tags": ["vip"],
+        "is_active": False,
+    }
+
+
+@pytest.mark.parametrize(
+    ("fields", "shown"),
+    [
+        ({"phone_number": "12"}, "Invalid phone number"),
+        ({"phone_number": "+255712000001"}, "already exists"),
+        ({"name": "  "}, "This field is required."),
+        ({"email": "no"}, "Enter a valid email address."),
+        ({"tags": "ok, " + "x" * 51}, "is longer than 50 characters"),
+    ],
+)
+def test_a_bad_contact_is_explained_on_the_form(
+    owner_client: Client, people: list[Contact], fields: dict[str, str], shown: str
+) -> None:
+    data = {"name": "New", "phone_number": "+255713000009", **fields}
+    response = owner_client.post(dash("contacts/new/"), data)
+    assert response.status_code == 400 and shown in response.content.decode()
+    assert Contact.objects.count() == 3
+
+
+def test_contacts_export_as_csv_with_the_search(
+    owner_client: Client, people: list[Contact]
+) -> None:
+    everyone = owner_client.get(dash("contacts/export.csv"))
+    lines = downloaded(everyone).splitlines()
+    assert lines[0] == "name,phone_number,email,tags,is_active" and len(lines) == 4
+    searched = owner_client.get(dash("contacts/export.csv"), {"q": "juma"})
+    assert downloaded(searched).splitlines()[1:] == ["Juma Said,+255754000002,,,true"]
+    assert AuditEvent.objects.filter(action="contacts.exported").count() == 2
+
+
+def test_contacts_are_paged_with_page_numbers(owner_client: Client, alice: Account) -> None:
+    Contact.objects.bulk_create(
+        Contact(account=alice, name=f"C{i}", phone_number=f"+2557130{i:05d}") for i in range(130)
+    )
+    page = owner_client.get(dash("contacts/"), {"page": 3}).content.decode()
+    assert 'aria-current="page">3</span>' in page
+    for number in (1, 2, 4, 5, 6):
+        assert f'aria-label="Page {number}"' in page
+    assert "Page 3 of 6 · 130 in all" in page
+
+
+def test_a_member_can_read_and_export_but_change_nothing(
+    member_client: Client, people: list[Contact]
+) -> None:
+    page = member_client.get(dash(f"contacts/{people[0].pk}/")).content.decode()
+    assert "Opt out" not in page and "Edit" not in page
+    assert member_client.get(dash("contacts/export.csv")).status_code == 200
+    for path in [
+        "contacts/new/",
+        f"contacts/{people[0].pk}/edit/",
+        f"contacts/{people[0].pk}/opt-out/",
+        f"contacts/{people[0].pk}/delete/",
+    ]:
+        assert (
+            member_client.post(
+                dash(path), {"name": "x", "phone_number": "+255713000001"}
+            ).status_code
+            == 403
+        )
+    assert Contact.objects.count() == 3 and not Contact.objects.filter(opted_out=True).exists()
+
+
+def test_a_segment_is_created_counted_edited_and_deleted(
+    owner_client: Client, alice: Account, people: list[Contact]
+) -> None:
+    count = owner_client.get(dash("segments/count/"), {"tags": "vip", "opted_out": "false"})
+    assert count.json() == {"count": 1, "errors": {}, "summary": "1 contact match now"}
+    created = owner_client.post(
+        dash("segments/new/"), {"name": "VIP", "description": "best", "tags": "VIP"}
+    )
+    segment = Segment.objects.get()
+    assert created["Location"] == dash(f"segments/{segment.pk}/")
+    assert segment.criteria == {"tags": ["vip"]}
+    edit = owner_client.get(dash(f"segments/{segment.pk}/edit/"))
+    assert edit.context["form"]["tags"].value() == "vip"
+    assert "1 contact match now" in edit.content.decode()
+    owner_client.post(
+        dash(f"segments/{segment.pk}/edit/"),
+        {"name": "Everyone active", "is_active": "true", "created_after": "2020-01-01"},
+    )
+    segment.refresh_from_db()
+    assert segment.name == "Everyone active"
+    assert segment.criteria == {"is_active": True, "created_after": "2020-01-01"}
+    detail = owner_client.get(dash(f"segments/{segment.pk}/")).content.decode()
+    assert f"messages/send/?segment={segment.pk}" in detail
+    owner_client.post(dash(f"segments/{segment.pk}/delete/"))
+    assert not Segment.objects.exists() and Contact.objects.count() == 3
+    actions = set(AuditEvent.objects.values_list("action", flat=True))
+    assert {"segment.created", "segment.updated", "segment.deleted"} <= actions
+
+
+def test_bad_segment_criteria_are_explained(
+    owner_client: Client, alice: Account, people: list[Contact]
+) -> None:
+    Segment.objects.create(account=alice, name="VIP", criteria={})
+    duplicate = owner_client.post(dash("segments/new/"), {"name": "vip"})
+    assert duplicate.status_code == 400 and b"already exists" in duplicate.content
+    backwards = {"name": "Range", "created_after": "2024-02-01", "created_before": "2024-01-01"}
+    response = owner_client.post(dash("segments/new/"), backwards)
+    assert response.status_code == 400 and b"Must be later than created_after" in response.content
+    count = owner_client.get(dash("segments/count/"), backwards).json()
+    assert count["count"] is None and "created_before" in count["errors"]
+    assert Segment.objects.count() == 1
+
+
+def test_segments_are_searched_and_paged(owner_client: Client, alice: Account) -> None:
+    for n in range(30):
+        Segment.objects.create(account=alice, name=f"Campaign {n}", criteria={})
+    Segment.objects.create(account=alice, name="Wateja", description="loyal buyers")
+    found = owner_client.get(dash("segments/"), {"q": "loyal"})
+    assert [s.name for s, _ in found.context["rows"]] == ["Wateja"]
+    second = owner_client.get(dash("segments/"), {"page": 2})
+    assert len(second.context["rows"]) == 6 and b'aria-label="Page 1"' in second.content

@@ -45,6 +45,22 @@ POST_ROUTES = {
     "signing_secret_rotate",
     "sender_id_request",
     "contacts_import",
+    "contact_new",
+    "contact_edit",
+    "contact_opt_out",
+    "contact_opt_in",
+    "contact_delete",
+    "segment_new",
+    "segment_edit",
+    "segment_delete",
+    "billing_threshold",
+    "invite",
+    "invitation",
+    "invitation_revoke",
+    "member_role",
+    "member_remove",
+    "password_reset",
+    "password_reset_confirm",
 }
 
 
@@ -65,6 +81,10 @@ def objects(alice: Account, settings: Any) -> dict[str, Any]:
         "delivery_id": delivery.pk,
         "contact_id": "con_missing",
         "segment_id": "seg_missing",
+        "invitation_id": 999999,
+        "membership_id": 999999,
+        "token": "not-a-token",
+        "uidb64": "MQ",
     }
 
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from django.test import Client
@@ -11,7 +13,8 @@ from django.utils import timezone
 
 from dashboard.models import AuditEvent
 from integration.models import Account
-from sms.models import Message, SenderId
+from integration.services import account_refund, api_key_create, api_key_revoke
+from sms.models import Message, Recipient, SenderId
 from tests.dashboard.data import make_message
 from tests.dashboard.support import dash
 from webhooks.models import Delivery, Event
@@ -39,14 +42,14 @@ def history(alice: Account) -> dict[str, Message]:
 def listed(client: Client, **params: Any) -> list[str]:
     response = client.get(dash("messages/"), params)
     assert response.status_code == 200
-    return [m.pk for m, _status in response.context["rows"]]
+    return [m.pk for m, _status, _refunded in response.context["rows"]]
 
 
 def test_the_list_is_newest_first_with_derived_status(
     owner_client: Client, history: dict[str, Message]
 ) -> None:
     response = owner_client.get(dash("messages/"))
-    rows = [(m.pk, status) for m, status in response.context["rows"]]
+    rows = [(m.pk, status) for m, status, _refunded in response.context["rows"]]
     assert rows == [
         (history["queued"].pk, "queued"),
         (history["failed"].pk, "partially_delivered"),
@@ -104,15 +107,30 @@ def test_the_message_page_shows_recipients_and_webhook_deliveries(
     assert "ok-from-receiver" in content
 
 
-def test_sending_from_the_dashboard(owner_client: Client, alice: Account, owner: Any) -> None:
-    response = owner_client.post(
-        dash("messages/send/"),
-        {
-            "recipients": "+255712345678\n0754 000 001; +255712345678",
-            "sender_id": "MIFUMO",
-            "message": "Habari!",
-        },
-    )
+def _form_nonce(client: Client) -> str:
+    return str(client.get(dash("messages/send/")).context["form"]["nonce"].value())
+
+
+def test_sending_from_the_dashboard_previews_then_sends_once(
+    owner_client: Client, alice: Account, owner: Any
+) -> None:
+    fields = {
+        "recipients": "+255712345678\n0754 000 001; +255712345678",
+        "sender_id": "MIFUMO",
+        "message": "Habari!",
+        "nonce": _form_nonce(owner_client),
+    }
+    preview = owner_client.post(dash("messages/send/"), fields)
+    assert preview.status_code == 200
+    plan = preview.context["plan"]
+    assert (len(plan.phones), plan.cost, preview.context["balance_after"]) == (2, 20, 4980)
+    content = preview.content.decode()
+    assert "GSM-7 · 1 part" in content and "2 recipients × 1 part × 10.00" in content
+    assert "5,000.00 now" in content and "4,980.00" in content
+    assert "Confirm and send" in content
+    assert Message.objects.count() == 0  # a preview sends nothing
+
+    response = owner_client.post(dash("messages/send/"), {**fields, "step": "send"})
     message = Message.objects.get()
     assert response.status_code == 302
     assert response["Location"] == dash(f"messages/{message.pk}/")
@@ -121,6 +139,83 @@ def test_sending_from_the_dashboard(owner_client: Client, alice: Account, owner:
     assert alice.balance == 5000 - 20
     event = AuditEvent.objects.get(action="message.sent")
     assert event.actor == owner and event.target == message.pk
+
+    # The same confirmation again (a reload, a double click) sends nothing more.
+    again = owner_client.post(dash("messages/send/"), {**fields, "step": "send"}, follow=True)
+    assert "That confirmation was already used" in again.content.decode()
+    assert Message.objects.count() == 1
+
+
+def test_change_goes_back_to_the_filled_form(owner_client: Client) -> None:
+    fields = {"recipients": "+255712345678", "sender_id": "MIFUMO", "message": "Habari!"}
+    response = owner_client.post(dash("messages/send/"), {**fields, "step": "edit"})
+    assert response.status_code == 200
+    assert response.context["form"]["message"].value() == "Habari!"
+    assert b'id="send-form"' in response.content
+
+
+def test_a_unicode_text_is_previewed_with_its_parts(owner_client: Client) -> None:
+    text = "Habari 😀" * 10  # 80 characters, 90 UTF-16 units: over the 70 of one UCS-2 part
+    response = owner_client.post(
+        dash("messages/send/"),
+        {"recipients": "+255712345678", "sender_id": "MIFUMO", "message": text},
+    )
+    content = response.content.decode()
+    assert "80 / 160 characters · UCS-2 (Unicode: emoji or accents) · 2 parts" in content
+    assert response.context["plan"].cost == 20
+
+
+def test_the_live_counter_says_encoding_and_parts(owner_client: Client) -> None:
+    info = owner_client.get(dash("messages/send/text/"), {"text": "😀" * 56}).json()
+    assert (info["encoding"], info["length"], info["units"], info["segments"]) == (
+        "UCS-2",
+        56,
+        112,
+        2,
+    )
+    assert info["summary"] == (
+        "56 / 160 characters · UCS-2 (Unicode: emoji or accents) · 2 parts (up to 67 units each)"
+    )
+    plain = owner_client.get(dash("messages/send/text/"), {"text": "Habari"}).json()
+    assert plain["summary"] == "6 / 160 characters · GSM-7 · 1 part (up to 160 characters each)"
+    assert plain["over_limit"] is False
+    assert owner_client.get(dash("messages/send/text/"), {"text": "x" * 161}).json()["over_limit"]
+
+
+def test_a_message_can_be_scheduled_in_the_browsers_time_zone(
+    owner_client: Client, alice: Account
+) -> None:
+    when = (timezone.now() + timedelta(days=1)).astimezone(ZoneInfo("Africa/Dar_es_Salaam"))
+    fields = {
+        "recipients": "+255712345678",
+        "sender_id": "MIFUMO",
+        "message": "Kesho",
+        "schedule_at": when.strftime("%Y-%m-%dT%H:%M"),
+        "tz": "Africa/Dar_es_Salaam",
+        "nonce": _form_nonce(owner_client),
+    }
+    preview = owner_client.post(dash("messages/send/"), fields)
+    content = preview.content.decode()
+    assert "This message will be sent later" in content
+    assert f"{when:%d %b %Y %H:%M} (Africa/Dar_es_Salaam)" in content
+    owner_client.post(dash("messages/send/"), {**fields, "step": "send"})
+    message = Message.objects.get()
+    assert message.schedule_time == when.replace(second=0, microsecond=0)
+    assert set(message.recipients.values_list("status", flat=True)) == {"scheduled"}
+
+
+def test_a_schedule_in_the_past_is_refused(owner_client: Client) -> None:
+    response = owner_client.post(
+        dash("messages/send/"),
+        {
+            "recipients": "+255712345678",
+            "sender_id": "MIFUMO",
+            "message": "Jana",
+            "schedule_at": "2020-01-01T10:00",
+        },
+    )
+    assert response.status_code == 400
+    assert "schedule_time is in the past" in response.content.decode()
 
 
 @pytest.mark.parametrize(
@@ -153,12 +248,18 @@ def test_an_approved_sender_id_can_be_chosen(owner_client: Client, alice: Accoun
 
 def test_insufficient_balance_is_explained(owner_client: Client, alice: Account) -> None:
     Account.objects.filter(pk=alice.pk).update(balance=5)
-    response = owner_client.post(
-        dash("messages/send/"),
-        {"recipients": "+255712345678", "sender_id": "MIFUMO", "message": "Habari"},
-    )
+    fields = {"recipients": "+255712345678", "sender_id": "MIFUMO", "message": "Habari"}
+    preview = owner_client.post(dash("messages/send/"), fields)
+    content = preview.content.decode()
+    assert "The balance does not cover this send" in content
+    assert "Confirm and send" not in content
+    fields["nonce"] = _form_nonce(owner_client)
+    response = owner_client.post(dash("messages/send/"), {**fields, "step": "send"})
     assert response.status_code == 400
     assert "Account balance too low" in response.content.decode()
+    assert Message.objects.count() == 0
+    # The form shown again carries a fresh one-time token, so a second try can send.
+    assert response.context["form"]["nonce"].value() != fields["nonce"]
 
 
 def test_a_member_cannot_send(member_client: Client) -> None:
@@ -192,3 +293,58 @@ def test_a_suspended_account_cannot_send_from_the_dashboard(
     )
     assert response.status_code == 400
     assert b"This account is suspended" in response.content
+
+
+def test_costs_are_shown_net_of_refunds(owner_client: Client, alice: Account) -> None:
+    message = make_message(
+        alice, statuses=["delivered", "failed", "failed"], charge=True
+    )  # 30.00 charged
+    Recipient.objects.filter(message=message, status="failed").update(sent_at=None)
+    account_refund(account_id=alice.pk, amount=Decimal("20.00"), reference=message.pk)
+    listing = owner_client.get(dash("messages/")).content.decode()
+    assert ">10.00<" in listing and "20.00 refunded" in listing
+    detail = owner_client.get(dash(f"messages/{message.pk}/"))
+    assert (detail.context["net_cost"], detail.context["refunded"]) == (10, 20)
+    content = detail.content.decode()
+    assert "10.00 TZS" in content and "30.00 charged, 20.00 refunded" in content
+    assert [refunded for _r, refunded in detail.context["recipients"]] == [False, True, True]
+
+
+def test_a_canceled_schedule_shows_nothing_spent(owner_client: Client, alice: Account) -> None:
+    message = make_message(alice, statuses=["scheduled", "scheduled"], charge=True)
+    owner_client.post(dash(f"messages/{message.pk}/cancel/"))
+    detail = owner_client.get(dash(f"messages/{message.pk}/"))
+    assert detail.context["net_cost"] == 0
+    assert "20.00 charged, 20.00 refunded" in detail.content.decode()
+
+
+def test_the_date_filter_refuses_to_run_backwards(
+    owner_client: Client, history: dict[str, Message]
+) -> None:
+    response = owner_client.get(dash("messages/"), {"start": "2025-03-02", "end": "2025-03-01"})
+    assert response.status_code == 400
+    assert "“To” is before “From”" in response.content.decode()
+
+
+def test_messages_are_filtered_by_the_key_that_sent_them(
+    owner_client: Client, alice: Account, history: dict[str, Message]
+) -> None:
+    billing = api_key_create(account=alice, name="Billing app").api_key
+    revoked = api_key_create(account=alice, name="Old").api_key
+    Message.objects.filter(pk=history["old"].pk).update(api_key=billing)
+    Message.objects.filter(pk=history["failed"].pk).update(api_key=revoked, source="dashboard")
+    assert listed(owner_client, key=str(billing.pk)) == [history["old"].pk]
+    assert listed(owner_client, key="dashboard") == [history["failed"].pk]
+    api_key_revoke(api_key=revoked)
+    choices = dict(owner_client.get(dash("messages/")).context["form"].fields["key"].choices)
+    assert choices[str(revoked.pk)].endswith("· revoked")
+    stranger = api_key_create(account=Account.objects.create(name="other"), name="x").api_key
+    refused = owner_client.get(dash("messages/"), {"key": str(stranger.pk)})
+    assert refused.status_code == 400 and b"Select a valid choice" in refused.content
+
+
+def test_line_breaks_are_sent_as_one_character(owner_client: Client) -> None:
+    fields = {"recipients": "+255712345678", "sender_id": "MIFUMO", "message": "Habari\r\nKaribu"}
+    preview = owner_client.post(dash("messages/send/"), fields)
+    assert preview.context["plan"].text == "Habari\nKaribu"
+    assert "13 / 160 characters" in preview.content.decode()

@@ -13,9 +13,10 @@ from django.test import Client
 from django.utils import timezone
 
 from integration.models import Account
-from integration.services import account_refund
+from integration.services import account_refund, api_key_create
+from sms.models import Message
 from tests.dashboard.data import make_message, make_request_log
-from tests.dashboard.support import dash
+from tests.dashboard.support import dash, downloaded
 
 pytestmark = pytest.mark.django_db
 
@@ -51,7 +52,10 @@ def test_the_overview_chart_has_a_bar_per_status_and_day(
         ("s-failed", 1),
     ]
     content = response.content.decode()
-    assert content.count('<rect class="bar') == 3
+    # Drawn twice, wide and narrow, and the stylesheet shows the one that fits.
+    assert content.count('<rect class="bar') == 3 * 2
+    assert [p.name for p in chart.plots] == ["wide", "narrow"]
+    assert [b.value for b in chart.plots[1].bars] == [b.value for b in chart.bars]
     assert 'data-points="3"' in content
 
 
@@ -108,7 +112,7 @@ def test_usage_includes_messages_recipients_and_spend(owner_client: Client, alic
 
 
 def csv_rows(response: Any) -> list[list[str]]:
-    return list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
+    return list(csv.reader(io.StringIO(downloaded(response))))
 
 
 def test_the_daily_csv_has_a_row_per_day(owner_client: Client, alice: Account) -> None:
@@ -152,3 +156,22 @@ def test_the_usage_charts_render(owner_client: Client, alice: Account) -> None:
     charts = owner_client.get(dash("usage/")).context["charts"]
     requests_chart = charts[0]
     assert {(b.css, b.value) for b in requests_chart.bars} == {("s-ok", 1), ("s-server", 1)}
+
+
+def test_usage_is_filtered_by_the_key_that_made_it(owner_client: Client, alice: Account) -> None:
+    billing = api_key_create(account=alice, name="Billing app").api_key
+    other = api_key_create(account=alice, name="Reports").api_key
+    make_request_log(alice, api_key=billing)
+    make_request_log(alice, api_key=billing, status_code=400, error_code="INVALID_PHONE")
+    make_request_log(alice, api_key=other)
+    mine = make_message(alice, statuses=["delivered", "delivered"], charge=True)
+    theirs = make_message(alice, statuses=["delivered"], charge=True)
+    Message.objects.filter(pk=mine.pk).update(api_key=billing)
+    Message.objects.filter(pk=theirs.pk).update(api_key=other)
+    everything = owner_client.get(dash("usage/")).context["report"]
+    assert (everything.requests, everything.messages, everything.spend) == (3, 2, 30)
+    report = owner_client.get(dash("usage/"), {"key": billing.pk}).context["report"]
+    assert (report.requests, report.errors, report.messages, report.recipients) == (2, 1, 1, 2)
+    assert report.spend == Decimal("20.00")
+    rows = csv_rows(owner_client.get(dash("usage/export.csv"), {"key": billing.pk}))
+    assert sum(int(r[1]) for r in rows[1:]) == 2

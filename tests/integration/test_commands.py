@@ -102,8 +102,9 @@ def test_approve_sender_id_creates_or_approves(alice):
     assert SenderId.objects.get(account=alice, value="ACME").status == "approved"
     run("approve_sender_id", "alice", "SHOP")
     assert SenderId.objects.get(account=alice, value="SHOP").status == "approved"
-    run("approve_sender_id", "alice", "SHOP", "--reject")
-    assert SenderId.objects.get(account=alice, value="SHOP").status == "rejected"
+    run("approve_sender_id", "alice", "SHOP", "--reject", "--reason", "Brand not yours")
+    rejected = SenderId.objects.get(account=alice, value="SHOP")
+    assert (rejected.status, rejected.note) == ("rejected", "Brand not yours")
 
 
 @pytest.mark.django_db
@@ -112,6 +113,11 @@ def test_approve_sender_id_rejects_bad_input(alice):
         run("approve_sender_id", "ghost", "ACME")
     with pytest.raises(CommandError):
         run("approve_sender_id", "alice", "WAY-TOO-LONG-NAME")
+    with pytest.raises(CommandError, match="Give --reason when rejecting"):
+        run("approve_sender_id", "alice", "SHOP", "--reject")
+    with pytest.raises(CommandError, match="longer than 255"):
+        run("approve_sender_id", "alice", "SHOP", "--reject", "--reason", "x" * 256)
+    assert not SenderId.objects.filter(account=alice, value="SHOP").exists()
 
 
 @pytest.mark.django_db

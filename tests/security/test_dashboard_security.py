@@ -16,8 +16,8 @@ from django.urls import URLPattern, reverse
 
 from contacts.models import Contact
 from dashboard.urls import urlpatterns
-from integration.models import Account, ApiKey
-from integration.services import membership_add
+from integration.models import Account, ApiKey, Invitation, Membership
+from integration.services import invitation_create, membership_add
 from segments.models import Segment
 from sms.models import Message
 from tests.security import Owned, seed
@@ -39,9 +39,12 @@ PARAMETERS = {
 }
 
 
-def _url(pattern: URLPattern, owned: Owned) -> str:
+def _url(pattern: URLPattern, owned: Owned, team: dict[str, Any] | None = None) -> str:
+    """The pattern's address with the seeded objects (and ``team``'s values) filled in."""
+    extra = team or {}
     kwargs = {
-        name: getattr(owned, PARAMETERS[name]).pk for name in pattern.pattern.regex.groupindex
+        name: extra[name] if name in extra else getattr(owned, PARAMETERS[name]).pk
+        for name in pattern.pattern.regex.groupindex
     }
     return reverse(f"dashboard:{pattern.name}", kwargs=kwargs)
 
@@ -58,6 +61,20 @@ def owned(alice: Account) -> Owned:
     return seed(alice, text=XSS)
 
 
+@pytest.fixture
+def team(alice: Account, owner: Any) -> dict[str, Any]:
+    """The team pages' parameters: a membership, an invitation and its link, a reset link."""
+    invitation, token = invitation_create(
+        account=alice, email="neema@example.com", role="member", invited_by=owner
+    )
+    return {
+        "membership_id": Membership.objects.get(user=owner).pk,
+        "invitation_id": invitation.pk,
+        "token": token,
+        "uidb64": "MQ",
+    }
+
+
 def _counts() -> dict[str, Any]:
     return {
         "keys": list(ApiKey.objects.values_list("pk", "revoked_at", "digest")),
@@ -66,18 +83,21 @@ def _counts() -> dict[str, Any]:
         "deliveries": Delivery.objects.count(),
         "contacts": Contact.objects.count(),
         "segments": Segment.objects.count(),
+        "members": list(Membership.objects.values_list("pk", "role")),
+        "invitations": list(Invitation.objects.values_list("pk", "accepted_at", "revoked_at")),
+        "users": get_user_model().objects.count(),
     }
 
 
 @pytest.mark.parametrize("pattern", urlpatterns, ids=lambda p: str(p.name))
 def test_every_post_without_a_csrf_token_is_refused(
-    pattern: URLPattern, owner: Any, owned: Owned
+    pattern: URLPattern, owner: Any, owned: Owned, team: dict[str, Any]
 ) -> None:
     client = Client(enforce_csrf_checks=True)
     client.force_login(owner)
     before = _counts()
     response = client.post(
-        _url(pattern, owned), {"name": "x", "url": "https://hooks.example.com/x"}
+        _url(pattern, owned, team), {"name": "x", "url": "https://hooks.example.com/x"}
     )
     assert response.status_code in {403, 405}, response.status_code
     assert _counts() == before
@@ -145,10 +165,12 @@ def test_the_session_cookie_is_secure_and_http_only(settings: Any, owner: Any) -
     [p for p in urlpatterns if p.name not in {"logout", "usage_export"}],
     ids=lambda p: str(p.name),
 )
-def test_no_page_can_be_framed(pattern: URLPattern, owner: Any, owned: Owned) -> None:
+def test_no_page_can_be_framed(
+    pattern: URLPattern, owner: Any, owned: Owned, team: dict[str, Any]
+) -> None:
     client = Client()
     client.force_login(owner)
-    response = client.get(_url(pattern, owned))
+    response = client.get(_url(pattern, owned, team))
     assert response.get("X-Frame-Options") == "DENY", (response.status_code, pattern.name)
 
 
@@ -226,11 +248,11 @@ def _policy(response: Any) -> dict[str, str]:
     ids=lambda p: str(p.name),
 )
 def test_every_dashboard_page_has_a_content_security_policy(
-    pattern: URLPattern, owner: Any, owned: Owned
+    pattern: URLPattern, owner: Any, owned: Owned, team: dict[str, Any]
 ) -> None:
     client = Client()
     client.force_login(owner)
-    response = client.get(_url(pattern, owned))
+    response = client.get(_url(pattern, owned, team))
     policy = _policy(response)
     for directive, value in CSP_DIRECTIVES.items():
         assert policy.get(directive) == value, (pattern.name, directive, policy)

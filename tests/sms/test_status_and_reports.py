@@ -5,7 +5,7 @@ from django.utils import timezone
 
 from sms import dispatch
 from sms.models import Recipient
-from sms.selectors import derive_status
+from sms.selectors import derive_status, recipient_was_refunded
 from sms.services import message_send
 from tests.helpers import assert_envelope
 
@@ -206,3 +206,32 @@ def test_large_report_totals_are_cached_briefly_and_small_ones_never(api, alice,
     settings.MIFUMO_COUNT_CACHE_THRESHOLD = 1000
     filtered = api.get("sms/delivery-reports/", {"status": "queued"}).json()["data"]
     assert filtered["pagination"]["total"] == 3
+
+
+@pytest.mark.django_db
+def test_refunds_are_reported_beside_the_cost(api, alice, django_capture_on_commit_callbacks):
+    # +…0002 is rejected at submit (refunded); +…0001 fails after sending (not refunded).
+    phones = ["+255712340001", "+255712340002", "+255712345678"]
+    with django_capture_on_commit_callbacks(execute=True):
+        sent = assert_envelope(
+            api.post("sms/send/", {"message": "Habari", "recipients": phones}), 200
+        )["data"]
+    assert sent["cost"] == 30.0 and "refunded" not in sent  # the guide's send answer
+    message_id = sent["message_id"]
+    status = assert_envelope(api.get(f"sms/status/{message_id}/"), 200)["data"]
+    assert (status["cost"], status["refunded"]) == (30.0, 10.0)
+    detail = assert_envelope(api.get(f"sms/messages/{message_id}/"), 200)["data"]
+    assert (detail["cost"], detail["refunded"]) == (30.0, 10.0)
+    listed = assert_envelope(api.get("sms/messages/"), 200)["data"]["messages"]
+    assert [(m["message_id"], m["refunded"]) for m in listed] == [(message_id, 10.0)]
+    rows = {r.phone: r for r in Recipient.objects.filter(message_id=message_id)}
+    assert [recipient_was_refunded(rows[p], is_test=False) for p in phones] == [False, True, False]
+
+
+@pytest.mark.django_db
+def test_a_message_without_refunds_reports_zero(api, alice):
+    sent = assert_envelope(
+        api.post("sms/send/", {"message": "Habari", "recipients": ["+255712345678"]}), 200
+    )["data"]
+    status = assert_envelope(api.get(f"sms/status/{sent['message_id']}/"), 200)["data"]
+    assert status["refunded"] == 0.0

@@ -15,7 +15,7 @@ from webhooks.services import delivery_attempt
 
 pytestmark = pytest.mark.django_db
 
-ALL_EVENTS = ["message.sent", "message.delivered", "message.failed"]
+ALL_EVENTS = ["message.sent", "message.delivered", "message.failed", "account.low_balance"]
 
 
 def create(api, **fields):

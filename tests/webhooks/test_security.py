@@ -89,6 +89,14 @@ def test_internal_destinations_are_refused_at_save_time(url, reason):
 
 
 @pytest.mark.usefixtures("production")
+def test_a_refused_address_reads_as_a_sentence():
+    assert refusal("http://169.254.169.254/latest/meta-data/") == (
+        "169.254.169.254 is a cloud metadata address"
+    )
+    assert refusal("http://[::1]/hook") == "::1 is a loopback address"
+
+
+@pytest.mark.usefixtures("production")
 def test_a_name_resolving_to_an_internal_address_is_refused(dns):
     dns["hooks.example.com"] = ["127.0.0.1"]
     dns["mixed.example.com"] = [PUBLIC, "10.0.0.1"]

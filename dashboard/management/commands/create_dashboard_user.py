@@ -85,6 +85,7 @@ class Command(BaseCommand):
                 action=Action.MEMBERSHIP_CHANGED,
                 target=user.get_username(),
                 details={"role": role, "new_user": existing is None, "by": "create_dashboard_user"},
+                operator=True,
             )
         verb = "Updated" if existing else "Created"
         self.stdout.write(

@@ -2,6 +2,18 @@
 (function () {
   "use strict";
 
+  document.documentElement.classList.add("js");
+
+  // Phones: the menu and the account tools fold behind one button.
+  var toggle = document.querySelector(".menu-toggle");
+  if (toggle) {
+    toggle.hidden = false;
+    toggle.addEventListener("click", function () {
+      var open = document.body.classList.toggle("menu-open");
+      toggle.setAttribute("aria-expanded", open ? "true" : "false");
+    });
+  }
+
   // A page that shows a secret replaces its history entry, so reloading asks the server
   // for the plain list instead of sending the form again.
   var body = document.body;
@@ -48,17 +60,86 @@
     });
   });
 
-  // Character counter for the message box.
+  // What a message text costs, asked of the server as it is typed: the same encoding and
+  // part rules as the send. data-counter names the element the answer goes in.
   document.querySelectorAll("textarea[data-counter]").forEach(function (area) {
     var out = document.getElementById(area.getAttribute("data-counter"));
-    if (!out) return;
-    var limit = parseInt(out.getAttribute("data-limit") || "0", 10);
-    var update = function () {
-      var length = Array.from(area.value).length;
-      out.textContent = length + (limit ? " / " + limit : "") + " characters";
-      out.classList.toggle("over", limit > 0 && length > limit);
+    var url = area.getAttribute("data-analyze-url");
+    if (!out || !url || !window.fetch) return;
+    var timer = null;
+    var ask = function () {
+      fetch(url + "?text=" + encodeURIComponent(area.value), { credentials: "same-origin" })
+        .then(function (response) { return response.ok ? response.json() : null; })
+        .then(function (info) {
+          if (!info) return;
+          out.textContent = info.summary;
+          out.classList.toggle("over", info.over_limit);
+        })
+        .catch(function () { /* the preview still checks everything */ });
     };
-    area.addEventListener("input", update);
-    update();
+    area.addEventListener("input", function () {
+      clearTimeout(timer);
+      timer = setTimeout(ask, 200);
+    });
+    ask();
+  });
+
+  // The browser's time zone, so "Send later" means the time the user sees on their clock.
+  document.querySelectorAll("input[data-timezone]").forEach(function (input) {
+    try {
+      if (!input.value) input.value = Intl.DateTimeFormat().resolvedOptions().timeZone || "";
+    } catch (e) { /* UTC then */ }
+  });
+
+  // A segment form shows how many contacts match as the criteria change.
+  document.querySelectorAll("form[data-count-url]").forEach(function (form) {
+    var out = document.getElementById(form.getAttribute("data-count-target"));
+    if (!out || !window.fetch) return;
+    var timer = null;
+    var ask = function () {
+      var query = new URLSearchParams(new FormData(form));
+      query.delete("csrfmiddlewaretoken");
+      fetch(form.getAttribute("data-count-url") + "?" + query.toString(), { credentials: "same-origin" })
+        .then(function (response) { return response.json(); })
+        .then(function (answer) { out.textContent = answer.summary; })
+        .catch(function () { /* the saved segment shows its count */ });
+    };
+    var later = function () { clearTimeout(timer); timer = setTimeout(ask, 250); };
+    form.addEventListener("input", later);
+    form.addEventListener("change", later);
+    ask();
+  });
+
+  // Uploads show their progress and cannot be sent twice; the answer replaces the page.
+  document.querySelectorAll("form[data-upload]").forEach(function (form) {
+    if (!window.XMLHttpRequest || !window.FormData) return;
+    var button = form.querySelector("button[type=submit]");
+    var bar = document.getElementById(form.getAttribute("data-upload"));
+    var status = document.getElementById(form.getAttribute("data-upload-status"));
+    form.addEventListener("submit", function (event) {
+      event.preventDefault();
+      if (button) button.disabled = true;
+      if (bar) { bar.hidden = false; bar.removeAttribute("value"); }
+      if (status) status.textContent = "Uploading…";
+      var request = new XMLHttpRequest();
+      request.open("POST", form.action);
+      request.upload.addEventListener("progress", function (e) {
+        if (!e.lengthComputable) return;
+        var percent = Math.round((100 * e.loaded) / e.total);
+        if (bar) bar.value = percent;
+        if (status) status.textContent = percent < 100 ? "Uploading… " + percent + "%" : "Uploaded; importing…";
+      });
+      request.addEventListener("load", function () {
+        if (request.responseURL) window.history.replaceState(null, "", request.responseURL);
+        document.open();
+        document.write(request.responseText);
+        document.close();
+      });
+      request.addEventListener("error", function () {
+        if (button) button.disabled = false;
+        if (status) status.textContent = "The upload failed: check the connection and try again.";
+      });
+      request.send(new FormData(form));
+    });
   });
 })();

@@ -4,6 +4,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from dashboard.audit import Action, audit_record
 from integration.management.commands._common import find_account
 
 FIELDS = {
@@ -38,5 +39,16 @@ class Command(BaseCommand):
         if not changed:
             raise CommandError("Give at least one limit to set")
         target.save(update_fields=[*changed, "updated_at"])
+        audit_record(
+            account=target,
+            actor=None,
+            action=Action.ACCOUNT_LIMITS_CHANGED,
+            target=target.name,
+            details={
+                **{f: getattr(target, f) for f in changed},
+                "via": "set_account_limits command",
+            },
+            operator=True,
+        )
         shown = ", ".join(f"{f}={getattr(target, f) or 'default'}" for f in changed)
         self.stdout.write(f"Limits for {target.name}: {shown}")

@@ -28,6 +28,7 @@ class Command(BaseCommand):
             action=Action.ACCOUNT_TOPPED_UP,
             target=target.name,
             details={"amount": entry.amount, "via": "top_up command", "reference": reference},
+            operator=True,
         )
         self.stdout.write(
             f"Topped up {target.name} by {entry.amount:.2f} {target.currency}; "
