@@ -14,6 +14,8 @@ import sys
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from django.conf import settings
+
 from mifumo.client_ip import client_address
 
 if TYPE_CHECKING:

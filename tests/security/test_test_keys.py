@@ -101,7 +101,7 @@ def test_every_route_has_a_test_key_scope() -> None:
 def test_a_test_key_cannot_create_a_live_key(alice: Account, test_api: Api) -> None:
     before = ApiKey.objects.count()
     body = assert_envelope(
-        test_api.post("keys/create/", {"name": "escalate", "permission": "admin", "test": False}),
+        test_api.post("keys/create/", {"name": "escalate", "permissions": "admin", "test": False}),
         403,
         "PERMISSION_DENIED",
     )
