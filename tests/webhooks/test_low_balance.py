@@ -214,3 +214,19 @@ def test_endpoints_subscribe_to_it_through_the_api(api):
     assert Endpoint.objects.get().events == [LOW]
     refused = api.post("webhooks/", {"url": "http://127.0.0.1:9/x", "events": ["account.nope"]})
     assert_envelope(refused, 400, "VALIDATION_ERROR")
+
+
+def test_test_endpoints_never_get_it_and_test_keys_never_see_it(alice, api, api_for):
+    # Only live traffic moves money: the alert is live, whatever a test endpoint asks for.
+    live = endpoint_create(account=alice, url="http://127.0.0.1:9/live", events=[LOW])
+    test_api = api_for(alice, test=True)
+    made = test_api.post("webhooks/", {"url": "http://127.0.0.1:9/test", "events": [LOW]})
+    assert assert_envelope(made, 201)["data"]["mode"] == "test"
+    _threshold(alice, "100.00")
+    account_debit(account_id=alice.pk, amount=Decimal("4950.00"), reference="msg_x")
+    delivery = Delivery.objects.select_related("event").get()
+    assert delivery.endpoint_id == live.pk
+    assert (delivery.event.type, delivery.event.is_test) == (LOW, False)
+    seen = assert_envelope(test_api.get("webhooks/deliveries/"), 200)["data"]
+    assert LOW not in json.dumps(seen)
+    assert LOW in json.dumps(assert_envelope(api.get("webhooks/deliveries/"), 200)["data"])
