@@ -1,14 +1,16 @@
-"""What the dashboard tests share: the URL prefix, the test password, and how Chromium is
-launched and signed in with Playwright."""
+"""What the dashboard tests share: the URL prefix, the test password, how Chromium is
+launched and signed in with Playwright, and the codes an authenticator app would show."""
 
 from __future__ import annotations
 
 import os
 import shutil
+import time
 from pathlib import Path
 from typing import Any
 
 from django.contrib.messages import get_messages
+from django_otp.oath import TOTP
 from playwright.sync_api import Page, expect
 
 PASSWORD = "kilimanjaro-2024"
@@ -46,3 +48,12 @@ def downloaded(response: Any) -> str:
 def flashed(response: Any) -> list[str]:
     """The messages the request left for the next page."""
     return [str(m) for m in get_messages(response.wsgi_request)]
+
+
+def authenticator_code(key: bytes, *, steps_ahead: int = 0) -> str:
+    """What an authenticator app shows now for a two-factor key: RFC 6238, 30 s steps,
+    6 digits. django-otp accepts each step once, so a second code within the same 30 s is
+    the next step's (``steps_ahead=1``), which it accepts too."""
+    totp = TOTP(key, step=30, t0=0, digits=6)
+    totp.time = time.time() + 30 * steps_ahead
+    return f"{totp.token():06d}"

@@ -1,10 +1,13 @@
 """The dashboard's tasks end to end in headless Chromium: a team that runs itself (invite,
-accept, a member who sees but cannot change; a forgotten password), sending with a preview
-and a confirmation, a segment made in the browser and sent to, and the phone's layout."""
+accept, a member who sees but cannot change; a forgotten password; two-factor turned on and
+a sign-in with a code), sending with a preview and a confirmation, a segment made in the
+browser and sent to, and the phone's layout."""
 
 from __future__ import annotations
 
 import re
+import time
+from base64 import b32decode
 from datetime import UTC
 from typing import Any
 from urllib.parse import urlsplit
@@ -13,13 +16,15 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.core import mail
 from django.utils import timezone
+from django_otp.plugins.otp_totp.models import TOTPDevice
 from playwright.sync_api import Page, expect
 
 from contacts.models import Contact
+from dashboard.models import AuditEvent
 from integration.models import Account, ApiKey, Membership
 from sms.models import Message
 from tests.dashboard.data import make_message
-from tests.dashboard.support import PASSWORD, dash, sign_in
+from tests.dashboard.support import PASSWORD, authenticator_code, dash, sign_in
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -120,6 +125,67 @@ def test_a_forgotten_password_is_reset_by_email(
     page.get_by_label("Password").fill("serengeti-plains-77")
     page.get_by_role("button", name="Sign in").click()
     expect(page.get_by_role("heading", name="Overview", level=1)).to_be_visible()
+
+
+def key_bytes(shown_key: str) -> bytes:
+    """The key the page shows for the app (base32 in groups of four), as the app reads it."""
+    text = shown_key.replace(" ", "")
+    return b32decode(text + "=" * (-len(text) % 8))
+
+
+def test_two_factor_is_turned_on_and_the_next_sign_in_asks_for_a_code(
+    live_server: Any, open_page: Any, owner: Any, alice: Account
+) -> None:
+    page: Page = open_page(**LAPTOP)
+    sign_in(page, live_server.url, owner.username)
+    page.get_by_role("link", name="Two-factor").click()
+    expect(page.get_by_role("heading", name="Two-factor authentication", level=1)).to_be_visible()
+    page.get_by_role("button", name="Set up an authenticator app").click()
+    expect(page.locator(".qr svg")).to_be_visible()
+    key = key_bytes(page.locator("#two-factor-secret").inner_text())
+    # The key on the page is the new device's: what the app is given is what is checked.
+    assert key == TOTPDevice.objects.get(user=owner, confirmed=False).bin_key
+    wrong = f"{(int(authenticator_code(key)) + 1) % 1_000_000:06d}"
+    page.get_by_label("Authentication code").fill(wrong)
+    page.get_by_role("button", name="Turn on").click()
+    expect(page.get_by_text("That code does not match")).to_be_visible()
+    assert not TOTPDevice.objects.filter(user=owner, confirmed=True).exists()
+    time.sleep(1.1)  # django-otp holds a device back for a second after a wrong code
+    used = authenticator_code(key)
+    page.get_by_label("Authentication code").fill(used)
+    page.get_by_role("button", name="Turn on").click()
+    expect(page.get_by_text("Two-factor authentication is on")).to_be_visible()
+    expect(page.locator("#two-factor-disable")).to_be_visible()
+    page.get_by_role("button", name="Sign out").click()
+
+    # On a phone, the password alone no longer signs in: the code step comes first.
+    phone: Page = open_page(**PHONE)
+    phone.goto(live_server.url + dash("keys/"))
+    phone.get_by_label("Username").fill(owner.username)
+    phone.get_by_label("Password").fill(PASSWORD)
+    phone.get_by_role("button", name="Sign in").click()
+    expect(phone.get_by_role("heading", name="Enter your authentication code")).to_be_visible()
+    # Until the code is given, nothing of the account opens.
+    phone.goto(live_server.url + dash("keys/"))
+    expect(phone.get_by_role("button", name="Sign in")).to_be_visible()
+    phone.goto(live_server.url + dash("login/code/"))
+    # The code used to turn it on is spent; a replay of it is refused.
+    phone.get_by_label("Authentication code").fill(used)
+    phone.get_by_role("button", name="Continue").click()
+    expect(phone.get_by_text("That code is not right, or it was already used")).to_be_visible()
+    time.sleep(1.1)
+    phone.get_by_label("Authentication code").fill(authenticator_code(key, steps_ahead=1))
+    phone.get_by_role("button", name="Continue").click()
+    expect(phone.get_by_role("heading", name="API keys", level=1)).to_be_visible()
+
+    actions = list(
+        AuditEvent.objects.filter(account=alice).order_by("id").values_list("action", flat=True)
+    )
+    assert actions[-3:] == ["two_factor.enabled", "login.failed", "login"], actions
+    phone.goto(live_server.url + dash("activity/"))
+    log = phone.locator("#activity-table")
+    expect(log).to_contain_text("Turned on two-factor authentication")
+    expect(log).to_contain_text("Failed sign-in")
 
 
 def test_send_with_a_live_counter_a_preview_and_a_confirmation(
@@ -270,6 +336,13 @@ def test_a_large_import_shows_its_progress_and_is_sent_once(
     )
     assert Contact.objects.count() == 20_000
     assert page.url.endswith(dash("contacts/"))
+    # The answer written in place of the form is a dashboard page like any other: its
+    # stylesheet applies and its script runs, under the page's Content-Security-Policy.
+    expect(page.locator("html")).to_have_class(re.compile(r"\bjs\b"))
+    background = page.locator("header.topbar").evaluate(
+        "element => getComputedStyle(element).backgroundColor"
+    )
+    assert background not in ("rgba(0, 0, 0, 0)", "transparent")
 
 
 def test_an_operator_top_up_with_too_many_decimals_is_explained(

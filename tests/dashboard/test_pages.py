@@ -1,6 +1,8 @@
 """Every page at a laptop's and a phone's size, in headless Chromium: nothing is wider than
 the screen (the page never scrolls sideways), no table scrolls inside its box, and with
-MIFUMO_SCREENSHOTS_DIR set each page is photographed there (`python3 dev.py screenshots`)."""
+MIFUMO_SCREENSHOTS_DIR set each page is photographed there (`python3 dev.py screenshots`).
+The two-factor pages are among them: setting it up, the code step of signing in, and the
+page of a user who has it on."""
 
 from __future__ import annotations
 
@@ -9,10 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from django_otp.plugins.otp_totp.models import TOTPDevice
 from playwright.sync_api import Page, expect
 
 from integration.models import Account
-from tests.dashboard.support import dash, sign_in
+from tests.dashboard.support import PASSWORD, authenticator_code, dash, sign_in
 from tests.dashboard.tour import Tour, public_pages, seed_account, signed_in_pages
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -78,11 +81,31 @@ def test_every_page_fits_the_screen(
     page.get_by_role("button", name="Create key").click()
     expect(page.locator("#new-key")).to_be_visible()
     check(page, size, "key-created")
+    page.goto(live_server.url + dash("two-factor/"))
+    page.get_by_role("button", name="Set up an authenticator app").click()
+    expect(page.locator(".qr svg")).to_be_visible()
+    check(page, size, "two-factor-setup")
     if size == "phone":
         page.goto(live_server.url + dash())
         page.get_by_role("button", name="Menu").click()
         expect(page.get_by_role("link", name="Billing")).to_be_visible()
         check(page, size, "menu-open")
+
+    # A user with two-factor on: the code step of signing in, then their two-factor page.
+    guarded: Page = open_page(width=width, height=height)
+    guarded.goto(live_server.url + dash("login/"))
+    guarded.get_by_label("Username").fill(tour.guarded.username)
+    guarded.get_by_label("Password").fill(PASSWORD)
+    guarded.get_by_role("button", name="Sign in").click()
+    expect(guarded.get_by_role("heading", name="Enter your authentication code")).to_be_visible()
+    check(guarded, size, "login-code")
+    key = TOTPDevice.objects.get(user=tour.guarded).bin_key
+    guarded.get_by_label("Authentication code").fill(authenticator_code(key))
+    guarded.get_by_role("button", name="Continue").click()
+    expect(guarded.get_by_role("heading", name="Overview", level=1)).to_be_visible()
+    guarded.goto(live_server.url + dash("two-factor/"))
+    expect(guarded.locator("#two-factor-disable")).to_be_visible()
+    check(guarded, size, "two-factor-on")
 
     member: Page = open_page(width=width, height=height)
     sign_in(member, live_server.url, tour.member.username)

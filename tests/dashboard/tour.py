@@ -9,6 +9,7 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.utils import timezone
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from contacts.services import contact_create, contact_opt_out
 from dashboard.audit import Action, audit_record
@@ -39,6 +40,7 @@ class Tour:
 
     owner: Any
     member: Any
+    guarded: Any  # an admin with two-factor on
     ids: dict[str, str]
 
 
@@ -49,6 +51,9 @@ def seed_account(account: Account, other: Account) -> Tour:
     membership_add(user=owner, account=account, role="owner")
     membership_add(user=owner, account=other, role="owner")
     membership_add(user=member, account=account, role="member")
+    guarded = users.objects.create_user("rehema", "rehema@example.com", PASSWORD)
+    membership_add(user=guarded, account=account, role="admin")
+    TOTPDevice.objects.create(user=guarded, name="Authenticator app", confirmed=True)
     seed_history(account)
     now = timezone.now()
     keys = [
@@ -148,6 +153,7 @@ def seed_account(account: Account, other: Account) -> Tour:
     return Tour(
         owner=owner,
         member=member,
+        guarded=guarded,
         ids={
             "message": refunded.pk,
             "scheduled": scheduled.pk,
@@ -191,6 +197,7 @@ def signed_in_pages(tour: Tour) -> list[tuple[str, str]]:
         ("team", dash("team/")),
         ("activity", dash("activity/")),
         ("password-change", dash("password/")),
+        ("two-factor", dash("two-factor/")),
         ("not-found", dash("no-such-page/")),
         ("method-not-allowed", dash("logout/")),
     ]
