@@ -407,6 +407,7 @@ STATUS_FIELDS = [
     "recipient_count",
     "sender_id",
     "cost",
+    "refunded",
     "currency",
     "segments",
     "encoding",
@@ -497,6 +498,7 @@ MESSAGE_COLUMNS = [
     "sender_id",
     "recipient_count",
     "cost",
+    "refunded",
     "text",
 ]
 

@@ -98,6 +98,7 @@ class MessageStatus:
     segments: int
     encoding: str
     cost: Decimal
+    refunded: Decimal  # given back: recipients rejected at submit, a canceled schedule
     currency: str
     recipient_count: int
     counts: dict[str, int]
@@ -119,6 +120,7 @@ class Message:
     segments: int
     encoding: str
     cost: Decimal
+    refunded: Decimal  # given back: recipients rejected at submit, a canceled schedule
     currency: str
     schedule_time: datetime | None
     created_at: datetime

@@ -174,6 +174,8 @@ def test_messages_reports_csv_and_cancel(mifumo: Cli) -> None:
 
     canceled = mifumo("cancel", later["message_id"], "--json").json()
     assert (canceled["status"], canceled["refunded"]) == ("canceled", 10.0)
+    status = mifumo("status", later["message_id"], "--json").json()
+    assert (status["cost"], status["refunded"]) == (10.0, 10.0)
     assert [s["sender_id"] for s in mifumo("sender-ids", "list", "--json").json()] == ["MIFUMO"]
 
 

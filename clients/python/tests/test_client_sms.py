@@ -118,7 +118,15 @@ def test_a_scheduled_message_is_canceled_and_refunded(client: Mifumo) -> None:
         Decimal("30.00"),
     )
     assert client.balance().balance == balance + Decimal("30.00")
-    assert client.sms.status(sent.message_id).status == "canceled"
+    status = client.sms.status(sent.message_id)
+    assert (status.status, status.cost, status.refunded) == (
+        "canceled",
+        Decimal("30.00"),
+        Decimal("30.00"),
+    )
+    [listed] = [m for m in client.sms.messages() if m.message_id == sent.message_id]
+    assert listed.refunded == Decimal("30.00")
+    assert client.sms.message(sent.message_id).refunded == Decimal("30.00")
 
 
 def test_a_naive_schedule_time_is_refused_before_anything_is_sent(client: Mifumo) -> None:
