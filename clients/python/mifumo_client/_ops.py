@@ -624,6 +624,7 @@ def keys_revoke(key_id: int) -> Call[ApiKey]:
 
 
 def keys_rotate(key_id: int) -> Call[NewApiKey]:
-    """A new secret for the key (in the answer's ``key``); the old one stops working."""
+    """A new key (a new id, the same name, permissions and mode; its secret in the answer's
+    ``key``) replaces this one, which stops working at once."""
     path = f"keys/{_segment(key_id, 'key_id')}/rotate/"
     return Call("POST", path, _one(NewApiKey), replay_safe=False)

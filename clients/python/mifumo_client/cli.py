@@ -875,7 +875,7 @@ by_id(
     "rotate",
     "key_id",
     lambda client, id_: client.keys.rotate(id_),
-    "A new secret for a key; the old one stops working.",
+    "A new key (a new id) replaces a key; the old one stops working.",
     kind=int,
 )
 

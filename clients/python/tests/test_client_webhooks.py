@@ -172,9 +172,14 @@ def test_keys_are_listed_created_rotated_and_revoked(server: Server, client: Mif
 
     with Mifumo(made.key, server.url) as shop:
         assert shop.balance().currency == "TZS"
+    # Rotating makes a new key (a new id) with the old one's name, permissions and mode.
     rotated = client.keys.rotate(made.id)
-    assert rotated.id == made.id and rotated.key != made.key
+    assert rotated.id != made.id and rotated.key != made.key
+    assert (rotated.name, rotated.mode) == (made.name, "test")
+    assert rotated.permissions == made.permissions
     refused(server, made.key)
-    revoked = client.keys.revoke(made.id)
+    listed = {k.id: k.status for k in client.keys.list()}
+    assert (listed[made.id], listed[rotated.id]) == ("revoked", "active")
+    revoked = client.keys.revoke(rotated.id)
     assert revoked.status == "revoked"
     refused(server, rotated.key)
