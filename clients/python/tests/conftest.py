@@ -4,6 +4,10 @@ gunicorn and a Celery worker run on the test database and the tests' Redis, star
 module the way tests/reliability starts its stack; every test makes its own account and keys
 through the server's services (committed, so the server sees them) and talks to the server
 only through the client.
+
+The tests never flush the database: the server keeps running between them and would hold
+locks a TRUNCATE waits for (a deadlock). Every test has an account of its own and asks only
+about that account, so what earlier tests left behind cannot change an answer.
 """
 
 from __future__ import annotations
@@ -12,28 +16,58 @@ import os
 import uuid
 from collections.abc import Callable, Iterator
 from decimal import Decimal
+from typing import Any
 
 import pytest
+from django.db import DEFAULT_DB_ALIAS, connection
+from django.test.utils import setup_databases, teardown_databases
 from mifumo_client import AsyncMifumo, Mifumo
 from mifumo_server import Server, mifumo_server
 
 from integration.models import Account
 from integration.services import account_create, api_key_create
-from tests.conftest import _default_price_rule  # noqa: F401 - the suite's price rule
+from sms.models import PriceRule
 from tests.webhooks.receiver import Receiver
 from tests.workers import database_url
 
 
 @pytest.fixture(scope="module")
-def server(django_db_setup: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+def server(test_database: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """gunicorn (two workers) and a Celery worker on every queue, for the whole module."""
     workdir = tmp_path_factory.mktemp("server")
     with mifumo_server(workdir, database_url(), os.environ["REDIS_URL"]) as running:
         yield running
 
 
+@pytest.fixture(scope="session")
+def test_database(django_db_setup: None, django_db_blocker: Any) -> Iterator[None]:
+    """The test database. pytest-django makes it only for a session with a test that asks
+    for ``db`` or ``transactional_db``; these tests ask for neither when run on their own."""
+    if connection.settings_dict["NAME"].startswith("test_"):
+        yield
+        return
+    with django_db_blocker.unblock():
+        made = setup_databases(
+            verbosity=0, interactive=False, aliases=dict.fromkeys([DEFAULT_DB_ALIAS])
+        )
+    yield
+    with django_db_blocker.unblock():
+        teardown_databases(made, verbosity=0)
+
+
 @pytest.fixture
-def make_account(transactional_db: None) -> Callable[..., Account]:
+def committed_db(test_database: None, django_db_blocker: Any) -> Iterator[None]:
+    """Database access outside any test transaction, with the price rule every installation
+    starts with (a flush by an earlier test may have removed it)."""
+    with django_db_blocker.unblock():
+        PriceRule.objects.get_or_create(
+            country_code="255", prefix="", defaults={"price_per_segment": Decimal("10.00")}
+        )
+        yield
+
+
+@pytest.fixture
+def make_account(committed_db: None) -> Callable[..., Account]:
     def make(balance: Decimal | str = "5000.00", **limits: int) -> Account:
         account = account_create(name=f"client-{uuid.uuid4().hex[:12]}", balance=balance)
         if limits:
@@ -51,7 +85,7 @@ def account(make_account: Callable[..., Account]) -> Account:
 
 
 @pytest.fixture
-def make_key(transactional_db: None) -> Callable[..., str]:
+def make_key(committed_db: None) -> Callable[..., str]:
     def make(account: Account, permission: str = "admin", *, test: bool = False) -> str:
         return api_key_create(
             account=account, name=f"client {permission}", permission=permission, test=test
