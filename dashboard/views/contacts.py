@@ -12,7 +12,13 @@ from django.shortcuts import redirect
 
 from contacts.csvio import COLUMNS, csv_lines
 from contacts.models import Contact
-from contacts.selectors import contact_export_rows, contact_get, contact_queryset, contact_text_q
+from contacts.selectors import (
+    contact_custom_keys,
+    contact_export_rows,
+    contact_get,
+    contact_queryset,
+    contact_text_q,
+)
 from contacts.services import (
     contact_create,
     contact_delete,
@@ -80,10 +86,12 @@ def contacts_list(request: HttpRequest, ws: Workspace) -> HttpResponse:
 def contacts_export(request: HttpRequest, ws: Workspace) -> HttpResponseBase:
     """Every contact (or those the search matches) as the import's CSV format."""
     _, q = _query(request)
-    rows = contact_export_rows(account=ws.account, within=contact_text_q(q) if q else None)
+    within = contact_text_q(q) if q else None
+    rows = contact_export_rows(account=ws.account, within=within)
+    keys = contact_custom_keys(account=ws.account, within=within)
     _record(request, ws, Action.CONTACTS_EXPORTED, "contacts CSV", search=q)
     name = f"mifumo-contacts-{selectors.today().isoformat()}.csv"
-    return csv_attachment(csv_lines(rows), name)
+    return csv_attachment(csv_lines(rows, keys), name)
 
 
 def _contact_form_page(
