@@ -30,7 +30,13 @@ from contacts.services import (
 from dashboard import selectors
 from dashboard.access import Workspace, dashboard_view
 from dashboard.audit import Action, audit_record
-from dashboard.forms import ContactForm, ContactImportForm, SearchForm, SegmentForm
+from dashboard.forms import (
+    ContactForm,
+    ContactImportForm,
+    SearchForm,
+    SegmentForm,
+    custom_fields_text,
+)
 from dashboard.views.common import csv_attachment, form_error, or_404, paginate, render_page
 from mifumo.api.errors import ApiError
 from segments.models import Segment
@@ -135,13 +141,18 @@ def contact_edit(request: HttpRequest, ws: Workspace, contact_id: str) -> HttpRe
         "phone_number": contact.phone_number,
         "email": contact.email,
         "tags": ", ".join(contact.tags),
+        "custom_fields": custom_fields_text(contact.custom_fields or {}),
         "is_active": contact.is_active,
     }
     form = ContactForm(request.POST or None, initial=initial)
     if request.method == "POST" and form.is_valid():
         changed = {k: v for k, v in form.cleaned_data.items() if k in form.changed_data}
+        # The form shows every field: a line taken out removes that field.
+        custom = form.cleaned_data["custom_fields"]
+        removed = dict.fromkeys(set(contact.custom_fields or {}) - set(custom))
+        data = {**form.cleaned_data, "custom_fields": {**removed, **custom}}
         try:
-            contact_update(contact=contact, data=form.cleaned_data)
+            contact_update(contact=contact, data=data)
         except ApiError as exc:
             form_error(form, exc, "phone_number")
         else:
