@@ -16,6 +16,7 @@ from dashboard.selectors import PERIODS, today
 from integration.models import LedgerEntry, Membership, Permission
 from segments.criteria import CriteriaError, criteria_parse
 from sms.models import Recipient
+from sms.personalise import TemplateError, parse_template
 from webhooks.models import SUBSCRIBABLE_EVENTS, EventType
 from webhooks.services import DEFAULT_GRACE_SECONDS, MAX_GRACE_SECONDS
 
@@ -424,6 +425,32 @@ def _tags(raw: object) -> list[str]:
 TRI_STATE = [("", "Either"), ("true", "Yes"), ("false", "No")]
 # Form field -> criteria key, for the keys a form field maps to one to one.
 _CRITERIA_FIELDS = ("tags", "tags_all", "is_active", "opted_out", "created_after", "created_before")
+
+
+class MessageTemplateForm(forms.Form):
+    name = forms.CharField(max_length=100)
+    text = forms.CharField(
+        max_length=2000,
+        strip=False,
+        widget=forms.Textarea(attrs={"rows": 5}),
+        help_text=(
+            "Placeholders: {{name}}, {{phone}}, a custom field such as {{city}}, or "
+            "{{city|a default}} for contacts without it."
+        ),
+    )
+
+    def clean_name(self) -> str:
+        return str(self.cleaned_data["name"]).strip()
+
+    def clean_text(self) -> str:
+        text = str(self.cleaned_data["text"]).replace("\r\n", "\n")
+        if not text.strip():
+            raise forms.ValidationError("This field is required.")
+        try:
+            parse_template(text)
+        except TemplateError as exc:
+            raise forms.ValidationError(exc.problems) from None
+        return text
 
 
 class SegmentForm(forms.Form):

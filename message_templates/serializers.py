@@ -7,7 +7,7 @@ from rest_framework import serializers
 from message_templates.models import MessageTemplate
 from mifumo.api.fields import iso
 from mifumo.api.serializers import OffsetPaginationOut
-from sms.personalise import TemplateError, parse_template
+from sms.personalise import TemplateError, parse_template, placeholder_keys
 
 MAX_TEXT_LENGTH = 10_000
 
@@ -55,13 +55,11 @@ class TemplateListOut(serializers.Serializer[Any]):
 
 
 def template_data(template: MessageTemplate) -> dict[str, Any]:
-    parsed = parse_template(template.text)
-    keys = [p.key for p in parsed.placeholders] if parsed else []
     return {
         "id": template.id,
         "name": template.name,
         "text": template.text,
-        "placeholders": list(dict.fromkeys(keys)),
+        "placeholders": placeholder_keys(template.text),
         "created_at": iso(template.created_at),
         "updated_at": iso(template.updated_at),
     }

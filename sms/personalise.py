@@ -108,6 +108,15 @@ def parse_template(text: str) -> Template | None:
     return Template(text=text, pieces=tuple(p for p in pieces if p != ""))
 
 
+def placeholder_keys(text: str) -> list[str]:
+    """The keys a text's placeholders name, first seen first; none for a malformed text."""
+    try:
+        template = parse_template(text)
+    except TemplateError:
+        return []
+    return list(dict.fromkeys(p.key for p in template.placeholders)) if template else []
+
+
 def parse_variables(value: object) -> dict[str, str]:
     """A send's ``variables``: an object of placeholder keys and string values."""
     if value is None:
