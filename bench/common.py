@@ -179,6 +179,18 @@ def call(base: str, path: str, key: str, body: Any = None) -> tuple[int, Any, fl
     return status, payload, (time.perf_counter() - started) * 1000
 
 
+def timed_gets(base: str, path: str, key: str, samples: int) -> tuple[list[float], Any]:
+    """``samples`` GETs of ``path``, each expected to answer 200: their times (ms) and the
+    last payload."""
+    times = []
+    payload: Any = None
+    for _ in range(samples):
+        status, payload, ms = call(base, path, key)
+        assert status == 200, payload
+        times.append(ms)
+    return times, payload
+
+
 def percentile(values: list[float], pct: float) -> float:
     ordered = sorted(values)
     index = min(len(ordered) - 1, max(0, round(pct / 100 * (len(ordered) - 1))))

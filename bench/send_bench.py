@@ -27,6 +27,7 @@ from bench.common import (
     manage,
     percentile,
     setup_account,
+    timed_gets,
     wrk,
 )
 
@@ -120,11 +121,7 @@ def reports(base: str, key: str, env: dict[str, str], samples: int) -> None:
         "&start_date=2020-01-01T00:00:00Z&page=3&per_page=100",
     }
     for label, path in paths.items():
-        times = []
-        for _ in range(samples):
-            status, payload, ms = call(base, path, key)
-            assert status == 200, payload
-            times.append(ms)
+        times, payload = timed_gets(base, path, key, samples)
         print(
             f"delivery reports, {label}: p50 {percentile(times, 50):.1f} ms, "
             f"p95 {percentile(times, 95):.1f} ms over {samples} (target p95 <= 30 ms); "

@@ -19,7 +19,12 @@ from rest_framework.response import Response
 from contacts import serializers as s
 from contacts.csvio import csv_lines
 from contacts.parsers import CsvBodyParser
-from contacts.selectors import contact_export_rows, contact_get, contact_search
+from contacts.selectors import (
+    contact_custom_keys,
+    contact_export_rows,
+    contact_get,
+    contact_search,
+)
 from contacts.services import (
     contact_create,
     contact_delete,
@@ -43,6 +48,7 @@ CONTACT_EXAMPLE = {
     "phone_number": "+255712345678",
     "email": "john@example.com",
     "tags": ["customer", "vip"],
+    "custom_fields": {"city": "Arusha", "order_id": "1043"},
     "is_active": True,
     "opted_out": False,
     "opted_out_at": None,
@@ -273,7 +279,8 @@ class ContactExportApi(ContactsApiView):
         summary="Export contacts as CSV",
         description=(
             "The account's contacts (or a segment's members), oldest first, in the import "
-            "format. The one success response that is CSV, not a JSON envelope."
+            "format, with a column per custom field key in use. The one success response "
+            "that is CSV, not a JSON envelope."
         ),
         tags=[TAG],
         parameters=[s.ContactExportIn],
@@ -283,11 +290,12 @@ class ContactExportApi(ContactsApiView):
         params = s.ContactExportIn(data=request.query_params)
         params.is_valid(raise_exception=True)
         account = account_of(request)
-        rows = contact_export_rows(
-            account=account,
-            within=segment_within(request, params.validated_data.get("segment_id")),
+        within = segment_within(request, params.validated_data.get("segment_id"))
+        rows = contact_export_rows(account=account, within=within)
+        keys = contact_custom_keys(account=account, within=within)
+        response = StreamingHttpResponse(
+            csv_lines(rows, keys), content_type="text/csv; charset=utf-8"
         )
-        response = StreamingHttpResponse(csv_lines(rows), content_type="text/csv; charset=utf-8")
         filename = f"contacts-{timezone.now():%Y%m%d-%H%M%S}.csv"
         response["Content-Disposition"] = f'attachment; filename="{filename}"'
         # The envelope middleware passes marked responses through untouched.

@@ -1,7 +1,9 @@
 """The contacts CSV format, read and written.
 
 Columns: name, phone_number, email, tags (separated by ';' or '|'), is_active. The header
-row is required; its names are case-insensitive, unknown columns are ignored and reported.
+row is required; its names are case-insensitive. Any other column whose name makes a custom
+field key (``contacts.custom_fields``; spaces and hyphens read as _) fills that custom field,
+an empty cell leaving it out; other columns are ignored and reported.
 Rows are numbered as a spreadsheet shows them: the header is row 1. Cells that would start a
 formula are written with a leading ' and read back without it (``mifumo.csv_cells``).
 
@@ -25,6 +27,7 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 
+from contacts.custom_fields import MAX_KEYS, MAX_VALUE_LENGTH, key_error
 from contacts.tags import TagError, join_tags, split_tags
 from mifumo.api.errors import ApiError, ErrorCode
 from mifumo.csv_cells import restore, spreadsheet_lines
@@ -62,12 +65,14 @@ class ImportRow:
     email: str
     tags: list[str]
     is_active: bool
+    custom_fields: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
 class ParsedCsv:
     columns: tuple[str, ...]  # the known columns the file has
     ignored_columns: list[str]
+    custom_columns: tuple[str, ...] = ()  # the custom field keys the file fills
     rows: list[ImportRow] = field(default_factory=list)
     errors: list[RowError] = field(default_factory=list)
     failed: int = 0
@@ -130,15 +135,27 @@ def _delimiter(text: str) -> str:
     return ","
 
 
-def _header(cells: Sequence[str]) -> tuple[dict[str, int], list[str]]:
+def custom_column_key(cell: str) -> str:
+    """The custom field key a header cell names: "Order ID" -> "order_id"."""
+    return "_".join(cell.strip().lower().replace("-", " ").split())
+
+
+def _header(cells: Sequence[str]) -> tuple[dict[str, int], dict[str, int], list[str]]:
+    """Known columns and custom field keys by position, and the ignored header cells."""
     positions: dict[str, int] = {}
+    custom: dict[str, int] = {}
     ignored: list[str] = []
     for index, cell in enumerate(cells):
         name = cell.strip().lower()
+        key = custom_column_key(cell)
         if name in COLUMNS:
             if name in positions:
                 raise _file_error(f"the column '{name}' appears twice")
             positions[name] = index
+        elif name and key_error(key) is None:
+            if key in custom:
+                raise _file_error(f"the custom field column '{key}' appears twice")
+            custom[key] = index
         elif name:
             ignored.append(cell.strip())
     missing = [c for c in REQUIRED_COLUMNS if c not in positions]
@@ -146,7 +163,11 @@ def _header(cells: Sequence[str]) -> tuple[dict[str, int], list[str]]:
         raise _file_error(
             f"the header row lacks {', '.join(missing)}; expected columns: {', '.join(COLUMNS)}"
         )
-    return positions, ignored
+    if len(custom) > MAX_KEYS:
+        raise _file_error(
+            f"it has {len(custom)} custom field columns; a contact has at most {MAX_KEYS}"
+        )
+    return positions, custom, ignored
 
 
 def _records(text: str) -> list[tuple[int, list[str]]]:
@@ -178,8 +199,11 @@ def _parse_bool(cell: str) -> bool | None:
     return None
 
 
-def _parse_row(number: int, cell: Callable[[str], str]) -> ImportRow | list[RowError]:
-    """One data row -> the row to import, or every error in it."""
+def _parse_row(
+    number: int, cell: Callable[[str], str], custom: Sequence[tuple[str, str]] = ()
+) -> ImportRow | list[RowError]:
+    """One data row -> the row to import, or every error in it. ``custom`` holds the row's
+    (key, cell) pairs of custom field columns."""
     errors: list[RowError] = []
     name = cell("name").strip()
     if not name:
@@ -209,6 +233,13 @@ def _parse_row(number: int, cell: Callable[[str], str]) -> ImportRow | list[RowE
         errors.append(
             RowError(number, "is_active", f"'{cell('is_active')[:20]}' is not true or false")
         )
+    custom_fields: dict[str, str] = {}
+    for key, raw in custom:
+        value = raw.strip()
+        if len(value) > MAX_VALUE_LENGTH:
+            errors.append(RowError(number, key, f"is longer than {MAX_VALUE_LENGTH} characters"))
+        elif value:
+            custom_fields[key] = value
     if errors:
         return errors
     return ImportRow(
@@ -218,6 +249,7 @@ def _parse_row(number: int, cell: Callable[[str], str]) -> ImportRow | list[RowE
         email=email,
         tags=tags,
         is_active=bool(is_active),
+        custom_fields=custom_fields,
     )
 
 
@@ -228,7 +260,7 @@ def csv_parse(text: str, *, max_rows: int = MAX_ROWS) -> ParsedCsv:
     records = _records(text)
     if not records:
         raise _file_error("it is empty; the first row must name the columns")
-    positions, ignored = _header(records[0][1])
+    positions, custom, ignored = _header(records[0][1])
     data = records[1:]
     if len(data) > max_rows:
         raise ApiError(
@@ -236,10 +268,16 @@ def csv_parse(text: str, *, max_rows: int = MAX_ROWS) -> ParsedCsv:
             f"The file has {len(data)} rows; at most {max_rows} can be imported at once",
             {"file": [f"At most {max_rows} rows per import; this file has {len(data)}"]},
         )
-    parsed = ParsedCsv(columns=tuple(c for c in COLUMNS if c in positions), ignored_columns=ignored)
+    parsed = ParsedCsv(
+        columns=tuple(c for c in COLUMNS if c in positions),
+        ignored_columns=ignored,
+        custom_columns=tuple(custom),
+    )
     first_row_of: dict[str, int] = {}
     for number, cells in data:
-        outcome = _parse_row(number, functools.partial(_cell, positions, cells))
+        cell = functools.partial(_cell, positions, cells)
+        row_custom = [(key, _cell(custom, cells, key)) for key in custom]
+        outcome = _parse_row(number, cell, row_custom)
         if isinstance(outcome, ImportRow):
             # Only rows that would be imported claim their number, so a bad earlier row does
             # not make a good later one a "duplicate".
@@ -254,15 +292,23 @@ def csv_parse(text: str, *, max_rows: int = MAX_ROWS) -> ParsedCsv:
     return parsed
 
 
-def csv_lines(rows: Iterable[Sequence[Any]]) -> Iterator[str]:
-    """Rows in COLUMNS order (tags a list, is_active a bool) -> CSV text lines, header first.
-    No cell is one a spreadsheet would run as a formula (``mifumo.csv_cells``)."""
+def csv_lines(rows: Iterable[Sequence[Any]], custom_keys: Sequence[str] = ()) -> Iterator[str]:
+    """Rows in COLUMNS order then the custom fields object (tags a list, is_active a bool)
+    -> CSV text lines, header first, with a column per key of ``custom_keys``. No cell is
+    one a spreadsheet would run as a formula (``mifumo.csv_cells``)."""
     yield from spreadsheet_lines(
         itertools.chain(
-            [COLUMNS],
+            [(*COLUMNS, *custom_keys)],
             (
-                (name, phone, email, join_tags(tags), "true" if is_active else "false")
-                for name, phone, email, tags, is_active in rows
+                (
+                    name,
+                    phone,
+                    email,
+                    join_tags(tags),
+                    "true" if is_active else "false",
+                    *((custom or {}).get(key, "") for key in custom_keys),
+                )
+                for name, phone, email, tags, is_active, custom in rows
             ),
         )
     )

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from django.contrib.postgres.indexes import GinIndex
 from django.db import models
 from django.utils import timezone
 
@@ -17,6 +18,9 @@ class Contact(models.Model):
     phone_number = models.CharField(max_length=16, help_text="E.164, e.g. +255712345678")
     email = models.EmailField(max_length=254, blank=True)
     tags = TagsField(default=list, blank=True, help_text='Lower-case tags, e.g. ["vip"]')
+    custom_fields = models.JSONField(
+        default=dict, blank=True, help_text='String values by key, e.g. {"city": "Arusha"}'
+    )
     is_active = models.BooleanField(default=True)
     opted_out = models.BooleanField(default=False)
     opted_out_at = models.DateTimeField(null=True, blank=True)
@@ -35,6 +39,12 @@ class Contact(models.Model):
                 fields=["account", "phone_number"],
                 condition=models.Q(opted_out=True),
                 name="contact_opted_out",
+            ),
+            # Segment criteria on custom fields are containment (@>), which this serves.
+            GinIndex(
+                fields=["custom_fields"],
+                opclasses=["jsonb_path_ops"],
+                name="contact_custom_fields_gin",
             ),
         ]
 

@@ -6,6 +6,12 @@ from drf_spectacular.utils import extend_schema_field, inline_serializer
 from rest_framework import serializers
 
 from contacts.csvio import MAX_ROWS
+from contacts.custom_fields import (
+    MAX_KEYS,
+    MAX_VALUE_LENGTH,
+    CustomFieldError,
+    parse_custom_fields,
+)
 from contacts.models import Contact
 from contacts.tags import MAX_TAG_LENGTH, MAX_TAGS, TagError, normalize_tags
 from mifumo.api.fields import iso
@@ -33,6 +39,22 @@ class TagListField(serializers.Field[list[str], Any, list[str], Any]):
         return list(value)
 
 
+@extend_schema_field(
+    {"type": "object", "additionalProperties": {"type": "string", "nullable": True}}
+)
+class CustomFieldsField(serializers.Field[dict[str, Any], Any, dict[str, Any], Any]):
+    """On a change (PATCH) the object is merged into the contact's; null removes a key."""
+
+    def to_internal_value(self, data: Any) -> dict[str, Any]:
+        try:
+            return parse_custom_fields(data, allow_null=bool(getattr(self.root, "partial", False)))
+        except CustomFieldError as exc:
+            raise serializers.ValidationError(str(exc)) from None
+
+    def to_representation(self, value: Any) -> dict[str, Any]:
+        return dict(value)
+
+
 class ContactIn(serializers.Serializer[Any]):
     name = serializers.CharField(max_length=200)
     # Normalised (and rejected with INVALID_PHONE) by the service, not here.
@@ -47,6 +69,14 @@ class ContactIn(serializers.Serializer[Any]):
         help_text=(
             f"Up to {MAX_TAGS} tags of 1 to {MAX_TAG_LENGTH} characters; "
             "trimmed, lower-cased and de-duplicated"
+        ),
+    )
+    custom_fields = CustomFieldsField(
+        required=False,
+        help_text=(
+            f"Up to {MAX_KEYS} keys (lower-case letters, digits and _, starting with a letter, "
+            f"at most 32 characters) with string values of at most {MAX_VALUE_LENGTH} "
+            'characters, e.g. {"city": "Arusha"}; filled into {{KEY}} placeholders'
         ),
     )
     is_active = serializers.BooleanField(default=True)
@@ -105,6 +135,7 @@ class ContactOut(serializers.Serializer[Any]):
     phone_number = serializers.CharField()
     email = serializers.EmailField(allow_null=True)
     tags = serializers.ListField(child=serializers.CharField())
+    custom_fields = serializers.DictField(child=serializers.CharField())
     is_active = serializers.BooleanField()
     opted_out = serializers.BooleanField()
     opted_out_at = serializers.DateTimeField(allow_null=True)
@@ -154,6 +185,7 @@ def contact_data(contact: Contact) -> dict[str, Any]:
         "phone_number": contact.phone_number,
         "email": contact.email or None,
         "tags": list(contact.tags),
+        "custom_fields": dict(contact.custom_fields or {}),
         "is_active": contact.is_active,
         "opted_out": contact.opted_out,
         "opted_out_at": iso(contact.opted_out_at),

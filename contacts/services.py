@@ -13,13 +13,14 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from contacts.csvio import ImportRow, RowError, csv_decode, csv_parse
+from contacts.custom_fields import CustomFieldError, merge_custom_fields
 from contacts.models import Contact
 from contacts.selectors import IN_LIST_SIZE
 from integration.models import Account
 from mifumo.api.errors import ApiError, ErrorCode
 from sms.phones import InvalidPhone, normalize_phone
 
-UPDATABLE_FIELDS = ("name", "phone_number", "email", "tags", "is_active")
+UPDATABLE_FIELDS = ("name", "phone_number", "email", "tags", "custom_fields", "is_active")
 # Enough to tell what is wrong with a file without sending back a second copy of it.
 MAX_REPORTED_ERRORS = 1_000
 IMPORT_BATCH_SIZE = 2_000
@@ -70,6 +71,7 @@ def contact_create(
     phone_number: str,
     email: str = "",
     tags: Sequence[str] = (),
+    custom_fields: Mapping[str, str] | None = None,
     is_active: bool = True,
 ) -> Contact:
     """Expects validated fields (ContactIn); normalises the phone number."""
@@ -79,6 +81,7 @@ def contact_create(
         phone_number=_phone(phone_number),
         email=email,
         tags=list(tags),
+        custom_fields=dict(custom_fields or {}),
         is_active=is_active,
     )
     _save(contact, force_insert=True)
@@ -92,6 +95,17 @@ def contact_update(*, contact: Contact, data: Mapping[str, Any]) -> Contact:
         return contact
     if "phone_number" in changes:
         changes["phone_number"] = _phone(changes["phone_number"])
+    if "custom_fields" in changes:
+        try:
+            changes["custom_fields"] = merge_custom_fields(
+                contact.custom_fields or {}, changes["custom_fields"]
+            )
+        except CustomFieldError as exc:
+            raise ApiError(
+                ErrorCode.VALIDATION_ERROR,
+                f"custom_fields: {exc}",
+                {"custom_fields": [str(exc)]},
+            ) from None
     for name, value in changes.items():
         setattr(contact, name, list(value) if name == "tags" else value)
     contact.updated_at = timezone.now()
@@ -150,6 +164,8 @@ def contact_import(*, account: Account, data: bytes, on_duplicate: OnDuplicate) 
         failed=parsed.failed, errors=parsed.errors, ignored_columns=parsed.ignored_columns
     )
     update_fields = [c for c in parsed.columns if c != "phone_number"]
+    if parsed.custom_columns:
+        update_fields.append("custom_fields")
     size = min(IMPORT_BATCH_SIZE, IN_LIST_SIZE)
     with transaction.atomic():
         for start in range(0, len(parsed.rows), size):
@@ -202,14 +218,20 @@ def _write_batch(
 # halves an import's write time next to bulk_create. The column names are Contact's.
 _UNNEST_INSERT = """
 INSERT INTO contacts_contact (
-    id, account_id, name, phone_number, email, tags, is_active, opted_out, created_at,
-    updated_at
+    id, account_id, name, phone_number, email, tags, custom_fields, is_active, opted_out,
+    created_at, updated_at
 )
-SELECT t.id, %s, t.name, t.phone_number, t.email, t.tags::jsonb, t.is_active, false, %s, %s
+SELECT t.id, %s, t.name, t.phone_number, t.email, t.tags::jsonb, t.custom_fields::jsonb,
+    t.is_active, false, %s, %s
 FROM unnest(
-    %s::varchar[], %s::varchar[], %s::varchar[], %s::varchar[], %s::text[], %s::boolean[]
-) AS t (id, name, phone_number, email, tags, is_active)
+    %s::varchar[], %s::varchar[], %s::varchar[], %s::varchar[], %s::text[], %s::text[],
+    %s::boolean[]
+) AS t (id, name, phone_number, email, tags, custom_fields, is_active)
 """
+# An update keeps the custom fields the file does not fill.
+_ASSIGN = {
+    "custom_fields": "custom_fields = contacts_contact.custom_fields || EXCLUDED.custom_fields"
+}
 
 
 def _write(
@@ -223,7 +245,9 @@ def _write(
         return
     sql = _UNNEST_INSERT
     if update_fields is not None:
-        assignments = ", ".join(f"{f} = EXCLUDED.{f}" for f in [*update_fields, "updated_at"])
+        assignments = ", ".join(
+            _ASSIGN.get(f, f"{f} = EXCLUDED.{f}") for f in [*update_fields, "updated_at"]
+        )
         sql += f"ON CONFLICT (account_id, phone_number) DO UPDATE SET {assignments}"
     new_id = Contact._meta.pk.get_default
     columns = [
@@ -232,6 +256,7 @@ def _write(
         [r.phone_number for r in rows],
         [r.email for r in rows],
         [json.dumps(r.tags) for r in rows],
+        [json.dumps(r.custom_fields) for r in rows],
         [r.is_active for r in rows],
     ]
     with connection.cursor() as cursor:

@@ -72,6 +72,9 @@ class Action:
     SEGMENT_CREATED = "segment.created"
     SEGMENT_UPDATED = "segment.updated"
     SEGMENT_DELETED = "segment.deleted"
+    TEMPLATE_CREATED = "template.created"
+    TEMPLATE_UPDATED = "template.updated"
+    TEMPLATE_DELETED = "template.deleted"
     LOW_BALANCE_THRESHOLD_SET = "account.low_balance_threshold"
     BALANCE_LOW = "account.low_balance"
 
@@ -121,6 +124,9 @@ ACTION_LABELS: dict[str, str] = {
     Action.SEGMENT_CREATED: "Created segment",
     Action.SEGMENT_UPDATED: "Changed segment",
     Action.SEGMENT_DELETED: "Deleted segment",
+    Action.TEMPLATE_CREATED: "Created message template",
+    Action.TEMPLATE_UPDATED: "Changed message template",
+    Action.TEMPLATE_DELETED: "Deleted message template",
     Action.LOW_BALANCE_THRESHOLD_SET: "Set low-balance alert",
     Action.BALANCE_LOW: "Balance fell below the alert threshold",
 }

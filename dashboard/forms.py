@@ -10,11 +10,13 @@ from typing import Any
 from django import forms
 from django.contrib.auth.forms import AuthenticationForm, UserCreationForm
 
+from contacts.custom_fields import CustomFieldError, parse_custom_fields
 from contacts.tags import TagError, normalize_tags
 from dashboard.selectors import PERIODS, today
 from integration.models import LedgerEntry, Membership, Permission
 from segments.criteria import CriteriaError, criteria_parse
 from sms.models import Recipient
+from sms.personalise import TemplateError, parse_template
 from webhooks.models import SUBSCRIBABLE_EVENTS, EventType
 from webhooks.services import DEFAULT_GRACE_SECONDS, MAX_GRACE_SECONDS
 
@@ -375,10 +377,41 @@ class ContactForm(forms.Form):
         max_length=2000,
         help_text="Separated by commas, e.g. customer, vip.",
     )
+    custom_fields = forms.CharField(
+        required=False,
+        max_length=10_000,
+        label="Custom fields",
+        widget=forms.Textarea(attrs={"rows": 4, "autocomplete": "off"}),
+        help_text=(
+            "One per line as key: value, e.g. city: Arusha. Keys are lower-case letters, "
+            "digits and _; messages use them as {{city}}."
+        ),
+    )
     is_active = forms.BooleanField(required=False, initial=True, label="Active")
 
     def clean_tags(self) -> list[str]:
         return _tags(self.cleaned_data.get("tags"))
+
+    def clean_custom_fields(self) -> dict[str, str]:
+        fields: dict[str, str] = {}
+        for number, line in enumerate(
+            str(self.cleaned_data.get("custom_fields") or "").splitlines(), 1
+        ):
+            if not line.strip():
+                continue
+            key, colon, value = line.partition(":")
+            if not colon:
+                raise forms.ValidationError(f"Line {number}: write it as key: value.")
+            fields[key.strip()] = value.strip()
+        try:
+            return {k: str(v) for k, v in parse_custom_fields(fields).items()}
+        except CustomFieldError as exc:
+            raise forms.ValidationError(str(exc)) from None
+
+
+def custom_fields_text(fields: dict[str, object]) -> str:
+    """A contact's custom fields as the form's lines."""
+    return "\n".join(f"{key}: {value}" for key, value in sorted(fields.items()))
 
 
 def _tags(raw: object) -> list[str]:
@@ -392,6 +425,32 @@ def _tags(raw: object) -> list[str]:
 TRI_STATE = [("", "Either"), ("true", "Yes"), ("false", "No")]
 # Form field -> criteria key, for the keys a form field maps to one to one.
 _CRITERIA_FIELDS = ("tags", "tags_all", "is_active", "opted_out", "created_after", "created_before")
+
+
+class MessageTemplateForm(forms.Form):
+    name = forms.CharField(max_length=100)
+    text = forms.CharField(
+        max_length=2000,
+        strip=False,
+        widget=forms.Textarea(attrs={"rows": 5}),
+        help_text=(
+            "Placeholders: {{name}}, {{phone}}, a custom field such as {{city}}, or "
+            "{{city|a default}} for contacts without it."
+        ),
+    )
+
+    def clean_name(self) -> str:
+        return str(self.cleaned_data["name"]).strip()
+
+    def clean_text(self) -> str:
+        text = str(self.cleaned_data["text"]).replace("\r\n", "\n")
+        if not text.strip():
+            raise forms.ValidationError("This field is required.")
+        try:
+            parse_template(text)
+        except TemplateError as exc:
+            raise forms.ValidationError(exc.problems) from None
+        return text
 
 
 class SegmentForm(forms.Form):

@@ -6,6 +6,7 @@ from dashboard.views import (
     billing,
     contacts,
     keys,
+    message_templates,
     messages,
     overview,
     password_reset,
@@ -64,6 +65,17 @@ urlpatterns = [
     path("messages/", messages.messages_list, name="messages"),
     path("messages/send/", messages.message_send_view, name="message_send"),
     path("messages/send/text/", messages.message_text_info, name="message_text_info"),
+    path("messages/send/preview/", messages.message_send_preview, name="message_send_preview"),
+    path("templates/", message_templates.templates_list, name="templates"),
+    path("templates/new/", message_templates.template_new, name="template_new"),
+    path(
+        "templates/<str:template_id>/edit/", message_templates.template_edit, name="template_edit"
+    ),
+    path(
+        "templates/<str:template_id>/delete/",
+        message_templates.template_remove,
+        name="template_delete",
+    ),
     path("messages/<str:message_id>/", messages.message_detail, name="message"),
     path("messages/<str:message_id>/cancel/", messages.message_cancel_view, name="message_cancel"),
     path("webhooks/", webhooks.webhooks_list, name="webhooks"),

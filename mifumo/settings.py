@@ -68,6 +68,7 @@ INSTALLED_APPS = [
     "sms",
     "contacts",
     "segments",
+    "message_templates",
     "webhooks",
     "dashboard",
 ]

@@ -7,6 +7,8 @@ Keys (all optional, combined with AND; no key at all means every contact):
 - ``is_active``, ``opted_out``: booleans
 - ``created_after``: created at or after this moment
 - ``created_before``: created strictly before this moment
+- ``custom_fields``: an object of custom field keys and values the contact has, each equal
+  (containment, which the GIN index on the column serves)
 
 Moments are dates (``YYYY-MM-DD``, midnight UTC) or ISO 8601 datetimes with a zone, so
 ``created_after`` and ``created_before`` together describe a half-open range.
@@ -22,10 +24,19 @@ from typing import Any
 from django.db.models import Q
 from django.utils.dateparse import parse_date, parse_datetime
 
+from contacts.custom_fields import CustomFieldError, parse_custom_fields
 from contacts.tags import TagError, normalize_tags
 from mifumo.api.fields import ImpossibleMoment, as_utc, iso
 
-KEYS = ("tags", "tags_all", "is_active", "opted_out", "created_after", "created_before")
+KEYS = (
+    "tags",
+    "tags_all",
+    "is_active",
+    "opted_out",
+    "created_after",
+    "created_before",
+    "custom_fields",
+)
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _MOMENT_HINT = "must be a date (YYYY-MM-DD) or an ISO 8601 datetime with a time zone"
 
@@ -78,6 +89,14 @@ def _parse_one(key: str, raw: object) -> Any:
         return raw
     if key in ("created_after", "created_before"):
         return _canonical_moment(raw)
+    if key == "custom_fields":
+        try:
+            fields = parse_custom_fields(raw)
+        except CustomFieldError as exc:
+            raise ValueError(str(exc)) from None
+        if not fields:
+            raise ValueError("Must name at least one custom field")
+        return dict(sorted(fields.items()))
     raise ValueError(f"Unknown criterion; use one of: {', '.join(KEYS)}")
 
 
@@ -124,4 +143,6 @@ def criteria_q(criteria: Mapping[str, Any]) -> Q:
         q &= Q(created_at__gte=moment(criteria["created_after"]))
     if "created_before" in criteria:
         q &= Q(created_at__lt=moment(criteria["created_before"]))
+    if "custom_fields" in criteria:
+        q &= Q(custom_fields__contains=criteria["custom_fields"])
     return q

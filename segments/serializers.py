@@ -28,6 +28,11 @@ class CriteriaSchema(serializers.Serializer[Any]):
         required=False,
         help_text="Created before: YYYY-MM-DD (midnight UTC) or ISO 8601 with a zone",
     )
+    custom_fields = serializers.DictField(
+        child=serializers.CharField(),
+        required=False,
+        help_text='Has these custom field values, e.g. {"city": "Arusha"}',
+    )
 
 
 @extend_schema_field(CriteriaSchema)

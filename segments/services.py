@@ -6,34 +6,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from django.db import IntegrityError, transaction
-from django.utils import timezone
-
 from integration.models import Account
-from mifumo.api.errors import ApiError, ErrorCode
+from mifumo.named import save_named, update_named
 from segments.models import Segment
 
 UPDATABLE_FIELDS = ("name", "description", "criteria")
 
 
 def _save(segment: Segment, **kwargs: Any) -> None:
-    try:
-        with transaction.atomic():
-            segment.save(**kwargs)
-    except IntegrityError:
-        existing = (
-            Segment.objects.filter(account_id=segment.account_id, name__iexact=segment.name)
-            .exclude(pk=segment.pk)
-            .values_list("pk", flat=True)
-            .first()
-        )
-        if existing is None:
-            raise
-        raise ApiError(
-            ErrorCode.CONFLICT,
-            f"A segment named '{segment.name}' already exists",
-            {"segment_id": existing, "name": segment.name},
-        ) from None
+    save_named(segment, what="segment", id_key="segment_id", **kwargs)
 
 
 def segment_create(
@@ -46,14 +27,7 @@ def segment_create(
 
 
 def segment_update(*, segment: Segment, data: Mapping[str, Any]) -> Segment:
-    changed = [name for name in UPDATABLE_FIELDS if name in data]
-    if not changed:
-        return segment
-    for name in changed:
-        setattr(segment, name, data[name])
-    segment.updated_at = timezone.now()
-    _save(segment, update_fields=[*changed, "updated_at"])
-    return segment
+    return update_named(segment, data, UPDATABLE_FIELDS, _save)
 
 
 def segment_delete(*, segment: Segment) -> None:

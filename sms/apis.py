@@ -47,10 +47,13 @@ def _refunded(account: Account, message: Message) -> Decimal:
     return refunds.get(message.id, ZERO)
 
 
-def _recipient_row(row: Recipient) -> dict[str, Any]:
+def _recipient_row(row: Recipient, message: Message) -> dict[str, Any]:
     return {
         "phone": row.phone,
         "status": row.status,
+        "text": row.text_sent(message),
+        "segments": row.segments_sent(message),
+        "cost": money(row.cost),
         "delivery_time": iso(row.delivered_at),
         "sent_at": iso(row.sent_at),
         "error_code": row.error_code or None,
@@ -93,7 +96,11 @@ class SendApi(ApiView):
         description=(
             "Validates, prices and charges the message in one step, then queues it for "
             "delivery (or schedules it). Cost = recipients × parts × price per part. "
-            "Send an `Idempotency-Key` header to make retries safe."
+            "A message with placeholders ({{name}}, {{phone}}, {{KEY}}, {{KEY|default}}), "
+            "or a template by `template_id`, is rendered for each recipient from `variables` "
+            "and the contact's fields; each text is measured and priced on its own, `cost` is "
+            "their sum and `segments` the largest. Send an `Idempotency-Key` header to make "
+            "retries safe."
         ),
         tags=["SMS"],
         request=s.SendIn,
@@ -139,10 +146,18 @@ class SendApi(ApiView):
         data.is_valid(raise_exception=True)
         values = data.validated_data
         assert isinstance(request.user, ApiPrincipal)
+        text = values.get("message")
+        if text is None:
+            from message_templates.selectors import template_get
+
+            text = template_get(
+                account=request.user.account, template_id=values["template_id"]
+            ).text
         result = message_send(
             account=request.user.account,
             api_key=request.user.api_key,
-            text=values["message"],
+            text=text,
+            variables=values["variables"],
             recipients=values["recipients"],
             segment_ids=values["segment_ids"],
             sender_id=values.get("sender_id"),
@@ -203,7 +218,7 @@ class StatusApi(ApiView):
             "message_id": message.id,
             "status": status,
             "delivery_time": iso(delivery_time),
-            "recipients": [_recipient_row(r) for r in rows],
+            "recipients": [_recipient_row(r, message) for r in rows],
             "sender_id": message.sender_id,
             "created_at": iso(message.created_at),
             "schedule_time": iso(message.schedule_time),

@@ -83,6 +83,7 @@ class _Item:
     carriers: routing.Route  # still to try, the next one first
     last_carrier: str = ""
     last_result: SubmitResult | None = None
+    text: str = ""  # the recipient's own text when the message is personalised
 
     def outbound(self) -> OutboundSms:
         return OutboundSms(
@@ -90,8 +91,15 @@ class _Item:
             message_id=self.message.id,
             to=self.phone,
             sender_id=self.message.sender_id,
-            text=self.message.text,
+            text=self.text or self.message.text,
         )
+
+
+def _texts(message: Message, recipient_ids: Sequence[int]) -> dict[int, str]:
+    """The rendered texts of a personalised message's recipients (none for a plain one)."""
+    if not message.personalised:
+        return {}
+    return dict(Recipient.objects.filter(id__in=recipient_ids).values_list("id", "text"))
 
 
 def claim(message_id: str, limit: int) -> list[tuple[int, str]]:
@@ -122,8 +130,9 @@ def message_dispatch(*, message_id: str) -> DispatchReport:
         picked = claim(message.id, settings.MIFUMO_DISPATCH_BATCH)
         if not picked:
             break
+        texts = _texts(message, [recipient_id for recipient_id, _ in picked])
         items = [
-            _Item(recipient_id, phone, message, route)
+            _Item(recipient_id, phone, message, route, text=texts.get(recipient_id, ""))
             for route, pairs in routing.group_by_route(picked, is_test=message.is_test).items()
             for recipient_id, phone in pairs
         ]
@@ -374,11 +383,14 @@ def handoff_dispatch(
     if not taken:
         return None
     messages = Message.objects.in_bulk({message_id for _, message_id, _ in taken})
+    personalised = [rid for rid, message_id, _ in taken if messages[message_id].personalised]
+    texts = dict(Recipient.objects.filter(id__in=personalised).values_list("id", "text"))
     items = []
     for recipient_id, message_id, phone in taken:
         message = messages[message_id]
         after = routing.carriers_after(carrier, phone, is_test=message.is_test)
-        items.append(_Item(recipient_id, phone, message, (carrier, *after)))
+        text = texts.get(recipient_id, "")
+        items.append(_Item(recipient_id, phone, message, (carrier, *after), text=text))
     report = deliver(items=items, here=carrier, stop=stop)
     if report.requeued_messages:
         _retry_later(report.requeued_messages)

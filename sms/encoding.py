@@ -60,6 +60,8 @@ _BASIC_ENCODE = {char: code for code, char in enumerate(_BASIC_TABLE) if code !=
 _BASIC_DECODE = {code: char for char, code in _BASIC_ENCODE.items()}
 _EXTENSION_DECODE = {code: char for char, code in _EXTENSION_TABLE.items()}
 
+_GSM_CHARS = frozenset(_BASIC_ENCODE) | frozenset(_EXTENSION_TABLE)
+
 assert len(_BASIC_TABLE) == 128, "the GSM basic table must have 128 positions"
 
 
@@ -74,7 +76,7 @@ class TextInfo:
 
 def is_gsm7(text: str) -> bool:
     """True when every character has a GSM 03.38 encoding (basic or extension table)."""
-    return all(char in _BASIC_ENCODE or char in _EXTENSION_TABLE for char in text)
+    return _GSM_CHARS.issuperset(text)
 
 
 def _gsm7_cost(char: str) -> int:
@@ -104,10 +106,18 @@ def _cut_points(text: str, cost: Callable[[str], int], limit: int) -> Iterator[i
         used += size
 
 
+def _units(text: str, encoding: str) -> int:
+    """``sum(cost(char) for char in text)``, counted in C: a personalised send analyses
+    every recipient's text."""
+    if encoding == GSM7:
+        return len(text) + sum(text.count(char) for char in _EXTENSION_TABLE)
+    return len(text.encode("utf-16-le", errors="surrogatepass")) // 2
+
+
 def analyze(text: str) -> TextInfo:
     """Encoding, size and segment count of ``text`` as it would be sent."""
     encoding, cost, single, part = _profile(text)
-    units = sum(cost(char) for char in text)
+    units = _units(text, encoding)
     if units <= single:
         return TextInfo(encoding, len(text), units, 1, single)
     segments = 1 + sum(1 for _ in _cut_points(text, cost, part))

@@ -78,9 +78,12 @@ class Message(models.Model):
         ApiKey, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     source = models.CharField(max_length=10, choices=Source.choices, default=Source.API)
+    # With placeholders, the template; each recipient row holds its own rendered text.
     text = models.TextField()
+    personalised = models.BooleanField(default=False)
     sender_id = models.CharField(max_length=15)
     encoding = models.CharField(max_length=8)
+    # The largest of the recipients' part counts.
     segments = models.PositiveSmallIntegerField()
     recipient_count = models.PositiveIntegerField()
     cost = models.DecimalField(max_digits=14, decimal_places=2)
@@ -121,6 +124,10 @@ class Recipient(models.Model):
     created_at = models.DateTimeField()
     phone = models.CharField(max_length=16)
     status = models.CharField(max_length=10, choices=Status.choices)
+    # The recipient's rendered text when the message is personalised; empty: the message's.
+    text = models.TextField(blank=True, default="")
+    # The recipient's part count (null on rows older than per-recipient counts: the message's).
+    segments = models.PositiveSmallIntegerField(null=True, blank=True)
     cost = models.DecimalField(max_digits=12, decimal_places=2, default=Decimal("0.00"))
     carrier = models.CharField(max_length=40, blank=True)
     carrier_message_id = models.CharField(max_length=80, blank=True)
@@ -146,6 +153,12 @@ class Recipient(models.Model):
         return f"{self.phone} ({self.status})"
 
     FINAL = frozenset({Status.DELIVERED, Status.FAILED, Status.CANCELED})
+
+    def text_sent(self, message: Message) -> str:
+        return self.text or message.text
+
+    def segments_sent(self, message: Message) -> int:
+        return self.segments or message.segments
 
 
 class CarrierMessage(models.Model):

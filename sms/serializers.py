@@ -13,10 +13,29 @@ class BalanceOut(serializers.Serializer):
 
 class SendIn(serializers.Serializer):
     message = serializers.CharField(
+        required=False,
         allow_blank=True,
         trim_whitespace=False,
         max_length=10_000,
-        help_text="SMS text (max 160 characters unless the account's limit is raised)",
+        help_text=(
+            "SMS text (max 160 characters unless the account's limit is raised). May hold "
+            "placeholders: {{name}}, {{phone}}, {{KEY}} (a contact custom field or a "
+            "variable) and {{KEY|default}}; each recipient's text is rendered, measured and "
+            "priced on its own. Give message or template_id."
+        ),
+    )
+    template_id = serializers.CharField(
+        required=False,
+        max_length=40,
+        help_text="Send this template's text (tpl_…) instead of message",
+    )
+    variables = serializers.JSONField(
+        required=False,
+        default=dict,
+        help_text=(
+            "Values for placeholders, the same for every recipient, used before the "
+            'contact\'s fields, e.g. {"order_id": "1043"}'
+        ),
     )
     recipients = serializers.ListField(
         child=serializers.JSONField(),
@@ -50,6 +69,19 @@ class SendIn(serializers.Serializer):
         help_text="Send to the members of these contact segments too",
     )
 
+    def validate_variables(self, value: object) -> dict[str, str]:
+        from sms.personalise import parse_variables
+
+        try:
+            return parse_variables(value)
+        except ValueError as exc:
+            raise serializers.ValidationError(str(exc)) from None
+
+    def validate(self, attrs: dict) -> dict:
+        if ("message" in attrs) == ("template_id" in attrs):
+            raise serializers.ValidationError({"message": ["give message or template_id"]})
+        return attrs
+
 
 class SendOut(serializers.Serializer):
     message_id = serializers.CharField()
@@ -69,6 +101,11 @@ class SendOut(serializers.Serializer):
 class RecipientOut(serializers.Serializer):
     phone = serializers.CharField()
     status = serializers.CharField()
+    text = serializers.CharField(
+        help_text="The text this recipient gets (rendered, if personalised)"
+    )
+    segments = serializers.IntegerField()
+    cost = serializers.FloatField()
     delivery_time = serializers.DateTimeField(allow_null=True)
     sent_at = serializers.DateTimeField(allow_null=True)
     error_code = serializers.CharField(allow_null=True)

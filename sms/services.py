@@ -3,8 +3,8 @@ to the dispatcher after commit."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 
@@ -21,6 +21,14 @@ from mifumo.db import insert_row
 from mifumo.ids import new_id
 from sms import encoding
 from sms.models import Message, Recipient
+from sms.personalise import (
+    MAX_REPORTED,
+    Template,
+    TemplateError,
+    missing_details,
+    parse_template,
+    render_all,
+)
 from sms.phones import parse_phones
 from sms.pricing import price_phones
 from sms.sender_ids import sender_id_format_error, sender_id_is_approved
@@ -177,6 +185,83 @@ def _drop_opted_out(account: Account, phones: list[str]) -> tuple[list[str], lis
     return kept, skipped
 
 
+def _template(text: str) -> Template | None:
+    """The text's placeholders (None: a plain text); a malformed one is a 400."""
+    try:
+        return parse_template(text)
+    except TemplateError as exc:
+        raise ApiError(
+            ErrorCode.VALIDATION_ERROR,
+            f"The message has a malformed placeholder: {exc.problems[0]}",
+            {"message": exc.problems},
+        ) from None
+
+
+@dataclass(frozen=True)
+class Personalised:
+    texts: dict[str, str]  # phone -> its rendered text
+    parts: dict[str, int]  # phone -> its part count
+    info: encoding.TextInfo  # the largest text, with UCS-2 when any text needs it
+
+
+def _personalise(
+    *,
+    account: Account,
+    template: Template,
+    phones: list[str],
+    variables: Mapping[str, str],
+) -> Personalised:
+    """Render, measure and check every recipient's text. Raises VALIDATION_ERROR for values
+    missing and MESSAGE_TOO_LONG for texts over the account's limit, naming recipients."""
+    from contacts.selectors import contact_fields_by_phone
+    from sms.personalise import Recipient as Values
+
+    wanted = template.keys - set(variables) - {"phone"}
+    known = contact_fields_by_phone(account=account, phones=phones) if wanted else {}
+    rendered = render_all(
+        template,
+        (Values(phone, *known.get(phone, (None, None))) for phone in phones),
+        variables,
+    )
+    if rendered.missing:
+        first_phone, first_keys = rendered.missing[0]
+        unknown = f"; no recipient has {', '.join(rendered.unknown)}" if rendered.unknown else ""
+        raise ApiError(
+            ErrorCode.VALIDATION_ERROR,
+            f"{len(rendered.missing)} recipient(s) have no value for a placeholder without a "
+            f"default (first: {first_phone} lacks {', '.join(first_keys)}){unknown}",
+            {**missing_details(rendered.missing), "unknown": rendered.unknown},
+        )
+    infos: dict[str, encoding.TextInfo] = {}
+    measured: dict[str, encoding.TextInfo] = {}
+    for phone, text in rendered.texts.items():
+        info = measured.get(text)
+        if info is None:
+            info = measured[text] = encoding.analyze(text)
+        infos[phone] = info
+    limit = account.message_length_limit
+    over = [(phone, info.length) for phone, info in infos.items() if info.length > limit]
+    if over:
+        raise ApiError(
+            ErrorCode.MESSAGE_TOO_LONG,
+            f"{len(over)} recipient(s) would get a text over the limit of {limit} characters "
+            f"(first: {over[0][0]}, {over[0][1]} characters)",
+            {
+                "limit": limit,
+                "over": [{"phone": p, "length": n} for p, n in over[:MAX_REPORTED]],
+                "over_count": len(over),
+            },
+        )
+    largest = max(infos.values(), key=lambda info: (info.segments, info.units))
+    if any(info.encoding == encoding.UCS2 for info in infos.values()):
+        largest = replace(largest, encoding=encoding.UCS2)
+    return Personalised(
+        texts=rendered.texts,
+        parts={phone: info.segments for phone, info in infos.items()},
+        info=largest,
+    )
+
+
 @dataclass(frozen=True)
 class SendPlan:
     """A send checked and priced, before anything is written or charged."""
@@ -191,6 +276,9 @@ class SendPlan:
     from_segments: dict[str, int]
     costs: dict[str, Decimal]  # phone -> what that recipient costs (nothing for a test key)
     is_test: bool
+    # Personalised: phone -> its rendered text and part count (None for a plain text).
+    texts: dict[str, str] | None = None
+    parts: dict[str, int] | None = None
 
     @property
     def cost(self) -> Decimal:
@@ -207,10 +295,14 @@ def message_quote(
     schedule_time: object = None,
     webhook_url: str | None = None,
     api_key: ApiKey | None = None,
+    variables: Mapping[str, str] | None = None,
 ) -> SendPlan:
     """What ``message_send`` with these arguments would send and charge: every check of a
     send, in the order the API reports them (the same errors), and its price, with nothing
-    written. The send itself starts here; the dashboard shows it as a preview."""
+    written. The send itself starts here; the dashboard shows it as a preview.
+
+    A text with placeholders (``sms.personalise``) is rendered for each recipient from
+    ``variables`` and the contact's fields, and each text is measured and priced alone."""
     is_test = bool(api_key and api_key.is_test)
     if not text or not text.strip():
         raise ApiError(
@@ -222,7 +314,8 @@ def message_quote(
             "Give recipients, segment_ids or both",
             {"recipients": ["at least one recipient is required"]},
         )
-    info = _check_text(text, account)
+    template = _template(text)
+    info = _check_text(text, account) if template is None else None
     sender = (sender_id or settings.MIFUMO_DEFAULT_SENDER_ID).strip()
     _check_sender(sender, account)
     when = parse_schedule_time(schedule_time)
@@ -245,6 +338,13 @@ def message_quote(
         )
     phones, skipped = _drop_opted_out(account, phones)
     from_segments = _count_by_segment(phones, origin, list(dict.fromkeys(segment_ids)))
+    personalised = None
+    if template is not None:
+        personalised = _personalise(
+            account=account, template=template, phones=phones, variables=variables or {}
+        )
+        info = personalised.info
+    assert info is not None
     quote = price_phones(phones)
     if quote.unsupported:
         raise ApiError(
@@ -252,6 +352,11 @@ def message_quote(
             f"No route covers {len(quote.unsupported)} recipient(s)",
             {"unsupported": quote.unsupported},
         )
+    if personalised is None:
+        costs = {p: (ZERO if is_test else quote.prices[p] * info.segments) for p in phones}
+    else:
+        parts = personalised.parts
+        costs = {p: (ZERO if is_test else quote.prices[p] * parts[p]) for p in phones}
     return SendPlan(
         text=text,
         info=info,
@@ -261,8 +366,10 @@ def message_quote(
         phones=phones,
         skipped=skipped,
         from_segments=from_segments,
-        costs={p: (ZERO if is_test else quote.prices[p] * info.segments) for p in phones},
+        costs=costs,
         is_test=is_test,
+        texts=personalised.texts if personalised else None,
+        parts=personalised.parts if personalised else None,
     )
 
 
@@ -277,6 +384,7 @@ def message_send(
     webhook_url: str | None = None,
     api_key: ApiKey | None = None,
     source: str = Message.Source.API,
+    variables: Mapping[str, str] | None = None,
 ) -> SendResult:
     plan = message_quote(
         account=account,
@@ -287,6 +395,7 @@ def message_send(
         schedule_time=schedule_time,
         webhook_url=webhook_url,
         api_key=api_key,
+        variables=variables,
     )
     phones, when, cost = plan.phones, plan.schedule_time, plan.cost
     status = Recipient.Status.SCHEDULED if when else Recipient.Status.QUEUED
@@ -297,6 +406,7 @@ def message_send(
         api_key=api_key,
         source=source,
         text=text,
+        personalised=plan.texts is not None,
         sender_id=plan.sender_id,
         encoding=plan.info.encoding,
         segments=plan.info.segments,
@@ -311,16 +421,14 @@ def message_send(
     # A savepoint when nested: a refused debit must take the rows written before it along.
     with transaction.atomic():
         insert_row(message)
-        _insert_recipients(message, phones, plan.costs, status)
+        _insert_recipients(message, plan, status)
         # The debit comes last: it locks the account's balance row until the commit, and
         # every send of the account waits on that lock.
         if cost > 0:
-            account_debit(
-                account_id=account.pk,
-                amount=cost,
-                reference=message.id,
-                note=f"{len(phones)} recipients x {plan.info.segments} parts",
-            )
+            note = f"{len(phones)} recipients x {plan.info.segments} parts"
+            if plan.parts is not None:
+                note = f"{len(phones)} personalised recipients, {sum(plan.parts.values())} parts"
+            account_debit(account_id=account.pk, amount=cost, reference=message.id, note=note)
         if not when:
             transaction.on_commit(lambda: _enqueue_dispatch(message.id))
     return SendResult(
@@ -332,21 +440,23 @@ def message_send(
     )
 
 
-def _insert_recipients(
-    message: Message, phones: list[str], costs: dict[str, Decimal], status: str
-) -> None:
+def _insert_recipients(message: Message, plan: SendPlan, status: str) -> None:
     """Store one row per recipient, with COPY: for a 100,000-member segment the ORM's bulk
     insert spent most of the send building and quoting parameters."""
     now = message.created_at
+    costs = plan.costs
+    texts = plan.texts or {}
+    parts = plan.parts or {}
+    segments = plan.info.segments
     columns = (
-        "message_id, account_id, created_at, updated_at, phone, status, cost, carrier, "
-        "carrier_message_id, error_code, error_message, attempts"
+        "message_id, account_id, created_at, updated_at, phone, status, text, segments, cost, "
+        "carrier, carrier_message_id, error_code, error_message, attempts"
     )
     table = connection.ops.quote_name(Recipient._meta.db_table)
     with connection.cursor() as cursor:
         raw = cursor.cursor  # the driver's cursor: COPY is not part of the DB-API
         with raw.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
-            for phone in phones:
+            for phone in plan.phones:
                 copy.write_row(
                     (
                         message.id,
@@ -355,6 +465,8 @@ def _insert_recipients(
                         now,
                         phone,
                         status,
+                        texts.get(phone, ""),
+                        parts.get(phone, segments),
                         costs[phone],
                         "",
                         "",

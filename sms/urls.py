@@ -1,4 +1,4 @@
-from django.urls import path
+from django.urls import include, path
 
 from sms import apis
 
@@ -11,5 +11,6 @@ urlpatterns = [
     path("messages/<str:message_id>/", apis.MessageDetailApi.as_view(), name="sms-message"),
     path("sender-ids/", apis.SenderIdsApi.as_view(), name="sms-sender-ids"),
     path("sender-ids/request/", apis.SenderIdRequestApi.as_view(), name="sms-sender-id-request"),
+    path("templates/", include("message_templates.urls")),
     path("<str:message_id>/cancel/", apis.CancelApi.as_view(), name="sms-cancel"),
 ]

@@ -12,7 +12,13 @@ from django.shortcuts import redirect
 
 from contacts.csvio import COLUMNS, csv_lines
 from contacts.models import Contact
-from contacts.selectors import contact_export_rows, contact_get, contact_queryset, contact_text_q
+from contacts.selectors import (
+    contact_custom_keys,
+    contact_export_rows,
+    contact_get,
+    contact_queryset,
+    contact_text_q,
+)
 from contacts.services import (
     contact_create,
     contact_delete,
@@ -24,7 +30,13 @@ from contacts.services import (
 from dashboard import selectors
 from dashboard.access import Workspace, dashboard_view
 from dashboard.audit import Action, audit_record
-from dashboard.forms import ContactForm, ContactImportForm, SearchForm, SegmentForm
+from dashboard.forms import (
+    ContactForm,
+    ContactImportForm,
+    SearchForm,
+    SegmentForm,
+    custom_fields_text,
+)
 from dashboard.views.common import csv_attachment, form_error, or_404, paginate, render_page
 from mifumo.api.errors import ApiError
 from segments.models import Segment
@@ -80,10 +92,12 @@ def contacts_list(request: HttpRequest, ws: Workspace) -> HttpResponse:
 def contacts_export(request: HttpRequest, ws: Workspace) -> HttpResponseBase:
     """Every contact (or those the search matches) as the import's CSV format."""
     _, q = _query(request)
-    rows = contact_export_rows(account=ws.account, within=contact_text_q(q) if q else None)
+    within = contact_text_q(q) if q else None
+    rows = contact_export_rows(account=ws.account, within=within)
+    keys = contact_custom_keys(account=ws.account, within=within)
     _record(request, ws, Action.CONTACTS_EXPORTED, "contacts CSV", search=q)
     name = f"mifumo-contacts-{selectors.today().isoformat()}.csv"
-    return csv_attachment(csv_lines(rows), name)
+    return csv_attachment(csv_lines(rows, keys), name)
 
 
 def _contact_form_page(
@@ -127,13 +141,18 @@ def contact_edit(request: HttpRequest, ws: Workspace, contact_id: str) -> HttpRe
         "phone_number": contact.phone_number,
         "email": contact.email,
         "tags": ", ".join(contact.tags),
+        "custom_fields": custom_fields_text(contact.custom_fields or {}),
         "is_active": contact.is_active,
     }
     form = ContactForm(request.POST or None, initial=initial)
     if request.method == "POST" and form.is_valid():
         changed = {k: v for k, v in form.cleaned_data.items() if k in form.changed_data}
+        # The form shows every field: a line taken out removes that field.
+        custom = form.cleaned_data["custom_fields"]
+        removed = dict.fromkeys(set(contact.custom_fields or {}) - set(custom))
+        data = {**form.cleaned_data, "custom_fields": {**removed, **custom}}
         try:
-            contact_update(contact=contact, data=form.cleaned_data)
+            contact_update(contact=contact, data=data)
         except ApiError as exc:
             form_error(form, exc, "phone_number")
         else:

@@ -7,6 +7,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.contrib import messages
+from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect
 
@@ -20,9 +21,17 @@ from dashboard.forms import (
     key_choices,
     new_nonce,
 )
-from dashboard.views.common import claim_nonce, form_error, or_404, paginate, render_page
+from dashboard.views.common import (
+    claim_nonce,
+    error_details,
+    form_error,
+    or_404,
+    paginate,
+    render_page,
+)
 from integration.models import Account
 from integration.selectors import account_balance, api_keys_all
+from message_templates.selectors import template_get
 from mifumo.api.errors import ApiError
 from segments.selectors import segment_list
 from sms import encoding
@@ -39,6 +48,8 @@ from webhooks.selectors import delivery_list
 
 SEGMENT_CHOICES_LIMIT = 100
 DELIVERIES_SHOWN = 50
+# How many recipients' own texts a preview shows.
+PREVIEW_RECIPIENTS = 5
 ZERO = Decimal("0.00")
 MAX_ANALYZED_TEXT = 2000
 
@@ -135,9 +146,27 @@ def _arguments(form: SendMessageForm) -> dict[str, Any]:
 
 
 def _unit_price(plan: SendPlan) -> Decimal | None:
-    """The price of one part when every recipient pays the same, else None."""
+    """The price of one part when every recipient pays the same for the same parts (not a
+    personalised send, whose texts differ), else None."""
+    if plan.parts is not None:
+        return None
     prices = {cost / plan.info.segments for cost in plan.costs.values()}
     return prices.pop() if len(prices) == 1 else None
+
+
+def first_recipients(plan: SendPlan, count: int = PREVIEW_RECIPIENTS) -> list[dict[str, Any]]:
+    """The first recipients with the text each gets, its parts and its cost."""
+    rows = []
+    for phone in plan.phones[:count]:
+        rows.append(
+            {
+                "phone": phone,
+                "text": plan.texts[phone] if plan.texts is not None else plan.text,
+                "segments": plan.parts[phone] if plan.parts is not None else plan.info.segments,
+                "cost": plan.costs[phone],
+            }
+        )
+    return rows
 
 
 def text_summary(info: encoding.TextInfo, limit: int) -> str:
@@ -147,6 +176,35 @@ def text_summary(info: encoding.TextInfo, limit: int) -> str:
     parts = f"{info.segments} part{'' if info.segments == 1 else 's'}"
     room = f"up to {info.per_segment} {'characters' if info.encoding == encoding.GSM7 else 'units'}"
     return f"{info.length} / {limit} characters · {alphabet} · {parts} ({room} each)"
+
+
+@dashboard_view()
+def message_send_preview(request: HttpRequest, ws: Workspace) -> JsonResponse:
+    """The live preview of the send form: the first recipients' own texts (placeholders
+    filled), their parts and cost, and the total; or what stops the send. Nothing is sent.
+    Only for those who may send."""
+    if not ws.can_manage:
+        raise PermissionDenied
+    form = _send_form(ws.account, request.GET)
+    if not form.is_valid():
+        problems = [str(e) for errors in form.errors.values() for e in errors]
+        return JsonResponse({"ok": False, "problems": problems[:10]})
+    try:
+        plan = message_quote(account=ws.account, **_arguments(form))
+    except ApiError as exc:
+        return JsonResponse({"ok": False, "problems": [exc.message, *error_details(exc)][:10]})
+    count = len(plan.phones)
+    return JsonResponse(
+        {
+            "ok": True,
+            "recipients": [{**row, "cost": f"{row['cost']:.2f}"} for row in first_recipients(plan)],
+            "summary": (
+                f"{count:,} recipient{'' if count == 1 else 's'}, up to {plan.info.segments} "
+                f"part{'' if plan.info.segments == 1 else 's'} each, "
+                f"{plan.cost:.2f} {ws.account.currency} in all"
+            ),
+        }
+    )
 
 
 @dashboard_view()
@@ -201,6 +259,7 @@ def _preview(request: HttpRequest, ws: Workspace, form: SendMessageForm) -> Http
             "form": form,
             "plan": plan,
             "unit_price": _unit_price(plan),
+            "first": first_recipients(plan),
             "balance": balance,
             "balance_after": balance.balance - plan.cost,
             "affordable": plan.cost <= balance.balance,
@@ -258,6 +317,10 @@ def message_send_view(request: HttpRequest, ws: Workspace) -> HttpResponse:
     if request.method != "POST":
         wanted = request.GET.get("segment")
         initial = {"nonce": new_nonce(), "segments": [wanted] if wanted else []}
+        template_id = request.GET.get("template")
+        if template_id:
+            template = or_404(template_get, account=ws.account, template_id=template_id)
+            initial["message"] = template.text
         return _form_page(request, ws, _send_form(ws.account, initial=initial))
     form = _send_form(ws.account, request.POST)
     step = request.POST.get("step", "preview")

@@ -80,10 +80,59 @@ def test_header_names_are_case_insensitive_and_a_byte_order_mark_is_ignored(api)
     assert Contact.objects.get().tags == ["a", "b"]
 
 
-def test_unknown_columns_are_ignored_and_reported(api):
-    data = result(upload(api, "name,phone_number,city\nJohn,0712345678,Arusha\n"))
+def test_columns_that_cannot_be_custom_fields_are_ignored_and_reported(api):
+    data = result(upload(api, "name,phone_number,1st visit,phone\nJohn,0712345678,May,x\n"))
     assert data["created"] == 1
-    assert data["ignored_columns"] == ["city"]
+    assert data["ignored_columns"] == ["1st visit", "phone"]
+    assert Contact.objects.get().custom_fields == {}
+
+
+def test_other_columns_become_custom_fields(api):
+    csv = (
+        "name,phone_number,City,Order ID,note\n"
+        "John,0712345678,Arusha,1043,\n"
+        "Asha,0754111222,  Moshi ,,hi\n"
+    )
+    data = result(upload(api, csv))
+    assert data["created"] == 2
+    assert data["ignored_columns"] == []
+    fields = dict(Contact.objects.values_list("name", "custom_fields"))
+    # An empty cell leaves the field out; values are trimmed.
+    assert fields == {
+        "John": {"city": "Arusha", "order_id": "1043"},
+        "Asha": {"city": "Moshi", "note": "hi"},
+    }
+
+
+def test_an_update_import_merges_custom_fields(api, alice):
+    make_contact(alice, phone_number="+255712345678", custom_fields={"city": "Dar", "tier": "1"})
+    data = result(
+        upload(
+            api,
+            "name,phone_number,city,order_id\nJohn,0712345678,Arusha,7\n",
+            on_duplicate="update",
+        )
+    )
+    assert data["updated"] == 1
+    contact = Contact.objects.get()
+    assert contact.custom_fields == {"city": "Arusha", "tier": "1", "order_id": "7"}
+
+
+def test_a_custom_field_value_over_255_characters_fails_its_row(api):
+    csv = "name,phone_number,city\nJohn,0712345678," + "a" * 256 + "\nAsha,0754111222,Moshi\n"
+    data = result(upload(api, csv))
+    assert data["created"] == 1
+    assert data["errors"] == [
+        {"row": 2, "field": "city", "reason": "is longer than 255 characters"}
+    ]
+
+
+def test_more_than_20_custom_field_columns_is_a_file_error(api):
+    extra = ",".join(f"f{i}" for i in range(21))
+    response = upload(api, f"name,phone_number,{extra}\nJohn,0712345678\n")
+    body = assert_envelope(response, 400, "VALIDATION_ERROR")
+    assert "at most 20" in body["details"]["file"][0]
+    assert not Contact.objects.exists()
 
 
 @pytest.mark.parametrize(

@@ -54,6 +54,7 @@ def test_without_q_lists_the_accounts_contacts_newest_first(api, people):
     assert set(first) == {
         "id",
         "name",
+        "custom_fields",
         "phone_number",
         "email",
         "tags",

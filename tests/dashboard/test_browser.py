@@ -167,3 +167,35 @@ def test_the_dashboards_own_script_and_styles_run_under_its_policy(
     for path in ("", "keys/", "messages/", "usage/", "contacts/", "segments/", "activity/"):
         page.goto(live_server.url + dash(path))
         expect(page.locator("main h1").first).to_be_visible()
+
+
+def test_sending_from_a_template_shows_each_recipients_text_as_the_form_changes(
+    live_server: Any, open_page: Any, owner: Any
+) -> None:
+    from contacts.services import contact_create
+    from message_templates.services import template_create
+
+    account = owner.memberships.get().account
+    contact_create(
+        account=account, name="Asha", phone_number="+255712345678", custom_fields={"city": "Moshi"}
+    )
+    template_create(account=account, name="Karibu", text="Karibu {{name}} wa {{city|Dar}}")
+    page: Page = open_page()
+    sign_in(page, live_server.url, owner.username)
+    page.get_by_role("link", name="Templates").click()
+    page.get_by_role("link", name="Send Karibu").click()
+    expect(page.get_by_label("Message")).to_have_value("Karibu {{name}} wa {{city|Dar}}")
+    page.get_by_label("Recipients").fill("+255712345678")
+    preview = page.locator("#send-live-preview")
+    expect(preview).to_contain_text("1 recipient, up to 1 part each, 10.00 TZS in all")
+    expect(preview).to_contain_text("Karibu Asha wa Moshi")
+    # A number that is not a contact has no name: the preview says what stops the send.
+    page.get_by_label("Recipients").fill("+255712345678, 0754 000 001")
+    expect(preview).to_contain_text("have no value")
+    page.get_by_label("Message").fill("Karibu {{name|mteja}} wa {{city|Dar}}")
+    expect(preview).to_contain_text("2 recipients, up to 1 part each, 20.00 TZS in all")
+    expect(preview).to_contain_text("Karibu mteja wa Dar")
+    page.get_by_role("button", name="Preview").click()
+    expect(page.locator("#first-recipients")).to_contain_text("Karibu Asha wa Moshi")
+    page.get_by_role("button", name="Confirm and send").click()
+    expect(page.get_by_text("is on its way to 2 recipients")).to_be_visible()

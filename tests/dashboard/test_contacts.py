@@ -274,3 +274,49 @@ def test_segments_are_searched_and_paged(owner_client: Client, alice: Account) -
     assert [s.name for s, _ in found.context["rows"]] == ["Wateja"]
     second = owner_client.get(dash("segments/"), {"page": 2})
     assert len(second.context["rows"]) == 6 and b'aria-label="Page 1"' in second.content
+
+
+def test_custom_fields_are_added_shown_edited_and_removed(
+    owner_client: Client, alice: Account
+) -> None:
+    owner_client.post(
+        dash("contacts/new/"),
+        {
+            "name": "Asha",
+            "phone_number": "0713 000 004",
+            "custom_fields": "city: Arusha\r\n\r\norder_id:  1043 \r\nnote: a: b",
+            "is_active": "on",
+        },
+    )
+    contact = Contact.objects.get(account=alice)
+    assert contact.custom_fields == {"city": "Arusha", "order_id": "1043", "note": "a: b"}
+    page = owner_client.get(dash(f"contacts/{contact.pk}/")).content.decode()
+    assert "order_id</span>: 1043" in page
+    form = owner_client.get(dash(f"contacts/{contact.pk}/edit/")).content.decode()
+    assert "city: Arusha\nnote: a: b\norder_id: 1043" in form
+    owner_client.post(
+        dash(f"contacts/{contact.pk}/edit/"),
+        {"name": "Asha", "phone_number": contact.phone_number, "custom_fields": "city: Moshi"},
+    )
+    contact.refresh_from_db()
+    assert contact.custom_fields == {"city": "Moshi"}
+
+
+@pytest.mark.parametrize(
+    ("lines", "shown"),
+    [
+        ("city Arusha", "Line 1: write it as key: value."),
+        ("City: Arusha", "is not a valid key"),
+        ("name: x", "is reserved"),
+        ("city: " + "a" * 256, "longer than 255 characters"),
+    ],
+)
+def test_bad_custom_fields_are_explained_on_the_form(
+    owner_client: Client, alice: Account, lines: str, shown: str
+) -> None:
+    response = owner_client.post(
+        dash("contacts/new/"),
+        {"name": "Asha", "phone_number": "0713000004", "custom_fields": lines},
+    )
+    assert response.status_code == 400 and shown in response.content.decode()
+    assert not Contact.objects.exists()

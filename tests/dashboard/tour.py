@@ -23,6 +23,7 @@ from integration.services import (
     invitation_create,
     membership_add,
 )
+from message_templates.services import template_create
 from segments.services import segment_create
 from sms.models import Recipient
 from sms.sender_ids import sender_id_request, sender_id_review
@@ -89,6 +90,8 @@ def seed_account(account: Account, other: Account) -> Tour:
             phone_number=f"+2557540{index:05d}",
             email=f"contact{index + 1}@example.co.tz" if index % 3 else "",
             tags=["vip", "dar"] if index % 4 == 0 else ["customer"],
+            custom_fields={"city": "Dar es Salaam" if index % 4 == 0 else "Arusha"}
+            | ({"order_id": str(1040 + index)} if index % 2 else {}),
         )
         contacts.append(contact)
     contact_opt_out(contact=contacts[1])
@@ -100,6 +103,12 @@ def seed_account(account: Account, other: Account) -> Tour:
     )
     for n in range(3):
         segment_create(account=account, name=f"Campaign {n + 1}", criteria={"tags": ["customer"]})
+    template = template_create(
+        account=account,
+        name="Order ready",
+        text="Habari {{name}}, oda yako {{order_id}} iko tayari {{city|Dar es Salaam}}.",
+    )
+    template_create(account=account, name="Karibu", text="Karibu {{name}}! Asante kwa kununua.")
     endpoint = endpoint_create(
         account=account,
         url="https://crm.example.co.tz/hooks/mifumo/very/long/path/to/see/wrapping",
@@ -159,6 +168,7 @@ def seed_account(account: Account, other: Account) -> Tour:
             "scheduled": scheduled.pk,
             "contact": contacts[0].pk,
             "segment": segment.pk,
+            "template": template.pk,
             "webhook": endpoint.pk,
             "delivery": delivery.pk,
             "key": str(keys[0].api_key.pk),
@@ -186,6 +196,10 @@ def signed_in_pages(tour: Tour) -> list[tuple[str, str]]:
         ("segment", dash(f"segments/{ids['segment']}/")),
         ("segment-new", dash("segments/new/")),
         ("segment-edit", dash(f"segments/{ids['segment']}/edit/")),
+        ("templates", dash("templates/")),
+        ("template-new", dash("templates/new/")),
+        ("template-edit", dash(f"templates/{ids['template']}/edit/")),
+        ("send-template", dash(f"messages/send/?template={ids['template']}")),
         ("sender-ids", dash("sender-ids/")),
         ("keys", dash("keys/")),
         ("usage", dash("usage/")),

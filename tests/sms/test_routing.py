@@ -434,3 +434,30 @@ def test_the_route_check_names_carriers_that_are_not_configured() -> None:
     assert found[0].msg == (
         "Carrier route +25574 names 'vodacom', which is not in settings.MIFUMO_CARRIERS"
     )
+
+
+@pytest.mark.django_db
+def test_a_personalised_message_keeps_each_recipients_text_through_handoff_and_failover(
+    alice: Any,
+) -> None:
+    from contacts.services import contact_create
+
+    for phone, name in ((VODACOM, "Asha"), (AIRTEL, "Juma"), (TIGO, "Neema")):
+        contact_create(account=alice, name=name, phone_number=phone)
+    route("255", "bind", "beta")
+    message = message_send(
+        account=alice, text="Habari {{name}}", recipients=[VODACOM, AIRTEL, TIGO]
+    ).message
+    dispatch.message_dispatch(message_id=message.id)
+    RecordingCarrier.refuse["bind"] = {AIRTEL: False}
+    dispatch.handoff_dispatch(carrier="bind", limit=10)
+    sent = {
+        sms.to: (name, sms.text)
+        for name, batch in RecordingCarrier.accepted.items()
+        for sms in batch
+    }
+    assert sent == {
+        VODACOM: ("bind", "Habari Asha"),
+        AIRTEL: ("beta", "Habari Juma"),
+        TIGO: ("bind", "Habari Neema"),
+    }

@@ -31,6 +31,9 @@ def test_status_of_a_delivered_message_matches_the_guide(
         {
             "phone": TZ,
             "status": "delivered",
+            "text": "Habari",
+            "segments": 1,
+            "cost": 10.0,
             "delivery_time": data["delivery_time"],
             "sent_at": data["recipients"][0]["sent_at"],
             "error_code": None,

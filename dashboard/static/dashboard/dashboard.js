@@ -110,6 +110,49 @@
     ask();
   });
 
+  // The send form shows what its first recipients get (placeholders filled), their parts and
+  // the cost, asked of the server as the form changes; the preview step checks it all again.
+  document.querySelectorAll("form[data-preview-url]").forEach(function (form) {
+    var box = document.getElementById(form.getAttribute("data-preview-target"));
+    if (!box || !window.fetch || !window.URLSearchParams) return;
+    var summary = box.querySelector("[data-preview-summary]");
+    var list = box.querySelector("[data-preview-list]");
+    var timer = null;
+    var show = function (answer) {
+      box.hidden = false;
+      list.textContent = "";
+      if (!answer.ok) {
+        summary.textContent = answer.problems.join(" ");
+        return;
+      }
+      summary.textContent = answer.summary;
+      answer.recipients.forEach(function (row) {
+        var item = document.createElement("li");
+        var head = document.createElement("span");
+        head.className = "cell-sub mono";
+        head.textContent = row.phone + " · " + row.segments + " part" + (row.segments === 1 ? "" : "s") + " · " + row.cost;
+        var text = document.createElement("span");
+        text.className = "text";
+        text.textContent = row.text;
+        item.appendChild(head);
+        item.appendChild(text);
+        list.appendChild(item);
+      });
+    };
+    var ask = function () {
+      var query = new URLSearchParams(new FormData(form));
+      query.delete("csrfmiddlewaretoken");
+      query.delete("nonce");
+      fetch(form.getAttribute("data-preview-url") + "?" + query.toString(), { credentials: "same-origin" })
+        .then(function (response) { return response.ok ? response.json() : null; })
+        .then(function (answer) { if (answer) show(answer); })
+        .catch(function () { /* the preview step shows it all */ });
+    };
+    var later = function () { clearTimeout(timer); timer = setTimeout(ask, 400); };
+    form.addEventListener("input", later);
+    form.addEventListener("change", later);
+  });
+
   // Uploads show their progress and cannot be sent twice; the answer replaces the page.
   document.querySelectorAll("form[data-upload]").forEach(function (form) {
     if (!window.XMLHttpRequest || !window.FormData) return;

@@ -1,0 +1,92 @@
+"""Message templates: the list, a form to create or change one, deleting, and a way into
+the send form with a template's text."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect
+
+from dashboard.access import Workspace, dashboard_view
+from dashboard.audit import Action, audit_record
+from dashboard.forms import MessageTemplateForm
+from dashboard.views.common import form_error, or_404, paginate, render_page
+from message_templates.models import MessageTemplate
+from message_templates.selectors import template_get
+from message_templates.services import template_create, template_delete, template_update
+from mifumo.api.errors import ApiError
+from sms.personalise import placeholder_keys
+
+
+def _record(request: HttpRequest, ws: Workspace, action: str, template: MessageTemplate) -> None:
+    audit_record(
+        account=ws.account,
+        actor=request.user,
+        action=action,
+        target=template.name,
+        details={"id": template.pk},
+        request=request,
+    )
+
+
+@dashboard_view()
+def templates_list(request: HttpRequest, ws: Workspace) -> HttpResponse:
+    rows = MessageTemplate.objects.filter(account=ws.account).order_by("-created_at", "-id")
+    page = paginate(request, rows)
+    return render_page(
+        request,
+        ws,
+        "dashboard/message_templates.html",
+        {"page": page, "rows": [(t, placeholder_keys(t.text)) for t in page.object_list]},
+        section="templates",
+    )
+
+
+def _form(request: HttpRequest, ws: Workspace, template: MessageTemplate | None) -> HttpResponse:
+    """Create (``template`` None) or change a template from its form."""
+    initial = {"name": template.name, "text": template.text} if template is not None else None
+    form = MessageTemplateForm(request.POST or None, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        fields = {"name": form.cleaned_data["name"], "text": form.cleaned_data["text"]}
+        try:
+            if template is None:
+                template = template_create(account=ws.account, **fields)
+                action, verb = Action.TEMPLATE_CREATED, "created"
+            else:
+                template_update(template=template, data=fields)
+                action, verb = Action.TEMPLATE_UPDATED, "saved"
+        except ApiError as exc:
+            form_error(form, exc, "name")
+            if template is not None:
+                template.refresh_from_db()
+        else:
+            _record(request, ws, action, template)
+            messages.success(request, f"Template {template.name} {verb}.")
+            return redirect("dashboard:templates")
+    return render_page(
+        request,
+        ws,
+        "dashboard/message_template_form.html",
+        {"form": form, "template": template},
+        section="templates",
+        status=400 if form.is_bound and form.errors else 200,
+    )
+
+
+@dashboard_view(methods=("GET", "POST"), manage=True)
+def template_new(request: HttpRequest, ws: Workspace) -> HttpResponse:
+    return _form(request, ws, None)
+
+
+@dashboard_view(methods=("GET", "POST"), manage=True)
+def template_edit(request: HttpRequest, ws: Workspace, template_id: str) -> HttpResponse:
+    return _form(request, ws, or_404(template_get, account=ws.account, template_id=template_id))
+
+
+@dashboard_view(methods=("POST",), manage=True)
+def template_remove(request: HttpRequest, ws: Workspace, template_id: str) -> HttpResponse:
+    template = or_404(template_get, account=ws.account, template_id=template_id)
+    template_delete(template=template)
+    _record(request, ws, Action.TEMPLATE_DELETED, template)
+    messages.success(request, f"Template {template.name} deleted.")
+    return redirect("dashboard:templates")

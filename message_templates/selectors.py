@@ -1,0 +1,29 @@
+"""Reads over message templates; every one is scoped to an account."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from integration.models import Account
+from message_templates.models import MessageTemplate
+from mifumo.api.errors import ApiError, ErrorCode
+
+
+@dataclass(frozen=True)
+class TemplatePage:
+    templates: list[MessageTemplate]
+    total: int
+
+
+def template_get(*, account: Account, template_id: str) -> MessageTemplate:
+    template = MessageTemplate.objects.filter(account=account, pk=template_id).first()
+    if template is None:
+        raise ApiError(ErrorCode.NOT_FOUND, "Template not found", {"template_id": template_id})
+    return template
+
+
+def template_list(*, account: Account, limit: int, offset: int) -> TemplatePage:
+    templates = MessageTemplate.objects.filter(account=account).order_by("-created_at", "-id")
+    total = templates.count()
+    page = list(templates[offset : offset + limit]) if offset < total else []
+    return TemplatePage(templates=page, total=total)
