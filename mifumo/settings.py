@@ -69,6 +69,7 @@ INSTALLED_APPS = [
     "contacts",
     "segments",
     "webhooks",
+    "inbox",
     "dashboard",
 ]
 

@@ -378,26 +378,35 @@ def event_record_low_balance(*, alert: LowBalance) -> Event | None:
     moved the balance); None when no endpoint wants it. Delivered, signed and retried like
     the message events. Only live traffic moves money, so the event is live: test
     endpoints never receive it."""
-    event_type = EventType.LOW_BALANCE
-    account_id = alert.account_id
+    return event_record_account(
+        account_id=alert.account_id,
+        event_type=EventType.LOW_BALANCE,
+        payload={
+            "balance": money(alert.balance),
+            "threshold": money(alert.threshold),
+            "currency": alert.currency,
+        },
+    )
+
+
+def event_record_account(
+    *, account_id: int, event_type: EventType, payload: dict[str, Any], is_test: bool = False
+) -> Event | None:
+    """Write an account event that is about no sent message (an inbound message, an opt-out)
+    and a delivery to each active endpoint of its mode that subscribes to it, inside the
+    caller's transaction; None when no endpoint wants it. The body is ``payload`` after
+    ``event_id``, ``event`` and ``created_at``."""
     subscribed = [
         e
         for e in selectors.endpoints_active(account_ids=[account_id]).get(account_id, [])
-        if not e.is_test and e.subscribes_to(event_type)
+        if e.is_test == is_test and e.subscribes_to(event_type)
     ]
     if not subscribed:
         return None
     now = timezone.now()
-    event = Event(account_id=account_id, type=event_type, is_test=False, created_at=now)
+    event = Event(account_id=account_id, type=event_type, is_test=is_test, created_at=now)
     event.body = _body(
-        {
-            "event_id": event.id,
-            "event": event_type.value,
-            "created_at": iso(now),
-            "balance": money(alert.balance),
-            "threshold": money(alert.threshold),
-            "currency": alert.currency,
-        }
+        {"event_id": event.id, "event": event_type.value, "created_at": iso(now), **payload}
     )
     deliveries = [
         Delivery(

@@ -11,7 +11,7 @@ from django.http.response import HttpResponseBase
 from django.shortcuts import redirect
 
 from contacts.csvio import COLUMNS, csv_lines
-from contacts.models import Contact
+from contacts.models import Contact, OptOutSource
 from contacts.selectors import contact_export_rows, contact_get, contact_queryset, contact_text_q
 from contacts.services import (
     contact_create,
@@ -148,11 +148,11 @@ def contact_edit(request: HttpRequest, ws: Workspace, contact_id: str) -> HttpRe
 def contact_opt(request: HttpRequest, ws: Workspace, contact_id: str, out: bool) -> HttpResponse:
     contact = or_404(contact_get, account=ws.account, contact_id=contact_id)
     if out:
-        contact_opt_out(contact=contact)
+        contact_opt_out(contact=contact, source=OptOutSource.DASHBOARD)
         _record(request, ws, Action.CONTACT_OPTED_OUT, contact.phone_number)
         messages.success(request, f"{contact.name} is opted out: no message reaches them.")
     else:
-        contact_opt_in(contact=contact)
+        contact_opt_in(contact=contact, source=OptOutSource.DASHBOARD)
         _record(request, ws, Action.CONTACT_OPTED_IN, contact.phone_number)
         messages.success(request, f"{contact.name} receives messages again.")
     return redirect("dashboard:contact", contact_id=contact.pk)

@@ -1,0 +1,306 @@
+"""Writes for two-way messaging: assigning numbers, and the pipeline every inbound message
+takes (store once, route, match keywords, opt out or in, queue webhooks and replies)."""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from contacts.models import Contact, OptOutSource
+from contacts.services import contact_set_opted_out
+from inbox import keywords
+from inbox.models import Action, AutoReply, InboundMessage, Keyword, Number
+from integration.models import Account, ApiKey
+from mifumo.api.errors import ApiError
+from mifumo.api.fields import iso
+from sms.models import Message, Recipient
+from sms.phones import InvalidPhone, normalize_phone
+from sms.services import message_send
+from webhooks.models import EventType
+from webhooks.services import event_record_account
+
+logger = logging.getLogger(__name__)
+
+SHORT_CODE = re.compile(r"^[0-9]{3,8}$")
+LONG_NUMBER = re.compile(r"^\+[1-9][0-9]{7,14}$")
+# How far back a reply is matched to the message it answers.
+REPLY_WINDOW = timedelta(days=7)
+
+
+class NumberError(ValueError):
+    """A number or keyword that cannot be assigned, with the reason."""
+
+
+def normalise_number(raw: str) -> str:
+    """A short code stays its digits; a long number becomes E.164 ("255712345678",
+    "+255 712 345 678" and "0712345678" all give "+255712345678")."""
+    value = re.sub(r"[\s()-]", "", raw or "")
+    if SHORT_CODE.match(value):
+        return value
+    if value.isdigit() and not value.startswith("0"):
+        value = "+" + value
+    elif not value.startswith("+"):
+        try:
+            value = normalize_phone(value)
+        except InvalidPhone as exc:
+            raise NumberError(
+                f"{raw!r} is neither a short code nor a phone number: {exc}"
+            ) from None
+    if not LONG_NUMBER.match(value):
+        raise NumberError(f"{raw!r} is neither a short code (3-8 digits) nor an E.164 number")
+    return value
+
+
+def normalise_sender(raw: str) -> str:
+    """The sending phone as E.164 when it is one; anything else (an alphanumeric sender)
+    as it came."""
+    value = (raw or "").strip()
+    try:
+        return normalize_phone(value if value.startswith(("+", "0")) else "+" + value)
+    except InvalidPhone:
+        return value[:32]
+
+
+def number_assign(*, account: Account, number: str, keyword: str = "") -> tuple[Number, bool]:
+    """Let ``account`` receive on ``number`` (for a shared code, the messages whose first
+    word is ``keyword``). Returns the assignment and whether it is new; NumberError when
+    another account holds the number, or the number with that keyword."""
+    value = normalise_number(number)
+    word = keywords.normalise_keyword(keyword)
+    if keyword and not keywords.KEYWORD_FORMAT.match(word):
+        raise NumberError(f"{keyword!r}: a keyword is one word of up to 20 letters or digits")
+    with transaction.atomic():
+        held = list(Number.objects.select_for_update().filter(number=value))
+        for row in held:
+            if row.keyword == word and row.account_id == account.pk:
+                return row, False
+        others = [row for row in held if row.account_id != account.pk]
+        if any(row.keyword == word for row in others):
+            raise NumberError(f"{value} {word} is held by another account".replace("  ", " "))
+        if others and not word:
+            raise NumberError(f"{value} is shared by other accounts: assign it with --keyword")
+        if any(not row.keyword for row in others):
+            raise NumberError(f"{value} belongs to another account alone")
+        try:
+            with transaction.atomic():
+                return Number.objects.create(account=account, number=value, keyword=word), True
+        except IntegrityError:
+            raise NumberError(f"{value} {word} is held by another account") from None
+
+
+@dataclass(frozen=True)
+class Route:
+    number: Number | None
+    keyword: str
+    text: str  # what the keywords are matched on: the text after the routing keyword
+
+
+def route(*, destination: str, text: str, account: Account | None = None) -> Route:
+    """Destination first; for a number shared by keyword, the first word of the text."""
+    rows = Number.objects.filter(number=destination).select_related("account")
+    if account is not None:
+        rows = rows.filter(account=account)
+    candidates = list(rows)
+    dedicated = [row for row in candidates if not row.keyword]
+    if dedicated:
+        return Route(dedicated[0], "", text)
+    word, rest = keywords.first_word(text)
+    for row in candidates:
+        if row.keyword == word:
+            return Route(row, word, rest)
+    return Route(None, "", text)
+
+
+def inbound_data(message: InboundMessage) -> dict[str, Any]:
+    """The inbound message as the API and the ``message.received`` event show it."""
+    return {
+        "inbound_id": message.id,
+        "from": message.sender,
+        "to": message.destination,
+        "text": message.text,
+        "keyword": message.keyword or None,
+        "action": message.action or None,
+        "received_at": iso(message.received_at),
+        "carrier": message.carrier,
+        "contact_id": message.contact_id,
+        "in_reply_to": message.in_reply_to_id,
+    }
+
+
+def _account_keywords(account: Account) -> dict[str, str]:
+    return dict(Keyword.objects.filter(account=account).values_list("word", "action"))
+
+
+def _reply_to(account: Account, phone: str, number: str, now: datetime) -> str | None:
+    row = (
+        Recipient.objects.filter(
+            account=account,
+            phone=phone,
+            created_at__gte=now - REPLY_WINDOW,
+            message__sender_id=number,
+        )
+        .order_by("-created_at", "-id")
+        .values_list("message_id", flat=True)
+        .first()
+    )
+    return row
+
+
+def auto_reply_text(*, account: Account, action: str) -> str | None:
+    """The account's reply to ``action``: its own text, the default, or None when off."""
+    own = AutoReply.objects.filter(account=account, action=action).first()
+    if own is None:
+        return keywords.DEFAULT_REPLIES.get(action)
+    if not own.enabled:
+        return None
+    return own.text or keywords.DEFAULT_REPLIES.get(action)
+
+
+def _send_auto_reply(
+    message: InboundMessage, number: Number, account: Account, api_key: ApiKey | None
+) -> str | None:
+    """Send the reply to the keyword from the receiving number, priced and charged like any
+    message. A reply that cannot go (no balance, the phone opted out) is skipped: the
+    inbound message and what it asked for stand."""
+    text = auto_reply_text(account=account, action=message.action)
+    if not text:
+        return None
+    try:
+        with transaction.atomic():
+            result = message_send(
+                account=account,
+                api_key=api_key,
+                text=text,
+                recipients=[message.sender],
+                sender_id=number.number,
+                source=Message.Source.AUTO_REPLY,
+            )
+    except ApiError as exc:
+        logger.info("auto-reply to %s skipped: %s (%s)", message.id, exc.code, exc)
+        return None
+    return result.message.id
+
+
+def _apply_action(
+    message: InboundMessage, account: Account, contact: Contact | None
+) -> Contact | None:
+    """Opt the phone out (creating its contact) or back in, as the keyword asked."""
+    if message.action not in (Action.OPT_OUT, Action.OPT_IN):
+        return contact
+    opting_out = message.action == Action.OPT_OUT
+    if contact is None and not opting_out:
+        return None  # a phone with no contact was never opted out
+    if contact is None:
+        contact, _ = Contact.objects.get_or_create(
+            account=account, phone_number=message.sender, defaults={"name": message.sender}
+        )
+    return contact_set_opted_out(
+        contact=contact,
+        opted_out=opting_out,
+        source=OptOutSource.KEYWORD,
+        inbound_id=message.id,
+        is_test=message.is_test,
+        detail=message.text,
+    )
+
+
+def inbound_receive(
+    *,
+    carrier: str,
+    sender: str,
+    destination: str,
+    text: str,
+    carrier_message_id: str = "",
+    received_at: datetime | None = None,
+    raw: Mapping[str, Any] | None = None,
+    incomplete: bool = False,
+    account: Account | None = None,
+    api_key: ApiKey | None = None,
+) -> tuple[InboundMessage, bool]:
+    """Store one inbound message and do what it asks; returns it and whether it is new.
+
+    A carrier that redelivers (same carrier and carrier id) gets the stored message back and
+    nothing is done twice. ``account`` restricts routing to that account (the simulator);
+    ``api_key`` is a test key there, which makes the message and its replies test traffic.
+    Everything happens in one transaction, so a carrier is answered only once it is stored.
+    """
+    carrier_message_id = (carrier_message_id or "")[:120]
+    with transaction.atomic():
+        if carrier_message_id:
+            existing = InboundMessage.objects.filter(
+                carrier=carrier, carrier_message_id=carrier_message_id
+            ).first()
+            if existing is not None:
+                return existing, False
+        try:
+            to = normalise_number(destination)
+        except NumberError:
+            to = (destination or "").strip()[:32]
+        phone = normalise_sender(sender)
+        routed = route(destination=to, text=text, account=account)
+        number = routed.number
+        owner = number.account if number is not None else None
+        now = timezone.now()
+        message = InboundMessage(
+            account=owner,
+            number=number,
+            sender=phone,
+            destination=to,
+            text=text,
+            keyword=routed.keyword,
+            carrier=carrier,
+            carrier_message_id=carrier_message_id,
+            is_test=bool(api_key and api_key.is_test),
+            incomplete=incomplete,
+            raw=dict(raw or {}),
+            received_at=received_at or now,
+        )
+        if owner is not None:
+            message.action = keywords.match_action(routed.text, _account_keywords(owner)) or ""
+            message.contact = Contact.objects.filter(account=owner, phone_number=phone).first()
+            message.in_reply_to_id = _reply_to(owner, phone, to, now)
+        try:
+            with transaction.atomic():
+                message.save(force_insert=True)
+        except IntegrityError:
+            if not carrier_message_id:
+                raise
+            # The same message arrived twice at once; the first one stored it.
+            existing = InboundMessage.objects.get(
+                carrier=carrier, carrier_message_id=carrier_message_id
+            )
+            return existing, False
+        if owner is None or number is None:
+            logger.info("inbound %s to %s matches no account; kept", message.id, to)
+            return message, True
+        # The confirmation of an opt-out goes before the opt-out itself: afterwards every
+        # send to the phone is refused.
+        if message.action == Action.OPT_OUT:
+            _send_auto_reply(message, number, owner, api_key)
+        contact = _apply_action(message, owner, message.contact)
+        if contact is not None and message.contact_id != contact.pk:
+            message.contact = contact
+            message.save(update_fields=["contact"])
+        if message.action in (Action.OPT_IN, Action.HELP):
+            _send_auto_reply(message, number, owner, api_key)
+        event_record_account(
+            account_id=owner.pk,
+            event_type=EventType.RECEIVED,
+            payload=inbound_data(message),
+            is_test=message.is_test,
+        )
+    return message, True
+
+
+def inbound_mark_read(*, account: Account, phone: str) -> int:
+    """Mark the account's unread messages from ``phone`` read; returns how many."""
+    return InboundMessage.objects.filter(account=account, sender=phone, read_at=None).update(
+        read_at=timezone.now()
+    )
