@@ -11,15 +11,7 @@ from inbox.models import Action, AutoReply, InboundMessage, Keyword
 from inbox.services import inbound_receive, number_assign
 from integration.models import Account
 from sms.models import Message
-
-NUMBER = "+255700000100"
-PHONE = "+255712345678"
-
-
-@pytest.fixture
-def alice_number(alice: Account) -> str:
-    number_assign(account=alice, number=NUMBER)
-    return NUMBER
+from tests.inbox.conftest import NUMBER, PHONE
 
 
 def receive(text: str, **kw: Any) -> InboundMessage:
