@@ -232,6 +232,7 @@ def inbound_receive(
     Everything happens in one transaction, so a carrier is answered only once it is stored.
     """
     carrier_message_id = (carrier_message_id or "")[:120]
+    text = text.replace("\x00", "")  # PostgreSQL text cannot hold NUL; no phone means one
     with transaction.atomic():
         if carrier_message_id:
             existing = InboundMessage.objects.filter(
