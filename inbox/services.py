@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from django.utils.module_loading import import_string
 
 from contacts.models import Contact, OptOutSource
 from contacts.services import contact_set_opted_out
@@ -23,6 +25,7 @@ from mifumo.api.fields import iso
 from sms.models import Message, Recipient
 from sms.phones import InvalidPhone, normalize_phone
 from sms.services import message_send
+from sms.signals import StatusChange
 from webhooks.models import EventType
 from webhooks.services import event_record_account
 
@@ -305,3 +308,47 @@ def inbound_mark_read(*, account: Account, phone: str) -> int:
     return InboundMessage.objects.filter(account=account, sender=phone, read_at=None).update(
         read_at=timezone.now()
     )
+
+
+def _carrier_opt_out_codes(carrier: str) -> frozenset[str]:
+    """The error codes with which ``carrier`` says a phone opted out: its backend's
+    ``opt_out_errors`` and the ``OPT_OUT_ERRORS`` option (SMPP error codes differ per SMSC)."""
+    config = settings.MIFUMO_CARRIERS.get(carrier)
+    if not config or "BACKEND" not in config:
+        return frozenset()
+    backend = import_string(config["BACKEND"])
+    codes = set(getattr(backend, "opt_out_errors", ()))
+    codes.update(str(code) for code in config.get("OPT_OUT_ERRORS", ()))
+    return frozenset(codes)
+
+
+def opt_out_reported_by_carriers(*, changes: Sequence[StatusChange]) -> int:
+    """Opt out the phones whose messages failed because the carrier says they opted out
+    (Twilio 21610, Africa's Talking UserInBlacklist, configured SMPP codes); returns how
+    many. Runs in the transaction that recorded the failures."""
+    failed = [
+        rid for change in changes if change.status == "failed" for rid in change.recipient_ids
+    ]
+    if not failed:
+        return 0
+    rows = Recipient.objects.filter(id__in=failed).exclude(error_code="")
+    found = list(rows.values_list("account_id", "phone", "carrier", "error_code"))
+    codes: dict[str, frozenset[str]] = {}
+    done = 0
+    for account_id, phone, carrier, code in found:
+        if carrier not in codes:
+            codes[carrier] = _carrier_opt_out_codes(carrier)
+        if code not in codes[carrier]:
+            continue
+        contact, _ = Contact.objects.get_or_create(
+            account_id=account_id, phone_number=phone, defaults={"name": phone}
+        )
+        if not contact.opted_out:
+            contact_set_opted_out(
+                contact=contact,
+                opted_out=True,
+                source=OptOutSource.CARRIER,
+                detail=f"{carrier}: {code}",
+            )
+            done += 1
+    return done

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import close_old_connections, transaction
+from django.db import transaction
 from django.db.models import Min
 from django.utils import timezone
 
@@ -27,7 +27,6 @@ def store_inbound(items: Sequence[InboundSms]) -> None:
     """Store a carrier's batch in one transaction: when anything fails nothing is kept and
     the carrier, not yet answered, delivers the batch again."""
     touched: dict[Group, None] = {}
-    close_old_connections()  # carriers call from long-lived threads of their own
     with transaction.atomic():
         for item in items:
             part = item.concatenation

@@ -12,6 +12,8 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
+from django.db import close_old_connections
+
 from sms.carriers.inbound import Concatenation, InboundSms, inbound_sink
 from sms.carriers.smpp import DeliverSm, ProtocolError
 from sms.encoding import decode_gsm7
@@ -138,4 +140,7 @@ def store_inbound(carrier: str, pdus: Sequence[DeliverSm]) -> None:
                     raw={"unreadable": str(exc), "hex": payload.hex()},
                 )
             )
+    # The carrier's receipt thread lives as long as the bind: drop a connection the
+    # database closed meanwhile (as run_smpp's pumps do).
+    close_old_connections()
     inbound_sink()(items)
