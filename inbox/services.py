@@ -22,6 +22,7 @@ from inbox.models import Action, AutoReply, InboundMessage, Keyword, Number
 from integration.models import Account, ApiKey
 from mifumo.api.errors import ApiError
 from mifumo.api.fields import iso
+from sms.encoding import analyze
 from sms.models import Message, Recipient
 from sms.phones import InvalidPhone, normalize_phone
 from sms.services import message_send
@@ -352,3 +353,48 @@ def opt_out_reported_by_carriers(*, changes: Sequence[StatusChange]) -> int:
             )
             done += 1
     return done
+
+
+def keyword_add(*, account: Account, word: str, action: str) -> Keyword:
+    """Add a word to the account's keywords; NumberError-like ValueError when it is not one
+    word, is a standard keyword already, or the account has it."""
+    value = keywords.normalise_keyword(word)
+    if not keywords.KEYWORD_FORMAT.match(value):
+        raise ValueError("A keyword is one word of up to 20 letters or digits.")
+    if value in keywords.STANDARD:
+        raise ValueError(f"{value} is a standard keyword already.")
+    if action not in Action.values:
+        raise ValueError("Choose what the keyword does.")
+    keyword, created = Keyword.objects.get_or_create(
+        account=account, word=value, defaults={"action": action}
+    )
+    if not created:
+        raise ValueError(f"{value} is one of this account's keywords already.")
+    return keyword
+
+
+def keyword_remove(*, account: Account, keyword_id: int) -> str | None:
+    """Remove one of the account's keywords; its word, or None when there is no such one."""
+    keyword = Keyword.objects.filter(account=account, pk=keyword_id).first()
+    if keyword is None:
+        return None
+    keyword.delete()
+    return keyword.word
+
+
+def auto_reply_set(*, account: Account, action: str, text: str, enabled: bool) -> AutoReply:
+    """The account's reply to ``action`` (blank text: the default). ValueError when the text
+    is longer than the account may send."""
+    text = text.strip()
+    info = analyze(text)
+    if info.length > account.message_length_limit:
+        raise ValueError(
+            f"The reply is {info.length} characters; this account sends at most "
+            f"{account.message_length_limit}."
+        )
+    reply, _ = AutoReply.objects.update_or_create(
+        account=account,
+        action=action,
+        defaults={"text": text, "enabled": enabled, "updated_at": timezone.now()},
+    )
+    return reply

@@ -23,9 +23,16 @@ from contacts.services import (
 )
 from dashboard import selectors
 from dashboard.access import Workspace, dashboard_view
-from dashboard.audit import Action, audit_record
+from dashboard.audit import Action
 from dashboard.forms import ContactForm, ContactImportForm, SearchForm, SegmentForm
-from dashboard.views.common import csv_attachment, form_error, or_404, paginate, render_page
+from dashboard.views.common import (
+    csv_attachment,
+    form_error,
+    or_404,
+    paginate,
+    record,
+    render_page,
+)
 from mifumo.api.errors import ApiError
 from segments.models import Segment
 from segments.selectors import (
@@ -47,17 +54,7 @@ def _query(request: HttpRequest) -> tuple[SearchForm, str]:
     return form, (form.cleaned_data.get("q") or "") if form.is_valid() else ""
 
 
-def _record(
-    request: HttpRequest, ws: Workspace, action: str, target: object, **details: object
-) -> None:
-    audit_record(
-        account=ws.account,
-        actor=request.user,
-        action=action,
-        target=target,
-        details=details,
-        request=request,
-    )
+_record = record
 
 
 # --- contacts ------------------------------------------------------------------------------------
