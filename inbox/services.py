@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -22,13 +23,14 @@ from inbox.models import Action, AutoReply, InboundMessage, Keyword, Number
 from integration.models import Account, ApiKey
 from mifumo.api.errors import ApiError
 from mifumo.api.fields import iso
+from sms.carriers.inbound import InboundSms
 from sms.encoding import analyze
 from sms.models import Message, Recipient
 from sms.phones import InvalidPhone, normalize_phone
 from sms.services import message_send
 from sms.signals import StatusChange
 from webhooks.models import EventType
-from webhooks.services import event_record_account
+from webhooks.services import AccountEvent, event_record_accounts
 
 logger = logging.getLogger(__name__)
 
@@ -111,7 +113,10 @@ def route(*, destination: str, text: str, account: Account | None = None) -> Rou
     rows = Number.objects.filter(number=destination).select_related("account")
     if account is not None:
         rows = rows.filter(account=account)
-    candidates = list(rows)
+    return _route_among(list(rows), text)
+
+
+def _route_among(candidates: Sequence[Number], text: str) -> Route:
     dedicated = [row for row in candidates if not row.keyword]
     if dedicated:
         return Route(dedicated[0], "", text)
@@ -136,25 +141,6 @@ def inbound_data(message: InboundMessage) -> dict[str, Any]:
         "contact_id": message.contact_id,
         "in_reply_to": message.in_reply_to_id,
     }
-
-
-def _account_keywords(account: Account) -> dict[str, str]:
-    return dict(Keyword.objects.filter(account=account).values_list("word", "action"))
-
-
-def _reply_to(account: Account, phone: str, number: str, now: datetime) -> str | None:
-    row = (
-        Recipient.objects.filter(
-            account=account,
-            phone=phone,
-            created_at__gte=now - REPLY_WINDOW,
-            message__sender_id=number,
-        )
-        .order_by("-created_at", "-id")
-        .values_list("message_id", flat=True)
-        .first()
-    )
-    return row
 
 
 def auto_reply_text(*, account: Account, action: str) -> str | None:
@@ -228,80 +214,200 @@ def inbound_receive(
     account: Account | None = None,
     api_key: ApiKey | None = None,
 ) -> tuple[InboundMessage, bool]:
-    """Store one inbound message and do what it asks; returns it and whether it is new.
+    """Store one inbound message and do what it asks (see ``inbound_receive_many``);
+    returns it and whether it is new."""
+    item = InboundSms(
+        carrier=carrier,
+        sender=sender,
+        destination=destination,
+        text=text,
+        carrier_message_id=carrier_message_id,
+        received_at=received_at,
+        raw={**(raw or {}), **({"incomplete": True} if incomplete else {})},
+    )
+    [result] = inbound_receive_many(items=[item], account=account, api_key=api_key)
+    return result
 
-    A carrier that redelivers (same carrier and carrier id) gets the stored message back and
-    nothing is done twice. ``account`` restricts routing to that account (the simulator);
-    ``api_key`` is a test key there, which makes the message and its replies test traffic.
-    Everything happens in one transaction, so a carrier is answered only once it is stored.
+
+def inbound_receive_many(
+    *,
+    items: Sequence[InboundSms],
+    account: Account | None = None,
+    api_key: ApiKey | None = None,
+) -> list[tuple[InboundMessage, bool]]:
+    """Store inbound messages and do what they ask: one (message, is new) per item.
+
+    Each is routed (destination, then the first word for a shared code), matched against
+    the keywords, linked to the account's contact and to the message it answers, stored,
+    and announced by a ``message.received`` event; keywords opt the phone out or in and get
+    their automatic reply. A carrier that redelivers (same carrier and carrier id) gets the
+    stored message back and nothing is done twice. ``account`` restricts routing to that
+    account (the simulator); ``api_key`` is a test key there, which makes the messages and
+    their replies test traffic. One transaction with a fixed number of queries for the
+    plain messages of the batch; so a carrier is answered only once it is stored.
     """
-    carrier_message_id = (carrier_message_id or "")[:120]
-    text = text.replace("\x00", "")  # PostgreSQL text cannot hold NUL; no phone means one
+    now = timezone.now()
+    is_test = bool(api_key and api_key.is_test)
     with transaction.atomic():
-        if carrier_message_id:
-            existing = InboundMessage.objects.filter(
-                carrier=carrier, carrier_message_id=carrier_message_id
-            ).first()
-            if existing is not None:
-                return existing, False
-        try:
-            to = normalise_number(destination)
-        except NumberError:
-            to = (destination or "").strip()[:32]
-        phone = normalise_sender(sender)
-        routed = route(destination=to, text=text, account=account)
-        number = routed.number
-        owner = number.account if number is not None else None
-        now = timezone.now()
-        message = InboundMessage(
-            account=owner,
-            number=number,
-            sender=phone,
-            destination=to,
-            text=text,
-            keyword=routed.keyword,
-            carrier=carrier,
-            carrier_message_id=carrier_message_id,
-            is_test=bool(api_key and api_key.is_test),
-            incomplete=incomplete,
-            raw=dict(raw or {}),
-            received_at=received_at or now,
-        )
-        if owner is not None:
-            message.action = keywords.match_action(routed.text, _account_keywords(owner)) or ""
-            message.contact = Contact.objects.filter(account=owner, phone_number=phone).first()
-            message.in_reply_to_id = _reply_to(owner, phone, to, now)
+        prepared = [_prepare(item) for item in items]
+        stored = _already_stored(prepared)
+        numbers = Number.objects.filter(number__in={p.destination for p in prepared})
+        if account is not None:
+            numbers = numbers.filter(account=account)
+        by_number: dict[str, list[Number]] = defaultdict(list)
+        for number in numbers.select_related("account"):
+            by_number[number.number].append(number)
+        fresh: dict[tuple[str, str], InboundMessage] = {}
+        messages: list[InboundMessage | None] = []
+        texts: dict[int, str] = {}  # what keywords match: the text after the routing word
+        for item in prepared:
+            key = (item.carrier, item.carrier_message_id)
+            if item.carrier_message_id and (key in stored or key in fresh):
+                messages.append(None)
+                continue
+            routed = _route_among(by_number.get(item.destination, ()), item.text)
+            message = InboundMessage(
+                account=routed.number.account if routed.number else None,
+                number=routed.number,
+                sender=item.sender,
+                destination=item.destination,
+                text=item.text,
+                keyword=routed.keyword,
+                carrier=item.carrier,
+                carrier_message_id=item.carrier_message_id,
+                is_test=is_test,
+                incomplete=bool(item.raw.get("incomplete")),
+                raw=dict(item.raw),
+                received_at=item.received_at or now,
+            )
+            texts[id(message)] = routed.text
+            messages.append(message)
+            if item.carrier_message_id:
+                fresh[key] = message
+        new = [m for m in messages if m is not None]
+        _fill_in(new, texts, now)
         try:
             with transaction.atomic():
-                message.save(force_insert=True)
+                InboundMessage.objects.bulk_create(new, batch_size=INSERT_BATCH)
         except IntegrityError:
-            if not carrier_message_id:
-                raise
-            # The same message arrived twice at once; the first one stored it.
-            existing = InboundMessage.objects.get(
-                carrier=carrier, carrier_message_id=carrier_message_id
-            )
-            return existing, False
-        if owner is None or number is None:
-            logger.info("inbound %s to %s matches no account; kept", message.id, to)
-            return message, True
-        # The confirmation of an opt-out goes before the opt-out itself: afterwards every
-        # send to the phone is refused.
-        if message.action == Action.OPT_OUT:
-            _send_auto_reply(message, number, owner, api_key)
-        contact = _apply_action(message, owner, message.contact)
-        if contact is not None and message.contact_id != contact.pk:
-            message.contact = contact
-            message.save(update_fields=["contact"])
-        if message.action in (Action.OPT_IN, Action.HELP):
-            _send_auto_reply(message, number, owner, api_key)
-        event_record_account(
-            account_id=owner.pk,
-            event_type=EventType.RECEIVED,
-            payload=inbound_data(message),
-            is_test=message.is_test,
+            # A carrier delivered one of them twice at once: the other copy stored it.
+            return [_receive_alone(item, account, api_key) for item in items]
+        for message in new:
+            if message.action and message.account is not None and message.number is not None:
+                _act(message, message.number, message.account, api_key)
+        event_record_accounts(
+            events=[
+                AccountEvent(m.account_id, EventType.RECEIVED, inbound_data(m), m.is_test)
+                for m in new
+                if m.account_id is not None
+            ]
         )
-    return message, True
+        unmatched = sum(1 for m in new if m.account_id is None)
+        if unmatched:
+            logger.info("%d inbound messages match no account; kept", unmatched)
+    results: list[tuple[InboundMessage, bool]] = []
+    for item, found in zip(prepared, messages, strict=True):
+        if found is None:
+            key = (item.carrier, item.carrier_message_id)
+            results.append((stored.get(key) or fresh[key], False))
+        else:
+            results.append((found, True))
+    return results
+
+
+INSERT_BATCH = 1000
+
+
+def _prepare(item: InboundSms) -> InboundSms:
+    """The item as stored: numbers normalised, the id cut to size, no NUL (PostgreSQL text
+    cannot hold it, and no phone means one)."""
+    try:
+        destination = normalise_number(item.destination)
+    except NumberError:
+        destination = (item.destination or "").strip()[:32]
+    return InboundSms(
+        carrier=item.carrier,
+        sender=normalise_sender(item.sender),
+        destination=destination,
+        text=item.text.replace("\x00", ""),
+        carrier_message_id=(item.carrier_message_id or "")[:120],
+        received_at=item.received_at,
+        raw=item.raw,
+    )
+
+
+def _already_stored(items: Sequence[InboundSms]) -> dict[tuple[str, str], InboundMessage]:
+    ids = {(i.carrier, i.carrier_message_id) for i in items if i.carrier_message_id}
+    if not ids:
+        return {}
+    rows = InboundMessage.objects.filter(
+        carrier__in={c for c, _ in ids}, carrier_message_id__in={m for _, m in ids}
+    )
+    return {(m.carrier, m.carrier_message_id): m for m in rows}
+
+
+def _fill_in(messages: Sequence[InboundMessage], texts: dict[int, str], now: datetime) -> None:
+    """Keyword actions, contacts and the messages they answer, a query each for the batch."""
+    routed = [m for m in messages if m.account_id is not None]
+    if not routed:
+        return
+    accounts = {m.account_id for m in routed}
+    phones = {m.sender for m in routed}
+    extra: dict[int, dict[str, str]] = defaultdict(dict)
+    for account_id, word, action in Keyword.objects.filter(account_id__in=accounts).values_list(
+        "account_id", "word", "action"
+    ):
+        extra[account_id][word] = action
+    contacts = {
+        (c.account_id, c.phone_number): c
+        for c in Contact.objects.filter(account_id__in=accounts, phone_number__in=phones)
+    }
+    answered: dict[tuple[int, str, str], str] = {}
+    latest = (
+        Recipient.objects.filter(
+            account_id__in=accounts,
+            phone__in=phones,
+            created_at__gte=now - REPLY_WINDOW,
+            message__sender_id__in={m.destination for m in routed},
+        )
+        .order_by("-created_at", "-id")
+        .values_list("account_id", "phone", "message__sender_id", "message_id")
+    )
+    for account_id, phone, number, message_id in latest:
+        answered.setdefault((account_id, phone, number), message_id)
+    for m in routed:
+        assert m.account_id is not None
+        m.action = keywords.match_action(texts[id(m)], extra.get(m.account_id)) or ""
+        m.contact = contacts.get((m.account_id, m.sender))
+        m.in_reply_to_id = answered.get((m.account_id, m.sender, m.destination))
+
+
+def _act(message: InboundMessage, number: Number, owner: Account, api_key: ApiKey | None) -> None:
+    """Opt out or in, and send the keyword's automatic reply. The confirmation of an opt-out
+    goes before the opt-out itself: afterwards every send to the phone is refused."""
+    if message.action == Action.OPT_OUT:
+        _send_auto_reply(message, number, owner, api_key)
+    contact = _apply_action(message, owner, message.contact)
+    if contact is not None and message.contact_id != contact.pk:
+        message.contact = contact
+        message.save(update_fields=["contact"])
+    if message.action in (Action.OPT_IN, Action.HELP):
+        _send_auto_reply(message, number, owner, api_key)
+
+
+def _receive_alone(
+    item: InboundSms, account: Account | None, api_key: ApiKey | None
+) -> tuple[InboundMessage, bool]:
+    """One item in a savepoint of its own: a duplicate that raced us is returned stored."""
+    try:
+        with transaction.atomic():
+            [result] = inbound_receive_many(items=[item], account=account, api_key=api_key)
+            return result
+    except IntegrityError:
+        stored = InboundMessage.objects.get(
+            carrier=item.carrier, carrier_message_id=item.carrier_message_id[:120]
+        )
+        return stored, False
 
 
 def inbound_mark_read(*, account: Account, phone: str) -> int:

@@ -15,7 +15,7 @@ from django.db.models import Min
 from django.utils import timezone
 
 from inbox.models import InboundMessage, InboundPart
-from inbox.services import inbound_receive
+from inbox.services import inbound_receive, inbound_receive_many
 from sms.carriers.inbound import InboundSms
 
 logger = logging.getLogger(__name__)
@@ -26,14 +26,14 @@ Group = tuple[str, str, str, int, int]  # carrier, sender, destination, referenc
 def store_inbound(items: Sequence[InboundSms]) -> None:
     """Store a carrier's batch in one transaction: when anything fails nothing is kept and
     the carrier, not yet answered, delivers the batch again."""
+    whole = [item for item in items if item.concatenation is None]
+    parts = [item for item in items if item.concatenation is not None]
     touched: dict[Group, None] = {}
     with transaction.atomic():
-        for item in items:
-            part = item.concatenation
-            if part is None:
-                _receive(item, item.text)
-                continue
-            group = (item.carrier, item.sender, item.destination, part.reference, part.total)
+        if whole:
+            inbound_receive_many(items=whole)
+        if parts:
+            now = timezone.now()
             InboundPart.objects.bulk_create(
                 [
                     InboundPart(
@@ -44,12 +44,19 @@ def store_inbound(items: Sequence[InboundSms]) -> None:
                         total=part.total,
                         part=part.part,
                         text=item.text,
-                        received_at=item.received_at or timezone.now(),
+                        received_at=item.received_at or now,
                     )
+                    for item in parts
+                    for part in [item.concatenation]
+                    if part is not None
                 ],
                 ignore_conflicts=True,  # a part delivered twice counts once
             )
-            touched[group] = None
+            for item in parts:
+                assert item.concatenation is not None
+                part = item.concatenation
+                group = (item.carrier, item.sender, item.destination, part.reference, part.total)
+                touched[group] = None
         for group in touched:
             _assemble(group, complete_only=True)
     if touched:
