@@ -7,7 +7,7 @@ from typing import Any
 
 from django.utils import timezone
 
-from contacts.models import Contact
+from contacts.models import Contact, OptOutChange
 from inbox.services import inbound_receive, number_assign
 from integration.models import Account
 from tests.webhooks.receiver import Receiver
@@ -110,3 +110,17 @@ def test_inbound_to_no_account_queues_no_event(
     with django_capture_on_commit_callbacks(execute=True):
         inbound_receive(carrier="locmem", sender=PHONE, destination="+255799999999", text="STOP")
     assert receiver.requests == [] and not Event.objects.exists()
+
+
+def test_an_api_opt_out_is_recorded_with_its_source_and_announced(
+    alice: Account, api: Any, receiver: Receiver, django_capture_on_commit_callbacks: Any
+) -> None:
+    endpoint_create(account=alice, url=receiver.url, events=["contact.opted_out"])
+    contact = Contact.objects.create(account=alice, name="Asha", phone_number=PHONE)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert api.post(f"contacts/{contact.pk}/opt-out/").status_code == 200
+        assert api.post(f"contacts/{contact.pk}/opt-out/").status_code == 200  # a repeat
+    [hit] = receiver.requests
+    assert (hit.json()["source"], hit.json()["inbound_id"]) == ("api", None)
+    [change] = OptOutChange.objects.filter(contact=contact)
+    assert (change.opted_out, change.source) == (True, "api")
