@@ -33,7 +33,7 @@ from contacts.services import (
     contact_opt_out,
     contact_update,
 )
-from integration.auth import ApiPrincipal
+from integration.auth import ApiPrincipal, api_principal
 from integration.models import Account
 from mifumo.api.docs import envelope_responses
 from mifumo.api.errors import ApiError, ErrorCode
@@ -179,7 +179,8 @@ class ContactOptOutApi(ContactsApiView):
     )
     def post(self, request: Request, contact_id: str) -> Response:
         contact = contact_get(account=account_of(request), contact_id=contact_id)
-        return ok(s.contact_data(contact_opt_out(contact=contact)), "Contact opted out")
+        opted = contact_opt_out(contact=contact, is_test=api_principal(request).test_only)
+        return ok(s.contact_data(opted), "Contact opted out")
 
 
 class ContactOptInApi(ContactsApiView):
@@ -191,7 +192,8 @@ class ContactOptInApi(ContactsApiView):
     )
     def post(self, request: Request, contact_id: str) -> Response:
         contact = contact_get(account=account_of(request), contact_id=contact_id)
-        return ok(s.contact_data(contact_opt_in(contact=contact)), "Contact opted in")
+        opted = contact_opt_in(contact=contact, is_test=api_principal(request).test_only)
+        return ok(s.contact_data(opted), "Contact opted in")
 
 
 def _upload(request: Request) -> bytes:

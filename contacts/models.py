@@ -50,3 +50,32 @@ class Contact(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.phone_number})"
+
+
+class OptOutSource(models.TextChoices):
+    KEYWORD = "keyword", "Keyword"
+    API = "api", "API"
+    DASHBOARD = "dashboard", "Dashboard"
+    IMPORT = "import", "Import"
+    CARRIER = "carrier", "Carrier"
+
+
+class OptOutChange(models.Model):
+    """One opt-out or opt-in of a contact: when and how. The contact's flag is the current
+    state; these rows are its history."""
+
+    contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="opt_out_history")
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="+")
+    opted_out = models.BooleanField()
+    source = models.CharField(max_length=10, choices=OptOutSource.choices)
+    # The inbound message (inb_...) that asked for it, when a keyword did.
+    inbound_id = models.CharField(max_length=ID_MAX_LENGTH, blank=True)
+    detail = models.CharField(max_length=255, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["account", "-created_at"], name="opt_out_change_recent")]
+
+    def __str__(self) -> str:
+        return f"{self.contact_id} {'out' if self.opted_out else 'in'} ({self.source})"

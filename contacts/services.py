@@ -14,11 +14,13 @@ from django.utils import timezone
 
 from contacts.csvio import ImportRow, RowError, csv_decode, csv_parse
 from contacts.custom_fields import CustomFieldError, merge_custom_fields
-from contacts.models import Contact
+from contacts.models import Contact, OptOutChange, OptOutSource
 from contacts.selectors import IN_LIST_SIZE
 from integration.models import Account
 from mifumo.api.errors import ApiError, ErrorCode
 from sms.phones import InvalidPhone, normalize_phone
+from webhooks.models import EventType
+from webhooks.services import event_record_account
 
 UPDATABLE_FIELDS = ("name", "phone_number", "email", "tags", "custom_fields", "is_active")
 # Enough to tell what is wrong with a file without sending back a second copy of it.
@@ -117,21 +119,69 @@ def contact_delete(*, contact: Contact) -> None:
     contact.delete()
 
 
-def contact_opt_out(*, contact: Contact) -> Contact:
-    """Idempotent: opting out again keeps the first opt-out time."""
-    if not contact.opted_out:
-        now = timezone.now()
-        contact.opted_out, contact.opted_out_at, contact.updated_at = True, now, now
+def _record_opt_change(
+    contact: Contact, *, opted_out: bool, source: str, inbound_id: str, is_test: bool, detail: str
+) -> None:
+    OptOutChange.objects.create(
+        contact=contact,
+        account_id=contact.account_id,
+        opted_out=opted_out,
+        source=source,
+        inbound_id=inbound_id,
+        detail=detail[:255],
+    )
+    event_record_account(
+        account_id=contact.account_id,
+        event_type=EventType.OPTED_OUT if opted_out else EventType.OPTED_IN,
+        payload={
+            "contact_id": contact.id,
+            "phone": contact.phone_number,
+            "source": source,
+            "inbound_id": inbound_id or None,
+        },
+        is_test=is_test,
+    )
+
+
+def contact_set_opted_out(
+    *,
+    contact: Contact,
+    opted_out: bool,
+    source: str = OptOutSource.API,
+    inbound_id: str = "",
+    is_test: bool = False,
+    detail: str = "",
+) -> Contact:
+    """Opt the contact out (or back in), recording when and how in its history and telling
+    the account's webhooks. Idempotent: a repeat keeps the first opt-out time and records
+    nothing."""
+    if contact.opted_out == opted_out:
+        return contact
+    now = timezone.now()
+    contact.opted_out, contact.opted_out_at, contact.updated_at = (
+        opted_out,
+        now if opted_out else None,
+        now,
+    )
+    with transaction.atomic():
         contact.save(update_fields=["opted_out", "opted_out_at", "updated_at"])
+        _record_opt_change(
+            contact,
+            opted_out=opted_out,
+            source=source,
+            inbound_id=inbound_id,
+            is_test=is_test,
+            detail=detail,
+        )
     return contact
 
 
-def contact_opt_in(*, contact: Contact) -> Contact:
-    if contact.opted_out:
-        contact.opted_out, contact.opted_out_at = False, None
-        contact.updated_at = timezone.now()
-        contact.save(update_fields=["opted_out", "opted_out_at", "updated_at"])
-    return contact
+def contact_opt_out(*, contact: Contact, **how: Any) -> Contact:
+    return contact_set_opted_out(contact=contact, opted_out=True, **how)
+
+
+def contact_opt_in(*, contact: Contact, **how: Any) -> Contact:
+    return contact_set_opted_out(contact=contact, opted_out=False, **how)
 
 
 @dataclass

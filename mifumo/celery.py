@@ -43,6 +43,7 @@ app.conf.update(
             "schedule": float(os.environ.get("MIFUMO_SWEEP_SECONDS", "30")),
         },
         "deliver-due-webhooks": {"task": "webhooks.tasks.deliver_due", "schedule": 10.0},
+        "flush-stale-inbound-parts": {"task": "inbox.tasks.flush_stale_parts", "schedule": 60.0},
         "purge-idempotency-records": {
             "task": "integration.tasks.purge_idempotency_records",
             "schedule": 3600.0,

@@ -70,6 +70,7 @@ INSTALLED_APPS = [
     "segments",
     "message_templates",
     "webhooks",
+    "inbox",
     "dashboard",
 ]
 
@@ -312,6 +313,10 @@ MIFUMO_CLAIM_LEASE_SECONDS = envint("MIFUMO_CLAIM_LEASE_SECONDS", 300)
 MIFUMO_MAX_SUBMIT_ATTEMPTS = envint("MIFUMO_MAX_SUBMIT_ATTEMPTS", 5)
 # A sent recipient with no receipt after this long is failed as EXPIRED.
 MIFUMO_RECEIPT_TIMEOUT_SECONDS = envint("MIFUMO_RECEIPT_TIMEOUT_SECONDS", 48 * 3600)
+# Inbound (mobile-originated) messages from carriers are stored by this sink; the parts of a
+# multipart message that never completes are stored as they are after this many seconds.
+MIFUMO_INBOUND_SINK = "inbox.sinks.store_inbound"
+MIFUMO_INBOUND_PART_TIMEOUT = envint("MIFUMO_INBOUND_PART_TIMEOUT", 600)
 # Webhooks: private, loopback and link-local targets are refused unless allowed (the laptop
 # default allows them so a developer can point webhooks at a local receiver).
 MIFUMO_WEBHOOK_ALLOW_PRIVATE = envbool("MIFUMO_WEBHOOK_ALLOW_PRIVATE", DEBUG)

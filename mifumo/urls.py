@@ -6,6 +6,7 @@ from mifumo import metrics, views
 from mifumo.api.schema import SchemaView
 
 api_v1: list[URLPattern | URLResolver] = [
+    path("sms/inbound/", include("inbox.urls")),
     path("sms/", include("sms.urls")),
     path("keys/", include("integration.urls")),
     path("contacts/", include("contacts.urls")),

@@ -11,6 +11,7 @@ from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schem
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from inbox.selectors import reply_recipients_and_sender
 from integration.auth import ApiPrincipal, api_principal
 from integration.models import Account
 from integration.selectors import account_balance
@@ -146,6 +147,11 @@ class SendApi(ApiView):
         data.is_valid(raise_exception=True)
         values = data.validated_data
         assert isinstance(request.user, ApiPrincipal)
+        recipients, sender_id = values["recipients"], values.get("sender_id")
+        if values.get("reply_to"):
+            recipients, sender_id = reply_recipients_and_sender(
+                principal=request.user, inbound_id=values["reply_to"], recipients=recipients
+            )
         text = values.get("message")
         if text is None:
             from message_templates.selectors import template_get
@@ -158,9 +164,9 @@ class SendApi(ApiView):
             api_key=request.user.api_key,
             text=text,
             variables=values["variables"],
-            recipients=values["recipients"],
+            recipients=recipients,
             segment_ids=values["segment_ids"],
-            sender_id=values.get("sender_id"),
+            sender_id=sender_id,
             schedule_time=values.get("schedule_time"),
             webhook_url=values.get("webhook_url"),
         )

@@ -67,6 +67,7 @@ class Message(models.Model):
     class Source(models.TextChoices):
         API = "api", "API"
         DASHBOARD = "dashboard", "Dashboard"
+        AUTO_REPLY = "auto_reply", "Automatic reply"
 
     id = models.CharField(primary_key=True, max_length=ID_MAX_LENGTH, default=IdFactory("msg"))
     # db_index=False: message_account_recent (below) serves the account's lookups, and every

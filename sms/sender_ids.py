@@ -9,6 +9,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from inbox.models import Number
 from integration.models import Account
 from mifumo.api.errors import ApiError, ErrorCode
 from sms.models import SenderId
@@ -28,7 +29,11 @@ def sender_id_format_error(value: str) -> str | None:
 
 
 def sender_id_is_approved(*, account: Account, value: str) -> bool:
+    """The platform default, an approved sender ID, or a number the account receives on
+    (replies go out from the number they answer)."""
     if value == settings.MIFUMO_DEFAULT_SENDER_ID:
+        return True
+    if NUMERIC.match(value) and Number.objects.filter(account=account, number=value).exists():
         return True
     return SenderId.objects.filter(
         account=account, value=value, status=SenderId.Status.APPROVED

@@ -68,6 +68,14 @@ class SendIn(serializers.Serializer):
         default=list,
         help_text="Send to the members of these contact segments too",
     )
+    reply_to = serializers.CharField(
+        required=False,
+        allow_null=True,
+        allow_blank=True,
+        max_length=40,
+        help_text="An inbound message (inb_...) to answer: sent from the number that received "
+        "it, to its sender when no recipients are given",
+    )
 
     def validate_variables(self, value: object) -> dict[str, str]:
         from sms.personalise import parse_variables

@@ -27,6 +27,9 @@ class EventType(models.TextChoices):
     FAILED = "message.failed", "Message failed"
     TEST = "message.test", "Test event"
     LOW_BALANCE = "account.low_balance", "Balance below the alert threshold"
+    RECEIVED = "message.received", "Message received"
+    OPTED_OUT = "contact.opted_out", "Contact opted out"
+    OPTED_IN = "contact.opted_in", "Contact opted in"
 
 
 # What endpoints can subscribe to; test events go only where they are asked for.
@@ -35,6 +38,9 @@ SUBSCRIBABLE_EVENTS: tuple[str, ...] = (
     EventType.DELIVERED.value,
     EventType.FAILED.value,
     EventType.LOW_BALANCE.value,
+    EventType.RECEIVED.value,
+    EventType.OPTED_OUT.value,
+    EventType.OPTED_IN.value,
 )
 
 

@@ -16,7 +16,7 @@ import uuid
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from functools import partial
-from typing import Any
+from typing import Any, NamedTuple
 
 from cryptography.fernet import InvalidToken
 from django.conf import settings
@@ -378,44 +378,87 @@ def event_record_low_balance(*, alert: LowBalance) -> Event | None:
     moved the balance); None when no endpoint wants it. Delivered, signed and retried like
     the message events. Only live traffic moves money, so the event is live: test
     endpoints never receive it."""
-    event_type = EventType.LOW_BALANCE
-    account_id = alert.account_id
-    subscribed = [
-        e
-        for e in selectors.endpoints_active(account_ids=[account_id]).get(account_id, [])
-        if not e.is_test and e.subscribes_to(event_type)
-    ]
-    if not subscribed:
-        return None
-    now = timezone.now()
-    event = Event(account_id=account_id, type=event_type, is_test=False, created_at=now)
-    event.body = _body(
-        {
-            "event_id": event.id,
-            "event": event_type.value,
-            "created_at": iso(now),
+    return event_record_account(
+        account_id=alert.account_id,
+        event_type=EventType.LOW_BALANCE,
+        payload={
             "balance": money(alert.balance),
             "threshold": money(alert.threshold),
             "currency": alert.currency,
-        }
+        },
     )
-    deliveries = [
-        Delivery(
-            event=event,
-            account_id=account_id,
-            endpoint=endpoint,
-            url=endpoint.url,
-            next_attempt_at=now,
-            enqueued_at=now,
+
+
+class AccountEvent(NamedTuple):
+    """An account event about no sent message (an inbound message, an opt-out)."""
+
+    account_id: int
+    event_type: EventType
+    payload: dict[str, Any]
+    is_test: bool = False
+
+
+def event_record_accounts(*, events: Sequence[AccountEvent]) -> list[Event]:
+    """Write account events and a delivery to each active endpoint of their mode that
+    subscribes to them, inside the caller's transaction, with a fixed number of queries for
+    the batch; events no endpoint wants are not written. Each body is the payload after
+    ``event_id``, ``event`` and ``created_at``; delivered, signed and retried like the
+    message events."""
+    if not events:
+        return []
+    endpoints = selectors.endpoints_active(account_ids=sorted({e.account_id for e in events}))
+    now = timezone.now()
+    written: list[Event] = []
+    deliveries: list[Delivery] = []
+    for wanted in events:
+        subscribed = [
+            e
+            for e in endpoints.get(wanted.account_id, ())
+            if e.is_test == wanted.is_test and e.subscribes_to(wanted.event_type)
+        ]
+        if not subscribed:
+            continue
+        event = Event(
+            account_id=wanted.account_id,
+            type=wanted.event_type,
+            is_test=wanted.is_test,
             created_at=now,
         )
-        for endpoint in subscribed
-    ]
-    with atomic_unless_nested():
-        event.save(force_insert=True)
-        Delivery.objects.bulk_create(deliveries)
-    _enqueue_after_commit([d.pk for d in deliveries])
-    return event
+        event.body = _body(
+            {
+                "event_id": event.id,
+                "event": wanted.event_type.value,
+                "created_at": iso(now),
+                **wanted.payload,
+            }
+        )
+        written.append(event)
+        deliveries.extend(
+            Delivery(
+                event=event,
+                account_id=wanted.account_id,
+                endpoint=endpoint,
+                url=endpoint.url,
+                next_attempt_at=now,
+                enqueued_at=now,
+                created_at=now,
+            )
+            for endpoint in subscribed
+        )
+    if written:
+        with atomic_unless_nested():
+            Event.objects.bulk_create(written, batch_size=INSERT_BATCH)
+            Delivery.objects.bulk_create(deliveries, batch_size=INSERT_BATCH)
+        _enqueue_after_commit([d.pk for d in deliveries])
+    return written
+
+
+def event_record_account(
+    *, account_id: int, event_type: EventType, payload: dict[str, Any], is_test: bool = False
+) -> Event | None:
+    """One account event (see ``event_record_accounts``); None when no endpoint wants it."""
+    written = event_record_accounts(events=[AccountEvent(account_id, event_type, payload, is_test)])
+    return written[0] if written else None
 
 
 def event_send_test(*, endpoint: Endpoint, api_key: ApiKey | None) -> Delivery:

@@ -12,6 +12,7 @@ from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpRespons
 from django.shortcuts import render
 
 from dashboard.access import Workspace
+from dashboard.audit import audit_record
 from mifumo.api.errors import ApiError, ErrorCode
 from mifumo.csv_cells import spreadsheet_lines
 
@@ -92,3 +93,17 @@ def csv_attachment(lines: Iterable[str], filename: str) -> StreamingHttpResponse
 def csv_download(rows: Iterable[Sequence[object]], filename: str) -> StreamingHttpResponse:
     """Rows (the header first) streamed as a CSV attachment; no cell runs as a formula."""
     return csv_attachment(spreadsheet_lines(rows), filename)
+
+
+def record(
+    request: HttpRequest, ws: Workspace, action: str, target: object, **details: object
+) -> None:
+    """Note what the signed-in user did to the current account in its activity log."""
+    audit_record(
+        account=ws.account,
+        actor=request.user,
+        action=action,
+        target=target,
+        details=details,
+        request=request,
+    )

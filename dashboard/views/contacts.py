@@ -11,7 +11,7 @@ from django.http.response import HttpResponseBase
 from django.shortcuts import redirect
 
 from contacts.csvio import COLUMNS, csv_lines
-from contacts.models import Contact
+from contacts.models import Contact, OptOutSource
 from contacts.selectors import (
     contact_custom_keys,
     contact_export_rows,
@@ -29,7 +29,7 @@ from contacts.services import (
 )
 from dashboard import selectors
 from dashboard.access import Workspace, dashboard_view
-from dashboard.audit import Action, audit_record
+from dashboard.audit import Action
 from dashboard.forms import (
     ContactForm,
     ContactImportForm,
@@ -37,7 +37,14 @@ from dashboard.forms import (
     SegmentForm,
     custom_fields_text,
 )
-from dashboard.views.common import csv_attachment, form_error, or_404, paginate, render_page
+from dashboard.views.common import (
+    csv_attachment,
+    form_error,
+    or_404,
+    paginate,
+    record,
+    render_page,
+)
 from mifumo.api.errors import ApiError
 from segments.models import Segment
 from segments.selectors import (
@@ -59,17 +66,7 @@ def _query(request: HttpRequest) -> tuple[SearchForm, str]:
     return form, (form.cleaned_data.get("q") or "") if form.is_valid() else ""
 
 
-def _record(
-    request: HttpRequest, ws: Workspace, action: str, target: object, **details: object
-) -> None:
-    audit_record(
-        account=ws.account,
-        actor=request.user,
-        action=action,
-        target=target,
-        details=details,
-        request=request,
-    )
+_record = record
 
 
 # --- contacts ------------------------------------------------------------------------------------
@@ -167,11 +164,11 @@ def contact_edit(request: HttpRequest, ws: Workspace, contact_id: str) -> HttpRe
 def contact_opt(request: HttpRequest, ws: Workspace, contact_id: str, out: bool) -> HttpResponse:
     contact = or_404(contact_get, account=ws.account, contact_id=contact_id)
     if out:
-        contact_opt_out(contact=contact)
+        contact_opt_out(contact=contact, source=OptOutSource.DASHBOARD)
         _record(request, ws, Action.CONTACT_OPTED_OUT, contact.phone_number)
         messages.success(request, f"{contact.name} is opted out: no message reaches them.")
     else:
-        contact_opt_in(contact=contact)
+        contact_opt_in(contact=contact, source=OptOutSource.DASHBOARD)
         _record(request, ws, Action.CONTACT_OPTED_IN, contact.phone_number)
         messages.success(request, f"{contact.name} receives messages again.")
     return redirect("dashboard:contact", contact_id=contact.pk)

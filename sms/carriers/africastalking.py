@@ -60,8 +60,17 @@ from sms.carriers.base import (
     OutboundSms,
     SubmitResult,
 )
-from sms.carriers.dlr import DlrView, SharedSecretDlrView, raw_of, request_data, required
+from sms.carriers.dlr import (
+    DlrView,
+    SharedSecretDlrView,
+    parse_time,
+    raw_of,
+    request_data,
+    required,
+)
 from sms.carriers.http import ChunkedHttpCarrier, ChunkRequest, chunked, group_by_text
+from sms.carriers.inbound import InboundSms
+from sms.carriers.inbound_http import InboundMixin
 
 SEND_PATH = "/version1/messaging"
 LIVE_URL = "https://api.africastalking.com"
@@ -137,9 +146,30 @@ class AfricasTalkingDlrView(SharedSecretDlrView):
         return receipts
 
 
+class AfricasTalkingInboundView(InboundMixin, SharedSecretDlrView):
+    """The "incoming messages" callback: a form with from, to, text, id, date, linkId (and
+    networkCode), authenticated with the same token as receipts."""
+
+    def parse_inbound(self, request: HttpRequest) -> list[InboundSms]:
+        return [
+            InboundSms(
+                carrier=self.backend.name,
+                sender=required(item, "from"),
+                destination=required(item, "to"),
+                text=str(item.get("text") or ""),
+                carrier_message_id=required(item, "id"),
+                received_at=parse_time(item.get("date")),
+                raw=raw_of(item),
+            )
+            for item in request_data(request)
+        ]
+
+
 class AfricasTalkingCarrier(ChunkedHttpCarrier):
     carrier_name = "africastalking"
     dlr_view: ClassVar[type[DlrView]] = AfricasTalkingDlrView
+    inbound_view: ClassVar[type[DlrView]] = AfricasTalkingInboundView
+    opt_out_errors: ClassVar[frozenset[str]] = frozenset({"BLACKLISTED"})
 
     @property
     def base_url(self) -> str:

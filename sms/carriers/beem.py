@@ -65,6 +65,8 @@ from sms.carriers.dlr import (
     required,
 )
 from sms.carriers.http import ChunkedHttpCarrier, ChunkRequest, chunked, group_by_text
+from sms.carriers.inbound import InboundSms
+from sms.carriers.inbound_http import InboundMixin
 from sms.encoding import UCS2, analyze
 
 logger = logging.getLogger(__name__)
@@ -133,10 +135,37 @@ class BeemDlrView(SharedSecretDlrView):
         return receipts
 
 
+def _beem_text(item: dict[str, Any]) -> str:
+    message = item.get("message")
+    if isinstance(message, dict):
+        message = message.get("text")
+    return str(message if message is not None else item.get("text") or "")
+
+
+class BeemInboundView(InboundMixin, SharedSecretDlrView):
+    """Beem's two-way SMS callback. Beem publishes little about its body, so the fields are
+    read under the names its callbacks and other Beem APIs use (README: Beem, inbound)."""
+
+    def parse_inbound(self, request: HttpRequest) -> list[InboundSms]:
+        return [
+            InboundSms(
+                carrier=self.backend.name,
+                sender=required(item, "from", "source_addr", "msisdn"),
+                destination=required(item, "to", "dest_addr", "shortcode"),
+                text=_beem_text(item),
+                carrier_message_id=required(item, "transaction_id", "message_id", "id"),
+                received_at=parse_time(item.get("timeUTC") or item.get("timestamp")),
+                raw=raw_of(item),
+            )
+            for item in request_data(request)
+        ]
+
+
 class BeemCarrier(ChunkedHttpCarrier):
     carrier_name = "beem"
     default_base_url = "https://apisms.beem.africa"
     dlr_view: ClassVar[type[DlrView]] = BeemDlrView
+    inbound_view: ClassVar[type[DlrView]] = BeemInboundView
 
     def auth(self) -> httpx.Auth:
         return httpx.BasicAuth(str(self.setting("API_KEY")), str(self.setting("SECRET_KEY")))

@@ -23,9 +23,10 @@ import hashlib
 import hmac
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from django.conf import settings
 from django.core.cache import cache
@@ -53,6 +54,9 @@ TOKEN_HEADER = "X-Mifumo-Dlr-Token"  # noqa: S105
 # answered 429 for the rest of the window.
 REJECTED_LIMIT = 20
 REJECTED_WINDOW = 600
+
+
+_T = TypeVar("_T")
 
 
 class DlrRejected(Exception):
@@ -87,27 +91,9 @@ class DlrView(View):
         return response
 
     def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        name = self.backend.name
-        address = client_address(request)
-        if _rejections(address) >= REJECTED_LIMIT:
-            response = JsonResponse({"error": "too many refused receipts; wait"}, status=429)
-            response["Retry-After"] = str(REJECTED_WINDOW)
-            return response
-        try:
-            try:
-                self.run_validators(request)
-            except DlrRejected:
-                # Only unauthentic requests count: a carrier's malformed receipt is no guess.
-                _count_rejection(address)
-                raise
-            receipts = self.parse_receipts(request)
-        except DlrRejected as exc:
-            logger.warning("refused a %s delivery receipt from %s: %s", name, address, exc)
-            return JsonResponse({"error": str(exc)}, status=400)
-        except ImproperlyConfigured:
-            # The provider will try again, so nothing is lost while the operator fixes it.
-            logger.exception("delivery receipts for %s are not configured", name)
-            return JsonResponse({"error": "receipts are not configured"}, status=500)
+        receipts = self.authentic(request, self.parse_receipts, "delivery receipt", "receipts")
+        if isinstance(receipts, HttpResponse):
+            return receipts
         fresh = self.drop_stale(receipts)
         new, keys = self.drop_seen(fresh)
         if new:
@@ -121,6 +107,34 @@ class DlrView(View):
                 cache.delete_many(keys)
                 raise
         return JsonResponse({"received": len(receipts), "accepted": len(new)})
+
+    def authentic(
+        self, request: HttpRequest, parse: Callable[[HttpRequest], _T], what: str, plural: str
+    ) -> _T | HttpResponse:
+        """``parse(request)`` once the request is authentic, else the answer to give: 400
+        for a bad token, signature or body, 429 for an address that keeps failing, 500 when
+        the carrier is not configured for it (the provider retries meanwhile)."""
+        name = self.backend.name
+        address = client_address(request)
+        if _rejections(address) >= REJECTED_LIMIT:
+            response = JsonResponse({"error": f"too many refused {plural}; wait"}, status=429)
+            response["Retry-After"] = str(REJECTED_WINDOW)
+            return response
+        try:
+            try:
+                self.run_validators(request)
+            except DlrRejected:
+                # Only unauthentic requests count: a carrier's malformed body is no guess.
+                _count_rejection(address)
+                raise
+            return parse(request)
+        except DlrRejected as exc:
+            logger.warning("refused a %s %s from %s: %s", name, what, address, exc)
+            return JsonResponse({"error": str(exc)}, status=400)
+        except ImproperlyConfigured:
+            # The provider will try again, so nothing is lost while the operator fixes it.
+            logger.exception("%s for %s are not configured", plural, name)
+            return JsonResponse({"error": f"{plural} are not configured"}, status=500)
 
     def run_validators(self, request: HttpRequest) -> None:
         for cls in reversed(type(self).__mro__):
@@ -263,13 +277,20 @@ def raw_of(item: dict[str, Any]) -> dict[str, Any]:
 # -- the URL entry point ----------------------------------------------------------------------
 
 
-@csrf_exempt
-def carrier_dlr(request: HttpRequest, carrier: str) -> HttpResponseBase:
+def carrier_view(
+    request: HttpRequest, carrier: str, attribute: str, missing: str
+) -> HttpResponseBase:
+    """Answer with the view class the carrier's backend names in ``attribute``."""
     if carrier not in settings.MIFUMO_CARRIERS:
         return JsonResponse({"error": "unknown carrier"}, status=404)
     backend = import_string(carrier_config(carrier)["BACKEND"])
-    view_class: type[DlrView] | None = getattr(backend, "dlr_view", None)
+    view_class: type[DlrView] | None = getattr(backend, attribute, None)
     if view_class is None:
-        return JsonResponse({"error": "this carrier does not send receipts here"}, status=404)
+        return JsonResponse({"error": missing}, status=404)
     view = view_class.as_view(carrier=build_carrier(carrier))
     return view(request)
+
+
+@csrf_exempt
+def carrier_dlr(request: HttpRequest, carrier: str) -> HttpResponseBase:
+    return carrier_view(request, carrier, "dlr_view", "this carrier does not send receipts here")

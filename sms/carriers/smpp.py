@@ -47,6 +47,8 @@ from zoneinfo import ZoneInfo
 
 import smpplib.consts
 import smpplib.smpp
+from django.db import connections
+from django.utils.module_loading import import_string
 
 from sms.carriers.base import (
     BaseCarrier,
@@ -68,6 +70,7 @@ BIND_TRANSCEIVER_RESP = 0x80000009
 SUBMIT_SM = 0x00000004
 SUBMIT_SM_RESP = 0x80000004
 DELIVER_SM = 0x00000005
+DATA_SM = 0x00000103
 UNBIND = 0x00000006
 UNBIND_RESP = 0x80000006
 ENQUIRE_LINK = 0x00000015
@@ -96,6 +99,9 @@ TLV_RECEIPTED_MESSAGE_ID = 0x001E
 TLV_NETWORK_ERROR_CODE = 0x0423
 TLV_MESSAGE_PAYLOAD = 0x0424
 TLV_MESSAGE_STATE = 0x0427
+
+# Stores messages from phones (mobile-originated): decoding and reassembly live there.
+INBOUND_HANDLER = "sms.carriers.smpp_inbound.store_inbound"
 
 HEADER = struct.Struct(">LLLL")
 MAX_PDU_LENGTH = 64 * 1024
@@ -281,13 +287,18 @@ class _BodyReader:
         return found
 
 
-def decode_deliver_sm(body: bytes) -> DeliverSm:
-    reader = _BodyReader(body)
+def _addresses(reader: _BodyReader) -> tuple[str, str]:
+    """service_type, then source and destination (each after its ton and npi)."""
     reader.cstring()  # service_type
     reader.octets(2)  # source ton, npi
     source = reader.cstring()
     reader.octets(2)  # destination ton, npi
-    destination = reader.cstring()
+    return source, reader.cstring()
+
+
+def decode_deliver_sm(body: bytes) -> DeliverSm:
+    reader = _BodyReader(body)
+    source, destination = _addresses(reader)
     esm_class = reader.octet()
     reader.octets(2)  # protocol_id, priority_flag
     reader.cstring()  # schedule_delivery_time
@@ -297,6 +308,16 @@ def decode_deliver_sm(body: bytes) -> DeliverSm:
     reader.octet()  # sm_default_msg_id
     short_message = reader.octets(reader.octet())
     return DeliverSm(source, destination, esm_class, data_coding, short_message, reader.tlvs())
+
+
+def decode_data_sm(body: bytes) -> DeliverSm:
+    """data_sm has no short_message (its text is in message_payload) and fewer fields."""
+    reader = _BodyReader(body)
+    source, destination = _addresses(reader)
+    esm_class = reader.octet()
+    reader.octet()  # registered_delivery
+    data_coding = reader.octet()
+    return DeliverSm(source, destination, esm_class, data_coding, b"", reader.tlvs())
 
 
 def _tlv_cstring(value: bytes | None) -> str | None:
@@ -932,12 +953,12 @@ class SmppCarrier(BaseCarrier):
         _, command, status, sequence = HEADER.unpack_from(frame)
         if command == SUBMIT_SM_RESP:
             self._on_submit_resp(session, sequence, status, frame)
-        elif command == DELIVER_SM:
+        elif command in (DELIVER_SM, DATA_SM):
             worker = self._receipt_worker
             if worker is None:  # closing: let the SMSC deliver it again next time
-                session.respond("deliver_sm_resp", sequence, ESME_RX_T_APPN)
+                session.respond(_RESPONSES[command], sequence, ESME_RX_T_APPN)
             else:
-                worker.put(session, sequence, frame[16:])
+                worker.put(session, sequence, frame[16:], command)
         elif command == ENQUIRE_LINK:
             session.respond("enquire_link_resp", sequence)
         elif command == ENQUIRE_LINK_RESP:
@@ -1009,6 +1030,18 @@ class SmppCarrier(BaseCarrier):
             session.abort("submit_sm_resp overdue")
 
     # -- sending ---------------------------------------------------------------------------
+
+    def take_inbound(self, pdus: Sequence[DeliverSm]) -> int:
+        """Hand messages from phones to ``INBOUND_HANDLER`` (default: ``smpp_inbound.
+        store_inbound``); the status to answer their PDUs with."""
+        if not pdus:
+            return ESME_ROK
+        try:
+            import_string(self.setting("INBOUND_HANDLER", INBOUND_HANDLER))(self.name, pdus)
+        except Exception:
+            logger.exception("inbound sink failed; asking the SMSC to redeliver %d", len(pdus))
+            return ESME_RX_T_APPN
+        return ESME_ROK
 
     def build_payload(self, batch: Sequence[OutboundSms]) -> list[_Job]:
         return [self._job(sms) for sms in batch]
@@ -1157,8 +1190,8 @@ class _ReceiptWorker:
         )
         self.thread.start()
 
-    def put(self, session: _Session, sequence: int, body: bytes) -> None:
-        self.queue.put((session, sequence, body))
+    def put(self, session: _Session, sequence: int, body: bytes, command: int = DELIVER_SM) -> None:
+        self.queue.put((session, sequence, body, command))
 
     def stop(self) -> None:
         self.queue.put(_STOP)
@@ -1179,23 +1212,31 @@ class _ReceiptWorker:
             except Exception:
                 # Unanswered deliver_sm are redelivered by the SMSC; the worker must live on.
                 logger.exception("receipt handling failed")
+        # The inbound sink stores from this thread: its database connection ends with it.
+        connections.close_all()
 
-    def _handle(self, items: list[tuple[_Session, int, bytes]]) -> None:
-        receipts: list[DeliveryReceipt | None] = [self._receipt(body) for _, _, body in items]
-        found = [receipt for receipt in receipts if receipt is not None]
+    def _handle(self, items: list[tuple[_Session, int, bytes, int]]) -> None:
+        decoded = [self._receipt(body, command) for _, _, body, command in items]
+        found = [receipt for _, receipt in decoded if receipt is not None]
         status = ESME_ROK
         try:
             self.carrier.emit_receipts(found)
         except Exception:
             logger.exception("receipt sink failed; asking the SMSC to redeliver %d", len(found))
             status = ESME_RX_T_APPN
-        for (session, sequence, _), receipt in zip(items, receipts, strict=True):
-            session.respond("deliver_sm_resp", sequence, ESME_ROK if receipt is None else status)
+        # Messages from phones: answered only once the inbound sink stored them.
+        inbound = [pdu for pdu, receipt in decoded if pdu is not None and receipt is None]
+        inbound_status = self.carrier.take_inbound(inbound)
+        for (session, sequence, _, command), (pdu, receipt) in zip(items, decoded, strict=True):
+            answer = status if receipt is not None else inbound_status if pdu else ESME_ROK
+            session.respond(_RESPONSES[command], sequence, answer)
 
-    def _receipt(self, body: bytes) -> DeliveryReceipt | None:
+    def _receipt(
+        self, body: bytes, command: int
+    ) -> tuple[DeliverSm | None, DeliveryReceipt | None]:
         config = self.carrier.config
         try:
-            pdu = decode_deliver_sm(body)
+            pdu = decode_deliver_sm(body) if command == DELIVER_SM else decode_data_sm(body)
             receipt = receipt_from_deliver_sm(
                 pdu,
                 carrier=self.carrier.name,
@@ -1206,7 +1247,8 @@ class _ReceiptWorker:
         except Exception:
             # Answered all the same: a PDU we cannot read would only come back forever.
             logger.exception("unreadable deliver_sm: %s", body.hex())
-            return None
-        if receipt is None:
-            logger.info("deliver_sm that is not a receipt ignored (from %s)", pdu.source_addr)
-        return receipt
+            return None, None
+        return pdu, receipt
+
+
+_RESPONSES = {DELIVER_SM: "deliver_sm_resp", DATA_SM: "data_sm_resp"}

@@ -61,7 +61,7 @@ from typing import Any, ClassVar
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 
 from sms.carriers.base import (
@@ -73,9 +73,12 @@ from sms.carriers.base import (
 )
 from sms.carriers.dlr import DlrRejected, DlrView, raw_of, request_data, required
 from sms.carriers.http import HttpCarrier, Outcome, settle
+from sms.carriers.inbound import InboundSms
+from sms.carriers.inbound_http import InboundMixin
 
 API_VERSION = "2010-04-01"
 DEFAULT_CONCURRENCY = 4
+EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
 SIGNATURE_HEADER = "X-Twilio-Signature"
 
 # Twilio error code -> (our error code, permanent)
@@ -169,13 +172,17 @@ class TwilioDlrView(DlrView):
             raise DlrRejected(f"missing {SIGNATURE_HEADER}")
         token = str(self.backend.setting("AUTH_TOKEN"))
         params = {name: request.POST.getlist(name) for name in request.POST}
-        urls = [str(self.backend.setting("STATUS_CALLBACK_URL", "")), request.build_absolute_uri()]
+        urls = [self.configured_url(), request.build_absolute_uri()]
         for url in urls:
             for candidate in url_variants(url) if url else ():
                 expected = signature(token, candidate, params)
                 if hmac.compare_digest(expected.encode(), given.encode()):
                     return
         raise DlrRejected(f"bad {SIGNATURE_HEADER}")
+
+    def configured_url(self) -> str:
+        """The public URL Twilio was given for these callbacks, which it signs."""
+        return str(self.backend.setting("STATUS_CALLBACK_URL", ""))
 
     def parse_receipts(self, request: HttpRequest) -> list[DeliveryReceipt]:
         receipts = []
@@ -195,10 +202,38 @@ class TwilioDlrView(DlrView):
         return receipts
 
 
+class TwilioInboundView(InboundMixin, TwilioDlrView):
+    """Messages to a Twilio number: its "A message comes in" webhook, form-encoded
+    (From, To, Body, MessageSid, ...), signed like the status callbacks."""
+
+    def configured_url(self) -> str:
+        return str(self.backend.setting("INBOUND_URL", ""))
+
+    def parse_inbound(self, request: HttpRequest) -> list[InboundSms]:
+        return [
+            InboundSms(
+                carrier=self.backend.name,
+                sender=required(item, "From"),
+                destination=required(item, "To"),
+                text=str(item.get("Body") or ""),
+                carrier_message_id=required(item, "MessageSid", "SmsSid"),
+                raw=raw_of(item),
+            )
+            for item in request_data(request)
+        ]
+
+    def stored(self, items: list[InboundSms]) -> HttpResponse:
+        # Twilio reads the answer as TwiML: an empty Response sends no reply of its own.
+        return HttpResponse(EMPTY_TWIML, content_type="text/xml")
+
+
 class TwilioCarrier(HttpCarrier):
     carrier_name = "twilio"
     default_base_url = "https://api.twilio.com"
     dlr_view: ClassVar[type[DlrView]] = TwilioDlrView
+    inbound_view: ClassVar[type[DlrView]] = TwilioInboundView
+    # Errors that mean the phone opted out with the carrier: it joins the opt-out list.
+    opt_out_errors: ClassVar[frozenset[str]] = frozenset({"OPTED_OUT"})
 
     def auth(self) -> httpx.Auth:
         return httpx.BasicAuth(str(self.setting("ACCOUNT_SID")), str(self.setting("AUTH_TOKEN")))

@@ -1,10 +1,11 @@
-"""Delivery-receipt callbacks, mounted at ``/api/integration/carriers/``."""
+"""Delivery-receipt and inbound-message callbacks, mounted at ``/api/integration/carriers/``."""
 
 from __future__ import annotations
 
 from django.urls import URLPattern, re_path
 
 from sms.carriers.dlr import carrier_dlr
+from sms.carriers.inbound_http import carrier_inbound
 
 app_name = "carriers"
 
@@ -12,4 +13,5 @@ app_name = "carriers"
 # redirect would turn their POST into a GET.
 urlpatterns: list[URLPattern] = [
     re_path(r"^(?P<carrier>[\w.-]+)/dlr/?$", carrier_dlr, name="dlr"),
+    re_path(r"^(?P<carrier>[\w.-]+)/inbound/?$", carrier_inbound, name="inbound"),
 ]

@@ -27,14 +27,14 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import smpp34
 
-from sms.encoding import decode_gsm7
+from sms.encoding import GSM7, analyze, decode_gsm7, encode_gsm7, encode_ucs2
 
 HEADER = struct.Struct(">LLLL")
 
@@ -43,6 +43,8 @@ BIND_TRANSCEIVER_RESP = 0x80000009
 SUBMIT_SM = 0x04
 SUBMIT_SM_RESP = 0x80000004
 DELIVER_SM_RESP = 0x80000005
+DATA_SM = 0x00000103
+DATA_SM_RESP = 0x80000103
 UNBIND = 0x06
 UNBIND_RESP = 0x80000006
 ENQUIRE_LINK = 0x15
@@ -61,6 +63,7 @@ TLV_SAR_SEGMENT_SEQNUM = 0x020F
 TLV_RECEIPTED_MESSAGE_ID = 0x001E
 TLV_MESSAGE_STATE = 0x0427
 TLV_NETWORK_ERROR_CODE = 0x0423
+TLV_MESSAGE_PAYLOAD = 0x0424
 
 HOLD = "hold"
 DROP = "drop"
@@ -488,6 +491,8 @@ class Smsc:
                 self.enquire_links += 1
             elif command == ENQUIRE_LINK_RESP:
                 self.enquire_link_responses += 1
+            elif command == DATA_SM_RESP:
+                self.deliver_responses[sequence] = status
             elif command == DELIVER_SM_RESP:
                 self.deliver_responses[sequence] = status
                 receipt = connection.receipts.pop(sequence, None)
@@ -639,6 +644,107 @@ class Smsc:
         timer = threading.Timer(delay, action, args)
         timer.daemon = True
         timer.start()
+
+    # -- messages from phones (mobile-originated) ------------------------------------------
+
+    def deliver_mo(
+        self,
+        text: str,
+        *,
+        source_addr: str = "255712345678",
+        destination_addr: str = "15555",
+        concatenation: str = "udh8",
+        parts: int | None = None,
+        reference: int = 7,
+        only: Sequence[int] | None = None,
+    ) -> list[int]:
+        """Send ``text`` as a phone would: one deliver_sm (esm_class without the receipt
+        bits) per part, GSM 7-bit when it fits and UCS-2 otherwise. ``concatenation`` is
+        "udh8" or "udh16" (a user data header with an 8- or 16-bit reference) or "sar" (the
+        sar_ TLVs); ``parts`` splits the text into that many parts; ``only`` sends just
+        those part numbers (from 1). Returns the sequence numbers sent."""
+        data_coding, encode = mo_coding(text)
+        chunks = _chunks(text, parts or 1)
+        total = len(chunks)
+        sequences = []
+        for number, chunk in enumerate(chunks, start=1):
+            if only is not None and number not in only:
+                continue
+            payload = encode(chunk)
+            esm_class, tlvs = 0x00, []
+            if total > 1 and concatenation == "sar":
+                tlvs = [
+                    (TLV_SAR_MSG_REF_NUM, reference.to_bytes(2, "big")),
+                    (TLV_SAR_TOTAL_SEGMENTS, bytes([total])),
+                    (TLV_SAR_SEGMENT_SEQNUM, bytes([number])),
+                ]
+            elif total > 1:
+                esm_class = 0x40
+                if concatenation == "udh16":
+                    header = bytes([6, 0x08, 4]) + reference.to_bytes(2, "big")
+                else:
+                    header = bytes([5, 0x00, 3, reference & 0xFF])
+                payload = header + bytes([total, number]) + payload
+            sequences.append(
+                self.deliver(
+                    payload,
+                    esm_class=esm_class,
+                    source_addr=source_addr,
+                    destination_addr=destination_addr,
+                    data_coding=data_coding,
+                    tlvs=tlvs,
+                )
+            )
+        return sequences
+
+    def deliver_payload(
+        self, text: str, *, source_addr: str = "255712345678", destination_addr: str = "15555"
+    ) -> int:
+        """A deliver_sm with an empty short_message and the text in message_payload."""
+        data_coding, encode = mo_coding(text)
+        return self.deliver(
+            b"",
+            esm_class=0x00,
+            source_addr=source_addr,
+            destination_addr=destination_addr,
+            data_coding=data_coding,
+            tlvs=[(TLV_MESSAGE_PAYLOAD, encode(text))],
+        )
+
+    def data_sm(
+        self, text: str, *, source_addr: str = "255712345678", destination_addr: str = "15555"
+    ) -> int:
+        """A data_sm with the text in message_payload; returns its sequence number."""
+        data_coding, encode = mo_coding(text)
+        connection = self.bound_connection()
+        sequence = next(connection.sequences)
+        payload = encode(text)
+        body = (
+            b"\x00"  # service_type
+            + bytes([1, 1])
+            + source_addr.encode()
+            + b"\x00"
+            + bytes([1, 1])
+            + destination_addr.encode()
+            + b"\x00"
+            + bytes([0x00, 0x00, data_coding])  # esm_class, registered_delivery, data_coding
+            + struct.pack(">HH", TLV_MESSAGE_PAYLOAD, len(payload))
+            + payload
+        )
+        connection.send(HEADER.pack(16 + len(body), DATA_SM, 0, sequence) + body)
+        return sequence
+
+
+def mo_coding(text: str) -> tuple[int, Callable[[str], bytes]]:
+    """data_coding and encoder of a phone's message: GSM 7-bit (unpacked) or UCS-2."""
+    if analyze(text).encoding == GSM7:
+        return 0x00, encode_gsm7
+    return 0x08, encode_ucs2
+
+
+def _chunks(text: str, count: int) -> list[str]:
+    size = -(-len(text) // count) if text else 1
+    return [text[i : i + size] for i in range(0, len(text), size)] or [""]
 
 
 # -- policies -------------------------------------------------------------------------------

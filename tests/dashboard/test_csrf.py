@@ -64,6 +64,10 @@ POST_ROUTES = {
     "member_remove",
     "password_reset",
     "password_reset_confirm",
+    "conversation",
+    "keywords",
+    "keyword_delete",
+    "auto_reply",
 }
 
 
@@ -89,6 +93,9 @@ def objects(alice: Account, settings: Any) -> dict[str, Any]:
         "membership_id": 999999,
         "token": "not-a-token",
         "uidb64": "MQ",
+        "phone": "+255712345678",
+        "keyword_id": 999999,
+        "action": "help",
     }
 
 

@@ -13,6 +13,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from contacts.services import contact_create, contact_opt_out
 from dashboard.audit import Action, audit_record
+from inbox.services import inbound_receive, keyword_add, number_assign
 from integration.models import Account
 from integration.services import (
     account_refund,
@@ -148,6 +149,20 @@ def seed_account(account: Account, other: Account) -> Tour:
     sender_id_review(
         account=account, value="FREEMONEY", approve=False, note="Misleading: not a brand name"
     )
+    number_assign(account=account, number="+255700000100")
+    number_assign(account=account, number="15555", keyword="DUKA")
+    keyword_add(account=account, word="BASI", action="opt_out")
+    for sender, destination, text in [
+        (
+            "+255712000101",
+            "+255700000100",
+            "Habari, nimepokea ujumbe. Bei ya mbolea ni kiasi gani?",
+        ),
+        ("+255712000101", "+255700000100", "Asante sana!"),
+        ("+255712000102", "15555", "DUKA stop"),
+        ("+255712000103", "15555", "duka msaada"),
+    ]:
+        inbound_receive(carrier="beem", sender=sender, destination=destination, text=text)
     _, token = invitation_create(
         account=account, email="neema@example.com", role="admin", invited_by=owner
     )
@@ -173,6 +188,7 @@ def seed_account(account: Account, other: Account) -> Tour:
             "delivery": delivery.pk,
             "key": str(keys[0].api_key.pk),
             "invitation": token,
+            "conversation": "+255712000101",
         },
     )
 
@@ -200,6 +216,11 @@ def signed_in_pages(tour: Tour) -> list[tuple[str, str]]:
         ("template-new", dash("templates/new/")),
         ("template-edit", dash(f"templates/{ids['template']}/edit/")),
         ("send-template", dash(f"messages/send/?template={ids['template']}")),
+        ("inbox", dash("inbox/")),
+        ("conversation", dash(f"inbox/{ids['conversation']}/")),
+        ("opt-outs", dash("inbox/opt-outs/")),
+        ("keywords", dash("inbox/keywords/")),
+        ("numbers", dash("inbox/numbers/")),
         ("sender-ids", dash("sender-ids/")),
         ("keys", dash("keys/")),
         ("usage", dash("usage/")),

@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from contacts.models import Contact
 from contacts.services import contact_create
+from inbox.models import InboundMessage
 from integration.models import Account, ApiKey, Permission
 from integration.services import api_key_create
 from segments.models import Segment
@@ -27,6 +28,7 @@ class Owned:
     endpoint: Endpoint
     delivery: Delivery
     api_key: ApiKey
+    inbound: InboundMessage
 
 
 def seed(account: Account, *, text: str = "Hello from Mifumo SMS!", label: str = "x") -> Owned:
@@ -82,4 +84,7 @@ def seed(account: Account, *, text: str = "Hello from Mifumo SMS!", label: str =
         endpoint=endpoint,
         delivery=delivery,
         api_key=issued.api_key,
+        inbound=InboundMessage.objects.create(
+            account=account, sender="+255754000001", destination="15555", text=text, carrier="x"
+        ),
     )

@@ -72,6 +72,9 @@ def team(alice: Account, owner: Any) -> dict[str, Any]:
         "invitation_id": invitation.pk,
         "token": token,
         "uidb64": "MQ",
+        "phone": "+255754000001",  # the seeded inbound message's sender
+        "keyword_id": 999999,
+        "action": "help",
     }
 
 

@@ -122,6 +122,7 @@ def _known_ids(owned: Owned) -> dict[str, str]:
         "webhook_id": owned.endpoint.pk,
         "delivery_id": owned.delivery.pk,
         "key_id": str(owned.api_key.pk),
+        "inbound_id": owned.inbound.pk,
     }
 
 

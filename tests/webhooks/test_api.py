@@ -15,7 +15,15 @@ from webhooks.services import delivery_attempt
 
 pytestmark = pytest.mark.django_db
 
-ALL_EVENTS = ["message.sent", "message.delivered", "message.failed", "account.low_balance"]
+ALL_EVENTS = [
+    "message.sent",
+    "message.delivered",
+    "message.failed",
+    "account.low_balance",
+    "message.received",
+    "contact.opted_out",
+    "contact.opted_in",
+]
 
 
 def create(api, **fields):
