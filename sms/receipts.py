@@ -98,6 +98,17 @@ def receipts_ingest(*, receipts: Sequence[DeliveryReceipt]) -> IngestReport:
     }
     with transaction.atomic():
         parts = _parts_for(list(wanted))
+        # Every recipient these parts belong to is locked, in id order, before any part
+        # changes: two batches holding receipts for different parts of one recipient then
+        # take turns, and the second sees the first's parts committed, so one of them always
+        # finds every part final. Reading siblings without the lock let both miss it.
+        locked = {
+            row[0]: row[1:]
+            for row in Recipient.objects.select_for_update()
+            .filter(id__in={p.recipient_id for p in parts})
+            .order_by("id")
+            .values_list("id", "message_id", "account_id", "status")
+        }
         found = {(p.carrier, p.carrier_message_id) for p in parts}
         report.unknown = [r for key, r in wanted.items() if key not in found]
         report.matched = len(parts)
@@ -109,7 +120,7 @@ def receipts_ingest(*, receipts: Sequence[DeliveryReceipt]) -> IngestReport:
         for status, ids in by_status.items():
             CarrierMessage.objects.filter(pk__in=ids).update(status=status)
         outcome = _recipient_outcomes(parts, wanted)
-        report.changed = _apply(outcome)
+        report.changed = _apply(outcome, locked)
     return report
 
 
@@ -223,17 +234,16 @@ def _write_outcomes(outcomes: dict[int, _Outcome], now: datetime) -> None:
         )
 
 
-def _apply(outcomes: dict[int, _Outcome]) -> int:
+def _apply(outcomes: dict[int, _Outcome], locked: dict[int, tuple[Any, ...]]) -> int:
+    """``locked``: the recipients' (message, account, status), their rows locked in id order,
+    so batches that overlap (receipts, the expiry sweep) never wait on each other in a cycle."""
     if not outcomes:
         return 0
-    # Locked in id order, so batches that overlap (receipts, the expiry sweep) never wait on
-    # each other in a cycle.
-    rows = list(
-        Recipient.objects.select_for_update()
-        .filter(id__in=list(outcomes), status__in=[S.SENT, S.SUBMITTING])
-        .order_by("id")
-        .values_list("id", "message_id", "account_id")
-    )
+    rows = [
+        (recipient_id, locked[recipient_id][0], locked[recipient_id][1])
+        for recipient_id in sorted(outcomes)
+        if recipient_id in locked and locked[recipient_id][2] in (S.SENT, S.SUBMITTING)
+    ]
     now = timezone.now()
     groups: dict[tuple[str, int, str], list[int]] = defaultdict(list)
     outcome_of: dict[int, _Outcome] = {}
