@@ -42,6 +42,7 @@ from sms import routing
 from sms.carriers import get_carrier
 from sms.carriers.base import BaseCarrier, CarrierError, OutboundSms, SubmitResult
 from sms.models import CarrierMessage, Handoff, Message, Recipient, SubmitAttempt
+from sms.receipts import unmatched_apply, unmatched_waiting
 from sms.signals import StatusChange, send_status_changes
 from sms.throttle import Throttle, throttle_for
 
@@ -479,10 +480,16 @@ def _record(
 def _record_accepted(
     message: Message, carrier: str, accepted: Sequence[SubmitResult], now: datetime
 ) -> None:
+    # The recipient keeps the carrier's first id verbatim (what its support desk searches
+    # by); the parts hold the keys receipts are matched on.
     _mark_sent(
         carrier,
         [
-            (r.recipient_id, r.carrier_message_ids[0] if r.carrier_message_ids else "")
+            (
+                r.recipient_id,
+                r.carrier_message_ids[0] if r.carrier_message_ids else "",
+                min(r.accepted_at or now, now),
+            )
             for r in accepted
         ],
         now,
@@ -496,19 +503,33 @@ def _record_accepted(
             created_at=now,
         )
         for result in accepted
-        for index, carrier_id in enumerate(result.carrier_message_ids, start=1)
+        for index, carrier_id in enumerate(result.match_keys, start=1)
     ]
     # A carrier that reuses an id would otherwise fail the whole batch.
     CarrierMessage.objects.bulk_create(parts, batch_size=1000, ignore_conflicts=True)
+    keys = [part.carrier_message_id for part in parts]
+    if unmatched_waiting(carrier=carrier, keys=keys):
+        # Receipts that overtook these results: applied once the parts are committed.
+        transaction.on_commit(lambda: _apply_early_receipts(carrier, keys))
 
 
-def _mark_sent(carrier: str, rows: list[tuple[int, str]], now: datetime) -> None:
-    """Accepted recipients -> sent. Only the carrier's id differs from row to row, so one
-    statement does the batch; an ORM ``bulk_update`` builds a CASE per column and row and cost
-    more than everything else in dispatch together."""
+def _apply_early_receipts(carrier: str, keys: list[str]) -> None:
+    try:
+        while unmatched_apply(carrier=carrier, keys=keys):
+            pass
+    except Exception:
+        # Kept all the same: the receipts sweep applies them.
+        logger.exception("applying early receipts failed; the sweep will")
+
+
+def _mark_sent(carrier: str, rows: list[tuple[int, str, datetime]], now: datetime) -> None:
+    """Accepted recipients -> sent. Only the carrier's id and the time it acknowledged the
+    submit (``sent_at``) differ from row to row, so one statement does the batch; an ORM
+    ``bulk_update`` builds a CASE per column and row and cost more than everything else in
+    dispatch together."""
     if not rows:
         return
-    ids = [rid for rid, _ in rows]
+    ids = [rid for rid, _, _ in rows]
     table = connection.ops.quote_name(Recipient._meta.db_table)
     col = {
         name: _column(name)
@@ -525,13 +546,16 @@ def _mark_sent(carrier: str, rows: list[tuple[int, str]], now: datetime) -> None
     # Identifiers come from the model's meta, quoted; every value is a parameter.
     sql = (
         f"UPDATE {table} AS r SET {col['status']} = %s, {col['carrier']} = %s, "  # noqa: S608
-        f"{col['carrier_message_id']} = v.carrier_id, {col['sent_at']} = %s, "
+        f"{col['carrier_message_id']} = v.carrier_id, {col['sent_at']} = v.sent_at, "
         f"{col['updated_at']} = %s, {col['claimed_at']} = NULL "
-        "FROM unnest(%s::bigint[], %s::varchar[]) AS v(id, carrier_id) "
-        f"WHERE r.{col['id']} = v.id"
+        "FROM unnest(%s::bigint[], %s::varchar[], %s::timestamptz[]) "
+        f"AS v(id, carrier_id, sent_at) WHERE r.{col['id']} = v.id"
     )
     with connection.cursor() as cursor:
-        cursor.execute(sql, [S.SENT, carrier, now, now, ids, [cid for _, cid in rows]])
+        cursor.execute(
+            sql,
+            [S.SENT, carrier, now, ids, [cid for _, cid, _ in rows], [at for _, _, at in rows]],
+        )
 
 
 def _column(name: str) -> str:

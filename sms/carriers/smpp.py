@@ -355,13 +355,15 @@ def receipt_from_deliver_sm(
         "destination_addr": pdu.destination_addr,
         "esm_class": pdu.esm_class,
     }
+    done = parse_receipt_date(fields.get("done_date"), zone)
     return DeliveryReceipt(
         carrier=carrier,
         carrier_message_id=message_id,
         status=receipt_status(fields.get("stat"), message_state),
-        timestamp=parse_receipt_date(fields.get("done_date"), zone) or datetime.now(UTC),
+        timestamp=done or datetime.now(UTC),
         error_code=_error_code(fields.get("err"), network_error),
         raw={key: value for key, value in raw.items() if value is not None},
+        to_the_minute=done is not None and len(fields.get("done_date", "").strip()) == 10,
     )
 
 
@@ -501,7 +503,9 @@ class _Part:
     throttled: int = 0
     resubmits: int = 0
     sent_at: float = 0.0
-    message_id: str | None = None
+    message_id: str | None = None  # as the SMSC wrote it
+    receipt_key: str = ""  # the id normalised, as its receipts will be matched
+    accepted_at: datetime | None = None
     error: tuple[str, str, bool] | None = None  # code, message, permanent
 
 
@@ -516,8 +520,13 @@ class _Job:
     def result(self) -> SubmitResult:
         failure = self.error or next((p.error for p in self.parts if p.error), None)
         if failure is None:
-            ids = [p.message_id for p in self.parts if p.message_id]
-            return SubmitResult.ok(self.sms, *ids)
+            acked = [p for p in self.parts if p.message_id]
+            return SubmitResult.ok(
+                self.sms,
+                *(p.message_id for p in acked if p.message_id),
+                receipt_keys=[p.receipt_key for p in acked],
+                accepted_at=max((p.accepted_at for p in acked if p.accepted_at), default=None),
+            )
         accepted = [p.message_id for p in self.parts if p.message_id]
         if accepted:
             logger.warning(
@@ -965,19 +974,24 @@ class SmppCarrier(BaseCarrier):
             self._changed.notify_all()
 
     def _submitted_id(self, frame: bytes) -> str:
+        """The message id as the SMSC wrote it, without its NUL and blanks."""
         try:
             pdu = smpplib.smpp.parse_pdu(frame, client=_UNNUMBERED, allow_unknown_opt_params=True)
         except Exception:
             # Accepted all the same: the SMSC said ESME_ROK, only its receipts cannot match.
             logger.exception("unreadable submit_sm_resp: %s", frame.hex())
             return ""
-        return normalise_message_id(pdu.message_id, radix=self.config.submit_id_radix)
+        value = pdu.message_id
+        text = value.decode("ascii", "replace") if isinstance(value, bytes) else str(value or "")
+        return text.strip("\x00 \t\r\n")
 
     def _settle(self, part: _Part, status: int, message_id: str) -> None:
         batch = _batch_of(part)
         config = self.config
         if status == ESME_ROK:
             part.message_id = message_id
+            part.receipt_key = normalise_message_id(message_id, radix=config.submit_id_radix)
+            part.accepted_at = datetime.now(UTC)
         elif status in TEMPORARY_STATUSES and part.throttled < config.throttle_retries:
             delay = config.throttle_backoff * 2**part.throttled
             part.throttled += 1

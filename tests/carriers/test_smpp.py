@@ -245,7 +245,14 @@ def test_single_gsm7_submit_sends_unpacked_septets_with_data_coding_0(
         0,
     )
     assert not submit.tlvs
-    assert result == SubmitResult.ok(sms_of(result), normalise_message_id(submit.message_id))
+    assert submit.message_id is not None
+    assert result == SubmitResult.ok(
+        sms_of(result),
+        submit.message_id,  # verbatim, as the SMSC wrote it
+        receipt_keys=[normalise_message_id(submit.message_id)],
+        accepted_at=result.accepted_at,
+    )
+    assert result.accepted_at is not None
 
 
 def sms_of(result: SubmitResult) -> OutboundSms:
@@ -312,9 +319,8 @@ def test_multipart_gsm7_submit_carries_udh_with_one_reference(
         assert len(part.payload) <= 153
     assert_one_concatenated_message(parts, text)
     by_number = sorted(parts, key=lambda p: p.segment[2])
-    assert result.carrier_message_ids == tuple(
-        normalise_message_id(p.message_id) for p in by_number
-    )
+    assert result.carrier_message_ids == tuple(p.message_id for p in by_number)
+    assert result.match_keys == tuple(normalise_message_id(p.message_id) for p in by_number)
 
 
 def test_multipart_ucs2_submit_carries_udh_with_one_reference(
@@ -453,9 +459,7 @@ def test_connection_drop_mid_window_resubmits_only_unacknowledged(
     assert smsc.accepted_by_destination() == Counter(destinations)  # each exactly once
     assert all(r.accepted for r in results)
     accepted = {s.destination_addr: s.message_id for s in smsc.accepted()}
-    assert [r.carrier_message_ids for r in results] == [
-        (normalise_message_id(accepted[d]),) for d in destinations
-    ]
+    assert [r.carrier_message_ids for r in results] == [(accepted[d],) for d in destinations]
     assert len(smsc.binds) == 2
     first_session = [s for s in smsc.submits if s.session == 1]
     acknowledged = {s.destination_addr for s in first_session if s.status == ESME_ROK}
@@ -539,7 +543,7 @@ def test_delivery_receipts_reach_the_sink_with_the_submitted_id(
     sequence = smsc.deliver_receipt(submit.message_id, stat, err=err, done=done)
     [receipt] = sink.wait_for(1)
     assert receipt.carrier == "smsc-test"
-    assert receipt.carrier_message_id in result.carrier_message_ids
+    assert receipt.carrier_message_id in result.match_keys
     assert receipt.status == status
     assert receipt.timestamp == done
     assert receipt.error_code == error_code
@@ -558,7 +562,7 @@ def test_decimal_receipt_id_matches_hex_submit_id_with_receipt_id_radix_10(
     decimal_id = str(int(submit.message_id, 16))
     smsc.deliver_receipt(decimal_id, "DELIVRD")
     [receipt] = sink.wait_for(1)
-    assert receipt.carrier_message_id == result.carrier_message_ids[0]
+    assert receipt.carrier_message_id == result.match_keys[0]
     assert receipt.raw["id"] == decimal_id
 
 
@@ -569,7 +573,7 @@ def test_zero_padded_decimal_receipt_id_matches_without_configuration(
     result = send_one(carrier, sms())
     smsc.deliver_receipt(f"{result.carrier_message_ids[0]:0>10}", "DELIVRD")
     [receipt] = sink.wait_for(1)
-    assert receipt.carrier_message_id == result.carrier_message_ids[0]
+    assert receipt.carrier_message_id == result.match_keys[0]
 
 
 def test_receipt_from_tlvs_alone(carrier: SmppCarrier, smsc: Smsc, sink: Sink) -> None:
@@ -585,7 +589,7 @@ def test_receipt_from_tlvs_alone(carrier: SmppCarrier, smsc: Smsc, sink: Sink) -
         ],
     )
     [receipt] = sink.wait_for(1)
-    assert receipt.carrier_message_id == result.carrier_message_ids[0]
+    assert receipt.carrier_message_id == result.match_keys[0]
     assert receipt.status == DeliveryStatus.UNDELIVERABLE
     assert receipt.error_code == "3:34"
     assert receipt.timestamp.tzinfo is not None
@@ -600,7 +604,7 @@ def test_receipt_for_a_middle_part_carries_one_of_that_recipients_part_ids(
     smsc.deliver_receipt(middle.message_id, "DELIVRD")
     [receipt] = sink.wait_for(1)
     assert len(result.carrier_message_ids) == 3
-    assert receipt.carrier_message_id == result.carrier_message_ids[1]
+    assert receipt.carrier_message_id == result.match_keys[1]
 
 
 def test_receipt_times_are_read_in_the_configured_zone(
@@ -790,7 +794,7 @@ def test_interoperates_with_smpp34_server_mode(
     assert sorted((s.data_coding, s.esm_class) for s in submits) == [(0, 0), (8, 0x40), (8, 0x40)]
     gsm = next(s for s in submits if s.data_coding == 0)
     assert gsm.short_message == encode_gsm7("Habari €")
-    ids = {i for r in results for i in r.carrier_message_ids}
+    ids = {i for r in results for i in r.match_keys}
     assert {r.carrier_message_id for r in receipts} == ids == {"b000", "b001", "b002"}
     assert set(receipt_statuses.values()) == {ESME_ROK}
 
