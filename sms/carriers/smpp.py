@@ -11,6 +11,13 @@ Threads, per open carrier:
 * one *receipt* thread parses deliver_sm, hands receipts to the sink in batches, and only then
   answers deliver_sm_resp, so a receipt the sink could not take is redelivered by the SMSC.
 
+Pacing: with RATE, submits leave evenly spaced (a token bucket per bind without bursts).
+ESME_RTHROTTLED and ESME_RMSGQFUL are back-pressure, not failures: the bind pauses (backoff
+doubling with each one in a row, up to ``MAX_THROTTLE_PAUSE``), the window in use halves, and
+the part goes again without counting as a new attempt; each accepted submit grows the window
+back by one over its size (additive increase), up to WINDOW. A part still refused after
+THROTTLE_RETRIES is handed back as a temporary rejection.
+
 Every write goes through one lock per session. Parts whose submit_sm_resp never arrived when a
 session dies are sent again on the next session; acknowledged parts never are.
 
@@ -18,7 +25,8 @@ Options (``MIFUMO_CARRIERS[name]``): HOST, PORT, SYSTEM_ID, PASSWORD (required);
 (""), WINDOW (10), ENQUIRE_LINK_INTERVAL (30 s), SUBMIT_TIMEOUT (10 s), RECONNECT_BACKOFF
 ((1, 60) s, initial and max), CONCATENATION ("udh" or "sar"), REGISTERED_DELIVERY (True),
 SOURCE_TON / SOURCE_NPI (default: 5/0 for an alphanumeric sender, 1/1 for a numeric one),
-DEST_TON / DEST_NPI (1/1), SERVICE_TYPE (""), THROTTLE_RETRIES (4), THROTTLE_BACKOFF (0.25 s),
+DEST_TON / DEST_NPI (1/1), SERVICE_TYPE (""), RATE (submits per second on this bind, 0: as fast
+as the window allows), THROTTLE_RETRIES (30), THROTTLE_BACKOFF (0.25 s),
 MAX_RESUBMITS (3), SUBMIT_ID_RADIX / RECEIPT_ID_RADIX (see ``normalise_message_id``),
 RECEIPT_TIMEZONE ("UTC", the zone of the dates written in receipt texts).
 """
@@ -102,6 +110,7 @@ MAX_PDU_LENGTH = 64 * 1024
 MAX_PARTS = 255  # a concatenation header counts parts in one octet
 READ_TICK = 0.25  # how often the session thread looks at timers while the link is quiet
 UNBIND_GRACE = 1.0  # an SMSC that never answers unbind must not hold up shutdown
+MAX_THROTTLE_PAUSE = 2.0  # the longest a bind pauses after ESME_RTHROTTLED / ESME_RMSGQFUL
 
 MESSAGE_STATES = {
     1: DeliveryStatus.ENROUTE,
@@ -447,7 +456,8 @@ class SmppConfig:
     dest_ton: int = 1
     dest_npi: int = 1
     service_type: str = ""
-    throttle_retries: int = 4
+    rate: float = 0.0
+    throttle_retries: int = 30
     throttle_backoff: float = 0.25
     max_resubmits: int = 3
     submit_id_radix: int | None = None
@@ -474,7 +484,8 @@ class SmppConfig:
             dest_ton=int(get("DEST_TON", 1)),
             dest_npi=int(get("DEST_NPI", 1)),
             service_type=str(get("SERVICE_TYPE", "")),
-            throttle_retries=int(get("THROTTLE_RETRIES", 4)),
+            rate=max(0.0, float(get("RATE", 0) or 0)),
+            throttle_retries=int(get("THROTTLE_RETRIES", 30)),
             throttle_backoff=float(get("THROTTLE_BACKOFF", 0.25)),
             max_resubmits=int(get("MAX_RESUBMITS", 3)),
             submit_id_radix=_radix(get("SUBMIT_ID_RADIX", None)),
@@ -721,6 +732,9 @@ class SmppCarrier(BaseCarrier):
         self._bind_error: CarrierError | None = None
         self._reference = random.randrange(0x10000)
         self._pause_until = 0.0
+        self._next_token = 0.0  # when the rate lets the next submit leave
+        self._window_now = 0.0  # the window in use (0: not set yet; shrinks under throttling)
+        self._throttled_in_a_row = 0
 
     def _forget_after_fork(self) -> None:
         """In a forked child: the parent's socket is here but none of its threads are. Close
@@ -989,14 +1003,22 @@ class SmppCarrier(BaseCarrier):
         batch = _batch_of(part)
         config = self.config
         if status == ESME_ROK:
+            self._throttled_in_a_row = 0
+            window = self._window()
+            self._window_now = min(float(config.window), window + 1 / window)
             part.message_id = message_id
             part.receipt_key = normalise_message_id(message_id, radix=config.submit_id_radix)
             part.accepted_at = datetime.now(UTC)
         elif status in TEMPORARY_STATUSES and part.throttled < config.throttle_retries:
-            delay = config.throttle_backoff * 2**part.throttled
             part.throttled += 1
-            when = time.monotonic() + delay
             # The SMSC asked the whole bind to slow down, not just this part.
+            self._throttled_in_a_row += 1
+            self._window_now = max(1.0, self._window() / 2)
+            delay = min(
+                config.throttle_backoff * 2 ** min(self._throttled_in_a_row - 1, 10),
+                MAX_THROTTLE_PAUSE,
+            )
+            when = time.monotonic() + delay
             self._pause_until = max(self._pause_until, when)
             batch.retry_at(when, part)
             return
@@ -1121,16 +1143,27 @@ class SmppCarrier(BaseCarrier):
         if session is None:
             assert unbound_since is not None
             return self._wait_for_bind(batch, now - unbound_since)
-        if not batch.todo or len(session.pending) >= self.config.window:
+        if not batch.todo or len(session.pending) >= int(self._window()):
             return _wait_until(now, next_retry)
         if now < self._pause_until:
             return _wait_until(now, self._pause_until)
+        rate = self.config.rate
+        if rate:
+            if now < self._next_token:
+                return _wait_until(now, self._next_token)
+            # Never closer than 1/RATE apart, nothing saved up while idle: no burst for the
+            # SMSC to refuse, whatever window of time it counts in.
+            self._next_token = max(self._next_token, now) + 1 / rate
         part = batch.todo.popleft()
         sequence = session.next_sequence()
         session.pending[sequence] = part
         part.sent_at = now
         batch.sent_any = True
         return session, with_sequence(part.pdu, sequence)
+
+    def _window(self) -> float:
+        """The window in use: WINDOW until throttling shrinks it."""
+        return self._window_now or float(self.config.window)
 
     def _wait_for_bind(self, batch: _Batch, unbound_for: float) -> float:
         timeout = self.config.submit_timeout

@@ -425,6 +425,49 @@ def test_always_throttled_submit_becomes_a_temporary_rejection(
     assert len(smsc.submits) == 3  # the first try and two retries
 
 
+def accepted_rate(smsc: Smsc) -> float:
+    """Submits accepted per second, first to last, as the SMSC received them."""
+    times = sorted(s.received_at for s in smsc.accepted())
+    return (len(times) - 1) / (times[-1] - times[0])
+
+
+def test_submits_are_paced_at_the_rate_a_throttling_smsc_allows(
+    make_carrier: Callable[..., SmppCarrier], smsc: Smsc
+) -> None:
+    smsc.throttle_rate = 20  # ESME_RTHROTTLED past 20 submits in any second
+    carrier = make_carrier(RATE=20, WINDOW=10, THROTTLE_BACKOFF=0.25)
+    results = carrier.send_messages(recipients(100))
+    assert all(r.accepted for r in results)  # every one, no permanent nor temporary failure
+    assert len(smsc.accepted()) == 100
+    assert 18 <= accepted_rate(smsc) <= 22, accepted_rate(smsc)
+    assert smsc.throttled <= 5  # evenly spaced: the SMSC hardly ever has to refuse one
+
+
+def test_throttling_without_a_configured_rate_slows_down_instead_of_failing(
+    make_carrier: Callable[..., SmppCarrier], smsc: Smsc
+) -> None:
+    smsc.throttle_rate = 50
+    carrier = make_carrier(WINDOW=20, THROTTLE_BACKOFF=0.05)
+    results = carrier.send_messages(recipients(200))
+    assert all(r.accepted for r in results)
+    assert smsc.throttled > 0  # it was refused, and backed off
+    assert sorted(smsc.accepted_by_destination().values()) == [1] * 200
+    assert accepted_rate(smsc) <= 55
+
+
+@pytest.mark.parametrize("status", [ESME_RTHROTTLED, ESME_RMSGQFUL])
+def test_back_pressure_halves_the_window_and_acceptance_grows_it_back(
+    make_carrier: Callable[..., SmppCarrier], smsc: Smsc, status: int
+) -> None:
+    carrier = make_carrier(WINDOW=8)
+    smsc.policy = Sequenced([status])
+    first = carrier.send_messages(recipients(1))
+    assert first[0].accepted
+    assert carrier._window() == 4.25  # halved once, then one acceptance added 1/4
+    carrier.send_messages(recipients(60))
+    assert carrier._window() == 8.0
+
+
 def test_other_errors_are_permanent_rejections_with_readable_messages(
     carrier: SmppCarrier, smsc: Smsc
 ) -> None:
