@@ -42,7 +42,7 @@ from sms import routing
 from sms.carriers import get_carrier
 from sms.carriers.base import BaseCarrier, CarrierError, OutboundSms, SubmitResult
 from sms.models import CarrierMessage, Handoff, Message, Recipient, SubmitAttempt
-from sms.receipts import unmatched_apply, unmatched_waiting
+from sms.receipts import unmatched_recorded
 from sms.signals import StatusChange, send_status_changes
 from sms.throttle import Throttle, throttle_for
 
@@ -508,15 +508,13 @@ def _record_accepted(
     # A carrier that reuses an id would otherwise fail the whole batch.
     CarrierMessage.objects.bulk_create(parts, batch_size=1000, ignore_conflicts=True)
     keys = [part.carrier_message_id for part in parts]
-    if unmatched_waiting(carrier=carrier, keys=keys):
-        # Receipts that overtook these results: applied once the parts are committed.
-        transaction.on_commit(lambda: _apply_early_receipts(carrier, keys))
+    # Receipts that overtook these results: applied once the parts are committed.
+    transaction.on_commit(lambda: _apply_early_receipts(carrier, keys))
 
 
 def _apply_early_receipts(carrier: str, keys: list[str]) -> None:
     try:
-        while unmatched_apply(carrier=carrier, keys=keys):
-            pass
+        unmatched_recorded(carrier=carrier, keys=keys)
     except Exception:
         # Kept all the same: the receipts sweep applies them.
         logger.exception("applying early receipts failed; the sweep will")
@@ -645,10 +643,22 @@ def stuck_messages(*, now: object = None) -> list[str]:
     return sorted(ids)
 
 
+def _failure_only_carriers() -> set[str]:
+    """Carriers asked for receipts of failures only (SMPP ``REGISTERED_DELIVERY = 2``)."""
+    return {
+        name
+        for name, options in settings.MIFUMO_CARRIERS.items()
+        if {str(k).upper(): v for k, v in options.items()}.get("REGISTERED_DELIVERY") in (2, "2")
+    }
+
+
 def expire_unconfirmed(*, now: object = None) -> int:
-    """Sent recipients that never got a receipt within the timeout fail as EXPIRED."""
+    """Sent recipients that never got a receipt within the timeout fail as EXPIRED; those of a
+    carrier that reports failures only are delivered then (no failure came), without a
+    delivery time."""
     moment = now or timezone.now()
     cutoff = moment - timedelta(seconds=settings.MIFUMO_RECEIPT_TIMEOUT_SECONDS)  # type: ignore[operator]
+    failure_only = _failure_only_carriers()
     total = 0
     while True:
         ids = list(
@@ -664,22 +674,29 @@ def expire_unconfirmed(*, now: object = None) -> int:
                 Recipient.objects.select_for_update()
                 .filter(id__in=ids, status=S.SENT)
                 .order_by("id")
-                .values_list("id", "message_id", "account_id")
+                .values_list("id", "message_id", "account_id", "carrier")
             )
-            Recipient.objects.filter(id__in=[rid for rid, _, _ in rows]).update(
+            delivered = [rid for rid, _, _, carrier in rows if carrier in failure_only]
+            expired = [rid for rid, _, _, carrier in rows if carrier not in failure_only]
+            Recipient.objects.filter(id__in=expired).update(
                 status=S.FAILED,
                 error_code="EXPIRED",
                 error_message="No delivery receipt before the validity period ended",
                 updated_at=moment,
             )
-            by_message: dict[tuple[str, int], list[int]] = defaultdict(list)
-            for rid, message_id, account_id in rows:
-                by_message[(message_id, account_id)].append(rid)
+            if delivered:
+                Recipient.objects.filter(id__in=delivered).update(
+                    status=S.DELIVERED, updated_at=moment
+                )
+            by_message: dict[tuple[str, int, str], list[int]] = defaultdict(list)
+            for rid, message_id, account_id, carrier in rows:
+                status = S.DELIVERED if carrier in failure_only else S.FAILED
+                by_message[(message_id, account_id, status)].append(rid)
             send_status_changes(
                 Recipient,
                 [
-                    StatusChange(message_id, account_id, S.FAILED, changed)
-                    for (message_id, account_id), changed in by_message.items()
+                    StatusChange(message_id, account_id, status, changed)
+                    for (message_id, account_id, status), changed in by_message.items()
                 ],
             )
         total += len(rows)

@@ -133,6 +133,15 @@ def receipts_ingest(
         outcome = _recipient_outcomes(parts, wanted)
         report.changed = _apply(outcome, locked)
         if report.unknown and keep_unmatched:
+            # Under the carrier's lock, look again: a batch recorded since this transaction
+            # began may hold these ids now. Recording checks for kept receipts under the same
+            # lock after it commits, so of the two, whichever comes second sees the other.
+            _lock_unmatched({r.carrier for r in report.unknown})
+            late = receipts_ingest(receipts=report.unknown, keep_unmatched=False)
+            report.matched += late.matched
+            report.changed += late.changed
+            report.unknown = late.unknown
+        if report.unknown and keep_unmatched:
             UnmatchedReceipt.objects.bulk_create(
                 UnmatchedReceipt(
                     carrier=r.carrier,
@@ -149,11 +158,27 @@ def receipts_ingest(
     return report
 
 
-def unmatched_waiting(*, carrier: str, keys: Sequence[str]) -> bool:
-    """Whether receipts for any of ``keys`` arrived before their ids were recorded."""
-    return bool(keys) and (
-        UnmatchedReceipt.objects.filter(carrier=carrier, carrier_message_id__in=keys).exists()
-    )
+def _lock_unmatched(carriers: set[str]) -> None:
+    """A transaction lock per carrier between keeping receipts and recording their ids."""
+    with connection.cursor() as cursor:
+        for carrier in sorted(carriers):
+            cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [f"receipts:{carrier}"])
+
+
+def unmatched_recorded(*, carrier: str, keys: Sequence[str]) -> int:
+    """After ids of ``carrier`` were recorded (committed): apply the receipts kept for any of
+    them. Returns how many were applied."""
+    if not keys:
+        return 0
+    with transaction.atomic():
+        _lock_unmatched({carrier})
+        waiting = UnmatchedReceipt.objects.filter(
+            carrier=carrier, carrier_message_id__in=list(keys)
+        ).exists()
+    total = 0
+    while waiting and (taken := unmatched_apply(carrier=carrier, keys=keys)):
+        total += taken
+    return total
 
 
 def unmatched_apply(

@@ -23,7 +23,8 @@ session dies are sent again on the next session; acknowledged parts never are.
 
 Options (``MIFUMO_CARRIERS[name]``): HOST, PORT, SYSTEM_ID, PASSWORD (required); SYSTEM_TYPE
 (""), WINDOW (10), ENQUIRE_LINK_INTERVAL (30 s), SUBMIT_TIMEOUT (10 s), RECONNECT_BACKOFF
-((1, 60) s, initial and max), CONCATENATION ("udh" or "sar"), REGISTERED_DELIVERY (True),
+((1, 60) s, initial and max), CONCATENATION ("udh" or "sar"), REGISTERED_DELIVERY (1; 2 asks
+for receipts of failures only, as some gateways want; 0 none),
 SOURCE_TON / SOURCE_NPI (default: 5/0 for an alphanumeric sender, 1/1 for a numeric one),
 DEST_TON / DEST_NPI (1/1), SERVICE_TYPE (""), RATE (submits per second on this bind, 0: as fast
 as the window allows), THROTTLE_RETRIES (30), THROTTLE_BACKOFF (0.25 s),
@@ -450,7 +451,7 @@ class SmppConfig:
     submit_timeout: float = 10.0
     reconnect_backoff: tuple[float, float] = (1.0, 60.0)
     concatenation: str = "udh"
-    registered_delivery: bool = True
+    registered_delivery: int = 1  # 0: none, 1: every final state, 2: failures only
     source_ton: int | None = None
     source_npi: int | None = None
     dest_ton: int = 1
@@ -478,7 +479,7 @@ class SmppConfig:
             submit_timeout=float(get("SUBMIT_TIMEOUT", 10.0)),
             reconnect_backoff=_backoff(get("RECONNECT_BACKOFF", (1.0, 60.0))),
             concatenation=str(get("CONCATENATION", "udh")).lower(),
-            registered_delivery=bool(get("REGISTERED_DELIVERY", True)),
+            registered_delivery=_registered_delivery(get("REGISTERED_DELIVERY", 1)),
             source_ton=_optional_int(get("SOURCE_TON", None)),
             source_npi=_optional_int(get("SOURCE_NPI", None)),
             dest_ton=int(get("DEST_TON", 1)),
@@ -494,7 +495,22 @@ class SmppConfig:
         )
         if config.concatenation not in ("udh", "sar"):
             raise ValueError(f"CONCATENATION must be 'udh' or 'sar', not {config.concatenation!r}")
+        if config.port <= 0 or config.port > 65535:
+            raise ValueError(f"PORT must be a TCP port (1-65535), not {config.port}")
         return config
+
+
+def _registered_delivery(value: Any) -> int:
+    """True/False as 1/0 (the older settings), or 0, 1 or 2 as SMPP 3.4 numbers them."""
+    if isinstance(value, bool):
+        return int(value)
+    number = int(value)
+    if number not in (0, 1, 2):
+        raise ValueError(
+            f"REGISTERED_DELIVERY must be 0 (none), 1 (every final state) or 2 (failures "
+            f"only), not {value!r}"
+        )
+    return number
 
 
 def _optional_int(value: Any) -> int | None:
@@ -1093,7 +1109,7 @@ class SmppCarrier(BaseCarrier):
             "dest_addr_npi": config.dest_npi,
             "destination_addr": sms.to.lstrip("+"),
             "esm_class": 0,
-            "registered_delivery": 1 if config.registered_delivery else 0,
+            "registered_delivery": config.registered_delivery,
         }
 
     def _concatenation(
