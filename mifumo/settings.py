@@ -282,7 +282,7 @@ if env("SMPP_HOST"):
         "SYSTEM_ID": env("SMPP_SYSTEM_ID"),
         "PASSWORD": env("SMPP_PASSWORD"),
         "SYSTEM_TYPE": envstr("SMPP_SYSTEM_TYPE", ""),
-        "WINDOW": envint("SMPP_WINDOW", 10),
+        "WINDOW": envint("SMPP_WINDOW", 50),
         "RATE": envint("SMPP_RATE", 0),
         "CONCATENATION": envstr("SMPP_CONCATENATION", "udh"),
         "REGISTERED_DELIVERY": envint("SMPP_REGISTERED_DELIVERY", 1),

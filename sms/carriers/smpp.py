@@ -22,7 +22,7 @@ Every write goes through one lock per session. Parts whose submit_sm_resp never 
 session dies are sent again on the next session; acknowledged parts never are.
 
 Options (``MIFUMO_CARRIERS[name]``): HOST, PORT, SYSTEM_ID, PASSWORD (required); SYSTEM_TYPE
-(""), WINDOW (10), ENQUIRE_LINK_INTERVAL (30 s), SUBMIT_TIMEOUT (10 s), RECONNECT_BACKOFF
+(""), WINDOW (50), ENQUIRE_LINK_INTERVAL (30 s), SUBMIT_TIMEOUT (10 s), RECONNECT_BACKOFF
 ((1, 60) s, initial and max), CONCATENATION ("udh" or "sar"), REGISTERED_DELIVERY (1; 2 asks
 for receipts of failures only, as some gateways want; 0 none),
 SOURCE_TON / SOURCE_NPI (default: 5/0 for an alphanumeric sender, 1/1 for a numeric one),
@@ -446,7 +446,7 @@ class SmppConfig:
     system_id: str
     password: str
     system_type: str = ""
-    window: int = 10
+    window: int = 50
     enquire_link_interval: float = 30.0
     submit_timeout: float = 10.0
     reconnect_backoff: tuple[float, float] = (1.0, 60.0)
@@ -474,7 +474,7 @@ class SmppConfig:
             system_id=str(get("SYSTEM_ID")),
             password=str(get("PASSWORD")),
             system_type=str(get("SYSTEM_TYPE", "")),
-            window=max(1, int(get("WINDOW", 10))),
+            window=max(1, int(get("WINDOW", 50))),
             enquire_link_interval=float(get("ENQUIRE_LINK_INTERVAL", 30.0)),
             submit_timeout=float(get("SUBMIT_TIMEOUT", 10.0)),
             reconnect_backoff=_backoff(get("RECONNECT_BACKOFF", (1.0, 60.0))),
@@ -751,6 +751,7 @@ class SmppCarrier(BaseCarrier):
         self._next_token = 0.0  # when the rate lets the next submit leave
         self._window_now = 0.0  # the window in use (0: not set yet; shrinks under throttling)
         self._throttled_in_a_row = 0
+        self._throttle_reacted_at = 0.0  # when the bind last slowed down for the SMSC
 
     def _forget_after_fork(self) -> None:
         """In a forked child: the parent's socket is here but none of its threads are. Close
@@ -1027,16 +1028,18 @@ class SmppCarrier(BaseCarrier):
             part.accepted_at = datetime.now(UTC)
         elif status in TEMPORARY_STATUSES and part.throttled < config.throttle_retries:
             part.throttled += 1
-            # The SMSC asked the whole bind to slow down, not just this part.
-            self._throttled_in_a_row += 1
-            self._window_now = max(1.0, self._window() / 2)
-            delay = min(
-                config.throttle_backoff * 2 ** min(self._throttled_in_a_row - 1, 10),
-                MAX_THROTTLE_PAUSE,
-            )
-            when = time.monotonic() + delay
-            self._pause_until = max(self._pause_until, when)
-            batch.retry_at(when, part)
+            now = time.monotonic()
+            # The SMSC asked the whole bind to slow down, not just this part. Once per burst:
+            # the other refusals of submits sent before this reaction are the same news.
+            if part.sent_at > self._throttle_reacted_at:
+                self._throttle_reacted_at = now
+                self._throttled_in_a_row += 1
+                self._window_now = max(1.0, self._window() / 2)
+                # Paced binds only overstepped by a hair: pause a couple of intervals.
+                base = 2 / config.rate if config.rate else config.throttle_backoff
+                delay = min(base * 2 ** min(self._throttled_in_a_row - 1, 10), MAX_THROTTLE_PAUSE)
+                self._pause_until = max(self._pause_until, now + delay)
+            batch.retry_at(max(self._pause_until, now), part)
             return
         elif status in TEMPORARY_STATUSES:
             retries = f" after {part.throttled} retries"
@@ -1167,9 +1170,9 @@ class SmppCarrier(BaseCarrier):
         if rate:
             if now < self._next_token:
                 return _wait_until(now, self._next_token)
-            # Never closer than 1/RATE apart, nothing saved up while idle: no burst for the
-            # SMSC to refuse, whatever window of time it counts in.
-            self._next_token = max(self._next_token, now) + 1 / rate
+            # On a grid 1/RATE apart, so waits that overslept are made up; nothing saved up
+            # beyond one interval, so no burst for the SMSC to refuse.
+            self._next_token = max(self._next_token, now - 1 / rate) + 1 / rate
         part = batch.todo.popleft()
         sequence = session.next_sequence()
         session.pending[sequence] = part
@@ -1211,6 +1214,7 @@ class _ReceiptWorker:
     """Turns deliver_sm into receipts for the sink, then answers them (see module docstring)."""
 
     BATCH = 500
+    LINGER = 0.05  # seconds a first receipt waits for others to join its batch
 
     def __init__(self, carrier: SmppCarrier) -> None:
         self.carrier = carrier
@@ -1231,9 +1235,12 @@ class _ReceiptWorker:
         running = True
         while running:
             items = [self.queue.get()]
-            while len(items) < self.BATCH:
+            # Receipts of a paced bind trickle in: wait a moment for company, so the sink
+            # gets batches rather than one task per receipt.
+            until = time.monotonic() + self.LINGER
+            while len(items) < self.BATCH and items[-1] is not _STOP:
                 try:
-                    items.append(self.queue.get_nowait())
+                    items.append(self.queue.get(timeout=max(0.0, until - time.monotonic())))
                 except queue.Empty:
                     break
             running = _STOP not in items

@@ -17,7 +17,8 @@ own acknowledgement), and ``message_ids`` may issue ids with leading zeros (``ze
 Receipt texts write ``done date`` to the minute, as SMPP 3.4 Appendix B does.
 
 Run as a program it serves until stdin closes, for the benchmark in another process:
-``python -m tests.carriers.smsc --receipts DELIVRD --timings FILE`` prints ``PORT <n>``.
+``python -m tests.carriers.smsc --receipts DELIVRD --timings FILE [--throttle N]`` prints
+``PORT <n>``.
 """
 
 from __future__ import annotations
@@ -710,8 +711,9 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--receipts", default=None, help="stat of a receipt after each accept")
     parser.add_argument("--timings", default=None, help="write {message_id: received_at} here")
+    parser.add_argument("--throttle", type=int, default=0, help="ESME_RTHROTTLED past N/s")
     args = parser.parse_args(argv)
-    smsc = Smsc(auto_receipt=args.receipts).start()
+    smsc = Smsc(auto_receipt=args.receipts, throttle_rate=args.throttle).start()
     print(f"PORT {smsc.port}", flush=True)
     sys.stdin.read()  # serve until the parent closes our stdin
     smsc.stop()
