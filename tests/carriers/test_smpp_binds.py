@@ -25,6 +25,14 @@ SMPP = "sms.carriers.smpp.SmppCarrier"
 LONG = "Habari! " * 25  # 200 GSM-7 characters: two parts
 
 
+@pytest.fixture(autouse=True)
+def _fresh_routes() -> Iterator[None]:
+    """Routes are cached for a few seconds: none of this module's may outlive its test."""
+    routing.clear_cache()
+    yield
+    routing.clear_cache()
+
+
 def bind(name: str, port: int = 2775, **options: Any) -> dict[str, Any]:
     return {
         "name": name,
