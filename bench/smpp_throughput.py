@@ -9,14 +9,25 @@ Then submits N single-part messages in dispatcher-sized batches over one bind an
   reached the carrier's sink (both read from CLOCK_MONOTONIC, which processes on one host
   share). The SMSC delivers instantly, so this is the carrier's own receipt path.
 
-    python -m bench.smpp_throughput [--count 20000] [--window 10] [--batch 500]
+    python -m bench.smpp_throughput [--count 20000] [--window 50] [--batch 500]
+
+With ``--api`` it measures the whole path instead: a fresh database, gunicorn, a Celery worker
+and ``manage.py run_smpp`` bound straight to the SMSC child; ``--sends`` API sends of
+``--recipients`` each, as fast as they are answered, and the time from the first send until
+every recipient is ``delivered`` (receipts ingested). ``--throttle N`` makes the SMSC answer
+ESME_RTHROTTLED past N submits per second, and ``--rate`` paces the bind (SMPP_RATE):
+
+    python -m bench.smpp_throughput --api [--sends 20] [--recipients 1000] [--window 50]
+        [--batch 500] [--throttle 0] [--rate 0]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -26,10 +37,12 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from bench.common import PYTHON, bench_env, call, fresh_database, gunicorn, setup_account
 from sms.carriers.base import DeliveryReceipt, OutboundSms, SubmitResult
 from sms.carriers.smpp import SmppCarrier, normalise_message_id
 
 ROOT = Path(__file__).resolve().parents[1]
+TEXT = "Habari! Nambari yako ya uthibitisho ni 123456. Asante kwa kutumia Mifumo."
 
 
 class TimingSink:
@@ -50,10 +63,14 @@ class TimingSink:
                 self.done.set()
 
 
-def start_smsc(timings: Path, receipts: bool) -> tuple[subprocess.Popen[str], int]:
+def start_smsc(
+    timings: Path, receipts: bool, throttle: int = 0
+) -> tuple[subprocess.Popen[str], int]:
     command = [sys.executable, "-m", "tests.carriers.smsc", "--timings", str(timings)]
     if receipts:
         command += ["--receipts", "DELIVRD"]
+    if throttle:
+        command += ["--throttle", str(throttle)]
     child = subprocess.Popen(
         command, cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
     )
@@ -116,13 +133,148 @@ def report_latency(sink: TimingSink, timings: Path) -> None:
     )
 
 
+def end_to_end(args: argparse.Namespace) -> None:
+    """API sends to every recipient delivered, over run_smpp and a real Celery worker."""
+    database = "mifumo_bench_smpp"
+    fresh_database(database)
+    with tempfile.TemporaryDirectory() as scratch:
+        workdir = Path(scratch)
+        child, port = start_smsc(workdir / "submits.json", receipts=True, throttle=args.throttle)
+        env = bench_env(
+            database,
+            MIFUMO_CARRIER="smpp",
+            SMPP_HOST="127.0.0.1",
+            SMPP_PORT=str(port),
+            SMPP_SYSTEM_ID="mifumo",
+            SMPP_PASSWORD="secret",
+            SMPP_WINDOW=str(args.window),
+            SMPP_RATE=str(args.rate),
+            CELERY_TASK_ALWAYS_EAGER="false",
+            PYTHONUNBUFFERED="1",
+        )
+        processes: list[subprocess.Popen[bytes]] = []
+        try:
+            key = setup_account(env)
+            for command in (
+                [
+                    "-m",
+                    "celery",
+                    "-A",
+                    "mifumo",
+                    "worker",
+                    "--loglevel",
+                    "WARNING",
+                    "--concurrency",
+                    "2",
+                    "--queues",
+                    "dispatch,receipts,webhooks,default",
+                ],
+                [
+                    "-m",
+                    "celery",
+                    "-A",
+                    "mifumo",
+                    "beat",
+                    "--loglevel",
+                    "WARNING",
+                    "--schedule",
+                    str(workdir / "beat"),
+                ],
+                ["manage.py", "run_smpp", "--batch", str(args.batch)],
+            ):
+                with (workdir / f"{command[1]}.log").open("ab") as log:
+                    processes.append(
+                        subprocess.Popen(
+                            [PYTHON, *command],
+                            cwd=ROOT,
+                            env=env,
+                            stdout=log,
+                            stderr=subprocess.STDOUT,
+                            start_new_session=True,
+                        )
+                    )
+            with gunicorn(env, workers=2) as base:
+                time.sleep(3)  # the worker and the bind come up
+                total = args.sends * args.recipients
+                started = time.monotonic()
+                ids = []
+                for send in range(args.sends):
+                    phones = [f"+2557{send:02d}{n:06d}" for n in range(args.recipients)]
+                    status, body, _ = call(
+                        base,
+                        "/api/integration/v1/sms/send/",
+                        key,
+                        {
+                            "message": "Habari! Nambari yako ni 123456. Asante.",
+                            "recipients": phones,
+                        },
+                    )
+                    assert status == 200, body
+                    ids.append(body["data"]["message_id"])
+                accepted = time.monotonic() - started
+                waiting = set(ids)
+                deadline = started + args.timeout
+                while waiting and time.monotonic() < deadline:
+                    for message_id in list(waiting):
+                        _, body, _ = call(
+                            base,
+                            f"/api/integration/v1/sms/status/{message_id}/?per_page=1",
+                            key,
+                        )
+                        if body["data"]["status"] in ("delivered", "failed", "partially_delivered"):
+                            waiting.discard(message_id)
+                    time.sleep(0.2)
+                elapsed = time.monotonic() - started
+                counts: dict[str, int] = {}
+                for message_id in ids:
+                    _, body, _ = call(
+                        base, f"/api/integration/v1/sms/status/{message_id}/?per_page=1", key
+                    )
+                    for state, n in body["data"]["counts"].items():
+                        counts[state] = counts.get(state, 0) + n
+        finally:
+            for process in processes:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGTERM)
+            for process in processes:
+                try:
+                    process.wait(30)
+                except subprocess.TimeoutExpired:
+                    os.killpg(process.pid, signal.SIGKILL)
+            stop_smsc(child)
+        received = sorted(json.loads((workdir / "submits.json").read_text()).values())
+    print(
+        f"end to end: {args.sends} sends x {args.recipients} recipients, WINDOW={args.window}, "
+        f"run_smpp --batch {args.batch}, SMPP_RATE={args.rate}, SMSC throttle "
+        f"{args.throttle or 'none'}, {os.cpu_count()} CPUs"
+    )
+    print(f"sends answered in {accepted:.2f} s; recipients {counts}")
+    delivered = counts.get("delivered", 0)
+    print(
+        f"{delivered}/{total} delivered in {elapsed:.2f} s from the first send "
+        f"= {delivered / elapsed:,.0f} SMS/s" + ("" if not waiting else " (TIMED OUT)")
+    )
+    if len(received) > 1:
+        rate = (len(received) - 1) / (received[-1] - received[0])
+        print(f"the SMSC accepted {len(received)} submits at {rate:,.1f}/s, first to last")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=20_000)
-    parser.add_argument("--window", type=int, default=10)
+    parser.add_argument("--window", type=int, default=50)
     parser.add_argument("--batch", type=int, default=500, help="messages per send_messages")
     parser.add_argument("--no-receipts", action="store_true")
+    parser.add_argument("--api", action="store_true", help="end to end from the API")
+    parser.add_argument("--sends", type=int, default=20)
+    parser.add_argument("--recipients", type=int, default=1000)
+    parser.add_argument("--throttle", type=int, default=0, help="SMSC: 0x58 past N/s")
+    parser.add_argument("--rate", type=int, default=0, help="SMPP_RATE for the bind")
+    parser.add_argument("--timeout", type=float, default=600.0)
     args = parser.parse_args(argv)
+    if args.api:
+        end_to_end(args)
+        return
 
     with tempfile.TemporaryDirectory() as scratch:
         timings = Path(scratch) / "submits.json"

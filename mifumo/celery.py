@@ -31,6 +31,7 @@ app.conf.update(
     task_routes={
         "sms.tasks.dispatch_message": {"queue": "dispatch"},
         "sms.tasks.ingest_receipts": {"queue": "receipts"},
+        "sms.tasks.apply_unmatched_receipts": {"queue": "receipts"},
         "webhooks.tasks.*": {"queue": "webhooks"},
     },
     beat_schedule={
@@ -41,6 +42,10 @@ app.conf.update(
         "sweep-stuck-recipients": {
             "task": "sms.tasks.sweep_stuck",
             "schedule": float(os.environ.get("MIFUMO_SWEEP_SECONDS", "30")),
+        },
+        "apply-unmatched-receipts": {
+            "task": "sms.tasks.apply_unmatched_receipts",
+            "schedule": float(os.environ.get("MIFUMO_UNMATCHED_RECEIPTS_SECONDS", "30")),
         },
         "deliver-due-webhooks": {"task": "webhooks.tasks.deliver_due", "schedule": 10.0},
         "flush-stale-inbound-parts": {"task": "inbox.tasks.flush_stale_parts", "schedule": 60.0},

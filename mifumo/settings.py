@@ -14,6 +14,7 @@ from django.core.exceptions import ImproperlyConfigured
 from mifumo import embedded
 from mifumo.broker import broker_url
 from mifumo.env import env, envbool, envint, envlist, envstr
+from mifumo.smpp_binds import smpp_binds
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(envstr("MIFUMO_VAR_DIR", str(BASE_DIR / "var")))
@@ -273,6 +274,8 @@ MIFUMO_CARRIERS: dict[str, dict[str, Any]] = {
     "console": {"BACKEND": "sms.carriers.console.ConsoleCarrier"},
     "locmem": {"BACKEND": "sms.carriers.locmem.LocmemCarrier"},
 }
+# One SMPP bind from the SMPP_* variables, named "smpp"; several (one per network, each with
+# the prefixes it takes) from MIFUMO_SMPP_BINDS, JSON or a file of it (mifumo/smpp_binds.py).
 if env("SMPP_HOST"):
     MIFUMO_CARRIERS["smpp"] = {
         "BACKEND": "sms.carriers.smpp.SmppCarrier",
@@ -281,9 +284,12 @@ if env("SMPP_HOST"):
         "SYSTEM_ID": env("SMPP_SYSTEM_ID"),
         "PASSWORD": env("SMPP_PASSWORD"),
         "SYSTEM_TYPE": envstr("SMPP_SYSTEM_TYPE", ""),
-        "WINDOW": envint("SMPP_WINDOW", 10),
+        "WINDOW": envint("SMPP_WINDOW", 50),
         "RATE": envint("SMPP_RATE", 0),
+        "CONCATENATION": envstr("SMPP_CONCATENATION", "udh"),
+        "REGISTERED_DELIVERY": envint("SMPP_REGISTERED_DELIVERY", 1),
     }
+MIFUMO_CARRIERS.update(smpp_binds(env("MIFUMO_SMPP_BINDS")))
 if env("BEEM_API_KEY"):
     MIFUMO_CARRIERS["beem"] = {
         "BACKEND": "sms.carriers.beem.BeemCarrier",

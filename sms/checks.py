@@ -67,6 +67,8 @@ def _check_carrier(name: str, config: Any) -> list[checks.CheckMessage]:
     if not isinstance(config, dict):
         return [_error(f"{setting} must be a dict of options", 2)]
     options = {str(key).upper(): value for key, value in config.items()}
+    if options.get("DEFINED_BY"):
+        setting = f"{options['DEFINED_BY']} bind {name!r}"
     backend = options.get("BACKEND")
     if not backend:
         return [_error(f"{setting}['BACKEND'] is required", 3)]
@@ -87,6 +89,18 @@ def _check_carrier(name: str, config: Any) -> list[checks.CheckMessage]:
             errors.append(
                 _error(f"{setting}['RATE'] = {rate!r} must be a positive whole number", 8)
             )
+    routes: Any = options.get("ROUTES")
+    if routes is not None and (
+        not isinstance(routes, list | tuple)
+        or not all(str(prefix).lstrip("+").isdigit() for prefix in routes)
+    ):
+        errors.append(
+            _error(
+                f"{setting}['ROUTES'] = {routes!r} must be a list of number prefixes",
+                14,
+                hint='E.164 digits without "+", e.g. ["25575", "25576"]',
+            )
+        )
     try:
         carrier = build_carrier(name, receipt_sink=_discard)
         _validate_options(carrier)

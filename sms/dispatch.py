@@ -42,6 +42,7 @@ from sms import routing
 from sms.carriers import get_carrier
 from sms.carriers.base import BaseCarrier, CarrierError, OutboundSms, SubmitResult
 from sms.models import CarrierMessage, Handoff, Message, Recipient, SubmitAttempt
+from sms.receipts import unmatched_recorded
 from sms.signals import StatusChange, send_status_changes
 from sms.throttle import Throttle, throttle_for
 
@@ -491,10 +492,16 @@ def _record(
 def _record_accepted(
     message: Message, carrier: str, accepted: Sequence[SubmitResult], now: datetime
 ) -> None:
+    # The recipient keeps the carrier's first id verbatim (what its support desk searches
+    # by); the parts hold the keys receipts are matched on.
     _mark_sent(
         carrier,
         [
-            (r.recipient_id, r.carrier_message_ids[0] if r.carrier_message_ids else "")
+            (
+                r.recipient_id,
+                r.carrier_message_ids[0] if r.carrier_message_ids else "",
+                min(r.accepted_at or now, now),
+            )
             for r in accepted
         ],
         now,
@@ -508,19 +515,31 @@ def _record_accepted(
             created_at=now,
         )
         for result in accepted
-        for index, carrier_id in enumerate(result.carrier_message_ids, start=1)
+        for index, carrier_id in enumerate(result.match_keys, start=1)
     ]
     # A carrier that reuses an id would otherwise fail the whole batch.
     CarrierMessage.objects.bulk_create(parts, batch_size=1000, ignore_conflicts=True)
+    keys = [part.carrier_message_id for part in parts]
+    # Receipts that overtook these results: applied once the parts are committed.
+    transaction.on_commit(lambda: _apply_early_receipts(carrier, keys))
 
 
-def _mark_sent(carrier: str, rows: list[tuple[int, str]], now: datetime) -> None:
-    """Accepted recipients -> sent. Only the carrier's id differs from row to row, so one
-    statement does the batch; an ORM ``bulk_update`` builds a CASE per column and row and cost
-    more than everything else in dispatch together."""
+def _apply_early_receipts(carrier: str, keys: list[str]) -> None:
+    try:
+        unmatched_recorded(carrier=carrier, keys=keys)
+    except Exception:
+        # Kept all the same: the receipts sweep applies them.
+        logger.exception("applying early receipts failed; the sweep will")
+
+
+def _mark_sent(carrier: str, rows: list[tuple[int, str, datetime]], now: datetime) -> None:
+    """Accepted recipients -> sent. Only the carrier's id and the time it acknowledged the
+    submit (``sent_at``) differ from row to row, so one statement does the batch; an ORM
+    ``bulk_update`` builds a CASE per column and row and cost more than everything else in
+    dispatch together."""
     if not rows:
         return
-    ids = [rid for rid, _ in rows]
+    ids = [rid for rid, _, _ in rows]
     table = connection.ops.quote_name(Recipient._meta.db_table)
     col = {
         name: _column(name)
@@ -537,13 +556,16 @@ def _mark_sent(carrier: str, rows: list[tuple[int, str]], now: datetime) -> None
     # Identifiers come from the model's meta, quoted; every value is a parameter.
     sql = (
         f"UPDATE {table} AS r SET {col['status']} = %s, {col['carrier']} = %s, "  # noqa: S608
-        f"{col['carrier_message_id']} = v.carrier_id, {col['sent_at']} = %s, "
+        f"{col['carrier_message_id']} = v.carrier_id, {col['sent_at']} = v.sent_at, "
         f"{col['updated_at']} = %s, {col['claimed_at']} = NULL "
-        "FROM unnest(%s::bigint[], %s::varchar[]) AS v(id, carrier_id) "
-        f"WHERE r.{col['id']} = v.id"
+        "FROM unnest(%s::bigint[], %s::varchar[], %s::timestamptz[]) "
+        f"AS v(id, carrier_id, sent_at) WHERE r.{col['id']} = v.id"
     )
     with connection.cursor() as cursor:
-        cursor.execute(sql, [S.SENT, carrier, now, now, ids, [cid for _, cid in rows]])
+        cursor.execute(
+            sql,
+            [S.SENT, carrier, now, ids, [cid for _, cid, _ in rows], [at for _, _, at in rows]],
+        )
 
 
 def _column(name: str) -> str:
@@ -633,10 +655,22 @@ def stuck_messages(*, now: object = None) -> list[str]:
     return sorted(ids)
 
 
+def _failure_only_carriers() -> set[str]:
+    """Carriers asked for receipts of failures only (SMPP ``REGISTERED_DELIVERY = 2``)."""
+    return {
+        name
+        for name, options in settings.MIFUMO_CARRIERS.items()
+        if {str(k).upper(): v for k, v in options.items()}.get("REGISTERED_DELIVERY") in (2, "2")
+    }
+
+
 def expire_unconfirmed(*, now: object = None) -> int:
-    """Sent recipients that never got a receipt within the timeout fail as EXPIRED."""
+    """Sent recipients that never got a receipt within the timeout fail as EXPIRED; those of a
+    carrier that reports failures only are delivered then (no failure came), without a
+    delivery time."""
     moment = now or timezone.now()
     cutoff = moment - timedelta(seconds=settings.MIFUMO_RECEIPT_TIMEOUT_SECONDS)  # type: ignore[operator]
+    failure_only = _failure_only_carriers()
     total = 0
     while True:
         ids = list(
@@ -652,22 +686,29 @@ def expire_unconfirmed(*, now: object = None) -> int:
                 Recipient.objects.select_for_update()
                 .filter(id__in=ids, status=S.SENT)
                 .order_by("id")
-                .values_list("id", "message_id", "account_id")
+                .values_list("id", "message_id", "account_id", "carrier")
             )
-            Recipient.objects.filter(id__in=[rid for rid, _, _ in rows]).update(
+            delivered = [rid for rid, _, _, carrier in rows if carrier in failure_only]
+            expired = [rid for rid, _, _, carrier in rows if carrier not in failure_only]
+            Recipient.objects.filter(id__in=expired).update(
                 status=S.FAILED,
                 error_code="EXPIRED",
                 error_message="No delivery receipt before the validity period ended",
                 updated_at=moment,
             )
-            by_message: dict[tuple[str, int], list[int]] = defaultdict(list)
-            for rid, message_id, account_id in rows:
-                by_message[(message_id, account_id)].append(rid)
+            if delivered:
+                Recipient.objects.filter(id__in=delivered).update(
+                    status=S.DELIVERED, updated_at=moment
+                )
+            by_message: dict[tuple[str, int, str], list[int]] = defaultdict(list)
+            for rid, message_id, account_id, carrier in rows:
+                status = S.DELIVERED if carrier in failure_only else S.FAILED
+                by_message[(message_id, account_id, status)].append(rid)
             send_status_changes(
                 Recipient,
                 [
-                    StatusChange(message_id, account_id, S.FAILED, changed)
-                    for (message_id, account_id), changed in by_message.items()
+                    StatusChange(message_id, account_id, status, changed)
+                    for (message_id, account_id, status), changed in by_message.items()
                 ],
             )
         total += len(rows)

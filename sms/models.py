@@ -183,6 +183,26 @@ class CarrierMessage(models.Model):
         return f"{self.carrier}:{self.carrier_message_id}"
 
 
+class UnmatchedReceipt(models.Model):
+    """A receipt for an id no part holds yet (it overtook the submit's result, or the batch
+    was still being recorded). Kept until its id is recorded, when it is applied, or for the
+    receipt timeout (``MIFUMO_RECEIPT_TIMEOUT_SECONDS``), after which it is dropped."""
+
+    carrier = models.CharField(max_length=40)
+    carrier_message_id = models.CharField(max_length=80)
+    receipt = models.JSONField()
+    received_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["carrier", "carrier_message_id"], name="unmatched_receipt_id"),
+            models.Index(fields=["received_at"], name="unmatched_receipt_age"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.carrier}:{self.carrier_message_id}"
+
+
 def validate_route_prefix(value: str) -> None:
     if not value.isdigit():
         raise ValidationError("Use the E.164 digits without +, e.g. 255 or 25574.")

@@ -1,6 +1,9 @@
 """Delivery receipts: match each to the recipient's part, move recipients to a final state,
-signal the batch's changes together. Receipts for ids we do not know yet (the receipt overtook
-the submit result) are returned so the caller can try them again a little later."""
+signal the batch's changes together. A receipt for an id we do not know yet (it overtook the
+submit's result, or its batch is still being recorded) is kept in ``UnmatchedReceipt``, in the
+same transaction, and applied when its id is recorded (or by the sweep); it is dropped only
+after the receipt timeout. A receipt handed to ``receipts_ingest`` is therefore never lost,
+which is what lets a carrier acknowledge it."""
 
 from __future__ import annotations
 
@@ -8,15 +11,17 @@ import logging
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
+from django.conf import settings
 from django.db import connection, transaction
+from django.db.models import Exists, OuterRef
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from sms.carriers.base import DeliveryReceipt, DeliveryStatus
-from sms.models import CarrierMessage, Recipient
+from sms.models import CarrierMessage, Recipient, UnmatchedReceipt
 from sms.signals import StatusChange, send_status_changes
 
 logger = logging.getLogger(__name__)
@@ -42,6 +47,7 @@ def receipt_to_dict(receipt: DeliveryReceipt) -> dict[str, Any]:
         "timestamp": receipt.timestamp.isoformat(),
         "error_code": receipt.error_code,
         "raw": {str(k): str(v) for k, v in receipt.raw.items()},
+        "to_the_minute": receipt.to_the_minute,
     }
 
 
@@ -58,6 +64,7 @@ def receipt_from_dict(data: dict[str, Any]) -> DeliveryReceipt:
         timestamp=timestamp,
         error_code=data.get("error_code"),
         raw=data.get("raw") or {},
+        to_the_minute=bool(data.get("to_the_minute", False)),
     )
 
 
@@ -89,7 +96,11 @@ def _part_state(status: DeliveryStatus) -> str:
     return ""
 
 
-def receipts_ingest(*, receipts: Sequence[DeliveryReceipt]) -> IngestReport:
+def receipts_ingest(
+    *, receipts: Sequence[DeliveryReceipt], keep_unmatched: bool = True
+) -> IngestReport:
+    """Apply ``receipts``; those that match no part are kept to be applied later unless
+    ``keep_unmatched`` is False (they are already kept)."""
     report = IngestReport()
     if not receipts:
         return report
@@ -98,6 +109,17 @@ def receipts_ingest(*, receipts: Sequence[DeliveryReceipt]) -> IngestReport:
     }
     with transaction.atomic():
         parts = _parts_for(list(wanted))
+        # Every recipient these parts belong to is locked, in id order, before any part
+        # changes: two batches holding receipts for different parts of one recipient then
+        # take turns, and the second sees the first's parts committed, so one of them always
+        # finds every part final. Reading siblings without the lock let both miss it.
+        locked = {
+            row[0]: row[1:]
+            for row in Recipient.objects.select_for_update()
+            .filter(id__in={p.recipient_id for p in parts})
+            .order_by("id")
+            .values_list("id", "message_id", "account_id", "status")
+        }
         found = {(p.carrier, p.carrier_message_id) for p in parts}
         report.unknown = [r for key, r in wanted.items() if key not in found]
         report.matched = len(parts)
@@ -109,8 +131,99 @@ def receipts_ingest(*, receipts: Sequence[DeliveryReceipt]) -> IngestReport:
         for status, ids in by_status.items():
             CarrierMessage.objects.filter(pk__in=ids).update(status=status)
         outcome = _recipient_outcomes(parts, wanted)
-        report.changed = _apply(outcome)
+        report.changed = _apply(outcome, locked)
+        if report.unknown and keep_unmatched:
+            # Under the carrier's lock, look again: a batch recorded since this transaction
+            # began may hold these ids now. Recording checks for kept receipts under the same
+            # lock after it commits, so of the two, whichever comes second sees the other.
+            _lock_unmatched({r.carrier for r in report.unknown})
+            late = receipts_ingest(receipts=report.unknown, keep_unmatched=False)
+            report.matched += late.matched
+            report.changed += late.changed
+            report.unknown = late.unknown
+        if report.unknown and keep_unmatched:
+            UnmatchedReceipt.objects.bulk_create(
+                UnmatchedReceipt(
+                    carrier=r.carrier,
+                    carrier_message_id=r.carrier_message_id,
+                    receipt=receipt_to_dict(r),
+                )
+                for r in report.unknown
+            )
+            logger.info(
+                "kept %d receipts that match no message yet: %s",
+                len(report.unknown),
+                [r.carrier_message_id for r in report.unknown[:20]],
+            )
     return report
+
+
+def _lock_unmatched(carriers: set[str]) -> None:
+    """A transaction lock per carrier between keeping receipts and recording their ids."""
+    with connection.cursor() as cursor:
+        for carrier in sorted(carriers):
+            cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [f"receipts:{carrier}"])
+
+
+def unmatched_recorded(*, carrier: str, keys: Sequence[str]) -> int:
+    """After ids of ``carrier`` were recorded (committed): apply the receipts kept for any of
+    them. Returns how many were applied."""
+    if not keys:
+        return 0
+    with transaction.atomic():
+        _lock_unmatched({carrier})
+        waiting = UnmatchedReceipt.objects.filter(
+            carrier=carrier, carrier_message_id__in=list(keys)
+        ).exists()
+    total = 0
+    while waiting and (taken := unmatched_apply(carrier=carrier, keys=keys)):
+        total += taken
+    return total
+
+
+def unmatched_apply(
+    *, carrier: str | None = None, keys: Sequence[str] | None = None, limit: int = 1000
+) -> int:
+    """Apply up to ``limit`` kept receipts whose ids are recorded now (of ``carrier`` and
+    ``keys`` only, when given). Rows are taken with SKIP LOCKED, so sweeps running at once
+    share the work. Returns how many were taken."""
+    with transaction.atomic():
+        rows = UnmatchedReceipt.objects.select_for_update(skip_locked=True).filter(
+            Exists(
+                CarrierMessage.objects.filter(
+                    carrier=OuterRef("carrier"), carrier_message_id=OuterRef("carrier_message_id")
+                )
+            )
+        )
+        if carrier is not None:
+            rows = rows.filter(carrier=carrier)
+        if keys is not None:
+            rows = rows.filter(carrier_message_id__in=list(keys))
+        taken = list(rows.order_by("id")[:limit])
+        if not taken:
+            return 0
+        receipts_ingest(
+            receipts=[receipt_from_dict(row.receipt) for row in taken], keep_unmatched=False
+        )
+        UnmatchedReceipt.objects.filter(pk__in=[row.pk for row in taken]).delete()
+    return len(taken)
+
+
+def unmatched_expire() -> int:
+    """Drop kept receipts older than the receipt timeout: the recipient they might have
+    matched has expired by now."""
+    horizon = timezone.now() - timedelta(seconds=settings.MIFUMO_RECEIPT_TIMEOUT_SECONDS)
+    old = UnmatchedReceipt.objects.filter(received_at__lt=horizon)
+    sample = list(old.values_list("carrier_message_id", flat=True)[:20])
+    dropped, _ = old.delete()
+    if dropped:
+        logger.warning(
+            "dropping %d receipts that matched no message within %ds: %s",
+            dropped,
+            settings.MIFUMO_RECEIPT_TIMEOUT_SECONDS,
+            sample,
+        )
+    return int(dropped)
 
 
 def _parts_for(keys: list[tuple[str, str]]) -> list[CarrierMessage]:
@@ -133,6 +246,7 @@ class _Outcome:
     error_code: str
     error_text: str
     at: datetime
+    to_the_minute: bool = False
 
 
 def _recipient_outcomes(
@@ -167,6 +281,7 @@ def _recipient_outcomes(
             else "",
             error_text=_FAILED_TEXT.get(receipt.status, "") if state == S.FAILED else "",
             at=receipt.timestamp,
+            to_the_minute=receipt.to_the_minute,
         )
     return outcomes
 
@@ -196,7 +311,12 @@ def _multipart_states(recipient_ids: set[int], parts: list[CarrierMessage]) -> d
 
 def _write_outcomes(outcomes: dict[int, _Outcome], now: datetime) -> None:
     """One statement for the batch, each row's values from arrays: an ORM bulk_update builds
-    a CASE per column and row and cost more than all the rest of the ingestion."""
+    a CASE per column and row and cost more than all the rest of the ingestion.
+
+    A delivery time written to the minute only is never earlier than the acknowledgement of
+    the submit (``sent_at``): the handset cannot have had it before the SMSC took it, and the
+    minute's truncation would otherwise date it up to 59 s too early. A finer time is kept
+    as the carrier wrote it."""
     if not outcomes:
         return
     table = connection.ops.quote_name(Recipient._meta.db_table)
@@ -204,9 +324,11 @@ def _write_outcomes(outcomes: dict[int, _Outcome], now: datetime) -> None:
     values = [outcomes[rid] for rid in ids]
     sql = (
         f"UPDATE {table} AS r SET status = v.status, error_code = v.error_code, "  # noqa: S608
-        "error_message = v.error_message, delivered_at = v.delivered_at, updated_at = %s "
+        "error_message = v.error_message, updated_at = %s, delivered_at = CASE "
+        "WHEN v.to_the_minute THEN GREATEST(v.delivered_at, r.sent_at) ELSE v.delivered_at END "
         "FROM unnest(%s::bigint[], %s::varchar[], %s::varchar[], %s::varchar[], "
-        "%s::timestamptz[]) AS v(id, status, error_code, error_message, delivered_at) "
+        "%s::timestamptz[], %s::boolean[]) "
+        "AS v(id, status, error_code, error_message, delivered_at, to_the_minute) "
         "WHERE r.id = v.id"
     )
     with connection.cursor() as cursor:
@@ -219,21 +341,21 @@ def _write_outcomes(outcomes: dict[int, _Outcome], now: datetime) -> None:
                 [o.error_code for o in values],
                 [o.error_text for o in values],
                 [o.at if o.status == S.DELIVERED else None for o in values],
+                [o.to_the_minute for o in values],
             ],
         )
 
 
-def _apply(outcomes: dict[int, _Outcome]) -> int:
+def _apply(outcomes: dict[int, _Outcome], locked: dict[int, tuple[Any, ...]]) -> int:
+    """``locked``: the recipients' (message, account, status), their rows locked in id order,
+    so batches that overlap (receipts, the expiry sweep) never wait on each other in a cycle."""
     if not outcomes:
         return 0
-    # Locked in id order, so batches that overlap (receipts, the expiry sweep) never wait on
-    # each other in a cycle.
-    rows = list(
-        Recipient.objects.select_for_update()
-        .filter(id__in=list(outcomes), status__in=[S.SENT, S.SUBMITTING])
-        .order_by("id")
-        .values_list("id", "message_id", "account_id")
-    )
+    rows = [
+        (recipient_id, locked[recipient_id][0], locked[recipient_id][1])
+        for recipient_id in sorted(outcomes)
+        if recipient_id in locked and locked[recipient_id][2] in (S.SENT, S.SUBMITTING)
+    ]
     now = timezone.now()
     groups: dict[tuple[str, int, str], list[int]] = defaultdict(list)
     outcome_of: dict[int, _Outcome] = {}

@@ -2,7 +2,9 @@
 
 A ``CarrierRoute`` maps a number prefix (E.164 digits without "+") to an ordered list of
 carrier names; the longest active matching prefix wins, and a number no route covers goes to
-``settings.MIFUMO_CARRIER``. Test keys always use the simulator, whatever the routes say.
+``settings.MIFUMO_CARRIER``. A carrier's ``ROUTES`` option (a list of prefixes, as each bind of
+``MIFUMO_SMPP_BINDS`` has) adds routes from configuration; a route in the database for the
+same prefix takes precedence. Test keys always use the simulator, whatever the routes say.
 
 Some carriers submit from a process of their own rather than from the Celery workers: an SMPP
 bind is a long-lived, windowed connection that belongs in ``manage.py run_smpp``. A carrier
@@ -36,14 +38,25 @@ def _table() -> tuple[dict[str, Route], tuple[int, ...]]:
     global _cache
     now = time.monotonic()
     if _cache is None or now - _cache[0] > _CACHE_SECONDS:
-        routes = {
-            route.prefix: tuple(route.carrier_names)
+        routes = configured_routes()
+        routes.update(
+            (route.prefix, tuple(route.carrier_names))
             for route in CarrierRoute.objects.filter(active=True)
             if route.carrier_names
-        }
+        )
         lengths = tuple(sorted({len(prefix) for prefix in routes}, reverse=True))
         _cache = (now, routes, lengths)
     return _cache[1], _cache[2]
+
+
+def configured_routes() -> dict[str, Route]:
+    """prefix -> carriers from the carriers' ``ROUTES`` options, in configuration order."""
+    routes: dict[str, list[str]] = defaultdict(list)
+    for name, options in settings.MIFUMO_CARRIERS.items():
+        upper = {str(key).upper(): value for key, value in options.items()}
+        for prefix in upper.get("ROUTES") or ():
+            routes[str(prefix).lstrip("+")].append(name)
+    return {prefix: tuple(names) for prefix, names in routes.items()}
 
 
 def clear_cache(**_: object) -> None:

@@ -27,7 +27,10 @@ def derive_status(counts: dict[str, int]) -> str:
         return S.CANCELED
     if counts.get(S.SCHEDULED, 0):
         return S.SCHEDULED
-    if counts.get(S.QUEUED, 0):
+    # A recipient being submitted has not been accepted by a carrier yet: it is still queued
+    # until its submit is acknowledged, so no message reads ``sent`` before one of its
+    # recipients was.
+    if counts.get(S.QUEUED, 0) or (counts.get(S.SUBMITTING, 0) and not counts.get(S.SENT, 0)):
         return S.QUEUED
     if counts.get(S.SUBMITTING, 0) or counts.get(S.SENT, 0):
         return S.SENT

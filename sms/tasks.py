@@ -11,11 +11,9 @@ from django.conf import settings
 from django.core.management import call_command
 
 from sms import dispatch
-from sms.receipts import receipt_from_dict, receipt_to_dict, receipts_ingest
+from sms.receipts import receipt_from_dict, receipts_ingest, unmatched_apply, unmatched_expire
 
 logger = logging.getLogger(__name__)
-
-UNKNOWN_RECEIPT_RETRIES = 5
 
 
 @shared_task(bind=True, max_retries=None, acks_late=True)
@@ -47,20 +45,21 @@ def sweep_stuck() -> int:
 
 @shared_task(bind=True, acks_late=True)
 def ingest_receipts(self: Any, receipts: list[dict[str, Any]], attempt: int = 0) -> int:
+    """Receipts whose ids are not recorded yet are kept and applied later (``attempt`` is
+    accepted for tasks queued by earlier versions, which retried them here)."""
     report = receipts_ingest(receipts=[receipt_from_dict(r) for r in receipts])
-    if report.unknown:
-        if attempt < UNKNOWN_RECEIPT_RETRIES:
-            ingest_receipts.apply_async(
-                args=([receipt_to_dict(r) for r in report.unknown], attempt + 1),
-                countdown=2**attempt,
-            )
-        else:
-            logger.warning(
-                "dropping %d receipts that match no message: %s",
-                len(report.unknown),
-                [r.carrier_message_id for r in report.unknown[:20]],
-            )
     return report.changed
+
+
+@shared_task
+def apply_unmatched_receipts() -> int:
+    """Kept receipts whose ids were recorded since (recording applies its own at once; this
+    sweep catches the rest), and dropping those past the receipt timeout. On beat."""
+    total = 0
+    while (taken := unmatched_apply()) > 0:
+        total += taken
+    unmatched_expire()
+    return total
 
 
 @shared_task

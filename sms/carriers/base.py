@@ -56,10 +56,33 @@ class SubmitResult:
     error_message: str | None = None
     # For rejections: a permanent one fails the recipient, a temporary one may be retried.
     permanent: bool = True
+    # How this carrier's receipts name each id, when that differs from the id as given (an
+    # SMPP carrier matches ids whatever their case or zero padding): receipts are matched on
+    # these, the ids themselves are kept verbatim for people to search by.
+    receipt_keys: tuple[str, ...] = ()
+    # When the carrier acknowledged the (last part of the) message; None: when recorded.
+    accepted_at: datetime | None = None
 
     @classmethod
-    def ok(cls, sms: OutboundSms, *ids: str) -> SubmitResult:
-        return cls(recipient_id=sms.recipient_id, accepted=True, carrier_message_ids=tuple(ids))
+    def ok(
+        cls,
+        sms: OutboundSms,
+        *ids: str,
+        receipt_keys: Sequence[str] = (),
+        accepted_at: datetime | None = None,
+    ) -> SubmitResult:
+        return cls(
+            recipient_id=sms.recipient_id,
+            accepted=True,
+            carrier_message_ids=tuple(ids),
+            receipt_keys=tuple(receipt_keys),
+            accepted_at=accepted_at,
+        )
+
+    @property
+    def match_keys(self) -> tuple[str, ...]:
+        """The ids receipts will carry, one per part."""
+        return self.receipt_keys or self.carrier_message_ids
 
     @classmethod
     def rejected(
@@ -84,6 +107,9 @@ class DeliveryReceipt:
     timestamp: datetime
     error_code: str | None = None
     raw: Mapping[str, Any] = field(default_factory=dict)
+    # The carrier wrote the time to the minute only (an SMPP receipt's ``done date``): the
+    # delivery is then dated no earlier than the submit was acknowledged.
+    to_the_minute: bool = False
 
 
 class CarrierError(Exception):

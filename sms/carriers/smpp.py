@@ -11,14 +11,23 @@ Threads, per open carrier:
 * one *receipt* thread parses deliver_sm, hands receipts to the sink in batches, and only then
   answers deliver_sm_resp, so a receipt the sink could not take is redelivered by the SMSC.
 
+Pacing: with RATE, submits leave evenly spaced (a token bucket per bind without bursts).
+ESME_RTHROTTLED and ESME_RMSGQFUL are back-pressure, not failures: the bind pauses (backoff
+doubling with each one in a row, up to ``MAX_THROTTLE_PAUSE``), the window in use halves, and
+the part goes again without counting as a new attempt; each accepted submit grows the window
+back by one over its size (additive increase), up to WINDOW. A part still refused after
+THROTTLE_RETRIES is handed back as a temporary rejection.
+
 Every write goes through one lock per session. Parts whose submit_sm_resp never arrived when a
 session dies are sent again on the next session; acknowledged parts never are.
 
 Options (``MIFUMO_CARRIERS[name]``): HOST, PORT, SYSTEM_ID, PASSWORD (required); SYSTEM_TYPE
-(""), WINDOW (10), ENQUIRE_LINK_INTERVAL (30 s), SUBMIT_TIMEOUT (10 s), RECONNECT_BACKOFF
-((1, 60) s, initial and max), CONCATENATION ("udh" or "sar"), REGISTERED_DELIVERY (True),
+(""), WINDOW (50), ENQUIRE_LINK_INTERVAL (30 s), SUBMIT_TIMEOUT (10 s), RECONNECT_BACKOFF
+((1, 60) s, initial and max), CONCATENATION ("udh" or "sar"), REGISTERED_DELIVERY (1; 2 asks
+for receipts of failures only, as some gateways want; 0 none),
 SOURCE_TON / SOURCE_NPI (default: 5/0 for an alphanumeric sender, 1/1 for a numeric one),
-DEST_TON / DEST_NPI (1/1), SERVICE_TYPE (""), THROTTLE_RETRIES (4), THROTTLE_BACKOFF (0.25 s),
+DEST_TON / DEST_NPI (1/1), SERVICE_TYPE (""), RATE (submits per second on this bind, 0: as fast
+as the window allows), THROTTLE_RETRIES (30), THROTTLE_BACKOFF (0.25 s),
 MAX_RESUBMITS (3), SUBMIT_ID_RADIX / RECEIPT_ID_RADIX (see ``normalise_message_id``),
 RECEIPT_TIMEZONE ("UTC", the zone of the dates written in receipt texts).
 """
@@ -108,6 +117,7 @@ MAX_PDU_LENGTH = 64 * 1024
 MAX_PARTS = 255  # a concatenation header counts parts in one octet
 READ_TICK = 0.25  # how often the session thread looks at timers while the link is quiet
 UNBIND_GRACE = 1.0  # an SMSC that never answers unbind must not hold up shutdown
+MAX_THROTTLE_PAUSE = 2.0  # the longest a bind pauses after ESME_RTHROTTLED / ESME_RMSGQFUL
 
 MESSAGE_STATES = {
     1: DeliveryStatus.ENROUTE,
@@ -376,13 +386,15 @@ def receipt_from_deliver_sm(
         "destination_addr": pdu.destination_addr,
         "esm_class": pdu.esm_class,
     }
+    done = parse_receipt_date(fields.get("done_date"), zone)
     return DeliveryReceipt(
         carrier=carrier,
         carrier_message_id=message_id,
         status=receipt_status(fields.get("stat"), message_state),
-        timestamp=parse_receipt_date(fields.get("done_date"), zone) or datetime.now(UTC),
+        timestamp=done or datetime.now(UTC),
         error_code=_error_code(fields.get("err"), network_error),
         raw={key: value for key, value in raw.items() if value is not None},
+        to_the_minute=done is not None and len(fields.get("done_date", "").strip()) == 10,
     )
 
 
@@ -455,18 +467,19 @@ class SmppConfig:
     system_id: str
     password: str
     system_type: str = ""
-    window: int = 10
+    window: int = 50
     enquire_link_interval: float = 30.0
     submit_timeout: float = 10.0
     reconnect_backoff: tuple[float, float] = (1.0, 60.0)
     concatenation: str = "udh"
-    registered_delivery: bool = True
+    registered_delivery: int = 1  # 0: none, 1: every final state, 2: failures only
     source_ton: int | None = None
     source_npi: int | None = None
     dest_ton: int = 1
     dest_npi: int = 1
     service_type: str = ""
-    throttle_retries: int = 4
+    rate: float = 0.0
+    throttle_retries: int = 30
     throttle_backoff: float = 0.25
     max_resubmits: int = 3
     submit_id_radix: int | None = None
@@ -482,18 +495,19 @@ class SmppConfig:
             system_id=str(get("SYSTEM_ID")),
             password=str(get("PASSWORD")),
             system_type=str(get("SYSTEM_TYPE", "")),
-            window=max(1, int(get("WINDOW", 10))),
+            window=max(1, int(get("WINDOW", 50))),
             enquire_link_interval=float(get("ENQUIRE_LINK_INTERVAL", 30.0)),
             submit_timeout=float(get("SUBMIT_TIMEOUT", 10.0)),
             reconnect_backoff=_backoff(get("RECONNECT_BACKOFF", (1.0, 60.0))),
             concatenation=str(get("CONCATENATION", "udh")).lower(),
-            registered_delivery=bool(get("REGISTERED_DELIVERY", True)),
+            registered_delivery=_registered_delivery(get("REGISTERED_DELIVERY", 1)),
             source_ton=_optional_int(get("SOURCE_TON", None)),
             source_npi=_optional_int(get("SOURCE_NPI", None)),
             dest_ton=int(get("DEST_TON", 1)),
             dest_npi=int(get("DEST_NPI", 1)),
             service_type=str(get("SERVICE_TYPE", "")),
-            throttle_retries=int(get("THROTTLE_RETRIES", 4)),
+            rate=max(0.0, float(get("RATE", 0) or 0)),
+            throttle_retries=int(get("THROTTLE_RETRIES", 30)),
             throttle_backoff=float(get("THROTTLE_BACKOFF", 0.25)),
             max_resubmits=int(get("MAX_RESUBMITS", 3)),
             submit_id_radix=_radix(get("SUBMIT_ID_RADIX", None)),
@@ -502,7 +516,22 @@ class SmppConfig:
         )
         if config.concatenation not in ("udh", "sar"):
             raise ValueError(f"CONCATENATION must be 'udh' or 'sar', not {config.concatenation!r}")
+        if config.port <= 0 or config.port > 65535:
+            raise ValueError(f"PORT must be a TCP port (1-65535), not {config.port}")
         return config
+
+
+def _registered_delivery(value: Any) -> int:
+    """True/False as 1/0 (the older settings), or 0, 1 or 2 as SMPP 3.4 numbers them."""
+    if isinstance(value, bool):
+        return int(value)
+    number = int(value)
+    if number not in (0, 1, 2):
+        raise ValueError(
+            f"REGISTERED_DELIVERY must be 0 (none), 1 (every final state) or 2 (failures "
+            f"only), not {value!r}"
+        )
+    return number
 
 
 def _optional_int(value: Any) -> int | None:
@@ -522,7 +551,9 @@ class _Part:
     throttled: int = 0
     resubmits: int = 0
     sent_at: float = 0.0
-    message_id: str | None = None
+    message_id: str | None = None  # as the SMSC wrote it
+    receipt_key: str = ""  # the id normalised, as its receipts will be matched
+    accepted_at: datetime | None = None
     error: tuple[str, str, bool] | None = None  # code, message, permanent
 
 
@@ -537,8 +568,13 @@ class _Job:
     def result(self) -> SubmitResult:
         failure = self.error or next((p.error for p in self.parts if p.error), None)
         if failure is None:
-            ids = [p.message_id for p in self.parts if p.message_id]
-            return SubmitResult.ok(self.sms, *ids)
+            acked = [p for p in self.parts if p.message_id]
+            return SubmitResult.ok(
+                self.sms,
+                *(p.message_id for p in acked if p.message_id),
+                receipt_keys=[p.receipt_key for p in acked],
+                accepted_at=max((p.accepted_at for p in acked if p.accepted_at), default=None),
+            )
         accepted = [p.message_id for p in self.parts if p.message_id]
         if accepted:
             logger.warning(
@@ -733,6 +769,10 @@ class SmppCarrier(BaseCarrier):
         self._bind_error: CarrierError | None = None
         self._reference = random.randrange(0x10000)
         self._pause_until = 0.0
+        self._next_token = 0.0  # when the rate lets the next submit leave
+        self._window_now = 0.0  # the window in use (0: not set yet; shrinks under throttling)
+        self._throttled_in_a_row = 0
+        self._throttle_reacted_at = 0.0  # when the bind last slowed down for the SMSC
 
     def _forget_after_fork(self) -> None:
         """In a forked child: the parent's socket is here but none of its threads are. Close
@@ -986,26 +1026,41 @@ class SmppCarrier(BaseCarrier):
             self._changed.notify_all()
 
     def _submitted_id(self, frame: bytes) -> str:
+        """The message id as the SMSC wrote it, without its NUL and blanks."""
         try:
             pdu = smpplib.smpp.parse_pdu(frame, client=_UNNUMBERED, allow_unknown_opt_params=True)
         except Exception:
             # Accepted all the same: the SMSC said ESME_ROK, only its receipts cannot match.
             logger.exception("unreadable submit_sm_resp: %s", frame.hex())
             return ""
-        return normalise_message_id(pdu.message_id, radix=self.config.submit_id_radix)
+        value = pdu.message_id
+        text = value.decode("ascii", "replace") if isinstance(value, bytes) else str(value or "")
+        return text.strip("\x00 \t\r\n")
 
     def _settle(self, part: _Part, status: int, message_id: str) -> None:
         batch = _batch_of(part)
         config = self.config
         if status == ESME_ROK:
+            self._throttled_in_a_row = 0
+            window = self._window()
+            self._window_now = min(float(config.window), window + 1 / window)
             part.message_id = message_id
+            part.receipt_key = normalise_message_id(message_id, radix=config.submit_id_radix)
+            part.accepted_at = datetime.now(UTC)
         elif status in TEMPORARY_STATUSES and part.throttled < config.throttle_retries:
-            delay = config.throttle_backoff * 2**part.throttled
             part.throttled += 1
-            when = time.monotonic() + delay
-            # The SMSC asked the whole bind to slow down, not just this part.
-            self._pause_until = max(self._pause_until, when)
-            batch.retry_at(when, part)
+            now = time.monotonic()
+            # The SMSC asked the whole bind to slow down, not just this part. Once per burst:
+            # the other refusals of submits sent before this reaction are the same news.
+            if part.sent_at > self._throttle_reacted_at:
+                self._throttle_reacted_at = now
+                self._throttled_in_a_row += 1
+                self._window_now = max(1.0, self._window() / 2)
+                # Paced binds only overstepped by a hair: pause a couple of intervals.
+                base = 2 / config.rate if config.rate else config.throttle_backoff
+                delay = min(base * 2 ** min(self._throttled_in_a_row - 1, 10), MAX_THROTTLE_PAUSE)
+                self._pause_until = max(self._pause_until, now + delay)
+            batch.retry_at(max(self._pause_until, now), part)
             return
         elif status in TEMPORARY_STATUSES:
             retries = f" after {part.throttled} retries"
@@ -1090,7 +1145,7 @@ class SmppCarrier(BaseCarrier):
             "dest_addr_npi": config.dest_npi,
             "destination_addr": sms.to.lstrip("+"),
             "esm_class": 0,
-            "registered_delivery": 1 if config.registered_delivery else 0,
+            "registered_delivery": config.registered_delivery,
         }
 
     def _concatenation(
@@ -1140,16 +1195,27 @@ class SmppCarrier(BaseCarrier):
         if session is None:
             assert unbound_since is not None
             return self._wait_for_bind(batch, now - unbound_since)
-        if not batch.todo or len(session.pending) >= self.config.window:
+        if not batch.todo or len(session.pending) >= int(self._window()):
             return _wait_until(now, next_retry)
         if now < self._pause_until:
             return _wait_until(now, self._pause_until)
+        rate = self.config.rate
+        if rate:
+            if now < self._next_token:
+                return _wait_until(now, self._next_token)
+            # On a grid 1/RATE apart, so waits that overslept are made up; nothing saved up
+            # beyond one interval, so no burst for the SMSC to refuse.
+            self._next_token = max(self._next_token, now - 1 / rate) + 1 / rate
         part = batch.todo.popleft()
         sequence = session.next_sequence()
         session.pending[sequence] = part
         part.sent_at = now
         batch.sent_any = True
         return session, with_sequence(part.pdu, sequence)
+
+    def _window(self) -> float:
+        """The window in use: WINDOW until throttling shrinks it."""
+        return self._window_now or float(self.config.window)
 
     def _wait_for_bind(self, batch: _Batch, unbound_for: float) -> float:
         timeout = self.config.submit_timeout
@@ -1181,6 +1247,7 @@ class _ReceiptWorker:
     """Turns deliver_sm into receipts for the sink, then answers them (see module docstring)."""
 
     BATCH = 500
+    LINGER = 0.05  # seconds a first receipt waits for others to join its batch
 
     def __init__(self, carrier: SmppCarrier) -> None:
         self.carrier = carrier
@@ -1201,9 +1268,12 @@ class _ReceiptWorker:
         running = True
         while running:
             items = [self.queue.get()]
-            while len(items) < self.BATCH:
+            # Receipts of a paced bind trickle in: wait a moment for company, so the sink
+            # gets batches rather than one task per receipt.
+            until = time.monotonic() + self.LINGER
+            while len(items) < self.BATCH and items[-1] is not _STOP:
                 try:
-                    items.append(self.queue.get_nowait())
+                    items.append(self.queue.get(timeout=max(0.0, until - time.monotonic())))
                 except queue.Empty:
                     break
             running = _STOP not in items

@@ -10,8 +10,15 @@ or in the order received with ``in_order``), go down on request (``outage``: eve
 cut, binds refused for a while) and keep the receipts an ESME never acknowledged to deliver
 them again on the next bind (``redeliver_receipts``).
 
+It can also behave like the gateways that made trouble in production: ``throttle_rate``
+answers ESME_RTHROTTLED (0x58) to submits past N in any second, ``receipt_first`` sends an
+accepted submit's receipt that many seconds *before* its submit_sm_resp (a receipt racing its
+own acknowledgement), and ``message_ids`` may issue ids with leading zeros (``zero_led_ids``).
+Receipt texts write ``done date`` to the minute, as SMPP 3.4 Appendix B does.
+
 Run as a program it serves until stdin closes, for the benchmark in another process:
-``python -m tests.carriers.smsc --receipts DELIVRD --timings FILE`` prints ``PORT <n>``.
+``python -m tests.carriers.smsc --receipts DELIVRD --timings FILE [--throttle N]`` prints
+``PORT <n>``.
 """
 
 from __future__ import annotations
@@ -171,6 +178,11 @@ def hex_ids(number: int) -> str:
     return f"{0xA0000000 + number:08X}"
 
 
+def zero_led_ids(number: int) -> str:
+    """UUID-shaped ids whose first digit is a zero, as in ``0d83cf82-…``."""
+    return f"0d83{number:04x}-5a1e-4c2b-9f00-{number:012X}"
+
+
 def receipt_text(
     message_id: str,
     stat: str,
@@ -259,6 +271,8 @@ class Smsc:
         latency: float = 0.0,
         in_order: bool = False,
         redeliver_receipts: bool = False,
+        throttle_rate: int = 0,
+        receipt_first: float = 0.0,
     ) -> None:
         self.system_id = system_id
         self.password = password
@@ -276,6 +290,12 @@ class Smsc:
         # Receipts not acknowledged with ESME_ROK are sent again: on the next bind when their
         # connection ends, after REDELIVER_AFTER when the ESME asked for it.
         self.redeliver_receipts = redeliver_receipts
+        # Submits past this many in the last second are answered ESME_RTHROTTLED (0: never).
+        self.throttle_rate = throttle_rate
+        self.throttled = 0  # submits answered ESME_RTHROTTLED
+        self._recent: list[float] = []  # when the submits of the last second were let through
+        # Seconds between an accepted submit's receipt and its submit_sm_resp (0: resp first).
+        self.receipt_first = receipt_first
         self.receipts_redelivered = 0
         self.refused_binds = 0
         self.outages: list[list[int]] = []  # per outage, the sessions that were bound
@@ -559,7 +579,7 @@ class Smsc:
             most = self.most_unanswered.get(connection.number, 0)
             self.most_unanswered[connection.number] = max(most, connection.unanswered)
             self._lock.notify_all()
-        reply = self.policy(submit)
+        reply = self._throttle() or self.policy(submit)
         if reply == DROP:
             return False
         if reply != HOLD and self.latency > 0 and self.in_order:
@@ -573,31 +593,55 @@ class Smsc:
             self._answer(connection, submit, int(reply))
         return True
 
+    def _throttle(self) -> Reply | None:
+        """ESME_RTHROTTLED when ``throttle_rate`` submits were let through in the last second."""
+        if not self.throttle_rate:
+            return None
+        now = time.monotonic()
+        with self._lock:
+            self._recent = [t for t in self._recent if now - t < 1.0]
+            if len(self._recent) >= self.throttle_rate:
+                self.throttled += 1
+                return ESME_RTHROTTLED
+            self._recent.append(now)
+        return None
+
     def _answer(self, connection: _Connection, submit: Submit, status: int) -> None:
         body = b""
         if status == ESME_ROK:
             submit.message_id = self.message_ids(next(self._ids))
             body = submit.message_id.encode() + b"\x00"
+            if self.receipt_first and self.auto_receipt:
+                self._send_receipt(connection, submit)
+                self._later(self.receipt_first, self._respond, connection, submit, status, body)
+                return
+        self._respond(connection, submit, status, body)
+        if status == ESME_ROK and self.auto_receipt and submit.message_id:
+            self._send_receipt(connection, submit)
+
+    def _respond(self, connection: _Connection, submit: Submit, status: int, body: bytes) -> None:
         with self._lock:
             submit.status = status
             connection.unanswered -= 1
             self._lock.notify_all()
         connection.respond(SUBMIT_SM_RESP, submit.sequence, status, body)
-        if status == ESME_ROK and self.auto_receipt and submit.message_id:
-            text = receipt_text(self.receipt_id(submit.message_id), self.auto_receipt)
-            if self.redeliver_receipts:
-                receipt = _Receipt(submit.destination_addr, str(submit.pdu.source_addr), text)
-                self._push_receipt(connection, receipt)
-                return
-            sequence = next(connection.sequences)
-            pdu = smpp34.DeliverSm(
-                submit.destination_addr,
-                str(submit.pdu.source_addr),
-                text,
-                esm_class=0x04,
-                sequence_number=sequence,
-            )
-            connection.send(pdu.encode())
+
+    def _send_receipt(self, connection: _Connection, submit: Submit) -> None:
+        assert self.auto_receipt and submit.message_id
+        text = receipt_text(self.receipt_id(submit.message_id), self.auto_receipt)
+        if self.redeliver_receipts:
+            receipt = _Receipt(submit.destination_addr, str(submit.pdu.source_addr), text)
+            self._push_receipt(connection, receipt)
+            return
+        sequence = next(connection.sequences)
+        pdu = smpp34.DeliverSm(
+            submit.destination_addr,
+            str(submit.pdu.source_addr),
+            text,
+            esm_class=0x04,
+            sequence_number=sequence,
+        )
+        connection.send(pdu.encode())
 
     def _answer_in_order(self, connection: _Connection) -> None:
         assert connection.answers is not None
@@ -773,8 +817,9 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--receipts", default=None, help="stat of a receipt after each accept")
     parser.add_argument("--timings", default=None, help="write {message_id: received_at} here")
+    parser.add_argument("--throttle", type=int, default=0, help="ESME_RTHROTTLED past N/s")
     args = parser.parse_args(argv)
-    smsc = Smsc(auto_receipt=args.receipts).start()
+    smsc = Smsc(auto_receipt=args.receipts, throttle_rate=args.throttle).start()
     print(f"PORT {smsc.port}", flush=True)
     sys.stdin.read()  # serve until the parent closes our stdin
     smsc.stop()

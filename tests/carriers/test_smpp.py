@@ -245,7 +245,14 @@ def test_single_gsm7_submit_sends_unpacked_septets_with_data_coding_0(
         0,
     )
     assert not submit.tlvs
-    assert result == SubmitResult.ok(sms_of(result), normalise_message_id(submit.message_id))
+    assert submit.message_id is not None
+    assert result == SubmitResult.ok(
+        sms_of(result),
+        submit.message_id,  # verbatim, as the SMSC wrote it
+        receipt_keys=[normalise_message_id(submit.message_id)],
+        accepted_at=result.accepted_at,
+    )
+    assert result.accepted_at is not None
 
 
 def sms_of(result: SubmitResult) -> OutboundSms:
@@ -312,9 +319,8 @@ def test_multipart_gsm7_submit_carries_udh_with_one_reference(
         assert len(part.payload) <= 153
     assert_one_concatenated_message(parts, text)
     by_number = sorted(parts, key=lambda p: p.segment[2])
-    assert result.carrier_message_ids == tuple(
-        normalise_message_id(p.message_id) for p in by_number
-    )
+    assert result.carrier_message_ids == tuple(p.message_id for p in by_number)
+    assert result.match_keys == tuple(normalise_message_id(p.message_id) for p in by_number)
 
 
 def test_multipart_ucs2_submit_carries_udh_with_one_reference(
@@ -419,6 +425,49 @@ def test_always_throttled_submit_becomes_a_temporary_rejection(
     assert len(smsc.submits) == 3  # the first try and two retries
 
 
+def accepted_rate(smsc: Smsc) -> float:
+    """Submits accepted per second, first to last, as the SMSC received them."""
+    times = sorted(s.received_at for s in smsc.accepted())
+    return (len(times) - 1) / (times[-1] - times[0])
+
+
+def test_submits_are_paced_at_the_rate_a_throttling_smsc_allows(
+    make_carrier: Callable[..., SmppCarrier], smsc: Smsc
+) -> None:
+    smsc.throttle_rate = 20  # ESME_RTHROTTLED past 20 submits in any second
+    carrier = make_carrier(RATE=20, WINDOW=10, THROTTLE_BACKOFF=0.25)
+    results = carrier.send_messages(recipients(100))
+    assert all(r.accepted for r in results)  # every one, no permanent nor temporary failure
+    assert len(smsc.accepted()) == 100
+    assert 18 <= accepted_rate(smsc) <= 22, accepted_rate(smsc)
+    assert smsc.throttled <= 5  # evenly spaced: the SMSC hardly ever has to refuse one
+
+
+def test_throttling_without_a_configured_rate_slows_down_instead_of_failing(
+    make_carrier: Callable[..., SmppCarrier], smsc: Smsc
+) -> None:
+    smsc.throttle_rate = 50
+    carrier = make_carrier(WINDOW=20, THROTTLE_BACKOFF=0.05)
+    results = carrier.send_messages(recipients(200))
+    assert all(r.accepted for r in results)
+    assert smsc.throttled > 0  # it was refused, and backed off
+    assert sorted(smsc.accepted_by_destination().values()) == [1] * 200
+    assert accepted_rate(smsc) <= 55
+
+
+@pytest.mark.parametrize("status", [ESME_RTHROTTLED, ESME_RMSGQFUL])
+def test_back_pressure_halves_the_window_and_acceptance_grows_it_back(
+    make_carrier: Callable[..., SmppCarrier], smsc: Smsc, status: int
+) -> None:
+    carrier = make_carrier(WINDOW=8)
+    smsc.policy = Sequenced([status])
+    first = carrier.send_messages(recipients(1))
+    assert first[0].accepted
+    assert carrier._window() == 4.25  # halved once, then one acceptance added 1/4
+    carrier.send_messages(recipients(60))
+    assert carrier._window() == 8.0
+
+
 def test_other_errors_are_permanent_rejections_with_readable_messages(
     carrier: SmppCarrier, smsc: Smsc
 ) -> None:
@@ -453,9 +502,7 @@ def test_connection_drop_mid_window_resubmits_only_unacknowledged(
     assert smsc.accepted_by_destination() == Counter(destinations)  # each exactly once
     assert all(r.accepted for r in results)
     accepted = {s.destination_addr: s.message_id for s in smsc.accepted()}
-    assert [r.carrier_message_ids for r in results] == [
-        (normalise_message_id(accepted[d]),) for d in destinations
-    ]
+    assert [r.carrier_message_ids for r in results] == [(accepted[d],) for d in destinations]
     assert len(smsc.binds) == 2
     first_session = [s for s in smsc.submits if s.session == 1]
     acknowledged = {s.destination_addr for s in first_session if s.status == ESME_ROK}
@@ -539,7 +586,7 @@ def test_delivery_receipts_reach_the_sink_with_the_submitted_id(
     sequence = smsc.deliver_receipt(submit.message_id, stat, err=err, done=done)
     [receipt] = sink.wait_for(1)
     assert receipt.carrier == "smsc-test"
-    assert receipt.carrier_message_id in result.carrier_message_ids
+    assert receipt.carrier_message_id in result.match_keys
     assert receipt.status == status
     assert receipt.timestamp == done
     assert receipt.error_code == error_code
@@ -558,7 +605,7 @@ def test_decimal_receipt_id_matches_hex_submit_id_with_receipt_id_radix_10(
     decimal_id = str(int(submit.message_id, 16))
     smsc.deliver_receipt(decimal_id, "DELIVRD")
     [receipt] = sink.wait_for(1)
-    assert receipt.carrier_message_id == result.carrier_message_ids[0]
+    assert receipt.carrier_message_id == result.match_keys[0]
     assert receipt.raw["id"] == decimal_id
 
 
@@ -569,7 +616,7 @@ def test_zero_padded_decimal_receipt_id_matches_without_configuration(
     result = send_one(carrier, sms())
     smsc.deliver_receipt(f"{result.carrier_message_ids[0]:0>10}", "DELIVRD")
     [receipt] = sink.wait_for(1)
-    assert receipt.carrier_message_id == result.carrier_message_ids[0]
+    assert receipt.carrier_message_id == result.match_keys[0]
 
 
 def test_receipt_from_tlvs_alone(carrier: SmppCarrier, smsc: Smsc, sink: Sink) -> None:
@@ -585,7 +632,7 @@ def test_receipt_from_tlvs_alone(carrier: SmppCarrier, smsc: Smsc, sink: Sink) -
         ],
     )
     [receipt] = sink.wait_for(1)
-    assert receipt.carrier_message_id == result.carrier_message_ids[0]
+    assert receipt.carrier_message_id == result.match_keys[0]
     assert receipt.status == DeliveryStatus.UNDELIVERABLE
     assert receipt.error_code == "3:34"
     assert receipt.timestamp.tzinfo is not None
@@ -600,7 +647,7 @@ def test_receipt_for_a_middle_part_carries_one_of_that_recipients_part_ids(
     smsc.deliver_receipt(middle.message_id, "DELIVRD")
     [receipt] = sink.wait_for(1)
     assert len(result.carrier_message_ids) == 3
-    assert receipt.carrier_message_id == result.carrier_message_ids[1]
+    assert receipt.carrier_message_id == result.match_keys[1]
 
 
 def test_receipt_times_are_read_in_the_configured_zone(
@@ -787,7 +834,7 @@ def test_interoperates_with_smpp34_server_mode(
     assert sorted((s.data_coding, s.esm_class) for s in submits) == [(0, 0), (8, 0x40), (8, 0x40)]
     gsm = next(s for s in submits if s.data_coding == 0)
     assert gsm.short_message == encode_gsm7("Habari €")
-    ids = {i for r in results for i in r.carrier_message_ids}
+    ids = {i for r in results for i in r.match_keys}
     assert {r.carrier_message_id for r in receipts} == ids == {"b000", "b001", "b002"}
     assert set(receipt_statuses.values()) == {ESME_ROK}
 

@@ -152,3 +152,35 @@ def test_a_route_sends_one_network_over_smpp_and_the_rest_to_the_default_carrier
     carriers = dict(Recipient.objects.filter(message_id=message_id).values_list("phone", "carrier"))
     assert carriers == {vodacom: "smpp", airtel: "simulator"}
     assert [s.destination_addr for s in smsc.accepted()] == [vodacom[1:]]
+
+
+def test_an_smsc_throttling_at_n_per_second_gets_everything_at_that_rate(
+    api: Any,
+    alice: Any,
+    smsc: Smsc,
+    smpp_env: dict[str, str],
+    settings: Any,
+    celery_worker_factory: Any,
+    run_smpp: Callable[..., Process],
+) -> None:
+    rate = 20
+    smsc.throttle_rate = rate  # ESME_RTHROTTLED past 20 submits in any second
+    settings.MIFUMO_CARRIER = "smpp"
+    env = {**smpp_env, "SMPP_RATE": str(rate), "MIFUMO_CARRIER": "smpp"}
+    celery_worker_factory(**env)
+    run_smpp(**env)
+    phones = [f"+25575410{n:04d}" for n in range(100)]
+    body = assert_envelope(api.post("sms/send/", {"message": "Habari", "recipients": phones}), 200)
+    message_id = body["data"]["message_id"]
+    wait_until(delivered(api, message_id), timeout=60)
+
+    assert status_of(api, message_id)["counts"] == {"delivered": 100}
+    assert sorted(smsc.accepted_by_destination().values()) == [1] * 100
+    times = sorted(s.received_at for s in smsc.accepted())
+    achieved = (len(times) - 1) / (times[-1] - times[0])
+    assert rate * 0.9 <= achieved <= rate * 1.1, achieved
+    # Paced, so hardly refused; whatever was refused went again without a new attempt.
+    assert smsc.throttled <= 5
+    assert set(
+        Recipient.objects.filter(message_id=message_id).values_list("attempts", flat=True)
+    ) == {1}

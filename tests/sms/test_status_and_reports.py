@@ -77,7 +77,9 @@ def test_status_paginates_recipients_with_counts(api, alice):
     [
         ({"scheduled": 2}, "scheduled"),
         ({"queued": 1, "sent": 1}, "queued"),
-        ({"submitting": 1, "delivered": 1}, "sent"),
+        ({"submitting": 3}, "queued"),
+        ({"submitting": 1, "delivered": 1}, "queued"),
+        ({"submitting": 1, "sent": 1}, "sent"),
         ({"sent": 2}, "sent"),
         ({"delivered": 2}, "delivered"),
         ({"failed": 2}, "failed"),

@@ -120,7 +120,7 @@ class Command(BaseCommand):
             "that submits from its own process",
         )
         parser.add_argument(
-            "--batch", type=int, default=100, help="recipients taken per round (default 100)"
+            "--batch", type=int, default=500, help="recipients taken per round (default 500)"
         )
         parser.add_argument(
             "--idle",
