@@ -12,6 +12,8 @@ from contacts.models import Contact
 from contacts.services import contact_create
 from integration.models import Account, ApiKey, Permission
 from integration.services import api_key_create
+from message_templates.models import MessageTemplate
+from message_templates.services import template_create
 from segments.models import Segment
 from segments.services import segment_create
 from sms.models import Message, Recipient
@@ -27,6 +29,7 @@ class Owned:
     endpoint: Endpoint
     delivery: Delivery
     api_key: ApiKey
+    template: MessageTemplate
 
 
 def seed(account: Account, *, text: str = "Hello from Mifumo SMS!", label: str = "x") -> Owned:
@@ -75,6 +78,7 @@ def seed(account: Account, *, text: str = "Hello from Mifumo SMS!", label: str =
         attempts=3,
     )
     issued = api_key_create(account=account, name=text[:100], permission=Permission.READ)
+    template = template_create(account=account, name=f"{label} {text}"[:100], text=text)
     return Owned(
         message=message,
         contact=contact,
@@ -82,4 +86,5 @@ def seed(account: Account, *, text: str = "Hello from Mifumo SMS!", label: str =
         endpoint=endpoint,
         delivery=delivery,
         api_key=issued.api_key,
+        template=template,
     )
