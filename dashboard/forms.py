@@ -14,7 +14,7 @@ from contacts.custom_fields import CustomFieldError, parse_custom_fields
 from contacts.tags import TagError, normalize_tags
 from dashboard.selectors import PERIODS, today
 from integration.models import LedgerEntry, Membership, Permission
-from segments.criteria import CriteriaError, criteria_parse
+from segments.criteria import KEYS, CriteriaError, criteria_parse
 from sms.models import Recipient
 from sms.personalise import TemplateError, parse_template
 from webhooks.models import SUBSCRIBABLE_EVENTS, EventType
@@ -427,15 +427,7 @@ def _tags(raw: object) -> list[str]:
 
 TRI_STATE = [("", "Either"), ("true", "Yes"), ("false", "No")]
 # Form field -> criteria key, for the keys a form field maps to one to one.
-_CRITERIA_FIELDS = (
-    "tags",
-    "tags_all",
-    "is_active",
-    "opted_out",
-    "created_after",
-    "created_before",
-    "custom_fields",
-)
+_CRITERIA_FIELDS = KEYS
 
 
 class MessageTemplateForm(forms.Form):
