@@ -219,7 +219,7 @@ def contact_import(*, account: Account, data: bytes, on_duplicate: OnDuplicate) 
     size = min(IMPORT_BATCH_SIZE, IN_LIST_SIZE)
     with transaction.atomic():
         for start in range(0, len(parsed.rows), size):
-            created, updated, skipped = _import_batch(
+            created, updated, skipped, refused = _import_batch(
                 account=account,
                 rows=parsed.rows[start : start + size],
                 update_fields=update_fields if on_duplicate == "update" else None,
@@ -227,12 +227,14 @@ def contact_import(*, account: Account, data: bytes, on_duplicate: OnDuplicate) 
             result.created += created
             result.updated += updated
             result.skipped += skipped
+            result.failed += len(refused)
+            result.errors.extend(refused)
     return result
 
 
 def _import_batch(
     *, account: Account, rows: Sequence[ImportRow], update_fields: list[str] | None
-) -> tuple[int, int, int]:
+) -> tuple[int, int, int, list[RowError]]:
     # A contact created by another request between our read and our insert fails the batch
     # on the unique constraint; reading again makes it a skip. (Updates are upserts.)
     for attempt in range(_CONCURRENT_RETRIES):
@@ -247,19 +249,34 @@ def _import_batch(
 
 def _write_batch(
     *, account: Account, rows: Sequence[ImportRow], update_fields: list[str] | None
-) -> tuple[int, int, int]:
-    existing = set(
+) -> tuple[int, int, int, list[RowError]]:
+    """Created, updated and skipped counts, and the rows refused: an update whose custom
+    fields, merged into the contact's, would pass the limit of keys."""
+    existing = dict(
         Contact.objects.filter(
             account=account, phone_number__in=[r.phone_number for r in rows]
-        ).values_list("phone_number", flat=True)
+        ).values_list("phone_number", "custom_fields")
     )
+    refused: list[RowError] = []
+    if update_fields is not None and "custom_fields" in update_fields:
+        kept = []
+        for row in rows:
+            current = existing.get(row.phone_number)
+            try:
+                if current is not None:
+                    merge_custom_fields(current or {}, row.custom_fields)
+            except CustomFieldError as exc:
+                refused.append(RowError(row.row, "custom_fields", str(exc)))
+                continue
+            kept.append(row)
+        rows = kept
     found = sum(r.phone_number in existing for r in rows)
     if update_fields is None:
         rows = [r for r in rows if r.phone_number not in existing]
     _write(account=account, rows=rows, update_fields=update_fields, now=timezone.now())
     if update_fields is None:
-        return len(rows), 0, found
-    return len(rows) - found, found, 0
+        return len(rows), 0, found, refused
+    return len(rows) - found, found, 0, refused
 
 
 # Insert the rows; with update_fields, rows whose number exists update those fields instead

@@ -14,7 +14,7 @@ from contacts.custom_fields import CustomFieldError, parse_custom_fields
 from contacts.tags import TagError, normalize_tags
 from dashboard.selectors import PERIODS, today
 from integration.models import LedgerEntry, Membership, Permission
-from segments.criteria import CriteriaError, criteria_parse
+from segments.criteria import KEYS, CriteriaError, criteria_parse
 from sms.models import Recipient
 from sms.personalise import TemplateError, parse_template
 from webhooks.models import SUBSCRIBABLE_EVENTS, EventType
@@ -393,20 +393,23 @@ class ContactForm(forms.Form):
         return _tags(self.cleaned_data.get("tags"))
 
     def clean_custom_fields(self) -> dict[str, str]:
-        fields: dict[str, str] = {}
-        for number, line in enumerate(
-            str(self.cleaned_data.get("custom_fields") or "").splitlines(), 1
-        ):
-            if not line.strip():
-                continue
-            key, colon, value = line.partition(":")
-            if not colon:
-                raise forms.ValidationError(f"Line {number}: write it as key: value.")
-            fields[key.strip()] = value.strip()
-        try:
-            return {k: str(v) for k, v in parse_custom_fields(fields).items()}
-        except CustomFieldError as exc:
-            raise forms.ValidationError(str(exc)) from None
+        return _key_value_lines(self.cleaned_data.get("custom_fields"))
+
+
+def _key_value_lines(raw: object) -> dict[str, str]:
+    """``key: value`` lines -> custom fields, checked as the API checks them."""
+    fields: dict[str, str] = {}
+    for number, line in enumerate(str(raw or "").splitlines(), 1):
+        if not line.strip():
+            continue
+        key, colon, value = line.partition(":")
+        if not colon:
+            raise forms.ValidationError(f"Line {number}: write it as key: value.")
+        fields[key.strip()] = value.strip()
+    try:
+        return {k: str(v) for k, v in parse_custom_fields(fields).items()}
+    except CustomFieldError as exc:
+        raise forms.ValidationError(str(exc)) from None
 
 
 def custom_fields_text(fields: dict[str, object]) -> str:
@@ -424,7 +427,7 @@ def _tags(raw: object) -> list[str]:
 
 TRI_STATE = [("", "Either"), ("true", "Yes"), ("false", "No")]
 # Form field -> criteria key, for the keys a form field maps to one to one.
-_CRITERIA_FIELDS = ("tags", "tags_all", "is_active", "opted_out", "created_after", "created_before")
+_CRITERIA_FIELDS = KEYS
 
 
 class MessageTemplateForm(forms.Form):
@@ -474,6 +477,13 @@ class SegmentForm(forms.Form):
     opted_out = forms.ChoiceField(required=False, choices=TRI_STATE, label="Opted out")
     created_after = date_input("Added on or after")
     created_before = date_input("Added before")
+    custom_fields = forms.CharField(
+        required=False,
+        max_length=10_000,
+        label="Has the custom field values",
+        widget=forms.Textarea(attrs={"rows": 2, "autocomplete": "off"}),
+        help_text="One per line as key: value, e.g. city: Arusha.",
+    )
 
     @classmethod
     def initial_from(cls, name: str, description: str, criteria: dict[str, Any]) -> dict[str, Any]:
@@ -487,6 +497,8 @@ class SegmentForm(forms.Form):
         for key in ("created_after", "created_before"):
             if key in criteria:
                 initial[key] = str(criteria[key])[:10]
+        if "custom_fields" in criteria:
+            initial["custom_fields"] = custom_fields_text(criteria["custom_fields"])
         return initial
 
     def clean(self) -> dict[str, Any]:
@@ -506,6 +518,13 @@ class SegmentForm(forms.Form):
         for key in ("created_after", "created_before"):
             if data.get(key):
                 raw[key] = data[key].isoformat()
+        try:
+            custom = _key_value_lines(data.get("custom_fields"))
+        except forms.ValidationError as exc:
+            self.add_error("custom_fields", exc)
+            custom = {}
+        if custom:
+            raw["custom_fields"] = custom
         try:
             data["criteria"] = criteria_parse(raw)
         except CriteriaError as exc:

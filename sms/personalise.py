@@ -132,7 +132,7 @@ def parse_variables(value: object) -> dict[str, str]:
 
 
 @dataclass(frozen=True)
-class Recipient:
+class RecipientValues:
     """What a recipient's placeholders can draw on."""
 
     phone: str
@@ -149,7 +149,7 @@ class Rendered:
 
 def render_all(
     template: Template,
-    recipients: Iterable[Recipient],
+    recipients: Iterable[RecipientValues],
     variables: Mapping[str, str] | None = None,
 ) -> Rendered:
     variables = {k: v for k, v in (variables or {}).items() if v}

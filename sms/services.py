@@ -23,6 +23,7 @@ from sms import encoding
 from sms.models import Message, Recipient
 from sms.personalise import (
     MAX_REPORTED,
+    RecipientValues,
     Template,
     TemplateError,
     missing_details,
@@ -214,13 +215,12 @@ def _personalise(
     """Render, measure and check every recipient's text. Raises VALIDATION_ERROR for values
     missing and MESSAGE_TOO_LONG for texts over the account's limit, naming recipients."""
     from contacts.selectors import contact_fields_by_phone
-    from sms.personalise import Recipient as Values
 
     wanted = template.keys - set(variables) - {"phone"}
     known = contact_fields_by_phone(account=account, phones=phones) if wanted else {}
     rendered = render_all(
         template,
-        (Values(phone, *known.get(phone, (None, None))) for phone in phones),
+        (RecipientValues(phone, *known.get(phone, (None, None))) for phone in phones),
         variables,
     )
     if rendered.missing:

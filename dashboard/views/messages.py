@@ -36,6 +36,7 @@ from mifumo.api.errors import ApiError
 from segments.selectors import segment_list
 from sms import encoding
 from sms.models import Message
+from sms.personalise import has_placeholders
 from sms.selectors import (
     derive_status,
     message_recipients,
@@ -213,6 +214,9 @@ def message_text_info(request: HttpRequest, ws: Workspace) -> JsonResponse:
     text = request.GET.get("text", "")[:MAX_ANALYZED_TEXT]
     info = encoding.analyze(text)
     limit = ws.account.message_length_limit
+    summary = text_summary(info, limit)
+    if has_placeholders(text):
+        summary = f"With placeholders as typed: {summary}. Each recipient's text is counted alone."
     return JsonResponse(
         {
             "length": info.length,
@@ -222,7 +226,7 @@ def message_text_info(request: HttpRequest, ws: Workspace) -> JsonResponse:
             "segments": info.segments,
             "per_segment": info.per_segment,
             "over_limit": info.length > limit,
-            "summary": text_summary(info, limit),
+            "summary": summary,
         }
     )
 

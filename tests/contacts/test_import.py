@@ -118,6 +118,18 @@ def test_an_update_import_merges_custom_fields(api, alice):
     assert contact.custom_fields == {"city": "Arusha", "tier": "1", "order_id": "7"}
 
 
+def test_an_update_that_would_pass_20_custom_fields_fails_its_row(api, alice):
+    current = {f"k{i}": "x" for i in range(19)}
+    make_contact(alice, phone_number="+255712345678", custom_fields=current)
+    csv = "name,phone_number,city,zone\nJohn,0712345678,Arusha,north\nAsha,0754111222,Moshi,\n"
+    data = result(upload(api, csv, on_duplicate="update"))
+    assert (data["created"], data["updated"], data["failed"]) == (1, 0, 1)
+    assert data["errors"] == [
+        {"row": 2, "field": "custom_fields", "reason": "at most 20 keys; the change would make 21"}
+    ]
+    assert Contact.objects.get(phone_number="+255712345678").custom_fields == current
+
+
 def test_a_custom_field_value_over_255_characters_fails_its_row(api):
     csv = "name,phone_number,city\nJohn,0712345678," + "a" * 256 + "\nAsha,0754111222,Moshi\n"
     data = result(upload(api, csv))

@@ -320,3 +320,28 @@ def test_bad_custom_fields_are_explained_on_the_form(
     )
     assert response.status_code == 400 and shown in response.content.decode()
     assert not Contact.objects.exists()
+
+
+def test_a_segment_on_custom_fields_is_counted_created_and_edited(
+    owner_client: Client, alice: Account
+) -> None:
+    for n, city in enumerate(["Arusha", "Arusha", "Moshi"]):
+        Contact.objects.create(
+            account=alice,
+            name=f"c{n}",
+            phone_number=f"+25571200000{n}",
+            custom_fields={"city": city, "tier": "gold" if n else "silver"},
+        )
+    count = owner_client.get(dash("segments/count/"), {"custom_fields": "city: Arusha"})
+    assert count.json()["count"] == 2
+    owner_client.post(
+        dash("segments/new/"), {"name": "Arusha gold", "custom_fields": "city: Arusha\ntier: gold"}
+    )
+    segment = Segment.objects.get()
+    assert segment.criteria == {"custom_fields": {"city": "Arusha", "tier": "gold"}}
+    edit = owner_client.get(dash(f"segments/{segment.pk}/edit/"))
+    assert edit.context["form"]["custom_fields"].value() == "city: Arusha\ntier: gold"
+    assert "1 contact match now" in edit.content.decode()
+    bad = owner_client.post(dash("segments/new/"), {"name": "Bad", "custom_fields": "City: x"})
+    assert bad.status_code == 400 and b"is not a valid key" in bad.content
+    assert Segment.objects.count() == 1

@@ -141,6 +141,18 @@ def test_sending_from_a_template_previews_each_recipients_text_then_sends(
         "+255712000001": "Habari Asha, oda 1043 iko tayari Arusha",
         "+255754000002": "Habari Ayşe, oda 7 iko tayari Dar",
     }
+    page = owner_client.get(dash(f"messages/{message.pk}/")).content.decode()
+    assert "each recipient's own text is below" in page
+    assert "Habari Asha, oda 1043 iko tayari Arusha" in page
+    assert "Habari Ayşe, oda 7 iko tayari Dar" in page
+
+
+def test_the_live_counter_says_a_template_is_counted_per_recipient(owner_client: Client) -> None:
+    info = owner_client.get(dash("messages/send/text/"), {"text": "Hi {{name}}"}).json()
+    assert info["summary"] == (
+        "With placeholders as typed: 11 / 160 characters · GSM-7 · 1 part (up to 160 "
+        "characters each). Each recipient's text is counted alone."
+    )
 
 
 def test_the_live_preview_shows_the_first_recipients_texts_parts_and_cost(

@@ -13,6 +13,8 @@ from contacts.services import contact_create
 from inbox.models import InboundMessage
 from integration.models import Account, ApiKey, Permission
 from integration.services import api_key_create
+from message_templates.models import MessageTemplate
+from message_templates.services import template_create
 from segments.models import Segment
 from segments.services import segment_create
 from sms.models import Message, Recipient
@@ -29,6 +31,7 @@ class Owned:
     delivery: Delivery
     api_key: ApiKey
     inbound: InboundMessage
+    template: MessageTemplate
 
 
 def seed(account: Account, *, text: str = "Hello from Mifumo SMS!", label: str = "x") -> Owned:
@@ -77,6 +80,7 @@ def seed(account: Account, *, text: str = "Hello from Mifumo SMS!", label: str =
         attempts=3,
     )
     issued = api_key_create(account=account, name=text[:100], permission=Permission.READ)
+    template = template_create(account=account, name=f"{label} {text}"[:100], text=text)
     return Owned(
         message=message,
         contact=contact,
@@ -87,4 +91,5 @@ def seed(account: Account, *, text: str = "Hello from Mifumo SMS!", label: str =
         inbound=InboundMessage.objects.create(
             account=account, sender="+255754000001", destination="15555", text=text, carrier="x"
         ),
+        template=template,
     )

@@ -18,6 +18,7 @@ from contacts.models import Contact
 from dashboard.urls import urlpatterns
 from integration.models import Account, ApiKey, Invitation, Membership
 from integration.services import invitation_create, membership_add
+from message_templates.models import MessageTemplate
 from segments.models import Segment
 from sms.models import Message
 from tests.security import Owned, seed
@@ -36,6 +37,7 @@ PARAMETERS = {
     "delivery_id": "delivery",
     "contact_id": "contact",
     "segment_id": "segment",
+    "template_id": "template",
 }
 
 
@@ -86,6 +88,7 @@ def _counts() -> dict[str, Any]:
         "deliveries": Delivery.objects.count(),
         "contacts": Contact.objects.count(),
         "segments": Segment.objects.count(),
+        "templates": list(MessageTemplate.objects.values_list("pk", "name", "text")),
         "members": list(Membership.objects.values_list("pk", "role")),
         "invitations": list(Invitation.objects.values_list("pk", "accepted_at", "revoked_at")),
         "users": get_user_model().objects.count(),
@@ -175,6 +178,8 @@ LISTING_PAGES = {
     "contact": ("contact_id",),
     "segments": (),
     "segment": ("segment_id",),
+    "templates": (),
+    "template_edit": ("template_id",),
     "activity": (),
 }
 

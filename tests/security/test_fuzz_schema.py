@@ -119,6 +119,7 @@ def _known_ids(owned: Owned) -> dict[str, str]:
         "message_id": owned.message.pk,
         "contact_id": owned.contact.pk,
         "segment_id": owned.segment.pk,
+        "template_id": owned.template.pk,
         "webhook_id": owned.endpoint.pk,
         "delivery_id": owned.delivery.pk,
         "key_id": str(owned.api_key.pk),

@@ -26,6 +26,7 @@ ROUTES: dict[str, dict[str, str]] = {
     "sms/messages/<str:message_id>/": {"message_id": "message"},
     "sms/<str:message_id>/cancel/": {"message_id": "message"},
     "sms/inbound/<str:inbound_id>/": {"inbound_id": "inbound"},
+    "sms/templates/<str:template_id>/": {"template_id": "template"},
     "keys/<int:key_id>/revoke/": {"key_id": "api_key"},
     "keys/<int:key_id>/rotate/": {"key_id": "api_key"},
     "contacts/<str:contact_id>/": {"contact_id": "contact"},
@@ -96,7 +97,16 @@ def _path(route: str, params: dict[str, str], owned: Owned) -> str:
 def _snapshot(account: Account, owned: Owned) -> dict[str, Any]:
     state: dict[str, Any] = {
         kind: model_to_dict(type(obj).objects.get(pk=obj.pk))
-        for kind in ("message", "contact", "segment", "endpoint", "delivery", "api_key", "inbound")
+        for kind in (
+            "message",
+            "contact",
+            "segment",
+            "endpoint",
+            "delivery",
+            "api_key",
+            "inbound",
+            "template",
+        )
         for obj in [getattr(owned, kind)]
     }
     state["deliveries"] = Delivery.objects.filter(account=account).count()

@@ -1,7 +1,8 @@
 """A test key manages test keys only and sees only test traffic: it cannot mint or touch a
 live key, reach live messages, deliveries or endpoints, or receive live events and keys.
 
-Contacts, segments, sender IDs and the balance are the account's, shared by both modes.
+Contacts, segments, message templates, sender IDs and the balance are the account's, shared
+by both modes.
 """
 
 from __future__ import annotations
@@ -43,6 +44,9 @@ SCOPE: dict[str, str] = {
     "sms/inbound/": "test",
     "sms/inbound/simulate/": "test",
     "sms/inbound/<str:inbound_id>/": "test",
+    "sms/templates/": "shared",
+    "sms/templates/create/": "shared",
+    "sms/templates/<str:template_id>/": "shared",
     "keys/": "test",
     "keys/create/": "test",
     "keys/<int:key_id>/revoke/": "test",

@@ -4,7 +4,7 @@ import pytest
 
 from sms.personalise import (
     Placeholder,
-    Recipient,
+    RecipientValues,
     TemplateError,
     parse_template,
     parse_variables,
@@ -91,7 +91,7 @@ def test_an_empty_value_counts_as_missing():
     assert template is not None
     rendered = render_all(
         template,
-        [Recipient("+255712345678", name="Asha", custom_fields={"city": "", "tier": ""})],
+        [RecipientValues("+255712345678", name="Asha", custom_fields={"city": "", "tier": ""})],
     )
     assert rendered.texts == {"+255712345678": "Hi Asha, Dar "}
     assert rendered.missing == [("+255712345678", ["tier"])]
@@ -103,8 +103,10 @@ def test_variables_come_before_contact_fields_and_non_contacts_have_only_phone()
     rendered = render_all(
         template,
         [
-            Recipient("+255712345678", name="Asha", custom_fields={"order": "1", "city": "A"}),
-            Recipient("+255754000111"),
+            RecipientValues(
+                "+255712345678", name="Asha", custom_fields={"order": "1", "city": "A"}
+            ),
+            RecipientValues("+255754000111"),
         ],
         {"order": "99", "empty": ""},
     )
@@ -119,7 +121,7 @@ def test_variables_come_before_contact_fields_and_non_contacts_have_only_phone()
 def test_a_key_no_recipient_has_is_unknown():
     template = parse_template("{{nobody_has}} {{name}}")
     assert template is not None
-    rendered = render_all(template, [Recipient("+255712345678")])
+    rendered = render_all(template, [RecipientValues("+255712345678")])
     assert rendered.unknown == ["nobody_has"]
 
 
