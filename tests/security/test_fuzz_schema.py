@@ -98,8 +98,15 @@ def inject(case: Any, text: str) -> bool:
     """Put ``text`` into something ``case`` sends: its JSON body, else (a NUL only: a URL
     cannot carry a lone surrogate) a query parameter or a path id. False if nothing fits."""
     if isinstance(case.body, dict | list) and "json" in str(case.media_type or "json"):
-        case.body, done = _put(case.body, text)
+        body, done = _put(case.body, text)
         if done:
+            # Changed in place: schemathesis then sends it as it is instead of validating the
+            # edit against the schema first, which cannot encode a lone surrogate.
+            if isinstance(case.body, dict):
+                case.body.clear()
+                case.body.update(body)
+            else:
+                case.body[:] = body
             return True
     if text != "\x00":
         return False
