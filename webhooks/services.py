@@ -313,7 +313,7 @@ def delivery_enqueue_each(*, delivery_ids: Sequence[str]) -> int:
     def claim(room: int) -> tuple[list[str], str]:
         nonlocal ids
         batch, ids = ids[:room], ids[room:]
-        return _claim(Delivery.objects.filter(pk__in=batch), len(batch))
+        return _claim(batch, len(batch))
 
     sent, left_over = _deliver_concurrently(claim, lambda: bool(ids))
     if left_over:
@@ -800,20 +800,36 @@ def _sender_pool() -> ThreadPoolExecutor:
     return pool
 
 
-def _claim(candidates: QuerySet[Delivery], limit: int) -> tuple[list[str], str]:
-    """Lease up to ``limit`` of ``candidates`` that are due and free; rows another worker is
-    claiming right now are skipped, not waited for."""
+_CLAIM = """
+UPDATE {table} SET locked_until = %s, lock_token = %s
+WHERE id IN (
+    SELECT id FROM {table}
+    WHERE status = %s AND next_attempt_at <= %s
+        AND (locked_until IS NULL OR locked_until < %s) {only}
+    ORDER BY next_attempt_at
+    LIMIT %s
+    FOR UPDATE SKIP LOCKED
+)
+RETURNING id
+"""
+
+
+def _claim(ids: Sequence[str] | None, limit: int) -> tuple[list[str], str]:
+    """Lease up to ``limit`` due and free deliveries (of ``ids`` only, if given) in one
+    statement; rows another worker is claiming right now are skipped, not waited for."""
     now = timezone.now()
     token = uuid.uuid4().hex
-    with transaction.atomic():
-        ids = list(
-            candidates.filter(_claimable(now))
-            .select_for_update(skip_locked=True)
-            .values_list("pk", flat=True)[:limit]
-        )
-        if ids:
-            Delivery.objects.filter(pk__in=ids).update(locked_until=now + lease(), lock_token=token)
-    return ids, token
+    params: list[Any] = [now + lease(), token, Delivery.Status.PENDING.value, now, now]
+    if ids is not None:
+        params.append(list(ids))
+    params.append(limit)
+    sql = _CLAIM.format(
+        table=connection.ops.quote_name(Delivery._meta.db_table),
+        only="AND id = ANY(%s::text[])" if ids is not None else "",
+    )
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return [row[0] for row in cursor.fetchall()], token
 
 
 def _prepare(ids: Sequence[str], token: str, send_by: float) -> list[_Job]:
@@ -892,6 +908,39 @@ def _update_leased(rows: Sequence[tuple[str, str, dict[str, Any]]]) -> set[str]:
         return {row[0] for row in cursor.fetchall()}
 
 
+_INSERT_ATTEMPTS = """
+INSERT INTO {table} (
+    delivery_id, number, started_at, url, succeeded, status_code, latency_ms, error,
+    response_head
+)
+SELECT * FROM unnest(
+    %s::text[], %s::int[], %s::timestamptz[], %s::text[], %s::boolean[], %s::int[],
+    %s::float8[], %s::text[], %s::text[]
+)
+"""
+_ATTEMPT_COLUMNS = (
+    "delivery_id",
+    "number",
+    "started_at",
+    "url",
+    "succeeded",
+    "status_code",
+    "latency_ms",
+    "error",
+    "response_head",
+)
+
+
+def _insert_attempts(attempts: Sequence[DeliveryAttempt]) -> None:
+    """The attempt rows in one statement of a fixed size."""
+    if not attempts:
+        return
+    columns = [[getattr(a, name) for a in attempts] for name in _ATTEMPT_COLUMNS]
+    sql = _INSERT_ATTEMPTS.format(table=connection.ops.quote_name(DeliveryAttempt._meta.db_table))
+    with connection.cursor() as cursor:
+        cursor.execute(sql, columns)
+
+
 def _record_many(results: Sequence[tuple[_Job, datetime, transport.Outcome]]) -> None:
     """``_record`` for many attempts in one transaction: one UPDATE, one INSERT."""
     rows: list[tuple[str, str, dict[str, Any]]] = []
@@ -911,7 +960,7 @@ def _record_many(results: Sequence[tuple[_Job, datetime, transport.Outcome]]) ->
         for pk in missing:
             if pk not in kept:
                 logger.info("webhook delivery %s was deleted while it was being sent", pk)
-        DeliveryAttempt.objects.bulk_create([a for a in attempts if a.delivery_id in kept])
+        _insert_attempts([a for a in attempts if a.delivery_id in kept])
         for delivery, started_at, delay, gone in follow_ups:
             if gone and delivery.endpoint_id is not None and delivery.pk in kept:
                 endpoint_disable(
@@ -956,12 +1005,13 @@ def _deliver_concurrently(
     sent = 0
     left_over = False
     while True:
-        # Up to four requests per thread are kept ready, so no thread waits for a claim.
-        room = capacity * 4 - len(in_flight)
+        # Up to eight requests per thread are kept ready, so no thread waits for a claim,
+        # claimed at least half of that at a time.
+        room = capacity * 8 - len(in_flight)
         claiming = more()
         if claiming and time.monotonic() >= claim_until:
             left_over, claiming = True, False
-        if room >= capacity * 2 and claiming:
+        if room >= capacity * 4 and claiming:
             ids, token = claim(room)
             if ids:
                 for job in _prepare(ids, token, send_by):
@@ -1016,7 +1066,7 @@ def delivery_drain() -> int:
 
     def claim(room: int) -> tuple[list[str], str]:
         nonlocal empty
-        ids, token = _claim(Delivery.objects.order_by("next_attempt_at"), room)
+        ids, token = _claim(None, room)
         empty = len(ids) < room
         return ids, token
 
