@@ -908,27 +908,19 @@ def _update_leased(rows: Sequence[tuple[str, str, dict[str, Any]]]) -> set[str]:
         return {row[0] for row in cursor.fetchall()}
 
 
-_INSERT_ATTEMPTS = """
-INSERT INTO {table} (
-    delivery_id, number, started_at, url, succeeded, status_code, latency_ms, error,
-    response_head
-)
-SELECT * FROM unnest(
-    %s::text[], %s::int[], %s::timestamptz[], %s::text[], %s::boolean[], %s::int[],
-    %s::float8[], %s::text[], %s::text[]
-)
-"""
-_ATTEMPT_COLUMNS = (
-    "delivery_id",
-    "number",
-    "started_at",
-    "url",
-    "succeeded",
-    "status_code",
-    "latency_ms",
-    "error",
-    "response_head",
-)
+_INSERT_ATTEMPTS = "INSERT INTO {table} ({columns}) SELECT * FROM unnest({arrays})"
+# Each attempt column with the type its array is cast to.
+_ATTEMPT_COLUMNS = {
+    "delivery_id": "text",
+    "number": "int",
+    "started_at": "timestamptz",
+    "url": "text",
+    "succeeded": "boolean",
+    "status_code": "int",
+    "latency_ms": "float8",
+    "error": "text",
+    "response_head": "text",
+}
 
 
 def _insert_attempts(attempts: Sequence[DeliveryAttempt]) -> None:
@@ -936,7 +928,9 @@ def _insert_attempts(attempts: Sequence[DeliveryAttempt]) -> None:
     if not attempts:
         return
     columns = [[getattr(a, name) for a in attempts] for name in _ATTEMPT_COLUMNS]
-    sql = _INSERT_ATTEMPTS.format(table=connection.ops.quote_name(DeliveryAttempt._meta.db_table))
+    table = connection.ops.quote_name(DeliveryAttempt._meta.db_table)
+    arrays = ", ".join(f"%s::{kind}[]" for kind in _ATTEMPT_COLUMNS.values())
+    sql = _INSERT_ATTEMPTS.format(table=table, columns=", ".join(_ATTEMPT_COLUMNS), arrays=arrays)
     with connection.cursor() as cursor:
         cursor.execute(sql, columns)
 
