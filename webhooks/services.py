@@ -784,6 +784,8 @@ class _Job:
     retry: bool
     # Not sent if no thread takes it up by then (time.monotonic()): see _deliver_concurrently.
     send_by: float
+    # Why it cannot be sent at all: the attempt fails with this.
+    error: str = ""
 
 
 _senders: dict[int, ThreadPoolExecutor] = {}
@@ -844,8 +846,15 @@ def _prepare(ids: Sequence[str], token: str, send_by: float) -> list[_Job]:
             continue
         url = endpoint.url if endpoint is not None else delivery.url
         body = delivery.event.body.encode()
-        headers = _headers(delivery, body, memo)
-        jobs.append(_Job(delivery, token, url, body, headers, not is_test, send_by))
+        job = _Job(delivery, token, url, body, {}, not is_test, send_by)
+        try:
+            job.headers = _headers(delivery, body, memo)
+        except Exception as exc:
+            # One delivery that cannot be signed (a secret that no longer decrypts) fails
+            # its attempt, on the retry schedule, rather than the batch it came in.
+            logger.exception("cannot prepare webhook delivery %s", delivery.pk)
+            job.error = f"Not sent: {type(exc).__name__} while signing"
+        jobs.append(job)
     return jobs
 
 
@@ -853,6 +862,8 @@ def _timed_send(job: _Job) -> tuple[datetime, transport.Outcome] | None:
     if time.monotonic() > job.send_by:
         return None
     started_at = timezone.now()
+    if job.error:
+        return started_at, transport.Outcome(None, 0.0, job.error, "")
     return started_at, _send(job.url, job.body, job.headers)
 
 

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from cryptography.fernet import InvalidToken
 from django.utils import timezone
 
 from sms.models import Recipient
@@ -133,6 +134,30 @@ def test_a_batch_keeps_the_endpoint_rules(alice, receiver, quiet_outbox):
     assert not answered_gone.active and "410" in answered_gone.disabled_reason
     assert Delivery.objects.get(endpoint=answered_gone).status == "failed"
     assert len(receiver.on("/hook")) == 1
+
+
+@pytest.mark.django_db
+def test_a_delivery_that_cannot_be_signed_fails_alone(
+    alice, receiver, settings, monkeypatch, quiet_outbox
+):
+    settings.MIFUMO_WEBHOOK_RETRY_SCHEDULE = [60]
+    ids = _write(alice, receiver.url, 6)
+    real_headers = services._headers
+
+    def headers(delivery: Delivery, *args: Any) -> dict[str, str]:
+        if delivery.pk == ids[2]:
+            raise InvalidToken
+        return real_headers(delivery, *args)
+
+    monkeypatch.setattr(services, "_headers", headers)
+    assert services.delivery_drain() == 6
+
+    assert len(receiver.requests) == 5
+    broken = Delivery.objects.get(pk=ids[2])
+    assert (broken.status, broken.attempts, broken.locked_until) == ("pending", 1, None)
+    assert broken.last_error == "Not sent: InvalidToken while signing"
+    assert broken.next_attempt_at is not None and broken.next_attempt_at > timezone.now()
+    assert Delivery.objects.filter(status="succeeded").count() == 5
 
 
 @pytest.mark.django_db(transaction=True)
