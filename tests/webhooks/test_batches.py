@@ -4,6 +4,8 @@ worker sending a batch dies."""
 
 from __future__ import annotations
 
+import gc
+import os
 import signal
 import threading
 import time
@@ -30,6 +32,16 @@ WORKER_ENV = {
     "MIFUMO_WEBHOOK_TIMEOUT": "5",
     "MIFUMO_WEBHOOK_CONCURRENCY": "16",
 }
+
+
+@pytest.fixture(autouse=True)
+def _fresh_senders() -> None:
+    """No kept-alive connection from an earlier test: a receiver here may listen on a port
+    an earlier test's server used, whose open connections would answer in its place."""
+    pool = services._senders.pop(os.getpid(), None)
+    if pool is not None:
+        pool.shutdown(wait=True)
+        gc.collect()
 
 
 @pytest.fixture
@@ -65,7 +77,8 @@ def test_a_drain_sends_every_due_delivery_signed_and_logs_each_attempt(
         failing.stop()
 
     secret = account_signing_secret_ensure(account_id=alice.pk).secret
-    assert len(receiver.requests) == 30
+    errors = Counter(Delivery.objects.filter(pk__in=good).values_list("last_error", flat=True))
+    assert len(receiver.requests) == 30, errors
     for request in receiver.requests:
         header = request.header("X-Mifumo-Signature") or ""
         timestamp = int(header.split(",")[0].removeprefix("t="))
