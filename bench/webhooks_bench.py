@@ -2,15 +2,20 @@
 
 Writes N events (one recipient each, so one event and one delivery per message) through the
 real path: recipient update + ``recipients_status_changed`` in one transaction, the outbox
-receiver, a task queued on Redis after commit. No worker runs meanwhile. Then one worker
+receiver, a drain signalled on Redis after commit. No worker runs meanwhile. Then one worker
 process starts on the ``webhooks`` queue; the clock runs from its "ready" line until every
 delivery has succeeded at a local receiver (a separate process, HTTP/1.1 keep-alive,
 answering 200 at once). Every delivery is signed, carries the decrypted sending key, is
 claimed with a lease and logged as an attempt, as in production.
 
+``--mode per-task`` queues one ``deliver`` task per delivery instead (the way retries still
+go, and the way every delivery went before deliveries were sent in batches); ``--mode both``
+alternates the two, ``--rounds`` times each, in one run, so both see the same machine.
+
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/mifumo_bench_webhooks \\
     REDIS_URL=redis://127.0.0.1:6379/13 \\
-        .venv/bin/python bench/webhooks_bench.py [--events 3000] [--concurrency 2]
+        .venv/bin/python bench/webhooks_bench.py [--events 3000] [--concurrency 2] \\
+        [--mode batched|per-task|both] [--rounds 1]
 
 The database is created and migrated when missing; the bench account's earlier rows are
 deleted first and the ``webhooks`` queue is purged.
@@ -104,12 +109,16 @@ def fresh_account() -> tuple[Any, Any]:
     return account, issued.api_key
 
 
-def write_events(account: Any, api_key: Any, url: str, count: int) -> float:
+def write_events(account: Any, api_key: Any, url: str, count: int, per_task: bool) -> float:
     from django.db import transaction
     from django.utils import timezone
 
     from sms.models import Message, Recipient
     from sms.signals import recipients_status_changed
+    from webhooks import services
+
+    # The drain signal is replaced, for this process only, by a task per delivery.
+    services._enqueue = services._publish if per_task else ENQUEUE
 
     now = timezone.now()
     messages = Message.objects.bulk_create(
@@ -188,14 +197,35 @@ def wait_ready(log: Path, worker: subprocess.Popen[bytes], timeout: float = 60) 
     raise SystemExit(f"the worker did not start:\n{log.read_text(errors='replace')[-3000:]}")
 
 
+ENQUEUE: Any = None
+
+
 def main() -> None:
+    global ENQUEUE
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--events", type=int, default=3000)
     parser.add_argument("--concurrency", type=int, default=2)
+    parser.add_argument("--mode", choices=("batched", "per-task", "both"), default="batched")
+    parser.add_argument("--rounds", type=int, default=1)
     options = parser.parse_args()
 
     ensure_database(os.environ["DATABASE_URL"])
     django_setup()
+    from webhooks import services
+
+    ENQUEUE = services._enqueue
+    modes = ["batched", "per-task"] if options.mode == "both" else [options.mode]
+    results: dict[str, list[float]] = {mode: [] for mode in modes}
+    for _ in range(options.rounds):
+        for mode in modes:
+            print(f"--- {mode}")
+            results[mode].append(run(options.events, options.concurrency, mode == "per-task"))
+    if len(modes) > 1 or options.rounds > 1:
+        for mode, rates in results.items():
+            print(f"{mode}: " + ", ".join(f"{r:.0f}" for r in rates) + " events/s")
+
+
+def run(events: int, concurrency: int, per_task: bool) -> float:
     from webhooks.models import Delivery, DeliveryAttempt
 
     purge_queues(("webhooks",))
@@ -206,13 +236,13 @@ def main() -> None:
     url = f"http://127.0.0.1:{port}/hook"
 
     account, api_key = fresh_account()
-    writing = write_events(account, api_key, url, options.events)
+    writing = write_events(account, api_key, url, events, per_task)
     deliveries = Delivery.objects.filter(account=account)
     total = deliveries.count()
     print(f"wrote {total} events in {writing:.1f} s ({total / writing:.0f} events/s written)")
 
     log = Path(tempfile.mkdtemp(prefix="webhooks-bench-")) / "worker.log"
-    worker = start_worker(options.concurrency, log)
+    worker = start_worker(concurrency, log)
     try:
         wait_ready(log, worker)
         started = time.monotonic()
@@ -236,11 +266,12 @@ def main() -> None:
     cuts = statistics.quantiles(latencies, n=100)
     print(
         f"{total} events delivered in {elapsed:.2f} s by one worker "
-        f"(--concurrency {options.concurrency}): "
+        f"(--concurrency {concurrency}): "
         f"{total / elapsed:.0f} events/s"
     )
     print(f"receiver saw {counter.value} requests; attempts logged {len(latencies)}")
     print(f"HTTP latency per attempt: p50 {cuts[49]:.2f} ms, p95 {cuts[94]:.2f} ms")
+    return total / elapsed
 
 
 if __name__ == "__main__":

@@ -327,6 +327,9 @@ MIFUMO_INBOUND_PART_TIMEOUT = envint("MIFUMO_INBOUND_PART_TIMEOUT", 600)
 # default allows them so a developer can point webhooks at a local receiver).
 MIFUMO_WEBHOOK_ALLOW_PRIVATE = envbool("MIFUMO_WEBHOOK_ALLOW_PRIVATE", DEBUG)
 MIFUMO_WEBHOOK_TIMEOUT = envint("MIFUMO_WEBHOOK_TIMEOUT", 10)
+# Requests a webhooks worker process keeps in flight at once (threads, each with its own
+# kept-alive connections): one slow receiver holds one of them, not the rest of the batch.
+MIFUMO_WEBHOOK_CONCURRENCY = max(envint("MIFUMO_WEBHOOK_CONCURRENCY", 16), 1)
 # Seconds to wait before each retry; the last failure marks the delivery failed (~1 day).
 MIFUMO_WEBHOOK_RETRY_SCHEDULE = [
     int(x)

@@ -9,7 +9,9 @@ from __future__ import annotations
 from celery import shared_task
 
 from webhooks.services import (
+    DRAIN_SECONDS,
     delivery_attempt,
+    delivery_drain,
     delivery_enqueue_due,
     delivery_enqueue_each,
     task_time_limit,
@@ -23,9 +25,14 @@ def deliver(delivery_id: str) -> None:
     delivery_attempt(delivery_id=delivery_id)
 
 
-@shared_task(name="webhooks.tasks.deliver_each", time_limit=TIME_LIMIT)
+@shared_task(name="webhooks.tasks.deliver_each", time_limit=TIME_LIMIT + DRAIN_SECONDS)
 def deliver_each(delivery_ids: list[str]) -> None:
     delivery_enqueue_each(delivery_ids=delivery_ids)
+
+
+@shared_task(name="webhooks.tasks.deliver_drain", time_limit=TIME_LIMIT + DRAIN_SECONDS)
+def deliver_drain() -> int:
+    return delivery_drain()
 
 
 @shared_task(name="webhooks.tasks.deliver_due", time_limit=TIME_LIMIT)

@@ -333,26 +333,52 @@ def test_many_deliveries_go_on_the_queue_as_one_task_per_500(monkeypatch):
 
     fanned: list[list[str]] = []
     single: list[str] = []
+    drains: list[None] = []
     monkeypatch.setattr(tasks.deliver_each, "delay", fanned.append)
     monkeypatch.setattr(tasks.deliver, "delay", single.append)
+    monkeypatch.setattr(tasks.deliver_drain, "delay", lambda: drains.append(None))
 
     ids = [f"dlv_{n}" for n in range(1001)]
     services._enqueue(ids)
     assert [len(chunk) for chunk in fanned] == [500, 500, 1]
     assert [i for chunk in fanned for i in chunk] == ids
     assert single == []
-
-    services._enqueue(["dlv_alone"])
-    assert single == ["dlv_alone"]
+    assert drains == []
 
 
-def test_the_fan_out_task_queues_one_delivery_task_each(monkeypatch):
+def test_single_deliveries_wake_one_drain_until_it_starts(monkeypatch):
     from webhooks import tasks
 
-    queued: list[str] = []
-    monkeypatch.setattr(tasks.deliver, "delay", queued.append)
-    tasks.deliver_each(["dlv_a", "dlv_b"])
-    assert queued == ["dlv_a", "dlv_b"]
+    single: list[str] = []
+    drains: list[None] = []
+    monkeypatch.setattr(tasks.deliver, "delay", single.append)
+    monkeypatch.setattr(tasks.deliver_drain, "delay", lambda: drains.append(None))
+
+    for n in range(50):
+        services._enqueue([f"dlv_{n}"])
+    # Fifty one-event commits, one broker message.
+    assert (single, len(drains)) == ([], 1)
+    # A drain clears the signal before it claims: the next commit wakes another.
+    with monkeypatch.context() as nothing_due:
+        nothing_due.setattr(services, "_deliver_concurrently", lambda *a: (0, False))
+        services.delivery_drain()
+    services._enqueue(["dlv_next"])
+    assert len(drains) == 2
+
+
+def test_a_drain_signal_the_broker_refuses_is_not_left_standing(monkeypatch, caplog):
+    from django.core.cache import cache
+
+    from webhooks import tasks
+
+    def refuse() -> None:
+        raise ConnectionError("broker down")
+
+    monkeypatch.setattr(tasks.deliver_drain, "delay", refuse)
+    services._enqueue(["dlv_a"])
+    assert "could not signal a webhook drain" in caplog.text
+    # So the next commit tries again rather than waiting for the flag to expire.
+    assert cache.get(services.DRAIN_FLAG) is None
 
 
 def test_a_fan_out_the_broker_refuses_is_left_to_the_sweep(monkeypatch, caplog):
