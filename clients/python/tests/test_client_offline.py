@@ -139,13 +139,13 @@ def test_a_verified_body_becomes_a_typed_event() -> None:
 
 def test_an_event_type_the_client_does_not_know_is_kept_whole() -> None:
     body = (
-        b'{"event_id":"evt_2","event":"contact.opted_out","created_at":"2024-01-01T10:00:00Z",'
+        b'{"event_id":"evt_2","event":"contact.scored","created_at":"2024-01-01T10:00:00Z",'
         b'"contact_id":"con_1","score":1.5}'
     )
     event = webhooks.parse_event(body)
     assert isinstance(event, UnknownEvent)
     assert (event.event, event.data["contact_id"], event.data["score"]) == (
-        "contact.opted_out",
+        "contact.scored",
         "con_1",
         1.5,
     )
