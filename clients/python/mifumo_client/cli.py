@@ -52,7 +52,7 @@ EXIT_CODE_MEANINGS = {
     ExitCode.FAILED: "done, but the outcome failed: a message failed, import rows were refused",
     ExitCode.USAGE: "a wrong command line or configuration",
     ExitCode.AUTH: "the API key is missing, invalid, revoked or lacks the permission",
-    ExitCode.NOT_FOUND: "no such message, contact, segment, webhook or key",
+    ExitCode.NOT_FOUND: "no such message, inbound message, template, contact or other item",
     ExitCode.REJECTED: "the API refused the request as invalid (400, 405, 409, 413, 415)",
     ExitCode.BALANCE: "the balance is too low",
     ExitCode.RATE_LIMITED: "rate limited, after the retries",
