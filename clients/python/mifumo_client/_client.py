@@ -27,12 +27,14 @@ from mifumo_client.resources import (
     AsyncSms,
     Bound,
     Contacts,
+    Inbound,
     K,
     Keys,
     Op,
     Segments,
     Sms,
     Sync,
+    Templates,
     Webhooks,
 )
 
@@ -50,6 +52,8 @@ class _Client(Bound[K]):
         self._headers = self._config.headers()
         self.contacts: Contacts[K] = Contacts(self)
         self.segments: Segments[K] = Segments(self)
+        self.templates: Templates[K] = Templates(self)
+        self.inbound: Inbound[K] = Inbound(self)
         self.webhooks: Webhooks[K] = Webhooks(self)
         self.keys: Keys[K] = Keys(self)
 

@@ -167,6 +167,7 @@ def _compile(cls: type) -> Reader:
     lines = ["def read(data, extra):", "    instance = new(cls)"]
     for index, field in enumerate(dataclasses.fields(cls)):
         name, value = field.name, f"v{index}"
+        key = field.metadata.get("key", name)  # the answer's name, where it is no identifier
         namespace[f"set{index}"] = getattr(cls, name).__set__
         if field.default is not dataclasses.MISSING:
             namespace[f"default{index}"] = field.default
@@ -175,9 +176,12 @@ def _compile(cls: type) -> Reader:
             lines.append(f"    set{index}(instance, extra.get({name!r}, default{index}))")
             continue
         if field.default is not dataclasses.MISSING:
-            lines.append(f"    {value} = data.get({name!r}, default{index})")
+            lines.append(f"    {value} = data.get({key!r}, default{index})")
+        elif field.default_factory is not dataclasses.MISSING:
+            namespace[f"factory{index}"] = field.default_factory
+            lines.append(f"    {value} = data[{key!r}] if {key!r} in data else factory{index}()")
         else:
-            lines.append(f"    {value} = data[{name!r}]")
+            lines.append(f"    {value} = data[{key!r}]")
         allows_none, inner = _optional(hints[name])
         guard = f"{value} is not None and " if allows_none else ""
         if inner in (str, int, bool):

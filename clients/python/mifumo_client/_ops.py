@@ -27,6 +27,7 @@ from mifumo_client.models import (
     Deleted,
     DeliveryReport,
     ImportResult,
+    InboundMessage,
     Message,
     MessageStatus,
     NewApiKey,
@@ -36,6 +37,7 @@ from mifumo_client.models import (
     SenderId,
     SendResult,
     SigningSecret,
+    Template,
     WebhookDelivery,
     WebhookDeliveryDetail,
     WebhookEndpoint,
@@ -197,25 +199,44 @@ def _send_result(key: str, answer: Answer) -> SendResult:
 
 
 def sms_send(
-    message: str,
+    message: str | None = None,
     recipients: Iterable[str] | str = (),
     *,
+    template_id: str | None = None,
+    variables: Mapping[str, str] | None = None,
     sender_id: str | None = None,
     schedule_time: datetime | str | None = None,
     segment_ids: Iterable[str] = (),
     webhook_url: str | None = None,
+    reply_to: str | None = None,
     idempotency_key: str | None = None,
 ) -> Call[SendResult]:
-    """Send ``message`` to ``recipients`` (E.164 or local numbers) and the members of
-    ``segment_ids``, now or at ``schedule_time`` (an aware datetime or ISO 8601 with a zone).
+    """Send ``message`` (or the text of the template ``template_id``) to ``recipients``
+    (E.164 or local numbers) and the members of ``segment_ids``, now or at ``schedule_time``
+    (an aware datetime or ISO 8601 with a zone).
+
+    The text may hold placeholders: ``{{name}}``, ``{{phone}}``, ``{{KEY}}`` (one of
+    ``variables``, else the contact's custom field) and ``{{KEY|default}}``; each recipient's
+    text is rendered and priced on its own. ``reply_to`` (an inbound message, ``inb_...``)
+    sends from the number that received it, to its sender when no recipients are given.
 
     The request carries an ``Idempotency-Key`` (a new UUID unless ``idempotency_key`` is
     given), so the client's retries never send twice; pass your own key to make your own
     retries safe too (the same key with the same body within 24 hours answers the first
     result, with ``replayed`` true).
     """
+    if (message is None) == (template_id is None):
+        raise ValueError("give message or template_id, not both")
     phones = [recipients] if isinstance(recipients, str) else list(recipients)
-    body: dict[str, Any] = {"message": message, "recipients": phones}
+    body: dict[str, Any] = {"recipients": phones}
+    if message is not None:
+        body["message"] = message
+    if template_id is not None:
+        body["template_id"] = template_id
+    if variables:
+        body["variables"] = dict(variables)
+    if reply_to is not None:
+        body["reply_to"] = reply_to
     if sender_id is not None:
         body["sender_id"] = sender_id
     if schedule_time is not None:
@@ -314,12 +335,16 @@ def contacts_create(
     email: str | None = None,
     tags: Iterable[str] = (),
     is_active: bool = True,
+    custom_fields: Mapping[str, str] | None = None,
 ) -> Call[Contact]:
-    """A new contact (the phone number is stored as E.164; a duplicate is ``ConflictError``)."""
+    """A new contact (the phone number is stored as E.164; a duplicate is ``ConflictError``).
+    ``custom_fields``: the account's own string fields (``{{KEY}}`` in personalised texts)."""
     body: dict[str, Any] = {"name": name, "phone_number": phone_number, "is_active": is_active}
     if email is not None:
         body["email"] = email
     body["tags"] = list(tags)
+    if custom_fields:
+        body["custom_fields"] = dict(custom_fields)
     return _post("contacts/create/", _one(Contact), body)
 
 
@@ -336,10 +361,17 @@ def contacts_update(
     email: str | None = UNSET,
     tags: list[str] = UNSET,
     is_active: bool = UNSET,
+    custom_fields: Mapping[str, str | None] = UNSET,
 ) -> Call[Contact]:
-    """Change the fields given; the others stay as they are."""
+    """Change the fields given; the others stay as they are. ``custom_fields`` are merged
+    into the contact's: a key set to None is removed, keys not given stay."""
     body = _changes(
-        name=name, phone_number=phone_number, email=email, tags=tags, is_active=is_active
+        name=name,
+        phone_number=phone_number,
+        email=email,
+        tags=tags,
+        is_active=is_active,
+        custom_fields=dict(custom_fields) if custom_fields is not UNSET else UNSET,
     )
     path = f"contacts/{_segment(contact_id, 'contact_id')}/"
     return Call("PATCH", path, _one(Contact), json=body)
@@ -418,6 +450,79 @@ def contacts_export_csv(*, segment_id: str | None = None) -> Call[str]:
         params=_query(segment_id=segment_id) or None,
         envelope=False,
     )
+
+
+# --- templates -------------------------------------------------------------------------------
+
+
+def _template(template_id: str) -> str:
+    return f"sms/templates/{_segment(template_id, 'template_id')}/"
+
+
+def templates_list(*, page_size: int = MAX_PER_PAGE) -> Call[Link[Template]]:
+    """The account's message templates, newest first."""
+    return _offset_pages(
+        "sms/templates/", "templates", Template, _page_size(page_size, MAX_PER_PAGE), {}
+    )
+
+
+def templates_create(name: str, text: str) -> Call[Template]:
+    """A reusable text (``tpl_...``), placeholders allowed: ``{{name}}``, ``{{phone}}``,
+    ``{{KEY}}`` and ``{{KEY|default}}``; a malformed placeholder is ``ValidationError``."""
+    return _post("sms/templates/create/", _one(Template), {"name": name, "text": text})
+
+
+def templates_get(template_id: str) -> Call[Template]:
+    """One template."""
+    return _get(_template(template_id), _one(Template))
+
+
+def templates_update(template_id: str, *, name: str = UNSET, text: str = UNSET) -> Call[Template]:
+    """Change the fields given; messages already sent keep their text."""
+    return Call(
+        "PATCH", _template(template_id), _one(Template), json=_changes(name=name, text=text)
+    )
+
+
+def templates_delete(template_id: str) -> Call[Deleted]:
+    """Delete a template."""
+    return Call("DELETE", _template(template_id), _one(Deleted))
+
+
+# --- inbound messages ------------------------------------------------------------------------
+
+
+def inbound_list(
+    *,
+    from_: str | None = None,
+    to: str | None = None,
+    keyword: str | None = None,
+    action: str | None = None,
+    start_date: Moment | None = None,
+    end_date: Moment | None = None,
+    page_size: int = MAX_PER_PAGE,
+) -> Call[Link[InboundMessage]]:
+    """Messages the account's numbers received, newest first; ``from_`` (the sender) and
+    ``to`` (the receiving number) are phone numbers, ``action`` opt_out, opt_in or help."""
+    params = _query(to=to, keyword=keyword, action=action, start_date=start_date, end_date=end_date)
+    if from_ is not None:
+        params["from"] = from_
+    return _numbered_pages(
+        "sms/inbound/", "inbound", InboundMessage, _page_size(page_size, MAX_PER_PAGE), params
+    )
+
+
+def inbound_get(inbound_id: str) -> Call[InboundMessage]:
+    """One inbound message."""
+    return _get(f"sms/inbound/{_segment(inbound_id, 'inbound_id')}/", _one(InboundMessage))
+
+
+def inbound_simulate(from_: str, to: str, text: str) -> Call[InboundMessage]:
+    """Receive ``text`` from ``from_`` on the account's number ``to`` as a carrier would
+    deliver it (keywords, opt-outs, replies and webhooks included). Test keys only: a live
+    key is ``PermissionDeniedError``."""
+    body = {"from": from_, "to": to, "text": text}
+    return _post("sms/inbound/simulate/", _one(InboundMessage), body)
 
 
 # --- segments --------------------------------------------------------------------------------
@@ -502,7 +607,8 @@ def webhooks_create(
     description: str = "",
 ) -> Call[WebhookEndpoint]:
     """A new endpoint; the answer's ``secret`` signs its deliveries and is shown only here.
-    ``events``: message.sent, message.delivered, message.failed (all when None)."""
+    ``events``: message.sent, message.delivered, message.failed, message.received,
+    contact.opted_out, contact.opted_in, account.low_balance (all when None)."""
     body: dict[str, Any] = {"url": url, "active": active, "description": description}
     if events is not None:
         body["events"] = list(events)

@@ -28,6 +28,7 @@ from mifumo_client import errors
 from mifumo_client._client import Mifumo
 from mifumo_client._version import __version__
 from mifumo_client.models import ImportResult, MessageStatus
+from mifumo_client.webhooks import SUBSCRIBABLE_EVENTS
 
 T = TypeVar("T")
 
@@ -51,7 +52,7 @@ EXIT_CODE_MEANINGS = {
     ExitCode.FAILED: "done, but the outcome failed: a message failed, import rows were refused",
     ExitCode.USAGE: "a wrong command line or configuration",
     ExitCode.AUTH: "the API key is missing, invalid, revoked or lacks the permission",
-    ExitCode.NOT_FOUND: "no such message, contact, segment, webhook or key",
+    ExitCode.NOT_FOUND: "no such message, inbound message, template, contact or other item",
     ExitCode.REJECTED: "the API refused the request as invalid (400, 405, 409, 413, 415)",
     ExitCode.BALANCE: "the balance is too low",
     ExitCode.RATE_LIMITED: "rate limited, after the retries",
@@ -102,7 +103,8 @@ def plain(value: Any) -> Any:
     """A result as JSON-ready data: dataclasses as objects, Decimal as numbers, times ISO."""
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {
-            field.name: plain(getattr(value, field.name)) for field in dataclasses.fields(value)
+            field.metadata.get("key", field.name): plain(getattr(value, field.name))
+            for field in dataclasses.fields(value)
         }
     if isinstance(value, list | tuple):
         return [plain(item) for item in value]
@@ -150,7 +152,7 @@ def table(rows: Sequence[Any], columns: Sequence[str], *, widest: int = 48) -> N
     cells = [[cell(getattr(row, name))[:widest] for name in columns] for row in rows]
     widths = [max(len(name), *(len(line[i]) for line in cells)) for i, name in enumerate(columns)]
     header = "  ".join(
-        name.upper().ljust(width) for name, width in zip(columns, widths, strict=True)
+        name.rstrip("_").upper().ljust(width) for name, width in zip(columns, widths, strict=True)
     )
     click.echo(click.style(header.rstrip(), bold=True))
     for row, line in zip(rows, cells, strict=True):
@@ -364,10 +366,26 @@ SEND_FIELDS = [
 ]
 
 
+def key_values(option: str, pairs: Iterable[str]) -> dict[str, str]:
+    """``KEY=VALUE`` options as a dict (a later KEY wins)."""
+    values: dict[str, str] = {}
+    for pair in pairs:
+        key, equals, value = pair.partition("=")
+        if not equals or not key.strip():
+            raise click.BadParameter(f"{pair!r} is not KEY=VALUE", param_hint=option)
+        values[key.strip()] = value
+    return values
+
+
 @cli.command()
-@click.argument("text")
+@click.argument("text", required=False)
 @click.option("--to", "recipients", multiple=True, help="A phone number (repeat for more).")
 @click.option("--segment", "segments", multiple=True, help="A segment id (repeat for more).")
+@click.option("--template", "template_id", help="Send this template (tpl_...) instead of TEXT.")
+@click.option(
+    "--var", "variables", multiple=True, metavar="KEY=VALUE", help="A placeholder's value."
+)
+@click.option("--reply-to", help="Answer this inbound message (inb_...), from its number.")
 @click.option("--sender", help="An approved sender ID [MIFUMO].")
 @click.option("--at", "at", help="When: ISO 8601 with a zone, or +30m, +2h, +1d.")
 @click.option("--webhook-url", help="Receives this message's status events.")
@@ -376,20 +394,30 @@ SEND_FIELDS = [
 @pass_state
 def send(
     state: State,
-    text: str,
+    text: str | None,
     recipients: tuple[str, ...],
     segments: tuple[str, ...],
+    template_id: str | None,
+    variables: tuple[str, ...],
+    reply_to: str | None,
     sender: str | None,
     at: str | None,
     webhook_url: str | None,
     idempotency_key: str | None,
 ) -> None:
-    """Send TEXT to the --to numbers and --segment members."""
-    if not recipients and not segments:
-        raise click.UsageError("give at least one --to or --segment")
+    """Send TEXT (or --template) to the --to numbers and --segment members, or with
+    --reply-to alone to the inbound message's sender. The text may hold placeholders:
+    {{name}}, {{phone}}, {{KEY}} (a --var or the contact's custom field), {{KEY|default}}."""
+    if (text is None) == (template_id is None):
+        raise click.UsageError("give TEXT or --template, not both")
+    if not recipients and not segments and reply_to is None:
+        raise click.UsageError("give at least one --to, --segment or --reply-to")
     result = state.client.sms.send(
         text,
         recipients,
+        template_id=template_id,
+        variables=key_values("--var", variables),
+        reply_to=reply_to,
         sender_id=sender,
         schedule_time=schedule_moment(at),
         segment_ids=segments,
@@ -399,7 +427,7 @@ def send(
     state.out.one(result, SEND_FIELDS)
 
 
-RECIPIENT_COLUMNS = ["phone", "status", "sent_at", "delivery_time", "error_code"]
+RECIPIENT_COLUMNS = ["phone", "status", "sent_at", "delivery_time", "error_code", "cost", "text"]
 STATUS_FIELDS = [
     "message_id",
     "status",
@@ -630,14 +658,28 @@ by_id(contacts, "get", "contact_id", lambda client, id_: client.contacts.get(id_
 @click.option("--email")
 @click.option("--tag", "tags", multiple=True, help="A tag (repeat for more).")
 @click.option("--inactive", is_flag=True)
+@click.option(
+    "--field", "fields", multiple=True, metavar="KEY=VALUE", help="A custom field (repeat)."
+)
 @json_option
 @pass_state
 def contacts_create(
-    state: State, name: str, phone: str, email: str | None, tags: tuple[str, ...], inactive: bool
+    state: State,
+    name: str,
+    phone: str,
+    email: str | None,
+    tags: tuple[str, ...],
+    inactive: bool,
+    fields: tuple[str, ...],
 ) -> None:
     """A new contact."""
     contact = state.client.contacts.create(
-        name, phone, email=email, tags=tags, is_active=not inactive
+        name,
+        phone,
+        email=email,
+        tags=tags,
+        is_active=not inactive,
+        custom_fields=key_values("--field", fields),
     )
     state.out.one(contact)
 
@@ -649,6 +691,10 @@ def contacts_create(
 @click.option("--email")
 @click.option("--tag", "tags", multiple=True, help="Replaces the tags (repeat for more).")
 @click.option("--active/--inactive", default=None)
+@click.option(
+    "--field", "fields", multiple=True, metavar="KEY=VALUE", help="Set a custom field (repeat)."
+)
+@click.option("--unset-field", "unset", multiple=True, metavar="KEY", help="Remove a custom field.")
 @json_option
 @pass_state
 def contacts_update(
@@ -659,14 +705,18 @@ def contacts_update(
     email: str | None,
     tags: tuple[str, ...],
     active: bool | None,
+    fields: tuple[str, ...],
+    unset: tuple[str, ...],
 ) -> None:
-    """Change the fields given."""
+    """Change the fields given; custom fields not named stay as they are."""
+    custom: dict[str, str | None] = {**key_values("--field", fields), **dict.fromkeys(unset)}
     changes: dict[str, Any] = {
         "name": name,
         "phone_number": phone,
         "email": email,
         "tags": list(tags) or None,
         "is_active": active,
+        "custom_fields": custom or None,
     }
     given = {field: value for field, value in changes.items() if value is not None}
     if not given:
@@ -757,6 +807,119 @@ def contacts_export(state: State, segment: str | None, output: Path | None) -> N
     else:
         output.write_text(text, encoding="utf-8")
         click.echo(f"{max(text.count(chr(10)) - 1, 0)} contacts written to {output}", err=True)
+
+
+# --- templates and inbound messages ---------------------------------------------------------
+
+TEMPLATE_COLUMNS = ["id", "name", "placeholders", "text"]
+
+
+@cli.group(cls=MifumoGroup)
+def templates() -> None:
+    """Message templates: reusable texts with placeholders."""
+
+
+@templates.command("list")
+@limit_option(default=100)
+@json_option
+@pass_state
+def templates_list(state: State, limit: int) -> None:
+    """The account's templates, newest first."""
+    state.out.many(limited(state.client.templates.list(), limit), TEMPLATE_COLUMNS)
+
+
+by_id(
+    templates, "get", "template_id", lambda client, id_: client.templates.get(id_), "One template."
+)
+
+
+@templates.command("create")
+@click.argument("name")
+@click.argument("text")
+@json_option
+@pass_state
+def templates_create(state: State, name: str, text: str) -> None:
+    """A new template; TEXT may hold {{name}}, {{phone}}, {{KEY}} and {{KEY|default}}."""
+    state.out.one(state.client.templates.create(name, text))
+
+
+@templates.command("update")
+@click.argument("template_id")
+@click.option("--name")
+@click.option("--text")
+@json_option
+@pass_state
+def templates_update(state: State, template_id: str, name: str | None, text: str | None) -> None:
+    """Change the name or the text."""
+    given = {field: value for field, value in {"name": name, "text": text}.items() if value}
+    if not given:
+        raise click.UsageError("nothing to change")
+    state.out.one(state.client.templates.update(template_id, **given))
+
+
+by_id(
+    templates,
+    "delete",
+    "template_id",
+    lambda client, id_: client.templates.delete(id_),
+    "Delete a template.",
+)
+
+
+INBOUND_COLUMNS = ["inbound_id", "received_at", "from_", "to", "action", "text"]
+
+
+@cli.group(cls=MifumoGroup)
+def inbound() -> None:
+    """Inbound messages: what the account's numbers received."""
+
+
+@inbound.command("list")
+@click.option("--from", "sender", help="Only from this phone.")
+@click.option("--to", help="Only to this number of the account.")
+@click.option("--keyword", help="Only with this routing keyword.")
+@click.option("--action", type=click.Choice(["opt_out", "opt_in", "help"]))
+@click.option("--since", help="From this date or time (ISO 8601).")
+@click.option("--until", help="Up to this date (the whole day) or time.")
+@limit_option(default=50)
+@json_option
+@pass_state
+def inbound_list(
+    state: State,
+    sender: str | None,
+    to: str | None,
+    keyword: str | None,
+    action: str | None,
+    since: str | None,
+    until: str | None,
+    limit: int,
+) -> None:
+    """Inbound messages, newest first."""
+    rows = state.client.inbound.list(
+        from_=sender, to=to, keyword=keyword, action=action, start_date=since, end_date=until
+    )
+    state.out.many(limited(rows, limit), INBOUND_COLUMNS)
+
+
+by_id(
+    inbound,
+    "get",
+    "inbound_id",
+    lambda client, id_: client.inbound.get(id_),
+    "One inbound message.",
+)
+
+
+@inbound.command("simulate")
+@click.argument("sender")
+@click.argument("to")
+@click.argument("text")
+@json_option
+@pass_state
+def inbound_simulate(state: State, sender: str, to: str, text: str) -> None:
+    """Receive TEXT from SENDER on the account's number TO, as a carrier would deliver it
+    (test keys only)."""
+    state.out.one(state.client.inbound.simulate(sender, to, text))
 
 
 SEGMENT_COLUMNS = ["id", "name", "contact_count", "criteria", "description"]
@@ -893,7 +1056,7 @@ DELIVERY_COLUMNS = [
     "url",
     "created_at",
 ]
-EVENT_CHOICE = click.Choice(["message.sent", "message.delivered", "message.failed"])
+EVENT_CHOICE = click.Choice(SUBSCRIBABLE_EVENTS)
 
 
 @cli.group(cls=MifumoGroup)

@@ -77,6 +77,10 @@ class SendResult:
 class RecipientStatus:
     phone: str
     status: str
+    #: The text this recipient gets (rendered, when the message is personalised).
+    text: str = ""
+    segments: int = 0
+    cost: Decimal = Decimal("0.00")
     delivery_time: datetime | None
     sent_at: datetime | None
     error_code: str | None
@@ -181,6 +185,8 @@ class Contact:
     opted_out_at: datetime | None
     created_at: datetime
     updated_at: datetime
+    #: The account's own fields of the contact (``{{KEY}}`` in a personalised text).
+    custom_fields: dict[str, str] = field(default_factory=dict)
 
 
 @model
@@ -216,6 +222,36 @@ class Segment:
     contact_count: int
     created_at: datetime
     updated_at: datetime
+
+
+# --- templates and inbound messages ---------------------------------------------------------
+
+
+@model
+class Template:
+    id: str  # tpl_...
+    name: str
+    text: str
+    #: The keys the text's placeholders name ({{KEY}} and {{KEY|default}}).
+    placeholders: list[str]
+    created_at: datetime
+    updated_at: datetime
+
+
+@model
+class InboundMessage:
+    inbound_id: str  # inb_...
+    #: The sender, E.164 (``from`` in the API).
+    from_: str = field(metadata={"key": "from"})
+    to: str  # the account's number or short code it was sent to
+    text: str
+    keyword: str | None
+    action: str | None  # opt_out | opt_in | help | None
+    received_at: datetime
+    carrier: str
+    contact_id: str | None
+    #: The latest message to that phone from that number within 7 days.
+    in_reply_to: str | None
 
 
 # --- webhooks --------------------------------------------------------------------------------

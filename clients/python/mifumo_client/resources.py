@@ -195,6 +195,20 @@ class Contacts(Resource[K]):
     export_csv = Op(ops.contacts_export_csv)
 
 
+class Templates(Resource[K]):
+    list = Pages(ops.templates_list)
+    create = Op(ops.templates_create)
+    get = Op(ops.templates_get)
+    update = Op(ops.templates_update)
+    delete = Op(ops.templates_delete)
+
+
+class Inbound(Resource[K]):
+    list = Pages(ops.inbound_list)
+    get = Op(ops.inbound_get)
+    simulate = Op(ops.inbound_simulate)
+
+
 class Segments(Resource[K]):
     list = Pages(ops.segments_list)
     create = Op(ops.segments_create)

@@ -26,14 +26,21 @@ from typing import Any
 
 from mifumo_client._convert import ConversionError, build, converter, plain_json
 from mifumo_client.errors import WebhookSignatureError
-from mifumo_client.models import model
+from mifumo_client.models import InboundMessage, model
 
 __all__ = [
+    "CONTACT_EVENTS",
     "EVENT_PARSERS",
+    "EVENT_TYPES",
+    "MESSAGE_EVENTS",
     "SIGNATURE_HEADER",
+    "SUBSCRIBABLE_EVENTS",
+    "ContactOptEvent",
     "EventMetadata",
     "EventRecipient",
+    "LowBalanceEvent",
     "MessageEvent",
+    "MessageReceivedEvent",
     "UnknownEvent",
     "WebhookEvent",
     "WebhookSignatureError",
@@ -85,13 +92,60 @@ class UnknownEvent:
     data: dict[str, Any]
 
 
-WebhookEvent = MessageEvent | UnknownEvent
+@model
+class MessageReceivedEvent(InboundMessage):
+    """``message.received``: one of the account's numbers received an SMS; the fields of
+    ``client.inbound.get`` with the event's own."""
 
-#: Event type -> how to read its body. New event types (message.received, contact.opted_out)
-#: are one entry here and a dataclass above.
+    event_id: str
+    event: str
+    created_at: datetime
+
+
+@model
+class ContactOptEvent:
+    """``contact.opted_out`` and ``contact.opted_in``: a contact's consent changed, by an
+    inbound keyword (``inbound_id`` names the message), the API or the dashboard."""
+
+    event_id: str
+    event: str
+    created_at: datetime
+    contact_id: str
+    phone: str
+    source: str
+    inbound_id: str | None
+
+
+@model
+class LowBalanceEvent:
+    """``account.low_balance``: a charge took the balance below the account's alert
+    threshold (live traffic only)."""
+
+    event_id: str
+    event: str
+    created_at: datetime
+    balance: Decimal
+    threshold: Decimal
+    currency: str
+
+
+WebhookEvent = (
+    MessageEvent | MessageReceivedEvent | ContactOptEvent | LowBalanceEvent | UnknownEvent
+)
+
+#: Every event type this client reads into its own class.
+MESSAGE_EVENTS = ("message.sent", "message.delivered", "message.failed", "message.test")
+CONTACT_EVENTS = ("contact.opted_out", "contact.opted_in")
+EVENT_TYPES = (*MESSAGE_EVENTS, "message.received", *CONTACT_EVENTS, "account.low_balance")
+#: The events an endpoint can subscribe to (``message.test`` is only sent on request).
+SUBSCRIBABLE_EVENTS = tuple(name for name in EVENT_TYPES if name != "message.test")
+
+#: Event type -> how to read its body.
 EVENT_PARSERS: dict[str, Callable[[dict[str, Any]], WebhookEvent]] = {
-    name: lambda body: build(MessageEvent, body)
-    for name in ("message.sent", "message.delivered", "message.failed", "message.test")
+    **{name: lambda body: build(MessageEvent, body) for name in MESSAGE_EVENTS},
+    "message.received": lambda body: build(MessageReceivedEvent, body),
+    **{name: lambda body: build(ContactOptEvent, body) for name in CONTACT_EVENTS},
+    "account.low_balance": lambda body: build(LowBalanceEvent, body),
 }
 
 

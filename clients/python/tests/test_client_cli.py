@@ -8,6 +8,7 @@ import csv
 import io
 import json
 import os
+import random
 import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from faulty_proxy import Fault, FaultyProxy
 from mifumo_server import MIFUMO, Server, closed_port
 
 from contacts.models import Contact
+from inbox.services import number_assign
 from integration.models import Account
 from sms.models import Message
 from tests.webhooks.receiver import Receiver
@@ -240,3 +242,92 @@ def test_exit_codes_say_what_failed(
 
     unreachable = mifumo("--max-retries", "0", "balance", url=f"http://127.0.0.1:{closed_port()}")
     assert unreachable.code == 9 and "no answer" in unreachable.err
+
+
+def test_templates_and_personalised_sends_from_the_command_line(
+    mifumo: Cli, account: Account
+) -> None:
+    made = mifumo("--json", "templates", "create", "Oda", "Habari {{name|mteja}}, oda {{order}}")
+    assert made.code == 0, made.err
+    template = made.json()
+    assert template["id"].startswith("tpl_") and template["placeholders"] == ["name", "order"]
+    listed = mifumo("templates", "list")
+    assert listed.code == 0 and template["id"] in listed.out and "name, order" in listed.out
+
+    contact = mifumo(
+        "--json", "contacts", "create", "Amina", "0712000305", "--field", "city=Moshi"
+    ).json()
+    assert contact["custom_fields"] == {"city": "Moshi"}
+    changed = mifumo(
+        "--json",
+        "contacts",
+        "update",
+        contact["id"],
+        "--field",
+        "plan=gold",
+        "--unset-field",
+        "city",
+    )
+    assert changed.code == 0, changed.err
+    assert changed.json()["custom_fields"] == {"plan": "gold"}
+
+    sent = mifumo(
+        "--json",
+        "send",
+        "--template",
+        template["id"],
+        "--var",
+        "order=1043",
+        "--to",
+        "0712000305",
+        "--to",
+        "0712000315",
+    )
+    assert sent.code == 0, sent.err
+    status = mifumo("--json", "status", sent.json()["message_id"]).json()
+    texts = {row["phone"]: row["text"] for row in status["recipients"]}
+    assert texts == {
+        "+255712000305": "Habari Amina, oda 1043",
+        "+255712000315": "Habari mteja, oda 1043",
+    }
+    assert {row["cost"] for row in status["recipients"]} == {10.0}
+
+
+def test_send_refuses_a_wrong_template_command_line(mifumo: Cli, account: Account) -> None:
+    both = mifumo("send", "Habari", "--template", "tpl_x", "--to", "0712000325")
+    assert both.code == 2 and "not both" in both.err
+    bad_var = mifumo("send", "--template", "tpl_x", "--var", "order", "--to", "0712000325")
+    assert bad_var.code == 2 and "KEY=VALUE" in bad_var.err
+    missing = mifumo("send", "--template", "tpl_0000000000000000000000000", "--to", "0712000325")
+    assert missing.code == 4, missing.err
+    unfilled = mifumo("send", "Habari {{order}}", "--to", "0712000325")
+    assert unfilled.code == 5 and "order" in unfilled.err
+    assert Message.objects.filter(account=account).count() == 0
+
+
+def test_inbound_simulate_list_and_reply_from_the_command_line(
+    server: Server, account: Account, make_key: Callable[..., str]
+) -> None:
+    number = f"+25570{random.randrange(10**7):07d}"
+    number_assign(account=account, number=number)
+    key = make_key(account, test=True)
+
+    def mifumo(*args: str) -> Ran:
+        return run(*args, key=key, url=server.url)
+
+    simulated = mifumo("--json", "inbound", "simulate", "0712000335", number, "Bei gani?")
+    assert simulated.code == 0, simulated.err
+    inbound_id = simulated.json()["inbound_id"]
+    assert simulated.json()["from"] == "+255712000335"
+
+    listed = mifumo("inbound", "list")
+    assert listed.code == 0, listed.err
+    assert listed.out.split()[:6] == ["INBOUND_ID", "RECEIVED_AT", "FROM", "TO", "ACTION", "TEXT"]
+    assert inbound_id in listed.out and "Bei gani?" in listed.out
+    assert mifumo("--json", "inbound", "list", "--from", "0712000345").json() == []
+    assert mifumo("inbound", "get", inbound_id).code == 0
+
+    reply = mifumo("--json", "send", "Elfu kumi", "--reply-to", inbound_id)
+    assert reply.code == 0, reply.err
+    assert reply.json()["recipients"] == ["+255712000335"]
+    assert mifumo("send", "Hapana").code == 2

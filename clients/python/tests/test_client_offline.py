@@ -139,16 +139,47 @@ def test_a_verified_body_becomes_a_typed_event() -> None:
 
 def test_an_event_type_the_client_does_not_know_is_kept_whole() -> None:
     body = (
-        b'{"event_id":"evt_2","event":"contact.opted_out","created_at":"2024-01-01T10:00:00Z",'
+        b'{"event_id":"evt_2","event":"contact.scored","created_at":"2024-01-01T10:00:00Z",'
         b'"contact_id":"con_1","score":1.5}'
     )
     event = webhooks.parse_event(body)
     assert isinstance(event, UnknownEvent)
     assert (event.event, event.data["contact_id"], event.data["score"]) == (
-        "contact.opted_out",
+        "contact.scored",
         "con_1",
         1.5,
     )
+
+
+def test_inbound_and_balance_events_are_read_into_their_own_classes() -> None:
+    opted = webhooks.parse_event(
+        b'{"event_id":"evt_4","event":"contact.opted_in","created_at":"2024-01-01T10:00:00Z",'
+        b'"contact_id":"con_1","phone":"+255712345678","source":"api","inbound_id":null}'
+    )
+    assert isinstance(opted, webhooks.ContactOptEvent)
+    assert (opted.contact_id, opted.source, opted.inbound_id) == ("con_1", "api", None)
+    low = webhooks.parse_event(
+        b'{"event_id":"evt_5","event":"account.low_balance","created_at":"2024-01-01T10:00:00Z",'
+        b'"balance":99.5,"threshold":100,"currency":"TZS"}'
+    )
+    assert isinstance(low, webhooks.LowBalanceEvent)
+    assert (low.balance, low.threshold) == (Decimal("99.50"), Decimal("100.00"))
+    # ``from`` is read into ``from_``; a received event without it is refused by name.
+    with pytest.raises(ValueError, match="from"):
+        webhooks.parse_event(
+            b'{"event_id":"evt_6","event":"message.received","created_at":"2024-01-01T10:00:00Z",'
+            b'"inbound_id":"inb_1","to":"+255700000100","text":"STOP"}'
+        )
+    assert "message.test" not in webhooks.SUBSCRIBABLE_EVENTS
+    assert "message.received" in webhooks.SUBSCRIBABLE_EVENTS
+
+
+def test_a_send_needs_a_message_or_a_template_but_not_both() -> None:
+    with Mifumo("mif_test_x", "http://127.0.0.1:9") as client:
+        with pytest.raises(ValueError, match="give message or template_id"):
+            client.sms.send(recipients=["0712345678"])
+        with pytest.raises(ValueError, match="give message or template_id"):
+            client.sms.send("Habari", ["0712345678"], template_id="tpl_1")
 
 
 def test_a_body_that_is_not_an_event_is_refused() -> None:
