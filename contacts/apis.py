@@ -268,8 +268,8 @@ def _csv_responses() -> dict[Any, OpenApiResponse]:
         examples=[
             OpenApiExample(
                 "csv",
-                value="name,phone_number,email,tags,is_active\r\n"
-                "John Doe,+255712345678,john@example.com,customer;vip,true\r\n",
+                value="name,phone_number,email,tags,is_active,opted_out\r\n"
+                "John Doe,+255712345678,john@example.com,customer;vip,true,false\r\n",
             )
         ],
     )
