@@ -244,6 +244,7 @@ class ContactImportApi(ContactsApiView):
             account=account_of(request),
             data=_upload(request),
             on_duplicate=options.validated_data["on_duplicate"],
+            is_test=api_principal(request).test_only,
         )
         return ok(
             result.as_dict(),

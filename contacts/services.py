@@ -237,7 +237,9 @@ class ImportResult:
         }
 
 
-def contact_import(*, account: Account, data: bytes, on_duplicate: OnDuplicate) -> ImportResult:
+def contact_import(
+    *, account: Account, data: bytes, on_duplicate: OnDuplicate, is_test: bool = False
+) -> ImportResult:
     """Import a CSV (see contacts.csvio). Rows with errors are reported and left out; rows
     whose number is already a contact are skipped or, with on_duplicate="update", overwrite
     the columns the file has. All or nothing: a failure part-way leaves no rows behind.
@@ -245,7 +247,8 @@ def contact_import(*, account: Account, data: bytes, on_duplicate: OnDuplicate) 
     The opted_out column applies to every row's contact, new, updated or skipped: true opts it
     out (source import). False opts it back in only when an import opted it out; a contact
     that opted out itself (keyword, carrier, API) or was opted out in the dashboard stays
-    out, counted in ``left_opted_out``: consent is the customer's, not the file's."""
+    out, counted in ``left_opted_out``: consent is the customer's, not the file's. The opt-out
+    events go to the endpoints of the key's mode (``is_test``)."""
     parsed = csv_parse(csv_decode(data))
     result = ImportResult(
         failed=parsed.failed, errors=parsed.errors, ignored_columns=parsed.ignored_columns
@@ -260,6 +263,7 @@ def contact_import(*, account: Account, data: bytes, on_duplicate: OnDuplicate) 
                 account=account,
                 rows=parsed.rows[start : start + size],
                 update_fields=update_fields if on_duplicate == "update" else None,
+                is_test=is_test,
             )
             result.created += outcome.created
             result.updated += outcome.updated
@@ -273,14 +277,20 @@ def contact_import(*, account: Account, data: bytes, on_duplicate: OnDuplicate) 
 
 
 def _import_batch(
-    *, account: Account, rows: Sequence[ImportRow], update_fields: list[str] | None
+    *,
+    account: Account,
+    rows: Sequence[ImportRow],
+    update_fields: list[str] | None,
+    is_test: bool,
 ) -> ImportResult:
     # A contact created by another request between our read and our insert fails the batch
     # on the unique constraint; reading again makes it a skip. (Updates are upserts.)
     for attempt in range(_CONCURRENT_RETRIES):
         try:
             with transaction.atomic():
-                return _write_batch(account=account, rows=rows, update_fields=update_fields)
+                return _write_batch(
+                    account=account, rows=rows, update_fields=update_fields, is_test=is_test
+                )
         except IntegrityError:
             if attempt == _CONCURRENT_RETRIES - 1:
                 raise
@@ -288,7 +298,11 @@ def _import_batch(
 
 
 def _write_batch(
-    *, account: Account, rows: Sequence[ImportRow], update_fields: list[str] | None
+    *,
+    account: Account,
+    rows: Sequence[ImportRow],
+    update_fields: list[str] | None,
+    is_test: bool,
 ) -> ImportResult:
     """Created, updated, skipped and opt-out counts, and the rows refused: an update whose
     custom fields, merged into the contact's, would pass the limit of keys."""
@@ -320,7 +334,7 @@ def _write_batch(
         result = ImportResult(created=len(rows), skipped=found, errors=refused)
     else:
         result = ImportResult(created=len(rows) - found, updated=found, errors=refused)
-    _apply_opt_outs(account=account, rows=all_rows, now=now, result=result)
+    _apply_opt_outs(account=account, rows=all_rows, now=now, result=result, is_test=is_test)
     return result
 
 
@@ -347,7 +361,12 @@ WHERE id = ANY(%s)
 
 
 def _apply_opt_outs(
-    *, account: Account, rows: Sequence[ImportRow], now: datetime, result: ImportResult
+    *,
+    account: Account,
+    rows: Sequence[ImportRow],
+    now: datetime,
+    result: ImportResult,
+    is_test: bool,
 ) -> None:
     """The batch's opted_out column, in a fixed number of queries: the contacts changed, one
     history row each (source import) and one webhook event each."""
@@ -386,7 +405,14 @@ def _apply_opt_outs(
     )
     event_record_accounts(
         events=[
-            _opt_event(account.pk, pk, phone, opted_out=opted_out, source=OptOutSource.IMPORT)
+            _opt_event(
+                account.pk,
+                pk,
+                phone,
+                opted_out=opted_out,
+                source=OptOutSource.IMPORT,
+                is_test=is_test,
+            )
             for pk, phone, opted_out in changes
         ]
     )

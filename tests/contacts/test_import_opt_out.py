@@ -166,3 +166,16 @@ def test_an_export_with_opt_outs_imports_back_losslessly(
         )
 
     assert snapshot(bob) == snapshot(alice)
+
+
+def test_a_test_keys_import_announces_to_test_endpoints_only(
+    alice: Account, api_for: Any, receiver: Receiver, django_capture_on_commit_callbacks: Any
+) -> None:
+    live = endpoint_create(account=alice, url=receiver.url, events=["contact.opted_out"])
+    test = endpoint_create(account=alice, url=receiver.url, events=["contact.opted_out"], test=True)
+    with django_capture_on_commit_callbacks(execute=True):
+        upload(api_for(alice, test=True), "name,phone_number,opted_out\nA,+255710000001,1\n")
+    [event] = Event.objects.all()
+    assert event.is_test
+    assert list(event.deliveries.values_list("endpoint_id", flat=True)) == [test.pk]
+    assert live.deliveries.count() == 0 and len(receiver.requests) == 1
