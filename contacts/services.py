@@ -354,6 +354,14 @@ SELECT c.id, c.phone_number, (
 FROM contacts_contact c
 WHERE c.account_id = %s AND c.phone_number = ANY(%s) AND c.opted_out
 """
+# One history row per change, the column arrays sent as in _UNNEST_INSERT.
+_HISTORY_INSERT = """
+INSERT INTO contacts_optoutchange (
+    account_id, source, created_at, contact_id, opted_out, inbound_id, detail
+)
+SELECT %s, %s, %s, t.contact_id, t.opted_out, '', ''
+FROM unnest(%s::varchar[], %s::boolean[]) AS t (contact_id, opted_out)
+"""
 _OPT_IN = """
 UPDATE contacts_contact SET opted_out = false, opted_out_at = NULL, updated_at = %s
 WHERE id = ANY(%s)
@@ -390,19 +398,17 @@ def _apply_opt_outs(
                 cursor.execute(_OPT_IN, [now, opted_in])
     if not changes:
         return
-    OptOutChange.objects.bulk_create(
-        [
-            OptOutChange(
-                contact_id=pk,
-                account_id=account.pk,
-                opted_out=opted_out,
-                source=OptOutSource.IMPORT,
-                created_at=now,
-            )
-            for pk, _, opted_out in changes
-        ],
-        batch_size=IMPORT_BATCH_SIZE,
-    )
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _HISTORY_INSERT,
+            [
+                account.pk,
+                OptOutSource.IMPORT.value,
+                now,
+                [pk for pk, _, _ in changes],
+                [opted_out for _, _, opted_out in changes],
+            ],
+        )
     event_record_accounts(
         events=[
             _opt_event(
