@@ -7,7 +7,9 @@ Measures:
 * search by a name fragment and by a phone fragment (0712…, 712…, +255712… forms): p50/p95;
 * contact_count of a tag segment (the selector, and GET of the segment through the API);
 * importing a 50,000-row CSV of new numbers into that account as text/csv, then another
-  gzip-compressed, then that one again with on_duplicate=update;
+  gzip-compressed, then that one again with on_duplicate=update, then 50,000 more with an
+  opted_out column, every 10th row true, and a webhook endpoint subscribed (5,000 opt-outs:
+  history rows, contact.opted_out events and their deliveries);
 * opted_out_phones over 100,000 numbers (the send path's opt-out check).
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/mifumo_bench_contacts \\
@@ -47,6 +49,8 @@ os.environ.setdefault("DEBUG", "0")
 os.environ.setdefault("SECRET_KEY", "contacts-bench-" + "x" * 40)
 # In-process requests are plain HTTP; without this they would be redirected to HTTPS.
 os.environ.setdefault("MIFUMO_HTTPS", "0")
+# The opt-out run's endpoint is on this machine (nothing listens; no worker delivers here).
+os.environ.setdefault("MIFUMO_WEBHOOK_ALLOW_PRIVATE", "1")
 
 ACCOUNT = "bench-contacts"
 
@@ -180,6 +184,7 @@ def main() -> None:
     from integration.services import account_create, api_key_create
     from segments.models import Segment
     from segments.selectors import segment_contact_count
+    from webhooks.services import endpoint_create, endpoint_delete
 
     call_command("migrate", verbosity=0)
     one, five, fifteen = os.getloadavg()
@@ -262,14 +267,16 @@ def main() -> None:
 
     print()
 
-    def csv_file() -> bytes:
+    def csv_file(opt_outs: bool = False) -> bytes:
         rows = []
         for n, number in enumerate(phone_pool(rng, args.import_rows, taken)):
             first, last = rng.choice(FIRST), rng.choice(LAST)
             email = f"{first}.{last}.i{n}@example.com".lower() if n % 10 < 7 else ""
             tags = ";".join(rng.sample(TAGS, 2))
-            rows.append(f"{first} {last},0{number[4:]},{email},{tags},true\n")
-        return ("name,phone_number,email,tags,is_active\n" + "".join(rows)).encode()
+            opted_out = ("," + ("true" if n % 10 == 0 else "false")) if opt_outs else ""
+            rows.append(f"{first} {last},0{number[4:]},{email},{tags},true{opted_out}\n")
+        header = "name,phone_number,email,tags,is_active" + (",opted_out" if opt_outs else "")
+        return (header + "\n" + "".join(rows)).encode()
 
     def post(data: bytes, query: str = "") -> tuple[float, dict[str, Any]]:
         ms, response = timed(
@@ -296,6 +303,17 @@ def main() -> None:
         f"re-import those {args.import_rows} rows, on_duplicate=update: {ms / 1000:.2f} s  "
         f"updated={result['updated']}"
     )
+    endpoint = endpoint_create(
+        account=account, url="http://127.0.0.1:9/in", events=["contact.opted_out"]
+    )
+    packed = gzip.compress(csv_file(opt_outs=True))
+    ms, result = post(packed)
+    print(
+        f"import {args.import_rows} new rows with opted_out, every 10th true, an endpoint "
+        f"subscribed: {ms / 1000:.2f} s  created={result['created']} "
+        f"opted_out={result['opted_out']}  (budget <= 10 s){' ok' if ms <= 10_000 else ' OVER'}"
+    )
+    endpoint_delete(endpoint=endpoint)  # its queued deliveries go with it
     total = Contact.objects.filter(account=account).count()
     print(f"\naccount now holds {total} contacts; run again to start from scratch")
     one, five, fifteen = os.getloadavg()

@@ -244,6 +244,7 @@ class ContactImportApi(ContactsApiView):
             account=account_of(request),
             data=_upload(request),
             on_duplicate=options.validated_data["on_duplicate"],
+            is_test=api_principal(request).test_only,
         )
         return ok(
             result.as_dict(),
@@ -268,8 +269,8 @@ def _csv_responses() -> dict[Any, OpenApiResponse]:
         examples=[
             OpenApiExample(
                 "csv",
-                value="name,phone_number,email,tags,is_active\r\n"
-                "John Doe,+255712345678,john@example.com,customer;vip,true\r\n",
+                value="name,phone_number,email,tags,is_active,opted_out\r\n"
+                "John Doe,+255712345678,john@example.com,customer;vip,true,false\r\n",
             )
         ],
     )

@@ -1,6 +1,7 @@
 """The contacts CSV format, read and written.
 
-Columns: name, phone_number, email, tags (separated by ';' or '|'), is_active. The header
+Columns: name, phone_number, email, tags (separated by ';' or '|'), is_active, opted_out
+(true/false, yes/no, 1/0 or ndiyo/hapana; empty leaves the contact as it is). The header
 row is required; its names are case-insensitive. Any other column whose name makes a custom
 field key (``contacts.custom_fields``; spaces and hyphens read as _) fills that custom field,
 an empty cell leaving it out; other columns are ignored and reported.
@@ -33,7 +34,7 @@ from mifumo.api.errors import ApiError, ErrorCode
 from mifumo.csv_cells import restore, spreadsheet_lines
 from sms.phones import InvalidPhone, normalize_phone
 
-COLUMNS = ("name", "phone_number", "email", "tags", "is_active")
+COLUMNS = ("name", "phone_number", "email", "tags", "is_active", "opted_out")
 REQUIRED_COLUMNS = ("name", "phone_number")
 MAX_ROWS = 50_000
 MAX_NAME_LENGTH = 200
@@ -45,6 +46,9 @@ _UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
 _DELIMITERS = (",", ";", "\t")
 _TRUE = {"true", "1", "yes", "y", "t"}
 _FALSE = {"false", "0", "no", "n", "f"}
+# The opted_out column: English or Swahili, never guessed.
+_OPTED_OUT = {"true": True, "yes": True, "1": True, "ndiyo": True}
+_OPTED_OUT.update({"false": False, "no": False, "0": False, "hapana": False})
 
 
 @dataclass(frozen=True)
@@ -66,6 +70,7 @@ class ImportRow:
     tags: list[str]
     is_active: bool
     custom_fields: dict[str, str] = field(default_factory=dict)
+    opted_out: bool | None = None  # None: the file does not say
 
 
 @dataclass
@@ -233,6 +238,16 @@ def _parse_row(
         errors.append(
             RowError(number, "is_active", f"'{cell('is_active')[:20]}' is not true or false")
         )
+    opted_out_cell = cell("opted_out").strip()
+    opted_out = _OPTED_OUT.get(opted_out_cell.lower()) if opted_out_cell else None
+    if opted_out_cell and opted_out is None:
+        errors.append(
+            RowError(
+                number,
+                "opted_out",
+                f"'{opted_out_cell[:20]}' is not one of true, false, yes, no, 1, 0, ndiyo, hapana",
+            )
+        )
     custom_fields: dict[str, str] = {}
     for key, raw in custom:
         value = raw.strip()
@@ -250,6 +265,7 @@ def _parse_row(
         tags=tags,
         is_active=bool(is_active),
         custom_fields=custom_fields,
+        opted_out=opted_out,
     )
 
 
@@ -293,7 +309,7 @@ def csv_parse(text: str, *, max_rows: int = MAX_ROWS) -> ParsedCsv:
 
 
 def csv_lines(rows: Iterable[Sequence[Any]], custom_keys: Sequence[str] = ()) -> Iterator[str]:
-    """Rows in COLUMNS order then the custom fields object (tags a list, is_active a bool)
+    """Rows in COLUMNS order then the custom fields object (tags a list, booleans as bools)
     -> CSV text lines, header first, with a column per key of ``custom_keys``. No cell is
     one a spreadsheet would run as a formula (``mifumo.csv_cells``)."""
     yield from spreadsheet_lines(
@@ -306,9 +322,10 @@ def csv_lines(rows: Iterable[Sequence[Any]], custom_keys: Sequence[str] = ()) ->
                     email,
                     join_tags(tags),
                     "true" if is_active else "false",
+                    "true" if opted_out else "false",
                     *((custom or {}).get(key, "") for key in custom_keys),
                 )
-                for name, phone, email, tags, is_active, custom in rows
+                for name, phone, email, tags, is_active, opted_out, custom in rows
             ),
         )
     )

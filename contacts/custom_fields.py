@@ -16,7 +16,9 @@ MAX_KEYS = 20
 MAX_VALUE_LENGTH = 255
 KEY_PATTERN = r"^[a-z][a-z0-9_]{0,31}$"
 _KEY = re.compile(KEY_PATTERN)
-RESERVED_KEYS = frozenset({"name", "phone", "phone_number", "email", "tags", "is_active"})
+RESERVED_KEYS = frozenset(
+    {"name", "phone", "phone_number", "email", "tags", "is_active", "opted_out"}
+)
 
 
 class CustomFieldError(ValueError):

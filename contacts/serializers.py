@@ -169,6 +169,16 @@ ImportOut = inline_serializer(
         "ignored_columns": serializers.ListField(
             child=serializers.CharField(), help_text="Header columns that were not used"
         ),
+        "opted_out": serializers.IntegerField(
+            help_text="Contacts the file's opted_out column opted out (source import)"
+        ),
+        "opted_in": serializers.IntegerField(
+            help_text="Contacts opted back in: only those an earlier import opted out"
+        ),
+        "left_opted_out": serializers.IntegerField(
+            help_text="Rows whose opted_out was false for a contact that opted out itself "
+            "(keyword, carrier, API) or in the dashboard: it stays opted out"
+        ),
     },
 )
 

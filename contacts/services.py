@@ -20,7 +20,7 @@ from integration.models import Account
 from mifumo.api.errors import ApiError, ErrorCode
 from sms.phones import InvalidPhone, normalize_phone
 from webhooks.models import EventType
-from webhooks.services import event_record_account
+from webhooks.services import AccountEvent, event_record_accounts
 
 UPDATABLE_FIELDS = ("name", "phone_number", "email", "tags", "custom_fields", "is_active")
 # Enough to tell what is wrong with a file without sending back a second copy of it.
@@ -130,16 +130,42 @@ def _record_opt_change(
         inbound_id=inbound_id,
         detail=detail[:255],
     )
-    event_record_account(
-        account_id=contact.account_id,
-        event_type=EventType.OPTED_OUT if opted_out else EventType.OPTED_IN,
-        payload={
-            "contact_id": contact.id,
-            "phone": contact.phone_number,
+    event_record_accounts(
+        events=[
+            _opt_event(
+                contact.account_id,
+                contact.id,
+                contact.phone_number,
+                opted_out=opted_out,
+                source=source,
+                inbound_id=inbound_id,
+                is_test=is_test,
+            )
+        ]
+    )
+
+
+def _opt_event(
+    account_id: int,
+    contact_id: str,
+    phone: str,
+    *,
+    opted_out: bool,
+    source: str,
+    inbound_id: str = "",
+    is_test: bool = False,
+) -> AccountEvent:
+    """The contact.opted_out or contact.opted_in event of one change."""
+    return AccountEvent(
+        account_id,
+        EventType.OPTED_OUT if opted_out else EventType.OPTED_IN,
+        {
+            "contact_id": contact_id,
+            "phone": phone,
             "source": source,
             "inbound_id": inbound_id or None,
         },
-        is_test=is_test,
+        is_test,
     )
 
 
@@ -192,6 +218,9 @@ class ImportResult:
     failed: int = 0
     errors: list[RowError] = field(default_factory=list)
     ignored_columns: list[str] = field(default_factory=list)
+    opted_out: int = 0
+    opted_in: int = 0
+    left_opted_out: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -199,48 +228,69 @@ class ImportResult:
             "updated": self.updated,
             "skipped": self.skipped,
             "failed": self.failed,
+            "opted_out": self.opted_out,
+            "opted_in": self.opted_in,
+            "left_opted_out": self.left_opted_out,
             "errors": [e.as_dict() for e in self.errors[:MAX_REPORTED_ERRORS]],
             "errors_truncated": len(self.errors) > MAX_REPORTED_ERRORS,
             "ignored_columns": self.ignored_columns,
         }
 
 
-def contact_import(*, account: Account, data: bytes, on_duplicate: OnDuplicate) -> ImportResult:
+def contact_import(
+    *, account: Account, data: bytes, on_duplicate: OnDuplicate, is_test: bool = False
+) -> ImportResult:
     """Import a CSV (see contacts.csvio). Rows with errors are reported and left out; rows
     whose number is already a contact are skipped or, with on_duplicate="update", overwrite
-    the columns the file has. All or nothing: a failure part-way leaves no rows behind."""
+    the columns the file has. All or nothing: a failure part-way leaves no rows behind.
+
+    The opted_out column applies to every row's contact, new, updated or skipped: true opts it
+    out (source import). False opts it back in only when an import opted it out; a contact
+    that opted out itself (keyword, carrier, API) or was opted out in the dashboard stays
+    out, counted in ``left_opted_out``: consent is the customer's, not the file's. The opt-out
+    events go to the endpoints of the key's mode (``is_test``)."""
     parsed = csv_parse(csv_decode(data))
     result = ImportResult(
         failed=parsed.failed, errors=parsed.errors, ignored_columns=parsed.ignored_columns
     )
-    update_fields = [c for c in parsed.columns if c != "phone_number"]
+    update_fields = [c for c in parsed.columns if c not in ("phone_number", "opted_out")]
     if parsed.custom_columns:
         update_fields.append("custom_fields")
     size = min(IMPORT_BATCH_SIZE, IN_LIST_SIZE)
     with transaction.atomic():
         for start in range(0, len(parsed.rows), size):
-            created, updated, skipped, refused = _import_batch(
+            outcome = _import_batch(
                 account=account,
                 rows=parsed.rows[start : start + size],
                 update_fields=update_fields if on_duplicate == "update" else None,
+                is_test=is_test,
             )
-            result.created += created
-            result.updated += updated
-            result.skipped += skipped
-            result.failed += len(refused)
-            result.errors.extend(refused)
+            result.created += outcome.created
+            result.updated += outcome.updated
+            result.skipped += outcome.skipped
+            result.failed += len(outcome.errors)
+            result.errors.extend(outcome.errors)
+            result.opted_out += outcome.opted_out
+            result.opted_in += outcome.opted_in
+            result.left_opted_out += outcome.left_opted_out
     return result
 
 
 def _import_batch(
-    *, account: Account, rows: Sequence[ImportRow], update_fields: list[str] | None
-) -> tuple[int, int, int, list[RowError]]:
+    *,
+    account: Account,
+    rows: Sequence[ImportRow],
+    update_fields: list[str] | None,
+    is_test: bool,
+) -> ImportResult:
     # A contact created by another request between our read and our insert fails the batch
     # on the unique constraint; reading again makes it a skip. (Updates are upserts.)
     for attempt in range(_CONCURRENT_RETRIES):
         try:
             with transaction.atomic():
-                return _write_batch(account=account, rows=rows, update_fields=update_fields)
+                return _write_batch(
+                    account=account, rows=rows, update_fields=update_fields, is_test=is_test
+                )
         except IntegrityError:
             if attempt == _CONCURRENT_RETRIES - 1:
                 raise
@@ -248,10 +298,14 @@ def _import_batch(
 
 
 def _write_batch(
-    *, account: Account, rows: Sequence[ImportRow], update_fields: list[str] | None
-) -> tuple[int, int, int, list[RowError]]:
-    """Created, updated and skipped counts, and the rows refused: an update whose custom
-    fields, merged into the contact's, would pass the limit of keys."""
+    *,
+    account: Account,
+    rows: Sequence[ImportRow],
+    update_fields: list[str] | None,
+    is_test: bool,
+) -> ImportResult:
+    """Created, updated, skipped and opt-out counts, and the rows refused: an update whose
+    custom fields, merged into the contact's, would pass the limit of keys."""
     existing = dict(
         Contact.objects.filter(
             account=account, phone_number__in=[r.phone_number for r in rows]
@@ -271,12 +325,105 @@ def _write_batch(
             kept.append(row)
         rows = kept
     found = sum(r.phone_number in existing for r in rows)
+    all_rows = rows
     if update_fields is None:
         rows = [r for r in rows if r.phone_number not in existing]
-    _write(account=account, rows=rows, update_fields=update_fields, now=timezone.now())
+    now = timezone.now()
+    _write(account=account, rows=rows, update_fields=update_fields, now=now)
     if update_fields is None:
-        return len(rows), 0, found, refused
-    return len(rows) - found, found, 0, refused
+        result = ImportResult(created=len(rows), skipped=found, errors=refused)
+    else:
+        result = ImportResult(created=len(rows) - found, updated=found, errors=refused)
+    _apply_opt_outs(account=account, rows=all_rows, now=now, result=result, is_test=is_test)
+    return result
+
+
+_OPT_OUT = """
+UPDATE contacts_contact SET opted_out = true, opted_out_at = %s, updated_at = %s
+WHERE account_id = %s AND phone_number = ANY(%s) AND NOT opted_out
+RETURNING id, phone_number
+"""
+# The opted-out contacts among the numbers, with the source of their latest opt-out (none for
+# a contact opted out before the history was kept).
+_OPTED_OUT_SOURCES = """
+SELECT c.id, c.phone_number, (
+    SELECT h.source FROM contacts_optoutchange h
+    WHERE h.contact_id = c.id AND h.opted_out
+    ORDER BY h.created_at DESC, h.id DESC LIMIT 1
+)
+FROM contacts_contact c
+WHERE c.account_id = %s AND c.phone_number = ANY(%s) AND c.opted_out
+"""
+# One history row per change, the column arrays sent as in _UNNEST_INSERT.
+_HISTORY_INSERT = """
+INSERT INTO contacts_optoutchange (
+    account_id, source, created_at, contact_id, opted_out, inbound_id, detail
+)
+SELECT %s, %s, %s, t.contact_id, t.opted_out, '', ''
+FROM unnest(%s::varchar[], %s::boolean[]) AS t (contact_id, opted_out)
+"""
+_OPT_IN = """
+UPDATE contacts_contact SET opted_out = false, opted_out_at = NULL, updated_at = %s
+WHERE id = ANY(%s)
+"""
+
+
+def _apply_opt_outs(
+    *,
+    account: Account,
+    rows: Sequence[ImportRow],
+    now: datetime,
+    result: ImportResult,
+    is_test: bool,
+) -> None:
+    """The batch's opted_out column, in a fixed number of queries: the contacts changed, one
+    history row each (source import) and one webhook event each."""
+    out = [r.phone_number for r in rows if r.opted_out is True]
+    back_in = [r.phone_number for r in rows if r.opted_out is False]
+    changes: list[tuple[str, str, bool]] = []  # contact id, phone, opted out
+    with connection.cursor() as cursor:
+        if out:
+            cursor.execute(_OPT_OUT, [now, now, account.pk, out])
+            changes.extend((pk, phone, True) for pk, phone in cursor.fetchall())
+        if back_in:
+            cursor.execute(_OPTED_OUT_SOURCES, [account.pk, back_in])
+            opted_in = []
+            for pk, phone, source in cursor.fetchall():
+                if source == OptOutSource.IMPORT:
+                    opted_in.append(pk)
+                    changes.append((pk, phone, False))
+                else:
+                    result.left_opted_out += 1
+            if opted_in:
+                cursor.execute(_OPT_IN, [now, opted_in])
+    if not changes:
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _HISTORY_INSERT,
+            [
+                account.pk,
+                OptOutSource.IMPORT.value,
+                now,
+                [pk for pk, _, _ in changes],
+                [opted_out for _, _, opted_out in changes],
+            ],
+        )
+    event_record_accounts(
+        events=[
+            _opt_event(
+                account.pk,
+                pk,
+                phone,
+                opted_out=opted_out,
+                source=OptOutSource.IMPORT,
+                is_test=is_test,
+            )
+            for pk, phone, opted_out in changes
+        ]
+    )
+    result.opted_out += sum(1 for change in changes if change[2])
+    result.opted_in += sum(1 for change in changes if not change[2])
 
 
 # Insert the rows; with update_fields, rows whose number exists update those fields instead

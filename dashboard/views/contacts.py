@@ -20,6 +20,7 @@ from contacts.selectors import (
     contact_text_q,
 )
 from contacts.services import (
+    ImportResult,
     contact_create,
     contact_delete,
     contact_import,
@@ -196,6 +197,18 @@ def contact_detail(request: HttpRequest, ws: Workspace, contact_id: str) -> Http
     )
 
 
+def _opt_out_summary(result: ImportResult) -> str:
+    if not (result.opted_out or result.opted_in or result.left_opted_out):
+        return ""
+    summary = f" {result.opted_out} opted out, {result.opted_in} opted back in"
+    if result.left_opted_out:
+        summary += (
+            f", {result.left_opted_out} left opted out (the contact opted out itself or "
+            "was opted out in the dashboard)"
+        )
+    return summary + "."
+
+
 @dashboard_view(methods=("GET", "POST"), manage=True)
 def contacts_import(request: HttpRequest, ws: Workspace) -> HttpResponse:
     form = ContactImportForm(request.POST or None, request.FILES or None)
@@ -224,7 +237,7 @@ def contacts_import(request: HttpRequest, ws: Workspace) -> HttpResponse:
                 messages.success(
                     request,
                     f"Imported: {result.created} created, {result.updated} updated, "
-                    f"{result.skipped} skipped.",
+                    f"{result.skipped} skipped." + _opt_out_summary(result),
                 )
                 return redirect("dashboard:contacts")
             return render_page(

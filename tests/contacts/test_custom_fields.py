@@ -37,6 +37,7 @@ def test_a_contact_without_custom_fields_answers_an_empty_object(api):
         ({"a" * 33: "x"}, "is not a valid key"),
         ({"name": "x"}, "'name' is reserved"),
         ({"phone": "x"}, "'phone' is reserved"),
+        ({"opted_out": "x"}, "'opted_out' is reserved"),
         ({"city": 5}, "the value of 'city' must be a string"),
         ({"city": None}, "the value of 'city' must be a string"),
         ({"city": "a" * 256}, "longer than 255 characters"),
@@ -114,8 +115,11 @@ def test_export_has_a_column_per_custom_field_key_and_imports_back(api, alice):
     assert response.status_code == 200
     text = b"".join(response.streaming_content).decode()
     rows = list(csv.reader(io.StringIO(text)))
-    assert rows[0] == ["name", "phone_number", "email", "tags", "is_active", "city", "order_id"]
-    by_name = {r[0]: r[5:] for r in rows[1:]}
+    assert rows[0] == [
+        *("name", "phone_number", "email", "tags", "is_active", "opted_out"),
+        *("city", "order_id"),
+    ]
+    by_name = {r[0]: r[6:] for r in rows[1:]}
     # A formula-like value is guarded for spreadsheets.
     assert by_name == {"Asha": ["Moshi", ""], "Juma": ["Dar", "'=1+2"], "Neema": ["", ""]}
     Contact.objects.all().delete()

@@ -34,9 +34,9 @@ def test_export_streams_a_csv_of_the_accounts_contacts_oldest_first(api, alice):
     assert response["Content-Type"] == "text/csv; charset=utf-8"
     assert response["Content-Disposition"].startswith('attachment; filename="contacts-')
     assert rows(response) == [
-        ["name", "phone_number", "email", "tags", "is_active"],
-        ["First", "+255710000002", "", "", "true"],
-        ["Second", "+255710000001", "s@example.com", "vip;a", "false"],
+        ["name", "phone_number", "email", "tags", "is_active", "opted_out"],
+        ["First", "+255710000002", "", "", "true", "false"],
+        ["Second", "+255710000001", "s@example.com", "vip;a", "false", "false"],
     ]
 
 
@@ -52,7 +52,8 @@ def test_export_quotes_commas_and_quotes_in_names(api, alice):
 
 
 def test_export_of_an_empty_account_is_the_header_alone(api):
-    assert rows(api.get(URL)) == [["name", "phone_number", "email", "tags", "is_active"]]
+    header = ["name", "phone_number", "email", "tags", "is_active", "opted_out"]
+    assert rows(api.get(URL)) == [header]
 
 
 def test_export_never_includes_another_accounts_contacts(api, alice, bob):

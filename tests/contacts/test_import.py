@@ -41,6 +41,9 @@ def test_a_multipart_upload_creates_the_contacts(api, alice):
         "errors": [],
         "errors_truncated": False,
         "ignored_columns": [],
+        "opted_out": 0,
+        "opted_in": 0,
+        "left_opted_out": 0,
     }
     assert body["message"] == "Import finished: 3 created, 0 updated, 0 skipped, 0 failed"
     john = Contact.objects.get(account=alice, phone_number="+255712345678")

@@ -8,10 +8,12 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 
-from contacts.models import Contact
+from contacts.models import Contact, OptOutChange
+from contacts.services import contact_opt_out
 from dashboard.models import AuditEvent
 from integration.models import Account
 from segments.models import Segment
+from tests.contacts.factories import make_contact
 from tests.dashboard.data import make_message
 from tests.dashboard.support import dash, downloaded
 
@@ -185,9 +187,9 @@ def test_contacts_export_as_csv_with_the_search(
 ) -> None:
     everyone = owner_client.get(dash("contacts/export.csv"))
     lines = downloaded(everyone).splitlines()
-    assert lines[0] == "name,phone_number,email,tags,is_active" and len(lines) == 4
+    assert lines[0] == "name,phone_number,email,tags,is_active,opted_out" and len(lines) == 4
     searched = owner_client.get(dash("contacts/export.csv"), {"q": "juma"})
-    assert downloaded(searched).splitlines()[1:] == ["Juma Said,+255754000002,,,true"]
+    assert downloaded(searched).splitlines()[1:] == ["Juma Said,+255754000002,,,true,false"]
     assert AuditEvent.objects.filter(action="contacts.exported").count() == 2
 
 
@@ -345,3 +347,34 @@ def test_a_segment_on_custom_fields_is_counted_created_and_edited(
     bad = owner_client.post(dash("segments/new/"), {"name": "Bad", "custom_fields": "City: x"})
     assert bad.status_code == 400 and b"is not a valid key" in bad.content
     assert Segment.objects.count() == 1
+
+
+def test_the_dashboard_import_opts_out_and_reports_the_rule(
+    owner_client: Client, alice: Account
+) -> None:
+    kept = make_contact(alice, 1)
+    contact_opt_out(contact=kept, source="keyword")
+    data = b"name,phone_number,opted_out\nA,+255710000001,no\nB,+255710000002,ndiyo\n"
+    response = owner_client.post(
+        dash("contacts/import/"),
+        {"file": SimpleUploadedFile("p.csv", data, "text/csv"), "on_duplicate": "update"},
+        follow=True,
+    )
+    content = response.content.decode()
+    assert "1 created, 1 updated, 0 skipped." in content
+    assert "1 opted out, 0 opted back in, 1 left opted out" in content
+    assert Contact.objects.get(account=alice, phone_number="+255710000002").opted_out
+    changes = OptOutChange.objects.filter(contact__phone_number="+255710000002")
+    assert [c.source for c in changes] == ["import"]
+    kept.refresh_from_db()
+    assert kept.opted_out
+
+
+def test_the_dashboard_lists_a_bad_opted_out_value(owner_client: Client) -> None:
+    data = b"name,phone_number,opted_out\nA,+255710000001,perhaps\n"
+    response = owner_client.post(
+        dash("contacts/import/"),
+        {"file": SimpleUploadedFile("p.csv", data, "text/csv"), "on_duplicate": "skip"},
+    )
+    content = response.content.decode()
+    assert "1 rows with errors" in content and "opted_out" in content and "perhaps" in content

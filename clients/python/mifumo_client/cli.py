@@ -755,7 +755,13 @@ def _print_import(state: State, result: ImportResult) -> None:
     if state.as_json:
         state.out.json(result)
         return
-    details(result, ["created", "updated", "skipped", "failed", "ignored_columns"])
+    details(
+        result,
+        [
+            *("created", "updated", "skipped", "failed", "ignored_columns"),
+            *("opted_out", "opted_in", "left_opted_out"),
+        ],
+    )
     if result.errors:
         click.echo()
         table(result.errors, ["row", "field", "reason"], widest=90)

@@ -205,6 +205,11 @@ class ImportResult:
     errors: list[ImportRowError]
     errors_truncated: bool
     ignored_columns: list[str]
+    # The file's opted_out column: contacts opted out, opted back in (only those an import
+    # opted out), and rows left opted out because the contact opted out itself.
+    opted_out: int = 0
+    opted_in: int = 0
+    left_opted_out: int = 0
 
 
 @model

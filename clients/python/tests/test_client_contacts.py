@@ -114,6 +114,7 @@ def test_an_import_reports_each_bad_row_and_imports_the_rest(
         (5, "phone_number"),
     ]
     assert "duplicate of row 2" in result.errors[-1].reason
+    assert (result.opted_out, result.opted_in, result.left_opted_out) == (0, 0, 0)
     assert progress[0][0] == 0 and progress[-1][0] == progress[-1][1] > 0
     rows = ContactRow.objects.filter(account=account).order_by("phone_number")
     assert [(c.name, c.phone_number, c.is_active) for c in rows] == [
@@ -143,12 +144,12 @@ def test_the_export_is_the_import_format_whole_or_of_a_segment(client: Mifumo) -
     segment = client.segments.create("VIP", criteria={"tags": ["vip"]})
 
     assert client.contacts.export_csv().splitlines() == [
-        "name,phone_number,email,tags,is_active",
-        "Amina,+255712000015,,vip;dar,true",
-        "Baraka,+255754000025,b@example.com,,false",
+        "name,phone_number,email,tags,is_active,opted_out",
+        "Amina,+255712000015,,vip;dar,true,false",
+        "Baraka,+255754000025,b@example.com,,false,false",
     ]
     assert client.contacts.export_csv(segment_id=segment.id).splitlines()[1:] == [
-        "Amina,+255712000015,,vip;dar,true"
+        "Amina,+255712000015,,vip;dar,true,false"
     ]
     with pytest.raises(NotFoundError):
         client.contacts.export_csv(segment_id="seg_missing")
@@ -159,3 +160,13 @@ def test_a_duplicate_phone_is_a_conflict(client: Mifumo) -> None:
     with pytest.raises(ConflictError) as caught:
         client.contacts.create("Amina tena", "+255712000015")
     assert caught.value.status == 409 and "+255712000015" in caught.value.message
+
+
+def test_an_import_reports_its_opt_outs(client: Mifumo) -> None:
+    amina = client.contacts.create("Amina", "+255712000015")
+    client.contacts.opt_out(amina.id)
+    result = client.contacts.import_csv(
+        b"name,phone_number,opted_out\nAmina,0712000015,hapana\nBaraka,0754000025,ndiyo\n"
+    )
+    assert (result.created, result.skipped) == (1, 1)
+    assert (result.opted_out, result.opted_in, result.left_opted_out) == (1, 0, 1)
