@@ -10,7 +10,9 @@ now go back to ``queued`` and are retried later. Every offer is one ``SubmitAtte
 
 Carriers are called outside any transaction, under their throughput cap (``sms.throttle``).
 Results are recorded in one transaction per batch, with refunds for rejections and the
-status-change signal for webhooks; ``carrier.after_recorded()`` runs after each recording.
+status-change signal for webhooks; a carrier that learns results one by one (SMPP) has the
+recipients it accepted recorded in small groups while the batch is still on the wire, so a
+receipt that follows its acknowledgement closely finds its id; ``carrier.after_recorded()`` runs after each recording.
 
 Carriers that submit from a process of their own (SMPP binds, see ``run_smpp``) are not called
 here: their recipients get a ``Handoff`` row and stay ``submitting`` under the worker's claim
@@ -186,7 +188,10 @@ def _offer(
         _record_attempts(name, group, [], unusable, 0, timezone.now())
         report.carrier_errors += 1
         return _skip(name, group, unusable), []
-    throttle = throttle_for(name)
+    # A carrier that paces its own submits (an SMPP bind with RATE, a token bucket kept from
+    # batch to batch) takes whole batches: the per-second cap on top would leave the bind idle
+    # until the next wall-clock second after every second's worth.
+    throttle = None if carrier.paces_itself else throttle_for(name)
     moved_on: list[_Item] = []
     pending = group
     while pending:
@@ -218,8 +223,9 @@ def _submit(
     started_at = timezone.now()
     started = time.monotonic()
     error: CarrierError | None = None
+    early = _EarlyRecorder(name, batch, report)
     try:
-        results = carrier.send_messages(outbound)
+        results = carrier.send_messages(outbound, on_accepted=early)
     except CarrierError as exc:
         logger.warning("carrier %s refused a batch of %d: %s", name, len(batch), exc)
         error = exc
@@ -237,6 +243,8 @@ def _submit(
     for item, result in zip(batch, results, strict=True):
         item.last_carrier = name
         item.last_result = result
+        if result.recipient_id in early.recorded:
+            continue
         if result.accepted or result.permanent:
             final[item.message.id].append(result)
             messages[item.message.id] = item.message
@@ -254,6 +262,39 @@ def _submit(
         send_status_changes(Recipient, changes)
     carrier.after_recorded()
     return error, refused
+
+
+class _EarlyRecorder:
+    """Records recipients the carrier accepted while the rest of their batch is still on the
+    wire (``BaseCarrier.send_messages(on_accepted=...)``), each group in a transaction of its
+    own, so their receipts find the ids at once. A group that cannot be recorded now is left
+    to the recording of the whole batch."""
+
+    def __init__(self, name: str, batch: list[_Item], report: DispatchReport) -> None:
+        self.name = name
+        self.report = report
+        self.messages = {item.recipient_id: item.message for item in batch}
+        self.recorded: set[int] = set()
+
+    def __call__(self, results: Sequence[SubmitResult]) -> None:
+        by_message: dict[str, list[SubmitResult]] = defaultdict(list)
+        for result in results:
+            by_message[self.messages[result.recipient_id].id].append(result)
+        try:
+            with transaction.atomic():
+                changes: list[StatusChange] = []
+                submitted = 0
+                for settled in by_message.values():
+                    message = self.messages[settled[0].recipient_id]
+                    outcome, changed = _record(message, self.name, settled)
+                    submitted += outcome.submitted
+                    changes.extend(changed)
+                send_status_changes(Recipient, changes)
+        except Exception:
+            logger.exception("recording %d accepted recipients early failed", len(results))
+            return
+        self.report.submitted += submitted
+        self.recorded.update(result.recipient_id for result in results)
 
 
 def _skip(name: str, items: list[_Item], error: CarrierError) -> list[_Item]:

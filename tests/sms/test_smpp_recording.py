@@ -7,6 +7,7 @@ are stored verbatim."""
 from __future__ import annotations
 
 import itertools
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from datetime import timedelta
@@ -150,6 +151,42 @@ def test_a_receipt_for_a_batch_recorded_long_after_is_not_dropped(
     send_and_record(carrier, message, batch, pause=2.0)  # longer than receipts take
     assert set(smsc.deliver_responses.values()) == {ESME_ROK}
     wait_for(all_delivered(message))
+    assert UnmatchedReceipt.objects.count() == 0
+
+
+def test_a_receipt_right_after_its_submit_sm_resp_is_applied_before_its_slow_batch_ends(
+    alice, make_smsc, make_carrier, monkeypatch
+) -> None:
+    smsc = make_smsc(auto_receipt="DELIVRD")  # each receipt right behind its acknowledgement
+    carrier = make_carrier(smsc, RATE=10)  # 30 recipients: a batch of three seconds
+    monkeypatch.setattr(dispatch, "get_carrier", lambda name: carrier)
+    message, batch = claimed(alice, 30)
+    dispatch.handoff(recipient_ids=[sms.recipient_id for sms in batch], carrier="smpp")
+    reports: list[dispatch.DispatchReport | None] = []
+
+    def run_batch() -> None:
+        try:
+            reports.append(dispatch.handoff_dispatch(carrier="smpp", limit=100))
+        finally:
+            connection.close()
+
+    pump = threading.Thread(target=run_batch)
+    pump.start()
+    try:
+        first = message.recipients.order_by("id").first()
+        assert first is not None
+        wait_for(lambda: Recipient.objects.get(id=first.id).status == S.DELIVERED, 2.0)
+        # Applied while the batch was still on the wire, a moment after its acknowledgement.
+        assert pump.is_alive()
+        assert len(smsc.accepted()) < 30
+        first.refresh_from_db()
+        assert first.sent_at is not None and first.delivered_at is not None
+        assert first.sent_at <= first.delivered_at
+    finally:
+        pump.join(timeout=30)
+    assert reports and reports[0] is not None and reports[0].submitted == 30
+    wait_for(all_delivered(message))
+    assert CarrierMessage.objects.filter(recipient__message=message).count() == 30
     assert UnmatchedReceipt.objects.count() == 0
 
 
