@@ -12,7 +12,9 @@ Carriers are called outside any transaction, under their throughput cap (``sms.t
 Results are recorded in one transaction per batch, with refunds for rejections and the
 status-change signal for webhooks; a carrier that learns results one by one (SMPP) has the
 recipients it accepted recorded in small groups while the batch is still on the wire, so a
-receipt that follows its acknowledgement closely finds its id; ``carrier.after_recorded()`` runs after each recording.
+receipt that follows its acknowledgement closely finds its id (a thread of the batch's own
+writes them, so the carrier keeps submitting); ``carrier.after_recorded()`` runs after each
+recording.
 
 Carriers that submit from a process of their own (SMPP binds, see ``run_smpp``) are not called
 here: their recipients get a ``Handoff`` row and stay ``submitting`` under the worker's claim
@@ -25,6 +27,8 @@ again like any other expired claim.
 from __future__ import annotations
 
 import logging
+import queue
+import threading
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
@@ -234,6 +238,8 @@ def _submit(
             for sms in outbound
         ]
         report.carrier_errors += 1
+    finally:
+        early.finish()
     elapsed = time.monotonic() - started
     latency_ms = int(elapsed * 1000)
     metrics.observe_carrier_submit(carrier=name, seconds=elapsed, results=results, error=error)
@@ -266,17 +272,54 @@ def _submit(
 
 class _EarlyRecorder:
     """Records recipients the carrier accepted while the rest of their batch is still on the
-    wire (``BaseCarrier.send_messages(on_accepted=...)``), each group in a transaction of its
-    own, so their receipts find the ids at once. A group that cannot be recorded now is left
-    to the recording of the whole batch."""
+    wire (``BaseCarrier.send_messages(on_accepted=...)``), so their receipts find the ids at
+    once. A thread of its own (and its own database connection) does the writing, whatever
+    queued meanwhile in one transaction, so the carrier's caller keeps submitting; ``finish``
+    waits for it. A group that cannot be recorded now is left to the recording of the whole
+    batch."""
 
     def __init__(self, name: str, batch: list[_Item], report: DispatchReport) -> None:
         self.name = name
         self.report = report
         self.messages = {item.recipient_id: item.message for item in batch}
         self.recorded: set[int] = set()
+        self.queue: queue.SimpleQueue[list[SubmitResult] | None] = queue.SimpleQueue()
+        self.thread: threading.Thread | None = None
 
     def __call__(self, results: Sequence[SubmitResult]) -> None:
+        if self.thread is None:
+            self.thread = threading.Thread(
+                target=self._run, name=f"record-{self.name}", daemon=True
+            )
+            self.thread.start()
+        self.queue.put(list(results))
+
+    def finish(self) -> None:
+        if self.thread is not None:
+            self.queue.put(None)
+            self.thread.join()
+
+    def _run(self) -> None:
+        try:
+            done = False
+            while not done:
+                results: list[SubmitResult] = []
+                group = self.queue.get()
+                while True:
+                    if group is None:
+                        done = True
+                    else:
+                        results.extend(group)
+                    try:
+                        group = self.queue.get_nowait()
+                    except queue.Empty:
+                        break
+                if results:
+                    self._record(results)
+        finally:
+            connection.close()  # this thread's own
+
+    def _record(self, results: list[SubmitResult]) -> None:
         by_message: dict[str, list[SubmitResult]] = defaultdict(list)
         for result in results:
             by_message[self.messages[result.recipient_id].id].append(result)

@@ -190,6 +190,28 @@ def test_a_receipt_right_after_its_submit_sm_resp_is_applied_before_its_slow_bat
     assert UnmatchedReceipt.objects.count() == 0
 
 
+def test_pacing_runs_on_from_batch_to_batch_at_the_rate_a_throttling_smsc_allows(
+    alice, make_smsc, make_carrier, monkeypatch, settings
+) -> None:
+    smsc = make_smsc(auto_receipt="DELIVRD", throttle_rate=40)  # 0x58 past 40 in any second
+    carrier = make_carrier(smsc, RATE=40, WINDOW=10)
+    # The carrier as run_smpp serves it: RATE in its settings too, batches of half a second.
+    settings.MIFUMO_CARRIERS = {
+        **settings.MIFUMO_CARRIERS,
+        "smpp": {"BACKEND": "sms.carriers.smpp.SmppCarrier", "RATE": 40},
+    }
+    monkeypatch.setattr(dispatch, "get_carrier", lambda name: carrier)
+    message, batch = claimed(alice, 160)
+    dispatch.handoff(recipient_ids=[sms.recipient_id for sms in batch], carrier="smpp")
+    while (report := dispatch.handoff_dispatch(carrier="smpp", limit=20)) is not None:
+        assert report.failed == report.requeued == 0
+    times = sorted(s.received_at for s in smsc.accepted())
+    assert len(times) == 160
+    rate = (len(times) - 1) / (times[-1] - times[0])
+    assert 36 <= rate <= 44, rate  # within 10% of what the SMSC allows, over eight batches
+    wait_for(all_delivered(message))
+
+
 def test_the_sweep_applies_kept_receipts_once_their_ids_exist_and_drops_old_ones(
     alice, locmem, settings
 ) -> None:
