@@ -1205,8 +1205,10 @@ class SmppCarrier(BaseCarrier):
         if rate:
             if now < self._next_token:
                 return _wait_until(now, self._next_token)
-            # On a grid 1/RATE apart, so waits that overslept are made up; nothing saved up
-            # beyond one interval, so no burst for the SMSC to refuse.
+            # On a grid 1/RATE apart, kept from batch to batch, so waits that overslept are
+            # made up; nothing saved up beyond one interval, so no burst for the SMSC to
+            # refuse (an SMSC counting any sliding second refuses whatever exceeds RATE in
+            # it, so a gap is never made up: the bind must not idle between batches).
             self._next_token = max(self._next_token, now - 1 / rate) + 1 / rate
         part = batch.todo.popleft()
         sequence = session.next_sequence()
