@@ -13,7 +13,8 @@ Threads, per open carrier:
 * one *receipt* thread parses deliver_sm, hands receipts to the sink in batches, and only then
   answers deliver_sm_resp, so a receipt the sink could not take is redelivered by the SMSC.
 
-Pacing: with RATE, submits leave evenly spaced (a token bucket per bind without bursts).
+Pacing: with RATE, submits leave evenly spaced (a token bucket per bind without bursts, kept
+from batch to batch; ``paces_itself`` tells the dispatcher not to cap batches per second too).
 ESME_RTHROTTLED and ESME_RMSGQFUL are back-pressure, not failures: the bind pauses (backoff
 doubling with each one in a row, up to ``MAX_THROTTLE_PAUSE``), the window in use halves, and
 the part goes again without counting as a new attempt; each accepted submit grows the window
