@@ -167,7 +167,8 @@ def deliver(
                 handoff(recipient_ids=[item.recipient_id for item in group], carrier=name)
                 report.handed_off += len(group)
                 continue
-            moved_on, unsent = _offer(name, group, report, stop if name == here else None)
+            own = name == here
+            moved_on, unsent = _offer(name, group, report, stop if own else None, own=own)
             if unsent:
                 handoff(recipient_ids=[item.recipient_id for item in unsent], carrier=name)
                 report.handed_off += len(unsent)
@@ -179,11 +180,16 @@ def deliver(
 
 
 def _offer(
-    name: str, group: list[_Item], report: DispatchReport, stop: Callable[[], bool] | None
+    name: str,
+    group: list[_Item],
+    report: DispatchReport,
+    stop: Callable[[], bool] | None,
+    *,
+    own: bool = False,
 ) -> tuple[list[_Item], list[_Item]]:
     """Submit ``group`` to carrier ``name`` in batches under its cap. Returns the items it could
     not take for now (moved on to their next carrier) and those left unsent because of
-    ``stop``."""
+    ``stop``. ``own``: this is the carrier's own process (``run_smpp``)."""
     try:
         carrier = get_carrier(name)
     except Exception as exc:  # noqa: BLE001 - a broken carrier must not stop the others
@@ -192,10 +198,11 @@ def _offer(
         _record_attempts(name, group, [], unusable, 0, timezone.now())
         report.carrier_errors += 1
         return _skip(name, group, unusable), []
-    # A carrier that paces its own submits (an SMPP bind with RATE, a token bucket kept from
-    # batch to batch) takes whole batches: the per-second cap on top would leave the bind idle
-    # until the next wall-clock second after every second's worth.
-    throttle = None if carrier.paces_itself else throttle_for(name)
+    # In its own process, a carrier that paces its own submits (an SMPP bind with RATE, a token
+    # bucket kept from batch to batch) takes whole batches: the per-second cap on top would
+    # leave the bind idle until the next wall-clock second after every second's worth. Binds
+    # opened by workers (one per process) keep sharing the cap.
+    throttle = None if own and carrier.paces_itself else throttle_for(name)
     moved_on: list[_Item] = []
     pending = group
     while pending:
