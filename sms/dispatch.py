@@ -50,7 +50,7 @@ from sms.carriers.base import BaseCarrier, CarrierError, OutboundSms, SubmitResu
 from sms.models import CarrierMessage, Handoff, Message, Recipient, SubmitAttempt
 from sms.receipts import unmatched_recorded
 from sms.signals import StatusChange, send_status_changes
-from sms.throttle import Throttle, throttle_for
+from sms.throttle import Throttle, carrier_rate, throttle_for
 
 logger = logging.getLogger(__name__)
 S = Recipient.Status
@@ -202,13 +202,15 @@ def _offer(
     # bucket kept from batch to batch) takes whole batches: the per-second cap on top would
     # leave the bind idle until the next wall-clock second after every second's worth. Binds
     # opened by workers (one per process) keep sharing the cap.
-    throttle = None if own and carrier.paces_itself else throttle_for(name)
+    paced = own and carrier.paces_itself
+    throttle = None if paced else throttle_for(name)
     moved_on: list[_Item] = []
     pending = group
     while pending:
         if stop is not None and stop():
             return moved_on, pending
-        count = _admitted(throttle, pending)
+        # A paced bind still takes about a second's worth at a time, so a stop is prompt.
+        count = _within(carrier_rate(name), pending) if paced else _admitted(throttle, pending)
         batch, pending = pending[:count], pending[count:]
         error, refused = _submit(name, carrier, batch, report)
         moved_on.extend(refused)
@@ -217,6 +219,16 @@ def _offer(
             moved_on.extend(_skip(name, pending, error))
             break
     return moved_on, []
+
+
+def _within(parts: int, pending: list[_Item]) -> int:
+    """How many of ``pending`` (at least one) fit in ``parts`` message parts."""
+    total = 0
+    for count, item in enumerate(pending):
+        total += item.message.segments
+        if total > parts:
+            return max(1, count)
+    return len(pending)
 
 
 def _admitted(throttle: Throttle | None, pending: list[_Item]) -> int:
