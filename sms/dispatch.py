@@ -10,7 +10,11 @@ now go back to ``queued`` and are retried later. Every offer is one ``SubmitAtte
 
 Carriers are called outside any transaction, under their throughput cap (``sms.throttle``).
 Results are recorded in one transaction per batch, with refunds for rejections and the
-status-change signal for webhooks; ``carrier.after_recorded()`` runs after each recording.
+status-change signal for webhooks; a carrier that learns results one by one (SMPP) has the
+recipients it accepted recorded in small groups while the batch is still on the wire, so a
+receipt that follows its acknowledgement closely finds its id (a thread of the batch's own
+writes them, so the carrier keeps submitting); ``carrier.after_recorded()`` runs after each
+recording.
 
 Carriers that submit from a process of their own (SMPP binds, see ``run_smpp``) are not called
 here: their recipients get a ``Handoff`` row and stay ``submitting`` under the worker's claim
@@ -23,6 +27,8 @@ again like any other expired claim.
 from __future__ import annotations
 
 import logging
+import queue
+import threading
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
@@ -44,7 +50,7 @@ from sms.carriers.base import BaseCarrier, CarrierError, OutboundSms, SubmitResu
 from sms.models import CarrierMessage, Handoff, Message, Recipient, SubmitAttempt
 from sms.receipts import unmatched_recorded
 from sms.signals import StatusChange, send_status_changes
-from sms.throttle import Throttle, throttle_for
+from sms.throttle import Throttle, carrier_rate, throttle_for
 
 logger = logging.getLogger(__name__)
 S = Recipient.Status
@@ -170,7 +176,8 @@ def deliver(
                 handoff(recipient_ids=[item.recipient_id for item in group], carrier=name)
                 report.handed_off += len(group)
                 continue
-            moved_on, unsent = _offer(name, group, report, stop if name == here else None)
+            own = name == here
+            moved_on, unsent = _offer(name, group, report, stop if own else None, own=own)
             if unsent:
                 handoff(recipient_ids=[item.recipient_id for item in unsent], carrier=name)
                 report.handed_off += len(unsent)
@@ -182,11 +189,16 @@ def deliver(
 
 
 def _offer(
-    name: str, group: list[_Item], report: DispatchReport, stop: Callable[[], bool] | None
+    name: str,
+    group: list[_Item],
+    report: DispatchReport,
+    stop: Callable[[], bool] | None,
+    *,
+    own: bool = False,
 ) -> tuple[list[_Item], list[_Item]]:
     """Submit ``group`` to carrier ``name`` in batches under its cap. Returns the items it could
     not take for now (moved on to their next carrier) and those left unsent because of
-    ``stop``."""
+    ``stop``. ``own``: this is the carrier's own process (``run_smpp``)."""
     try:
         carrier = get_carrier(name)
     except Exception as exc:  # noqa: BLE001 - a broken carrier must not stop the others
@@ -195,13 +207,19 @@ def _offer(
         _record_attempts(name, group, [], unusable, 0, timezone.now())
         report.carrier_errors += 1
         return _skip(name, group, unusable), []
-    throttle = throttle_for(name)
+    # In its own process, a carrier that paces its own submits (an SMPP bind with RATE, a token
+    # bucket kept from batch to batch) takes whole batches: the per-second cap on top would
+    # leave the bind idle until the next wall-clock second after every second's worth. Binds
+    # opened by workers (one per process) keep sharing the cap.
+    paced = own and carrier.paces_itself
+    throttle = None if paced else throttle_for(name)
     moved_on: list[_Item] = []
     pending = group
     while pending:
         if stop is not None and stop():
             return moved_on, pending
-        count = _admitted(throttle, pending)
+        # A paced bind still takes about a second's worth at a time, so a stop is prompt.
+        count = _within(carrier_rate(name), pending) if paced else _admitted(throttle, pending)
         batch, pending = pending[:count], pending[count:]
         error, refused = _submit(name, carrier, batch, report)
         moved_on.extend(refused)
@@ -210,6 +228,16 @@ def _offer(
             moved_on.extend(_skip(name, pending, error))
             break
     return moved_on, []
+
+
+def _within(parts: int, pending: list[_Item]) -> int:
+    """How many of ``pending`` (at least one) fit in ``parts`` message parts."""
+    total = 0
+    for count, item in enumerate(pending):
+        total += item.message.segments
+        if total > parts:
+            return max(1, count)
+    return len(pending)
 
 
 def _admitted(throttle: Throttle | None, pending: list[_Item]) -> int:
@@ -227,8 +255,9 @@ def _submit(
     started_at = timezone.now()
     started = time.monotonic()
     error: CarrierError | None = None
+    early = _EarlyRecorder(name, batch, report)
     try:
-        results = carrier.send_messages(outbound)
+        results = carrier.send_messages(outbound, on_accepted=early)
     except CarrierError as exc:
         logger.warning("carrier %s refused a batch of %d: %s", name, len(batch), exc)
         error = exc
@@ -237,6 +266,8 @@ def _submit(
             for sms in outbound
         ]
         report.carrier_errors += 1
+    finally:
+        early.finish()
     elapsed = time.monotonic() - started
     latency_ms = int(elapsed * 1000)
     metrics.observe_carrier_submit(carrier=name, seconds=elapsed, results=results, error=error)
@@ -246,6 +277,8 @@ def _submit(
     for item, result in zip(batch, results, strict=True):
         item.last_carrier = name
         item.last_result = result
+        if result.recipient_id in early.recorded:
+            continue
         if result.accepted or result.permanent:
             final[item.message.id].append(result)
             messages[item.message.id] = item.message
@@ -263,6 +296,76 @@ def _submit(
         send_status_changes(Recipient, changes)
     carrier.after_recorded()
     return error, refused
+
+
+class _EarlyRecorder:
+    """Records recipients the carrier accepted while the rest of their batch is still on the
+    wire (``BaseCarrier.send_messages(on_accepted=...)``), so their receipts find the ids at
+    once. A thread of its own (and its own database connection) does the writing, whatever
+    queued meanwhile in one transaction, so the carrier's caller keeps submitting; ``finish``
+    waits for it. A group that cannot be recorded now is left to the recording of the whole
+    batch."""
+
+    def __init__(self, name: str, batch: list[_Item], report: DispatchReport) -> None:
+        self.name = name
+        self.report = report
+        self.messages = {item.recipient_id: item.message for item in batch}
+        self.recorded: set[int] = set()
+        self.queue: queue.SimpleQueue[list[SubmitResult] | None] = queue.SimpleQueue()
+        self.thread: threading.Thread | None = None
+
+    def __call__(self, results: Sequence[SubmitResult]) -> None:
+        if self.thread is None:
+            self.thread = threading.Thread(
+                target=self._run, name=f"record-{self.name}", daemon=True
+            )
+            self.thread.start()
+        self.queue.put(list(results))
+
+    def finish(self) -> None:
+        if self.thread is not None:
+            self.queue.put(None)
+            self.thread.join()
+
+    def _run(self) -> None:
+        try:
+            done = False
+            while not done:
+                results: list[SubmitResult] = []
+                group = self.queue.get()
+                while True:
+                    if group is None:
+                        done = True
+                    else:
+                        results.extend(group)
+                    try:
+                        group = self.queue.get_nowait()
+                    except queue.Empty:
+                        break
+                if results:
+                    self._record(results)
+        finally:
+            connection.close()  # this thread's own
+
+    def _record(self, results: list[SubmitResult]) -> None:
+        by_message: dict[str, list[SubmitResult]] = defaultdict(list)
+        for result in results:
+            by_message[self.messages[result.recipient_id].id].append(result)
+        try:
+            with transaction.atomic():
+                changes: list[StatusChange] = []
+                submitted = 0
+                for settled in by_message.values():
+                    message = self.messages[settled[0].recipient_id]
+                    outcome, changed = _record(message, self.name, settled)
+                    submitted += outcome.submitted
+                    changes.extend(changed)
+                send_status_changes(Recipient, changes)
+        except Exception:
+            logger.exception("recording %d accepted recipients early failed", len(results))
+            return
+        self.report.submitted += submitted
+        self.recorded.update(result.recipient_id for result in results)
 
 
 def _skip(name: str, items: list[_Item], error: CarrierError) -> list[_Item]:

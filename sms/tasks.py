@@ -9,11 +9,14 @@ from typing import Any
 from celery import shared_task
 from django.conf import settings
 from django.core.management import call_command
+from django.db import InterfaceError, OperationalError
 
 from sms import dispatch
 from sms.receipts import receipt_from_dict, receipts_ingest, unmatched_apply, unmatched_expire
 
 logger = logging.getLogger(__name__)
+
+RECEIPT_RETRY_MAX = 300  # seconds between two tries of receipts the database refused
 
 
 @shared_task(bind=True, max_retries=None, acks_late=True)
@@ -43,11 +46,24 @@ def sweep_stuck() -> int:
     return len(stuck)
 
 
-@shared_task(bind=True, acks_late=True)
+@shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=None)
 def ingest_receipts(self: Any, receipts: list[dict[str, Any]], attempt: int = 0) -> int:
     """Receipts whose ids are not recorded yet are kept and applied later (``attempt`` is
-    accepted for tasks queued by earlier versions, which retried them here)."""
-    report = receipts_ingest(receipts=[receipt_from_dict(r) for r in receipts])
+    accepted for tasks queued by earlier versions, which retried them here).
+
+    The SMSC was told these receipts arrived, so they must not be lost: when the database
+    cannot take them now (a lock or statement timeout, a deadlock, a lost connection) the task
+    goes back on the queue with a backoff (up to ``RECEIPT_RETRY_MAX`` seconds) before this
+    delivery is acknowledged, however many times that takes; a worker that dies mid-task
+    leaves the message on the queue for another."""
+    try:
+        report = receipts_ingest(receipts=[receipt_from_dict(r) for r in receipts])
+    except (OperationalError, InterfaceError) as exc:
+        delay = min(2 ** min(self.request.retries, 9), RECEIPT_RETRY_MAX)
+        logger.warning(
+            "ingesting %d receipts failed (%s); trying again in %ds", len(receipts), exc, delay
+        )
+        raise self.retry(exc=exc, countdown=delay) from exc
     return report.changed
 
 

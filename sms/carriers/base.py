@@ -125,6 +125,8 @@ class CarrierError(Exception):
 
 
 ReceiptSink = Callable[[Sequence[DeliveryReceipt]], None]
+# Called with recipients accepted in full while their batch is still on the wire.
+AcceptedListener = Callable[[Sequence[SubmitResult]], None]
 
 
 def _drop_receipts(receipts: Sequence[DeliveryReceipt]) -> None:
@@ -161,6 +163,12 @@ class BaseCarrier:
             )
         return default
 
+    @property
+    def paces_itself(self) -> bool:
+        """True when the carrier spaces its submits at its RATE by itself, so callers need not
+        hold batches back under ``sms.throttle``."""
+        return False
+
     # -- lifecycle -----------------------------------------------------------------------
     def open(self) -> None:
         """Open connections; called before the first batch. Idempotent."""
@@ -177,16 +185,24 @@ class BaseCarrier:
 
     # -- sending -------------------------------------------------------------------------
     @final
-    def send_messages(self, batch: Sequence[OutboundSms]) -> list[SubmitResult]:
+    def send_messages(
+        self, batch: Sequence[OutboundSms], *, on_accepted: AcceptedListener | None = None
+    ) -> list[SubmitResult]:
         """Submit a batch; one result per input, in input order.
 
+        ``on_accepted``: a carrier that learns results one by one (SMPP) hands it the
+        recipients accepted so far, in small groups on the caller's thread, before the batch
+        ends, so they can be recorded at once; they are in the returned list all the same.
         Raises ``CarrierError`` when the batch as a whole could not be handed over.
         """
         if not batch:
             return []
         self.open()
         payload = self.build_payload(batch)
-        response = self.post_to_carrier(payload, batch)
+        if on_accepted is None:
+            response = self.post_to_carrier(payload, batch)
+        else:
+            response = self.post_streaming(payload, batch, on_accepted)
         results = self.parse_recipient_status(response, batch)
         by_id = {r.recipient_id: r for r in results}
         missing = [s for s in batch if s.recipient_id not in by_id]
@@ -203,6 +219,13 @@ class BaseCarrier:
 
     def post_to_carrier(self, payload: Any, batch: Sequence[OutboundSms]) -> Any:
         raise NotImplementedError(f"{type(self).__name__} must implement post_to_carrier")
+
+    def post_streaming(
+        self, payload: Any, batch: Sequence[OutboundSms], on_accepted: AcceptedListener
+    ) -> Any:
+        """``post_to_carrier`` that may report accepted recipients early; by default it does
+        not (everything is recorded when the batch returns)."""
+        return self.post_to_carrier(payload, batch)
 
     def parse_recipient_status(
         self, response: Any, batch: Sequence[OutboundSms]

@@ -3,7 +3,9 @@
 Threads, per open carrier:
 
 * the caller of ``send_messages`` drives its own batch: it puts submit_sm PDUs on the wire
-  while fewer than ``WINDOW`` are unacknowledged, then waits on a condition variable;
+  while fewer than ``WINDOW`` are unacknowledged, then waits on a condition variable; given
+  ``on_accepted``, it also hands over the recipients whose parts are all acknowledged, at
+  most ``FLUSH_EVERY`` (50 ms) after the last acknowledgement, while the rest is in flight;
 * one *session* thread owns the socket's read side: it correlates submit_sm_resp to the
   waiting part by sequence number, answers enquire_link and unbind, sends enquire_link when the
   link is idle, aborts a session whose SMSC stops answering, and reconnects with exponential
@@ -11,7 +13,8 @@ Threads, per open carrier:
 * one *receipt* thread parses deliver_sm, hands receipts to the sink in batches, and only then
   answers deliver_sm_resp, so a receipt the sink could not take is redelivered by the SMSC.
 
-Pacing: with RATE, submits leave evenly spaced (a token bucket per bind without bursts).
+Pacing: with RATE, submits leave evenly spaced (a token bucket per bind without bursts, kept
+from batch to batch; ``paces_itself`` tells the dispatcher not to cap batches per second too).
 ESME_RTHROTTLED and ESME_RMSGQFUL are back-pressure, not failures: the bind pauses (backoff
 doubling with each one in a row, up to ``MAX_THROTTLE_PAUSE``), the window in use halves, and
 the part goes again without counting as a new attempt; each accepted submit grows the window
@@ -60,6 +63,7 @@ from django.db import connections
 from django.utils.module_loading import import_string
 
 from sms.carriers.base import (
+    AcceptedListener,
     BaseCarrier,
     CarrierError,
     DeliveryReceipt,
@@ -118,6 +122,7 @@ MAX_PARTS = 255  # a concatenation header counts parts in one octet
 READ_TICK = 0.25  # how often the session thread looks at timers while the link is quiet
 UNBIND_GRACE = 1.0  # an SMSC that never answers unbind must not hold up shutdown
 MAX_THROTTLE_PAUSE = 2.0  # the longest a bind pauses after ESME_RTHROTTLED / ESME_RMSGQFUL
+FLUSH_EVERY = 0.05  # the longest accepted recipients wait to be handed to ``on_accepted``
 
 MESSAGE_STATES = {
     1: DeliveryStatus.ENROUTE,
@@ -591,11 +596,13 @@ class _Batch:
     """The parts of one ``send_messages`` call that still need the wire. Guarded by the
     carrier's lock."""
 
-    def __init__(self, parts: Iterable[_Part]) -> None:
+    def __init__(self, parts: Iterable[_Part], listener: AcceptedListener | None = None) -> None:
         self.todo: deque[_Part] = deque(parts)
         self.delayed: list[tuple[float, _Part]] = []
         self.unsettled = len(self.todo)
         self.sent_any = False
+        self.listener = listener
+        self.accepted: list[_Job] = []  # every part acknowledged, not handed to listener yet
         for part in self.todo:
             part.batch = self
 
@@ -789,6 +796,10 @@ class SmppCarrier(BaseCarrier):
         if self._config is None:
             self._config = SmppConfig.from_carrier(self)
         return self._config
+
+    @property
+    def paces_itself(self) -> bool:
+        return self.config.rate > 0
 
     @property
     def is_bound(self) -> bool:
@@ -1047,6 +1058,8 @@ class SmppCarrier(BaseCarrier):
             part.message_id = message_id
             part.receipt_key = normalise_message_id(message_id, radix=config.submit_id_radix)
             part.accepted_at = datetime.now(UTC)
+            if batch.listener is not None and all(p.accepted_at for p in part.job.parts):
+                batch.accepted.append(part.job)
         elif status in TEMPORARY_STATUSES and part.throttled < config.throttle_retries:
             part.throttled += 1
             now = time.monotonic()
@@ -1102,10 +1115,17 @@ class SmppCarrier(BaseCarrier):
         return [self._job(sms) for sms in batch]
 
     def post_to_carrier(self, payload: Any, batch: Sequence[OutboundSms]) -> list[SubmitResult]:
-        jobs: list[_Job] = payload
+        return self._post(payload, None)
+
+    def post_streaming(
+        self, payload: Any, batch: Sequence[OutboundSms], on_accepted: AcceptedListener
+    ) -> list[SubmitResult]:
+        return self._post(payload, on_accepted)
+
+    def _post(self, jobs: list[_Job], listener: AcceptedListener | None) -> list[SubmitResult]:
         parts = [part for job in jobs if job.error is None for part in job.parts]
         if parts:
-            self._submit(_Batch(parts))
+            self._submit(_Batch(parts, listener))
         return [job.result() for job in jobs]
 
     def parse_recipient_status(
@@ -1168,18 +1188,34 @@ class SmppCarrier(BaseCarrier):
             return self._reference
 
     def _submit(self, batch: _Batch) -> None:
+        """Put the batch on the wire; on this (the caller's) thread, hand recipients accepted
+        in full to the batch's listener at most ``FLUSH_EVERY`` after their last
+        acknowledgement (the rest of the batch stays in flight meanwhile)."""
         unbound_since: float | None = None
+        flushed_at = 0.0
         while True:
+            ready: list[_Job] = []
             with self._changed:
                 if batch.unsettled == 0:
                     return
                 now = time.monotonic()
-                session = self._session if self.is_bound else None
-                unbound_since = None if session else (unbound_since or now)
-                step = self._next_step(batch, session, now, unbound_since)
-                if isinstance(step, float):
-                    self._changed.wait(step)
-                    continue
+                if batch.accepted and now - flushed_at >= FLUSH_EVERY:
+                    ready, batch.accepted = batch.accepted, []
+                else:
+                    session = self._session if self.is_bound else None
+                    unbound_since = None if session else (unbound_since or now)
+                    step = self._next_step(batch, session, now, unbound_since)
+                    if isinstance(step, float):
+                        if batch.accepted:
+                            step = min(step, max(0.0, flushed_at + FLUSH_EVERY - now))
+                        self._changed.wait(step)
+                        continue
+            if ready:
+                assert batch.listener is not None
+                flushed_at = now
+                batch.listener([job.result() for job in ready])
+                continue
+            assert not isinstance(step, float)
             session, pdu = step
             # A failed write aborts the session; the session thread then hands the part back.
             session.send(pdu)
@@ -1203,8 +1239,10 @@ class SmppCarrier(BaseCarrier):
         if rate:
             if now < self._next_token:
                 return _wait_until(now, self._next_token)
-            # On a grid 1/RATE apart, so waits that overslept are made up; nothing saved up
-            # beyond one interval, so no burst for the SMSC to refuse.
+            # On a grid 1/RATE apart, kept from batch to batch, so waits that overslept are
+            # made up; nothing saved up beyond one interval, so no burst for the SMSC to
+            # refuse (an SMSC counting any sliding second refuses whatever exceeds RATE in
+            # it, so a gap is never made up: the bind must not idle between batches).
             self._next_token = max(self._next_token, now - 1 / rate) + 1 / rate
         part = batch.todo.popleft()
         sequence = session.next_sequence()

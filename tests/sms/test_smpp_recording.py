@@ -6,7 +6,9 @@ are stored verbatim."""
 
 from __future__ import annotations
 
+import contextlib
 import itertools
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from datetime import timedelta
@@ -151,6 +153,87 @@ def test_a_receipt_for_a_batch_recorded_long_after_is_not_dropped(
     assert set(smsc.deliver_responses.values()) == {ESME_ROK}
     wait_for(all_delivered(message))
     assert UnmatchedReceipt.objects.count() == 0
+
+
+def test_a_receipt_right_after_its_submit_sm_resp_is_applied_before_its_slow_batch_ends(
+    alice, make_smsc, make_carrier, monkeypatch
+) -> None:
+    smsc = make_smsc(auto_receipt="DELIVRD")  # each receipt right behind its acknowledgement
+    carrier = make_carrier(smsc, RATE=10)  # 30 recipients: a batch of three seconds
+    monkeypatch.setattr(dispatch, "get_carrier", lambda name: carrier)
+    message, batch = claimed(alice, 30)
+    dispatch.handoff(recipient_ids=[sms.recipient_id for sms in batch], carrier="smpp")
+    reports: list[dispatch.DispatchReport | None] = []
+
+    def run_batch() -> None:
+        try:
+            reports.append(dispatch.handoff_dispatch(carrier="smpp", limit=100))
+        finally:
+            connection.close()
+
+    pump = threading.Thread(target=run_batch)
+    pump.start()
+    try:
+        first = message.recipients.order_by("id").first()
+        assert first is not None
+        wait_for(lambda: Recipient.objects.get(id=first.id).status == S.DELIVERED, 2.0)
+        # Applied while the batch was still on the wire, a moment after its acknowledgement.
+        assert pump.is_alive()
+        assert len(smsc.accepted()) < 30
+        first.refresh_from_db()
+        assert first.sent_at is not None and first.delivered_at is not None
+        assert first.sent_at <= first.delivered_at
+    finally:
+        pump.join(timeout=30)
+    assert reports and reports[0] is not None and reports[0].submitted == 30
+    wait_for(all_delivered(message))
+    assert CarrierMessage.objects.filter(recipient__message=message).count() == 30
+    assert UnmatchedReceipt.objects.count() == 0
+
+
+@contextlib.contextmanager
+def slow_part_inserts(seconds: float) -> Iterator[None]:
+    """Each carrier message part inserted sleeps ``seconds`` in PostgreSQL."""
+    table = CarrierMessage._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "CREATE FUNCTION slow_insert() RETURNS trigger LANGUAGE plpgsql AS "
+            f"$$ BEGIN PERFORM pg_sleep({float(seconds)}); RETURN NULL; END $$"
+        )
+        cursor.execute(
+            f"CREATE TRIGGER slow_insert AFTER INSERT ON {table} "
+            "FOR EACH ROW EXECUTE FUNCTION slow_insert()"
+        )
+    try:
+        yield
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute(f"DROP TRIGGER slow_insert ON {table}")
+            cursor.execute("DROP FUNCTION slow_insert()")
+
+
+def test_pacing_runs_on_from_batch_to_batch_at_the_rate_a_throttling_smsc_allows(
+    alice, make_smsc, make_carrier, monkeypatch, settings
+) -> None:
+    smsc = make_smsc(auto_receipt="DELIVRD", throttle_rate=40)  # 0x58 past 40 in any second
+    carrier = make_carrier(smsc, RATE=40, WINDOW=10)
+    # The carrier as run_smpp serves it: RATE in its settings too, batches of half a second.
+    settings.MIFUMO_CARRIERS = {
+        **settings.MIFUMO_CARRIERS,
+        "smpp": {"BACKEND": "sms.carriers.smpp.SmppCarrier", "RATE": 40},
+    }
+    monkeypatch.setattr(dispatch, "get_carrier", lambda name: carrier)
+    message, batch = claimed(alice, 160)
+    dispatch.handoff(recipient_ids=[sms.recipient_id for sms in batch], carrier="smpp")
+    with slow_part_inserts(0.005):  # recording a batch of 20 takes a tenth of a second more
+        while (report := dispatch.handoff_dispatch(carrier="smpp", limit=20)) is not None:
+            assert report.failed == report.requeued == 0
+    times = sorted(s.received_at for s in smsc.accepted())
+    assert len(times) == 160
+    rate = (len(times) - 1) / (times[-1] - times[0])
+    # Within 10% of what the SMSC allows, over eight batches.
+    assert 36 <= rate <= 44, (rate, smsc.throttled)
+    wait_for(all_delivered(message))
 
 
 def test_the_sweep_applies_kept_receipts_once_their_ids_exist_and_drops_old_ones(

@@ -16,8 +16,10 @@ How work reaches it (the database is the queue, as everywhere in Mifumo):
 2. Here, one pump thread per carrier takes handoffs in recipient order (``SELECT ... FOR
    UPDATE SKIP LOCKED`` on PostgreSQL, then delete, so several run_smpp processes can share
    a carrier and none takes a recipient another took), submits them through the bind under
-   the carrier's throughput cap, and records the results with the same ``record_results`` as
-   the workers: carrier ids, refunds, status signals, ``SubmitAttempt`` rows.
+   the carrier's throughput cap, and records the results with the same code as the workers:
+   carrier ids, refunds, status signals, ``SubmitAttempt`` rows. Accepted recipients are
+   recorded within about 50 ms of their submit_sm_resp while the batch goes on, the rest when
+   it ends; a bind with ``RATE`` paces itself continuously from batch to batch.
 3. What the SMSC refuses for now fails over to the next carrier of the recipient's route
    (submitted from here if it is an ordinary carrier, handed off if it has a process of its
    own); with no carrier left the recipients go back to ``queued`` and a dispatch task is

@@ -1,0 +1,54 @@
+"""Receipts the SMSC was already told about survive a database that cannot take them for a
+while: a real worker's ingestion that fails on a lock timeout goes back on the queue and is
+applied once the database lets it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.db import transaction
+from django.utils import timezone
+
+from sms import dispatch
+from sms.carriers.base import DeliveryReceipt, DeliveryStatus
+from sms.models import CarrierMessage, Recipient
+from sms.receipts import receipt_to_dict
+from sms.services import message_send
+from sms.tasks import ingest_receipts
+from tests.workers import wait_until
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.timeout(120),
+    pytest.mark.django_db(transaction=True),
+]
+
+pytest_plugins = ["tests.workers"]
+
+S = Recipient.Status
+
+
+def test_a_receipt_whose_ingestion_hits_a_lock_timeout_is_applied_later(
+    alice: Any, locmem: Any, monkeypatch: pytest.MonkeyPatch, celery_worker_factory: Any
+) -> None:
+    monkeypatch.setattr("sms.services._enqueue_dispatch", lambda message_id: None)
+    message = message_send(account=alice, text="Habari", recipients=["+255712000001"]).message
+    dispatch.message_dispatch(message_id=message.id)
+    row = Recipient.objects.get(message=message)
+    assert row.status == S.SENT
+    part = CarrierMessage.objects.get(recipient=row)
+    receipt = DeliveryReceipt(
+        part.carrier, part.carrier_message_id, DeliveryStatus.DELIVERED, timezone.now()
+    )
+    # The worker's sessions give up on a row lock after 200 ms.
+    worker = celery_worker_factory(queues="receipts", PGOPTIONS="-c lock_timeout=200")
+    with transaction.atomic():
+        Recipient.objects.select_for_update().get(id=row.id)  # held while the worker tries
+        ingest_receipts.delay([receipt_to_dict(receipt)])
+        worker.wait_for("trying again in 1s", timeout=30)
+        worker.wait_for("trying again in 2s", timeout=30)  # and again, still locked
+    # The lock is gone: a later try applies it; nothing was acknowledged and lost.
+    wait_until(lambda: Recipient.objects.get(id=row.id).status == S.DELIVERED, timeout=30)
+    assert "lock timeout" in worker.output()
+    assert Recipient.objects.get(id=row.id).delivered_at is not None
