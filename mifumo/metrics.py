@@ -47,6 +47,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from sms.signals import StatusChange, recipients_status_changed_batch
+from webhooks.signals import attempts_recorded
 
 logger = logging.getLogger(__name__)
 
@@ -225,6 +226,16 @@ def _on_webhook_attempt(*, instance: Any, created: bool, **_: Any) -> None:
         transaction.on_commit(lambda: WEBHOOK_ATTEMPTS.labels(outcome).inc())
 
 
+def _on_webhook_attempts_batch(*, succeeded: int, failed: int, **_: Any) -> None:
+    def count() -> None:
+        if succeeded:
+            WEBHOOK_ATTEMPTS.labels("succeeded").inc(succeeded)
+        if failed:
+            WEBHOOK_ATTEMPTS.labels("failed").inc(failed)
+
+    transaction.on_commit(count)
+
+
 def count_task_failure(sender: Any = None, **_: Any) -> None:
     """Receiver of Celery's ``task_failure``."""
     TASK_FAILURES.labels(getattr(sender, "name", None) or str(sender)).inc()
@@ -237,6 +248,7 @@ post_save.connect(
 post_save.connect(
     _on_webhook_attempt, sender="webhooks.DeliveryAttempt", dispatch_uid="mifumo.metrics.webhook"
 )
+attempts_recorded.connect(_on_webhook_attempts_batch, dispatch_uid="mifumo.metrics.webhooks")
 
 
 # --- computed at scrape -------------------------------------------------------------------------

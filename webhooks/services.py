@@ -52,6 +52,7 @@ from webhooks.models import (
     EventType,
     SigningSecretFields,
 )
+from webhooks.signals import attempts_recorded
 
 logger = logging.getLogger(__name__)
 
@@ -1008,7 +1009,12 @@ def _record_many(results: Sequence[tuple[_Job, datetime, transport.Outcome]]) ->
         for pk in missing:
             if pk not in kept:
                 logger.info("webhook delivery %s was deleted while it was being sent", pk)
-        _insert_attempts([a for a in attempts if a.delivery_id in kept])
+        written = [a for a in attempts if a.delivery_id in kept]
+        _insert_attempts(written)
+        succeeded = sum(1 for a in written if a.succeeded)
+        attempts_recorded.send(
+            sender=DeliveryAttempt, succeeded=succeeded, failed=len(written) - succeeded
+        )
         for delivery, started_at, delay, gone in follow_ups:
             if gone and delivery.endpoint_id is not None and delivery.pk in kept:
                 endpoint_disable(
