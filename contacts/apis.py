@@ -36,9 +36,9 @@ from contacts.services import (
 from integration.auth import ApiPrincipal, api_principal
 from integration.models import Account
 from mifumo.api.docs import envelope_responses
-from mifumo.api.errors import ApiError, ErrorCode
 from mifumo.api.responses import ok
 from mifumo.api.views import ApiView
+from mifumo.errors import DomainError, ErrorCode
 from segments.selectors import segment_filter, segment_get
 
 TAG = "Contacts"
@@ -202,7 +202,7 @@ def _upload(request: Request) -> bytes:
         return upload
     if isinstance(upload, UploadedFile):
         return upload.read()
-    raise ApiError(
+    raise DomainError(
         ErrorCode.VALIDATION_ERROR,
         "No CSV received",
         {"file": ["Send the CSV as the multipart field 'file' or as a text/csv body"]},
@@ -254,7 +254,7 @@ class ContactImportApi(ContactsApiView):
 
     def handle_exception(self, exc: Exception) -> Response:
         if isinstance(exc, UnsupportedMediaType):
-            exc = ApiError(
+            exc = DomainError(
                 ErrorCode.UNSUPPORTED_MEDIA_TYPE,
                 f"{exc.detail} Send the CSV as multipart/form-data (field 'file') or as text/csv.",
             )

@@ -30,8 +30,8 @@ from django.core.validators import validate_email
 
 from contacts.custom_fields import MAX_KEYS, MAX_VALUE_LENGTH, key_error
 from contacts.tags import TagError, join_tags, split_tags
-from mifumo.api.errors import ApiError, ErrorCode
 from mifumo.csv_cells import restore, spreadsheet_lines
+from mifumo.errors import DomainError, ErrorCode
 from sms.phones import InvalidPhone, normalize_phone
 
 COLUMNS = ("name", "phone_number", "email", "tags", "is_active", "opted_out")
@@ -83,14 +83,14 @@ class ParsedCsv:
     failed: int = 0
 
 
-def _file_error(message: str) -> ApiError:
-    return ApiError(
+def _file_error(message: str) -> DomainError:
+    return DomainError(
         ErrorCode.VALIDATION_ERROR, f"The CSV file is not valid: {message}", {"file": [message]}
     )
 
 
 def csv_decode(data: bytes) -> str:
-    """Bytes of a CSV (optionally gzip-compressed) -> text; raises ApiError."""
+    """Bytes of a CSV (optionally gzip-compressed) -> text; raises DomainError."""
     if data[:2] == _GZIP_MAGIC:
         inflater = zlib.decompressobj(wbits=31)
         try:
@@ -98,7 +98,7 @@ def csv_decode(data: bytes) -> str:
         except zlib.error:
             raise _file_error("it looks gzip-compressed but cannot be decompressed") from None
         if len(data) > MAX_DECOMPRESSED_BYTES:
-            raise ApiError(
+            raise DomainError(
                 ErrorCode.PAYLOAD_TOO_LARGE,
                 f"The decompressed CSV exceeds {MAX_DECOMPRESSED_BYTES} bytes",
                 {"limit": MAX_DECOMPRESSED_BYTES},
@@ -271,7 +271,7 @@ def _parse_row(
 
 def csv_parse(text: str, *, max_rows: int = MAX_ROWS) -> ParsedCsv:
     """Validate every row; rows with an error are reported, not returned. A phone number seen
-    on an earlier row makes a later row fail. Raises ApiError when the file as a whole is
+    on an earlier row makes a later row fail. Raises DomainError when the file as a whole is
     unusable (no header, required columns missing, too many rows)."""
     records = _records(text)
     if not records:
@@ -279,7 +279,7 @@ def csv_parse(text: str, *, max_rows: int = MAX_ROWS) -> ParsedCsv:
     positions, custom, ignored = _header(records[0][1])
     data = records[1:]
     if len(data) > max_rows:
-        raise ApiError(
+        raise DomainError(
             ErrorCode.VALIDATION_ERROR,
             f"The file has {len(data)} rows; at most {max_rows} can be imported at once",
             {"file": [f"At most {max_rows} rows per import; this file has {len(data)}"]},

@@ -14,7 +14,7 @@ from django.db.models import F, Func, Q, QuerySet
 from contacts.csvio import COLUMNS
 from contacts.models import Contact
 from integration.models import Account
-from mifumo.api.errors import ApiError, ErrorCode
+from mifumo.errors import DomainError, ErrorCode
 from sms.phones import phone_search_digits
 
 # Only a fragment made of phone characters searches the numbers: "john2" must not match
@@ -34,7 +34,7 @@ class ContactPage:
 def contact_get(*, account: Account, contact_id: str) -> Contact:
     contact = Contact.objects.filter(account=account, pk=contact_id).first()
     if contact is None:
-        raise ApiError(ErrorCode.NOT_FOUND, "Contact not found", {"contact_id": contact_id})
+        raise DomainError(ErrorCode.NOT_FOUND, "Contact not found", {"contact_id": contact_id})
     return contact
 
 

@@ -17,7 +17,7 @@ from contacts.custom_fields import CustomFieldError, merge_custom_fields
 from contacts.models import Contact, OptOutChange, OptOutSource
 from contacts.selectors import IN_LIST_SIZE
 from integration.models import Account
-from mifumo.api.errors import ApiError, ErrorCode
+from mifumo.errors import DomainError, ErrorCode
 from sms.phones import InvalidPhone, normalize_phone
 from webhooks.models import EventType
 from webhooks.services import AccountEvent, event_record_accounts
@@ -35,19 +35,19 @@ def _phone(raw: object) -> str:
     try:
         return normalize_phone(raw)
     except InvalidPhone as exc:
-        raise ApiError(
+        raise DomainError(
             ErrorCode.INVALID_PHONE,
             f"Invalid phone number: '{exc.raw}' {exc.reason}",
             {"invalid": [{"phone": exc.raw, "reason": exc.reason}]},
         ) from None
 
 
-def _conflict(*, account: Account, phone: str) -> ApiError | None:
+def _conflict(*, account: Account, phone: str) -> DomainError | None:
     contacts = Contact.objects.filter(account=account, phone_number=phone)
     existing = contacts.values_list("pk", flat=True).first()
     if existing is None:
         return None
-    return ApiError(
+    return DomainError(
         ErrorCode.CONFLICT,
         f"A contact with phone number {phone} already exists",
         {"contact_id": existing, "phone_number": phone},
@@ -103,7 +103,7 @@ def contact_update(*, contact: Contact, data: Mapping[str, Any]) -> Contact:
                 contact.custom_fields or {}, changes["custom_fields"]
             )
         except CustomFieldError as exc:
-            raise ApiError(
+            raise DomainError(
                 ErrorCode.VALIDATION_ERROR,
                 f"custom_fields: {exc}",
                 {"custom_fields": [str(exc)]},

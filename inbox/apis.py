@@ -13,10 +13,10 @@ from inbox.services import NumberError, inbound_data, inbound_receive, normalise
 from integration.auth import api_principal
 from integration.models import Account, Permission
 from mifumo.api.docs import envelope_responses
-from mifumo.api.errors import ApiError, ErrorCode
 from mifumo.api.pagination import choice_param, datetime_param, paginate_pages
 from mifumo.api.responses import ok
 from mifumo.api.views import ApiView
+from mifumo.errors import DomainError, ErrorCode
 
 E = ErrorCode
 TAG = "Inbound SMS"
@@ -42,7 +42,7 @@ def _number_param(request: Request, name: str) -> str | None:
     try:
         return normalise_number(raw)
     except NumberError as exc:
-        raise ApiError(E.VALIDATION_ERROR, str(exc), {name: [str(exc)]}) from None
+        raise DomainError(E.VALIDATION_ERROR, str(exc), {name: [str(exc)]}) from None
 
 
 class InboundListApi(ApiView):
@@ -125,7 +125,7 @@ class InboundSimulateApi(ApiView):
     def post(self, request: Request) -> Response:
         principal = api_principal(request)
         if not principal.test_only:
-            raise ApiError(
+            raise DomainError(
                 E.PERMISSION_DENIED,
                 "Only test keys (mif_test_...) can simulate inbound messages",
             )
@@ -134,7 +134,7 @@ class InboundSimulateApi(ApiView):
         values = data.validated_data
         to = _simulated_number(principal.account, values["to"])
         if route(destination=to, text=values["text"], account=principal.account).number is None:
-            raise ApiError(
+            raise DomainError(
                 E.VALIDATION_ERROR,
                 f"{to} is shared by keyword: start the text with one of this account's keywords",
                 {"text": ["the first word must be this account's keyword for the number"]},
@@ -154,9 +154,9 @@ def _simulated_number(account: Account, raw: str) -> str:
     try:
         to = normalise_number(raw)
     except NumberError as exc:
-        raise ApiError(E.VALIDATION_ERROR, str(exc), {"to": [str(exc)]}) from None
+        raise DomainError(E.VALIDATION_ERROR, str(exc), {"to": [str(exc)]}) from None
     if not Number.objects.filter(account=account, number=to).exists():
-        raise ApiError(
+        raise DomainError(
             E.VALIDATION_ERROR,
             f"{to} is not one of this account's numbers",
             {"to": ["must be one of the account's numbers (see the dashboard's numbers page)"]},

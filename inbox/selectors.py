@@ -13,7 +13,7 @@ from inbox.keywords import DEFAULT_REPLIES
 from inbox.models import Action, AutoReply, InboundMessage, Keyword, Number
 from integration.auth import ApiPrincipal
 from integration.models import Account
-from mifumo.api.errors import ApiError, ErrorCode
+from mifumo.errors import DomainError, ErrorCode
 from sms.models import Recipient
 
 
@@ -53,7 +53,7 @@ def inbound_get(*, account: Account, inbound_id: str, test_only: bool = False) -
     rows = InboundMessage.objects.filter(account=account, pk=inbound_id)
     message = (rows.filter(is_test=True) if test_only else rows).first()
     if message is None:
-        raise ApiError(ErrorCode.NOT_FOUND, "Inbound message not found")
+        raise DomainError(ErrorCode.NOT_FOUND, "Inbound message not found")
     return message
 
 
@@ -136,7 +136,7 @@ def conversation(*, account: Account, phone: str, limit: int = 100) -> list[Entr
         ]
     )
     if not received:
-        raise ApiError(ErrorCode.NOT_FOUND, "No conversation with this number")
+        raise DomainError(ErrorCode.NOT_FOUND, "No conversation with this number")
     sent = (
         Recipient.objects.filter(account=account, phone=phone)
         .select_related("message")

@@ -21,8 +21,8 @@ from contacts.services import contact_set_opted_out
 from inbox import keywords
 from inbox.models import Action, AutoReply, InboundMessage, Keyword, Number
 from integration.models import Account, ApiKey
-from mifumo.api.errors import ApiError
 from mifumo.api.fields import iso
+from mifumo.errors import DomainError
 from sms.carriers.inbound import InboundSms
 from sms.encoding import analyze
 from sms.models import Message, Recipient
@@ -172,7 +172,7 @@ def _send_auto_reply(
                 sender_id=number.number,
                 source=Message.Source.AUTO_REPLY,
             )
-    except ApiError as exc:
+    except DomainError as exc:
         logger.info("auto-reply to %s skipped: %s (%s)", message.id, exc.code, exc)
         return None
     return result.message.id

@@ -26,7 +26,7 @@ from integration.models import (
     Membership,
 )
 from integration.services import account_adjust, account_top_up, api_key_revoke
-from mifumo.api.errors import ApiError
+from mifumo.errors import DomainError
 
 if TYPE_CHECKING:
     ModelAdmin = admin.ModelAdmin[Any]
@@ -271,7 +271,7 @@ class AccountAdmin(ModelAdmin):
                         note=note or "admin top-up",
                         created_by=request.user,  # type: ignore[arg-type]
                     )
-            except ApiError as exc:
+            except DomainError as exc:
                 self.message_user(request, f"{account.name}: {exc.message}", messages.ERROR)
                 continue
             audit_record(

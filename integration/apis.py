@@ -14,9 +14,9 @@ from integration.models import ApiKey, Permission
 from integration.permissions import resolve_mode
 from integration.services import api_key_create, api_key_revoke, api_key_rotate
 from mifumo.api.docs import envelope_responses
-from mifumo.api.errors import ApiError, ErrorCode
 from mifumo.api.responses import ok
 from mifumo.api.views import ApiView
+from mifumo.errors import DomainError, ErrorCode
 
 
 def _audit(request: Request, action: str, key: ApiKey, **details: str) -> None:
@@ -41,7 +41,7 @@ def _keys(request: Request) -> QuerySet[ApiKey]:
 def _own_key(request: Request, key_id: int) -> ApiKey:
     key = _keys(request).filter(pk=key_id).first()
     if key is None:
-        raise ApiError(ErrorCode.NOT_FOUND, "API key not found")
+        raise DomainError(ErrorCode.NOT_FOUND, "API key not found")
     return key
 
 

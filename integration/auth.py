@@ -14,7 +14,7 @@ from rest_framework.request import Request
 
 from integration import keys
 from integration.models import Account, ApiKey
-from mifumo.api.errors import ApiError, ErrorCode
+from mifumo.errors import DomainError, ErrorCode
 
 LAST_USED_EVERY_SECONDS = 60
 
@@ -111,7 +111,7 @@ def authenticate_key(raw: str) -> ApiKey:
     if candidate.expires_at is not None and candidate.expires_at <= timezone.now():
         raise InvalidCredentials("The provided API key has expired")
     if not candidate.account.is_active:
-        raise ApiError(ErrorCode.PERMISSION_DENIED, "This account is suspended")
+        raise DomainError(ErrorCode.PERMISSION_DENIED, "This account is suspended")
     return candidate
 
 

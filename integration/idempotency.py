@@ -27,7 +27,7 @@ from rest_framework.response import Response
 from integration import keys
 from integration.auth import ApiPrincipal
 from integration.models import IdempotencyRecord
-from mifumo.api.errors import ApiError, ErrorCode
+from mifumo.errors import DomainError, ErrorCode
 
 TTL = timedelta(hours=24)
 MAX_KEY_LENGTH = 255
@@ -56,7 +56,7 @@ def _request_hash(request: Request) -> str:
 
 def _replay(record: IdempotencyRecord, request_hash: str) -> Response:
     if record.request_hash != request_hash:
-        raise ApiError(
+        raise DomainError(
             ErrorCode.CONFLICT,
             "This Idempotency-Key was already used with a different request",
             {"idempotency_key": record.key},
@@ -80,7 +80,7 @@ def idempotent(handler: Handler) -> Handler:
             return handler(view, request, *args, **kwargs)
         key = key.strip()
         if not key or len(key) > MAX_KEY_LENGTH or not key.isprintable():
-            raise ApiError(
+            raise DomainError(
                 ErrorCode.VALIDATION_ERROR,
                 "Idempotency-Key must be 1 to 255 printable characters",
                 {"Idempotency-Key": ["invalid"]},

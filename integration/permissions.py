@@ -7,7 +7,7 @@ from rest_framework.request import Request
 
 from integration.auth import ApiPrincipal
 from integration.models import Permission
-from mifumo.api.errors import ApiError, ErrorCode
+from mifumo.errors import DomainError, ErrorCode
 
 
 def required_permission(request: Request, view: Any) -> str:
@@ -41,7 +41,7 @@ def resolve_mode(principal: ApiPrincipal, test: bool | None, what: str) -> bool:
     if test is None:
         return principal.test_only
     if principal.test_only and not test:
-        raise ApiError(
+        raise DomainError(
             ErrorCode.PERMISSION_DENIED,
             f"A test key can only make test {what}",
             {"test": ["must be true (or left out) with a test key"]},

@@ -13,7 +13,7 @@ from django.db.models.functions import TruncDate
 from django.utils import timezone
 
 from integration.models import Account, ApiKey, Invitation, LedgerEntry, Membership
-from mifumo.api.errors import ApiError, ErrorCode
+from mifumo.errors import DomainError, ErrorCode
 
 INVITATION_SALT = "mifumo.invitation"
 ZERO = Decimal("0.00")
@@ -31,7 +31,7 @@ def membership_get(*, account: Account, membership_id: int) -> Membership:
         Membership.objects.filter(account=account, pk=membership_id).select_related("user").first()
     )
     if membership is None:
-        raise ApiError(ErrorCode.NOT_FOUND, "Member not found")
+        raise DomainError(ErrorCode.NOT_FOUND, "Member not found")
     return membership
 
 
@@ -79,7 +79,7 @@ def invitations_pending(*, account: Account) -> QuerySet[Invitation]:
 def invitation_get(*, account: Account, invitation_id: int) -> Invitation:
     invitation = Invitation.objects.filter(account=account, pk=invitation_id).first()
     if invitation is None:
-        raise ApiError(ErrorCode.NOT_FOUND, "Invitation not found")
+        raise DomainError(ErrorCode.NOT_FOUND, "Invitation not found")
     return invitation
 
 
@@ -90,16 +90,16 @@ def invitation_from_token(*, token: str) -> Invitation:
     try:
         invitation_id = signing.loads(token, salt=INVITATION_SALT, max_age=max_age)
     except signing.SignatureExpired:
-        raise ApiError(
+        raise DomainError(
             ErrorCode.CONFLICT, "This invitation has expired", {"status": "expired"}
         ) from None
     except signing.BadSignature:
-        raise ApiError(ErrorCode.NOT_FOUND, "This invitation link is not valid") from None
+        raise DomainError(ErrorCode.NOT_FOUND, "This invitation link is not valid") from None
     invitation = (
         Invitation.objects.filter(pk=invitation_id).select_related("account", "invited_by").first()
     )
     if invitation is None:
-        raise ApiError(ErrorCode.NOT_FOUND, "This invitation link is not valid")
+        raise DomainError(ErrorCode.NOT_FOUND, "This invitation link is not valid")
     return invitation
 
 

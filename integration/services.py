@@ -18,13 +18,13 @@ from integration import keys
 from integration.models import Account, ApiKey, Invitation, LedgerEntry, Membership, Permission
 from integration.selectors import INVITATION_SALT
 from integration.signals import LowBalance, balance_fell_below_threshold
-from mifumo.api.errors import ApiError, ErrorCode
 from mifumo.db import atomic_unless_nested
+from mifumo.errors import DomainError, ErrorCode
 
 CENT = Decimal("0.01")
 
 
-class InsufficientBalance(ApiError):
+class InsufficientBalance(DomainError):
     def __init__(self, *, cost: Decimal, balance: Decimal, currency: str) -> None:
         super().__init__(
             ErrorCode.INSUFFICIENT_BALANCE,
@@ -154,7 +154,7 @@ def _alert_if_low(entry: LedgerEntry, *, threshold: Decimal | None, currency: st
 def _positive(amount: Decimal | int | str) -> Decimal:
     value = _money(amount)
     if value <= 0:
-        raise ApiError(
+        raise DomainError(
             ErrorCode.VALIDATION_ERROR, "Amount must be positive", {"amount": [str(amount)]}
         )
     return value
@@ -218,7 +218,7 @@ def account_adjust(
     """An operator's correction, positive or negative; never below zero."""
     value = _money(amount)
     if value == 0:
-        raise ApiError(ErrorCode.VALIDATION_ERROR, "Amount must not be zero", {"amount": ["0"]})
+        raise DomainError(ErrorCode.VALIDATION_ERROR, "Amount must not be zero", {"amount": ["0"]})
     return _move(
         account_id=account.pk,
         amount=value,
@@ -236,7 +236,7 @@ def account_set_low_balance_threshold(
     """Alert when a debit takes the balance below ``threshold``; None turns the alert off."""
     value = None if threshold is None else _money(threshold)
     if value is not None and value <= 0:
-        raise ApiError(
+        raise DomainError(
             ErrorCode.VALIDATION_ERROR,
             "The threshold must be positive",
             {"threshold": ["Must be greater than zero; leave it empty to turn the alert off"]},
@@ -271,7 +271,7 @@ def _keep_an_owner(membership: Membership, *, new_role: str | None) -> None:
         .values_list("pk", flat=True)
     )
     if owners == [membership.pk]:
-        raise ApiError(
+        raise DomainError(
             ErrorCode.CONFLICT,
             "An account needs at least one owner: make someone else an owner first",
             {"membership": membership.pk},
@@ -305,7 +305,7 @@ def invitation_create(
     address to the account is revoked, so only the newest link works."""
     email = email.strip()
     if Membership.objects.filter(account=account, user__email__iexact=email).exists():
-        raise ApiError(
+        raise DomainError(
             ErrorCode.CONFLICT,
             f"{email} already belongs to a member of this account",
             {"email": [f"{email} is already a member"]},
@@ -342,7 +342,7 @@ def invitation_accept(*, invitation: Invitation, user: User) -> Membership:
     with transaction.atomic():
         locked = Invitation.objects.select_for_update().get(pk=invitation.pk)
         if locked.status != "pending":
-            raise ApiError(
+            raise DomainError(
                 ErrorCode.CONFLICT,
                 f"This invitation was {locked.status}; ask an owner of the account for a new one",
                 {"status": locked.status},
@@ -369,7 +369,7 @@ def invitation_accept_as_new_user(
             )
             return user, invitation_accept(invitation=invitation, user=user)
     except IntegrityError:
-        raise ApiError(
+        raise DomainError(
             ErrorCode.CONFLICT,
             f"The username {username} is taken; choose another",
             {"username": [f"{username} is taken"]},
@@ -433,9 +433,9 @@ def api_key_rotate(*, api_key: ApiKey, created_by: User | None = None) -> Issued
     pointing at the old record, so their webhooks can never carry the new key."""
     old = ApiKey.objects.select_for_update().get(pk=api_key.pk)
     if old.revoked_at is not None:
-        raise ApiError(ErrorCode.CONFLICT, "A revoked key cannot be rotated")
+        raise DomainError(ErrorCode.CONFLICT, "A revoked key cannot be rotated")
     if old.status == "expired":
-        raise ApiError(ErrorCode.CONFLICT, "An expired key cannot be rotated; create a new one")
+        raise DomainError(ErrorCode.CONFLICT, "An expired key cannot be rotated; create a new one")
     issued = api_key_create(
         account=api_key.account,
         name=old.name,

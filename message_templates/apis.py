@@ -12,9 +12,9 @@ from message_templates import serializers as s
 from message_templates.selectors import template_get, template_list
 from message_templates.services import template_create, template_delete, template_update
 from mifumo.api.docs import envelope_responses
-from mifumo.api.errors import ErrorCode
 from mifumo.api.responses import ok
 from mifumo.api.views import ApiView
+from mifumo.errors import ErrorCode
 
 TAG = "Templates"
 TEMPLATE_EXAMPLE = {

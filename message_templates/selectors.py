@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from integration.models import Account
 from message_templates.models import MessageTemplate
-from mifumo.api.errors import ApiError, ErrorCode
+from mifumo.errors import DomainError, ErrorCode
 
 
 @dataclass(frozen=True)
@@ -18,7 +18,7 @@ class TemplatePage:
 def template_get(*, account: Account, template_id: str) -> MessageTemplate:
     template = MessageTemplate.objects.filter(account=account, pk=template_id).first()
     if template is None:
-        raise ApiError(ErrorCode.NOT_FOUND, "Template not found", {"template_id": template_id})
+        raise DomainError(ErrorCode.NOT_FOUND, "Template not found", {"template_id": template_id})
     return template
 
 

@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 from django.db import IntegrityError, models, transaction
 from django.utils import timezone
 
-from mifumo.api.errors import ApiError, ErrorCode
+from mifumo.errors import DomainError, ErrorCode
 
 N = TypeVar("N", bound=models.Model)
 
@@ -33,7 +33,7 @@ def save_named(record: models.Model, *, what: str, id_key: str, **kwargs: Any) -
         )
         if existing is None:
             raise
-        raise ApiError(
+        raise DomainError(
             ErrorCode.CONFLICT,
             f"A {what} named '{name}' already exists",
             {id_key: existing, "name": name},

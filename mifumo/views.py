@@ -11,8 +11,8 @@ from drf_spectacular.utils import extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from mifumo.api.errors import ApiError, ErrorCode
 from mifumo.api.views import ApiView
+from mifumo.errors import DomainError, ErrorCode
 
 
 def home(request: HttpRequest) -> HttpResponse:
@@ -58,7 +58,7 @@ class NotFoundView(ApiView):
     """Anything under the API prefix that no route matches: 404 in the envelope."""
 
     def _not_found(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        raise ApiError(
+        raise DomainError(
             ErrorCode.NOT_FOUND,
             f"No endpoint at {request.path}; API routes end with a slash",
         )

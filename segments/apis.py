@@ -10,8 +10,8 @@ from contacts import serializers as cs
 from contacts.apis import ContactsApiView, account_of
 from contacts.selectors import contact_search
 from mifumo.api.docs import envelope_responses
-from mifumo.api.errors import ErrorCode
 from mifumo.api.responses import ok
+from mifumo.errors import ErrorCode
 from segments import serializers as s
 from segments.selectors import (
     segment_contact_count,

@@ -9,7 +9,7 @@ from django.db.models import Count, Q, QuerySet
 
 from contacts.models import Contact
 from integration.models import Account
-from mifumo.api.errors import ApiError, ErrorCode
+from mifumo.errors import DomainError, ErrorCode
 from segments.criteria import criteria_q
 from segments.models import Segment
 
@@ -24,7 +24,7 @@ class SegmentPage:
 def segment_get(*, account: Account, segment_id: str) -> Segment:
     segment = Segment.objects.filter(account=account, pk=segment_id).first()
     if segment is None:
-        raise ApiError(ErrorCode.NOT_FOUND, "Segment not found", {"segment_id": segment_id})
+        raise DomainError(ErrorCode.NOT_FOUND, "Segment not found", {"segment_id": segment_id})
     return segment
 
 
@@ -86,7 +86,7 @@ def segment_member_phones(*, account: Account, segment_ids: Sequence[str]) -> di
     found = {s.pk: s for s in Segment.objects.filter(account=account, pk__in=wanted)}
     unknown = [segment_id for segment_id in wanted if segment_id not in found]
     if unknown:
-        raise ApiError(
+        raise DomainError(
             ErrorCode.NOT_FOUND,
             f"Segment not found: {', '.join(unknown)}",
             {"segment_ids": unknown},

@@ -16,11 +16,11 @@ from integration.auth import ApiPrincipal, api_principal
 from integration.models import Account
 from integration.selectors import account_balance
 from mifumo.api.docs import envelope_responses
-from mifumo.api.errors import ErrorCode
 from mifumo.api.fields import iso, money
 from mifumo.api.pagination import choice_param, datetime_param, paginate_pages
 from mifumo.api.responses import ok
 from mifumo.api.views import ApiView
+from mifumo.errors import DomainError, ErrorCode
 from sms import selectors
 from sms import serializers as s
 from sms.models import Message, Recipient
@@ -353,9 +353,7 @@ class MessagesApi(ApiView):
             try:
                 phone = normalize_phone(phone)
             except InvalidPhone as exc:
-                from mifumo.api.errors import ApiError
-
-                raise ApiError(
+                raise DomainError(
                     E.VALIDATION_ERROR, f"Invalid phone: {exc.reason}", {"phone": [exc.reason]}
                 ) from None
         rows = selectors.messages_list(

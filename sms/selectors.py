@@ -11,7 +11,7 @@ from typing import Any
 from django.db.models import Count, Max, QuerySet, Sum
 
 from integration.models import Account, LedgerEntry
-from mifumo.api.errors import ApiError, ErrorCode
+from mifumo.errors import DomainError, ErrorCode
 from sms.models import Message, Recipient, SenderId
 
 S = Recipient.Status
@@ -48,7 +48,7 @@ def message_get(*, account: Account, message_id: str, test_only: bool = False) -
     messages = Message.objects.filter(account=account, pk=message_id)
     message = (messages.filter(is_test=True) if test_only else messages).first()
     if message is None:
-        raise ApiError(ErrorCode.NOT_FOUND, "Message not found")
+        raise DomainError(ErrorCode.NOT_FOUND, "Message not found")
     return message
 
 

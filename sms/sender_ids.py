@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from inbox.models import Number
 from integration.models import Account
-from mifumo.api.errors import ApiError, ErrorCode
+from mifumo.errors import DomainError, ErrorCode
 from sms.models import SenderId
 
 ALPHANUMERIC = re.compile(r"^(?=.*[A-Za-z])[A-Za-z0-9 ._&-]{1,11}$")
@@ -44,9 +44,9 @@ def sender_id_request(*, account: Account, value: str, purpose: str = "") -> Sen
     value = value.strip()
     problem = sender_id_format_error(value)
     if problem:
-        raise ApiError(ErrorCode.VALIDATION_ERROR, problem, {"sender_id": [problem]})
+        raise DomainError(ErrorCode.VALIDATION_ERROR, problem, {"sender_id": [problem]})
     if value == settings.MIFUMO_DEFAULT_SENDER_ID:
-        raise ApiError(
+        raise DomainError(
             ErrorCode.CONFLICT,
             f"{value} is already approved for every account",
             {"sender_id": value, "status": "approved"},
@@ -56,7 +56,7 @@ def sender_id_request(*, account: Account, value: str, purpose: str = "") -> Sen
             return SenderId.objects.create(account=account, value=value, purpose=purpose)
     except IntegrityError:
         existing = SenderId.objects.get(account=account, value=value)
-        raise ApiError(
+        raise DomainError(
             ErrorCode.CONFLICT,
             f"Sender ID {value} was already requested",
             {"sender_id": value, "status": existing.status},

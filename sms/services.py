@@ -15,9 +15,9 @@ from django.utils.dateparse import parse_datetime
 
 from integration.models import Account, ApiKey
 from integration.services import account_debit, account_refund
-from mifumo.api.errors import ApiError, ErrorCode
 from mifumo.api.fields import ImpossibleMoment, as_utc, iso
 from mifumo.db import insert_row
+from mifumo.errors import DomainError, ErrorCode
 from mifumo.ids import new_id
 from sms import encoding
 from sms.models import Message, Recipient
@@ -51,7 +51,7 @@ def parse_schedule_time(raw: object) -> datetime | None:
     if raw is None or raw == "":
         return None
     if not isinstance(raw, str):
-        raise ApiError(
+        raise DomainError(
             ErrorCode.INVALID_SCHEDULE_TIME,
             "schedule_time must be an ISO 8601 string such as 2024-01-01T10:00:00Z",
             {"schedule_time": str(raw)},
@@ -61,13 +61,13 @@ def parse_schedule_time(raw: object) -> datetime | None:
     except ValueError:
         value = None
     if value is None:
-        raise ApiError(
+        raise DomainError(
             ErrorCode.INVALID_SCHEDULE_TIME,
             "schedule_time is not an ISO 8601 date and time",
             {"schedule_time": raw},
         )
     if value.tzinfo is None:
-        raise ApiError(
+        raise DomainError(
             ErrorCode.INVALID_SCHEDULE_TIME,
             "schedule_time needs a time zone, for example 2024-01-01T10:00:00Z or +03:00",
             {"schedule_time": raw},
@@ -75,19 +75,19 @@ def parse_schedule_time(raw: object) -> datetime | None:
     try:
         value = as_utc(value)
     except ImpossibleMoment as exc:
-        raise ApiError(
+        raise DomainError(
             ErrorCode.INVALID_SCHEDULE_TIME, f"schedule_time {exc}", {"schedule_time": raw}
         ) from None
     now = timezone.now()
     if value <= now:
-        raise ApiError(
+        raise DomainError(
             ErrorCode.INVALID_SCHEDULE_TIME,
             "schedule_time is in the past",
             {"schedule_time": raw, "now": iso(now)},
         )
     limit = now + timedelta(days=settings.MIFUMO_MAX_SCHEDULE_DAYS)
     if value > limit:
-        raise ApiError(
+        raise DomainError(
             ErrorCode.INVALID_SCHEDULE_TIME,
             f"schedule_time is more than {settings.MIFUMO_MAX_SCHEDULE_DAYS} days ahead",
             {"schedule_time": raw, "latest": iso(limit)},
@@ -99,7 +99,7 @@ def _check_text(text: str, account: Account) -> encoding.TextInfo:
     info = encoding.analyze(text)
     limit = account.message_length_limit
     if info.length > limit:
-        raise ApiError(
+        raise DomainError(
             ErrorCode.MESSAGE_TOO_LONG,
             f"The message is {info.length} characters; the limit is {limit}",
             {
@@ -115,9 +115,9 @@ def _check_text(text: str, account: Account) -> encoding.TextInfo:
 def _check_sender(sender_id: str, account: Account) -> None:
     problem = sender_id_format_error(sender_id)
     if problem:
-        raise ApiError(ErrorCode.INVALID_SENDER_ID, problem, {"sender_id": sender_id})
+        raise DomainError(ErrorCode.INVALID_SENDER_ID, problem, {"sender_id": sender_id})
     if not sender_id_is_approved(account=account, value=sender_id):
-        raise ApiError(
+        raise DomainError(
             ErrorCode.INVALID_SENDER_ID,
             f"Sender ID {sender_id} is not approved for this account",
             {"sender_id": sender_id},
@@ -126,7 +126,7 @@ def _check_sender(sender_id: str, account: Account) -> None:
 
 def _check_count(count: int, limit: int, what: str = "per request") -> None:
     if count > limit:
-        raise ApiError(
+        raise DomainError(
             ErrorCode.TOO_MANY_RECIPIENTS,
             f"{count} recipients; at most {limit} {what}",
             {"count": count, "limit": limit},
@@ -140,7 +140,7 @@ def _resolve_recipients(
     _check_count(len(raw_recipients), settings.MIFUMO_MAX_RECIPIENTS)
     parsed = parse_phones(raw_recipients)
     if parsed.invalid:
-        raise ApiError(
+        raise DomainError(
             ErrorCode.INVALID_PHONE,
             f"{len(parsed.invalid)} recipient(s) are not valid mobile numbers",
             {"invalid": parsed.invalid},
@@ -178,7 +178,7 @@ def _drop_opted_out(account: Account, phones: list[str]) -> tuple[list[str], lis
     kept = [p for p in phones if p not in opted_out]
     skipped = [{"phone": p, "reason": "opted_out"} for p in phones if p in opted_out]
     if not kept:
-        raise ApiError(
+        raise DomainError(
             ErrorCode.OPTED_OUT,
             "Every recipient has opted out of messages from this account",
             {"skipped": skipped},
@@ -191,7 +191,7 @@ def _template(text: str) -> Template | None:
     try:
         return parse_template(text)
     except TemplateError as exc:
-        raise ApiError(
+        raise DomainError(
             ErrorCode.VALIDATION_ERROR,
             f"The message has a malformed placeholder: {exc.problems[0]}",
             {"message": exc.problems},
@@ -226,7 +226,7 @@ def _personalise(
     if rendered.missing:
         first_phone, first_keys = rendered.missing[0]
         unknown = f"; no recipient has {', '.join(rendered.unknown)}" if rendered.unknown else ""
-        raise ApiError(
+        raise DomainError(
             ErrorCode.VALIDATION_ERROR,
             f"{len(rendered.missing)} recipient(s) have no value for a placeholder without a "
             f"default (first: {first_phone} lacks {', '.join(first_keys)}){unknown}",
@@ -242,7 +242,7 @@ def _personalise(
     limit = account.message_length_limit
     over = [(phone, info.length) for phone, info in infos.items() if info.length > limit]
     if over:
-        raise ApiError(
+        raise DomainError(
             ErrorCode.MESSAGE_TOO_LONG,
             f"{len(over)} recipient(s) would get a text over the limit of {limit} characters "
             f"(first: {over[0][0]}, {over[0][1]} characters)",
@@ -305,11 +305,11 @@ def message_quote(
     ``variables`` and the contact's fields, and each text is measured and priced alone."""
     is_test = bool(api_key and api_key.is_test)
     if not text or not text.strip():
-        raise ApiError(
+        raise DomainError(
             ErrorCode.VALIDATION_ERROR, "The message is empty", {"message": ["must not be blank"]}
         )
     if not recipients and not segment_ids:
-        raise ApiError(
+        raise DomainError(
             ErrorCode.VALIDATION_ERROR,
             "Give recipients, segment_ids or both",
             {"recipients": ["at least one recipient is required"]},
@@ -331,7 +331,7 @@ def message_quote(
     if segment_ids:
         _check_count(len(phones), settings.MIFUMO_MAX_SEGMENT_RECIPIENTS, "per send")
     if not phones:
-        raise ApiError(
+        raise DomainError(
             ErrorCode.VALIDATION_ERROR,
             "The segments have no members and no recipients were given",
             {"recipients": ["no recipients"]},
@@ -347,7 +347,7 @@ def message_quote(
     assert info is not None
     quote = price_phones(phones)
     if quote.unsupported:
-        raise ApiError(
+        raise DomainError(
             ErrorCode.UNSUPPORTED_DESTINATION,
             f"No route covers {len(quote.unsupported)} recipient(s)",
             {"unsupported": quote.unsupported},
@@ -496,12 +496,12 @@ def message_cancel(*, account: Account, message_id: str) -> tuple[Message, int, 
         # The message row lock orders this against the scheduler releasing the message.
         message = Message.objects.select_for_update().filter(account=account, pk=message_id).first()
         if message is None:
-            raise ApiError(ErrorCode.NOT_FOUND, "Message not found")
+            raise DomainError(ErrorCode.NOT_FOUND, "Message not found")
         rows = Recipient.objects.filter(message=message, status=Recipient.Status.SCHEDULED)
         refund = sum(rows.values_list("cost", flat=True), ZERO)
         canceled = rows.update(status=Recipient.Status.CANCELED, updated_at=timezone.now())
         if not canceled:
-            raise ApiError(
+            raise DomainError(
                 ErrorCode.CONFLICT,
                 "Only a scheduled message can be canceled; this one is already on its way",
                 {"message_id": message.id},

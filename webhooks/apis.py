@@ -18,9 +18,9 @@ from integration.auth import api_principal
 from integration.models import Account, Permission
 from integration.permissions import resolve_mode
 from mifumo.api.docs import envelope_responses
-from mifumo.api.errors import ErrorCode
 from mifumo.api.responses import ok
 from mifumo.api.views import ApiView
+from mifumo.errors import ErrorCode
 from webhooks import selectors, services
 from webhooks import serializers as s
 from webhooks.models import Delivery, Endpoint

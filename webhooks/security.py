@@ -16,7 +16,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from django.conf import settings
 
-from mifumo.api.errors import ApiError, ErrorCode
+from mifumo.errors import DomainError, ErrorCode
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -161,8 +161,10 @@ def refusal_without_exemption(url: str) -> str | None:
         return str(exc)
 
 
-def _refuse(field: str, reason: str) -> ApiError:
-    return ApiError(ErrorCode.VALIDATION_ERROR, f"Webhook URL refused: {reason}", {field: [reason]})
+def _refuse(field: str, reason: str) -> DomainError:
+    return DomainError(
+        ErrorCode.VALIDATION_ERROR, f"Webhook URL refused: {reason}", {field: [reason]}
+    )
 
 
 def _normalise_host(host: str) -> str:
@@ -216,7 +218,7 @@ def split_url(url: str) -> tuple[str, str, int, str]:
 
 
 def validate_webhook_url(url: str, *, field: str = "webhook_url") -> str:
-    """The normalised URL, or ApiError(VALIDATION_ERROR) with ``{field: [reason]}``.
+    """The normalised URL, or DomainError(VALIDATION_ERROR) with ``{field: [reason]}``.
 
     Unless ``MIFUMO_WEBHOOK_ALLOW_PRIVATE`` is on, the host must resolve and every address
     it resolves to must be public. Sending checks the address again, at connect time.

@@ -11,7 +11,7 @@ from typing import NamedTuple, TypeVar
 from django.db.models import QuerySet
 
 from integration.models import Account
-from mifumo.api.errors import ApiError, ErrorCode
+from mifumo.errors import DomainError, ErrorCode
 from sms.models import Message, Recipient
 from webhooks.models import (
     AccountSigningSecret,
@@ -43,7 +43,7 @@ def endpoint_list(*, account: Account, test_only: bool = False) -> QuerySet[Endp
 def endpoint_get(*, account: Account, endpoint_id: str, test_only: bool = False) -> Endpoint:
     endpoint = _endpoints(account, test_only).filter(pk=endpoint_id).first()
     if endpoint is None:
-        raise ApiError(ErrorCode.NOT_FOUND, "Webhook not found")
+        raise DomainError(ErrorCode.NOT_FOUND, "Webhook not found")
     return endpoint
 
 
@@ -86,7 +86,7 @@ def delivery_get(
         deliveries = deliveries.filter(endpoint=endpoint)
     delivery = deliveries.first()
     if delivery is None:
-        raise ApiError(ErrorCode.NOT_FOUND, "Delivery not found")
+        raise DomainError(ErrorCode.NOT_FOUND, "Delivery not found")
     return delivery
 
 

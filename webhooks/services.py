@@ -35,9 +35,9 @@ from django.utils import timezone
 from integration import keys
 from integration.models import Account, ApiKey
 from integration.signals import LowBalance
-from mifumo.api.errors import ApiError, ErrorCode
 from mifumo.api.fields import iso, money
 from mifumo.db import atomic_unless_nested
+from mifumo.errors import DomainError, ErrorCode
 from sms.models import Message
 from sms.signals import StatusChange
 from webhooks import security, selectors, signing, transport
@@ -110,7 +110,7 @@ def _events(events: Iterable[str] | None) -> list[str]:
     chosen = set(events)
     unknown = chosen - set(SUBSCRIBABLE_EVENTS)
     if unknown or not chosen:
-        raise ApiError(
+        raise DomainError(
             ErrorCode.VALIDATION_ERROR,
             "Unknown or missing events",
             {"events": [f"Choose one or more of: {', '.join(SUBSCRIBABLE_EVENTS)}"]},
@@ -171,7 +171,7 @@ def endpoint_delete(*, endpoint: Endpoint) -> None:
 
 def _rotate(holder: SigningSecretFields, grace_seconds: int) -> None:
     if not 0 <= grace_seconds <= MAX_GRACE_SECONDS:
-        raise ApiError(
+        raise DomainError(
             ErrorCode.VALIDATION_ERROR,
             "The grace period is out of range",
             {"grace_period_seconds": [f"Between 0 and {MAX_GRACE_SECONDS}"]},
@@ -1140,14 +1140,14 @@ def _queue_drain(task: Any) -> None:
 def delivery_redeliver(*, delivery: Delivery) -> Delivery:
     """Send a finished delivery's event again, as a new delivery with a fresh retry budget."""
     if delivery.status == Delivery.Status.PENDING:
-        raise ApiError(
+        raise DomainError(
             ErrorCode.CONFLICT,
             "This delivery is still pending; it will be retried on its schedule",
             {"delivery_id": delivery.pk, "status": delivery.status},
         )
     endpoint = delivery.endpoint
     if endpoint is not None and not endpoint.active:
-        raise ApiError(
+        raise DomainError(
             ErrorCode.CONFLICT,
             "The endpoint is disabled; activate it before redelivering",
             {"webhook_id": endpoint.pk, "disabled_reason": endpoint.disabled_reason},

@@ -22,7 +22,7 @@ from dashboard.views.common import csv_download, form_error, paginate, render_pa
 from integration.models import LedgerEntry
 from integration.selectors import account_balance, ledger_entries, ledger_per_day, spend_of
 from integration.services import account_set_low_balance_threshold
-from mifumo.api.errors import ApiError
+from mifumo.errors import DomainError
 
 CHART_DAYS = 30
 SPEND_SERIES = [Series("spend", "Spend after refunds", "s-spend")]
@@ -111,7 +111,7 @@ def billing_threshold(request: HttpRequest, ws: Workspace) -> HttpResponse:
         account_set_low_balance_threshold(
             account=ws.account, threshold=form.cleaned_data.get("threshold")
         )
-    except ApiError as exc:
+    except DomainError as exc:
         form_error(form, exc, "threshold")
         return _page(request, ws, form, status=400)
     value = ws.account.low_balance_threshold

@@ -13,8 +13,8 @@ from django.shortcuts import render
 
 from dashboard.access import Workspace
 from dashboard.audit import audit_record
-from mifumo.api.errors import ApiError, ErrorCode
 from mifumo.csv_cells import spreadsheet_lines
+from mifumo.errors import DomainError, ErrorCode
 
 T = TypeVar("T")
 PER_PAGE = 25
@@ -49,20 +49,20 @@ def or_404(read: Callable[..., T], **kwargs: Any) -> T:
     """Call a selector that raises NOT_FOUND for another account's id, as a 404 page."""
     try:
         return read(**kwargs)
-    except ApiError as exc:
+    except DomainError as exc:
         if exc.code == ErrorCode.NOT_FOUND:
             raise Http404(exc.message) from None
         raise
 
 
-def form_error(form: forms.BaseForm, exc: ApiError, field: str | None = None) -> None:
+def form_error(form: forms.BaseForm, exc: DomainError, field: str | None = None) -> None:
     """Show a service's refusal on the form: its message, plus what its details name."""
     form.add_error(field, exc.message)
     for line in error_details(exc):
         form.add_error(field, line)
 
 
-def error_details(exc: ApiError) -> list[str]:
+def error_details(exc: DomainError) -> list[str]:
     details = exc.details
     lines: list[str] = []
     if isinstance(details, dict):

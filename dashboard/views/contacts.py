@@ -46,7 +46,7 @@ from dashboard.views.common import (
     record,
     render_page,
 )
-from mifumo.api.errors import ApiError
+from mifumo.errors import DomainError
 from segments.models import Segment
 from segments.selectors import (
     criteria_contact_count,
@@ -121,7 +121,7 @@ def contact_new(request: HttpRequest, ws: Workspace) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         try:
             contact = contact_create(account=ws.account, **form.cleaned_data)
-        except ApiError as exc:
+        except DomainError as exc:
             form_error(form, exc, "phone_number")
         else:
             _record(request, ws, Action.CONTACT_CREATED, contact.phone_number, id=contact.pk)
@@ -151,7 +151,7 @@ def contact_edit(request: HttpRequest, ws: Workspace, contact_id: str) -> HttpRe
         data = {**form.cleaned_data, "custom_fields": {**removed, **custom}}
         try:
             contact_update(contact=contact, data=data)
-        except ApiError as exc:
+        except DomainError as exc:
             form_error(form, exc, "phone_number")
         else:
             _record(request, ws, Action.CONTACT_UPDATED, contact.phone_number, **changed)
@@ -220,7 +220,7 @@ def contacts_import(request: HttpRequest, ws: Workspace) -> HttpResponse:
                 data=upload.read(),
                 on_duplicate=form.cleaned_data["on_duplicate"],
             )
-        except ApiError as exc:
+        except DomainError as exc:
             form_error(form, exc, "file")
         else:
             _record(
@@ -359,7 +359,7 @@ def _segment_form(request: HttpRequest, ws: Workspace, segment: Segment | None) 
             else:
                 segment_update(segment=segment, data=fields)
                 action, verb = Action.SEGMENT_UPDATED, "saved"
-        except ApiError as exc:
+        except DomainError as exc:
             form_error(form, exc, "name")
             if segment is not None:
                 segment.refresh_from_db()  # the page heads with the saved name, not the refused

@@ -20,7 +20,7 @@ from inbox.services import (
     keyword_add,
     keyword_remove,
 )
-from mifumo.api.errors import ApiError
+from mifumo.errors import DomainError
 from sms.models import Message
 from sms.phones import InvalidPhone, normalize_phone
 from sms.services import message_send
@@ -99,7 +99,7 @@ def conversation(request: HttpRequest, ws: Workspace, phone: str) -> HttpRespons
             sender_id=number,
             source=Message.Source.DASHBOARD,
         )
-    except ApiError as exc:
+    except DomainError as exc:
         form.add_error("text", exc.message)
         return _conversation_page(request, ws, phone, form, status=400)
     _record(request, ws, "inbox.replied", phone, message=result.message.pk, number=number)

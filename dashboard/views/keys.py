@@ -14,7 +14,7 @@ from dashboard.forms import ApiKeyCreateForm, new_nonce
 from dashboard.views.common import claim_nonce, render_page
 from integration.models import ApiKey
 from integration.services import IssuedKey, api_key_create, api_key_revoke, api_key_rotate
-from mifumo.api.errors import ApiError
+from mifumo.errors import DomainError
 
 ALREADY_SHOWN = (
     "That form was already submitted, and its key was shown once. For security it cannot be "
@@ -122,7 +122,7 @@ def key_rotate(request: HttpRequest, ws: Workspace, key_id: int) -> HttpResponse
     old_prefix = key.prefix
     try:
         issued = api_key_rotate(api_key=key, created_by=request.user)  # type: ignore[arg-type]
-    except ApiError as exc:
+    except DomainError as exc:
         messages.error(request, exc.message)
         return redirect("dashboard:keys")
     audit_record(

@@ -14,7 +14,7 @@ from dashboard.views.common import form_error, or_404, paginate, render_page
 from message_templates.models import MessageTemplate
 from message_templates.selectors import template_get
 from message_templates.services import template_create, template_delete, template_update
-from mifumo.api.errors import ApiError
+from mifumo.errors import DomainError
 from sms.personalise import placeholder_keys
 
 
@@ -55,7 +55,7 @@ def _form(request: HttpRequest, ws: Workspace, template: MessageTemplate | None)
             else:
                 template_update(template=template, data=fields)
                 action, verb = Action.TEMPLATE_UPDATED, "saved"
-        except ApiError as exc:
+        except DomainError as exc:
             form_error(form, exc, "name")
             if template is not None:
                 template.refresh_from_db()

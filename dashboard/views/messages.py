@@ -32,7 +32,7 @@ from dashboard.views.common import (
 from integration.models import Account
 from integration.selectors import account_balance, api_keys_all
 from message_templates.selectors import template_get
-from mifumo.api.errors import ApiError
+from mifumo.errors import DomainError
 from segments.selectors import segment_list
 from sms import encoding
 from sms.models import Message
@@ -192,7 +192,7 @@ def message_send_preview(request: HttpRequest, ws: Workspace) -> JsonResponse:
         return JsonResponse({"ok": False, "problems": problems[:10]})
     try:
         plan = message_quote(account=ws.account, **_arguments(form))
-    except ApiError as exc:
+    except DomainError as exc:
         return JsonResponse({"ok": False, "problems": [exc.message, *error_details(exc)][:10]})
     count = len(plan.phones)
     return JsonResponse(
@@ -251,7 +251,7 @@ def _form_page(
 def _preview(request: HttpRequest, ws: Workspace, form: SendMessageForm) -> HttpResponse:
     try:
         plan = message_quote(account=ws.account, **_arguments(form))
-    except ApiError as exc:
+    except DomainError as exc:
         form_error(form, exc)
         return _form_page(request, ws, form, status=400)
     balance = account_balance(account_id=ws.account.pk)
@@ -281,7 +281,7 @@ def _send(request: HttpRequest, ws: Workspace, form: SendMessageForm) -> HttpRes
         return redirect("dashboard:messages")
     try:
         result = message_send(account=account, source=Message.Source.DASHBOARD, **_arguments(form))
-    except ApiError as exc:
+    except DomainError as exc:
         # Back to the form with a fresh one-time token: this one is spent.
         data = request.POST.copy()
         data["nonce"] = new_nonce()
@@ -346,7 +346,7 @@ def message_cancel_view(request: HttpRequest, ws: Workspace, message_id: str) ->
     message = selectors.message_for_account(account=ws.account, message_id=message_id)
     try:
         _, canceled, refund = or_404(message_cancel, account=ws.account, message_id=message.pk)
-    except ApiError as exc:
+    except DomainError as exc:
         messages.error(request, exc.message)
     else:
         audit_record(

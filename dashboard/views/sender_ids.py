@@ -10,7 +10,7 @@ from dashboard.access import Workspace, dashboard_view
 from dashboard.audit import Action, audit_record
 from dashboard.forms import SenderIdRequestForm
 from dashboard.views.common import render_page
-from mifumo.api.errors import ApiError
+from mifumo.errors import DomainError
 from sms.sender_ids import sender_id_request
 
 
@@ -48,7 +48,7 @@ def sender_id_request_view(request: HttpRequest, ws: Workspace) -> HttpResponse:
                 value=form.cleaned_data["value"],
                 purpose=form.cleaned_data["purpose"],
             )
-        except ApiError as exc:
+        except DomainError as exc:
             form.add_error("value", exc.message)
         else:
             audit_record(

@@ -37,7 +37,7 @@ from integration.services import (
     membership_remove,
     membership_set_role,
 )
-from mifumo.api.errors import ApiError, ErrorCode
+from mifumo.errors import DomainError, ErrorCode
 
 logger = logging.getLogger(__name__)
 
@@ -78,7 +78,7 @@ def invite(request: HttpRequest, ws: Workspace) -> HttpResponse:
             role=form.cleaned_data["role"],
             invited_by=request.user,  # type: ignore[arg-type]
         )
-    except ApiError as exc:
+    except DomainError as exc:
         form_error(form, exc, "email")
         return _page(request, ws, form, status=400)
     link = request.build_absolute_uri(reverse("dashboard:invitation", args=[token]))
@@ -133,7 +133,7 @@ def member_role(request: HttpRequest, ws: Workspace, membership_id: int) -> Http
     before = membership.role
     try:
         membership_set_role(membership=membership, role=form.cleaned_data["role"])
-    except ApiError as exc:
+    except DomainError as exc:
         messages.error(request, exc.message)
         return redirect("dashboard:team")
     name = membership.user.get_username()
@@ -156,7 +156,7 @@ def member_remove(request: HttpRequest, ws: Workspace, membership_id: int) -> Ht
     name = membership.user.get_username()
     try:
         membership_remove(membership=membership)
-    except ApiError as exc:
+    except DomainError as exc:
         messages.error(request, exc.message)
         return redirect("dashboard:team")
     audit_record(
@@ -204,7 +204,7 @@ def invitation_accept_view(request: HttpRequest, token: str) -> HttpResponse:
         return method_not_allowed(request, ("GET", "HEAD", "POST"))
     try:
         invitation = invitation_from_token(token=token)
-    except ApiError as exc:
+    except DomainError as exc:
         return _invalid(request, exc.message, 404 if exc.code == ErrorCode.NOT_FOUND else 410)
     if invitation.status != "pending":
         return _invalid(
@@ -229,7 +229,7 @@ def invitation_accept_view(request: HttpRequest, token: str) -> HttpResponse:
                 )
                 login(request, new_user, backend=settings.AUTHENTICATION_BACKENDS[0])
                 return _joined(request, invitation, membership)
-        except ApiError as exc:
+        except DomainError as exc:
             if form is None:
                 return _invalid(request, exc.message, 409)
             form_error(form, exc, "username" if "username" in (exc.details or {}) else None)

@@ -13,7 +13,7 @@ from dashboard.access import Workspace, dashboard_view
 from dashboard.audit import Action, audit_record
 from dashboard.forms import RotateSecretForm, WebhookCreateForm, WebhookEditForm
 from dashboard.views.common import form_error, or_404, paginate, render_page
-from mifumo.api.errors import ApiError
+from mifumo.errors import DomainError
 from webhooks import security
 from webhooks import selectors as webhook_selectors
 from webhooks import services as webhook_services
@@ -135,7 +135,7 @@ def webhook_create(request: HttpRequest, ws: Workspace) -> HttpResponse:
                 description=data["description"],
                 test=data["mode"] == "test",
             )
-        except ApiError as exc:
+        except DomainError as exc:
             form_error(form, exc, "url" if "url" in (exc.details or {}) else None)
         else:
             audit_record(
@@ -172,7 +172,7 @@ def webhook_edit(request: HttpRequest, ws: Workspace, webhook_id: str) -> HttpRe
                 description=data["description"],
                 active=data["active"],
             )
-        except ApiError as exc:
+        except DomainError as exc:
             form_error(form, exc, "url" if "url" in (exc.details or {}) else None)
         else:
             after = {
@@ -315,7 +315,7 @@ def delivery_redeliver(request: HttpRequest, ws: Workspace, delivery_id: str) ->
     delivery = or_404(webhook_selectors.delivery_get, account=ws.account, delivery_id=delivery_id)
     try:
         again = webhook_services.delivery_redeliver(delivery=delivery)
-    except ApiError as exc:
+    except DomainError as exc:
         messages.error(request, exc.message)
         return redirect("dashboard:delivery", delivery_id=delivery.pk)
     audit_record(

@@ -1,33 +1,14 @@
-"""The error catalogue: every error the API can answer, with its HTTP status."""
+"""The API's side of the error catalogue: the HTTP status of every code, and `ApiError`
+for the errors only the HTTP layer raises (authentication, limits, content negotiation)."""
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Mapping
 from typing import Any
 
+from mifumo.errors import DEFAULT_MESSAGE, DomainError, ErrorCode
 
-class ErrorCode(enum.StrEnum):
-    VALIDATION_ERROR = "VALIDATION_ERROR"
-    INVALID_PHONE = "INVALID_PHONE"
-    MESSAGE_TOO_LONG = "MESSAGE_TOO_LONG"
-    INVALID_SENDER_ID = "INVALID_SENDER_ID"
-    INVALID_SCHEDULE_TIME = "INVALID_SCHEDULE_TIME"
-    TOO_MANY_RECIPIENTS = "TOO_MANY_RECIPIENTS"
-    UNSUPPORTED_DESTINATION = "UNSUPPORTED_DESTINATION"
-    OPTED_OUT = "OPTED_OUT"
-    INVALID_CREDENTIALS = "INVALID_CREDENTIALS"
-    INSUFFICIENT_BALANCE = "INSUFFICIENT_BALANCE"
-    PERMISSION_DENIED = "PERMISSION_DENIED"
-    NOT_FOUND = "NOT_FOUND"
-    METHOD_NOT_ALLOWED = "METHOD_NOT_ALLOWED"
-    CONFLICT = "CONFLICT"
-    PAYLOAD_TOO_LARGE = "PAYLOAD_TOO_LARGE"
-    UNSUPPORTED_MEDIA_TYPE = "UNSUPPORTED_MEDIA_TYPE"
-    RATE_LIMIT_EXCEEDED = "RATE_LIMIT_EXCEEDED"
-    INTERNAL_ERROR = "INTERNAL_ERROR"
-    SERVICE_UNAVAILABLE = "SERVICE_UNAVAILABLE"
-
+__all__ = ["DEFAULT_MESSAGE", "HTTP_STATUS", "ApiError", "DomainError", "ErrorCode"]
 
 HTTP_STATUS: Mapping[ErrorCode, int] = {
     ErrorCode.VALIDATION_ERROR: 400,
@@ -51,31 +32,9 @@ HTTP_STATUS: Mapping[ErrorCode, int] = {
     ErrorCode.SERVICE_UNAVAILABLE: 503,
 }
 
-DEFAULT_MESSAGE: Mapping[ErrorCode, str] = {
-    ErrorCode.VALIDATION_ERROR: "The request is not valid",
-    ErrorCode.INVALID_PHONE: "One or more phone numbers are not valid mobile numbers",
-    ErrorCode.MESSAGE_TOO_LONG: "The message exceeds the character limit",
-    ErrorCode.INVALID_SENDER_ID: "The sender ID is not approved for this account",
-    ErrorCode.INVALID_SCHEDULE_TIME: "The schedule time is not valid",
-    ErrorCode.TOO_MANY_RECIPIENTS: "Too many recipients in one request",
-    ErrorCode.UNSUPPORTED_DESTINATION: "No route covers this destination",
-    ErrorCode.OPTED_OUT: "Every recipient has opted out",
-    ErrorCode.INVALID_CREDENTIALS: "Invalid API Key or request payload",
-    ErrorCode.INSUFFICIENT_BALANCE: "Account balance too low",
-    ErrorCode.PERMISSION_DENIED: "This API key lacks the permission this endpoint needs",
-    ErrorCode.NOT_FOUND: "Not found",
-    ErrorCode.METHOD_NOT_ALLOWED: "Method not allowed",
-    ErrorCode.CONFLICT: "Conflict with the current state",
-    ErrorCode.PAYLOAD_TOO_LARGE: "Request body too large",
-    ErrorCode.UNSUPPORTED_MEDIA_TYPE: "Unsupported media type",
-    ErrorCode.RATE_LIMIT_EXCEEDED: "Too many requests",
-    ErrorCode.INTERNAL_ERROR: "Internal server error",
-    ErrorCode.SERVICE_UNAVAILABLE: "Service temporarily unavailable",
-}
 
-
-class ApiError(Exception):
-    """A domain error that the exception handler renders as an envelope."""
+class ApiError(DomainError):
+    """A domain error with the HTTP status and headers the envelope is sent with."""
 
     def __init__(
         self,
@@ -86,9 +45,12 @@ class ApiError(Exception):
         status: int | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> None:
-        self.code = code
-        self.message = message or DEFAULT_MESSAGE[code]
-        self.details = details
+        super().__init__(code, message, details)
         self.status = status or HTTP_STATUS[code]
         self.headers = dict(headers or {})
-        super().__init__(self.message)
+
+    @classmethod
+    def from_domain(cls, error: DomainError) -> ApiError:
+        if isinstance(error, ApiError):
+            return error
+        return cls(error.code, error.message, error.details)

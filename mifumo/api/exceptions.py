@@ -14,6 +14,7 @@ from rest_framework.response import Response
 
 from mifumo.api.errors import ApiError, ErrorCode
 from mifumo.api.responses import error_body
+from mifumo.errors import DomainError
 
 logger = logging.getLogger("mifumo.api")
 
@@ -35,8 +36,8 @@ def _response(exc: ApiError) -> Response:
 
 
 def to_api_error(exc: Exception, request_id: str | None = None) -> ApiError:
-    if isinstance(exc, ApiError):
-        return exc
+    if isinstance(exc, DomainError):
+        return ApiError.from_domain(exc)
     if isinstance(exc, drf.ParseError):
         return ApiError(ErrorCode.VALIDATION_ERROR, "Malformed JSON body", {"body": [str(exc)]})
     if isinstance(exc, RecursionError):

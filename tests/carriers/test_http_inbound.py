@@ -13,7 +13,7 @@ from contacts.models import Contact, OptOutChange
 from inbox.models import InboundMessage
 from inbox.services import number_assign
 from integration.models import Account
-from mifumo.api.errors import ApiError
+from mifumo.errors import DomainError
 from sms.carriers.base import OutboundSms, SubmitResult
 from sms.dispatch import record_results
 from sms.models import Message, Recipient
@@ -285,5 +285,5 @@ def test_opt_out_list_is_honoured_after_a_carrier_report(
 ) -> None:
     twilio.refuse = {PHONE: (400, 21610, "unsubscribed")}
     _send(alice, "twilio", settings, django_capture_on_commit_callbacks)
-    with pytest.raises(ApiError, match="opted out"):
+    with pytest.raises(DomainError, match="opted out"):
         message_send(account=alice, text="Again", recipients=[PHONE])

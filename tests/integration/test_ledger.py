@@ -13,7 +13,7 @@ from integration.services import (
     account_refund,
     account_top_up,
 )
-from mifumo.api.errors import ApiError
+from mifumo.errors import DomainError
 
 
 @pytest.mark.django_db
@@ -59,7 +59,7 @@ def test_exact_balance_can_be_spent_to_zero(make_account):
 @pytest.mark.django_db
 @pytest.mark.parametrize("amount", ["0", "-1", "0.001"])
 def test_non_positive_top_up_is_refused(alice, amount):
-    with pytest.raises(ApiError):
+    with pytest.raises(DomainError):
         account_top_up(account=alice, amount=amount)
     assert LedgerEntry.objects.filter(account=alice).count() == 1
 

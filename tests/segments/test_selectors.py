@@ -2,7 +2,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from mifumo.api.errors import ApiError, ErrorCode
+from mifumo.errors import DomainError, ErrorCode
 from segments.models import Segment
 from segments.selectors import segment_contact_count, segment_member_phones
 from tests.contacts.factories import make_contact, phone
@@ -50,7 +50,7 @@ def test_no_segment_ids_is_an_empty_answer(alice):
 def test_unknown_and_foreign_ids_are_not_found_listing_exactly_those(alice, bob, segments):
     bobs = Segment.objects.create(account=bob, name="Bob's")
     ids = [segments["vip"].id, "seg_unknown", bobs.id]
-    with pytest.raises(ApiError) as caught:
+    with pytest.raises(DomainError) as caught:
         segment_member_phones(account=alice, segment_ids=ids)
     assert caught.value.code is ErrorCode.NOT_FOUND
     assert caught.value.details == {"segment_ids": ["seg_unknown", bobs.id]}

@@ -20,7 +20,7 @@ from integration.services import (
     account_set_low_balance_threshold,
     account_top_up,
 )
-from mifumo.api.errors import ApiError
+from mifumo.errors import DomainError
 from tests.helpers import assert_envelope
 from tests.webhooks.receiver import Answer
 from webhooks import signing
@@ -194,7 +194,7 @@ def test_a_failed_delivery_is_retried(alice, receiver):
 
 def test_the_threshold_must_be_positive_or_empty(alice):
     for bad in ["0", "-5"]:
-        with pytest.raises(ApiError) as caught:
+        with pytest.raises(DomainError) as caught:
             _threshold(alice, bad)
         assert caught.value.details == {
             "threshold": ["Must be greater than zero; leave it empty to turn the alert off"]

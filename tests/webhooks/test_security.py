@@ -7,7 +7,7 @@ import ipaddress
 import httpx
 import pytest
 
-from mifumo.api.errors import ApiError
+from mifumo.errors import DomainError
 from sms.models import Recipient
 from tests.helpers import assert_envelope
 from tests.webhooks.conftest import change_status, make_message
@@ -41,7 +41,7 @@ def dns(monkeypatch):
 
 
 def refusal(url: str) -> str:
-    with pytest.raises(ApiError) as caught:
+    with pytest.raises(DomainError) as caught:
         validate_webhook_url(url)
     error = caught.value
     assert error.code == "VALIDATION_ERROR"
