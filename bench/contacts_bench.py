@@ -184,7 +184,7 @@ def main() -> None:
     from integration.services import account_create, api_key_create
     from segments.models import Segment
     from segments.selectors import segment_contact_count
-    from webhooks.services import endpoint_create, endpoint_delete
+    from webhooks.endpoints import endpoint_create, endpoint_delete
 
     call_command("migrate", verbosity=0)
     one, five, fifteen = os.getloadavg()

@@ -36,7 +36,7 @@ NUMBER = "15555"
 
 ENDPOINT = """
 from integration.models import Account
-from webhooks.services import endpoint_create
+from webhooks.endpoints import endpoint_create
 endpoint_create(account=Account.objects.get(name="bench"), url="http://127.0.0.1:9/in",
                 events=["message.received"])
 """

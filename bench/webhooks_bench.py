@@ -115,10 +115,10 @@ def write_events(account: Any, api_key: Any, url: str, count: int, per_task: boo
 
     from sms.models import Message, Recipient
     from sms.signals import recipients_status_changed
-    from webhooks import services
+    from webhooks import outbox
 
     # The drain signal is replaced, for this process only, by a task per delivery.
-    services._enqueue = services._publish if per_task else ENQUEUE
+    outbox._enqueue = outbox._publish if per_task else ENQUEUE
 
     now = timezone.now()
     messages = Message.objects.bulk_create(
@@ -211,9 +211,9 @@ def main() -> None:
 
     ensure_database(os.environ["DATABASE_URL"])
     django_setup()
-    from webhooks import services
+    from webhooks import outbox
 
-    ENQUEUE = services._enqueue
+    ENQUEUE = outbox._enqueue
     modes = ["batched", "per-task"] if options.mode == "both" else [options.mode]
     results: dict[str, list[float]] = {mode: [] for mode in modes}
     for _ in range(options.rounds):

@@ -20,7 +20,7 @@ from integration.models import Account
 from mifumo.errors import DomainError, ErrorCode
 from sms.phones import InvalidPhone, normalize_phone
 from webhooks.models import EventType
-from webhooks.services import AccountEvent, event_record_accounts
+from webhooks.outbox import AccountEvent, event_record_accounts
 
 UPDATABLE_FIELDS = ("name", "phone_number", "email", "tags", "custom_fields", "is_active")
 # Enough to tell what is wrong with a file without sending back a second copy of it.

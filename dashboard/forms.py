@@ -17,8 +17,8 @@ from integration.models import LedgerEntry, Membership, Permission
 from segments.criteria import KEYS, CriteriaError, criteria_parse
 from sms.models import Recipient
 from sms.personalise import TemplateError, parse_template
+from webhooks.endpoints import DEFAULT_GRACE_SECONDS, MAX_GRACE_SECONDS
 from webhooks.models import SUBSCRIBABLE_EVENTS, EventType
-from webhooks.services import DEFAULT_GRACE_SECONDS, MAX_GRACE_SECONDS
 
 MAX_IMPORT_BYTES = 10 * 1024 * 1024
 # Spaces stay inside a number ("0754 000 001"); commas, semicolons and lines separate.

@@ -30,7 +30,7 @@ from sms.phones import InvalidPhone, normalize_phone
 from sms.services import message_send
 from sms.signals import StatusChange
 from webhooks.models import EventType
-from webhooks.services import AccountEvent, event_record_accounts
+from webhooks.outbox import AccountEvent, event_record_accounts
 
 logger = logging.getLogger(__name__)
 

@@ -21,8 +21,17 @@ from mifumo.api.docs import envelope_responses
 from mifumo.api.responses import ok
 from mifumo.api.views import ApiView
 from mifumo.errors import ErrorCode
-from webhooks import selectors, services
+from webhooks import selectors
 from webhooks import serializers as s
+from webhooks.delivery import delivery_redeliver, event_send_test
+from webhooks.endpoints import (
+    account_signing_secret_ensure,
+    account_signing_secret_rotate,
+    endpoint_create,
+    endpoint_delete,
+    endpoint_rotate_secret,
+    endpoint_update,
+)
 from webhooks.models import Delivery, Endpoint
 
 TAG = ["Webhooks"]
@@ -109,7 +118,7 @@ class WebhookListApi(ApiView):
         data = _valid(s.EndpointCreateIn, request.data)
         principal = api_principal(request)
         data["test"] = resolve_mode(principal, data.get("test"), "webhook endpoints")
-        endpoint = services.endpoint_create(account=principal.account, **data)
+        endpoint = endpoint_create(account=principal.account, **data)
         return ok(
             s.endpoint_data(endpoint, with_secret=True),
             "Webhook created; store the signing secret now, it is not shown again",
@@ -140,7 +149,7 @@ class WebhookDetailApi(ApiView):
     def patch(self, request: Request, webhook_id: str) -> Response:
         endpoint = _endpoint(request, webhook_id)
         data = _valid(s.EndpointUpdateIn, request.data)
-        endpoint = services.endpoint_update(endpoint=endpoint, **data)
+        endpoint = endpoint_update(endpoint=endpoint, **data)
         return ok(s.endpoint_data(endpoint), "Webhook updated")
 
     @extend_schema(
@@ -151,7 +160,7 @@ class WebhookDetailApi(ApiView):
     )
     def delete(self, request: Request, webhook_id: str) -> Response:
         endpoint = _endpoint(request, webhook_id)
-        services.endpoint_delete(endpoint=endpoint)
+        endpoint_delete(endpoint=endpoint)
         return ok({"id": webhook_id, "deleted": True}, "Webhook deleted")
 
 
@@ -170,9 +179,7 @@ class WebhookTestApi(ApiView):
     )
     def post(self, request: Request, webhook_id: str) -> Response:
         endpoint = _endpoint(request, webhook_id)
-        delivery = services.event_send_test(
-            endpoint=endpoint, api_key=api_principal(request).api_key
-        )
+        delivery = event_send_test(endpoint=endpoint, api_key=api_principal(request).api_key)
         attempts = list(selectors.delivery_attempts(delivery=delivery))
         succeeded = delivery.status == Delivery.Status.SUCCEEDED
         return ok(
@@ -196,7 +203,7 @@ class WebhookRotateSecretApi(ApiView):
     def post(self, request: Request, webhook_id: str) -> Response:
         endpoint = _endpoint(request, webhook_id)
         data = _valid(s.RotateIn, request.data or {})
-        endpoint = services.endpoint_rotate_secret(
+        endpoint = endpoint_rotate_secret(
             endpoint=endpoint, grace_seconds=data["grace_period_seconds"]
         )
         return ok(
@@ -256,7 +263,7 @@ class WebhookRedeliverApi(ApiView):
     def post(self, request: Request, webhook_id: str, delivery_id: str) -> Response:
         endpoint = _endpoint(request, webhook_id)
         delivery = _delivery(request, delivery_id, endpoint)
-        again = services.delivery_redeliver(delivery=delivery)
+        again = delivery_redeliver(delivery=delivery)
         return ok(s.delivery_data(again), "Redelivery queued", status=202)
 
 
@@ -314,7 +321,7 @@ class DeliveryRedeliverApi(ApiView):
     )
     def post(self, request: Request, delivery_id: str) -> Response:
         delivery = _delivery(request, delivery_id)
-        again = services.delivery_redeliver(delivery=delivery)
+        again = delivery_redeliver(delivery=delivery)
         return ok(s.delivery_data(again), "Redelivery queued", status=202)
 
 
@@ -334,7 +341,7 @@ class SigningSecretApi(ApiView):
     )
     def get(self, request: Request) -> Response:
         principal = api_principal(request)
-        holder = services.account_signing_secret_ensure(
+        holder = account_signing_secret_ensure(
             account_id=principal.account.pk, test=principal.test_only
         )
         return ok(s.signing_secret_data(holder), "Signing secret retrieved successfully")
@@ -354,7 +361,7 @@ class SigningSecretRotateApi(ApiView):
     def post(self, request: Request) -> Response:
         data = _valid(s.RotateIn, request.data or {})
         principal = api_principal(request)
-        holder = services.account_signing_secret_rotate(
+        holder = account_signing_secret_rotate(
             account_id=principal.account.pk,
             grace_seconds=data["grace_period_seconds"],
             test=principal.test_only,

@@ -1,5 +1,16 @@
-"""Turns recipient status changes and low balances into webhook events, inside the
-transaction that made the change."""
+"""Where other apps' changes become webhook events, inside the transaction that made them.
+
+- ``sms.signals.recipients_status_changed_batch``: recipients of messages became sent,
+  delivered or failed. Sent by ``sms.signals.send_status_changes`` from the dispatch
+  (carrier submissions, expiry sweeps) and from ``sms.receipts`` (delivery receipts); a
+  single group sent as ``sms.signals.recipients_status_changed`` reaches here as a batch of
+  one. Recorded by ``webhooks.outbox.event_record_status_changes``.
+- ``integration.signals.balance_fell_below_threshold``: a debit took the balance below the
+  account's alert threshold. Sent by ``integration.services``. Recorded by
+  ``webhooks.outbox.event_record_low_balance``.
+
+``WebhooksConfig.ready`` connects both.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +19,7 @@ from typing import Any
 
 from integration.signals import LowBalance
 from sms.signals import StatusChange
-from webhooks.services import event_record_low_balance, event_record_status_changes
+from webhooks.outbox import event_record_low_balance, event_record_status_changes
 
 
 def on_recipients_status_changed(

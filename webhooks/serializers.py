@@ -6,6 +6,7 @@ from rest_framework import serializers
 
 from mifumo.api.fields import iso
 from mifumo.api.serializers import PagePaginationOut
+from webhooks.endpoints import DEFAULT_GRACE_SECONDS, MAX_GRACE_SECONDS
 from webhooks.models import (
     SUBSCRIBABLE_EVENTS,
     AccountSigningSecret,
@@ -15,7 +16,6 @@ from webhooks.models import (
     Endpoint,
     EventType,
 )
-from webhooks.services import DEFAULT_GRACE_SECONDS, MAX_GRACE_SECONDS
 
 MAX_PER_PAGE = 100
 

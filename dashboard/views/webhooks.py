@@ -14,9 +14,10 @@ from dashboard.audit import Action, audit_record
 from dashboard.forms import RotateSecretForm, WebhookCreateForm, WebhookEditForm
 from dashboard.views.common import form_error, or_404, paginate, render_page
 from mifumo.errors import DomainError
+from webhooks import delivery as webhook_delivery
+from webhooks import endpoints as webhook_endpoints
 from webhooks import security
 from webhooks import selectors as webhook_selectors
-from webhooks import services as webhook_services
 from webhooks.models import Endpoint
 
 RECENT_DELIVERIES = 25
@@ -128,7 +129,7 @@ def webhook_create(request: HttpRequest, ws: Workspace) -> HttpResponse:
     if form.is_valid():
         data = form.cleaned_data
         try:
-            endpoint = webhook_services.endpoint_create(
+            endpoint = webhook_endpoints.endpoint_create(
                 account=ws.account,
                 url=data["url"],
                 events=data["events"],
@@ -165,7 +166,7 @@ def webhook_edit(request: HttpRequest, ws: Workspace, webhook_id: str) -> HttpRe
         data = form.cleaned_data
         before = {"url": endpoint.url, "events": list(endpoint.events), "active": endpoint.active}
         try:
-            webhook_services.endpoint_update(
+            webhook_endpoints.endpoint_update(
                 endpoint=endpoint,
                 url=data["url"],
                 events=data["events"],
@@ -199,7 +200,7 @@ def webhook_edit(request: HttpRequest, ws: Workspace, webhook_id: str) -> HttpRe
 def webhook_toggle(request: HttpRequest, ws: Workspace, webhook_id: str) -> HttpResponse:
     endpoint = _endpoint(ws, webhook_id)
     active = not endpoint.active
-    webhook_services.endpoint_update(endpoint=endpoint, active=active)
+    webhook_endpoints.endpoint_update(endpoint=endpoint, active=active)
     audit_record(
         account=ws.account,
         actor=request.user,
@@ -216,7 +217,7 @@ def webhook_toggle(request: HttpRequest, ws: Workspace, webhook_id: str) -> Http
 def webhook_delete(request: HttpRequest, ws: Workspace, webhook_id: str) -> HttpResponse:
     endpoint = _endpoint(ws, webhook_id)
     details = {"url": endpoint.url}
-    webhook_services.endpoint_delete(endpoint=endpoint)
+    webhook_endpoints.endpoint_delete(endpoint=endpoint)
     audit_record(
         account=ws.account,
         actor=request.user,
@@ -250,7 +251,7 @@ def webhook_rotate_secret(request: HttpRequest, ws: Workspace, webhook_id: str) 
         messages.error(request, "Choose how long the old secret keeps working.")
         return redirect("dashboard:webhook", webhook_id=endpoint.pk)
     grace = form.cleaned_data["grace_seconds"]
-    webhook_services.endpoint_rotate_secret(endpoint=endpoint, grace_seconds=grace)
+    webhook_endpoints.endpoint_rotate_secret(endpoint=endpoint, grace_seconds=grace)
     audit_record(
         account=ws.account,
         actor=request.user,
@@ -266,7 +267,7 @@ def webhook_rotate_secret(request: HttpRequest, ws: Workspace, webhook_id: str) 
 @dashboard_view(methods=("POST",), manage=True)
 def webhook_test(request: HttpRequest, ws: Workspace, webhook_id: str) -> HttpResponse:
     endpoint = _endpoint(ws, webhook_id)
-    delivery = webhook_services.event_send_test(endpoint=endpoint, api_key=None)
+    delivery = webhook_delivery.event_send_test(endpoint=endpoint, api_key=None)
     audit_record(
         account=ws.account,
         actor=request.user,
@@ -314,7 +315,7 @@ def delivery_detail(request: HttpRequest, ws: Workspace, delivery_id: str) -> Ht
 def delivery_redeliver(request: HttpRequest, ws: Workspace, delivery_id: str) -> HttpResponse:
     delivery = or_404(webhook_selectors.delivery_get, account=ws.account, delivery_id=delivery_id)
     try:
-        again = webhook_services.delivery_redeliver(delivery=delivery)
+        again = webhook_delivery.delivery_redeliver(delivery=delivery)
     except DomainError as exc:
         messages.error(request, exc.message)
         return redirect("dashboard:delivery", delivery_id=delivery.pk)
@@ -338,7 +339,7 @@ def _revealed_mode(request: HttpRequest) -> str:
 @dashboard_view(methods=("POST",), manage=True)
 def signing_secret_reveal(request: HttpRequest, ws: Workspace) -> HttpResponse:
     mode = _revealed_mode(request)
-    holder = webhook_services.account_signing_secret_ensure(
+    holder = webhook_endpoints.account_signing_secret_ensure(
         account_id=ws.account.pk, test=mode == "test"
     )
     audit_record(
@@ -359,7 +360,7 @@ def signing_secret_rotate(request: HttpRequest, ws: Workspace) -> HttpResponse:
         return redirect("dashboard:webhooks")
     mode = _revealed_mode(request)
     grace = form.cleaned_data["grace_seconds"]
-    holder = webhook_services.account_signing_secret_rotate(
+    holder = webhook_endpoints.account_signing_secret_rotate(
         account_id=ws.account.pk, grace_seconds=grace, test=mode == "test"
     )
     audit_record(

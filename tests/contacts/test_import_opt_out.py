@@ -14,8 +14,8 @@ from integration.models import Account
 from tests.contacts.factories import make_contact
 from tests.helpers import assert_envelope
 from tests.webhooks.receiver import Receiver
+from webhooks.endpoints import endpoint_create
 from webhooks.models import Event
-from webhooks.services import endpoint_create
 
 URL = "/api/integration/v1/contacts/import/"
 

@@ -15,8 +15,8 @@ from integration.services import api_key_create
 from sms.sender_ids import sender_id_request
 from tests.dashboard.data import make_message
 from tests.dashboard.support import PASSWORD, dash
+from webhooks.endpoints import endpoint_create
 from webhooks.models import Delivery, Event
-from webhooks.services import endpoint_create
 
 pytestmark = pytest.mark.django_db
 

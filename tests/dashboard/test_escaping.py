@@ -14,7 +14,7 @@ from segments.models import Segment
 from sms.sender_ids import sender_id_request
 from tests.dashboard.data import make_message
 from tests.dashboard.support import dash
-from webhooks.services import endpoint_create
+from webhooks.endpoints import endpoint_create
 
 pytestmark = pytest.mark.django_db
 

@@ -14,8 +14,8 @@ from integration.services import api_key_create
 from segments.models import Segment
 from tests.dashboard.data import make_message
 from tests.dashboard.support import dash
+from webhooks.endpoints import endpoint_create
 from webhooks.models import Delivery, Endpoint, Event
-from webhooks.services import endpoint_create
 
 pytestmark = pytest.mark.django_db
 

@@ -12,8 +12,8 @@ from dashboard.models import AuditEvent
 from integration.models import Account
 from tests.dashboard.receiver import Receiver
 from tests.dashboard.support import dash
+from webhooks.endpoints import endpoint_create
 from webhooks.models import Delivery, Endpoint
-from webhooks.services import endpoint_create
 
 pytestmark = pytest.mark.django_db
 

@@ -30,8 +30,8 @@ from sms.models import Recipient
 from sms.sender_ids import sender_id_request, sender_id_review
 from tests.dashboard.data import make_message, make_request_log, seed_history
 from tests.dashboard.support import PASSWORD, dash
+from webhooks.endpoints import endpoint_create
 from webhooks.models import Delivery, DeliveryAttempt, Event
-from webhooks.services import endpoint_create
 
 NAMES = ["Asha Mushi", "Baraka Juma", "Neema Kweka", "Juma Salim", "Rehema Ally", "Zawadi Mbwana"]
 

@@ -12,8 +12,9 @@ from inbox.services import inbound_receive, number_assign
 from integration.models import Account
 from tests.webhooks.receiver import Receiver
 from webhooks import signing
+from webhooks.delivery import delivery_attempt
+from webhooks.endpoints import endpoint_create
 from webhooks.models import Delivery, Event
-from webhooks.services import delivery_attempt, endpoint_create
 
 NUMBER = "+255700000100"
 PHONE = "+255712345678"

@@ -18,8 +18,8 @@ from message_templates.services import template_create
 from segments.models import Segment
 from segments.services import segment_create
 from sms.models import Message, Recipient
+from webhooks.endpoints import endpoint_create
 from webhooks.models import Delivery, Endpoint, Event, EventType
-from webhooks.services import endpoint_create
 
 
 @dataclass(frozen=True)

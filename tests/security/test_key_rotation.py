@@ -14,12 +14,9 @@ from tests.helpers import Api, assert_envelope
 from tests.webhooks.conftest import change_status, make_message
 from tests.webhooks.receiver import Receiver
 from webhooks import verify_example
+from webhooks.delivery import delivery_attempt, delivery_redeliver
+from webhooks.endpoints import account_signing_secret_ensure
 from webhooks.models import Delivery
-from webhooks.services import (
-    account_signing_secret_ensure,
-    delivery_attempt,
-    delivery_redeliver,
-)
 
 pytestmark = pytest.mark.django_db
 

@@ -23,8 +23,9 @@ from tests.security.test_isolation import ROUTES, _methods, _path, _snapshot, _w
 from tests.webhooks.conftest import change_status, make_message
 from tests.webhooks.receiver import Receiver
 from webhooks import verify_example
+from webhooks.delivery import delivery_attempt
+from webhooks.endpoints import account_signing_secret_ensure, endpoint_create
 from webhooks.models import Delivery, Endpoint, Event
-from webhooks.services import account_signing_secret_ensure, delivery_attempt, endpoint_create
 
 pytestmark = pytest.mark.django_db
 

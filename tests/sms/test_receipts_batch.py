@@ -22,8 +22,8 @@ from sms.models import CarrierMessage, Message, Recipient
 from sms.receipts import receipts_ingest
 from sms.services import message_send
 from sms.signals import StatusChange, recipients_status_changed, recipients_status_changed_batch
+from webhooks.endpoints import endpoint_create
 from webhooks.models import Delivery, Event
-from webhooks.services import endpoint_create
 
 pytestmark = pytest.mark.django_db
 

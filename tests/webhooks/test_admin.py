@@ -7,8 +7,9 @@ from django.urls import reverse
 
 from sms.models import Recipient
 from tests.webhooks.conftest import change_status, make_message
+from webhooks.delivery import delivery_attempt
+from webhooks.endpoints import endpoint_create
 from webhooks.models import Delivery, Endpoint, Event
-from webhooks.services import delivery_attempt, endpoint_create
 
 pytestmark = pytest.mark.django_db
 

@@ -10,8 +10,8 @@ from tests.helpers import assert_envelope
 from tests.webhooks.conftest import change_status, make_message
 from tests.webhooks.receiver import Answer
 from webhooks import verify_example
+from webhooks.delivery import delivery_attempt
 from webhooks.models import Delivery, Endpoint
-from webhooks.services import delivery_attempt
 
 pytestmark = pytest.mark.django_db
 

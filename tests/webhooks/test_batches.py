@@ -22,9 +22,11 @@ from tests.webhooks.conftest import change_status, make_message
 from tests.webhooks.receiver import Answer, Receiver
 from tests.webhooks.slow_receiver import DribblingReceiver
 from tests.workers import wait_until
-from webhooks import services, signing
+from webhooks import drain as webhook_drain
+from webhooks import outbox, signing
+from webhooks.delivery import REQUEUE_AFTER, signed_headers
+from webhooks.endpoints import account_signing_secret_ensure, endpoint_create
 from webhooks.models import Delivery, DeliveryAttempt, Endpoint
-from webhooks.services import account_signing_secret_ensure, endpoint_create
 from webhooks.tasks import deliver_drain, deliver_due
 
 WORKER_ENV = {
@@ -38,7 +40,7 @@ WORKER_ENV = {
 def _fresh_senders() -> None:
     """No kept-alive connection from an earlier test: a receiver here may listen on a port
     an earlier test's server used, whose open connections would answer in its place."""
-    pool = services._senders.pop(os.getpid(), None)
+    pool = webhook_drain._senders.pop(os.getpid(), None)
     if pool is not None:
         pool.shutdown(wait=True)
         gc.collect()
@@ -48,7 +50,7 @@ def _fresh_senders() -> None:
 def quiet_outbox(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Events are written but nothing is queued: the test decides when a drain runs."""
     with monkeypatch.context() as patch:
-        patch.setattr(services, "_enqueue", lambda *args, **kwargs: None)
+        patch.setattr(outbox, "_enqueue", lambda *args, **kwargs: None)
         yield
 
 
@@ -72,7 +74,7 @@ def test_a_drain_sends_every_due_delivery_signed_and_logs_each_attempt(
         [bad] = _write(alice, failing.url, 1)
         [gone] = _write(alice, down.url, 1)
 
-        assert services.delivery_drain() == 32
+        assert webhook_drain.delivery_drain() == 32
     finally:
         failing.stop()
 
@@ -106,7 +108,7 @@ def test_a_drain_sends_every_due_delivery_signed_and_logs_each_attempt(
         attempt = DeliveryAttempt.objects.get(delivery_id=pk)
         assert not attempt.succeeded and attempt.error
     # Nothing is due now: a second drain sends nothing.
-    assert services.delivery_drain() == 0
+    assert webhook_drain.delivery_drain() == 0
     assert len(receiver.requests) == 30
 
 
@@ -135,7 +137,7 @@ def test_a_batch_keeps_the_endpoint_rules(alice, receiver, quiet_outbox):
         _write(alice, receiver.url, 1)  # to its webhook_url and to both endpoints
         Endpoint.objects.filter(pk=disabled.pk).update(active=False, disabled_reason="turned off")
 
-        assert services.delivery_drain() == 2
+        assert webhook_drain.delivery_drain() == 2
     finally:
         gone.stop()
 
@@ -155,15 +157,15 @@ def test_a_delivery_that_cannot_be_signed_fails_alone(
 ):
     settings.MIFUMO_WEBHOOK_RETRY_SCHEDULE = [60]
     ids = _write(alice, receiver.url, 6)
-    real_headers = services._headers
+    real_headers = signed_headers
 
     def headers(delivery: Delivery, *args: Any) -> dict[str, str]:
         if delivery.pk == ids[2]:
             raise InvalidToken
         return real_headers(delivery, *args)
 
-    monkeypatch.setattr(services, "_headers", headers)
-    assert services.delivery_drain() == 6
+    monkeypatch.setattr(webhook_drain, "signed_headers", headers)
+    assert webhook_drain.delivery_drain() == 6
 
     assert len(receiver.requests) == 5
     broken = Delivery.objects.get(pk=ids[2])
@@ -183,7 +185,7 @@ def test_a_slow_receiver_does_not_hold_up_the_rest_of_the_batch(
     try:
         [stuck] = _write(alice, slow.url, 1)
         fast = _write(alice, receiver.url, 40)
-        drain = threading.Thread(target=services.delivery_drain)
+        drain = threading.Thread(target=webhook_drain.delivery_drain)
         started = time.monotonic()
         drain.start()
         wait_until(
@@ -221,10 +223,10 @@ def test_a_worker_killed_mid_batch_loses_nothing(
     # The batch was claimed and is still leased; no attempt of it was recorded.
     assert Delivery.objects.filter(pk__in=ids, locked_until__gt=timezone.now()).count() == 40
     assert not DeliveryAttempt.objects.exists()
-    assert services.delivery_drain() == 0  # held: nobody else may send it meanwhile
+    assert webhook_drain.delivery_drain() == 0  # held: nobody else may send it meanwhile
 
     # The leases run out (as if their time had passed) and the periodic sweep re-sends.
-    past = timezone.now() - services.REQUEUE_AFTER
+    past = timezone.now() - REQUEUE_AFTER
     Delivery.objects.update(locked_until=past, enqueued_at=past)
     celery_worker_factory(name="rescuer", **WORKER_ENV)
     deliver_due.delay()

@@ -18,7 +18,8 @@ from tests.helpers import assert_envelope
 from tests.webhooks.conftest import change_status, make_message
 from tests.webhooks.slow_receiver import ANSWER, DribblingReceiver
 from tests.workers import wait_until
-from webhooks import services, tasks, transport
+from webhooks import delivery as webhook_delivery
+from webhooks import tasks, transport
 from webhooks.models import Delivery, DeliveryAttempt, Event
 
 TIMEOUT = 2
@@ -139,7 +140,7 @@ def test_a_fast_receiver_after_a_slow_one_gets_a_fresh_deadline(dribbler: Any) -
 
 
 def test_the_lease_outlasts_the_task_time_limit_which_outlasts_the_deadline() -> None:
-    lease = services.lease().total_seconds()
+    lease = webhook_delivery.lease().total_seconds()
     for task in (tasks.deliver, tasks.deliver_each, tasks.deliver_due):
         assert task.time_limit is not None, task.name
         assert TIMEOUT < task.time_limit < lease, task.name
@@ -157,12 +158,12 @@ def test_nobody_takes_over_a_delivery_while_its_attempt_runs(alice: Any, dribble
     )
     results: list[Any] = []
     worker = threading.Thread(
-        target=lambda: results.append(services.delivery_attempt(delivery_id=delivery.pk))
+        target=lambda: results.append(webhook_delivery.delivery_attempt(delivery_id=delivery.pk))
     )
     worker.start()
     wait_until(lambda: server.requests == 1, timeout=5)
     # A second worker (or the sweep) during the attempt finds it held.
-    assert services.delivery_attempt(delivery_id=delivery.pk) is None
+    assert webhook_delivery.delivery_attempt(delivery_id=delivery.pk) is None
     worker.join(TIMEOUT + 5)
     assert not worker.is_alive()
     [attempt] = results

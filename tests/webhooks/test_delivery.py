@@ -14,13 +14,9 @@ from tests.helpers import assert_envelope
 from tests.webhooks.conftest import PHONES, change_status, make_message
 from tests.webhooks.receiver import Answer
 from webhooks import transport, verify_example
+from webhooks.delivery import delivery_attempt, delivery_enqueue_due
+from webhooks.endpoints import account_signing_secret_ensure, endpoint_create
 from webhooks.models import Delivery, DeliveryAttempt, Endpoint, Event
-from webhooks.services import (
-    account_signing_secret_ensure,
-    delivery_attempt,
-    delivery_enqueue_due,
-    endpoint_create,
-)
 
 pytestmark = pytest.mark.django_db
 

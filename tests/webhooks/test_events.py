@@ -13,9 +13,9 @@ from mifumo.api.fields import iso
 from sms.models import Message, Recipient
 from sms.signals import StatusChange, send_status_changes
 from tests.webhooks.conftest import PHONES, change_status, make_message
-from webhooks import services
+from webhooks import drain, outbox
+from webhooks.endpoints import endpoint_create
 from webhooks.models import Delivery, Event
-from webhooks.services import endpoint_create
 
 pytestmark = pytest.mark.django_db
 
@@ -162,7 +162,7 @@ def test_deliveries_are_queued_only_after_commit(alice, django_capture_on_commit
         assert Delivery.objects.count() == 1
         assert Delivery.objects.get().attempts == 0
     # Other apps may listen to the same signal; only this app's callback is counted.
-    ours = [c for c in callbacks if getattr(c, "func", None) is services._enqueue]
+    ours = [c for c in callbacks if getattr(c, "func", None) is outbox._enqueue]
     assert len(ours) == 1
     assert ours[0].args == ([Delivery.objects.get().pk], None)
 
@@ -323,7 +323,7 @@ def test_a_batch_queues_its_deliveries_once_after_commit(alice, django_capture_o
     with django_capture_on_commit_callbacks() as callbacks:
         change_batch(messages, Recipient.Status.DELIVERED)
         assert set(Delivery.objects.values_list("attempts", flat=True)) == {0}
-    ours = [c for c in callbacks if getattr(c, "func", None) is services._enqueue]
+    ours = [c for c in callbacks if getattr(c, "func", None) is outbox._enqueue]
     assert len(ours) == 1
     assert sorted(ours[0].args[0]) == sorted(Delivery.objects.values_list("pk", flat=True))
 
@@ -339,7 +339,7 @@ def test_many_deliveries_go_on_the_queue_as_one_task_per_500(monkeypatch):
     monkeypatch.setattr(tasks.deliver_drain, "delay", lambda: drains.append(None))
 
     ids = [f"dlv_{n}" for n in range(1001)]
-    services._enqueue(ids)
+    outbox._enqueue(ids)
     assert [len(chunk) for chunk in fanned] == [500, 500, 1]
     assert [i for chunk in fanned for i in chunk] == ids
     assert single == []
@@ -355,14 +355,14 @@ def test_single_deliveries_wake_one_drain_until_it_starts(monkeypatch):
     monkeypatch.setattr(tasks.deliver_drain, "delay", lambda: drains.append(None))
 
     for n in range(50):
-        services._enqueue([f"dlv_{n}"])
+        outbox._enqueue([f"dlv_{n}"])
     # Fifty one-event commits, one broker message.
     assert (single, len(drains)) == ([], 1)
     # A drain clears the signal before it claims: the next commit wakes another.
     with monkeypatch.context() as nothing_due:
-        nothing_due.setattr(services, "_deliver_concurrently", lambda *a: (0, False))
-        services.delivery_drain()
-    services._enqueue(["dlv_next"])
+        nothing_due.setattr(drain, "_deliver_concurrently", lambda *a: (0, False))
+        drain.delivery_drain()
+    outbox._enqueue(["dlv_next"])
     assert len(drains) == 2
 
 
@@ -375,10 +375,10 @@ def test_a_drain_signal_the_broker_refuses_is_not_left_standing(monkeypatch, cap
         raise ConnectionError("broker down")
 
     monkeypatch.setattr(tasks.deliver_drain, "delay", refuse)
-    services._enqueue(["dlv_a"])
+    outbox._enqueue(["dlv_a"])
     assert "could not signal a webhook drain" in caplog.text
     # So the next commit tries again rather than waiting for the flag to expire.
-    assert cache.get(services.DRAIN_FLAG) is None
+    assert cache.get(outbox.DRAIN_FLAG) is None
 
 
 def test_a_fan_out_the_broker_refuses_is_left_to_the_sweep(monkeypatch, caplog):
@@ -388,5 +388,5 @@ def test_a_fan_out_the_broker_refuses_is_left_to_the_sweep(monkeypatch, caplog):
         raise ConnectionError("broker down")
 
     monkeypatch.setattr(tasks.deliver_each, "delay", refuse)
-    services._enqueue(["dlv_a", "dlv_b"])
+    outbox._enqueue(["dlv_a", "dlv_b"])
     assert "could not enqueue 2 webhook deliveries" in caplog.text

@@ -24,8 +24,9 @@ from mifumo.errors import DomainError
 from tests.helpers import assert_envelope
 from tests.webhooks.receiver import Answer
 from webhooks import signing
+from webhooks.delivery import delivery_attempt
+from webhooks.endpoints import endpoint_create
 from webhooks.models import Delivery, Endpoint, Event
-from webhooks.services import delivery_attempt, endpoint_create
 
 pytestmark = pytest.mark.django_db
 

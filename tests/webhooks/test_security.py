@@ -12,9 +12,10 @@ from sms.models import Recipient
 from tests.helpers import assert_envelope
 from tests.webhooks.conftest import change_status, make_message
 from webhooks import security
+from webhooks.delivery import delivery_attempt
+from webhooks.endpoints import endpoint_create
 from webhooks.models import Delivery
 from webhooks.security import validate_webhook_url
-from webhooks.services import delivery_attempt, endpoint_create
 from webhooks.transport import VettedTransport
 
 PUBLIC = "93.184.215.14"

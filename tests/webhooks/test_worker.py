@@ -11,9 +11,10 @@ from django.utils import timezone
 from sms.models import Recipient
 from tests.webhooks.conftest import PHONES, change_status, make_message
 from tests.workers import wait_until
-from webhooks import services
+from webhooks import outbox
+from webhooks.delivery import REQUEUE_AFTER, delivery_enqueue_due
+from webhooks.endpoints import endpoint_create
 from webhooks.models import Delivery, DeliveryAttempt
-from webhooks.services import delivery_enqueue_due, endpoint_create
 from webhooks.tasks import deliver_due
 
 pytestmark = [
@@ -100,9 +101,9 @@ def test_the_periodic_sweep_delivers_what_the_broker_lost(
 ):
     celery_worker_factory(**WORKER_ENV)
     with monkeypatch.context() as lost_broker:
-        lost_broker.setattr(services, "_enqueue", lambda *args, **kwargs: None)
+        lost_broker.setattr(outbox, "_enqueue", lambda *args, **kwargs: None)
         change_status(make_message(alice, webhook_url=receiver.url), Recipient.Status.SENT)
-    Delivery.objects.update(enqueued_at=timezone.now() - services.REQUEUE_AFTER)
+    Delivery.objects.update(enqueued_at=timezone.now() - REQUEUE_AFTER)
     time.sleep(1)
     assert receiver.requests == []
 
