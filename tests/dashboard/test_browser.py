@@ -9,8 +9,8 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from integration.models import ApiKey
-from tests.dashboard.receiver import Receiver
 from tests.dashboard.support import dash, sign_in
+from tests.webhooks.receiver import Receiver
 from webhooks import signing
 from webhooks.models import Endpoint
 
@@ -87,8 +87,8 @@ def test_a_webhook_receives_a_signed_test_event(
 
     page.get_by_role("button", name="Send a test event").click()
     expect(page.get_by_text("Test event delivered: HTTP 200")).to_be_visible()
-    assert len(receiver.hits) == 1
-    hit = receiver.hits[0]
+    assert len(receiver.requests) == 1
+    hit = receiver.requests[0]
     assert hit.headers["X-Mifumo-Event"] == "message.test"
     row = page.locator(".deliveries-table tbody tr").first
     expect(row).to_contain_text("succeeded")

@@ -10,8 +10,8 @@ from django.test import Client
 
 from dashboard.models import AuditEvent
 from integration.models import Account
-from tests.dashboard.receiver import Receiver
 from tests.dashboard.support import dash
+from tests.webhooks.receiver import Answer, Receiver
 from webhooks.endpoints import endpoint_create
 from webhooks.models import Delivery, Endpoint
 
@@ -97,9 +97,13 @@ def test_the_secret_is_revealed_on_demand_and_rotated(
 def test_a_test_event_reaches_the_receiver(
     owner_client: Client, endpoint: Endpoint, receiver: Receiver
 ) -> None:
+    receiver.then(Answer(headers={"Content-Type": "application/json"}, body=b'{"received":true}'))
     response = owner_client.post(dash(f"webhooks/{endpoint.pk}/test/"), follow=True)
     assert b"Test event delivered: HTTP 200" in response.content
-    assert len(receiver.hits) == 1 and receiver.hits[0].headers["X-Mifumo-Event"] == "message.test"
+    assert (
+        len(receiver.requests) == 1
+        and receiver.requests[0].headers["X-Mifumo-Event"] == "message.test"
+    )
     delivery = Delivery.objects.get()
     assert delivery.status == "succeeded" and delivery.last_status_code == 200
     page = owner_client.get(dash(f"webhooks/{endpoint.pk}/")).content.decode()
@@ -156,7 +160,7 @@ def test_a_member_can_look_but_not_change(
     assert response.status_code == 403
     assert endpoint.secret not in response.content.decode()
     assert Endpoint.objects.get().url == endpoint.url
-    assert receiver.hits == []
+    assert receiver.requests == []
 
 
 def test_a_member_cannot_create_or_reveal_account_secrets(member_client: Client) -> None:
