@@ -12,6 +12,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from mifumo.api.views import ApiView
+from mifumo.celery import app as celery_app
 from mifumo.errors import DomainError, ErrorCode
 
 
@@ -24,10 +25,8 @@ def healthz(request: HttpRequest) -> JsonResponse:
 
 
 def _broker_ok() -> tuple[bool, str]:
-    from mifumo.celery import app
-
     try:
-        with app.connection_for_write() as conn:
+        with celery_app.connection_for_write() as conn:
             conn.ensure_connection(max_retries=1, timeout=2)
     except Exception as exc:  # noqa: BLE001 - any failure means not ready
         return False, type(exc).__name__
