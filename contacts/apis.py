@@ -34,10 +34,11 @@ from contacts.services import (
     contact_update,
 )
 from integration.auth import ApiPrincipal, api_principal
+from integration.idempotency import idempotent
 from integration.models import Account
+from integration.views import ApiView
 from mifumo.api.docs import envelope_responses
 from mifumo.api.responses import ok
-from mifumo.api.views import ApiView
 from mifumo.errors import DomainError, ErrorCode
 from segments.selectors import segment_filter, segment_get
 
@@ -86,6 +87,7 @@ class ContactCreateApi(ContactsApiView):
             example=CONTACT_EXAMPLE,
         ),
     )
+    @idempotent
     def post(self, request: Request) -> Response:
         data = s.ContactIn(data=request.data)
         data.is_valid(raise_exception=True)
@@ -177,6 +179,7 @@ class ContactOptOutApi(ContactsApiView):
         request=None,
         responses=envelope_responses(s.ContactOut, errors=[ErrorCode.NOT_FOUND]),
     )
+    @idempotent
     def post(self, request: Request, contact_id: str) -> Response:
         contact = contact_get(account=account_of(request), contact_id=contact_id)
         opted = contact_opt_out(contact=contact, is_test=api_principal(request).test_only)
@@ -190,6 +193,7 @@ class ContactOptInApi(ContactsApiView):
         request=None,
         responses=envelope_responses(s.ContactOut, errors=[ErrorCode.NOT_FOUND]),
     )
+    @idempotent
     def post(self, request: Request, contact_id: str) -> Response:
         contact = contact_get(account=account_of(request), contact_id=contact_id)
         opted = contact_opt_in(contact=contact, is_test=api_principal(request).test_only)
@@ -232,6 +236,7 @@ class ContactImportApi(ContactsApiView):
             ],
         ),
     )
+    @idempotent
     def post(self, request: Request) -> Response:
         options = s.ContactImportIn(
             data={

@@ -11,7 +11,8 @@ from drf_spectacular.utils import extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from mifumo.api.views import ApiView
+from integration.idempotency import idempotent
+from integration.views import ApiView
 from mifumo.celery import app as celery_app
 from mifumo.errors import DomainError, ErrorCode
 
@@ -62,4 +63,6 @@ class NotFoundView(ApiView):
             f"No endpoint at {request.path}; API routes end with a slash",
         )
 
-    get = post = put = patch = delete = _not_found
+    get = put = patch = delete = _not_found
+    # A POST checks its Idempotency-Key as every POST does, then answers 404.
+    post = idempotent(_not_found)
