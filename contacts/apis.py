@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from django.core.files.uploadedfile import UploadedFile
@@ -40,7 +41,6 @@ from integration.views import ApiView
 from mifumo.api.docs import envelope_responses
 from mifumo.api.responses import ok
 from mifumo.errors import DomainError, ErrorCode
-from segments.selectors import segment_filter, segment_get
 
 TAG = "Contacts"
 CONTACT_EXAMPLE = {
@@ -69,10 +69,22 @@ def account_of(request: Request) -> Account:
     return request.user.account
 
 
+# The members of a segment as a filter over the account's contacts. Segments are built on
+# contacts, not the reverse: the segments app provides this (SegmentsConfig.ready()).
+SegmentFilter = Callable[[Account, str], Q]
+_segment_filters: list[SegmentFilter] = []
+
+
+def provide_segment_filter(segment_filter: SegmentFilter) -> None:
+    _segment_filters[:] = [segment_filter]
+
+
 def segment_within(request: Request, segment_id: str | None) -> Q | None:
     if not segment_id:
         return None
-    return segment_filter(segment_get(account=account_of(request), segment_id=segment_id))
+    if not _segment_filters:
+        raise DomainError(ErrorCode.NOT_FOUND, "Segment not found", {"segment_id": segment_id})
+    return _segment_filters[0](account_of(request), segment_id)
 
 
 class ContactCreateApi(ContactsApiView):
