@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from django.core.files.uploadedfile import UploadedFile
@@ -34,12 +35,12 @@ from contacts.services import (
     contact_update,
 )
 from integration.auth import ApiPrincipal, api_principal
+from integration.idempotency import idempotent
 from integration.models import Account
+from integration.views import ApiView
 from mifumo.api.docs import envelope_responses
 from mifumo.api.responses import ok
-from mifumo.api.views import ApiView
 from mifumo.errors import DomainError, ErrorCode
-from segments.selectors import segment_filter, segment_get
 
 TAG = "Contacts"
 CONTACT_EXAMPLE = {
@@ -68,10 +69,22 @@ def account_of(request: Request) -> Account:
     return request.user.account
 
 
+# The members of a segment as a filter over the account's contacts. Segments are built on
+# contacts, not the reverse: the segments app provides this (SegmentsConfig.ready()).
+SegmentFilter = Callable[[Account, str], Q]
+_segment_filters: list[SegmentFilter] = []
+
+
+def provide_segment_filter(segment_filter: SegmentFilter) -> None:
+    _segment_filters[:] = [segment_filter]
+
+
 def segment_within(request: Request, segment_id: str | None) -> Q | None:
     if not segment_id:
         return None
-    return segment_filter(segment_get(account=account_of(request), segment_id=segment_id))
+    if not _segment_filters:
+        raise DomainError(ErrorCode.NOT_FOUND, "Segment not found", {"segment_id": segment_id})
+    return _segment_filters[0](account_of(request), segment_id)
 
 
 class ContactCreateApi(ContactsApiView):
@@ -86,6 +99,7 @@ class ContactCreateApi(ContactsApiView):
             example=CONTACT_EXAMPLE,
         ),
     )
+    @idempotent
     def post(self, request: Request) -> Response:
         data = s.ContactIn(data=request.data)
         data.is_valid(raise_exception=True)
@@ -177,6 +191,7 @@ class ContactOptOutApi(ContactsApiView):
         request=None,
         responses=envelope_responses(s.ContactOut, errors=[ErrorCode.NOT_FOUND]),
     )
+    @idempotent
     def post(self, request: Request, contact_id: str) -> Response:
         contact = contact_get(account=account_of(request), contact_id=contact_id)
         opted = contact_opt_out(contact=contact, is_test=api_principal(request).test_only)
@@ -190,6 +205,7 @@ class ContactOptInApi(ContactsApiView):
         request=None,
         responses=envelope_responses(s.ContactOut, errors=[ErrorCode.NOT_FOUND]),
     )
+    @idempotent
     def post(self, request: Request, contact_id: str) -> Response:
         contact = contact_get(account=account_of(request), contact_id=contact_id)
         opted = contact_opt_in(contact=contact, is_test=api_principal(request).test_only)
@@ -232,6 +248,7 @@ class ContactImportApi(ContactsApiView):
             ],
         ),
     )
+    @idempotent
     def post(self, request: Request) -> Response:
         options = s.ContactImportIn(
             data={

@@ -11,11 +11,12 @@ from inbox import serializers as s
 from inbox.models import Action, Number
 from inbox.services import NumberError, inbound_data, inbound_receive, normalise_number, route
 from integration.auth import api_principal
+from integration.idempotency import idempotent
 from integration.models import Account, Permission
+from integration.views import ApiView
 from mifumo.api.docs import envelope_responses
 from mifumo.api.pagination import choice_param, datetime_param, paginate_pages
 from mifumo.api.responses import ok
-from mifumo.api.views import ApiView
 from mifumo.errors import DomainError, ErrorCode
 
 E = ErrorCode
@@ -122,6 +123,7 @@ class InboundSimulateApi(ApiView):
             example=EXAMPLE,
         ),
     )
+    @idempotent
     def post(self, request: Request) -> Response:
         principal = api_principal(request)
         if not principal.test_only:

@@ -10,12 +10,13 @@ from rest_framework.response import Response
 from dashboard.audit import Action, audit_record
 from integration import serializers as s
 from integration.auth import api_principal
+from integration.idempotency import idempotent
 from integration.models import ApiKey, Permission
 from integration.permissions import resolve_mode
 from integration.services import api_key_create, api_key_revoke, api_key_rotate
+from integration.views import ApiView
 from mifumo.api.docs import envelope_responses
 from mifumo.api.responses import ok
-from mifumo.api.views import ApiView
 from mifumo.errors import DomainError, ErrorCode
 
 
@@ -96,6 +97,7 @@ class KeyRevokeApi(ApiView):
         request=None,
         responses=envelope_responses(s.ApiKeyOut, errors=[ErrorCode.NOT_FOUND]),
     )
+    @idempotent
     def post(self, request: Request, key_id: int) -> Response:
         key = api_key_revoke(api_key=_own_key(request, key_id))
         _audit(request, Action.API_KEY_REVOKED, key)

@@ -72,6 +72,9 @@ def _replay(record: IdempotencyRecord, request_hash: str) -> Response:
 
 
 def idempotent(handler: Handler) -> Handler:
+    """Decorates an ``ApiView``'s ``post``: a repeat with the same Idempotency-Key replays
+    the first answer instead of doing the work again."""
+
     @functools.wraps(handler)
     def wrapper(view: Any, request: Request, *args: Any, **kwargs: Any) -> Response:
         key = request.headers.get("Idempotency-Key")
@@ -117,7 +120,12 @@ def idempotent(handler: Handler) -> Handler:
                 raise
             return _replay(existing, request_hash)
 
+    wrapper.idempotent = True  # type: ignore[attr-defined]
     return wrapper
+
+
+def is_idempotent(handler: Callable[..., Any]) -> bool:
+    return getattr(handler, "idempotent", False) is True
 
 
 def purge_expired() -> int:

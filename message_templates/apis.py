@@ -8,12 +8,13 @@ from rest_framework.response import Response
 
 from contacts import serializers as cs
 from integration.auth import api_principal
+from integration.idempotency import idempotent
+from integration.views import ApiView
 from message_templates import serializers as s
 from message_templates.selectors import template_get, template_list
 from message_templates.services import template_create, template_delete, template_update
 from mifumo.api.docs import envelope_responses
 from mifumo.api.responses import ok
-from mifumo.api.views import ApiView
 from mifumo.errors import ErrorCode
 
 TAG = "Templates"
@@ -65,6 +66,7 @@ class TemplateCreateApi(ApiView):
             example=TEMPLATE_EXAMPLE,
         ),
     )
+    @idempotent
     def post(self, request: Request) -> Response:
         data = s.TemplateIn(data=request.data)
         data.is_valid(raise_exception=True)

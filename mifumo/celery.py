@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 
 from celery import Celery
-from celery.signals import setup_logging, task_failure, worker_init
+from celery.signals import setup_logging, task_failure
 
 from mifumo.logging import keep_django_logging, log_task_failure
 
@@ -69,19 +69,3 @@ app.autodiscover_tasks()
 
 setup_logging.connect(keep_django_logging, weak=False, dispatch_uid="mifumo.logging")
 task_failure.connect(log_task_failure, weak=False, dispatch_uid="mifumo.task_failure_log")
-
-
-@task_failure.connect(weak=False, dispatch_uid="mifumo.task_failure_metric")
-def _count_task_failure(**kwargs: object) -> None:
-    # Imported late: the metrics module loads Django signals and the prometheus client, which
-    # every importer of this package would otherwise pay for.
-    from mifumo.metrics import count_task_failure
-
-    count_task_failure(**kwargs)
-
-
-@worker_init.connect(weak=False, dispatch_uid="mifumo.worker_metrics")
-def _serve_worker_metrics(**kwargs: object) -> None:
-    from mifumo.metrics import serve_worker_metrics
-
-    serve_worker_metrics(**kwargs)

@@ -1,11 +1,12 @@
 """Prometheus metrics.
 
+This module holds the registry and the exposition; each app defines and feeds its own
+metrics (``sms.metrics``, ``webhooks.metrics``, connected in the app's ``ready()``).
 Counters and histograms are updated where things happen: requests (the request-id
-middleware), balance movements and webhook attempts (model signals, after commit), recipient
-status changes (``sms.signals.recipients_status_changed_batch``), carrier submissions
-(``observe_carrier_submit``) and Celery task failures. Gauges that describe the system as a
-whole (recipients by status, queue depths) are computed from PostgreSQL and Redis when
-scraped, so they are right whichever process serves the scrape.
+middleware), balance movements (a model signal, after commit) and Celery task failures here,
+the rest in the apps. Gauges that describe the system as a whole (queue depths here, an
+app's rows by status) are computed from PostgreSQL and Redis when scraped, so they are right
+whichever process serves the scrape.
 
 Processes: with ``PROMETHEUS_MULTIPROC_DIR`` set (the container image sets it), every
 process writes its samples to files there and a scrape adds them up, so one gunicorn
@@ -22,10 +23,7 @@ import hmac
 import logging
 import os
 import threading
-import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
-from datetime import timedelta
+from collections.abc import Callable, Iterable, Iterator
 from decimal import Decimal
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
@@ -46,8 +44,7 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from sms.signals import StatusChange, recipients_status_changed_batch
-from webhooks.signals import attempts_recorded
+from mifumo.celery import app as celery_app
 
 logger = logging.getLogger(__name__)
 
@@ -56,11 +53,6 @@ if MULTIPROC_DIR:
     # prometheus_client writes one file per process and metric type here.
     os.makedirs(MULTIPROC_DIR, exist_ok=True)
 
-PENDING_STATUSES = ("scheduled", "queued", "submitting", "sent")
-FINAL_STATUSES = ("delivered", "failed", "canceled")
-# Final recipients only ever grow; counting the recent ones keeps the scrape an index range
-# scan instead of a count of the whole table.
-FINAL_WINDOW = timedelta(hours=1)
 _REDIS_PRIORITY_SEPARATOR = "\x06\x16"
 _REDIS_PRIORITY_STEPS = (3, 6, 9)
 
@@ -74,32 +66,6 @@ HTTP_LATENCY = Histogram(
     "Time to produce the response, by method and URL route",
     ["method", "route"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
-)
-CARRIER_SUBMIT_LATENCY = Histogram(
-    "mifumo_carrier_submit_duration_seconds",
-    "Time of one carrier call for a batch, by carrier",
-    ["carrier"],
-    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0),
-)
-CARRIER_SUBMITTED = Counter(
-    "mifumo_carrier_submissions",
-    "Recipients offered to a carrier, by carrier and outcome (accepted, rejected)",
-    ["carrier", "outcome"],
-)
-CARRIER_ERRORS = Counter(
-    "mifumo_carrier_errors",
-    "Carrier calls that failed as a whole, and recipient rejections, by carrier and code",
-    ["carrier", "code"],
-)
-RECIPIENT_STATUS_CHANGES = Counter(
-    "mifumo_recipient_status_changes",
-    "Recipients moved to a status (sent, delivered, failed)",
-    ["status"],
-)
-WEBHOOK_ATTEMPTS = Counter(
-    "mifumo_webhook_attempts",
-    "Webhook delivery attempts, by outcome (succeeded, failed)",
-    ["outcome"],
 )
 BALANCE_DEBITS = Counter("mifumo_balance_debits", "Balance debits (sends charged)", ["currency"])
 BALANCE_DEBITED = Counter(
@@ -128,77 +94,6 @@ def observe_request(request: HttpRequest, status: int, seconds: float) -> None:
     HTTP_LATENCY.labels(method, route).observe(seconds)
 
 
-class _SubmitObservation:
-    def __init__(self, carrier: str) -> None:
-        self.carrier = carrier
-        self.results: Sequence[Any] | None = None
-
-    def record(self, results: Sequence[Any]) -> None:
-        self.results = results
-
-
-def observe_carrier_submit(
-    *,
-    carrier: str,
-    seconds: float,
-    results: Sequence[Any] = (),
-    error: BaseException | None = None,
-) -> None:
-    """One carrier call: its latency, the recipients it accepted and rejected (``results``
-    are ``SubmitResult``s) and, when the call failed as a whole, the error's code."""
-    CARRIER_SUBMIT_LATENCY.labels(carrier).observe(seconds)
-    if error is not None:
-        CARRIER_ERRORS.labels(carrier, str(getattr(error, "code", type(error).__name__))).inc()
-    accepted = 0
-    rejected: dict[str, int] = {}
-    for result in results:
-        if result.accepted:
-            accepted += 1
-        else:
-            code = str(result.error_code or "REJECTED")
-            rejected[code] = rejected.get(code, 0) + 1
-    if accepted:
-        CARRIER_SUBMITTED.labels(carrier, "accepted").inc(accepted)
-    if rejected:
-        CARRIER_SUBMITTED.labels(carrier, "rejected").inc(sum(rejected.values()))
-        if error is None:
-            for code, count in rejected.items():
-                CARRIER_ERRORS.labels(carrier, code).inc(count)
-
-
-@contextmanager
-def carrier_submit(carrier: str) -> Iterator[_SubmitObservation]:
-    """``with carrier_submit(name) as submit: submit.record(carrier.send_messages(batch))``
-    times the call and counts its outcome; an exception escaping the block is counted as a
-    failed call and raised again."""
-    observation = _SubmitObservation(carrier)
-    started = time.perf_counter()
-    try:
-        yield observation
-    except BaseException as exc:
-        observe_carrier_submit(carrier=carrier, seconds=time.perf_counter() - started, error=exc)
-        raise
-    observe_carrier_submit(
-        carrier=carrier,
-        seconds=time.perf_counter() - started,
-        results=observation.results or (),
-    )
-
-
-def _on_status_changed(*, changes: Sequence[StatusChange], **_: Any) -> None:
-    counts: dict[str, int] = {}
-    for change in changes:
-        status = str(change.status)
-        counts[status] = counts.get(status, 0) + len(change.recipient_ids)
-
-    def count() -> None:
-        for status, number in counts.items():
-            RECIPIENT_STATUS_CHANGES.labels(status).inc(number)
-
-    # Counted once the change is committed: a rolled-back batch changed nothing.
-    transaction.on_commit(count)
-
-
 def _on_ledger_entry(*, instance: Any, created: bool, **_: Any) -> None:
     if not created:
         return
@@ -220,44 +115,21 @@ def _on_ledger_entry(*, instance: Any, created: bool, **_: Any) -> None:
     transaction.on_commit(count)
 
 
-def _on_webhook_attempt(*, instance: Any, created: bool, **_: Any) -> None:
-    if created:
-        outcome = "succeeded" if instance.succeeded else "failed"
-        transaction.on_commit(lambda: WEBHOOK_ATTEMPTS.labels(outcome).inc())
-
-
-def _on_webhook_attempts_batch(*, succeeded: int, failed: int, **_: Any) -> None:
-    def count() -> None:
-        if succeeded:
-            WEBHOOK_ATTEMPTS.labels("succeeded").inc(succeeded)
-        if failed:
-            WEBHOOK_ATTEMPTS.labels("failed").inc(failed)
-
-    transaction.on_commit(count)
-
-
 def count_task_failure(sender: Any = None, **_: Any) -> None:
     """Receiver of Celery's ``task_failure``."""
     TASK_FAILURES.labels(getattr(sender, "name", None) or str(sender)).inc()
 
 
-recipients_status_changed_batch.connect(_on_status_changed, dispatch_uid="mifumo.metrics.status")
 post_save.connect(
     _on_ledger_entry, sender="integration.LedgerEntry", dispatch_uid="mifumo.metrics.ledger"
 )
-post_save.connect(
-    _on_webhook_attempt, sender="webhooks.DeliveryAttempt", dispatch_uid="mifumo.metrics.webhook"
-)
-attempts_recorded.connect(_on_webhook_attempts_batch, dispatch_uid="mifumo.metrics.webhooks")
 
 
 # --- computed at scrape -------------------------------------------------------------------------
 def queue_names() -> list[str]:
     """The Celery queues: every routed one and the default."""
-    from mifumo.celery import app
-
-    names = {str(app.conf.task_default_queue)}
-    routes = app.conf.task_routes or {}
+    names = {str(celery_app.conf.task_default_queue)}
+    routes = celery_app.conf.task_routes or {}
     if isinstance(routes, dict):
         names.update(str(route["queue"]) for route in routes.values() if "queue" in route)
     return sorted(names)
@@ -276,53 +148,20 @@ def _redis(url: str) -> Any:
     return client
 
 
-class SystemCollector(Collector):
-    """Recipients by status from the database and Celery queue depths from Redis."""
+_scrape_collectors: dict[str, Collector] = {}
+
+
+def collect_at_scrape(name: str, collector: Collector) -> None:
+    """Add an app's gauges, computed afresh at each scrape of ``/metrics`` (not of a
+    worker's port: those describe the whole system, not one process)."""
+    _scrape_collectors[name] = collector
+
+
+class QueueCollector(Collector):
+    """Celery queue depths from Redis."""
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
-        yield from self._recipients()
         yield from self._queues()
-
-    def _recipients(self) -> Iterable[GaugeMetricFamily]:
-        from django.db.models import Count
-        from django.utils import timezone
-
-        from sms.models import Recipient
-
-        pending = GaugeMetricFamily(
-            "mifumo_recipients_pending",
-            "Recipients not final yet, by status",
-            labels=["status"],
-        )
-        recent = GaugeMetricFamily(
-            "mifumo_recipients_final_recent",
-            f"Recipients that reached a final status in the last {FINAL_WINDOW}, by status",
-            labels=["status"],
-        )
-        try:
-            counts = dict(
-                Recipient.objects.filter(status__in=PENDING_STATUSES)
-                .values_list("status")
-                .annotate(n=Count("id"))
-                .values_list("status", "n")
-                .order_by()
-            )
-            since = timezone.now() - FINAL_WINDOW
-            finished = dict(
-                Recipient.objects.filter(status__in=FINAL_STATUSES, updated_at__gte=since)
-                .values_list("status")
-                .annotate(n=Count("id"))
-                .values_list("status", "n")
-                .order_by()
-            )
-        except Exception:  # noqa: BLE001 - a scrape reports what it can
-            logger.warning("metrics: cannot count recipients", exc_info=True)
-            return []
-        for status in PENDING_STATUSES:
-            pending.add_metric([status], counts.get(status, 0))
-        for status in FINAL_STATUSES:
-            recent.add_metric([status], finished.get(status, 0))
-        return [pending, recent]
 
     def _queues(self) -> Iterable[GaugeMetricFamily]:
         url = getattr(settings, "REDIS_URL", None)
@@ -362,7 +201,9 @@ def _registry(*, system: bool) -> CollectorRegistry:
         registry = CollectorRegistry()
         registry.register(_DefaultRegistry())
     if system:
-        registry.register(SystemCollector())
+        registry.register(QueueCollector())
+        for collector in _scrape_collectors.values():
+            registry.register(collector)
     return registry
 
 

@@ -9,6 +9,8 @@ api_v1: list[URLPattern | URLResolver] = [
     path("sms/inbound/", include("inbox.urls")),
     path("sms/", include("sms.urls")),
     path("keys/", include("integration.urls")),
+    # Segments are built on contacts and live under their prefix.
+    path("contacts/segments/", include("segments.urls")),
     path("contacts/", include("contacts.urls")),
     path("webhooks/", include("webhooks.urls")),
     path("schema/", SchemaView.as_view(), name="schema"),

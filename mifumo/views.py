@@ -11,7 +11,9 @@ from drf_spectacular.utils import extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from mifumo.api.views import ApiView
+from integration.idempotency import idempotent
+from integration.views import ApiView
+from mifumo.celery import app as celery_app
 from mifumo.errors import DomainError, ErrorCode
 
 
@@ -24,10 +26,8 @@ def healthz(request: HttpRequest) -> JsonResponse:
 
 
 def _broker_ok() -> tuple[bool, str]:
-    from mifumo.celery import app
-
     try:
-        with app.connection_for_write() as conn:
+        with celery_app.connection_for_write() as conn:
             conn.ensure_connection(max_retries=1, timeout=2)
     except Exception as exc:  # noqa: BLE001 - any failure means not ready
         return False, type(exc).__name__
@@ -63,4 +63,6 @@ class NotFoundView(ApiView):
             f"No endpoint at {request.path}; API routes end with a slash",
         )
 
-    get = post = put = patch = delete = _not_found
+    get = put = patch = delete = _not_found
+    # A POST checks its Idempotency-Key as every POST does, then answers 404.
+    post = idempotent(_not_found)

@@ -9,6 +9,7 @@ from rest_framework.response import Response
 from contacts import serializers as cs
 from contacts.apis import ContactsApiView, account_of
 from contacts.selectors import contact_search
+from integration.idempotency import idempotent
 from mifumo.api.docs import envelope_responses
 from mifumo.api.responses import ok
 from mifumo.errors import ErrorCode
@@ -73,6 +74,7 @@ class SegmentCreateApi(ContactsApiView):
             example=SEGMENT_EXAMPLE,
         ),
     )
+    @idempotent
     def post(self, request: Request) -> Response:
         data = s.SegmentIn(data=request.data)
         data.is_valid(raise_exception=True)

@@ -33,6 +33,12 @@ def segment_filter(segment: Segment) -> Q:
     return criteria_q(segment.criteria)
 
 
+def segment_members_filter(account: Account, segment_id: str) -> Q:
+    """The account's segment ``segment_id`` as a filter over its contacts; NOT_FOUND if it
+    has no such segment."""
+    return segment_filter(segment_get(account=account, segment_id=segment_id))
+
+
 def segment_contacts(*, segment: Segment) -> QuerySet[Contact]:
     return Contact.objects.filter(account_id=segment.account_id).filter(segment_filter(segment))
 

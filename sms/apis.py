@@ -13,13 +13,14 @@ from rest_framework.response import Response
 
 from inbox.selectors import reply_recipients_and_sender
 from integration.auth import ApiPrincipal, api_principal
+from integration.idempotency import idempotent
 from integration.models import Account
 from integration.selectors import account_balance
+from integration.views import ApiView
 from mifumo.api.docs import envelope_responses
 from mifumo.api.fields import iso, money
 from mifumo.api.pagination import choice_param, datetime_param, paginate_pages
 from mifumo.api.responses import ok
-from mifumo.api.views import ApiView
 from mifumo.errors import DomainError, ErrorCode
 from sms import selectors
 from sms import serializers as s
@@ -142,6 +143,7 @@ class SendApi(ApiView):
             },
         ),
     )
+    @idempotent
     def post(self, request: Request) -> Response:
         data = s.SendIn(data=request.data)
         data.is_valid(raise_exception=True)
@@ -315,6 +317,7 @@ class CancelApi(ApiView):
         request=None,
         responses=envelope_responses(s.CancelOut, errors=[E.NOT_FOUND, E.CONFLICT]),
     )
+    @idempotent
     def post(self, request: Request, message_id: str) -> Response:
         _message(request, message_id)  # a test key cancels test messages only
         message, canceled, refund = message_cancel(account=_account(request), message_id=message_id)
@@ -434,6 +437,7 @@ class SenderIdRequestApi(ApiView):
             s.SenderIdOut, status=201, errors=[E.VALIDATION_ERROR, E.CONFLICT]
         ),
     )
+    @idempotent
     def post(self, request: Request) -> Response:
         data = s.SenderIdRequestIn(data=request.data)
         data.is_valid(raise_exception=True)

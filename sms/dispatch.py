@@ -43,8 +43,7 @@ from django.db.models import F, Field
 from django.utils import timezone
 
 from integration.services import account_refund
-from mifumo import metrics
-from sms import routing
+from sms import metrics, routing
 from sms.carriers import get_carrier
 from sms.carriers.base import BaseCarrier, CarrierError, OutboundSms, SubmitResult
 from sms.models import CarrierMessage, Handoff, Message, Recipient, SubmitAttempt

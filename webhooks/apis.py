@@ -15,11 +15,12 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from integration.auth import api_principal
+from integration.idempotency import idempotent
 from integration.models import Account, Permission
 from integration.permissions import resolve_mode
+from integration.views import ApiView
 from mifumo.api.docs import envelope_responses
 from mifumo.api.responses import ok
-from mifumo.api.views import ApiView
 from mifumo.errors import ErrorCode
 from webhooks import selectors
 from webhooks import serializers as s
@@ -114,6 +115,7 @@ class WebhookListApi(ApiView):
         request=s.EndpointCreateIn,
         responses=envelope_responses(s.EndpointSecretOut, status=201, errors=VALIDATION),
     )
+    @idempotent
     def post(self, request: Request) -> Response:
         data = _valid(s.EndpointCreateIn, request.data)
         principal = api_principal(request)
@@ -200,6 +202,7 @@ class WebhookRotateSecretApi(ApiView):
         request=s.RotateIn,
         responses=envelope_responses(s.EndpointSecretOut, errors=[*NOT_FOUND, *VALIDATION]),
     )
+    @idempotent
     def post(self, request: Request, webhook_id: str) -> Response:
         endpoint = _endpoint(request, webhook_id)
         data = _valid(s.RotateIn, request.data or {})
@@ -260,6 +263,7 @@ class WebhookRedeliverApi(ApiView):
             s.DeliveryOut, status=202, errors=[*NOT_FOUND, ErrorCode.CONFLICT]
         ),
     )
+    @idempotent
     def post(self, request: Request, webhook_id: str, delivery_id: str) -> Response:
         endpoint = _endpoint(request, webhook_id)
         delivery = _delivery(request, delivery_id, endpoint)
@@ -319,6 +323,7 @@ class DeliveryRedeliverApi(ApiView):
             s.DeliveryOut, status=202, errors=[*NOT_FOUND, ErrorCode.CONFLICT]
         ),
     )
+    @idempotent
     def post(self, request: Request, delivery_id: str) -> Response:
         delivery = _delivery(request, delivery_id)
         again = delivery_redeliver(delivery=delivery)
@@ -358,6 +363,7 @@ class SigningSecretRotateApi(ApiView):
         request=s.RotateIn,
         responses=envelope_responses(s.SigningSecretOut, errors=VALIDATION),
     )
+    @idempotent
     def post(self, request: Request) -> Response:
         data = _valid(s.RotateIn, request.data or {})
         principal = api_principal(request)

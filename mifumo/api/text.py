@@ -1,7 +1,7 @@
 """Text that no database column can hold: NUL characters (PostgreSQL text refuses them) and
 lone surrogates (``"\\ud800"`` in JSON decodes to a string UTF-8 cannot encode).
 
-Every API request is checked once, before its view runs (``mifumo.api.views.ApiView``): path
+Every API request is checked once, before its view runs (``integration.views.ApiView``): path
 ids, query parameters, and every key and string of the body, however deeply nested. The
 answer is 400 VALIDATION_ERROR naming the field, so no such text reaches a query.
 """

@@ -5,7 +5,7 @@ from django.urls import path
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from mifumo.api.views import ApiView
+from integration.views import ApiView
 from mifumo.urls import urlpatterns as real_urlpatterns
 
 

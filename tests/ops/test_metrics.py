@@ -11,6 +11,7 @@ from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
 from mifumo import metrics
+from sms import metrics as sms_metrics
 from sms.carriers.base import CarrierError, OutboundSms, SubmitResult
 from tests.helpers import assert_envelope
 from tests.ops.stack import free_port, http
@@ -101,10 +102,12 @@ def test_carrier_submissions_are_timed_and_counted():
         SubmitResult.ok(batch[1], "c-1"),
         SubmitResult.rejected(batch[2], "INVALID_DESTINATION", "no"),
     ]
-    with metrics.carrier_submit(carrier) as submit:
-        submit.record(results)
-    with pytest.raises(CarrierError), metrics.carrier_submit(carrier):
-        raise CarrierError("bind refused", code="CARRIER_UNAVAILABLE")
+    sms_metrics.observe_carrier_submit(carrier=carrier, seconds=0.01, results=results)
+    sms_metrics.observe_carrier_submit(
+        carrier=carrier,
+        seconds=0.01,
+        error=CarrierError("bind refused", code="CARRIER_UNAVAILABLE"),
+    )
 
     def sample(name: str, **labels: str) -> float | None:
         return REGISTRY.get_sample_value(name, {"carrier": carrier, **labels})

@@ -83,7 +83,7 @@ def test_concurrent_requests_with_one_key_make_one_message_and_one_debit(alice, 
 
 
 def test_views_that_call_out_are_not_wrapped_in_the_idempotency_transaction():
-    from mifumo.api.views import ApiView
+    from integration.views import ApiView
     from sms.apis import SendApi
     from webhooks.apis import WebhookTestApi
 

@@ -19,7 +19,7 @@ from rest_framework.views import APIView
 
 from integration import ratelimit
 from integration.auth import ApiPrincipal, last_used_mark, record_last_used
-from integration.idempotency import idempotent
+from integration.idempotency import is_idempotent
 from integration.models import Account, ApiKey, ApiRequestLog
 from integration.usage import buffer
 from mifumo.api import text
@@ -32,19 +32,24 @@ class ApiView(APIView):
     # A bucket counted on top of "api" (sms_send, contacts).
     rate_limit_bucket: ClassVar[str | None] = None
 
-    # False for a POST that talks to the network: the idempotency record is written in one
-    # transaction with the work, and no transaction may stay open across an outside call.
+    # Every POST honours Idempotency-Key: its handler is decorated with @idempotent. False
+    # for a POST that talks to the network (and is not decorated): the idempotency record is
+    # written in one transaction with the work, and no transaction may stay open across an
+    # outside call.
     idempotent_post: ClassVar[bool] = True
     # True when the POST's answer carries a secret: its idempotency record keeps it
     # encrypted (integration.idempotency).
     replay_holds_secret: ClassVar[bool] = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
-        # Every POST honours Idempotency-Key without each view having to remember it.
+        # A POST that forgot its decorator, or one that should not have it, fails on import.
         super().__init_subclass__(**kwargs)
         post = cls.__dict__.get("post")
-        if cls.idempotent_post and post is not None and not getattr(post, "__wrapped__", None):
-            cls.post = idempotent(post)  # type: ignore[attr-defined]
+        if post is not None and is_idempotent(post) != cls.idempotent_post:
+            raise TypeError(
+                f"{cls.__qualname__}.post: @idempotent and idempotent_post = "
+                f"{cls.idempotent_post} disagree"
+            )
 
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
         # APIView.initial without its throttles, with our rate limits in their place.
