@@ -89,7 +89,7 @@ def imports(module: str) -> tuple[Import, ...]:
         for name in names:
             target = _resolve(name)
             if target is not None and target != module:
-                found.append(Import(target, node.lineno, function))
+                found.append(Import(target, getattr(node, "lineno", 0), function))
     return tuple(found)
 
 
