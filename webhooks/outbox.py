@@ -2,7 +2,7 @@
 they report, and the delivery tasks queued once that transaction commits.
 
 Message status events come from ``sms.signals.recipients_status_changed_batch`` (sent by
-``sms.signals.send_status_changes`` from the dispatch and from ``sms.receipts``), low-balance
+``sms.signals.send_status_changes`` from ``sms.dispatch`` and ``sms.receipts``), low-balance
 events from ``integration.signals.balance_fell_below_threshold`` (sent by
 ``integration.services``); ``webhooks.receivers`` turns both into calls here. Inbound messages
 and opt-outs are recorded by ``inbox.services`` and ``contacts.services`` directly
@@ -52,6 +52,7 @@ FAN_OUT_SIZE = 500
 DRAIN_FLAG = "webhooks:drain-queued"
 DRAIN_FLAG_SECONDS = 5
 
+# The names ``webhooks.tasks`` registers its tasks under, and the outbox queues them by.
 DELIVER_TASK = "webhooks.tasks.deliver"
 DELIVER_EACH_TASK = "webhooks.tasks.deliver_each"
 DELIVER_DRAIN_TASK = "webhooks.tasks.deliver_drain"

@@ -1,8 +1,8 @@
 """Where other apps' changes become webhook events, inside the transaction that made them.
 
 - ``sms.signals.recipients_status_changed_batch``: recipients of messages became sent,
-  delivered or failed. Sent by ``sms.signals.send_status_changes`` from the dispatch
-  (carrier submissions, expiry sweeps) and from ``sms.receipts`` (delivery receipts); a
+  delivered or failed. Sent by ``sms.signals.send_status_changes`` from ``sms.dispatch``
+  (carrier submissions, expiry sweeps) and ``sms.receipts`` (delivery receipts); a
   single group sent as ``sms.signals.recipients_status_changed`` reaches here as a batch of
   one. Recorded by ``webhooks.outbox.event_record_status_changes``.
 - ``integration.signals.balance_fell_below_threshold``: a debit took the balance below the
