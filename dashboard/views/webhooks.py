@@ -10,9 +10,9 @@ from django.shortcuts import redirect
 
 from dashboard import selectors
 from dashboard.access import Workspace, dashboard_view
-from dashboard.audit import Action, audit_record
 from dashboard.forms import RotateSecretForm, WebhookCreateForm, WebhookEditForm
 from dashboard.views.common import form_error, or_404, paginate, render_page
+from integration.audit import Action, audit_record
 from mifumo.errors import DomainError
 from webhooks import security
 from webhooks import selectors as webhook_selectors

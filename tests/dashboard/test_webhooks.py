@@ -8,8 +8,7 @@ from typing import Any
 import pytest
 from django.test import Client
 
-from dashboard.models import AuditEvent
-from integration.models import Account
+from integration.models import Account, AuditEvent
 from tests.dashboard.receiver import Receiver
 from tests.dashboard.support import dash
 from webhooks.models import Delivery, Endpoint
