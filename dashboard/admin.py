@@ -4,9 +4,9 @@ from typing import TYPE_CHECKING, Any
 
 from django.contrib import admin
 
-from dashboard.audit import action_label
-from dashboard.models import AuditEvent
 from integration.admin import ReadOnlyAdminMixin
+from integration.audit import action_label
+from integration.models import AuditEvent
 
 if TYPE_CHECKING:
     ModelAdmin = admin.ModelAdmin[Any]

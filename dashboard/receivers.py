@@ -10,8 +10,8 @@ from typing import Any
 
 from django.db import transaction
 
-from dashboard.audit import Action, audit_record
 from dashboard.tasks import send_low_balance_alert
+from integration.audit import Action, audit_record
 from integration.signals import LowBalance
 
 logger = logging.getLogger(__name__)

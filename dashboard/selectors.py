@@ -27,8 +27,7 @@ from django.db.models.functions import TruncDate
 from django.http import Http404
 from django.utils import timezone
 
-from dashboard.models import AuditEvent
-from integration.models import Account, ApiKey, ApiRequestLog, LedgerEntry, Membership
+from integration.models import Account, ApiKey, ApiRequestLog, AuditEvent, LedgerEntry, Membership
 from integration.selectors import ledger_per_day, spend_of
 from sms.models import Message, Recipient, SenderId
 from sms.phones import InvalidPhone, normalize_phone, phone_search_digits

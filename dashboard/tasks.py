@@ -9,7 +9,7 @@ from celery import shared_task
 from django.conf import settings
 
 from dashboard.emails import low_balance_alert_send
-from dashboard.models import AuditEvent
+from integration.models import AuditEvent
 from mifumo.db import delete_older_than
 
 

@@ -16,7 +16,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 
-from dashboard.audit import Action, audit_record
+from integration.audit import Action, audit_record
 from integration.models import (
     Account,
     ApiKey,

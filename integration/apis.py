@@ -7,8 +7,8 @@ from drf_spectacular.utils import extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from dashboard.audit import Action, audit_record
 from integration import serializers as s
+from integration.audit import Action, audit_record
 from integration.auth import api_principal
 from integration.idempotency import idempotent
 from integration.models import ApiKey, Permission

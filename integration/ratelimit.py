@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import time
-import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -19,8 +18,8 @@ from django.conf import settings
 from django.http import HttpRequest
 
 from integration.models import Account
-from mifumo.cache import count_and_mark
 from mifumo.client_ip import client_address
+from mifumo.counters import count_and_mark, window_end
 
 logger = logging.getLogger(__name__)
 
@@ -62,12 +61,10 @@ def account_rate(account: Account, bucket: str) -> tuple[int, int]:
 
 
 def _window(key: str, seconds: int) -> tuple[int, int]:
-    """The fixed window a request falls in: (its end as a Unix time, seconds left). Each
-    key's windows are shifted by an offset of their own so that resets are spread out."""
+    """The fixed window a request falls in: (its end as a Unix time, seconds left), with
+    resets spread out over keys."""
     now = int(time.time())
-    end = now - now % seconds + zlib.crc32(key.encode()) % seconds
-    if end <= now:
-        end += seconds
+    end = window_end(key, seconds, now, spread=True)
     return end, end - now
 
 

@@ -18,7 +18,7 @@ is_verified()``) once the session passed a code. The rules, for every door:
 
 Codes are checked by django-otp: a code is accepted once (never replayed), within one 30 s
 step either way, and failed checks slow the device down; the sign-in throttle
-(``dashboard.throttle``, scope "code") limits guesses per user and address as well.
+(``integration.throttle``, scope "code") limits guesses per user and address as well.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 dashboard's and two-factor aware (``integration.two_factor``).
 
 - Every sign-in attempt is counted before the password is checked, per username and client
-  address and per address (``dashboard.throttle``; the dashboard and the admin share one
+  address and per address (``integration.throttle``; the dashboard and the admin share one
   budget). Over the limit the answer is 429 with ``Retry-After``, even for the right
   password.
 - A staff user with two-factor on enters the code from their app with the password; a
@@ -22,8 +22,8 @@ from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import reverse
 
-from dashboard.throttle import LoginThrottle
 from integration import two_factor
+from integration.throttle import LoginThrottle
 from mifumo.client_ip import client_address
 
 

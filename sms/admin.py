@@ -12,8 +12,8 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.html import format_html
 
-from dashboard.audit import Action, audit_record
 from integration.admin import ReadOnlyAdminMixin, action_form_page
+from integration.audit import Action, audit_record
 from sms import pricing
 from sms.models import Message, PriceRule, Recipient, SenderId
 from sms.phones import InvalidPhone, normalize_phone

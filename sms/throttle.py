@@ -1,7 +1,7 @@
 """Throughput caps per carrier, shared by every process through the Django cache.
 
 A carrier configured with ``RATE`` (SMS parts per second, what an SMSC counts as TPS) gets
-one counter per wall-clock second in the cache (Redis in production), so every worker and
+one counter per wall-clock second in the cache (``mifumo.counters``), so every worker and
 ``run_smpp`` process draws from the same budget. A sender adds what it wants to the current
 second's counter and may send what still fitted under the cap; when nothing fitted it sleeps
 until the next second. Tokens asked for but refused in a full second are simply lost with
@@ -23,6 +23,7 @@ from typing import Any
 
 from django.core.cache import cache as default_cache
 
+from mifumo import counters
 from sms.carriers import carrier_config
 
 logger = logging.getLogger(__name__)
@@ -68,11 +69,9 @@ class Throttle:
         misses = 0
         while True:
             now = self.clock()
-            window = int(now)
-            key = f"throttle:{self.name}:{window}"
+            end = counters.window_end(self.name, 1, now)
             try:
-                self.cache.add(key, 0, timeout=_KEY_TTL)
-                count = int(self.cache.incr(key, want))
+                count = counters.count(self.cache, f"throttle:{self.name}:{end}", want, _KEY_TTL)
             except ValueError:
                 # The counter expired between add and incr (a new second began), or a cache
                 # that cannot count at all.
@@ -88,7 +87,7 @@ class Throttle:
             if before < self.rate:
                 return min(want, self.rate - before)
             # Spread the waiting senders a little so they do not all hit the counter at once.
-            self.sleep(max(0.0, window + 1 - now) + random.uniform(0, 0.005))
+            self.sleep(max(0.0, end - now) + random.uniform(0, 0.005))
 
     def admit(self, costs: Sequence[int]) -> int:
         """How many of the next items (``costs``: parts each) may be sent now; blocks until

@@ -9,7 +9,7 @@ from typing import Any
 from django import template
 from django.core.paginator import Page
 
-from dashboard.audit import action_label as _action_label
+from integration.audit import action_label as _action_label
 
 register = template.Library()
 

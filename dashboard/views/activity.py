@@ -4,9 +4,9 @@ from django.http import HttpRequest, HttpResponse
 
 from dashboard import selectors
 from dashboard.access import Workspace, dashboard_view
-from dashboard.audit import ACTION_LABELS, action_label
 from dashboard.forms import ActivityFilterForm
 from dashboard.views.common import paginate, render_page
+from integration.audit import ACTION_LABELS, action_label
 
 
 def _action_choices(seen: list[str]) -> list[tuple[str, str]]:

@@ -21,12 +21,12 @@ from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_http_methods
 
 from dashboard.access import SESSION_ACCOUNT_KEY, Workspace, dashboard_view, method_not_allowed
-from dashboard.audit import Action, audit_failed_sign_in, audit_user_record
 from dashboard.forms import CodeForm, LoginForm
-from dashboard.throttle import LoginThrottle
 from dashboard.views.common import render_page
 from integration import two_factor
+from integration.audit import Action, audit_failed_sign_in, audit_user_record
 from integration.services import membership_mark_used
+from integration.throttle import LoginThrottle
 from mifumo.client_ip import client_address
 
 # The session of someone who passed the password step and owes a code; it lasts this long.

@@ -15,10 +15,10 @@ from django.shortcuts import redirect
 
 from dashboard import selectors
 from dashboard.access import Workspace, dashboard_view
-from dashboard.audit import Action, audit_record
 from dashboard.charts import Number, Series, stacked_bars
 from dashboard.forms import LedgerFilterForm, ThresholdForm
 from dashboard.views.common import csv_download, form_error, paginate, render_page
+from integration.audit import Action, audit_record
 from integration.models import LedgerEntry
 from integration.selectors import account_balance, ledger_entries, ledger_per_day, spend_of
 from integration.services import account_set_low_balance_threshold

@@ -12,7 +12,7 @@ from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpRespons
 from django.shortcuts import render
 
 from dashboard.access import Workspace
-from dashboard.audit import audit_record
+from integration.audit import audit_record
 from mifumo.csv_cells import spreadsheet_lines
 from mifumo.errors import DomainError, ErrorCode
 

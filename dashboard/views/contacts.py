@@ -30,7 +30,6 @@ from contacts.services import (
 )
 from dashboard import selectors
 from dashboard.access import Workspace, dashboard_view
-from dashboard.audit import Action
 from dashboard.forms import (
     ContactForm,
     ContactImportForm,
@@ -46,6 +45,7 @@ from dashboard.views.common import (
     record,
     render_page,
 )
+from integration.audit import Action
 from mifumo.errors import DomainError
 from segments.models import Segment
 from segments.selectors import (

@@ -9,9 +9,9 @@ from django.shortcuts import redirect
 
 from dashboard import selectors
 from dashboard.access import Workspace, dashboard_view
-from dashboard.audit import Action, audit_record
 from dashboard.forms import ApiKeyCreateForm, new_nonce
 from dashboard.views.common import claim_nonce, render_page
+from integration.audit import Action, audit_record
 from integration.models import ApiKey
 from integration.services import IssuedKey, api_key_create, api_key_revoke, api_key_rotate
 from mifumo.errors import DomainError

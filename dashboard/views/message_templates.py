@@ -8,9 +8,9 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 
 from dashboard.access import Workspace, dashboard_view
-from dashboard.audit import Action, audit_record
 from dashboard.forms import MessageTemplateForm
 from dashboard.views.common import form_error, or_404, paginate, render_page
+from integration.audit import Action, audit_record
 from message_templates.models import MessageTemplate
 from message_templates.selectors import template_get
 from message_templates.services import template_create, template_delete, template_update

@@ -13,7 +13,6 @@ from django.shortcuts import redirect
 
 from dashboard import selectors
 from dashboard.access import Workspace, dashboard_view
-from dashboard.audit import Action, audit_record
 from dashboard.forms import (
     DASHBOARD_SOURCE,
     MessageSearchForm,
@@ -29,6 +28,7 @@ from dashboard.views.common import (
     paginate,
     render_page,
 )
+from integration.audit import Action, audit_record
 from integration.models import Account
 from integration.selectors import account_balance, api_keys_all
 from message_templates.selectors import template_get

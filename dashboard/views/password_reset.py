@@ -13,7 +13,7 @@ from django.http import HttpResponse, HttpResponseRedirect
 from django.urls import reverse_lazy
 
 from dashboard.access import user_memberships
-from dashboard.audit import Action, audit_record
+from integration.audit import Action, audit_record
 from mifumo.client_ip import client_address
 
 # Reset mails per client address an hour: enough for a forgetful person, not for flooding

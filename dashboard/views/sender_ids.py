@@ -7,9 +7,9 @@ from django.shortcuts import redirect
 
 from dashboard import selectors
 from dashboard.access import Workspace, dashboard_view
-from dashboard.audit import Action, audit_record
 from dashboard.forms import SenderIdRequestForm
 from dashboard.views.common import render_page
+from integration.audit import Action, audit_record
 from mifumo.errors import DomainError
 from sms.sender_ids import sender_id_request
 

@@ -17,10 +17,10 @@ from django.views.decorators.debug import sensitive_post_parameters
 
 from dashboard import selectors
 from dashboard.access import SESSION_ACCOUNT_KEY, Workspace, dashboard_view, method_not_allowed
-from dashboard.audit import Action, audit_record
 from dashboard.emails import invitation_send
 from dashboard.forms import AcceptInvitationForm, InviteForm, RoleForm
 from dashboard.views.common import form_error, or_404, render_page
+from integration.audit import Action, audit_record
 from integration.models import Invitation, Membership
 from integration.selectors import (
     invitation_from_token,

@@ -26,11 +26,11 @@ from django.views.decorators.http import require_http_methods
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from dashboard.access import Workspace, user_memberships, workspace_for
-from dashboard.audit import Action, audit_record, audit_user_record
 from dashboard.forms import CodeForm
-from dashboard.throttle import LoginThrottle
 from integration import two_factor
+from integration.audit import Action, audit_record, audit_user_record
 from integration.models import Membership
+from integration.throttle import LoginThrottle
 from mifumo.client_ip import client_address
 
 

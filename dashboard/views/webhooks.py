@@ -10,9 +10,9 @@ from django.shortcuts import redirect
 
 from dashboard import selectors
 from dashboard.access import Workspace, dashboard_view
-from dashboard.audit import Action, audit_record
 from dashboard.forms import RotateSecretForm, WebhookCreateForm, WebhookEditForm
 from dashboard.views.common import form_error, or_404, paginate, render_page
+from integration.audit import Action, audit_record
 from mifumo.errors import DomainError
 from webhooks import delivery as webhook_delivery
 from webhooks import endpoints as webhook_endpoints

@@ -39,8 +39,8 @@ from django.utils.module_loading import import_string
 from django.views import View
 from django.views.decorators.csrf import csrf_exempt
 
-from mifumo.cache import count_and_mark
 from mifumo.client_ip import client_address
+from mifumo.counters import count_and_mark
 from sms.carriers import build_carrier, carrier_config
 from sms.carriers.base import BaseCarrier, DeliveryReceipt
 

@@ -14,9 +14,8 @@ from django.core.management import call_command
 from django.test import Client, RequestFactory
 from django.utils import timezone
 
-from dashboard.audit import Action, action_label, audit_record
-from dashboard.models import AuditEvent
-from integration.models import Account
+from integration.audit import Action, action_label, audit_record
+from integration.models import Account, AuditEvent
 from integration.services import membership_add
 from sms.models import SenderId
 from tests.dashboard.support import dash

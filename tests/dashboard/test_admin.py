@@ -10,8 +10,7 @@ import pytest
 from django.contrib.admin import helpers
 from django.test import Client
 
-from dashboard.models import AuditEvent
-from integration.models import Account, LedgerEntry
+from integration.models import Account, AuditEvent, LedgerEntry
 from integration.services import api_key_create, invitation_create
 from sms.models import PriceRule, SenderId
 from sms.sender_ids import sender_id_request

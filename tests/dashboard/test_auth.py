@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 from django.test import Client
 
-from dashboard.models import AuditEvent
-from dashboard.throttle import MAX_FAILURES
+from integration.models import AuditEvent
+from integration.throttle import MAX_FAILURES
 from tests.dashboard.support import PASSWORD, dash
 
 pytestmark = pytest.mark.django_db

@@ -13,8 +13,7 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
-from dashboard.models import AuditEvent
-from integration.models import Account, LedgerEntry
+from integration.models import Account, AuditEvent, LedgerEntry
 from integration.services import account_adjust, account_refund, account_top_up
 from tests.dashboard.data import make_message
 from tests.dashboard.support import dash, downloaded

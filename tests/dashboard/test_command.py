@@ -9,8 +9,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
 
-from dashboard.models import AuditEvent
-from integration.models import Account, Membership
+from integration.models import Account, AuditEvent, Membership
 
 pytestmark = pytest.mark.django_db
 

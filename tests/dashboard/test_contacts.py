@@ -10,8 +10,7 @@ from django.test import Client
 
 from contacts.models import Contact, OptOutChange
 from contacts.services import contact_opt_out
-from dashboard.models import AuditEvent
-from integration.models import Account
+from integration.models import Account, AuditEvent
 from segments.models import Segment
 from tests.contacts.factories import make_contact
 from tests.dashboard.data import make_message

@@ -20,8 +20,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from playwright.sync_api import Page, expect
 
 from contacts.models import Contact
-from dashboard.models import AuditEvent
-from integration.models import Account, ApiKey, Membership
+from integration.models import Account, ApiKey, AuditEvent, Membership
 from sms.models import Message
 from tests.dashboard.data import make_message
 from tests.dashboard.support import PASSWORD, authenticator_code, dash, sign_in

@@ -9,9 +9,8 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
-from dashboard.models import AuditEvent
 from integration.auth import InvalidCredentials, authenticate_key
-from integration.models import Account, ApiKey
+from integration.models import Account, ApiKey, AuditEvent
 from integration.services import api_key_create
 from tests.dashboard.support import dash
 

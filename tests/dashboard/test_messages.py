@@ -11,8 +11,7 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
-from dashboard.models import AuditEvent
-from integration.models import Account
+from integration.models import Account, AuditEvent
 from integration.services import account_refund, api_key_create, api_key_revoke
 from sms.models import Message, Recipient, SenderId
 from tests.dashboard.data import make_message

@@ -12,7 +12,7 @@ from django.contrib.auth import get_user_model
 from django.core import mail
 from django.test import Client
 
-from dashboard.models import AuditEvent
+from integration.models import AuditEvent
 from tests.dashboard.support import PASSWORD, dash
 
 pytestmark = pytest.mark.django_db

@@ -14,8 +14,7 @@ from django.core import mail
 from django.test import Client
 from django.utils import timezone
 
-from dashboard.models import AuditEvent
-from integration.models import Account, Invitation, Membership
+from integration.models import Account, AuditEvent, Invitation, Membership
 from integration.services import invitation_create
 from tests.dashboard.support import PASSWORD, dash, flashed
 

@@ -8,8 +8,7 @@ import pytest
 from django.test import Client
 
 from contacts.models import Contact
-from dashboard.models import AuditEvent
-from integration.models import Account
+from integration.models import Account, AuditEvent
 from message_templates.models import MessageTemplate
 from sms.models import Message, Recipient
 from tests.dashboard.support import dash

@@ -8,8 +8,7 @@ from typing import Any
 import pytest
 from django.test import Client
 
-from dashboard.models import AuditEvent
-from integration.models import Account
+from integration.models import Account, AuditEvent
 from tests.dashboard.support import dash
 from tests.webhooks.receiver import Answer, Receiver
 from webhooks.endpoints import endpoint_create

@@ -12,8 +12,8 @@ from django.utils import timezone
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from contacts.services import contact_create, contact_opt_out
-from dashboard.audit import Action, audit_record
 from inbox.services import inbound_receive, keyword_add, number_assign
+from integration.audit import Action, audit_record
 from integration.models import Account
 from integration.services import (
     account_refund,

@@ -147,7 +147,7 @@ def test_ensure_demo_is_idempotent_and_prints_a_working_key(settings, tmp_path):
 
 @pytest.mark.django_db
 def test_top_up_and_sender_approval_are_in_the_activity_log(alice):
-    from dashboard.models import AuditEvent
+    from integration.models import AuditEvent
 
     run("top_up", "alice", "10")
     run("approve_sender_id", "alice", "ACME")

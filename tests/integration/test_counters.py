@@ -4,7 +4,7 @@ import uuid
 
 from django.core.cache import caches
 
-from mifumo.cache import count_and_mark
+from mifumo.counters import count_and_mark
 
 
 def test_counts_and_marks_in_one_pipeline() -> None:

@@ -1,7 +1,6 @@
 import pytest
 
-from dashboard.models import AuditEvent
-from integration.models import ApiKey
+from integration.models import ApiKey, AuditEvent
 from tests.helpers import Api, assert_envelope
 
 

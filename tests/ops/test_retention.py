@@ -11,9 +11,8 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from dashboard.models import AuditEvent
 from dashboard.tasks import purge_activity_log
-from integration.models import ApiRequestLog
+from integration.models import ApiRequestLog, AuditEvent
 from integration.tasks import purge_usage_log
 from mifumo.celery import app as celery_app
 from mifumo.db import delete_older_than

@@ -9,7 +9,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.test import Client
 
-from dashboard.throttle import MAX_FAILURES
+from integration.throttle import MAX_FAILURES
 from tests.security.guesses import parallel_posts
 
 pytestmark = pytest.mark.django_db

@@ -7,8 +7,7 @@ from typing import Any
 
 import pytest
 
-from dashboard.models import AuditEvent
-from integration.models import Account, ApiKey
+from integration.models import Account, ApiKey, AuditEvent
 from sms.models import Recipient
 from tests.helpers import Api, assert_envelope
 from tests.webhooks.conftest import change_status, make_message

@@ -9,9 +9,9 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.test import Client
 
-from dashboard.throttle import MAX_FAILURES, MAX_FAILURES_PER_ADDRESS
 from integration.models import Account
 from integration.services import membership_add
+from integration.throttle import MAX_FAILURES, MAX_FAILURES_PER_ADDRESS
 from tests.security.guesses import parallel_posts
 
 PASSWORD = "correct horse battery staple 7"

@@ -17,9 +17,8 @@ from django.contrib.auth import get_user_model
 from django.test import Client, RequestFactory
 from rest_framework.test import APIClient
 
-from dashboard.models import AuditEvent
 from integration import keys
-from integration.models import Account
+from integration.models import Account, AuditEvent
 from integration.services import membership_add
 from mifumo.client_ip import client_address
 from tests.helpers import assert_envelope

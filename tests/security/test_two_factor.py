@@ -13,11 +13,10 @@ from django.test import Client
 from django_otp.oath import totp
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from dashboard.models import AuditEvent
-from dashboard.throttle import MAX_FAILURES
 from integration import two_factor
-from integration.models import Account
+from integration.models import Account, AuditEvent
 from integration.services import membership_add
+from integration.throttle import MAX_FAILURES
 
 pytestmark = pytest.mark.django_db
 

@@ -12,8 +12,7 @@ import pytest
 from django.core import mail
 from django.db import transaction
 
-from dashboard.models import AuditEvent
-from integration.models import Account
+from integration.models import Account, AuditEvent
 from integration.services import (
     account_adjust,
     account_debit,

@@ -18,7 +18,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.core.validators import validate_email
 from django.db import transaction
 
-from dashboard.audit import Action, audit_record
+from integration.audit import Action, audit_record
 from integration.management.commands._common import find_account
 from integration.models import Membership
 from integration.services import membership_add

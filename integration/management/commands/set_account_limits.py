@@ -4,7 +4,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from dashboard.audit import Action, audit_record
+from integration.audit import Action, audit_record
 from integration.management.commands._common import find_account
 
 FIELDS = {

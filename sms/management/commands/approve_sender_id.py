@@ -4,7 +4,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from dashboard.audit import Action, audit_record
+from integration.audit import Action, audit_record
 from integration.management.commands._common import find_account
 from sms.sender_ids import MAX_NOTE_LENGTH, sender_id_format_error, sender_id_review
 

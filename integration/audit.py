@@ -19,8 +19,7 @@ from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.core.serializers.json import DjangoJSONEncoder
 from django.http import HttpRequest
 
-from dashboard.models import AuditEvent
-from integration.models import Account, Membership
+from integration.models import Account, AuditEvent, Membership
 from mifumo.client_ip import client_address
 
 

@@ -24,7 +24,7 @@ import time
 
 from django.core.cache import cache
 
-from mifumo.cache import count_and_mark
+from mifumo.counters import count_and_mark
 
 logger = logging.getLogger(__name__)
 
