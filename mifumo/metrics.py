@@ -46,6 +46,7 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from integration.signals import ledger_entry_recorded
 from sms.signals import StatusChange, recipients_status_changed_batch
 from webhooks.signals import attempts_recorded
 
@@ -199,11 +200,9 @@ def _on_status_changed(*, changes: Sequence[StatusChange], **_: Any) -> None:
     transaction.on_commit(count)
 
 
-def _on_ledger_entry(*, instance: Any, created: bool, **_: Any) -> None:
-    if not created:
-        return
-    kind = str(instance.kind)
-    amount = abs(Decimal(instance.amount))
+def _on_ledger_entry(*, entry: Any, **_: Any) -> None:
+    kind = str(entry.kind)
+    amount = abs(Decimal(entry.amount))
     # Every account keeps the platform currency; reading the account would cost a query.
     currency = str(settings.MIFUMO_CURRENCY)
     if kind == "debit":
@@ -242,9 +241,7 @@ def count_task_failure(sender: Any = None, **_: Any) -> None:
 
 
 recipients_status_changed_batch.connect(_on_status_changed, dispatch_uid="mifumo.metrics.status")
-post_save.connect(
-    _on_ledger_entry, sender="integration.LedgerEntry", dispatch_uid="mifumo.metrics.ledger"
-)
+ledger_entry_recorded.connect(_on_ledger_entry, dispatch_uid="mifumo.metrics.ledger")
 post_save.connect(
     _on_webhook_attempt, sender="webhooks.DeliveryAttempt", dispatch_uid="mifumo.metrics.webhook"
 )
