@@ -149,7 +149,8 @@ CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, Any] = {
 }
 CELERY_TASK_ALWAYS_EAGER = envbool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
-# Queues: dispatch (sending), receipts, webhooks, default (see mifumo/celery.py).
+# Queues: dispatch (sending), receipts, webhooks, default (see mifumo/celery.py); beat runs
+# the schedule below.
 CELERY_TASK_ROUTES = {
     "sms.tasks.dispatch_message": {"queue": "dispatch"},
     "sms.tasks.ingest_receipts": {"queue": "receipts"},
