@@ -5,7 +5,7 @@ receipts the simulator produced.
 One message of N queued recipients (webhook URL set, so every recorded batch also writes its
 webhook event and delivery in the same transaction, as in production). The clock runs around
 ``message_dispatch``: claims of MIFUMO_DISPATCH_BATCH recipients (SKIP LOCKED), routing by
-prefix (a few routes in the table), the simulator's ``send_messages``, ``record_results``
+prefix (a few routes in the table), the simulator's ``send_messages``, ``results_record``
 (status, carrier ids, CarrierMessage rows, signal -> webhook outbox), a SubmitAttempt row per
 batch. The simulator's receipts are collected instead of queued, then ingested in the batches
 the receipts task gets (one per dispatched batch) and timed on their own.

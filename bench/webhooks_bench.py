@@ -1,7 +1,7 @@
 """Webhook deliveries per second through one real Celery worker, PostgreSQL and Redis.
 
 Writes N events (one recipient each, so one event and one delivery per message) through the
-real path: recipient update + ``recipients_status_changed`` in one transaction, the outbox
+real path: recipient update + ``recipients_status_changed_batch`` in one transaction, the outbox
 receiver, a drain signalled on Redis after commit. No worker runs meanwhile. Then one worker
 process starts on the ``webhooks`` queue; the clock runs from its "ready" line until every
 delivery has succeeded at a local receiver (a separate process, HTTP/1.1 keep-alive,
@@ -114,7 +114,7 @@ def write_events(account: Any, api_key: Any, url: str, count: int, per_task: boo
     from django.utils import timezone
 
     from sms.models import Message, Recipient
-    from sms.signals import recipients_status_changed
+    from sms.signals import StatusChange, send_status_changes
     from webhooks import outbox
 
     # The drain signal is replaced, for this process only, by a task per delivery.
@@ -151,12 +151,8 @@ def write_events(account: Any, api_key: Any, url: str, count: int, per_task: boo
     for message, recipient in zip(messages, recipients, strict=True):
         with transaction.atomic():
             Recipient.objects.filter(pk=recipient.pk).update(status="sent", sent_at=now)
-            recipients_status_changed.send(
-                sender=Recipient,
-                message_id=message.pk,
-                account_id=account.pk,
-                status="sent",
-                recipient_ids=[recipient.pk],
+            send_status_changes(
+                Recipient, [StatusChange(message.pk, account.pk, "sent", [recipient.pk])]
             )
     return time.monotonic() - started
 

@@ -17,6 +17,7 @@ from contacts.custom_fields import CustomFieldError, merge_custom_fields
 from contacts.models import Contact, OptOutChange, OptOutSource
 from contacts.selectors import IN_LIST_SIZE
 from integration.models import Account
+from mifumo.db import column, insert_from_arrays, table, update_by_ids
 from mifumo.errors import DomainError, ErrorCode
 from sms.phones import InvalidPhone, normalize_phone
 from webhooks.models import EventType
@@ -338,34 +339,36 @@ def _write_batch(
     return result
 
 
-_OPT_OUT = """
-UPDATE contacts_contact SET opted_out = true, opted_out_at = %s, updated_at = %s
-WHERE account_id = %s AND phone_number = ANY(%s) AND NOT opted_out
-RETURNING id, phone_number
-"""
-# The opted-out contacts among the numbers, with the source of their latest opt-out (none for
-# a contact opted out before the history was kept).
-_OPTED_OUT_SOURCES = """
-SELECT c.id, c.phone_number, (
-    SELECT h.source FROM contacts_optoutchange h
-    WHERE h.contact_id = c.id AND h.opted_out
-    ORDER BY h.created_at DESC, h.id DESC LIMIT 1
-)
-FROM contacts_contact c
-WHERE c.account_id = %s AND c.phone_number = ANY(%s) AND c.opted_out
-"""
-# One history row per change, the column arrays sent as in _UNNEST_INSERT.
-_HISTORY_INSERT = """
-INSERT INTO contacts_optoutchange (
-    account_id, source, created_at, contact_id, opted_out, inbound_id, detail
-)
-SELECT %s, %s, %s, t.contact_id, t.opted_out, '', ''
-FROM unnest(%s::varchar[], %s::boolean[]) AS t (contact_id, opted_out)
-"""
-_OPT_IN = """
-UPDATE contacts_contact SET opted_out = false, opted_out_at = NULL, updated_at = %s
-WHERE id = ANY(%s)
-"""
+def _opt_out_sql() -> str:
+    """Opt the account's contacts with these numbers out; returns those it changed."""
+    contact = table(Contact)
+    opted_out, phone = column(Contact, "opted_out"), column(Contact, "phone_number")
+    return (
+        f"UPDATE {contact} SET {opted_out} = true, "  # noqa: S608 - names from the models
+        f"{column(Contact, 'opted_out_at')} = %s, {column(Contact, 'updated_at')} = %s "
+        f"WHERE {column(Contact, 'account')} = %s AND {phone} = ANY(%s) AND NOT {opted_out} "
+        f"RETURNING {column(Contact, 'id')}, {phone}"
+    )
+
+
+def _opted_out_sources_sql() -> str:
+    """The opted-out contacts among the numbers, with the source of their latest opt-out
+    (none for a contact opted out before the history was kept)."""
+
+    def c(name: str) -> str:
+        return f"c.{column(Contact, name)}"
+
+    def h(name: str) -> str:
+        return f"h.{column(OptOutChange, name)}"
+
+    return (
+        f"SELECT {c('id')}, {c('phone_number')}, ("  # noqa: S608 - names from the models
+        f"SELECT {h('source')} FROM {table(OptOutChange)} h "
+        f"WHERE {h('contact')} = {c('id')} AND {h('opted_out')} "
+        f"ORDER BY {h('created_at')} DESC, {h('id')} DESC LIMIT 1) "
+        f"FROM {table(Contact)} c "
+        f"WHERE {c('account')} = %s AND {c('phone_number')} = ANY(%s) AND {c('opted_out')}"
+    )
 
 
 def _apply_opt_outs(
@@ -381,34 +384,40 @@ def _apply_opt_outs(
     out = [r.phone_number for r in rows if r.opted_out is True]
     back_in = [r.phone_number for r in rows if r.opted_out is False]
     changes: list[tuple[str, str, bool]] = []  # contact id, phone, opted out
+    opted_in: list[str] = []
     with connection.cursor() as cursor:
         if out:
-            cursor.execute(_OPT_OUT, [now, now, account.pk, out])
+            cursor.execute(_opt_out_sql(), [now, now, account.pk, out])
             changes.extend((pk, phone, True) for pk, phone in cursor.fetchall())
         if back_in:
-            cursor.execute(_OPTED_OUT_SOURCES, [account.pk, back_in])
-            opted_in = []
+            cursor.execute(_opted_out_sources_sql(), [account.pk, back_in])
             for pk, phone, source in cursor.fetchall():
                 if source == OptOutSource.IMPORT:
                     opted_in.append(pk)
                     changes.append((pk, phone, False))
                 else:
                     result.left_opted_out += 1
-            if opted_in:
-                cursor.execute(_OPT_IN, [now, opted_in])
+    if opted_in:
+        update_by_ids(
+            Contact, opted_in, {"opted_out": False, "opted_out_at": None, "updated_at": now}
+        )
     if not changes:
         return
-    with connection.cursor() as cursor:
-        cursor.execute(
-            _HISTORY_INSERT,
-            [
-                account.pk,
-                OptOutSource.IMPORT.value,
-                now,
-                [pk for pk, _, _ in changes],
-                [opted_out for _, _, opted_out in changes],
-            ],
-        )
+    # One history row per change.
+    insert_from_arrays(
+        OptOutChange,
+        {
+            "contact": [pk for pk, _, _ in changes],
+            "opted_out": [opted_out for _, _, opted_out in changes],
+        },
+        same={
+            "account": account.pk,
+            "source": OptOutSource.IMPORT.value,
+            "created_at": now,
+            "inbound_id": "",
+            "detail": "",
+        },
+    )
     event_record_accounts(
         events=[
             _opt_event(
@@ -426,28 +435,6 @@ def _apply_opt_outs(
     result.opted_in += sum(1 for change in changes if not change[2])
 
 
-# Insert the rows; with update_fields, rows whose number exists update those fields instead
-# (ON CONFLICT DO UPDATE: the contact keeps its id and creation time). Each column is sent as
-# one array: the per-value work then happens in psycopg's C code instead of the ORM, which
-# halves an import's write time next to bulk_create. The column names are Contact's.
-_UNNEST_INSERT = """
-INSERT INTO contacts_contact (
-    id, account_id, name, phone_number, email, tags, custom_fields, is_active, opted_out,
-    created_at, updated_at
-)
-SELECT t.id, %s, t.name, t.phone_number, t.email, t.tags::jsonb, t.custom_fields::jsonb,
-    t.is_active, false, %s, %s
-FROM unnest(
-    %s::varchar[], %s::varchar[], %s::varchar[], %s::varchar[], %s::text[], %s::text[],
-    %s::boolean[]
-) AS t (id, name, phone_number, email, tags, custom_fields, is_active)
-"""
-# An update keeps the custom fields the file does not fill.
-_ASSIGN = {
-    "custom_fields": "custom_fields = contacts_contact.custom_fields || EXCLUDED.custom_fields"
-}
-
-
 def _write(
     *,
     account: Account,
@@ -457,21 +444,29 @@ def _write(
 ) -> None:
     if not rows:
         return
-    sql = _UNNEST_INSERT
+    # With update_fields, rows whose number exists update those fields instead (ON CONFLICT
+    # DO UPDATE: the contact keeps its id and creation time); an update keeps the custom
+    # fields the file does not fill.
+    assign: dict[str, str] = {}
     if update_fields is not None:
-        assignments = ", ".join(
-            _ASSIGN.get(f, f"{f} = EXCLUDED.{f}") for f in [*update_fields, "updated_at"]
-        )
-        sql += f"ON CONFLICT (account_id, phone_number) DO UPDATE SET {assignments}"
+        for name in [*update_fields, "updated_at"]:
+            assign[name] = f"EXCLUDED.{column(Contact, name)}"
+        if "custom_fields" in assign:
+            custom = column(Contact, "custom_fields")
+            assign["custom_fields"] = f"{table(Contact)}.{custom} || EXCLUDED.{custom}"
     new_id = Contact._meta.pk.get_default
-    columns = [
-        [new_id() for _ in rows],
-        [r.name for r in rows],
-        [r.phone_number for r in rows],
-        [r.email for r in rows],
-        [json.dumps(r.tags) for r in rows],
-        [json.dumps(r.custom_fields) for r in rows],
-        [r.is_active for r in rows],
-    ]
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [account.pk, now, now, *columns])
+    insert_from_arrays(
+        Contact,
+        {
+            "id": [new_id() for _ in rows],
+            "name": [r.name for r in rows],
+            "phone_number": [r.phone_number for r in rows],
+            "email": [r.email for r in rows],
+            "tags": [json.dumps(r.tags) for r in rows],
+            "custom_fields": [json.dumps(r.custom_fields) for r in rows],
+            "is_active": [r.is_active for r in rows],
+        },
+        same={"account": account.pk, "opted_out": False, "created_at": now, "updated_at": now},
+        conflict=("account", "phone_number") if update_fields is not None else (),
+        assign=assign,
+    )

@@ -4,3 +4,9 @@ from django.apps import AppConfig
 class IntegrationConfig(AppConfig):
     name = "integration"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from integration.signals import ledger_entry_recorded
+        from mifumo.metrics import count_ledger_entry
+
+        ledger_entry_recorded.connect(count_ledger_entry, dispatch_uid="integration.metrics.ledger")

@@ -11,13 +11,12 @@ from django.conf import settings
 from django.contrib.auth.models import User
 from django.core import signing
 from django.db import IntegrityError, connection, transaction
-from django.db.models.signals import post_save
 from django.utils import timezone
 
 from integration import keys
 from integration.models import Account, ApiKey, Invitation, LedgerEntry, Membership, Permission
 from integration.selectors import INVITATION_SALT
-from integration.signals import LowBalance, balance_fell_below_threshold
+from integration.signals import LowBalance, balance_fell_below_threshold, ledger_entry_recorded
 from mifumo.db import atomic_unless_nested
 from mifumo.errors import DomainError, ErrorCode
 
@@ -126,15 +125,7 @@ def _move_balance(entry: LedgerEntry, *, require_cover: bool) -> bool:
     entry.pk, entry.balance_after = row[0], Decimal(row[1])
     entry._state.adding = False
     entry._state.db = connection.alias
-    # The row was written without Model.save(); tell listeners (metrics) as save() would.
-    post_save.send(
-        sender=LedgerEntry,
-        instance=entry,
-        created=True,
-        raw=False,
-        using=connection.alias,
-        update_fields=None,
-    )
+    ledger_entry_recorded.send(sender=LedgerEntry, entry=entry)
     _alert_if_low(entry, threshold=row[2], currency=row[3])
     return True
 

@@ -23,3 +23,8 @@ class LowBalance(NamedTuple):
 # account.low_balance event) and dashboard (the activity log, and mail to owners and admins).
 # kwargs: alert: LowBalance
 balance_fell_below_threshold = Signal()
+
+# A ledger row was written (with the balance change, in one statement that bypasses
+# ``Model.save()``). Sent inside the movement's transaction. Receiver: metrics.
+# kwargs: entry: LedgerEntry
+ledger_entry_recorded = Signal()

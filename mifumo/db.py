@@ -1,10 +1,17 @@
-"""Database helpers shared by the apps."""
+"""Database helpers shared by the apps, and the one home of their bulk SQL.
+
+The fast paths of the send, dispatch, receipt and import code write many rows with a few
+statements (COPY, ``INSERT ... SELECT FROM unnest``, ``UPDATE ... FROM unnest``) instead of
+the ORM, which builds and quotes parameters row by row, or a CASE per column and row for a
+``bulk_update``. Table and column names come from the models' metadata, quoted; every value
+is a parameter, and each column's values go as one array, so the per-value work happens in
+the driver's C code."""
 
 from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
@@ -72,3 +79,130 @@ def delete_older_than(model: type[Model], days: int, *, batch: int = 10_000) -> 
     if deleted:
         logger.info("deleted %d %s older than %d days", deleted, model._meta.db_table, days)
     return deleted
+
+
+def table(model: type[Model]) -> str:
+    """The model's table name, quoted for SQL."""
+    return str(connection.ops.quote_name(model._meta.db_table))
+
+
+def column(model: type[Model], name: str) -> str:
+    """The column of the model's field ``name``, quoted for SQL."""
+    return str(connection.ops.quote_name(_field(model, name).column))
+
+
+def _field(model: type[Model], name: str) -> Field[Any, Any]:
+    field = model._meta.get_field(name)
+    assert isinstance(field, Field)
+    return field
+
+
+def _array_type(model: type[Model], name: str) -> str:
+    """The column's type for an array of its values, without a length (a value too long
+    for the column then fails the statement rather than being cut short by the cast)."""
+    kind = _field(model, name).db_type(connection)
+    assert kind is not None
+    return f"{kind.split('(')[0]}[]"
+
+
+def copy_rows(model: type[Model], fields: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+    """Write ``rows`` (values in the order of ``fields``) into the model's table with COPY."""
+    columns = ", ".join(column(model, name) for name in fields)
+    with connection.cursor() as cursor:
+        raw = cursor.cursor  # the driver's cursor: COPY is not part of the DB-API
+        with raw.copy(f"COPY {table(model)} ({columns}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+
+
+def _constant(value: Any, params: list[Any]) -> str:
+    if value is None:
+        return "NULL"
+    params.append(value)
+    return "%s"
+
+
+def insert_from_arrays(
+    model: type[Model],
+    rows: Mapping[str, Sequence[Any]],
+    *,
+    same: Mapping[str, Any] | None = None,
+    conflict: Sequence[str] = (),
+    assign: Mapping[str, str] | None = None,
+) -> None:
+    """INSERT one row per position of the ``rows`` arrays (field -> each row's value), with
+    ``same`` (field -> one value) in every row. With ``conflict`` (the fields of a unique
+    constraint), a row that exists gets ``assign`` instead (field -> SQL over ``EXCLUDED``
+    and the table's columns)."""
+    constants = dict(same or {})
+    params: list[Any] = []
+    names = [*constants, *rows]
+    values = [_constant(value, params) for name, value in constants.items()]
+    values += [f"v.{column(model, name)}" for name in rows]
+    arrays = ", ".join(f"%s::{_array_type(model, name)}" for name in rows)
+    params += [list(values_) for values_ in rows.values()]
+    sql = (
+        f"INSERT INTO {table(model)} ({', '.join(column(model, n) for n in names)}) "  # noqa: S608
+        f"SELECT {', '.join(values)} FROM unnest({arrays}) "
+        f"AS v({', '.join(column(model, name) for name in rows)})"
+    )
+    if conflict:
+        keys = ", ".join(column(model, name) for name in conflict)
+        updates = ", ".join(f"{column(model, name)} = {to}" for name, to in (assign or {}).items())
+        sql += f" ON CONFLICT ({keys}) DO UPDATE SET {updates}"
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+
+
+def update_from_arrays(
+    model: type[Model],
+    ids: Sequence[Any],
+    rows: Mapping[str, Sequence[Any]],
+    *,
+    same: Mapping[str, Any] | None = None,
+    computed: Mapping[str, str] | None = None,
+    arrays: Mapping[str, tuple[str, Sequence[Any]]] | None = None,
+) -> None:
+    """One UPDATE for the rows whose primary keys are ``ids``: ``rows`` (field -> each row's
+    value, in the order of ``ids``) and ``same`` (field -> one value for every row) are set as
+    given, ``computed`` (field -> SQL over the table's row ``r`` and the arrays ``v``) from
+    further ``arrays`` (name -> SQL type and each row's value)."""
+    extra = dict(arrays or {})
+    params: list[Any] = []
+    sets = [
+        f"{column(model, name)} = {_constant(value, params)}"
+        for name, value in (same or {}).items()
+    ]
+    sets += [f"{column(model, name)} = v.{column(model, name)}" for name in rows]
+    sets += [f"{column(model, name)} = {sql}" for name, sql in (computed or {}).items()]
+    pk = model._meta.pk
+    assert pk is not None
+    types = [_array_type(model, pk.name), *(_array_type(model, n) for n in rows)]
+    types += [f"{kind}[]" for kind, _ in extra.values()]
+    names = ["id", *(column(model, n) for n in rows), *map(connection.ops.quote_name, extra)]
+    params += [list(ids), *(list(v) for v in rows.values()), *(list(v) for _, v in extra.values())]
+    sql = (
+        f"UPDATE {table(model)} AS r SET {', '.join(sets)} "  # noqa: S608 - names from models
+        f"FROM unnest({', '.join(f'%s::{kind}' for kind in types)}) AS v({', '.join(names)}) "
+        f"WHERE r.{connection.ops.quote_name(pk.column)} = v.id"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+
+
+def update_by_ids(model: type[Model], ids: Sequence[Any], values: Mapping[str, Any]) -> None:
+    """Set ``values`` (field -> one value) on the rows whose primary keys are ``ids``, the
+    keys sent as one array."""
+    pk = model._meta.pk
+    assert pk is not None
+    params: list[Any] = []
+    sets = ", ".join(
+        f"{column(model, name)} = {_constant(value, params)}" for name, value in values.items()
+    )
+    params.append(list(ids))
+    sql = (
+        f"UPDATE {table(model)} SET {sets} "  # noqa: S608 - names from the models
+        f"WHERE {connection.ops.quote_name(pk.column)} = ANY(%s)"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)

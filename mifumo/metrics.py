@@ -30,7 +30,6 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models.signals import post_save
 from django.http import Http404, HttpRequest, HttpResponse
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -94,11 +93,11 @@ def observe_request(request: HttpRequest, status: int, seconds: float) -> None:
     HTTP_LATENCY.labels(method, route).observe(seconds)
 
 
-def _on_ledger_entry(*, instance: Any, created: bool, **_: Any) -> None:
-    if not created:
-        return
-    kind = str(instance.kind)
-    amount = abs(Decimal(instance.amount))
+def count_ledger_entry(*, entry: Any, **_: Any) -> None:
+    """Receiver of ``integration.signals.ledger_entry_recorded``: debits and refunds counted
+    once the movement commits."""
+    kind = str(entry.kind)
+    amount = abs(Decimal(entry.amount))
     # Every account keeps the platform currency; reading the account would cost a query.
     currency = str(settings.MIFUMO_CURRENCY)
     if kind == "debit":
@@ -118,11 +117,6 @@ def _on_ledger_entry(*, instance: Any, created: bool, **_: Any) -> None:
 def count_task_failure(sender: Any = None, **_: Any) -> None:
     """Receiver of Celery's ``task_failure``."""
     TASK_FAILURES.labels(getattr(sender, "name", None) or str(sender)).inc()
-
-
-post_save.connect(
-    _on_ledger_entry, sender="integration.LedgerEntry", dispatch_uid="mifumo.metrics.ledger"
-)
 
 
 # --- computed at scrape -------------------------------------------------------------------------

@@ -149,6 +149,48 @@ CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, Any] = {
 }
 CELERY_TASK_ALWAYS_EAGER = envbool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
+# Queues: dispatch (sending), receipts, webhooks, default (see mifumo/celery.py); beat runs
+# the schedule below.
+CELERY_TASK_ROUTES = {
+    "sms.tasks.dispatch_message": {"queue": "dispatch"},
+    "sms.tasks.ingest_receipts": {"queue": "receipts"},
+    "sms.tasks.apply_unmatched_receipts": {"queue": "receipts"},
+    "webhooks.tasks.*": {"queue": "webhooks"},
+}
+# Retention (MIFUMO_*_RETENTION_DAYS): once a day, counted from beat's first start (its
+# schedule file keeps the time across restarts).
+MIFUMO_RETENTION_EVERY_SECONDS = float(envstr("MIFUMO_RETENTION_EVERY_SECONDS", "86400"))
+CELERY_BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
+    "dispatch-due-messages": {
+        "task": "sms.tasks.dispatch_due",
+        "schedule": float(envstr("MIFUMO_DUE_SECONDS", "2")),
+    },
+    "sweep-stuck-recipients": {
+        "task": "sms.tasks.sweep_stuck",
+        "schedule": float(envstr("MIFUMO_SWEEP_SECONDS", "30")),
+    },
+    "apply-unmatched-receipts": {
+        "task": "sms.tasks.apply_unmatched_receipts",
+        "schedule": float(envstr("MIFUMO_UNMATCHED_RECEIPTS_SECONDS", "30")),
+    },
+    "deliver-due-webhooks": {"task": "webhooks.tasks.deliver_due", "schedule": 10.0},
+    "flush-stale-inbound-parts": {"task": "inbox.tasks.flush_stale_parts", "schedule": 60.0},
+    "purge-idempotency-records": {
+        "task": "integration.tasks.purge_idempotency_records",
+        "schedule": 3600.0,
+    },
+    **{
+        name: {"task": task, "schedule": MIFUMO_RETENTION_EVERY_SECONDS}
+        for name, task in (
+            ("purge-messages", "sms.tasks.purge_messages"),
+            ("purge-usage-log", "integration.tasks.purge_usage_log"),
+            ("purge-activity-log", "dashboard.tasks.purge_activity_log"),
+        )
+    },
+}
+# Where carriers hand the delivery receipts they take (a dotted path to a callable taking a
+# sequence of DeliveryReceipt): the receipts queue, or inline when the broker is unreachable.
+MIFUMO_RECEIPT_SINK = "sms.receipts.enqueue_receipts"
 
 # --- auth, i18n, static -------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [

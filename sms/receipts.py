@@ -14,12 +14,14 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from celery import signature
 from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from mifumo.db import column, update_from_arrays
 from sms.carriers.base import DeliveryReceipt, DeliveryStatus
 from sms.models import CarrierMessage, Recipient, UnmatchedReceipt
 from sms.signals import StatusChange, send_status_changes
@@ -71,11 +73,9 @@ def receipt_from_dict(data: dict[str, Any]) -> DeliveryReceipt:
 def enqueue_receipts(receipts: Sequence[DeliveryReceipt]) -> None:
     """The receipt sink carriers use: a task on the receipts queue, or inline when the
     broker is unreachable, so a receipt is never dropped on the floor."""
-    from sms.tasks import ingest_receipts
-
     payload = [receipt_to_dict(r) for r in receipts]
     try:
-        ingest_receipts.delay(payload)
+        signature("sms.tasks.ingest_receipts").delay(payload)
     except Exception:  # noqa: BLE001
         logger.warning("broker unavailable; ingesting %d receipts inline", len(payload))
         receipts_ingest(receipts=receipts)
@@ -319,31 +319,30 @@ def _write_outcomes(outcomes: dict[int, _Outcome], now: datetime) -> None:
     as the carrier wrote it."""
     if not outcomes:
         return
-    table = connection.ops.quote_name(Recipient._meta.db_table)
     ids = list(outcomes)
     values = [outcomes[rid] for rid in ids]
-    sql = (
-        f"UPDATE {table} AS r SET status = v.status, error_code = v.error_code, "  # noqa: S608
-        "error_message = v.error_message, updated_at = %s, delivered_at = CASE "
-        "WHEN v.to_the_minute THEN GREATEST(v.delivered_at, r.sent_at) ELSE v.delivered_at END "
-        "FROM unnest(%s::bigint[], %s::varchar[], %s::varchar[], %s::varchar[], "
-        "%s::timestamptz[], %s::boolean[]) "
-        "AS v(id, status, error_code, error_message, delivered_at, to_the_minute) "
-        "WHERE r.id = v.id"
-    )
-    with connection.cursor() as cursor:
-        cursor.execute(
-            sql,
-            [
-                now,
-                ids,
-                [o.status for o in values],
-                [o.error_code for o in values],
-                [o.error_text for o in values],
+    sent_at = column(Recipient, "sent_at")
+    update_from_arrays(
+        Recipient,
+        ids,
+        {
+            "status": [o.status for o in values],
+            "error_code": [o.error_code for o in values],
+            "error_message": [o.error_text for o in values],
+        },
+        same={"updated_at": now},
+        computed={
+            "delivered_at": "CASE WHEN v.to_the_minute "
+            f"THEN GREATEST(v.delivered_at, r.{sent_at}) ELSE v.delivered_at END"
+        },
+        arrays={
+            "delivered_at": (
+                "timestamptz",
                 [o.at if o.status == S.DELIVERED else None for o in values],
-                [o.to_the_minute for o in values],
-            ],
-        )
+            ),
+            "to_the_minute": ("boolean", [o.to_the_minute for o in values]),
+        },
+    )
 
 
 def _apply(outcomes: dict[int, _Outcome], locked: dict[int, tuple[Any, ...]]) -> int:

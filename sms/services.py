@@ -3,22 +3,26 @@ to the dispatcher after commit."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 
+from celery import signature
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from contacts.selectors import contact_fields_by_phone, opted_out_phones
 from integration.models import Account, ApiKey
 from integration.services import account_debit, account_refund
 from mifumo.api.fields import ImpossibleMoment, as_utc, iso
-from mifumo.db import insert_row
+from mifumo.db import copy_rows, insert_row
 from mifumo.errors import DomainError, ErrorCode
 from mifumo.ids import new_id
+from segments.selectors import segment_member_phones
 from sms import encoding
 from sms.models import Message, Recipient
 from sms.personalise import (
@@ -33,6 +37,9 @@ from sms.personalise import (
 from sms.phones import parse_phones
 from sms.pricing import price_phones
 from sms.sender_ids import sender_id_format_error, sender_id_is_approved
+from webhooks.security import validate_webhook_url
+
+logger = logging.getLogger(__name__)
 
 ZERO = Decimal("0.00")
 
@@ -147,8 +154,6 @@ def _resolve_recipients(
         )
     source: dict[str, str | None] = dict.fromkeys(parsed.valid)
     if segment_ids:
-        from segments.selectors import segment_member_phones
-
         members = segment_member_phones(account=account, segment_ids=list(segment_ids))
         for segment_id, segment_phones in members.items():
             for phone in segment_phones:
@@ -170,8 +175,6 @@ def _count_by_segment(
 
 
 def _drop_opted_out(account: Account, phones: list[str]) -> tuple[list[str], list[dict[str, str]]]:
-    from contacts.selectors import opted_out_phones
-
     opted_out = opted_out_phones(account=account, phones=phones)
     if not opted_out:
         return phones, []
@@ -214,8 +217,6 @@ def _personalise(
 ) -> Personalised:
     """Render, measure and check every recipient's text. Raises VALIDATION_ERROR for values
     missing and MESSAGE_TOO_LONG for texts over the account's limit, naming recipients."""
-    from contacts.selectors import contact_fields_by_phone
-
     wanted = template.keys - set(variables) - {"phone"}
     known = contact_fields_by_phone(account=account, phones=phones) if wanted else {}
     rendered = render_all(
@@ -320,8 +321,6 @@ def message_quote(
     _check_sender(sender, account)
     when = parse_schedule_time(schedule_time)
     if webhook_url:
-        from webhooks.security import validate_webhook_url
-
         webhook_url = validate_webhook_url(webhook_url)
     phones, origin = _resolve_recipients(
         account=account, raw_recipients=recipients, segment_ids=segment_ids
@@ -448,44 +447,52 @@ def _insert_recipients(message: Message, plan: SendPlan, status: str) -> None:
     texts = plan.texts or {}
     parts = plan.parts or {}
     segments = plan.info.segments
-    columns = (
-        "message_id, account_id, created_at, updated_at, phone, status, text, segments, cost, "
-        "carrier, carrier_message_id, error_code, error_message, attempts"
+    fields = (
+        "message_id",
+        "account_id",
+        "created_at",
+        "updated_at",
+        "phone",
+        "status",
+        "text",
+        "segments",
+        "cost",
+        "carrier",
+        "carrier_message_id",
+        "error_code",
+        "error_message",
+        "attempts",
     )
-    table = connection.ops.quote_name(Recipient._meta.db_table)
-    with connection.cursor() as cursor:
-        raw = cursor.cursor  # the driver's cursor: COPY is not part of the DB-API
-        with raw.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
-            for phone in plan.phones:
-                copy.write_row(
-                    (
-                        message.id,
-                        message.account_id,
-                        now,
-                        now,
-                        phone,
-                        status,
-                        texts.get(phone, ""),
-                        parts.get(phone, segments),
-                        costs[phone],
-                        "",
-                        "",
-                        "",
-                        "",
-                        0,
-                    )
-                )
+    copy_rows(
+        Recipient,
+        fields,
+        (
+            (
+                message.id,
+                message.account_id,
+                now,
+                now,
+                phone,
+                status,
+                texts.get(phone, ""),
+                parts.get(phone, segments),
+                costs[phone],
+                "",
+                "",
+                "",
+                "",
+                0,
+            )
+            for phone in plan.phones
+        ),
+    )
 
 
 def _enqueue_dispatch(message_id: str) -> None:
-    from sms.tasks import dispatch_message
-
     try:
-        dispatch_message.delay(message_id)
+        signature("sms.tasks.dispatch_message").delay(message_id)
     except Exception:  # noqa: BLE001 - the sweep picks it up when the broker is back
-        import logging
-
-        logging.getLogger(__name__).warning(
+        logger.warning(
             "broker unavailable; %s will be dispatched by the sweep", message_id, exc_info=True
         )
 

@@ -25,29 +25,7 @@ class StatusChange(NamedTuple):
 # status, never empty)
 recipients_status_changed_batch = Signal()
 
-# Recipients of one message moved together to one status: for code that changes a single
-# group. Receivers listen only to the batch signal; this one reaches them as a batch of one.
-# kwargs: message_id: str, account_id: int, status: str, recipient_ids: list[int]
-recipients_status_changed = Signal()
-
 
 def send_status_changes(sender: Any, changes: Sequence[StatusChange]) -> None:
     if changes:
         recipients_status_changed_batch.send(sender=sender, changes=list(changes))
-
-
-def _as_batch(
-    sender: Any,
-    *,
-    message_id: str,
-    account_id: int,
-    status: str,
-    recipient_ids: Sequence[int],
-    **kwargs: Any,
-) -> None:
-    send_status_changes(
-        sender, [StatusChange(message_id, account_id, str(status), list(recipient_ids))]
-    )
-
-
-recipients_status_changed.connect(_as_batch, dispatch_uid="sms.signals.one_group_as_batch")

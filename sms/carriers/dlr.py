@@ -13,8 +13,9 @@ request to the view class the backend names in ``dlr_view``. A view:
 4. drops receipts whose provider timestamp is older than the carrier's DLR_MAX_AGE (default
    7 days): they are answered 200 and logged, so the provider stops resending them;
 5. drops receipts already seen (same carrier, id and status) within 24 hours, using the cache;
-6. queues the rest with ``enqueue_receipts``; nothing is written to the database in the
-   request. Ids we never sent are therefore answered 200 too: ingestion discards them later.
+6. queues the rest through the receipt sink (``MIFUMO_RECEIPT_SINK``); nothing is written to
+   the database in the request. Ids we never sent are therefore answered 200 too: ingestion
+   discards them later.
 """
 
 from __future__ import annotations
@@ -97,11 +98,8 @@ class DlrView(View):
         fresh = self.drop_stale(receipts)
         new, keys = self.drop_seen(fresh)
         if new:
-            # Imported late: backends import this module before the models are loaded.
-            from sms.receipts import enqueue_receipts
-
             try:
-                enqueue_receipts(new)
+                import_string(settings.MIFUMO_RECEIPT_SINK)(new)
             except BaseException:
                 # Not taken: forget them, so the provider's retry is not ignored as a repeat.
                 cache.delete_many(keys)

@@ -15,7 +15,7 @@ from inbox.services import number_assign
 from integration.models import Account
 from mifumo.errors import DomainError
 from sms.carriers.base import OutboundSms, SubmitResult
-from sms.dispatch import record_results
+from sms.dispatch import results_record
 from sms.models import Message, Recipient
 from sms.services import message_send
 
@@ -259,13 +259,21 @@ def test_configured_smpp_error_codes_opt_the_phone_out(
     ).message
     rows = list(Recipient.objects.filter(message=message).order_by("phone"))
     Recipient.objects.filter(message=message).update(status=Recipient.Status.SUBMITTING)
-    record_results(
-        message=message,
-        carrier="smsc",
-        results=[
-            SubmitResult.rejected(_sms(rows[0]), "SMPP_0x00000401", "opted out", permanent=True),
-            SubmitResult.rejected(_sms(rows[1]), "SMPP_0x0000000B", "bad number", permanent=True),
-        ],
+    results_record(
+        [
+            (
+                message,
+                "smsc",
+                [
+                    SubmitResult.rejected(
+                        _sms(rows[0]), "SMPP_0x00000401", "opted out", permanent=True
+                    ),
+                    SubmitResult.rejected(
+                        _sms(rows[1]), "SMPP_0x0000000B", "bad number", permanent=True
+                    ),
+                ],
+            )
+        ]
     )
     assert _carrier_opt_out(alice).detail == "smsc: SMPP_0x00000401"
     assert not Contact.objects.filter(phone_number="+255754000111", opted_out=True).exists()

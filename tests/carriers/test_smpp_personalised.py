@@ -28,9 +28,9 @@ def test_each_recipient_is_submitted_their_own_text_and_coding(
     text = "Dear {{name}}, " + "x" * 60
     message = message_send(account=alice, text=text, recipients=[ASHA, AYSE]).message
     picked = dispatch.claim(message.id, 10)
-    texts = dispatch._texts(message, [rid for rid, _ in picked])
+    texts = dispatch.recipient_texts(message, [rid for rid, _ in picked])
     outbound = [
-        dispatch._Item(rid, phone, message, ("smsc-test",), text=texts[rid]).outbound()
+        dispatch.Item(rid, phone, message, ("smsc-test",), text=texts[rid]).outbound()
         for rid, phone in picked
     ]
     results = carrier.send_messages(outbound)

@@ -168,12 +168,18 @@ def test_multipart_recipient_is_delivered_only_when_every_part_is(alice):
     row = Recipient.objects.get()
 
     dispatch.claim(message.id, 10)
-    dispatch.record_results(
-        message=message,
-        carrier="smsc",
-        results=[
-            SubmitResult(recipient_id=row.pk, accepted=True, carrier_message_ids=("a1", "a2", "a3"))
-        ],
+    dispatch.results_record(
+        [
+            (
+                message,
+                "smsc",
+                [
+                    SubmitResult(
+                        recipient_id=row.pk, accepted=True, carrier_message_ids=("a1", "a2", "a3")
+                    )
+                ],
+            )
+        ]
     )
     now = timezone.now()
     receipts_ingest(receipts=[DeliveryReceipt("smsc", "a2", DeliveryStatus.DELIVERED, now)])
@@ -195,12 +201,18 @@ def test_multipart_recipient_fails_when_any_part_fails(alice):
     row = Recipient.objects.get()
 
     dispatch.claim(message.id, 10)
-    dispatch.record_results(
-        message=message,
-        carrier="smsc",
-        results=[
-            SubmitResult(recipient_id=row.pk, accepted=True, carrier_message_ids=("b1", "b2"))
-        ],
+    dispatch.results_record(
+        [
+            (
+                message,
+                "smsc",
+                [
+                    SubmitResult(
+                        recipient_id=row.pk, accepted=True, carrier_message_ids=("b1", "b2")
+                    )
+                ],
+            )
+        ]
     )
     receipts_ingest(
         receipts=[

@@ -21,7 +21,7 @@ from sms.carriers.base import DeliveryReceipt, DeliveryStatus
 from sms.models import CarrierMessage, Message, Recipient
 from sms.receipts import receipts_ingest
 from sms.services import message_send
-from sms.signals import StatusChange, recipients_status_changed, recipients_status_changed_batch
+from sms.signals import StatusChange, recipients_status_changed_batch
 from webhooks.endpoints import endpoint_create
 from webhooks.models import Delivery, Event
 
@@ -226,7 +226,7 @@ def test_a_carrier_batch_across_messages_is_one_signal(alice, locmem, batches):
         for _ in range(3)
     ]
     items = [
-        dispatch._Item(recipient_id, phone, message, ("locmem",))
+        dispatch.Item(recipient_id, phone, message, ("locmem",))
         for message in messages
         for recipient_id, phone in dispatch.claim(message.id, 10)
     ]
@@ -271,21 +271,6 @@ def test_an_expiry_sweep_is_one_signal_per_chunk(alice, settings, batches):
     assert Event.objects.filter(type="message.failed").count() == 4
     row = Recipient.objects.filter(message=messages[0]).first()
     assert row is not None and row.error_code == "EXPIRED"
-
-
-def test_the_one_group_signal_reaches_receivers_as_a_batch_of_one(alice, batches):
-    message = message_send(account=alice, text="Habari", recipients=[DELIVERED]).message
-    ids = list(Recipient.objects.filter(message=message).values_list("pk", flat=True))
-
-    recipients_status_changed.send(
-        sender=Recipient,
-        message_id=message.pk,
-        account_id=alice.pk,
-        status="sent",
-        recipient_ids=ids,
-    )
-
-    assert batches == [[StatusChange(message.pk, alice.pk, "sent", ids)]]
 
 
 def test_status_metrics_count_every_change_of_a_batch_after_commit(

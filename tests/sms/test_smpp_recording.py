@@ -21,6 +21,7 @@ from django.utils import timezone
 from sms import dispatch
 from sms.carriers.base import DeliveryReceipt, DeliveryStatus, OutboundSms, SubmitResult
 from sms.carriers.smpp import SmppCarrier
+from sms.dispatch import failover
 from sms.models import CarrierMessage, Message, Recipient, UnmatchedReceipt
 from sms.receipts import receipts_ingest
 from sms.services import message_send
@@ -107,7 +108,7 @@ def send_and_record(
 ) -> list[SubmitResult]:
     results = carrier.send_messages(batch)
     time.sleep(pause)  # a batch that takes this long to record
-    dispatch.record_results(message=message, carrier="smpp", results=results)
+    dispatch.results_record([(message, "smpp", results)])
     return results
 
 
@@ -138,7 +139,7 @@ def test_a_receipt_racing_its_submit_sm_resp_is_kept_and_applied(
     assert smsc.wait_until(lambda: len(smsc.deliver_responses) == 5)
     # ...and acknowledged, since nothing kept is ever dropped.
     assert set(smsc.deliver_responses.values()) == {ESME_ROK}
-    dispatch.record_results(message=message, carrier="smpp", results=results)
+    dispatch.results_record([(message, "smpp", results)])
     wait_for(all_delivered(message))
     assert UnmatchedReceipt.objects.count() == 0
 
@@ -160,7 +161,7 @@ def test_a_receipt_right_after_its_submit_sm_resp_is_applied_before_its_slow_bat
 ) -> None:
     smsc = make_smsc(auto_receipt="DELIVRD")  # each receipt right behind its acknowledgement
     carrier = make_carrier(smsc, RATE=10)  # 30 recipients: a batch of three seconds
-    monkeypatch.setattr(dispatch, "get_carrier", lambda name: carrier)
+    monkeypatch.setattr(failover, "get_carrier", lambda name: carrier)
     message, batch = claimed(alice, 30)
     dispatch.handoff(recipient_ids=[sms.recipient_id for sms in batch], carrier="smpp")
     reports: list[dispatch.DispatchReport | None] = []
@@ -222,7 +223,7 @@ def test_pacing_runs_on_from_batch_to_batch_at_the_rate_a_throttling_smsc_allows
         **settings.MIFUMO_CARRIERS,
         "smpp": {"BACKEND": "sms.carriers.smpp.SmppCarrier", "RATE": 40},
     }
-    monkeypatch.setattr(dispatch, "get_carrier", lambda name: carrier)
+    monkeypatch.setattr(failover, "get_carrier", lambda name: carrier)
     message, batch = claimed(alice, 160)
     dispatch.handoff(recipient_ids=[sms.recipient_id for sms in batch], carrier="smpp")
     with slow_part_inserts(0.005):  # recording a batch of 20 takes a tenth of a second more
@@ -273,7 +274,7 @@ def test_sent_at_is_when_each_submit_was_acknowledged(alice, make_smsc, make_car
     results = carrier.send_messages(batch)
     recorded_from = timezone.now()
     time.sleep(0.5)
-    dispatch.record_results(message=message, carrier="smpp", results=results)
+    dispatch.results_record([(message, "smpp", results)])
     sent = [
         at
         for at in message.recipients.order_by("sent_at").values_list("sent_at", flat=True)

@@ -11,6 +11,7 @@ from django.db.models import Sum
 
 from sms import dispatch
 from sms.carriers.locmem import LocmemCarrier
+from sms.dispatch import failover
 from sms.models import Recipient, SubmitAttempt
 from sms.services import message_send
 from sms.throttle import Throttle, carrier_rate
@@ -109,7 +110,7 @@ def capped_locmem(
         rate = carrier_rate(carrier)
         return Throttle(carrier, rate, clock=clock.time, sleep=clock.sleep) if rate else None
 
-    monkeypatch.setattr(dispatch, "throttle_for", fake_throttle)
+    monkeypatch.setattr(failover, "throttle_for", fake_throttle)
     cache.clear()
     return clock
 

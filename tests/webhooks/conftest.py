@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from integration.models import Account, ApiKey
 from sms.models import Message, Recipient
-from sms.signals import recipients_status_changed
+from sms.signals import StatusChange, send_status_changes
 from tests.webhooks.receiver import Receiver
 from tests.workers import celery_worker_factory  # noqa: F401 - a fixture, used by name
 
@@ -91,11 +91,7 @@ def change_status(
         if status == Recipient.Status.SENT:
             fields["sent_at"] = now
         Recipient.objects.filter(pk__in=ids).update(**fields)
-        recipients_status_changed.send(
-            sender=Recipient,
-            message_id=message.pk,
-            account_id=message.account_id,
-            status=status,
-            recipient_ids=ids,
+        send_status_changes(
+            Recipient, [StatusChange(message.pk, message.account_id, str(status), ids)]
         )
     return ids

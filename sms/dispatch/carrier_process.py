@@ -1,0 +1,52 @@
+"""A dedicated carrier's own process (``run_smpp``): one round takes the recipients handed
+off to it, submits them through it (failing over along each route past it) and records;
+messages whose recipients went back to queued get a dispatch task later.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from celery import signature
+
+from sms import routing
+from sms.dispatch.failover import Item, deliver_here
+from sms.dispatch.handoffs import handoff_take
+from sms.dispatch.record import RETRY_SECONDS, DispatchReport
+from sms.models import Message, Recipient
+
+logger = logging.getLogger(__name__)
+
+
+def handoff_dispatch(
+    *, carrier: str, limit: int, stop: Callable[[], bool] | None = None
+) -> DispatchReport | None:
+    """One round of a dedicated carrier's process: take handoffs, submit them through
+    ``carrier`` (failing over along each route past it), record. None when there was none."""
+    taken = handoff_take(carrier=carrier, limit=limit)
+    if not taken:
+        return None
+    messages = Message.objects.in_bulk({message_id for _, message_id, _ in taken})
+    personalised = [rid for rid, message_id, _ in taken if messages[message_id].personalised]
+    texts = dict(Recipient.objects.filter(id__in=personalised).values_list("id", "text"))
+    items = []
+    for recipient_id, message_id, phone in taken:
+        message = messages[message_id]
+        after = routing.carriers_after(carrier, phone, is_test=message.is_test)
+        text = texts.get(recipient_id, "")
+        items.append(Item(recipient_id, phone, message, (carrier, *after), text=text))
+    report = deliver_here(carrier=carrier, items=items, stop=stop)
+    if report.requeued_messages:
+        _retry_later(report.requeued_messages)
+    return report
+
+
+def _retry_later(message_ids: set[str]) -> None:
+    for message_id in sorted(message_ids):
+        try:
+            signature("sms.tasks.dispatch_message").apply_async(
+                (message_id,), countdown=RETRY_SECONDS
+            )
+        except Exception:  # noqa: BLE001 - the sweep finds queued work nobody holds
+            logger.warning("broker unavailable; the sweep will retry %s", message_id)

@@ -1,0 +1,271 @@
+"""Recording what carriers said: accepted recipients -> sent (with the ids receipts match
+on), refused ones -> failed with a refund, or back to queued to be routed again; the status
+changes are signalled once per transaction.
+
+A carrier that learns results one by one (SMPP) has the recipients it accepted recorded in
+small groups while the rest of its batch is still on the wire (``EarlyRecorder``), so a
+receipt that follows its acknowledgement closely finds its id.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.utils import timezone
+
+from integration.services import account_refund
+from mifumo.db import atomic_unless_nested, update_from_arrays
+from sms.carriers.base import SubmitResult
+from sms.models import CarrierMessage, Message, Recipient
+from sms.receipts import unmatched_recorded
+from sms.signals import StatusChange, send_status_changes
+
+logger = logging.getLogger(__name__)
+S = Recipient.Status
+
+# The first wait before a message in temporary trouble on every route is dispatched again.
+RETRY_SECONDS = 5.0
+
+
+@dataclass
+class DispatchReport:
+    submitted: int = 0
+    failed: int = 0
+    requeued: int = 0
+    handed_off: int = 0
+    retry_in: float | None = None  # set when a temporary failure asks for a later retry
+    # Messages with recipients sent back to queued, and whether a whole batch was refused.
+    requeued_messages: set[str] = field(default_factory=set)
+    carrier_errors: int = 0
+
+    def add(self, other: DispatchReport) -> None:
+        self.submitted += other.submitted
+        self.failed += other.failed
+        self.requeued += other.requeued
+        self.handed_off += other.handed_off
+        self.requeued_messages |= other.requeued_messages
+        self.carrier_errors += other.carrier_errors
+
+
+def results_record(
+    groups: Iterable[tuple[Message, str, Sequence[SubmitResult]]],
+) -> DispatchReport:
+    """Record each message's results from its carrier, in the caller's transaction (or one
+    of its own), and signal every status change of them at once."""
+    report = DispatchReport()
+    changes: list[StatusChange] = []
+    with atomic_unless_nested():
+        for message, carrier, results in groups:
+            outcome, changed = _record(message, carrier, results)
+            if outcome.requeued:
+                outcome.requeued_messages.add(message.id)
+            report.add(outcome)
+            changes.extend(changed)
+        send_status_changes(Recipient, changes)
+    return report
+
+
+def _record(
+    message: Message, carrier: str, results: Sequence[SubmitResult]
+) -> tuple[DispatchReport, list[StatusChange]]:
+    """Record one message's results; the status changes are returned, not signalled, so the
+    caller signals every message of its transaction at once."""
+    report = DispatchReport()
+    changes: list[StatusChange] = []
+    now = timezone.now()
+    accepted = [r for r in results if r.accepted]
+    rejected = [r for r in results if not r.accepted]
+    with transaction.atomic():
+        if accepted:
+            _record_accepted(message, carrier, accepted, now)
+            report.submitted = len(accepted)
+        failed_ids: list[int] = []
+        by_error: dict[tuple[str, str], list[int]] = defaultdict(list)
+        retry_ids: list[int] = []
+        exhausted = set(
+            Recipient.objects.filter(
+                id__in=[r.recipient_id for r in rejected if not r.permanent],
+                attempts__gte=settings.MIFUMO_MAX_SUBMIT_ATTEMPTS,
+            ).values_list("id", flat=True)
+        )
+        for result in rejected:
+            if result.permanent or result.recipient_id in exhausted:
+                key = (result.error_code or "REJECTED", (result.error_message or "")[:255])
+                by_error[key].append(result.recipient_id)
+                failed_ids.append(result.recipient_id)
+            else:
+                retry_ids.append(result.recipient_id)
+        for (code, text), ids in by_error.items():
+            Recipient.objects.filter(id__in=ids, status=S.SUBMITTING).update(
+                status=S.FAILED,
+                carrier=carrier,
+                error_code=code,
+                error_message=text,
+                updated_at=now,
+                claimed_at=None,
+            )
+        if retry_ids:
+            # Routed afresh when claimed again: the carrier it goes to is not known yet.
+            Recipient.objects.filter(id__in=retry_ids, status=S.SUBMITTING).update(
+                status=S.QUEUED, carrier="", updated_at=now, claimed_at=None
+            )
+            report.requeued = len(retry_ids)
+        if failed_ids:
+            _refund(message, failed_ids, "rejected by the carrier")
+            report.failed = len(failed_ids)
+            changes.append(StatusChange(message.id, message.account_id, S.FAILED, failed_ids))
+        if accepted:
+            changes.append(
+                StatusChange(
+                    message.id, message.account_id, S.SENT, [r.recipient_id for r in accepted]
+                )
+            )
+    return report, changes
+
+
+def _record_accepted(
+    message: Message, carrier: str, accepted: Sequence[SubmitResult], now: datetime
+) -> None:
+    # The recipient keeps the carrier's first id verbatim (what its support desk searches
+    # by); the parts hold the keys receipts are matched on.
+    _mark_sent(
+        carrier,
+        [
+            (
+                r.recipient_id,
+                r.carrier_message_ids[0] if r.carrier_message_ids else "",
+                min(r.accepted_at or now, now),
+            )
+            for r in accepted
+        ],
+        now,
+    )
+    parts = [
+        CarrierMessage(
+            carrier=carrier,
+            carrier_message_id=carrier_id,
+            recipient_id=result.recipient_id,
+            part=index,
+            created_at=now,
+        )
+        for result in accepted
+        for index, carrier_id in enumerate(result.match_keys, start=1)
+    ]
+    # A carrier that reuses an id would otherwise fail the whole batch.
+    CarrierMessage.objects.bulk_create(parts, batch_size=1000, ignore_conflicts=True)
+    keys = [part.carrier_message_id for part in parts]
+    # Receipts that overtook these results: applied once the parts are committed.
+    transaction.on_commit(lambda: _apply_early_receipts(carrier, keys))
+
+
+def _apply_early_receipts(carrier: str, keys: list[str]) -> None:
+    try:
+        unmatched_recorded(carrier=carrier, keys=keys)
+    except Exception:
+        # Kept all the same: the receipts sweep applies them.
+        logger.exception("applying early receipts failed; the sweep will")
+
+
+def _mark_sent(carrier: str, rows: list[tuple[int, str, datetime]], now: datetime) -> None:
+    """Accepted recipients -> sent. Only the carrier's id and the time it acknowledged the
+    submit (``sent_at``) differ from row to row, so one statement does the batch; an ORM
+    ``bulk_update`` builds a CASE per column and row and cost more than everything else in
+    dispatch together."""
+    if not rows:
+        return
+    update_from_arrays(
+        Recipient,
+        [rid for rid, _, _ in rows],
+        {"carrier_message_id": [cid for _, cid, _ in rows], "sent_at": [at for _, _, at in rows]},
+        same={"status": S.SENT, "carrier": carrier, "updated_at": now, "claimed_at": None},
+    )
+
+
+def _refund(message: Message, recipient_ids: list[int], note: str) -> None:
+    if message.is_test:
+        return
+    amount = sum(
+        Recipient.objects.filter(id__in=recipient_ids).values_list("cost", flat=True),
+        Decimal("0.00"),
+    )
+    if amount > 0:
+        account_refund(
+            account_id=message.account_id,
+            amount=amount,
+            reference=message.id,
+            note=f"{len(recipient_ids)} recipients {note}",
+        )
+
+
+class EarlyRecorder:
+    """Records recipients the carrier accepted while the rest of their batch is still on the
+    wire (``BaseCarrier.send_messages(on_accepted=...)``), so their receipts find the ids at
+    once. A thread of its own (and its own database connection) does the writing, whatever
+    queued meanwhile in one transaction, so the carrier's caller keeps submitting; ``finish``
+    waits for it. A group that cannot be recorded now is left to the recording of the whole
+    batch."""
+
+    def __init__(self, name: str, messages: dict[int, Message], report: DispatchReport) -> None:
+        self.name = name
+        self.report = report
+        self.messages = messages  # recipient id -> its message
+        self.recorded: set[int] = set()
+        self.queue: queue.SimpleQueue[list[SubmitResult] | None] = queue.SimpleQueue()
+        self.thread: threading.Thread | None = None
+
+    def __call__(self, results: Sequence[SubmitResult]) -> None:
+        if self.thread is None:
+            self.thread = threading.Thread(
+                target=self._run, name=f"record-{self.name}", daemon=True
+            )
+            self.thread.start()
+        self.queue.put(list(results))
+
+    def finish(self) -> None:
+        if self.thread is not None:
+            self.queue.put(None)
+            self.thread.join()
+
+    def _run(self) -> None:
+        try:
+            done = False
+            while not done:
+                results: list[SubmitResult] = []
+                group = self.queue.get()
+                while True:
+                    if group is None:
+                        done = True
+                    else:
+                        results.extend(group)
+                    try:
+                        group = self.queue.get_nowait()
+                    except queue.Empty:
+                        break
+                if results:
+                    self._record(results)
+        finally:
+            connection.close()  # this thread's own
+
+    def _record(self, results: list[SubmitResult]) -> None:
+        by_message: dict[str, list[SubmitResult]] = defaultdict(list)
+        for result in results:
+            by_message[self.messages[result.recipient_id].id].append(result)
+        try:
+            outcome = results_record(
+                (self.messages[settled[0].recipient_id], self.name, settled)
+                for settled in by_message.values()
+            )
+        except Exception:
+            logger.exception("recording %d accepted recipients early failed", len(results))
+            return
+        self.report.submitted += outcome.submitted
+        self.recorded.update(result.recipient_id for result in results)
