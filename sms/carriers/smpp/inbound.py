@@ -15,7 +15,7 @@ from typing import Any
 from django.db import close_old_connections
 
 from sms.carriers.inbound import Concatenation, InboundSms, inbound_sink
-from sms.carriers.smpp import DeliverSm, ProtocolError
+from sms.carriers.smpp.carrier import DeliverSm, ProtocolError
 from sms.encoding import decode_gsm7
 
 ESM_CLASS_UDHI = 0x40

@@ -114,7 +114,7 @@ TLV_MESSAGE_PAYLOAD = 0x0424
 TLV_MESSAGE_STATE = 0x0427
 
 # Stores messages from phones (mobile-originated): decoding and reassembly live there.
-INBOUND_HANDLER = "sms.carriers.smpp_inbound.store_inbound"
+INBOUND_HANDLER = "sms.carriers.smpp.inbound.store_inbound"
 
 HEADER = struct.Struct(">LLLL")
 MAX_PDU_LENGTH = 64 * 1024
@@ -1100,8 +1100,8 @@ class SmppCarrier(BaseCarrier):
     # -- sending ---------------------------------------------------------------------------
 
     def take_inbound(self, pdus: Sequence[DeliverSm]) -> int:
-        """Hand messages from phones to ``INBOUND_HANDLER`` (default: ``smpp_inbound.
-        store_inbound``); the status to answer their PDUs with."""
+        """Hand messages from phones to ``INBOUND_HANDLER`` (default: ``inbound.store_inbound``);
+        the status to answer their PDUs with."""
         if not pdus:
             return ESME_ROK
         try:
