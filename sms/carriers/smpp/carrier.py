@@ -27,15 +27,12 @@ listed in ``config``.
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import logging
-import os
 import random
 import socket
 import threading
 import time
-import weakref
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -84,31 +81,9 @@ UNBIND_GRACE = 1.0  # an SMSC that never answers unbind must not hold up shutdow
 FLUSH_EVERY = 0.05  # the longest accepted recipients wait to be handed to ``on_accepted``
 
 
-_open_carriers: weakref.WeakSet[SmppCarrier] = weakref.WeakSet()
-
-
-@atexit.register
-def _close_open_carriers() -> None:
-    # Unbind politely before the interpreter tears down; the threads are daemons, so nothing
-    # else would stop them mid-write.
-    for carrier in list(_open_carriers):
-        try:
-            carrier.close()
-        except Exception:
-            logger.exception("closing SMPP carrier %s at exit failed", carrier.name)
-
-
-def _forget_sessions_after_fork() -> None:
-    for carrier in list(_open_carriers):
-        carrier._forget_after_fork()
-    _open_carriers.clear()
-
-
-os.register_at_fork(after_in_child=_forget_sessions_after_fork)
-
-
 class SmppCarrier(BaseCarrier):
     carrier_name = "smpp"
+    runs_in_own_process = True
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -127,7 +102,7 @@ class SmppCarrier(BaseCarrier):
         self._reference = random.randrange(0x10000)
         self._pacing: Pacing | None = None
 
-    def _forget_after_fork(self) -> None:
+    def forget_after_fork(self) -> None:
         """In a forked child: the parent's socket is here but none of its threads are. Close
         only this process's copy of the socket (a shutdown would cut the parent's session)
         and start afresh; the next batch binds a session of the child's own."""
@@ -178,7 +153,6 @@ class SmppCarrier(BaseCarrier):
                 daemon=True,
             )
             self._supervisor.start()
-            _open_carriers.add(self)
 
     def close(self) -> None:
         with self._lifecycle:
@@ -199,7 +173,6 @@ class SmppCarrier(BaseCarrier):
             self._supervisor = None
             self._receipt_worker = None
             self._session = None
-            _open_carriers.discard(self)
 
     def _drain(self, session: Session) -> None:
         """Give submits already on the wire a moment to be acknowledged."""
@@ -454,12 +427,6 @@ class SmppCarrier(BaseCarrier):
         if parts:
             self._submit(Batch(parts, listener))
         return [job.result() for job in jobs]
-
-    def parse_recipient_status(
-        self, response: Any, batch: Sequence[OutboundSms]
-    ) -> list[SubmitResult]:
-        results: list[SubmitResult] = response
-        return results
 
     def _next_reference(self) -> int:
         with self._lock:
