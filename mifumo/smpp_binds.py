@@ -16,6 +16,8 @@ from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
 
+from sms.carriers.base import normalise_options
+
 SMPP_BACKEND = "sms.carriers.smpp.SmppCarrier"
 SETTING = "MIFUMO_SMPP_BINDS"
 
@@ -50,7 +52,7 @@ def smpp_binds(value: str | None) -> dict[str, dict[str, Any]]:
     for index, bind in enumerate(data):
         if not isinstance(bind, dict):
             raise ImproperlyConfigured(f"{source}: bind {index} must be an object of options")
-        options = {str(key).upper(): option for key, option in bind.items()}
+        options = normalise_options(bind)
         name = options.pop("NAME", None)
         if not isinstance(name, str) or not name.strip():
             raise ImproperlyConfigured(f'{source}: bind {index} needs a "name"')

@@ -8,8 +8,8 @@ same prefix takes precedence. Test keys always use the simulator, whatever the r
 
 Some carriers submit from a process of their own rather than from the Celery workers: an SMPP
 bind is a long-lived, windowed connection that belongs in ``manage.py run_smpp``. A carrier
-does when its ``DEDICATED_PROCESS`` option says so, and by default when its backend is the
-SMPP one.
+does when its ``DEDICATED_PROCESS`` option says so, and by default when its backend says so
+(``BaseCarrier.runs_in_own_process``, true of the SMPP one).
 """
 
 from __future__ import annotations
@@ -23,6 +23,8 @@ from django.conf import settings
 from django.db.models.signals import post_delete, post_save
 from django.utils.module_loading import import_string
 
+from sms.carriers import carrier_options
+from sms.carriers.base import BaseCarrier
 from sms.models import CarrierRoute
 
 SIMULATOR = "simulator"
@@ -52,9 +54,8 @@ def _table() -> tuple[dict[str, Route], tuple[int, ...]]:
 def configured_routes() -> dict[str, Route]:
     """prefix -> carriers from the carriers' ``ROUTES`` options, in configuration order."""
     routes: dict[str, list[str]] = defaultdict(list)
-    for name, options in settings.MIFUMO_CARRIERS.items():
-        upper = {str(key).upper(): value for key, value in options.items()}
-        for prefix in upper.get("ROUTES") or ():
+    for name in settings.MIFUMO_CARRIERS:
+        for prefix in carrier_options(name).get("ROUTES") or ():
             routes[str(prefix).lstrip("+")].append(name)
     return {prefix: tuple(names) for prefix, names in routes.items()}
 
@@ -105,10 +106,7 @@ def carriers_after(carrier: str, phone: str, *, is_test: bool = False) -> Route:
 
 
 def runs_in_own_process(carrier: str) -> bool:
-    config = {
-        str(key).upper(): value
-        for key, value in (settings.MIFUMO_CARRIERS.get(carrier) or {}).items()
-    }
+    config = carrier_options(carrier)
     return _runs_in_own_process(str(config.get("BACKEND", "")), config.get("DEDICATED_PROCESS"))
 
 
@@ -116,13 +114,15 @@ def runs_in_own_process(carrier: str) -> bool:
 def _runs_in_own_process(backend: str, explicit: object) -> bool:
     if explicit is not None:
         return bool(explicit)
-    from sms.carriers.smpp import SmppCarrier
-
     try:
         backend_class = import_string(backend)
     except ImportError:
         return False  # the system check reports it; dispatch fails over past it
-    return isinstance(backend_class, type) and issubclass(backend_class, SmppCarrier)
+    return (
+        isinstance(backend_class, type)
+        and issubclass(backend_class, BaseCarrier)
+        and backend_class.runs_in_own_process
+    )
 
 
 def dedicated_carriers() -> list[str]:

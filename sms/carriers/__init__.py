@@ -2,7 +2,10 @@
 
     MIFUMO_CARRIERS = {"simulator": {"BACKEND": "sms.carriers.simulator.SimulatorCarrier", ...}}
 
-``get_carrier(name)`` returns one opened instance per process and name.
+Option names may be written in any case; ``carrier_options`` and ``carrier_config`` read them in
+upper case, as every carrier does. ``get_carrier(name)`` returns one opened instance per
+process and name; its receipts go to ``settings.MIFUMO_RECEIPT_SINK``. What happens to carriers
+at a fork and at exit is ``registry``'s business.
 """
 
 from __future__ import annotations
@@ -14,32 +17,43 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.module_loading import import_string
 
-from sms.carriers.base import BaseCarrier, ReceiptSink
+from sms.carriers.base import BaseCarrier, ReceiptSink, normalise_options
 
 _instances: dict[str, BaseCarrier] = {}
 _lock = threading.Lock()
 
 
+def carrier_options(name: str) -> dict[str, Any]:
+    """The options of carrier ``name`` as configured, keys in upper case; empty when it is not
+    configured."""
+    return normalise_options(settings.MIFUMO_CARRIERS.get(name) or {})
+
+
 def carrier_config(name: str) -> dict[str, Any]:
+    """``carrier_options`` of a carrier that must be configured, with its BACKEND."""
     config = settings.MIFUMO_CARRIERS.get(name)
     if config is None:
         raise ImproperlyConfigured(
             f"Carrier {name!r} is not configured; MIFUMO_CARRIERS has "
             f"{sorted(settings.MIFUMO_CARRIERS)}"
         )
-    if "BACKEND" not in config:
+    options = normalise_options(config)
+    if "BACKEND" not in options:
         raise ImproperlyConfigured(f"MIFUMO_CARRIERS[{name!r}]['BACKEND'] is required")
-    return dict(config)
+    return options
+
+
+def configured_receipt_sink() -> ReceiptSink:
+    """Where carriers hand their receipts: ``settings.MIFUMO_RECEIPT_SINK``, a dotted path."""
+    sink: ReceiptSink = import_string(settings.MIFUMO_RECEIPT_SINK)
+    return sink
 
 
 def build_carrier(name: str, receipt_sink: ReceiptSink | None = None) -> BaseCarrier:
-    config = carrier_config(name)
-    backend = import_string(config.pop("BACKEND"))
-    options = {key.upper(): value for key, value in config.items()}
+    options = carrier_config(name)
+    backend = import_string(options.pop("BACKEND"))
     if receipt_sink is None:
-        from sms.receipts import enqueue_receipts
-
-        receipt_sink = enqueue_receipts
+        receipt_sink = configured_receipt_sink()
     carrier: BaseCarrier = backend(name=name, options=options, receipt_sink=receipt_sink)
     return carrier
 

@@ -5,7 +5,9 @@ delivery receipts. Backends know nothing about the database: the dispatcher hand
 plain ``OutboundSms`` values and stores what comes back, and receipts are handed to a
 ``receipt_sink`` that the SMS app provides.
 
-Subclasses set ``carrier_name`` and implement the hooks; ``send_messages`` is final.
+Subclasses set ``carrier_name`` and implement the hooks; ``send_messages`` is final. Every
+carrier is held by ``registry``, which closes it at exit and has it forget its connections in
+a forked child.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from datetime import datetime
 from typing import Any, ClassVar, final
 
 from django.core.exceptions import ImproperlyConfigured
+
+from sms.carriers import registry
 
 logger = logging.getLogger(__name__)
 
@@ -129,6 +133,11 @@ ReceiptSink = Callable[[Sequence[DeliveryReceipt]], None]
 AcceptedListener = Callable[[Sequence[SubmitResult]], None]
 
 
+def normalise_options(options: Mapping[Any, Any]) -> dict[str, Any]:
+    """A carrier's options keyed in upper case, whatever case they were written in."""
+    return {str(key).upper(): value for key, value in options.items()}
+
+
 def _drop_receipts(receipts: Sequence[DeliveryReceipt]) -> None:
     logger.warning("no receipt sink configured; dropped %d receipts", len(receipts))
 
@@ -137,6 +146,9 @@ class BaseCarrier:
     """Template for carrier backends (see the module docstring)."""
 
     carrier_name: ClassVar[str]
+    # Submits from a process of its own (``manage.py run_smpp``) rather than from the Celery
+    # workers, unless the carrier's DEDICATED_PROCESS option says otherwise.
+    runs_in_own_process: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -148,8 +160,9 @@ class BaseCarrier:
         if not getattr(self, "carrier_name", None):
             raise ImproperlyConfigured(f"{type(self).__name__} must set carrier_name")
         self.name = name or self.carrier_name
-        self.options: Mapping[str, Any] = dict(options or {})
+        self.options: Mapping[str, Any] = normalise_options(options or {})
         self.receipt_sink: ReceiptSink = receipt_sink or _drop_receipts
+        registry.hold(self)
 
     # -- configuration -------------------------------------------------------------------
     def setting(self, key: str, default: Any = ...) -> Any:
@@ -175,6 +188,10 @@ class BaseCarrier:
 
     def close(self) -> None:
         """Release connections. Idempotent."""
+
+    def forget_after_fork(self) -> None:
+        """In a forked child: drop the connections inherited from the parent without closing
+        them (closing would end the parent's sessions); the next use opens new ones."""
 
     def __enter__(self) -> BaseCarrier:
         self.open()
@@ -230,7 +247,10 @@ class BaseCarrier:
     def parse_recipient_status(
         self, response: Any, batch: Sequence[OutboundSms]
     ) -> list[SubmitResult]:
-        raise NotImplementedError(f"{type(self).__name__} must implement parse_recipient_status")
+        """One result per recipient from what ``post_to_carrier`` returned; by default that
+        already is the list of results."""
+        results: list[SubmitResult] = response
+        return results
 
     def after_recorded(self) -> None:
         """Called by the dispatcher once the results of the last batch are stored; a carrier

@@ -21,8 +21,3 @@ class ConsoleCarrier(BaseCarrier):
             results.append(SubmitResult.ok(sms, f"console-{ULID()}"))
         sys.stdout.flush()
         return results
-
-    def parse_recipient_status(
-        self, response: list[SubmitResult], batch: Sequence[OutboundSms]
-    ) -> list[SubmitResult]:
-        return response

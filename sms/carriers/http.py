@@ -25,9 +25,7 @@ Error messages never contain credentials or URLs, because they end up in
 from __future__ import annotations
 
 import logging
-import os
 import threading
-import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -55,7 +53,6 @@ class HttpCarrier(BaseCarrier):
         super().__init__(**kwargs)
         self._client: httpx.Client | None = None
         self._client_lock = threading.Lock()
-        _carriers.add(self)
 
     # -- configuration -------------------------------------------------------------------
     @property
@@ -101,7 +98,7 @@ class HttpCarrier(BaseCarrier):
         if client is not None:
             client.close()
 
-    def _forget_after_fork(self) -> None:
+    def forget_after_fork(self) -> None:
         # The child shares the parent's sockets: closing them would end the parent's TLS
         # sessions, so the child only drops its copy and opens its own pool when needed.
         self._client = None
@@ -169,18 +166,6 @@ class HttpCarrier(BaseCarrier):
                 permanent=False,
                 code="CARRIER_BAD_RESPONSE",
             ) from exc
-
-
-_carriers: weakref.WeakSet[HttpCarrier] = weakref.WeakSet()
-
-
-def _forget_clients_after_fork() -> None:
-    for carrier in list(_carriers):
-        carrier._forget_after_fork()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_forget_clients_after_fork)
 
 
 def settle(batch: Sequence[OutboundSms], outcomes: Mapping[int, Outcome]) -> list[SubmitResult]:

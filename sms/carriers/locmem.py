@@ -41,11 +41,6 @@ class LocmemCarrier(BaseCarrier):
             results.append(SubmitResult.ok(sms, f"locmem-{next(_ids)}"))
         return results
 
-    def parse_recipient_status(
-        self, response: list[SubmitResult], batch: Sequence[OutboundSms]
-    ) -> list[SubmitResult]:
-        return response
-
     def deliver(self, receipts: Sequence[DeliveryReceipt]) -> None:
         """Hand receipts to the sink as a carrier would."""
         self.emit_receipts(receipts)

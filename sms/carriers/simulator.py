@@ -78,11 +78,6 @@ class SimulatorCarrier(BaseCarrier):
         self._pending.receipts = [*getattr(self._pending, "receipts", []), *receipts]
         return results
 
-    def parse_recipient_status(
-        self, response: list[SubmitResult], batch: Sequence[OutboundSms]
-    ) -> list[SubmitResult]:
-        return response
-
     def after_recorded(self) -> None:
         receipts = getattr(self._pending, "receipts", [])
         self._pending.receipts = []

@@ -15,7 +15,7 @@ from django.utils import timezone
 from sms.carriers import get_carrier
 from sms.carriers.base import CarrierError
 from sms.carriers.beem import BeemCarrier, beem_message_id
-from sms.carriers.http import _forget_clients_after_fork
+from sms.carriers.registry import forget_after_fork
 from sms.models import Recipient
 from sms.services import message_send
 from tests.helpers import assert_envelope
@@ -123,7 +123,7 @@ def test_a_forked_child_drops_the_parents_pool_without_closing_it(beem):
     backend = carrier()
     backend.open()
     inherited = backend._client
-    _forget_clients_after_fork()
+    forget_after_fork()
     assert backend._client is None and inherited is not None and not inherited.is_closed
     [result] = backend.send_messages([outbound()])
     assert result.accepted and backend._client is not inherited

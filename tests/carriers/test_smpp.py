@@ -463,9 +463,9 @@ def test_back_pressure_halves_the_window_and_acceptance_grows_it_back(
     smsc.policy = Sequenced([status])
     first = carrier.send_messages(recipients(1))
     assert first[0].accepted
-    assert carrier._window() == 4.25  # halved once, then one acceptance added 1/4
+    assert carrier.pacing.window() == 4.25  # halved once, then one acceptance added 1/4
     carrier.send_messages(recipients(60))
-    assert carrier._window() == 8.0
+    assert carrier.pacing.window() == 8.0
 
 
 def test_other_errors_are_permanent_rejections_with_readable_messages(

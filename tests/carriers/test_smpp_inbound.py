@@ -15,7 +15,7 @@ from inbox.sinks import inbound_flush_stale_parts
 from integration.models import Account
 from integration.services import account_create
 from sms.carriers.smpp import DeliverSm, SmppCarrier
-from sms.carriers.smpp_inbound import decode_text, inbound_from_pdu, split_udh
+from sms.carriers.smpp.inbound import decode_text, inbound_from_pdu, split_udh
 
 from .smsc import ESME_ROK, Smsc, receipt_text
 from .test_smpp import Sink

@@ -24,9 +24,9 @@ How work reaches it (the database is the queue, as everywhere in Mifumo):
    (submitted from here if it is an ordinary carrier, handed off if it has a process of its
    own); with no carrier left the recipients go back to ``queued`` and a dispatch task is
    scheduled to retry them.
-4. Receipts (deliver_sm) go to ``sms.receipts.enqueue_receipts``: the receipts queue of the
-   Celery workers, or inline when the broker is down. The SMSC gets deliver_sm_resp only
-   after the sink took them.
+4. Receipts (deliver_sm) go to the sink ``settings.MIFUMO_RECEIPT_SINK`` names (by default
+   ``sms.receipts.enqueue_receipts``: the receipts queue of the Celery workers, or inline when
+   the broker is down). The SMSC gets deliver_sm_resp only after the sink took them.
 
 When idle, a pump polls its handoffs every ``--idle`` seconds (an index-only query). The
 process announces itself with a heartbeat in the cache; while it beats, the periodic sweep

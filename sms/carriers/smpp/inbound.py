@@ -15,15 +15,16 @@ from typing import Any
 from django.db import close_old_connections
 
 from sms.carriers.inbound import Concatenation, InboundSms, inbound_sink
-from sms.carriers.smpp import DeliverSm, ProtocolError
+from sms.carriers.smpp.codec import (
+    ESM_CLASS_UDHI,
+    TLV_MESSAGE_PAYLOAD,
+    TLV_SAR_MSG_REF_NUM,
+    TLV_SAR_SEGMENT_SEQNUM,
+    TLV_SAR_TOTAL_SEGMENTS,
+    DeliverSm,
+    ProtocolError,
+)
 from sms.encoding import decode_gsm7
-
-ESM_CLASS_UDHI = 0x40
-
-TLV_SAR_MSG_REF_NUM = 0x020C
-TLV_SAR_TOTAL_SEGMENTS = 0x020E
-TLV_SAR_SEGMENT_SEQNUM = 0x020F
-TLV_MESSAGE_PAYLOAD = 0x0424
 
 IEI_CONCAT_8BIT = 0x00
 IEI_CONCAT_16BIT = 0x08
