@@ -361,8 +361,6 @@ MIFUMO_CLAIM_LEASE_SECONDS = envint("MIFUMO_CLAIM_LEASE_SECONDS", 300)
 MIFUMO_MAX_SUBMIT_ATTEMPTS = envint("MIFUMO_MAX_SUBMIT_ATTEMPTS", 5)
 # A sent recipient with no receipt after this long is failed as EXPIRED.
 MIFUMO_RECEIPT_TIMEOUT_SECONDS = envint("MIFUMO_RECEIPT_TIMEOUT_SECONDS", 48 * 3600)
-# Carriers hand their delivery receipts to this sink (a dotted path).
-MIFUMO_RECEIPT_SINK = "sms.receipts.enqueue_receipts"
 # Inbound (mobile-originated) messages from carriers are stored by this sink; the parts of a
 # multipart message that never completes are stored as they are after this many seconds.
 MIFUMO_INBOUND_SINK = "inbox.sinks.store_inbound"
