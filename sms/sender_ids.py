@@ -11,7 +11,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from inbox.models import Number
+from inbox.selectors import receives_on
 from integration.models import Account
 from mifumo.errors import DomainError, ErrorCode
 from sms.models import SenderId
@@ -35,7 +35,7 @@ def sender_id_is_approved(*, account: Account, value: str) -> bool:
     (replies go out from the number they answer)."""
     if value == settings.MIFUMO_DEFAULT_SENDER_ID:
         return True
-    if NUMERIC.match(value) and Number.objects.filter(account=account, number=value).exists():
+    if NUMERIC.match(value) and receives_on(account=account, number=value):
         return True
     return _approved(account).filter(value=value).exists()
 
