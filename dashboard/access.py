@@ -20,6 +20,7 @@ from integration import two_factor
 from integration.models import Account, Membership
 from integration.selectors import memberships_of_user
 from mifumo.api import text
+from mifumo.errors import DomainError, ErrorCode
 
 SESSION_ACCOUNT_KEY = "dashboard_account_id"
 
@@ -108,7 +109,8 @@ def dashboard_view(
 ]:
     """A signed-in page of the current account. ``manage``: POSTs need an owner or admin
     (members see the page, never change anything); ``owner``: POSTs need an owner. Pages
-    are never cached: several show secrets, and all show one account's data."""
+    are never cached: several show secrets, and all show one account's data. What the view
+    lets through as NOT_FOUND (an id of nothing, or of another account) is a 404 page."""
 
     allowed = (*methods, "HEAD") if "GET" in methods else methods
 
@@ -137,7 +139,12 @@ def dashboard_view(
                     request, ws, "Only the account's owners and admins can make this change."
                 )
             else:
-                response = view(request, ws, *args, **kwargs)
+                try:
+                    response = view(request, ws, *args, **kwargs)
+                except DomainError as exc:
+                    if exc.code != ErrorCode.NOT_FOUND:
+                        raise
+                    raise Http404(exc.message) from None
             add_never_cache_headers(response)
             return response
 

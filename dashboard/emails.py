@@ -10,8 +10,8 @@ from django.core.mail import send_mail
 from django.template.loader import render_to_string
 from django.urls import reverse
 
-from integration.models import Account, Invitation
-from integration.selectors import account_alert_emails
+from integration.models import Invitation
+from integration.selectors import account_alert_emails, account_name
 
 
 def _send(template: str, context: dict[str, object], to: list[str]) -> int:
@@ -42,11 +42,10 @@ def low_balance_alert_send(
     to = account_alert_emails(account_id=account_id)
     if not to:
         return 0
-    account = Account.objects.only("name").get(pk=account_id)
     return _send(
         "low_balance",
         {
-            "account": account,
+            "account_name": account_name(account_id=account_id),
             "balance": balance,
             "threshold": threshold,
             "currency": currency,

@@ -12,8 +12,9 @@ from django.contrib.auth.forms import AuthenticationForm, UserCreationForm
 
 from contacts.custom_fields import CustomFieldError, parse_custom_fields
 from contacts.tags import TagError, normalize_tags
-from dashboard.selectors import PERIODS, today
+from dashboard.selectors import PERIODS
 from integration.models import LedgerEntry, Membership, Permission
+from mifumo.days import today
 from segments.criteria import KEYS, CriteriaError, criteria_parse
 from sms.models import Recipient
 from sms.personalise import TemplateError, parse_template

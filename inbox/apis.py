@@ -8,7 +8,7 @@ from rest_framework.response import Response
 
 from inbox import selectors
 from inbox import serializers as s
-from inbox.models import Action, Number
+from inbox.models import Action
 from inbox.services import NumberError, inbound_data, inbound_receive, normalise_number, route
 from integration.auth import api_principal
 from integration.idempotency import idempotent
@@ -157,7 +157,7 @@ def _simulated_number(account: Account, raw: str) -> str:
         to = normalise_number(raw)
     except NumberError as exc:
         raise DomainError(E.VALIDATION_ERROR, str(exc), {"to": [str(exc)]}) from None
-    if not Number.objects.filter(account=account, number=to).exists():
+    if not selectors.receives_on(account=account, number=to):
         raise DomainError(
             E.VALIDATION_ERROR,
             f"{to} is not one of this account's numbers",

@@ -61,6 +61,11 @@ def numbers_of(*, account: Account) -> QuerySet[Number]:
     return Number.objects.filter(account=account).order_by("number", "keyword")
 
 
+def receives_on(*, account: Account, number: str) -> bool:
+    """Whether the account receives on this number (E.164 digits, as stored)."""
+    return Number.objects.filter(account=account, number=number).exists()
+
+
 def reply_recipients_and_sender(
     *, principal: ApiPrincipal, inbound_id: str, recipients: Sequence[object]
 ) -> tuple[Sequence[object], str]:

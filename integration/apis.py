@@ -13,11 +13,12 @@ from integration.auth import api_principal
 from integration.idempotency import idempotent
 from integration.models import ApiKey, Permission
 from integration.permissions import resolve_mode
+from integration.selectors import api_key_get, api_keys_all
 from integration.services import api_key_create, api_key_revoke, api_key_rotate
 from integration.views import ApiView
 from mifumo.api.docs import envelope_responses
 from mifumo.api.responses import ok
-from mifumo.errors import DomainError, ErrorCode
+from mifumo.errors import ErrorCode
 
 
 def _audit(request: Request, action: str, key: ApiKey, **details: str) -> None:
@@ -35,15 +36,12 @@ def _audit(request: Request, action: str, key: ApiKey, **details: str) -> None:
 def _keys(request: Request) -> QuerySet[ApiKey]:
     """The keys the caller manages: the account's, only its test keys for a test key."""
     principal = api_principal(request)
-    keys = ApiKey.objects.filter(account=principal.account)
-    return keys.filter(is_test=True) if principal.test_only else keys
+    return api_keys_all(account=principal.account, test_only=principal.test_only)
 
 
 def _own_key(request: Request, key_id: int) -> ApiKey:
-    key = _keys(request).filter(pk=key_id).first()
-    if key is None:
-        raise DomainError(ErrorCode.NOT_FOUND, "API key not found")
-    return key
+    principal = api_principal(request)
+    return api_key_get(account=principal.account, key_id=key_id, test_only=principal.test_only)
 
 
 class KeyListApi(ApiView):

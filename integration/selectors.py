@@ -1,18 +1,26 @@
-"""Reads for accounts, memberships, invitations and money."""
+"""Reads for accounts, memberships, invitations, API keys, money and the API usage log."""
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from dataclasses import dataclass
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
 from django.core import signing
-from django.db.models import QuerySet, Sum
-from django.db.models.functions import TruncDate
+from django.db.models import Aggregate, Avg, Count, FloatField, Q, QuerySet, Sum
 from django.utils import timezone
 
-from integration.models import Account, ApiKey, Invitation, LedgerEntry, Membership
+from integration.models import (
+    Account,
+    ApiKey,
+    ApiRequestLog,
+    Invitation,
+    LedgerEntry,
+    Membership,
+)
+from mifumo.days import per_day
 from mifumo.errors import DomainError, ErrorCode
 
 INVITATION_SALT = "mifumo.invitation"
@@ -20,10 +28,24 @@ ZERO = Decimal("0.00")
 
 
 def account_balance(*, account_id: int) -> Account:
-    return Account.objects.only("balance", "currency", "balance_updated_at").get(pk=account_id)
+    """The account as it is now, with its money fields only."""
+    return Account.objects.only(
+        "balance", "currency", "balance_updated_at", "low_balance_threshold"
+    ).get(pk=account_id)
+
+
+def account_name(*, account_id: int) -> str:
+    name: str = Account.objects.values_list("name", flat=True).get(pk=account_id)
+    return name
 
 
 # --- members and invitations ---------------------------------------------------------------------
+
+
+def account_members(*, account: Account) -> list[Membership]:
+    return list(
+        Membership.objects.filter(account=account).select_related("user").order_by("user__username")
+    )
 
 
 def membership_get(*, account: Account, membership_id: int) -> Membership:
@@ -132,12 +154,7 @@ def ledger_per_day(
     entries = LedgerEntry.objects.filter(account=account, created_at__gte=start)
     if references is not None:
         entries = entries.filter(reference__in=references)
-    rows = (
-        entries.annotate(day=TruncDate("created_at", tzinfo=UTC))
-        .values("day", "kind")
-        .annotate(total=Sum("amount"))
-        .order_by("day")
-    )
+    rows = per_day(entries).values("day", "kind").annotate(total=Sum("amount"))
     days: dict[date, dict[str, Decimal]] = {}
     for row in rows:
         days.setdefault(row["day"], {})[row["kind"]] = row["total"]
@@ -149,10 +166,164 @@ def spend_of(kinds: dict[str, Decimal]) -> Decimal:
     return -(kinds.get(LedgerEntry.Kind.DEBIT, ZERO) + kinds.get(LedgerEntry.Kind.REFUND, ZERO))
 
 
-def api_keys_all(*, account: Account) -> QuerySet[ApiKey]:
-    """Every key of the account, revoked ones too (they still sent what they sent)."""
+# --- API keys ------------------------------------------------------------------------------------
+
+
+# ``test_only``: what a test key may manage, the account's test keys alone.
+
+
+def _keys(account: Account, test_only: bool) -> QuerySet[ApiKey]:
+    keys = ApiKey.objects.filter(account=account)
+    return keys.filter(is_test=True) if test_only else keys
+
+
+def api_keys_all(*, account: Account, test_only: bool = False) -> QuerySet[ApiKey]:
+    """Every key of the account, newest first, revoked ones too (they still sent what they
+    sent); without the key material, which no list shows."""
     return (
-        ApiKey.objects.filter(account=account)
-        .only("id", "name", "prefix", "revoked_at", "is_test", "created_at")
+        _keys(account, test_only)
+        .select_related("created_by")
+        .defer("digest", "encrypted_key")
         .order_by("-created_at", "-id")
     )
+
+
+def api_key_get(*, account: Account, key_id: int, test_only: bool = False) -> ApiKey:
+    key = _keys(account, test_only).filter(pk=key_id).first()
+    if key is None:
+        raise DomainError(ErrorCode.NOT_FOUND, "API key not found")
+    return key
+
+
+# --- the API usage log ---------------------------------------------------------------------------
+
+MAX_ROUTES = 50
+
+
+class _Percentile(Aggregate):
+    """PostgreSQL's continuous percentile, e.g. the 95th of a latency column."""
+
+    function = "PERCENTILE_CONT"
+    template = "%(function)s(%(fraction)s) WITHIN GROUP (ORDER BY %(expressions)s)"
+    output_field = FloatField()
+
+    def __init__(self, expression: str, fraction: float) -> None:
+        super().__init__(expression, fraction=float(fraction))
+
+
+@dataclass(frozen=True)
+class RequestCounts:
+    requests: int = 0
+    errors: int = 0
+    rate_limited: int = 0
+    server_errors: int = 0
+    avg_latency_ms: float | None = None
+
+
+@dataclass(frozen=True)
+class RouteUsage:
+    method: str
+    route: str
+    requests: int
+    errors: int
+    avg_latency_ms: float | None
+    p95_latency_ms: float | None
+
+    @property
+    def error_rate(self) -> float:
+        return 100.0 * self.errors / self.requests if self.requests else 0.0
+
+    @property
+    def path(self) -> str:
+        # Routes are URL patterns without the leading slash, or raw paths with it.
+        return "/" + self.route.lstrip("/")
+
+
+@dataclass(frozen=True)
+class ErrorCodeUsage:
+    code: str
+    status_code: int
+    count: int
+    share: float  # percent of all requests in the period
+
+
+@dataclass(frozen=True)
+class ApiUsage:
+    days: dict[date, RequestCounts]
+    total: RequestCounts
+    p95_latency_ms: float | None
+    routes: list[RouteUsage]
+    error_codes: list[ErrorCodeUsage]
+
+
+def _request_counts() -> dict[str, Aggregate]:
+    return {
+        "n": Count("pk"),
+        "errors": Count("pk", filter=Q(status_code__gte=400)),
+        "limited": Count("pk", filter=Q(status_code=429)),
+        "server": Count("pk", filter=Q(status_code__gte=500)),
+        "latency": Avg("latency_ms"),
+    }
+
+
+def _counts_of(row: dict[str, Any]) -> RequestCounts:
+    return RequestCounts(row["n"], row["errors"], row["limited"], row["server"], row["latency"])
+
+
+def api_usage(*, account: Account, start: datetime, api_key_id: int | None = None) -> ApiUsage:
+    """The account's API requests since ``start`` (only ``api_key_id``'s when given): per UTC
+    day, in all, per route (the busiest first) and per error code."""
+    rows = ApiRequestLog.objects.filter(account=account, created_at__gte=start)
+    if api_key_id is not None:
+        rows = rows.filter(api_key_id=api_key_id)
+    days = {row["day"]: _counts_of(row) for row in per_day(rows).annotate(**_request_counts())}
+    total = _counts_of(rows.aggregate(**_request_counts()))
+    return ApiUsage(
+        days=days,
+        total=total,
+        p95_latency_ms=rows.aggregate(p95=_Percentile("latency_ms", 0.95))["p95"],
+        routes=_route_usage(rows),
+        error_codes=_error_codes(rows, total.requests),
+    )
+
+
+def _route_usage(rows: QuerySet[ApiRequestLog]) -> list[RouteUsage]:
+    grouped = (
+        rows.values("method", "route")
+        .annotate(
+            n=Count("pk"),
+            errors=Count("pk", filter=Q(status_code__gte=400)),
+            latency=Avg("latency_ms"),
+            p95=_Percentile("latency_ms", 0.95),
+        )
+        .order_by("-n", "route", "method")
+    )
+    return [
+        RouteUsage(
+            method=row["method"],
+            route=row["route"],
+            requests=row["n"],
+            errors=row["errors"],
+            avg_latency_ms=row["latency"],
+            p95_latency_ms=row["p95"],
+        )
+        for row in grouped[:MAX_ROUTES]
+    ]
+
+
+def _error_codes(rows: QuerySet[ApiRequestLog], total: int) -> list[ErrorCodeUsage]:
+    grouped = (
+        rows.filter(status_code__gte=400)
+        .values("error_code", "status_code")
+        .annotate(n=Count("pk"))
+        .order_by("-n", "error_code")
+    )
+    return [
+        ErrorCodeUsage(
+            code=row["error_code"] or "(none)",
+            status_code=row["status_code"],
+            count=row["n"],
+            share=100.0 * row["n"] / total if total else 0.0,
+        )
+        for row in grouped
+    ]

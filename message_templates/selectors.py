@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from django.db.models import QuerySet
+
 from integration.models import Account
 from message_templates.models import MessageTemplate
 from mifumo.errors import DomainError, ErrorCode
@@ -22,8 +24,13 @@ def template_get(*, account: Account, template_id: str) -> MessageTemplate:
     return template
 
 
+def templates_of(*, account: Account) -> QuerySet[MessageTemplate]:
+    """The account's templates, newest first."""
+    return MessageTemplate.objects.filter(account=account).order_by("-created_at", "-id")
+
+
 def template_list(*, account: Account, limit: int, offset: int) -> TemplatePage:
-    templates = MessageTemplate.objects.filter(account=account).order_by("-created_at", "-id")
+    templates = templates_of(account=account)
     total = templates.count()
     page = list(templates[offset : offset + limit]) if offset < total else []
     return TemplatePage(templates=page, total=total)

@@ -17,6 +17,7 @@ from integration.idempotency import idempotent
 from integration.models import Account
 from integration.selectors import account_balance
 from integration.views import ApiView
+from message_templates.selectors import template_get
 from mifumo.api.docs import envelope_responses
 from mifumo.api.fields import iso, money
 from mifumo.api.pagination import choice_param, datetime_param, paginate_pages
@@ -24,8 +25,9 @@ from mifumo.api.responses import ok
 from mifumo.errors import DomainError, ErrorCode
 from sms import selectors
 from sms import serializers as s
-from sms.models import Message, Recipient
-from sms.sender_ids import sender_id_request
+from sms.models import Message, Recipient, SenderId
+from sms.phones import InvalidPhone, normalize_phone
+from sms.sender_ids import sender_id_request, sender_ids_all
 from sms.services import message_cancel, message_send
 
 E = ErrorCode
@@ -47,6 +49,16 @@ def _message(request: Request, message_id: str) -> Message:
 def _refunded(account: Account, message: Message) -> Decimal:
     refunds = selectors.message_refunds(account=account, message_ids=[message.id])
     return refunds.get(message.id, ZERO)
+
+
+def _sender_id_row(sender: SenderId) -> dict[str, Any]:
+    return {
+        "sender_id": sender.value,
+        "status": sender.status,
+        "purpose": sender.purpose,
+        "created_at": iso(sender.created_at),
+        "reviewed_at": iso(sender.reviewed_at),
+    }
 
 
 def _recipient_row(row: Recipient, message: Message) -> dict[str, Any]:
@@ -156,8 +168,6 @@ class SendApi(ApiView):
             )
         text = values.get("message")
         if text is None:
-            from message_templates.selectors import template_get
-
             text = template_get(
                 account=request.user.account, template_id=values["template_id"]
             ).text
@@ -349,8 +359,6 @@ class MessagesApi(ApiView):
         responses=envelope_responses(s.MessagesOut, errors=[E.VALIDATION_ERROR]),
     )
     def get(self, request: Request) -> Response:
-        from sms.phones import InvalidPhone, normalize_phone
-
         phone = request.query_params.get("phone") or None
         if phone:
             try:
@@ -414,16 +422,7 @@ class SenderIdsApi(ApiView):
                 "reviewed_at": None,
             }
         ]
-        for row in selectors.sender_ids_list(account=_account(request)):
-            rows.append(
-                {
-                    "sender_id": row["value"],
-                    "status": row["status"],
-                    "purpose": row["purpose"],
-                    "created_at": iso(row["created_at"]),
-                    "reviewed_at": iso(row["reviewed_at"]),
-                }
-            )
+        rows += [_sender_id_row(sender) for sender in sender_ids_all(account=_account(request))]
         return ok({"sender_ids": rows}, "Sender IDs retrieved successfully")
 
 
@@ -447,13 +446,7 @@ class SenderIdRequestApi(ApiView):
             purpose=data.validated_data["purpose"],
         )
         return ok(
-            {
-                "sender_id": sender.value,
-                "status": sender.status,
-                "purpose": sender.purpose,
-                "created_at": iso(sender.created_at),
-                "reviewed_at": iso(sender.reviewed_at),
-            },
+            _sender_id_row(sender),
             "Sender ID requested; it can be used once approved",
             status=201,
         )

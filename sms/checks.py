@@ -19,6 +19,7 @@ from django.utils.module_loading import import_string
 
 from sms.carriers import build_carrier
 from sms.carriers.base import BaseCarrier, DeliveryReceipt
+from sms.models import CarrierRoute
 
 SIMULATOR = "simulator"
 
@@ -131,8 +132,6 @@ def check_routes(
 ) -> list[checks.CheckMessage]:
     if not databases:
         return []
-    from sms.models import CarrierRoute
-
     carriers = getattr(settings, "MIFUMO_CARRIERS", None) or {}
     errors: list[checks.CheckMessage] = []
     try:

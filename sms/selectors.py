@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
-from datetime import datetime
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from django.db.models import Count, Max, QuerySet, Sum
+from django.db.models import Count, Max, Q, QuerySet, Sum
 
 from integration.models import Account, LedgerEntry
+from mifumo.days import day_start, per_day
 from mifumo.errors import DomainError, ErrorCode
-from sms.models import Message, Recipient, SenderId
+from sms.models import Message, Recipient
+from sms.phones import InvalidPhone, normalize_phone, phone_search_digits
 
 S = Recipient.Status
 IN_FLIGHT = {S.SUBMITTING, S.SENT}
@@ -168,15 +171,119 @@ def messages_list(
     return rows.order_by("-created_at", "-id")
 
 
-def sender_ids_list(*, account: Account) -> list[dict[str, Any]]:
-    rows = SenderId.objects.filter(account=account).order_by("value")
-    return [
-        {
-            "value": row.value,
-            "status": row.status,
-            "purpose": row.purpose,
-            "created_at": row.created_at,
-            "reviewed_at": row.reviewed_at,
-        }
-        for row in rows
-    ]
+@dataclass(frozen=True)
+class MessageFilter:
+    q: str = ""
+    status: str = ""
+    start: date | None = None
+    end: date | None = None
+    api_key_id: int | None = None
+    source: str = ""
+
+
+def messages_search(*, account: Account, filters: MessageFilter) -> QuerySet[Message]:
+    """Messages by id, by phone (a full number or a fragment of one), by the status of any
+    of their recipients and by UTC date range."""
+    start = day_start(filters.start) if filters.start else None
+    end = day_start(filters.end + timedelta(days=1)) if filters.end else None
+    q = filters.q.strip()
+    phone: str | None = None
+    fragment = ""
+    if q and not q.lower().startswith("msg_"):
+        try:
+            phone = normalize_phone(q)
+        except InvalidPhone:
+            fragment = phone_search_digits(q)
+    rows = messages_list(
+        account=account,
+        start=start,
+        phone=phone,
+        api_key_id=filters.api_key_id,
+        source=filters.source or None,
+    )
+    if end is not None:
+        # messages_list's end is inclusive; a day range wants the next midnight excluded.
+        rows = rows.filter(created_at__lt=end)
+    if q.lower().startswith("msg_"):
+        rows = rows.filter(pk__startswith=q)
+    elif q and phone is None:
+        if not fragment:
+            return rows.none()
+        rows = rows.filter(
+            pk__in=Recipient.objects.filter(account=account, phone__contains=fragment).values(
+                "message_id"
+            )
+        )
+    if filters.status:
+        rows = rows.filter(
+            pk__in=Recipient.objects.filter(account=account, status=filters.status).values(
+                "message_id"
+            )
+        )
+    return rows
+
+
+# --- summaries ------------------------------------------------------------------------------------
+
+
+def messages_since(
+    *, account: Account, starts: Mapping[str, datetime]
+) -> tuple[dict[str, int], int]:
+    """How many messages the account created since each named start, and how many
+    recipients those since the earliest start had."""
+    counts = Message.objects.filter(
+        account=account, created_at__gte=min(starts.values())
+    ).aggregate(
+        recipients=Sum("recipient_count"),
+        **{name: Count("pk", filter=Q(created_at__gte=start)) for name, start in starts.items()},
+    )
+    recipients = counts.pop("recipients") or 0
+    return counts, recipients
+
+
+def recipient_outcomes(*, account: Account, since: datetime) -> dict[str, int]:
+    """How many of the account's recipients since ``since`` were delivered and failed."""
+    return Recipient.objects.filter(account=account, created_at__gte=since).aggregate(
+        delivered=Count("pk", filter=Q(status=S.DELIVERED)),
+        failed=Count("pk", filter=Q(status=S.FAILED)),
+    )
+
+
+def recipient_statuses_per_day(*, account: Account, start: datetime) -> dict[date, dict[str, int]]:
+    """Per UTC day since ``start``: how many of the account's recipients have each status."""
+    days: dict[date, dict[str, int]] = defaultdict(dict)
+    rows = (
+        per_day(Recipient.objects.filter(account=account, created_at__gte=start))
+        .values("day", "status")
+        .annotate(n=Count("pk"))
+    )
+    for row in rows:
+        days[row["day"]][row["status"]] = row["n"]
+    return days
+
+
+def messages_per_day(
+    *, account: Account, start: datetime, api_key_id: int | None = None
+) -> dict[date, tuple[int, int]]:
+    """Per UTC day since ``start``: how many messages the account (or only ``api_key_id``)
+    sent, and to how many recipients."""
+    rows = Message.objects.filter(account=account, created_at__gte=start)
+    if api_key_id is not None:
+        rows = rows.filter(api_key_id=api_key_id)
+    return {
+        row["day"]: (row["n"], row["recipients"] or 0)
+        for row in per_day(rows).annotate(n=Count("pk"), recipients=Sum("recipient_count"))
+    }
+
+
+def message_ids_of_key(*, account: Account, api_key_id: int) -> QuerySet[Any]:
+    """The ids of the messages a key sent, as a query to narrow another by."""
+    return Message.objects.filter(account=account, api_key_id=api_key_id).values("id")
+
+
+def recent_failed_recipients(*, account: Account, limit: int = 5) -> list[Recipient]:
+    return list(
+        Recipient.objects.filter(account=account, status=S.FAILED).order_by("-updated_at", "-id")[
+            :limit
+        ]
+    )

@@ -1,15 +1,17 @@
 """Sender IDs: the platform default is approved for every account; others are requested
-by the account and approved by an operator."""
+by the account and approved by an operator. Every read and write of them is here."""
 
 from __future__ import annotations
 
 import re
+from datetime import datetime
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
-from inbox.models import Number
+from inbox.selectors import receives_on
 from integration.models import Account
 from mifumo.errors import DomainError, ErrorCode
 from sms.models import SenderId
@@ -33,11 +35,34 @@ def sender_id_is_approved(*, account: Account, value: str) -> bool:
     (replies go out from the number they answer)."""
     if value == settings.MIFUMO_DEFAULT_SENDER_ID:
         return True
-    if NUMERIC.match(value) and Number.objects.filter(account=account, number=value).exists():
+    if NUMERIC.match(value) and receives_on(account=account, number=value):
         return True
+    return _approved(account).filter(value=value).exists()
+
+
+def _approved(account: Account) -> QuerySet[SenderId]:
+    return SenderId.objects.filter(account=account, status=SenderId.Status.APPROVED)
+
+
+def sender_ids_usable(*, account: Account) -> list[str]:
+    """The sender IDs a send may use: the platform default, then the approved ones."""
+    values = [settings.MIFUMO_DEFAULT_SENDER_ID]
+    values += [v for v in _approved(account).values_list("value", flat=True) if v not in values]
+    return values
+
+
+def sender_ids_all(*, account: Account, by_status: bool = False) -> QuerySet[SenderId]:
+    """The account's requested sender IDs (not the platform default), by value; with
+    ``by_status``, approved ones first, then pending, then rejected."""
+    return SenderId.objects.filter(account=account).order_by(
+        *(("status", "value") if by_status else ("value",))
+    )
+
+
+def sender_ids_rejected_count(*, account: Account, since: datetime) -> int:
     return SenderId.objects.filter(
-        account=account, value=value, status=SenderId.Status.APPROVED
-    ).exists()
+        account=account, status=SenderId.Status.REJECTED, reviewed_at__gte=since
+    ).count()
 
 
 def sender_id_request(*, account: Account, value: str, purpose: str = "") -> SenderId:

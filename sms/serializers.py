@@ -3,6 +3,7 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from mifumo.api.serializers import PagePaginationOut
+from sms.personalise import parse_variables
 
 
 class BalanceOut(serializers.Serializer):
@@ -78,8 +79,6 @@ class SendIn(serializers.Serializer):
     )
 
     def validate_variables(self, value: object) -> dict[str, str]:
-        from sms.personalise import parse_variables
-
         try:
             return parse_variables(value)
         except ValueError as exc:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Collection, Iterator, Sequence
-from datetime import datetime
+from collections.abc import Collection, Iterable, Iterator, Sequence
+from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import NamedTuple, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
-from django.db.models import QuerySet
+from django.db.models import Count, Q, QuerySet
+from django.utils import timezone
 
 from integration.models import Account
 from mifumo.errors import DomainError, ErrorCode
@@ -92,6 +93,33 @@ def delivery_get(
 
 def delivery_attempts(*, delivery: Delivery) -> QuerySet[DeliveryAttempt]:
     return DeliveryAttempt.objects.filter(delivery=delivery).order_by("started_at", "id")
+
+
+def endpoint_delivery_stats(*, endpoints: Iterable[Endpoint]) -> dict[str, dict[str, Any]]:
+    """Per endpoint: deliveries in the last 7 days by outcome, and the latest one's time."""
+    ids = [e.pk for e in endpoints]
+    since = timezone.now() - timedelta(days=7)
+    rows = (
+        Delivery.objects.filter(endpoint_id__in=ids, created_at__gte=since)
+        .values("endpoint_id")
+        .annotate(
+            total=Count("pk"),
+            failed=Count("pk", filter=Q(status=Delivery.Status.FAILED)),
+            succeeded=Count("pk", filter=Q(status=Delivery.Status.SUCCEEDED)),
+        )
+        .order_by()
+    )
+    return {row["endpoint_id"]: row for row in rows}
+
+
+def deliveries_failed_count(*, account: Account, since: datetime) -> int:
+    return Delivery.objects.filter(
+        account=account, status=Delivery.Status.FAILED, created_at__gte=since
+    ).count()
+
+
+def endpoints_disabled_count(*, account: Account) -> int:
+    return Endpoint.objects.filter(account=account, active=False).count()
 
 
 def account_signing_secret_find(

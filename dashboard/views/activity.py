@@ -7,6 +7,7 @@ from dashboard.access import Workspace, dashboard_view
 from dashboard.forms import ActivityFilterForm
 from dashboard.views.common import paginate, render_page
 from integration.audit import ACTION_LABELS, action_label
+from integration.selectors import account_members
 
 
 def _action_choices(seen: list[str]) -> list[tuple[str, str]]:
@@ -19,7 +20,7 @@ def _action_choices(seen: list[str]) -> list[tuple[str, str]]:
 
 @dashboard_view()
 def activity(request: HttpRequest, ws: Workspace) -> HttpResponse:
-    members = selectors.account_members(account=ws.account)
+    members = account_members(account=ws.account)
     form = ActivityFilterForm(
         request.GET or None,
         actions=_action_choices(selectors.audit_actions_seen(account=ws.account)),

@@ -13,7 +13,6 @@ from django.http import HttpRequest, HttpResponse
 from django.http.response import HttpResponseBase
 from django.shortcuts import redirect
 
-from dashboard import selectors
 from dashboard.access import Workspace, dashboard_view
 from dashboard.charts import Number, Series, stacked_bars
 from dashboard.forms import LedgerFilterForm, ThresholdForm
@@ -22,6 +21,7 @@ from integration.audit import Action, audit_record
 from integration.models import LedgerEntry
 from integration.selectors import account_balance, ledger_entries, ledger_per_day, spend_of
 from integration.services import account_set_low_balance_threshold
+from mifumo.days import day_start, days_back, today
 from mifumo.errors import DomainError
 
 CHART_DAYS = 30
@@ -41,8 +41,8 @@ def _ledger(ws: Workspace, form: LedgerFilterForm) -> QuerySet[LedgerEntry]:
     return ledger_entries(
         account=ws.account,
         kind=data.get("kind") or "",
-        start=selectors.day_start(start) if start else None,
-        end=selectors.day_start(end + timedelta(days=1)) if end else None,
+        start=day_start(start) if start else None,
+        end=day_start(end + timedelta(days=1)) if end else None,
     )
 
 
@@ -59,8 +59,8 @@ def _page(
 ) -> HttpResponse:
     account = ws.account
     form = LedgerFilterForm(request.GET or None)
-    days = selectors.days_back(CHART_DAYS)
-    per_day = ledger_per_day(account=account, start=selectors.day_start(days[0]))
+    days = days_back(CHART_DAYS)
+    per_day = ledger_per_day(account=account, start=day_start(days[0]))
     spend = {day: spend_of(kinds) for day, kinds in per_day.items()}
     chart = stacked_bars(
         title=f"Spend per day ({account.currency}), last {CHART_DAYS} days",
@@ -152,5 +152,5 @@ def _csv_rows(rows: QuerySet[LedgerEntry]) -> Iterator[Sequence[object]]:
 @dashboard_view()
 def billing_export(request: HttpRequest, ws: Workspace) -> HttpResponseBase:
     form = LedgerFilterForm(request.GET or None)
-    name = f"mifumo-ledger-{selectors.today().isoformat()}.csv"
+    name = f"mifumo-ledger-{today().isoformat()}.csv"
     return csv_download(_csv_rows(_ledger(ws, form)), name)

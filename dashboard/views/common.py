@@ -1,22 +1,22 @@
-"""What every dashboard page shares: rendering with the workspace, paging, domain errors."""
+"""What every dashboard page shares: rendering with the workspace, paging, domain errors
+shown on forms (NOT_FOUND is a 404 page, in ``dashboard_view``)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
-from typing import Any, TypeVar
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 from django import forms
 from django.core.paginator import Page, Paginator
 from django.db.models import QuerySet
-from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import render
 
 from dashboard.access import Workspace
 from integration.audit import audit_record
 from mifumo.csv_cells import spreadsheet_lines
-from mifumo.errors import DomainError, ErrorCode
+from mifumo.errors import DomainError
 
-T = TypeVar("T")
 PER_PAGE = 25
 USED_NONCES_KEY = "dashboard_used_nonces"
 KEEP_NONCES = 50
@@ -43,16 +43,6 @@ def paginate(
     request: HttpRequest, rows: QuerySet[Any] | list[Any], per_page: int = PER_PAGE
 ) -> Page:
     return Paginator(rows, per_page).get_page(request.GET.get("page"))
-
-
-def or_404(read: Callable[..., T], **kwargs: Any) -> T:
-    """Call a selector that raises NOT_FOUND for another account's id, as a 404 page."""
-    try:
-        return read(**kwargs)
-    except DomainError as exc:
-        if exc.code == ErrorCode.NOT_FOUND:
-            raise Http404(exc.message) from None
-        raise
 
 
 def form_error(form: forms.BaseForm, exc: DomainError, field: str | None = None) -> None:

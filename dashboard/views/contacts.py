@@ -28,7 +28,6 @@ from contacts.services import (
     contact_opt_out,
     contact_update,
 )
-from dashboard import selectors
 from dashboard.access import Workspace, dashboard_view
 from dashboard.forms import (
     ContactForm,
@@ -40,12 +39,12 @@ from dashboard.forms import (
 from dashboard.views.common import (
     csv_attachment,
     form_error,
-    or_404,
     paginate,
     record,
     render_page,
 )
 from integration.audit import Action
+from mifumo.days import today
 from mifumo.errors import DomainError
 from segments.models import Segment
 from segments.selectors import (
@@ -94,7 +93,7 @@ def contacts_export(request: HttpRequest, ws: Workspace) -> HttpResponseBase:
     rows = contact_export_rows(account=ws.account, within=within)
     keys = contact_custom_keys(account=ws.account, within=within)
     _record(request, ws, Action.CONTACTS_EXPORTED, "contacts CSV", search=q)
-    name = f"mifumo-contacts-{selectors.today().isoformat()}.csv"
+    name = f"mifumo-contacts-{today().isoformat()}.csv"
     return csv_attachment(csv_lines(rows, keys), name)
 
 
@@ -133,7 +132,7 @@ def contact_new(request: HttpRequest, ws: Workspace) -> HttpResponse:
 
 @dashboard_view(methods=("GET", "POST"), manage=True)
 def contact_edit(request: HttpRequest, ws: Workspace, contact_id: str) -> HttpResponse:
-    contact = or_404(contact_get, account=ws.account, contact_id=contact_id)
+    contact = contact_get(account=ws.account, contact_id=contact_id)
     initial = {
         "name": contact.name,
         "phone_number": contact.phone_number,
@@ -163,7 +162,7 @@ def contact_edit(request: HttpRequest, ws: Workspace, contact_id: str) -> HttpRe
 
 @dashboard_view(methods=("POST",), manage=True)
 def contact_opt(request: HttpRequest, ws: Workspace, contact_id: str, out: bool) -> HttpResponse:
-    contact = or_404(contact_get, account=ws.account, contact_id=contact_id)
+    contact = contact_get(account=ws.account, contact_id=contact_id)
     if out:
         contact_opt_out(contact=contact, source=OptOutSource.DASHBOARD)
         _record(request, ws, Action.CONTACT_OPTED_OUT, contact.phone_number)
@@ -177,7 +176,7 @@ def contact_opt(request: HttpRequest, ws: Workspace, contact_id: str, out: bool)
 
 @dashboard_view(methods=("POST",), manage=True)
 def contact_remove(request: HttpRequest, ws: Workspace, contact_id: str) -> HttpResponse:
-    contact = or_404(contact_get, account=ws.account, contact_id=contact_id)
+    contact = contact_get(account=ws.account, contact_id=contact_id)
     contact_delete(contact=contact)
     _record(request, ws, Action.CONTACT_DELETED, contact.phone_number, name=contact.name)
     messages.success(request, f"{contact.name} deleted.")
@@ -186,7 +185,7 @@ def contact_remove(request: HttpRequest, ws: Workspace, contact_id: str) -> Http
 
 @dashboard_view()
 def contact_detail(request: HttpRequest, ws: Workspace, contact_id: str) -> HttpResponse:
-    contact = or_404(contact_get, account=ws.account, contact_id=contact_id)
+    contact = contact_get(account=ws.account, contact_id=contact_id)
     recent = list(messages_list(account=ws.account, phone=contact.phone_number)[:20])
     return render_page(
         request,
@@ -282,7 +281,7 @@ def segments_list(request: HttpRequest, ws: Workspace) -> HttpResponse:
 
 @dashboard_view()
 def segment_detail(request: HttpRequest, ws: Workspace, segment_id: str) -> HttpResponse:
-    segment = or_404(segment_get, account=ws.account, segment_id=segment_id)
+    segment = segment_get(account=ws.account, segment_id=segment_id)
     form, q = _query(request)
     members = contact_queryset(account=ws.account, q=q, within=segment_filter(segment))
     return render_page(
@@ -378,14 +377,12 @@ def segment_new(request: HttpRequest, ws: Workspace) -> HttpResponse:
 
 @dashboard_view(methods=("GET", "POST"), manage=True)
 def segment_edit(request: HttpRequest, ws: Workspace, segment_id: str) -> HttpResponse:
-    return _segment_form(
-        request, ws, or_404(segment_get, account=ws.account, segment_id=segment_id)
-    )
+    return _segment_form(request, ws, segment_get(account=ws.account, segment_id=segment_id))
 
 
 @dashboard_view(methods=("POST",), manage=True)
 def segment_remove(request: HttpRequest, ws: Workspace, segment_id: str) -> HttpResponse:
-    segment = or_404(segment_get, account=ws.account, segment_id=segment_id)
+    segment = segment_get(account=ws.account, segment_id=segment_id)
     segment_delete(segment=segment)
     _record(request, ws, Action.SEGMENT_DELETED, segment.name)
     messages.success(request, f"Segment {segment.name} deleted; its contacts are kept.")

@@ -9,9 +9,8 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.http.response import HttpResponseBase
 from django.shortcuts import redirect
 
-from dashboard import selectors as dashboard_selectors
 from dashboard.access import Workspace, dashboard_view
-from dashboard.views.common import csv_download, or_404, paginate, record, render_page
+from dashboard.views.common import csv_download, paginate, record, render_page
 from inbox import selectors
 from inbox.models import Action
 from inbox.services import (
@@ -20,6 +19,7 @@ from inbox.services import (
     keyword_add,
     keyword_remove,
 )
+from mifumo.days import today
 from mifumo.errors import DomainError
 from sms.models import Message
 from sms.phones import InvalidPhone, normalize_phone
@@ -62,7 +62,7 @@ def inbox(request: HttpRequest, ws: Workspace) -> HttpResponse:
 def _conversation_page(
     request: HttpRequest, ws: Workspace, phone: str, form: ReplyForm, status: int = 200
 ) -> HttpResponse:
-    entries = or_404(selectors.conversation, account=ws.account, phone=phone)
+    entries = selectors.conversation(account=ws.account, phone=phone)
     # Members read too: opening the conversation is what reading it means.
     inbound_mark_read(account=ws.account, phone=phone)
     return render_page(
@@ -118,7 +118,7 @@ def opt_outs_export(request: HttpRequest, ws: Workspace) -> HttpResponseBase:
     """The whole opt-out history as CSV: when, phone, opted out or back in, how."""
     rows = selectors.opt_out_history(account=ws.account).iterator()
     _record(request, ws, "opt_outs.exported", "opt-out history CSV")
-    name = f"mifumo-opt-outs-{dashboard_selectors.today().isoformat()}.csv"
+    name = f"mifumo-opt-outs-{today().isoformat()}.csv"
     header = ["time", "phone", "name", "change", "source", "inbound_id", "detail"]
     return csv_download(
         [

@@ -7,12 +7,12 @@ from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 
-from dashboard import selectors
 from dashboard.access import Workspace, dashboard_view
 from dashboard.forms import ApiKeyCreateForm, new_nonce
 from dashboard.views.common import claim_nonce, render_page
 from integration.audit import Action, audit_record
 from integration.models import ApiKey
+from integration.selectors import api_key_get, api_keys_all
 from integration.services import IssuedKey, api_key_create, api_key_revoke, api_key_rotate
 from mifumo.errors import DomainError
 
@@ -32,7 +32,7 @@ def _list(
         ws,
         "dashboard/keys.html",
         {
-            "keys": selectors.api_keys_list(account=ws.account),
+            "keys": api_keys_all(account=ws.account),
             "form": form,
             "rotate_nonce": new_nonce(),
         },
@@ -96,7 +96,7 @@ def key_create(request: HttpRequest, ws: Workspace) -> HttpResponse:
 
 @dashboard_view(methods=("POST",), manage=True)
 def key_revoke(request: HttpRequest, ws: Workspace, key_id: int) -> HttpResponse:
-    key = selectors.api_key_get(account=ws.account, key_id=key_id)
+    key = api_key_get(account=ws.account, key_id=key_id)
     if key.revoked_at is not None:
         messages.info(request, f"The key “{key.name}” was already revoked.")
         return redirect("dashboard:keys")
@@ -115,7 +115,7 @@ def key_revoke(request: HttpRequest, ws: Workspace, key_id: int) -> HttpResponse
 
 @dashboard_view(methods=("POST",), manage=True)
 def key_rotate(request: HttpRequest, ws: Workspace, key_id: int) -> HttpResponse:
-    key = selectors.api_key_get(account=ws.account, key_id=key_id)
+    key = api_key_get(account=ws.account, key_id=key_id)
     if not claim_nonce(request, request.POST.get("nonce", "")):
         messages.warning(request, ALREADY_SHOWN)
         return redirect("dashboard:keys")

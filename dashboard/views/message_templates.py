@@ -9,10 +9,10 @@ from django.shortcuts import redirect
 
 from dashboard.access import Workspace, dashboard_view
 from dashboard.forms import MessageTemplateForm
-from dashboard.views.common import form_error, or_404, paginate, render_page
+from dashboard.views.common import form_error, paginate, render_page
 from integration.audit import Action, audit_record
 from message_templates.models import MessageTemplate
-from message_templates.selectors import template_get
+from message_templates.selectors import template_get, templates_of
 from message_templates.services import template_create, template_delete, template_update
 from mifumo.errors import DomainError
 from sms.personalise import placeholder_keys
@@ -31,8 +31,7 @@ def _record(request: HttpRequest, ws: Workspace, action: str, template: MessageT
 
 @dashboard_view()
 def templates_list(request: HttpRequest, ws: Workspace) -> HttpResponse:
-    rows = MessageTemplate.objects.filter(account=ws.account).order_by("-created_at", "-id")
-    page = paginate(request, rows)
+    page = paginate(request, templates_of(account=ws.account))
     return render_page(
         request,
         ws,
@@ -80,12 +79,12 @@ def template_new(request: HttpRequest, ws: Workspace) -> HttpResponse:
 
 @dashboard_view(methods=("GET", "POST"), manage=True)
 def template_edit(request: HttpRequest, ws: Workspace, template_id: str) -> HttpResponse:
-    return _form(request, ws, or_404(template_get, account=ws.account, template_id=template_id))
+    return _form(request, ws, template_get(account=ws.account, template_id=template_id))
 
 
 @dashboard_view(methods=("POST",), manage=True)
 def template_remove(request: HttpRequest, ws: Workspace, template_id: str) -> HttpResponse:
-    template = or_404(template_get, account=ws.account, template_id=template_id)
+    template = template_get(account=ws.account, template_id=template_id)
     template_delete(template=template)
     _record(request, ws, Action.TEMPLATE_DELETED, template)
     messages.success(request, f"Template {template.name} deleted.")

@@ -11,7 +11,6 @@ from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect
 
-from dashboard import selectors
 from dashboard.access import Workspace, dashboard_view
 from dashboard.forms import (
     DASHBOARD_SOURCE,
@@ -24,7 +23,6 @@ from dashboard.views.common import (
     claim_nonce,
     error_details,
     form_error,
-    or_404,
     paginate,
     render_page,
 )
@@ -32,18 +30,22 @@ from integration.audit import Action, audit_record
 from integration.models import Account
 from integration.selectors import account_balance, api_keys_all
 from message_templates.selectors import template_get
-from mifumo.errors import DomainError
+from mifumo.errors import DomainError, ErrorCode
 from segments.selectors import segment_list
 from sms import encoding
 from sms.models import Message
 from sms.personalise import has_placeholders
 from sms.selectors import (
+    MessageFilter,
     derive_status,
+    message_get,
     message_recipients,
     message_refunds,
     message_status_counts,
+    messages_search,
     recipient_was_refunded,
 )
+from sms.sender_ids import sender_ids_usable
 from sms.services import SendPlan, message_cancel, message_quote, message_send
 from webhooks.selectors import delivery_list
 
@@ -60,11 +62,11 @@ def messages_list(request: HttpRequest, ws: Workspace) -> HttpResponse:
     form = MessageSearchForm(
         request.GET or None, keys=key_choices(api_keys_all(account=ws.account))
     )
-    filters = selectors.MessageFilter()
+    filters = MessageFilter()
     if form.is_valid():
         data = form.cleaned_data
         key = data.get("key") or ""
-        filters = selectors.MessageFilter(
+        filters = MessageFilter(
             q=data.get("q") or "",
             status=data.get("status") or "",
             start=data.get("start"),
@@ -72,7 +74,7 @@ def messages_list(request: HttpRequest, ws: Workspace) -> HttpResponse:
             api_key_id=int(key) if key.isdigit() else None,
             source=DASHBOARD_SOURCE if key == DASHBOARD_SOURCE else "",
         )
-    page = paginate(request, selectors.messages_search(account=ws.account, filters=filters))
+    page = paginate(request, messages_search(account=ws.account, filters=filters))
     rows: list[Message] = list(page.object_list)
     ids = [m.pk for m in rows]
     counts = message_status_counts(message_ids=ids)
@@ -90,7 +92,7 @@ def messages_list(request: HttpRequest, ws: Workspace) -> HttpResponse:
 
 @dashboard_view()
 def message_detail(request: HttpRequest, ws: Workspace, message_id: str) -> HttpResponse:
-    message = selectors.message_for_account(account=ws.account, message_id=message_id)
+    message = message_get(account=ws.account, message_id=message_id)
     counts = message_status_counts(message_ids=[message.pk]).get(message.pk, {})
     refunded = message_refunds(account=ws.account, message_ids=[message.pk]).get(message.pk, ZERO)
     page = paginate(request, message_recipients(message=message), per_page=50)
@@ -126,7 +128,7 @@ def _send_form(account: Account, data: Any = None, initial: Any = None) -> SendM
     return SendMessageForm(
         data,
         initial=initial,
-        sender_ids=selectors.sender_ids_usable(account=account),
+        sender_ids=sender_ids_usable(account=account),
         segments=[
             (s.pk, f"{s.name} ({_contacts(segments.counts.get(s.pk, 0))})")
             for s in segments.segments
@@ -323,7 +325,7 @@ def message_send_view(request: HttpRequest, ws: Workspace) -> HttpResponse:
         initial = {"nonce": new_nonce(), "segments": [wanted] if wanted else []}
         template_id = request.GET.get("template")
         if template_id:
-            template = or_404(template_get, account=ws.account, template_id=template_id)
+            template = template_get(account=ws.account, template_id=template_id)
             initial["message"] = template.text
         return _form_page(request, ws, _send_form(ws.account, initial=initial))
     form = _send_form(ws.account, request.POST)
@@ -343,10 +345,12 @@ def message_send_view(request: HttpRequest, ws: Workspace) -> HttpResponse:
 
 @dashboard_view(methods=("POST",), manage=True)
 def message_cancel_view(request: HttpRequest, ws: Workspace, message_id: str) -> HttpResponse:
-    message = selectors.message_for_account(account=ws.account, message_id=message_id)
+    message = message_get(account=ws.account, message_id=message_id)
     try:
-        _, canceled, refund = or_404(message_cancel, account=ws.account, message_id=message.pk)
+        _, canceled, refund = message_cancel(account=ws.account, message_id=message.pk)
     except DomainError as exc:
+        if exc.code == ErrorCode.NOT_FOUND:
+            raise  # a 404 page, as for any id of nothing
         messages.error(request, exc.message)
     else:
         audit_record(

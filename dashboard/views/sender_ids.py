@@ -5,13 +5,12 @@ from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 
-from dashboard import selectors
 from dashboard.access import Workspace, dashboard_view
 from dashboard.forms import SenderIdRequestForm
 from dashboard.views.common import render_page
 from integration.audit import Action, audit_record
 from mifumo.errors import DomainError
-from sms.sender_ids import sender_id_request
+from sms.sender_ids import sender_id_request, sender_ids_all
 
 
 def _page(
@@ -24,7 +23,7 @@ def _page(
         ws,
         "dashboard/sender_ids.html",
         {
-            "sender_ids": selectors.sender_ids_all(account=ws.account),
+            "sender_ids": sender_ids_all(account=ws.account, by_status=True),
             "default_sender_id": settings.MIFUMO_DEFAULT_SENDER_ID,
             "form": form,
         },

@@ -15,14 +15,14 @@ from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters
 
-from dashboard import selectors
 from dashboard.access import SESSION_ACCOUNT_KEY, Workspace, dashboard_view, method_not_allowed
 from dashboard.emails import invitation_send
 from dashboard.forms import AcceptInvitationForm, InviteForm, RoleForm
-from dashboard.views.common import form_error, or_404, render_page
+from dashboard.views.common import form_error, render_page
 from integration.audit import Action, audit_record
 from integration.models import Invitation, Membership
 from integration.selectors import (
+    account_members,
     invitation_from_token,
     invitation_get,
     invitations_pending,
@@ -50,7 +50,7 @@ def _page(
         ws,
         "dashboard/team.html",
         {
-            "members": selectors.account_members(account=ws.account),
+            "members": account_members(account=ws.account),
             "invitations": list(invitations_pending(account=ws.account)),
             "form": form if form is not None else (InviteForm() if ws.is_owner else None),
             "roles": Membership.Role.choices,
@@ -110,7 +110,7 @@ def invite(request: HttpRequest, ws: Workspace) -> HttpResponse:
 
 @dashboard_view(methods=("POST",), owner=True)
 def invitation_revoke_view(request: HttpRequest, ws: Workspace, invitation_id: int) -> HttpResponse:
-    invitation = or_404(invitation_get, account=ws.account, invitation_id=invitation_id)
+    invitation = invitation_get(account=ws.account, invitation_id=invitation_id)
     invitation_revoke(invitation=invitation)
     audit_record(
         account=ws.account,
@@ -125,7 +125,7 @@ def invitation_revoke_view(request: HttpRequest, ws: Workspace, invitation_id: i
 
 @dashboard_view(methods=("POST",), owner=True)
 def member_role(request: HttpRequest, ws: Workspace, membership_id: int) -> HttpResponse:
-    membership = or_404(membership_get, account=ws.account, membership_id=membership_id)
+    membership = membership_get(account=ws.account, membership_id=membership_id)
     form = RoleForm(request.POST)
     if not form.is_valid():
         messages.error(request, "Choose owner, admin or member.")
@@ -152,7 +152,7 @@ def member_role(request: HttpRequest, ws: Workspace, membership_id: int) -> Http
 
 @dashboard_view(methods=("POST",), owner=True)
 def member_remove(request: HttpRequest, ws: Workspace, membership_id: int) -> HttpResponse:
-    membership = or_404(membership_get, account=ws.account, membership_id=membership_id)
+    membership = membership_get(account=ws.account, membership_id=membership_id)
     name = membership.user.get_username()
     try:
         membership_remove(membership=membership)

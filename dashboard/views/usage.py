@@ -6,12 +6,13 @@ from decimal import Decimal
 from django.http import HttpRequest, HttpResponse
 from django.http.response import HttpResponseBase
 
-from dashboard import selectors
 from dashboard.access import Workspace, dashboard_view
 from dashboard.charts import Number, Series, stacked_bars
 from dashboard.forms import PeriodForm, key_choices
+from dashboard.selectors import UsageReport, usage_report
 from dashboard.views.common import csv_download, render_page
 from integration.selectors import api_keys_all
+from mifumo.days import today
 
 DEFAULT_PERIOD = 30
 
@@ -40,7 +41,7 @@ def _money(value: Number) -> str:
 @dashboard_view()
 def usage(request: HttpRequest, ws: Workspace) -> HttpResponse:
     form, period, key = _filters(request, ws)
-    report = selectors.usage_report(account=ws.account, days=period, api_key_id=key)
+    report = usage_report(account=ws.account, days=period, api_key_id=key)
     days = [d.day for d in report.days]
     requests_chart = stacked_bars(
         title=f"API requests per day, last {period} days",
@@ -101,7 +102,7 @@ def _ms(value: float | None) -> str:
     return "" if value is None else f"{value:.1f}"
 
 
-def _csv_rows(report: selectors.UsageReport, table: str) -> Iterator[list[str]]:
+def _csv_rows(report: UsageReport, table: str) -> Iterator[list[str]]:
     if table == "endpoints":
         yield ROUTE_HEADER
         for r in report.routes:
@@ -133,6 +134,6 @@ def _csv_rows(report: selectors.UsageReport, table: str) -> Iterator[list[str]]:
 def usage_export(request: HttpRequest, ws: Workspace) -> HttpResponseBase:
     _, period, key = _filters(request, ws)
     table = "endpoints" if request.GET.get("table") == "endpoints" else "daily"
-    report = selectors.usage_report(account=ws.account, days=period, api_key_id=key)
-    name = f"mifumo-usage-{table}-{period}d-{selectors.today().isoformat()}.csv"
+    report = usage_report(account=ws.account, days=period, api_key_id=key)
+    name = f"mifumo-usage-{table}-{period}d-{today().isoformat()}.csv"
     return csv_download(_csv_rows(report, table), name)

@@ -8,10 +8,9 @@ from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 
-from dashboard import selectors
 from dashboard.access import Workspace, dashboard_view
 from dashboard.forms import RotateSecretForm, WebhookCreateForm, WebhookEditForm
-from dashboard.views.common import form_error, or_404, paginate, render_page
+from dashboard.views.common import form_error, paginate, render_page
 from integration.audit import Action, audit_record
 from mifumo.errors import DomainError
 from webhooks import delivery as webhook_delivery
@@ -51,7 +50,7 @@ def _list(
         "dashboard/webhooks.html",
         {
             "endpoints": endpoints,
-            "stats": selectors.endpoint_delivery_stats(endpoints=endpoints),
+            "stats": webhook_selectors.endpoint_delivery_stats(endpoints=endpoints),
             "form": form if form is not None else (WebhookCreateForm() if ws.can_manage else None),
             "rotate_form": RotateSecretForm(),
             "deliveries": list(
@@ -78,7 +77,7 @@ def _warn_if_private(request: HttpRequest, endpoint: Endpoint) -> None:
 
 
 def _endpoint(ws: Workspace, webhook_id: str) -> Endpoint:
-    return or_404(webhook_selectors.endpoint_get, account=ws.account, endpoint_id=webhook_id)
+    return webhook_selectors.endpoint_get(account=ws.account, endpoint_id=webhook_id)
 
 
 def _detail(
@@ -293,7 +292,7 @@ def webhook_test(request: HttpRequest, ws: Workspace, webhook_id: str) -> HttpRe
 
 @dashboard_view()
 def delivery_detail(request: HttpRequest, ws: Workspace, delivery_id: str) -> HttpResponse:
-    delivery = or_404(webhook_selectors.delivery_get, account=ws.account, delivery_id=delivery_id)
+    delivery = webhook_selectors.delivery_get(account=ws.account, delivery_id=delivery_id)
     try:
         body = json.dumps(json.loads(delivery.event.body), indent=2, ensure_ascii=False)
     except ValueError:
@@ -313,7 +312,7 @@ def delivery_detail(request: HttpRequest, ws: Workspace, delivery_id: str) -> Ht
 
 @dashboard_view(methods=("POST",), manage=True)
 def delivery_redeliver(request: HttpRequest, ws: Workspace, delivery_id: str) -> HttpResponse:
-    delivery = or_404(webhook_selectors.delivery_get, account=ws.account, delivery_id=delivery_id)
+    delivery = webhook_selectors.delivery_get(account=ws.account, delivery_id=delivery_id)
     try:
         again = webhook_delivery.delivery_redeliver(delivery=delivery)
     except DomainError as exc:
