@@ -16,7 +16,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 
-from integration.audit import Action, audit_record
+from integration.audit import Action, AuditContext, audit_record
 from integration.models import (
     Account,
     ApiKey,
@@ -397,15 +397,11 @@ class ApiKeyAdmin(ModelAdmin):
     def revoke(self, request: HttpRequest, queryset: QuerySet[ApiKey]) -> None:
         revoked = 0
         for key in queryset.filter(revoked_at__isnull=True).select_related("account"):
-            api_key_revoke(api_key=key)
-            audit_record(
-                account=key.account,
-                actor=request.user,
-                action=Action.API_KEY_REVOKED,
-                target=key,
-                details={"prefix": key.prefix, "by": "operator"},
-                request=request,
-                operator=True,
+            api_key_revoke(
+                api_key=key,
+                audit=AuditContext(
+                    actor=request.user, request=request, operator=True, details={"by": "operator"}
+                ),
             )
             revoked += 1
         self.message_user(request, f"{revoked} key(s) revoked.", messages.SUCCESS)

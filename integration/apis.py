@@ -8,7 +8,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from integration import serializers as s
-from integration.audit import Action, audit_record
+from integration.audit import AuditContext
 from integration.auth import api_principal
 from integration.idempotency import idempotent
 from integration.models import ApiKey, Permission
@@ -21,15 +21,11 @@ from mifumo.api.responses import ok
 from mifumo.errors import ErrorCode
 
 
-def _audit(request: Request, action: str, key: ApiKey, **details: str) -> None:
+def _audit(request: Request) -> AuditContext:
+    """Done with an admin key: no user acts, the key that asked is named."""
     principal = api_principal(request)
-    audit_record(
-        account=principal.account,
-        actor=None,
-        action=action,
-        target=f"{key.name} ({key.prefix})",
-        details={"via": "api", "by_key": principal.api_key.prefix, "prefix": key.prefix, **details},
-        request=request._request,
+    return AuditContext(
+        request=request._request, details={"via": "api", "by_key": principal.api_key.prefix}
     )
 
 
@@ -80,8 +76,8 @@ class KeyCreateApi(ApiView):
             permission=data.validated_data["permissions"],
             test=resolve_mode(principal, data.validated_data.get("test"), "keys"),
             expires_at=data.validated_data.get("expires_at"),
+            audit=_audit(request),
         )
-        _audit(request, Action.API_KEY_CREATED, issued.api_key)
         body = {**s.api_key_data(issued.api_key), "key": issued.raw}
         return ok(body, "API key created; it is shown once, store it now", status=201)
 
@@ -97,8 +93,7 @@ class KeyRevokeApi(ApiView):
     )
     @idempotent
     def post(self, request: Request, key_id: int) -> Response:
-        key = api_key_revoke(api_key=_own_key(request, key_id))
-        _audit(request, Action.API_KEY_REVOKED, key)
+        key = api_key_revoke(api_key=_own_key(request, key_id), audit=_audit(request))
         return ok(s.api_key_data(key), "API key revoked")
 
 
@@ -115,8 +110,6 @@ class KeyRotateApi(ApiView):
         ),
     )
     def post(self, request: Request, key_id: int) -> Response:
-        old = _own_key(request, key_id)
-        issued = api_key_rotate(api_key=old)
-        _audit(request, Action.API_KEY_ROTATED, issued.api_key, previous_prefix=old.prefix)
+        issued = api_key_rotate(api_key=_own_key(request, key_id), audit=_audit(request))
         body = {**s.api_key_data(issued.api_key), "key": issued.raw}
         return ok(body, "API key rotated; the new key is shown once")

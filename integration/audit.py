@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from django.contrib.auth import get_user_model
@@ -192,6 +193,36 @@ def audit_record(
         ip=_address(request),
         operator=operator,
     )
+
+
+@dataclass(frozen=True)
+class AuditContext:
+    """Who asks a service for an action, from where: the service records the action with
+    it, in the same transaction as the change. ``details`` says how it was asked (``via``
+    the API, ``by`` an operator) and is added to what the service records."""
+
+    actor: AbstractBaseUser | AnonymousUser | None = None
+    request: HttpRequest | None = None
+    operator: bool = False
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+    def record(
+        self,
+        *,
+        account: Account | int,
+        action: str,
+        target: object = "",
+        details: Mapping[str, Any] | None = None,
+    ) -> AuditEvent:
+        return audit_record(
+            account=account,
+            actor=self.actor,
+            action=action,
+            target=target,
+            details={**(details or {}), **self.details},
+            request=self.request,
+            operator=self.operator,
+        )
 
 
 def audit_user_record(

@@ -14,6 +14,7 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from integration import keys
+from integration.audit import Action, AuditContext
 from integration.models import Account, ApiKey, Invitation, LedgerEntry, Membership, Permission
 from integration.selectors import INVITATION_SALT
 from integration.signals import LowBalance, balance_fell_below_threshold, ledger_entry_recorded
@@ -382,6 +383,16 @@ def _key_material(*, test: bool) -> tuple[str, dict[str, str]]:
     }
 
 
+def _key_details(api_key: ApiKey) -> dict[str, object]:
+    return {
+        "prefix": api_key.prefix,
+        "permission": api_key.permission,
+        "test": api_key.is_test,
+        "expires_at": api_key.expires_at,
+    }
+
+
+@transaction.atomic
 def api_key_create(
     *,
     account: Account,
@@ -390,6 +401,7 @@ def api_key_create(
     test: bool = False,
     expires_at: datetime | None = None,
     created_by: User | None = None,
+    audit: AuditContext | None = None,
 ) -> IssuedKey:
     raw, material = _key_material(test=test)
     api_key = ApiKey.objects.create(
@@ -401,21 +413,38 @@ def api_key_create(
         created_by=created_by,
         **material,
     )
+    if audit is not None:
+        audit.record(
+            account=account,
+            action=Action.API_KEY_CREATED,
+            target=api_key,
+            details=_key_details(api_key),
+        )
     return IssuedKey(api_key=api_key, raw=raw)
 
 
-def api_key_revoke(*, api_key: ApiKey) -> ApiKey:
+@transaction.atomic
+def api_key_revoke(*, api_key: ApiKey, audit: AuditContext | None = None) -> ApiKey:
     """Stop the key at once and forget its encrypted copy: webhooks of the messages it sent
     go out without an Authorization header from now on."""
     if api_key.revoked_at is None:
         api_key.revoked_at = timezone.now()
         api_key.encrypted_key = ""
         api_key.save(update_fields=["revoked_at", "encrypted_key"])
+    if audit is not None:
+        audit.record(
+            account=api_key.account_id,
+            action=Action.API_KEY_REVOKED,
+            target=api_key,
+            details=_key_details(api_key),
+        )
     return api_key
 
 
 @transaction.atomic
-def api_key_rotate(*, api_key: ApiKey, created_by: User | None = None) -> IssuedKey:
+def api_key_rotate(
+    *, api_key: ApiKey, created_by: User | None = None, audit: AuditContext | None = None
+) -> IssuedKey:
     """A new key in place of this one: a new record with the same name, permission, mode and
     expiry. The old key is revoked (its secret stops working at once) and points to its
     replacement.
@@ -441,4 +470,11 @@ def api_key_rotate(*, api_key: ApiKey, created_by: User | None = None) -> Issued
     old.replaced_by = issued.api_key
     old.save(update_fields=["revoked_at", "rotated_at", "encrypted_key", "replaced_by"])
     api_key.refresh_from_db()
+    if audit is not None:
+        audit.record(
+            account=old.account_id,
+            action=Action.API_KEY_ROTATED,
+            target=issued.api_key,
+            details={**_key_details(issued.api_key), "previous_prefix": old.prefix},
+        )
     return issued

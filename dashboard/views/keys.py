@@ -10,8 +10,7 @@ from django.shortcuts import redirect
 from dashboard.access import Workspace, dashboard_view
 from dashboard.forms import ApiKeyCreateForm, new_nonce
 from dashboard.views.common import claim_nonce, render_page
-from integration.audit import Action, audit_record
-from integration.models import ApiKey
+from integration.audit import AuditContext
 from integration.selectors import api_key_get, api_keys_all
 from integration.services import IssuedKey, api_key_create, api_key_revoke, api_key_rotate
 from mifumo.errors import DomainError
@@ -53,15 +52,6 @@ def _issued(
     )
 
 
-def _details(key: ApiKey) -> dict[str, object]:
-    return {
-        "prefix": key.prefix,
-        "permission": key.permission,
-        "test": key.is_test,
-        "expires_at": key.expires_at,
-    }
-
-
 @dashboard_view()
 def keys_list(request: HttpRequest, ws: Workspace) -> HttpResponse:
     return _list(request, ws)
@@ -82,14 +72,7 @@ def key_create(request: HttpRequest, ws: Workspace) -> HttpResponse:
         test=form.cleaned_data["mode"] == "test",
         expires_at=form.expires_at,
         created_by=request.user,  # type: ignore[arg-type]
-    )
-    audit_record(
-        account=ws.account,
-        actor=request.user,
-        action=Action.API_KEY_CREATED,
-        target=issued.api_key,
-        details=_details(issued.api_key),
-        request=request,
+        audit=AuditContext(actor=request.user, request=request),
     )
     return _issued(request, ws, issued, rotated=False)
 
@@ -100,15 +83,7 @@ def key_revoke(request: HttpRequest, ws: Workspace, key_id: int) -> HttpResponse
     if key.revoked_at is not None:
         messages.info(request, f"The key “{key.name}” was already revoked.")
         return redirect("dashboard:keys")
-    api_key_revoke(api_key=key)
-    audit_record(
-        account=ws.account,
-        actor=request.user,
-        action=Action.API_KEY_REVOKED,
-        target=key,
-        details=_details(key),
-        request=request,
-    )
+    api_key_revoke(api_key=key, audit=AuditContext(actor=request.user, request=request))
     messages.success(request, f"The key “{key.name}” is revoked; requests with it now fail.")
     return redirect("dashboard:keys")
 
@@ -119,18 +94,13 @@ def key_rotate(request: HttpRequest, ws: Workspace, key_id: int) -> HttpResponse
     if not claim_nonce(request, request.POST.get("nonce", "")):
         messages.warning(request, ALREADY_SHOWN)
         return redirect("dashboard:keys")
-    old_prefix = key.prefix
     try:
-        issued = api_key_rotate(api_key=key, created_by=request.user)  # type: ignore[arg-type]
+        issued = api_key_rotate(
+            api_key=key,
+            created_by=request.user,  # type: ignore[arg-type]
+            audit=AuditContext(actor=request.user, request=request),
+        )
     except DomainError as exc:
         messages.error(request, exc.message)
         return redirect("dashboard:keys")
-    audit_record(
-        account=ws.account,
-        actor=request.user,
-        action=Action.API_KEY_ROTATED,
-        target=issued.api_key,
-        details={**_details(issued.api_key), "previous_prefix": old_prefix},
-        request=request,
-    )
     return _issued(request, ws, issued, rotated=True)

@@ -4,7 +4,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from integration.audit import Action, audit_record
+from integration.audit import AuditContext
 from integration.management.commands._common import find_account
 from integration.models import Permission
 from integration.services import api_key_create
@@ -38,22 +38,13 @@ class Command(BaseCommand):
             p for p in (Permission.ADMIN, Permission.WRITE, Permission.READ) if p in wanted
         )
         issued = api_key_create(
-            account=target, name=name.strip() or "Default key", permission=level, test=test
+            account=target,
+            name=name.strip() or "Default key",
+            permission=level,
+            test=test,
+            audit=AuditContext(operator=True, details={"via": "create_api_key command"}),
         )
         key = issued.api_key
-        audit_record(
-            account=target,
-            actor=None,
-            action=Action.API_KEY_CREATED,
-            target=key,
-            details={
-                "prefix": key.prefix,
-                "permission": key.permission,
-                "test": key.is_test,
-                "via": "create_api_key command",
-            },
-            operator=True,
-        )
         self.stdout.write(
             f"Created {'test' if test else 'live'} key {key.name!r} for {target.name} "
             f"with permissions {','.join(key.permissions)}. It is shown once; store it now:"
