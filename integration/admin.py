@@ -16,7 +16,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 
-from integration.audit import Action, AuditContext, audit_record
+from integration.audit import Action, audit_record, operator_audit
 from integration.models import (
     Account,
     ApiKey,
@@ -25,7 +25,13 @@ from integration.models import (
     LedgerEntry,
     Membership,
 )
-from integration.services import account_adjust, account_top_up, api_key_revoke
+from integration.services import (
+    account_adjust,
+    account_set_status,
+    account_top_up,
+    api_key_revoke,
+    audit_status_changed,
+)
 from mifumo.errors import DomainError
 
 if TYPE_CHECKING:
@@ -186,7 +192,7 @@ class AccountAdmin(ModelAdmin):
                 operator=True,
             )
         if "status" in changed:
-            self._audit_status(request, obj)
+            audit_status_changed(account=obj, audit=operator_audit(request))
         if "require_2fa" in changed:
             audit_record(
                 account=obj,
@@ -215,16 +221,6 @@ class AccountAdmin(ModelAdmin):
                 request=request,
                 operator=True,
             )
-
-    def _audit_status(self, request: HttpRequest, account: Account) -> None:
-        audit_record(
-            account=account,
-            actor=request.user,
-            action=(Action.ACCOUNT_ACTIVATED if account.is_active else Action.ACCOUNT_SUSPENDED),
-            target=account.name,
-            request=request,
-            operator=True,
-        )
 
     def _amount_action(
         self, request: HttpRequest, queryset: QuerySet[Account], *, adjustment: bool
@@ -262,6 +258,7 @@ class AccountAdmin(ModelAdmin):
                         amount=amount,
                         note=note,
                         created_by=request.user,  # type: ignore[arg-type]
+                        audit=operator_audit(request),
                     )
                 else:
                     entry = account_top_up(
@@ -270,25 +267,11 @@ class AccountAdmin(ModelAdmin):
                         reference=reference,
                         note=note or "admin top-up",
                         created_by=request.user,  # type: ignore[arg-type]
+                        audit=operator_audit(request),
                     )
             except DomainError as exc:
                 self.message_user(request, f"{account.name}: {exc.message}", messages.ERROR)
                 continue
-            audit_record(
-                account=account,
-                actor=request.user,
-                action=Action.ACCOUNT_ADJUSTED if form.adjustment else Action.ACCOUNT_TOPPED_UP,
-                target=account.name,
-                details={
-                    "amount": entry.amount,
-                    "balance_after": entry.balance_after,
-                    "note": entry.note,
-                    "reference": entry.reference,
-                    "ledger_entry": entry.pk,
-                },
-                request=request,
-                operator=True,
-            )
             self.message_user(
                 request,
                 f"{account.name}: {entry.amount:+.2f} {account.currency}, "
@@ -309,10 +292,8 @@ class AccountAdmin(ModelAdmin):
     def _set_status(self, request: HttpRequest, queryset: QuerySet[Account], status: str) -> None:
         changed = 0
         for account in queryset.exclude(status=status):
-            account.status = status
-            account.save(update_fields=["status", "updated_at"])
-            self._audit_status(request, account)
-            changed += 1
+            if account_set_status(account=account, status=status, audit=operator_audit(request)):
+                changed += 1
         self.message_user(request, f"{changed} account(s) now {status}.", messages.SUCCESS)
 
     @admin.action(description="Suspend the selected accounts", permissions=["change"])
@@ -399,9 +380,7 @@ class ApiKeyAdmin(ModelAdmin):
         for key in queryset.filter(revoked_at__isnull=True).select_related("account"):
             api_key_revoke(
                 api_key=key,
-                audit=AuditContext(
-                    actor=request.user, request=request, operator=True, details={"by": "operator"}
-                ),
+                audit=operator_audit(request, by="operator"),
             )
             revoked += 1
         self.message_user(request, f"{revoked} key(s) revoked.", messages.SUCCESS)

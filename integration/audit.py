@@ -225,6 +225,11 @@ class AuditContext:
         )
 
 
+def operator_audit(request: HttpRequest, **details: Any) -> AuditContext:
+    """What a Mifumo operator does in the Django admin."""
+    return AuditContext(actor=request.user, request=request, operator=True, details=details)
+
+
 def audit_user_record(
     *,
     user: AbstractBaseUser,

@@ -152,6 +152,45 @@ def _positive(amount: Decimal | int | str) -> Decimal:
     return value
 
 
+def _audited_move(
+    *,
+    account: Account,
+    action: str,
+    audit: AuditContext | None,
+    amount: Decimal,
+    kind: str,
+    reference: str,
+    note: str,
+    created_by: User | None,
+    require_cover: bool,
+) -> LedgerEntry:
+    """An operator's balance movement and its activity-log entry, both or neither."""
+    with transaction.atomic():
+        entry = _move(
+            account_id=account.pk,
+            amount=amount,
+            kind=kind,
+            reference=reference,
+            note=note,
+            created_by=created_by,
+            require_cover=require_cover,
+        )
+        if audit is not None:
+            audit.record(
+                account=account,
+                action=action,
+                target=account.name,
+                details={
+                    "amount": entry.amount,
+                    "balance_after": entry.balance_after,
+                    "note": entry.note,
+                    "reference": entry.reference,
+                    "ledger_entry": entry.pk,
+                },
+            )
+    return entry
+
+
 def account_top_up(
     *,
     account: Account,
@@ -159,9 +198,12 @@ def account_top_up(
     reference: str = "",
     note: str = "",
     created_by: User | None = None,
+    audit: AuditContext | None = None,
 ) -> LedgerEntry:
-    return _move(
-        account_id=account.pk,
+    return _audited_move(
+        account=account,
+        action=Action.ACCOUNT_TOPPED_UP,
+        audit=audit,
         amount=_positive(amount),
         kind=LedgerEntry.Kind.TOP_UP,
         reference=reference,
@@ -206,13 +248,16 @@ def account_adjust(
     amount: Decimal | int | str,
     note: str,
     created_by: User | None = None,
+    audit: AuditContext | None = None,
 ) -> LedgerEntry:
     """An operator's correction, positive or negative; never below zero."""
     value = _money(amount)
     if value == 0:
         raise DomainError(ErrorCode.VALIDATION_ERROR, "Amount must not be zero", {"amount": ["0"]})
-    return _move(
-        account_id=account.pk,
+    return _audited_move(
+        account=account,
+        action=Action.ACCOUNT_ADJUSTED,
+        audit=audit,
         amount=value,
         kind=LedgerEntry.Kind.ADJUSTMENT,
         reference="",
@@ -220,6 +265,45 @@ def account_adjust(
         created_by=created_by,
         require_cover=value < 0,
     )
+
+
+@transaction.atomic
+def account_set_status(*, account: Account, status: str, audit: AuditContext | None = None) -> bool:
+    """Suspend or activate the account; False when it already had that status."""
+    if account.status == status:
+        return False
+    account.status = Account.Status(status)
+    account.save(update_fields=["status", "updated_at"])
+    if audit is not None:
+        audit_status_changed(account=account, audit=audit)
+    return True
+
+
+def audit_status_changed(*, account: Account, audit: AuditContext) -> None:
+    """The activity-log entry of a status change, also for one saved by an admin form."""
+    audit.record(
+        account=account,
+        action=Action.ACCOUNT_ACTIVATED if account.is_active else Action.ACCOUNT_SUSPENDED,
+        target=account.name,
+    )
+
+
+@transaction.atomic
+def account_set_limits(
+    *, account: Account, limits: dict[str, int | None], audit: AuditContext | None = None
+) -> Account:
+    """Override the account's rate and length limits (None: the platform default)."""
+    for field_name, value in limits.items():
+        setattr(account, field_name, value)
+    account.save(update_fields=[*limits, "updated_at"])
+    if audit is not None:
+        audit.record(
+            account=account,
+            action=Action.ACCOUNT_LIMITS_CHANGED,
+            target=account.name,
+            details=limits,
+        )
+    return account
 
 
 def account_set_low_balance_threshold(

@@ -4,8 +4,9 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from integration.audit import Action, audit_record
+from integration.audit import AuditContext
 from integration.management.commands._common import find_account
+from integration.services import account_set_limits
 
 FIELDS = {
     "sms_per_minute": "sms_per_minute",
@@ -27,28 +28,21 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, account: str, **options: Any) -> None:
         target = find_account(account)
-        changed = []
+        limits: dict[str, int | None] = {}
         for option, field in FIELDS.items():
             value = options.get(option)
             if value is None:
                 continue
             if value < 0:
                 raise CommandError(f"--{option.replace('_', '-')} must not be negative")
-            setattr(target, field, value or None)
-            changed.append(field)
-        if not changed:
+            limits[field] = value or None
+        if not limits:
             raise CommandError("Give at least one limit to set")
-        target.save(update_fields=[*changed, "updated_at"])
-        audit_record(
+        account_set_limits(
             account=target,
-            actor=None,
-            action=Action.ACCOUNT_LIMITS_CHANGED,
-            target=target.name,
-            details={
-                **{f: getattr(target, f) for f in changed},
-                "via": "set_account_limits command",
-            },
-            operator=True,
+            limits=limits,
+            audit=AuditContext(operator=True, details={"via": "set_account_limits command"}),
         )
+        changed = list(limits)
         shown = ", ".join(f"{f}={getattr(target, f) or 'default'}" for f in changed)
         self.stdout.write(f"Limits for {target.name}: {shown}")

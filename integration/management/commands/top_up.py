@@ -4,7 +4,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
-from integration.audit import Action, audit_record
+from integration.audit import AuditContext
 from integration.management.commands._common import find_account, parse_amount
 from integration.services import account_top_up
 
@@ -20,15 +20,11 @@ class Command(BaseCommand):
     def handle(self, *args: Any, account: str, amount: str, reference: str, **options: Any) -> None:
         target = find_account(account)
         entry = account_top_up(
-            account=target, amount=parse_amount(amount), reference=reference, note="top_up command"
-        )
-        audit_record(
             account=target,
-            actor=None,
-            action=Action.ACCOUNT_TOPPED_UP,
-            target=target.name,
-            details={"amount": entry.amount, "via": "top_up command", "reference": reference},
-            operator=True,
+            amount=parse_amount(amount),
+            reference=reference,
+            note="top_up command",
+            audit=AuditContext(operator=True, details={"via": "top_up command"}),
         )
         self.stdout.write(
             f"Topped up {target.name} by {entry.amount:.2f} {target.currency}; "
