@@ -152,43 +152,22 @@ def _positive(amount: Decimal | int | str) -> Decimal:
     return value
 
 
-def _audited_move(
-    *,
-    account: Account,
-    action: str,
-    audit: AuditContext | None,
-    amount: Decimal,
-    kind: str,
-    reference: str,
-    note: str,
-    created_by: User | None,
-    require_cover: bool,
-) -> LedgerEntry:
-    """An operator's balance movement and its activity-log entry, both or neither."""
-    with transaction.atomic():
-        entry = _move(
-            account_id=account.pk,
-            amount=amount,
-            kind=kind,
-            reference=reference,
-            note=note,
-            created_by=created_by,
-            require_cover=require_cover,
+def _record_movement(
+    entry: LedgerEntry, *, account: Account, action: str, audit: AuditContext | None
+) -> None:
+    if audit is not None:
+        audit.record(
+            account=account,
+            action=action,
+            target=account.name,
+            details={
+                "amount": entry.amount,
+                "balance_after": entry.balance_after,
+                "note": entry.note,
+                "reference": entry.reference,
+                "ledger_entry": entry.pk,
+            },
         )
-        if audit is not None:
-            audit.record(
-                account=account,
-                action=action,
-                target=account.name,
-                details={
-                    "amount": entry.amount,
-                    "balance_after": entry.balance_after,
-                    "note": entry.note,
-                    "reference": entry.reference,
-                    "ledger_entry": entry.pk,
-                },
-            )
-    return entry
 
 
 def account_top_up(
@@ -200,17 +179,18 @@ def account_top_up(
     created_by: User | None = None,
     audit: AuditContext | None = None,
 ) -> LedgerEntry:
-    return _audited_move(
-        account=account,
-        action=Action.ACCOUNT_TOPPED_UP,
-        audit=audit,
-        amount=_positive(amount),
-        kind=LedgerEntry.Kind.TOP_UP,
-        reference=reference,
-        note=note,
-        created_by=created_by,
-        require_cover=False,
-    )
+    with transaction.atomic():
+        entry = _move(
+            account_id=account.pk,
+            amount=_positive(amount),
+            kind=LedgerEntry.Kind.TOP_UP,
+            reference=reference,
+            note=note,
+            created_by=created_by,
+            require_cover=False,
+        )
+        _record_movement(entry, account=account, action=Action.ACCOUNT_TOPPED_UP, audit=audit)
+    return entry
 
 
 def account_debit(
@@ -254,17 +234,18 @@ def account_adjust(
     value = _money(amount)
     if value == 0:
         raise DomainError(ErrorCode.VALIDATION_ERROR, "Amount must not be zero", {"amount": ["0"]})
-    return _audited_move(
-        account=account,
-        action=Action.ACCOUNT_ADJUSTED,
-        audit=audit,
-        amount=value,
-        kind=LedgerEntry.Kind.ADJUSTMENT,
-        reference="",
-        note=note,
-        created_by=created_by,
-        require_cover=value < 0,
-    )
+    with transaction.atomic():
+        entry = _move(
+            account_id=account.pk,
+            amount=value,
+            kind=LedgerEntry.Kind.ADJUSTMENT,
+            reference="",
+            note=note,
+            created_by=created_by,
+            require_cover=value < 0,
+        )
+        _record_movement(entry, account=account, action=Action.ACCOUNT_ADJUSTED, audit=audit)
+    return entry
 
 
 @transaction.atomic
