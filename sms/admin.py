@@ -13,7 +13,7 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from integration.admin import ReadOnlyAdminMixin, action_form_page
-from integration.audit import Action, audit_record
+from integration.audit import operator_audit
 from sms import pricing
 from sms.models import Message, PriceRule, Recipient, SenderId
 from sms.phones import InvalidPhone, normalize_phone
@@ -66,15 +66,12 @@ class SenderIdAdmin(ModelAdmin):
         note = form.cleaned_data["note"]
         reviewed = 0
         for sender in queryset.select_related("account"):
-            sender_id_review(account=sender.account, value=sender.value, approve=approve, note=note)
-            audit_record(
+            sender_id_review(
                 account=sender.account,
-                actor=request.user,
-                action=Action.SENDER_ID_APPROVED if approve else Action.SENDER_ID_REJECTED,
-                target=sender.value,
-                details={"note": note},
-                request=request,
-                operator=True,
+                value=sender.value,
+                approve=approve,
+                note=note,
+                audit=operator_audit(request),
             )
             reviewed += 1
         verdict = "approved" if approve else "rejected"

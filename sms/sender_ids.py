@@ -12,6 +12,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from inbox.selectors import receives_on
+from integration.audit import Action, AuditContext
 from integration.models import Account
 from mifumo.errors import DomainError, ErrorCode
 from sms.models import SenderId
@@ -65,7 +66,9 @@ def sender_ids_rejected_count(*, account: Account, since: datetime) -> int:
     ).count()
 
 
-def sender_id_request(*, account: Account, value: str, purpose: str = "") -> SenderId:
+def sender_id_request(
+    *, account: Account, value: str, purpose: str = "", audit: AuditContext | None = None
+) -> SenderId:
     value = value.strip()
     problem = sender_id_format_error(value)
     if problem:
@@ -78,7 +81,15 @@ def sender_id_request(*, account: Account, value: str, purpose: str = "") -> Sen
         )
     try:
         with transaction.atomic():
-            return SenderId.objects.create(account=account, value=value, purpose=purpose)
+            sender = SenderId.objects.create(account=account, value=value, purpose=purpose)
+            if audit is not None:
+                audit.record(
+                    account=account,
+                    action=Action.SENDER_ID_REQUESTED,
+                    target=sender.value,
+                    details={"purpose": sender.purpose},
+                )
+            return sender
     except IntegrityError:
         existing = SenderId.objects.get(account=account, value=value)
         raise DomainError(
@@ -88,11 +99,26 @@ def sender_id_request(*, account: Account, value: str, purpose: str = "") -> Sen
         ) from None
 
 
-def sender_id_review(*, account: Account, value: str, approve: bool, note: str = "") -> SenderId:
+@transaction.atomic
+def sender_id_review(
+    *,
+    account: Account,
+    value: str,
+    approve: bool,
+    note: str = "",
+    audit: AuditContext | None = None,
+) -> SenderId:
     status = SenderId.Status.APPROVED if approve else SenderId.Status.REJECTED
     sender, _ = SenderId.objects.update_or_create(
         account=account,
         value=value,
         defaults={"status": status, "reviewed_at": timezone.now(), "note": note},
     )
+    if audit is not None:
+        audit.record(
+            account=account,
+            action=Action.SENDER_ID_APPROVED if approve else Action.SENDER_ID_REJECTED,
+            target=sender.value,
+            details={"note": note},
+        )
     return sender

@@ -8,7 +8,7 @@ from django.shortcuts import redirect
 from dashboard.access import Workspace, dashboard_view
 from dashboard.forms import SenderIdRequestForm
 from dashboard.views.common import render_page
-from integration.audit import Action, audit_record
+from integration.audit import AuditContext
 from mifumo.errors import DomainError
 from sms.sender_ids import sender_id_request, sender_ids_all
 
@@ -46,18 +46,11 @@ def sender_id_request_view(request: HttpRequest, ws: Workspace) -> HttpResponse:
                 account=ws.account,
                 value=form.cleaned_data["value"],
                 purpose=form.cleaned_data["purpose"],
+                audit=AuditContext(actor=request.user, request=request),
             )
         except DomainError as exc:
             form.add_error("value", exc.message)
         else:
-            audit_record(
-                account=ws.account,
-                actor=request.user,
-                action=Action.SENDER_ID_REQUESTED,
-                target=sender.value,
-                details={"purpose": sender.purpose},
-                request=request,
-            )
             messages.success(
                 request, f"Sender ID {sender.value} requested; an operator will review it."
             )

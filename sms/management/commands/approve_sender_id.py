@@ -4,7 +4,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from integration.audit import Action, audit_record
+from integration.audit import AuditContext
 from integration.management.commands._common import find_account
 from sms.sender_ids import MAX_NOTE_LENGTH, sender_id_format_error, sender_id_review
 
@@ -35,13 +35,11 @@ class Command(BaseCommand):
             raise CommandError("Give --reason when rejecting: the account is shown why")
         if len(reason) > MAX_NOTE_LENGTH:
             raise CommandError(f"--reason is longer than {MAX_NOTE_LENGTH} characters")
-        sender_id = sender_id_review(account=target, value=value, approve=not reject, note=reason)
-        audit_record(
+        sender_id = sender_id_review(
             account=target,
-            actor=None,
-            action=Action.SENDER_ID_REJECTED if reject else Action.SENDER_ID_APPROVED,
-            target=sender_id.value,
-            details={"via": "approve_sender_id command", "note": reason},
-            operator=True,
+            value=value,
+            approve=not reject,
+            note=reason,
+            audit=AuditContext(operator=True, details={"via": "approve_sender_id command"}),
         )
         self.stdout.write(f"Sender ID {sender_id.value} is {sender_id.status} for {target.name}")
