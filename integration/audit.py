@@ -225,6 +225,11 @@ class AuditContext:
         )
 
 
+def user_audit(request: HttpRequest) -> AuditContext:
+    """What the signed-in user asks for, from the client address of ``request``."""
+    return AuditContext(actor=request.user, request=request)
+
+
 def operator_audit(request: HttpRequest, **details: Any) -> AuditContext:
     """What a Mifumo operator does in the Django admin."""
     return AuditContext(actor=request.user, request=request, operator=True, details=details)

@@ -26,6 +26,7 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from integration import keys
+from integration.audit import Action, AuditContext
 from integration.models import Account, ApiKey
 from mifumo.api.fields import iso
 from mifumo.db import atomic_unless_nested
@@ -312,7 +313,7 @@ def _record(
     return attempt
 
 
-def delivery_redeliver(*, delivery: Delivery) -> Delivery:
+def delivery_redeliver(*, delivery: Delivery, audit: AuditContext | None = None) -> Delivery:
     """Send a finished delivery's event again, as a new delivery with a fresh retry budget."""
     if delivery.status == Delivery.Status.PENDING:
         raise DomainError(
@@ -339,6 +340,13 @@ def delivery_redeliver(*, delivery: Delivery) -> Delivery:
             enqueued_at=now,
             created_at=now,
         )
+        if audit is not None:
+            audit.record(
+                account=delivery.account_id,
+                action=Action.WEBHOOK_REDELIVERED,
+                target=delivery.pk,
+                details={"new_delivery": again.pk, "endpoint": delivery.endpoint_id},
+            )
         enqueue_after_commit([again.pk])
     return again
 
@@ -362,11 +370,14 @@ def delivery_enqueue_due(*, limit: int = SWEEP_BATCH) -> int:
     return len(ids)
 
 
-def event_send_test(*, endpoint: Endpoint, api_key: ApiKey | None) -> Delivery:
+def event_send_test(
+    *, endpoint: Endpoint, api_key: ApiKey | None, audit: AuditContext | None = None
+) -> Delivery:
     """Send a ``message.test`` event to ``endpoint`` now and return the delivery with the
     attempt's result. It is tried once, never retried. ``api_key`` (who asked) goes into the
     Authorization header only if it is of the endpoint's mode: a live key is never sent to a
-    test endpoint, which a test key may have made."""
+    test endpoint, which a test key may have made. The activity-log entry is written after
+    the attempt, with its answer: no transaction is held open over the request."""
     if api_key is not None and api_key.is_test != endpoint.is_test:
         api_key = None
     now = timezone.now()
@@ -395,4 +406,11 @@ def event_send_test(*, endpoint: Endpoint, api_key: ApiKey | None) -> Delivery:
     delivery.save()
     delivery_attempt(delivery_id=delivery.pk)
     delivery.refresh_from_db()
+    if audit is not None:
+        audit.record(
+            account=endpoint.account_id,
+            action=Action.WEBHOOK_TESTED,
+            target=endpoint.pk,
+            details={"delivery": delivery.pk, "status_code": delivery.last_status_code},
+        )
     return delivery

@@ -17,6 +17,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from integration import keys
+from integration.audit import Action, AuditContext
 from integration.models import Account
 from mifumo.errors import DomainError, ErrorCode
 from webhooks import security, signing
@@ -59,17 +60,32 @@ def endpoint_create(
     active: bool = True,
     description: str = "",
     test: bool = False,
+    audit: AuditContext | None = None,
 ) -> Endpoint:
     """``test``: the endpoint receives test traffic only; otherwise live traffic only."""
-    return Endpoint.objects.create(
-        account=account,
-        url=security.validate_webhook_url(url, field="url"),
-        events=_events(events),
-        active=active,
-        is_test=test,
-        description=description,
-        **_secret_fields(signing.generate_secret()),
-    )
+    url = security.validate_webhook_url(url, field="url")
+    with transaction.atomic():
+        endpoint = Endpoint.objects.create(
+            account=account,
+            url=url,
+            events=_events(events),
+            active=active,
+            is_test=test,
+            description=description,
+            **_secret_fields(signing.generate_secret()),
+        )
+        if audit is not None:
+            audit.record(
+                account=account,
+                action=Action.WEBHOOK_CREATED,
+                target=endpoint.pk,
+                details={
+                    "url": endpoint.url,
+                    "events": endpoint.events,
+                    "mode": "test" if test else "live",
+                },
+            )
+    return endpoint
 
 
 def endpoint_update(
@@ -79,8 +95,11 @@ def endpoint_update(
     events: Iterable[str] | None = None,
     active: bool | None = None,
     description: str | None = None,
+    audit: AuditContext | None = None,
 ) -> Endpoint:
-    """Change what is given; reactivating an endpoint clears why it was disabled."""
+    """Change what is given; reactivating an endpoint clears why it was disabled. The
+    activity log names the fields whose value changed."""
+    before = _logged_fields(endpoint)
     if url is not None:
         endpoint.url = security.validate_webhook_url(url, field="url")
     if events is not None:
@@ -93,12 +112,33 @@ def endpoint_update(
             endpoint.disabled_reason = ""
             endpoint.disabled_at = None
     endpoint.updated_at = timezone.now()
-    endpoint.save()
+    with transaction.atomic():
+        endpoint.save()
+        if audit is not None:
+            after = _logged_fields(endpoint)
+            audit.record(
+                account=endpoint.account_id,
+                action=Action.WEBHOOK_UPDATED,
+                target=endpoint.pk,
+                details={k: v for k, v in after.items() if v != before[k]},
+            )
     return endpoint
 
 
-def endpoint_delete(*, endpoint: Endpoint) -> None:
-    endpoint.delete()
+def _logged_fields(endpoint: Endpoint) -> dict[str, Any]:
+    return {"url": endpoint.url, "events": list(endpoint.events), "active": endpoint.active}
+
+
+def endpoint_delete(*, endpoint: Endpoint, audit: AuditContext | None = None) -> None:
+    with transaction.atomic():
+        if audit is not None:
+            audit.record(
+                account=endpoint.account_id,
+                action=Action.WEBHOOK_DELETED,
+                target=endpoint.pk,
+                details={"url": endpoint.url},
+            )
+        endpoint.delete()
 
 
 def _rotate(holder: SigningSecretFields, grace_seconds: int) -> None:
@@ -120,12 +160,23 @@ def _rotate(holder: SigningSecretFields, grace_seconds: int) -> None:
 
 
 def endpoint_rotate_secret(
-    *, endpoint: Endpoint, grace_seconds: int = DEFAULT_GRACE_SECONDS
+    *,
+    endpoint: Endpoint,
+    grace_seconds: int = DEFAULT_GRACE_SECONDS,
+    audit: AuditContext | None = None,
 ) -> Endpoint:
     """A new signing secret; the old one keeps signing alongside it for ``grace_seconds``."""
     _rotate(endpoint, grace_seconds)
     endpoint.updated_at = timezone.now()
-    endpoint.save()
+    with transaction.atomic():
+        endpoint.save()
+        if audit is not None:
+            audit.record(
+                account=endpoint.account_id,
+                action=Action.WEBHOOK_SECRET_ROTATED,
+                target=endpoint.pk,
+                details={"grace_seconds": grace_seconds},
+            )
     return endpoint
 
 
@@ -160,9 +211,21 @@ def account_signing_secret_ensure(*, account_id: int, test: bool = False) -> Acc
 
 
 def account_signing_secret_rotate(
-    *, account_id: int, grace_seconds: int = DEFAULT_GRACE_SECONDS, test: bool = False
+    *,
+    account_id: int,
+    grace_seconds: int = DEFAULT_GRACE_SECONDS,
+    test: bool = False,
+    audit: AuditContext | None = None,
 ) -> AccountSecret:
     holder = account_signing_secret_ensure(account_id=account_id, test=test)
     _rotate(holder, grace_seconds)
-    holder.save()
+    with transaction.atomic():
+        holder.save()
+        if audit is not None:
+            audit.record(
+                account=account_id,
+                action=Action.SIGNING_SECRET_ROTATED,
+                target=f"account signing secret ({'test' if test else 'live'})",
+                details={"grace_seconds": grace_seconds},
+            )
     return holder

@@ -10,7 +10,7 @@ from django.shortcuts import redirect
 from dashboard.access import Workspace, dashboard_view
 from dashboard.forms import ApiKeyCreateForm, new_nonce
 from dashboard.views.common import claim_nonce, render_page
-from integration.audit import AuditContext
+from integration.audit import user_audit
 from integration.selectors import api_key_get, api_keys_all
 from integration.services import IssuedKey, api_key_create, api_key_revoke, api_key_rotate
 from mifumo.errors import DomainError
@@ -72,7 +72,7 @@ def key_create(request: HttpRequest, ws: Workspace) -> HttpResponse:
         test=form.cleaned_data["mode"] == "test",
         expires_at=form.expires_at,
         created_by=request.user,  # type: ignore[arg-type]
-        audit=AuditContext(actor=request.user, request=request),
+        audit=user_audit(request),
     )
     return _issued(request, ws, issued, rotated=False)
 
@@ -83,7 +83,7 @@ def key_revoke(request: HttpRequest, ws: Workspace, key_id: int) -> HttpResponse
     if key.revoked_at is not None:
         messages.info(request, f"The key “{key.name}” was already revoked.")
         return redirect("dashboard:keys")
-    api_key_revoke(api_key=key, audit=AuditContext(actor=request.user, request=request))
+    api_key_revoke(api_key=key, audit=user_audit(request))
     messages.success(request, f"The key “{key.name}” is revoked; requests with it now fail.")
     return redirect("dashboard:keys")
 
@@ -98,7 +98,7 @@ def key_rotate(request: HttpRequest, ws: Workspace, key_id: int) -> HttpResponse
         issued = api_key_rotate(
             api_key=key,
             created_by=request.user,  # type: ignore[arg-type]
-            audit=AuditContext(actor=request.user, request=request),
+            audit=user_audit(request),
         )
     except DomainError as exc:
         messages.error(request, exc.message)

@@ -8,7 +8,7 @@ from django.shortcuts import redirect
 from dashboard.access import Workspace, dashboard_view
 from dashboard.forms import SenderIdRequestForm
 from dashboard.views.common import render_page
-from integration.audit import AuditContext
+from integration.audit import user_audit
 from mifumo.errors import DomainError
 from sms.sender_ids import sender_id_request, sender_ids_all
 
@@ -46,7 +46,7 @@ def sender_id_request_view(request: HttpRequest, ws: Workspace) -> HttpResponse:
                 account=ws.account,
                 value=form.cleaned_data["value"],
                 purpose=form.cleaned_data["purpose"],
-                audit=AuditContext(actor=request.user, request=request),
+                audit=user_audit(request),
             )
         except DomainError as exc:
             form.add_error("value", exc.message)

@@ -11,7 +11,7 @@ from django.shortcuts import redirect
 from dashboard.access import Workspace, dashboard_view
 from dashboard.forms import RotateSecretForm, WebhookCreateForm, WebhookEditForm
 from dashboard.views.common import form_error, paginate, render_page
-from integration.audit import Action, audit_record
+from integration.audit import Action, audit_record, user_audit
 from mifumo.errors import DomainError
 from webhooks import delivery as webhook_delivery
 from webhooks import endpoints as webhook_endpoints
@@ -134,18 +134,11 @@ def webhook_create(request: HttpRequest, ws: Workspace) -> HttpResponse:
                 events=data["events"],
                 description=data["description"],
                 test=data["mode"] == "test",
+                audit=user_audit(request),
             )
         except DomainError as exc:
             form_error(form, exc, "url" if "url" in (exc.details or {}) else None)
         else:
-            audit_record(
-                account=ws.account,
-                actor=request.user,
-                action=Action.WEBHOOK_CREATED,
-                target=endpoint.pk,
-                details={"url": endpoint.url, "events": endpoint.events, "mode": data["mode"]},
-                request=request,
-            )
             messages.success(request, "Webhook created. Send it a test event to check it works.")
             _warn_if_private(request, endpoint)
             return redirect("dashboard:webhook", webhook_id=endpoint.pk)
@@ -163,7 +156,6 @@ def webhook_edit(request: HttpRequest, ws: Workspace, webhook_id: str) -> HttpRe
     form = WebhookEditForm(request.POST)
     if form.is_valid():
         data = form.cleaned_data
-        before = {"url": endpoint.url, "events": list(endpoint.events), "active": endpoint.active}
         try:
             webhook_endpoints.endpoint_update(
                 endpoint=endpoint,
@@ -171,23 +163,11 @@ def webhook_edit(request: HttpRequest, ws: Workspace, webhook_id: str) -> HttpRe
                 events=data["events"],
                 description=data["description"],
                 active=data["active"],
+                audit=user_audit(request),
             )
         except DomainError as exc:
             form_error(form, exc, "url" if "url" in (exc.details or {}) else None)
         else:
-            after = {
-                "url": endpoint.url,
-                "events": list(endpoint.events),
-                "active": endpoint.active,
-            }
-            audit_record(
-                account=ws.account,
-                actor=request.user,
-                action=Action.WEBHOOK_UPDATED,
-                target=endpoint.pk,
-                details={k: after[k] for k in after if after[k] != before[k]},
-                request=request,
-            )
             messages.success(request, "Webhook saved.")
             _warn_if_private(request, endpoint)
             return redirect("dashboard:webhook", webhook_id=endpoint.pk)
@@ -199,15 +179,7 @@ def webhook_edit(request: HttpRequest, ws: Workspace, webhook_id: str) -> HttpRe
 def webhook_toggle(request: HttpRequest, ws: Workspace, webhook_id: str) -> HttpResponse:
     endpoint = _endpoint(ws, webhook_id)
     active = not endpoint.active
-    webhook_endpoints.endpoint_update(endpoint=endpoint, active=active)
-    audit_record(
-        account=ws.account,
-        actor=request.user,
-        action=Action.WEBHOOK_UPDATED,
-        target=endpoint.pk,
-        details={"active": active},
-        request=request,
-    )
+    webhook_endpoints.endpoint_update(endpoint=endpoint, active=active, audit=user_audit(request))
     messages.success(request, "Webhook enabled." if active else "Webhook disabled.")
     return redirect("dashboard:webhook", webhook_id=endpoint.pk)
 
@@ -215,16 +187,7 @@ def webhook_toggle(request: HttpRequest, ws: Workspace, webhook_id: str) -> Http
 @dashboard_view(methods=("POST",), manage=True)
 def webhook_delete(request: HttpRequest, ws: Workspace, webhook_id: str) -> HttpResponse:
     endpoint = _endpoint(ws, webhook_id)
-    details = {"url": endpoint.url}
-    webhook_endpoints.endpoint_delete(endpoint=endpoint)
-    audit_record(
-        account=ws.account,
-        actor=request.user,
-        action=Action.WEBHOOK_DELETED,
-        target=webhook_id,
-        details=details,
-        request=request,
-    )
+    webhook_endpoints.endpoint_delete(endpoint=endpoint, audit=user_audit(request))
     messages.success(request, "Webhook deleted.")
     return redirect("dashboard:webhooks")
 
@@ -250,14 +213,8 @@ def webhook_rotate_secret(request: HttpRequest, ws: Workspace, webhook_id: str) 
         messages.error(request, "Choose how long the old secret keeps working.")
         return redirect("dashboard:webhook", webhook_id=endpoint.pk)
     grace = form.cleaned_data["grace_seconds"]
-    webhook_endpoints.endpoint_rotate_secret(endpoint=endpoint, grace_seconds=grace)
-    audit_record(
-        account=ws.account,
-        actor=request.user,
-        action=Action.WEBHOOK_SECRET_ROTATED,
-        target=endpoint.pk,
-        details={"grace_seconds": grace},
-        request=request,
+    webhook_endpoints.endpoint_rotate_secret(
+        endpoint=endpoint, grace_seconds=grace, audit=user_audit(request)
     )
     messages.success(request, "Signing secret rotated. Update your receiver with the new one.")
     return _detail(request, ws, endpoint, secret=endpoint.secret)
@@ -266,14 +223,8 @@ def webhook_rotate_secret(request: HttpRequest, ws: Workspace, webhook_id: str) 
 @dashboard_view(methods=("POST",), manage=True)
 def webhook_test(request: HttpRequest, ws: Workspace, webhook_id: str) -> HttpResponse:
     endpoint = _endpoint(ws, webhook_id)
-    delivery = webhook_delivery.event_send_test(endpoint=endpoint, api_key=None)
-    audit_record(
-        account=ws.account,
-        actor=request.user,
-        action=Action.WEBHOOK_TESTED,
-        target=endpoint.pk,
-        details={"delivery": delivery.pk, "status_code": delivery.last_status_code},
-        request=request,
+    delivery = webhook_delivery.event_send_test(
+        endpoint=endpoint, api_key=None, audit=user_audit(request)
     )
     latency = f" in {delivery.last_latency_ms:.0f} ms" if delivery.last_latency_ms else ""
     if delivery.status == delivery.Status.SUCCEEDED:
@@ -314,18 +265,10 @@ def delivery_detail(request: HttpRequest, ws: Workspace, delivery_id: str) -> Ht
 def delivery_redeliver(request: HttpRequest, ws: Workspace, delivery_id: str) -> HttpResponse:
     delivery = webhook_selectors.delivery_get(account=ws.account, delivery_id=delivery_id)
     try:
-        again = webhook_delivery.delivery_redeliver(delivery=delivery)
+        again = webhook_delivery.delivery_redeliver(delivery=delivery, audit=user_audit(request))
     except DomainError as exc:
         messages.error(request, exc.message)
         return redirect("dashboard:delivery", delivery_id=delivery.pk)
-    audit_record(
-        account=ws.account,
-        actor=request.user,
-        action=Action.WEBHOOK_REDELIVERED,
-        target=delivery.pk,
-        details={"new_delivery": again.pk, "endpoint": delivery.endpoint_id},
-        request=request,
-    )
     messages.success(request, f"Queued again as delivery {again.pk}.")
     return redirect("dashboard:delivery", delivery_id=again.pk)
 
@@ -360,15 +303,10 @@ def signing_secret_rotate(request: HttpRequest, ws: Workspace) -> HttpResponse:
     mode = _revealed_mode(request)
     grace = form.cleaned_data["grace_seconds"]
     holder = webhook_endpoints.account_signing_secret_rotate(
-        account_id=ws.account.pk, grace_seconds=grace, test=mode == "test"
-    )
-    audit_record(
-        account=ws.account,
-        actor=request.user,
-        action=Action.SIGNING_SECRET_ROTATED,
-        target=f"account signing secret ({mode})",
-        details={"grace_seconds": grace},
-        request=request,
+        account_id=ws.account.pk,
+        grace_seconds=grace,
+        test=mode == "test",
+        audit=user_audit(request),
     )
     messages.success(request, f"Account signing secret for {mode} traffic rotated.")
     return _list(request, ws, account_secret=holder.secret, revealed_mode=mode)
