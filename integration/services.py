@@ -4,19 +4,16 @@ same transaction as the balance change."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from decimal import Decimal
 
-from django.conf import settings
 from django.contrib.auth.models import User
-from django.core import signing
-from django.db import IntegrityError, connection, transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from integration import keys
 from integration.audit import Action, AuditContext
-from integration.models import Account, ApiKey, Invitation, LedgerEntry, Membership, Permission
-from integration.selectors import INVITATION_SALT
+from integration.models import Account, ApiKey, LedgerEntry, Permission
 from integration.signals import LowBalance, balance_fell_below_threshold, ledger_entry_recorded
 from mifumo.db import atomic_unless_nested
 from mifumo.errors import DomainError, ErrorCode
@@ -301,136 +298,6 @@ def account_set_low_balance_threshold(
     account.low_balance_threshold = value
     account.save(update_fields=["low_balance_threshold", "updated_at"])
     return account
-
-
-def membership_add(*, user: User, account: Account, role: str) -> Membership:
-    membership, _ = Membership.objects.update_or_create(
-        user=user, account=account, defaults={"role": role}
-    )
-    return membership
-
-
-def membership_mark_used(*, membership: Membership) -> None:
-    """Remember that the user is working in this account now (they sign in to it next)."""
-    now = timezone.now()
-    Membership.objects.filter(pk=membership.pk).update(last_used_at=now)
-    membership.last_used_at = now
-
-
-def _keep_an_owner(membership: Membership, *, new_role: str | None) -> None:
-    """Refuse to leave an account without an owner. Locks the account's owner rows, so two
-    owners demoting each other at once cannot both succeed."""
-    if membership.role != Membership.Role.OWNER or new_role == Membership.Role.OWNER:
-        return
-    owners = list(
-        Membership.objects.select_for_update()
-        .filter(account_id=membership.account_id, role=Membership.Role.OWNER)
-        .values_list("pk", flat=True)
-    )
-    if owners == [membership.pk]:
-        raise DomainError(
-            ErrorCode.CONFLICT,
-            "An account needs at least one owner: make someone else an owner first",
-            {"membership": membership.pk},
-        )
-
-
-def membership_set_role(*, membership: Membership, role: str) -> Membership:
-    role = Membership.Role(role)
-    with transaction.atomic():
-        _keep_an_owner(membership, new_role=role)
-        Membership.objects.filter(pk=membership.pk).update(role=role)
-        membership.role = role
-    return membership
-
-
-def membership_remove(*, membership: Membership) -> None:
-    with transaction.atomic():
-        _keep_an_owner(membership, new_role=None)
-        Membership.objects.filter(pk=membership.pk).delete()
-
-
-def invitation_token(*, invitation: Invitation) -> str:
-    """The signed token of an invitation's link; it also expires with the invitation."""
-    return signing.dumps(invitation.pk, salt=INVITATION_SALT)
-
-
-def invitation_create(
-    *, account: Account, email: str, role: str, invited_by: User | None
-) -> tuple[Invitation, str]:
-    """A new invitation and its link token. An earlier pending invitation of the same
-    address to the account is revoked, so only the newest link works."""
-    email = email.strip()
-    if Membership.objects.filter(account=account, user__email__iexact=email).exists():
-        raise DomainError(
-            ErrorCode.CONFLICT,
-            f"{email} already belongs to a member of this account",
-            {"email": [f"{email} is already a member"]},
-        )
-    now = timezone.now()
-    with transaction.atomic():
-        Invitation.objects.filter(
-            account=account,
-            email__iexact=email,
-            accepted_at__isnull=True,
-            revoked_at__isnull=True,
-        ).update(revoked_at=now)
-        invitation = Invitation.objects.create(
-            account=account,
-            email=email,
-            role=Membership.Role(role),
-            invited_by=invited_by,
-            created_at=now,
-            expires_at=now + timedelta(days=settings.MIFUMO_INVITATION_DAYS),
-        )
-    return invitation, invitation_token(invitation=invitation)
-
-
-def invitation_revoke(*, invitation: Invitation) -> Invitation:
-    if invitation.status == "pending":
-        invitation.revoked_at = timezone.now()
-        invitation.save(update_fields=["revoked_at"])
-    return invitation
-
-
-def invitation_accept(*, invitation: Invitation, user: User) -> Membership:
-    """Join the invitation's account; the link is used up. Someone who already belongs to
-    the account keeps their role."""
-    with transaction.atomic():
-        locked = Invitation.objects.select_for_update().get(pk=invitation.pk)
-        if locked.status != "pending":
-            raise DomainError(
-                ErrorCode.CONFLICT,
-                f"This invitation was {locked.status}; ask an owner of the account for a new one",
-                {"status": locked.status},
-            )
-        membership, _ = Membership.objects.get_or_create(
-            user=user, account_id=locked.account_id, defaults={"role": locked.role}
-        )
-        locked.accepted_at = timezone.now()
-        locked.accepted_by = user
-        locked.save(update_fields=["accepted_at", "accepted_by"])
-    invitation.accepted_at, invitation.accepted_by = locked.accepted_at, user
-    return membership
-
-
-def invitation_accept_as_new_user(
-    *, invitation: Invitation, username: str, password: str
-) -> tuple[User, Membership]:
-    """Create the invited person's login (with the invited address) and join the account,
-    both or neither."""
-    try:
-        with transaction.atomic():
-            user = User.objects.create_user(
-                username=username, email=invitation.email, password=password
-            )
-            return user, invitation_accept(invitation=invitation, user=user)
-    except IntegrityError:
-        raise DomainError(
-            ErrorCode.CONFLICT,
-            f"The username {username} is taken; choose another",
-            {"username": [f"{username} is taken"]},
-        ) from None
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ from dashboard.forms import CodeForm, LoginForm
 from dashboard.views.common import render_page
 from integration import two_factor
 from integration.audit import Action, audit_failed_sign_in, audit_user_record
-from integration.services import membership_mark_used
+from integration.members import membership_mark_used
 from integration.throttle import LoginThrottle
 from mifumo.client_ip import client_address
 

@@ -19,16 +19,8 @@ from dashboard.access import SESSION_ACCOUNT_KEY, Workspace, dashboard_view, met
 from dashboard.emails import invitation_send
 from dashboard.forms import AcceptInvitationForm, InviteForm, RoleForm
 from dashboard.views.common import form_error, render_page
-from integration.audit import Action, audit_record
-from integration.models import Invitation, Membership
-from integration.selectors import (
-    account_members,
-    invitation_from_token,
-    invitation_get,
-    invitations_pending,
-    membership_get,
-)
-from integration.services import (
+from integration.audit import user_audit
+from integration.members import (
     invitation_accept,
     invitation_accept_as_new_user,
     invitation_create,
@@ -36,6 +28,14 @@ from integration.services import (
     membership_mark_used,
     membership_remove,
     membership_set_role,
+)
+from integration.models import Invitation, Membership
+from integration.selectors import (
+    account_members,
+    invitation_from_token,
+    invitation_get,
+    invitations_pending,
+    membership_get,
 )
 from mifumo.errors import DomainError, ErrorCode
 
@@ -77,19 +77,12 @@ def invite(request: HttpRequest, ws: Workspace) -> HttpResponse:
             email=form.cleaned_data["email"],
             role=form.cleaned_data["role"],
             invited_by=request.user,  # type: ignore[arg-type]
+            audit=user_audit(request),
         )
     except DomainError as exc:
         form_error(form, exc, "email")
         return _page(request, ws, form, status=400)
     link = request.build_absolute_uri(reverse("dashboard:invitation", args=[token]))
-    audit_record(
-        account=ws.account,
-        actor=request.user,
-        action=Action.MEMBER_INVITED,
-        target=invitation.email,
-        details={"role": invitation.role, "expires_at": invitation.expires_at},
-        request=request,
-    )
     try:
         invitation_send(invitation=invitation, link=link)
     except OSError:
@@ -111,14 +104,7 @@ def invite(request: HttpRequest, ws: Workspace) -> HttpResponse:
 @dashboard_view(methods=("POST",), owner=True)
 def invitation_revoke_view(request: HttpRequest, ws: Workspace, invitation_id: int) -> HttpResponse:
     invitation = invitation_get(account=ws.account, invitation_id=invitation_id)
-    invitation_revoke(invitation=invitation)
-    audit_record(
-        account=ws.account,
-        actor=request.user,
-        action=Action.INVITATION_REVOKED,
-        target=invitation.email,
-        request=request,
-    )
+    invitation_revoke(invitation=invitation, audit=user_audit(request))
     messages.success(request, f"The invitation to {invitation.email} no longer works.")
     return redirect("dashboard:team")
 
@@ -130,22 +116,14 @@ def member_role(request: HttpRequest, ws: Workspace, membership_id: int) -> Http
     if not form.is_valid():
         messages.error(request, "Choose owner, admin or member.")
         return redirect("dashboard:team")
-    before = membership.role
     try:
-        membership_set_role(membership=membership, role=form.cleaned_data["role"])
+        membership_set_role(
+            membership=membership, role=form.cleaned_data["role"], audit=user_audit(request)
+        )
     except DomainError as exc:
         messages.error(request, exc.message)
         return redirect("dashboard:team")
     name = membership.user.get_username()
-    if membership.role != before:
-        audit_record(
-            account=ws.account,
-            actor=request.user,
-            action=Action.MEMBERSHIP_CHANGED,
-            target=name,
-            details={"role": membership.role, "was": before},
-            request=request,
-        )
     messages.success(request, f"{name} is now {membership.get_role_display().lower()}.")
     return redirect("dashboard:team")
 
@@ -155,18 +133,10 @@ def member_remove(request: HttpRequest, ws: Workspace, membership_id: int) -> Ht
     membership = membership_get(account=ws.account, membership_id=membership_id)
     name = membership.user.get_username()
     try:
-        membership_remove(membership=membership)
+        membership_remove(membership=membership, audit=user_audit(request))
     except DomainError as exc:
         messages.error(request, exc.message)
         return redirect("dashboard:team")
-    audit_record(
-        account=ws.account,
-        actor=request.user,
-        action=Action.MEMBER_REMOVED,
-        target=name,
-        details={"role": membership.role},
-        request=request,
-    )
     messages.success(request, f"{name} no longer has access to {ws.account.name}.")
     if membership.user_id == request.user.pk:
         return redirect("dashboard:overview")
@@ -180,14 +150,6 @@ def _invalid(request: HttpRequest, reason: str, status: int) -> HttpResponse:
 def _joined(request: HttpRequest, invitation: Invitation, membership: Membership) -> HttpResponse:
     request.session[SESSION_ACCOUNT_KEY] = membership.account_id
     membership_mark_used(membership=membership)
-    audit_record(
-        account=invitation.account,
-        actor=request.user,
-        action=Action.INVITATION_ACCEPTED,
-        target=request.user.get_username(),
-        details={"email": invitation.email, "role": membership.role},
-        request=request,
-    )
     messages.success(
         request,
         f"Welcome to {invitation.account.name}: you are {membership.get_role_display().lower()}.",
@@ -218,7 +180,11 @@ def invitation_accept_view(request: HttpRequest, token: str) -> HttpResponse:
     if request.method == "POST":
         try:
             if user.is_authenticated:
-                membership = invitation_accept(invitation=invitation, user=user)
+                membership = invitation_accept(
+                    invitation=invitation,
+                    user=user,
+                    audit=user_audit(request),
+                )
                 return _joined(request, invitation, membership)
             form = AcceptInvitationForm(request.POST)
             if form.is_valid():
@@ -226,6 +192,7 @@ def invitation_accept_view(request: HttpRequest, token: str) -> HttpResponse:
                     invitation=invitation,
                     username=form.cleaned_data["username"],
                     password=form.cleaned_data["password1"],
+                    audit=user_audit(request),
                 )
                 login(request, new_user, backend=settings.AUTHENTICATION_BACKENDS[0])
                 return _joined(request, invitation, membership)

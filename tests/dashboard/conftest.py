@@ -15,8 +15,8 @@ from django.contrib.auth import get_user_model
 from django.test import Client
 from playwright.sync_api import Browser, Page, sync_playwright
 
+from integration.members import membership_add
 from integration.models import Account
-from integration.services import membership_add
 from tests.dashboard.support import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, PASSWORD
 
 # Playwright's sync API runs an event loop in the test thread; the ORM calls the tests

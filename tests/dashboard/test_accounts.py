@@ -7,8 +7,9 @@ from typing import Any
 import pytest
 from django.test import Client
 
+from integration.members import membership_add
 from integration.models import Account, Membership
-from integration.services import account_create, membership_add
+from integration.services import account_create
 from tests.dashboard.support import PASSWORD, dash
 
 pytestmark = pytest.mark.django_db

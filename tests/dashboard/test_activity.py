@@ -15,8 +15,8 @@ from django.test import Client, RequestFactory
 from django.utils import timezone
 
 from integration.audit import Action, action_label, audit_record
+from integration.members import membership_add
 from integration.models import Account, AuditEvent
-from integration.services import membership_add
 from sms.models import SenderId
 from tests.dashboard.support import dash
 

@@ -10,8 +10,9 @@ import pytest
 from django.contrib.admin import helpers
 from django.test import Client
 
+from integration.members import invitation_create
 from integration.models import Account, AuditEvent, LedgerEntry
-from integration.services import api_key_create, invitation_create
+from integration.services import api_key_create
 from sms.models import PriceRule, SenderId
 from sms.sender_ids import sender_id_request
 from tests.dashboard.data import make_message, make_request_log

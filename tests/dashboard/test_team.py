@@ -14,8 +14,8 @@ from django.core import mail
 from django.test import Client
 from django.utils import timezone
 
+from integration.members import invitation_create
 from integration.models import Account, AuditEvent, Invitation, Membership
-from integration.services import invitation_create
 from tests.dashboard.support import PASSWORD, dash, flashed
 
 pytestmark = pytest.mark.django_db

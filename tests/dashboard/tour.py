@@ -14,6 +14,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from contacts.services import contact_create, contact_opt_out
 from inbox.services import inbound_receive, keyword_add, number_assign
 from integration.audit import Action, audit_record
+from integration.members import invitation_create, membership_add
 from integration.models import Account
 from integration.services import (
     account_refund,
@@ -21,8 +22,6 @@ from integration.services import (
     account_top_up,
     api_key_create,
     api_key_revoke,
-    invitation_create,
-    membership_add,
 )
 from message_templates.services import template_create
 from segments.services import segment_create

@@ -15,8 +15,8 @@ from django.test import Client
 
 from contacts.models import Contact
 from contacts.services import contact_create
+from integration.members import membership_add
 from integration.models import Account, ApiRequestLog
-from integration.services import membership_add
 from mifumo.csv_cells import neutralise, restore
 from tests.helpers import Api, assert_envelope
 

@@ -16,8 +16,8 @@ from django.urls import URLPattern, reverse
 
 from contacts.models import Contact
 from dashboard.urls import urlpatterns
+from integration.members import invitation_create, membership_add
 from integration.models import Account, ApiKey, Invitation, Membership
-from integration.services import invitation_create, membership_add
 from message_templates.models import MessageTemplate
 from segments.models import Segment
 from sms.models import Message

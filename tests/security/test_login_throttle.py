@@ -9,8 +9,8 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.test import Client
 
+from integration.members import membership_add
 from integration.models import Account
-from integration.services import membership_add
 from integration.throttle import MAX_FAILURES, MAX_FAILURES_PER_ADDRESS
 from tests.security.guesses import parallel_posts
 

@@ -18,8 +18,8 @@ from django.test import Client, RequestFactory
 from rest_framework.test import APIClient
 
 from integration import keys
+from integration.members import membership_add
 from integration.models import Account, AuditEvent
-from integration.services import membership_add
 from mifumo.client_ip import client_address
 from tests.helpers import assert_envelope
 

@@ -14,8 +14,8 @@ from django_otp.oath import totp
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from integration import two_factor
+from integration.members import membership_add
 from integration.models import Account, AuditEvent
-from integration.services import membership_add
 from integration.throttle import MAX_FAILURES
 
 pytestmark = pytest.mark.django_db

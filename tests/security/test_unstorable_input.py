@@ -20,8 +20,8 @@ from django.test import Client
 from django.utils import timezone
 
 from contacts.models import Contact
+from integration.members import membership_add
 from integration.models import Account, LedgerEntry
-from integration.services import membership_add
 from segments.models import Segment
 from sms.models import Message, Recipient
 from tests.helpers import Api, assert_envelope

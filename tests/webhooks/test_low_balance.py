@@ -37,7 +37,7 @@ SEND = {"message": "Habari", "recipients": ["+255712345678", "+255754000001"]}
 def make_user_with_email(db):
     from django.contrib.auth import get_user_model
 
-    from integration.services import membership_add
+    from integration.members import membership_add
 
     def make(username, email, account, role):
         user = get_user_model().objects.create_user(username=username, email=email)

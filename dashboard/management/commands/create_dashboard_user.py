@@ -18,10 +18,10 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.core.validators import validate_email
 from django.db import transaction
 
-from integration.audit import Action, audit_record
+from integration.audit import AuditContext
 from integration.management.commands._common import find_account
+from integration.members import membership_add
 from integration.models import Membership
-from integration.services import membership_add
 
 DEFAULT_ENV = "DASHBOARD_PASSWORD"
 
@@ -78,14 +78,14 @@ class Command(BaseCommand):
                 user.email = email
             user.is_active = True
             user.save()
-            membership_add(user=user, account=target, role=role)
-            audit_record(
+            membership_add(
+                user=user,
                 account=target,
-                actor=None,
-                action=Action.MEMBERSHIP_CHANGED,
-                target=user.get_username(),
-                details={"role": role, "new_user": existing is None, "by": "create_dashboard_user"},
-                operator=True,
+                role=role,
+                audit=AuditContext(
+                    operator=True,
+                    details={"new_user": existing is None, "by": "create_dashboard_user"},
+                ),
             )
         verb = "Updated" if existing else "Created"
         self.stdout.write(
