@@ -16,6 +16,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from contacts.selectors import contact_fields_by_phone, opted_out_phones
+from integration.audit import Action, AuditContext
 from integration.models import Account, ApiKey
 from integration.services import account_debit, account_refund
 from mifumo.api.fields import ImpossibleMoment, as_utc, iso
@@ -384,6 +385,7 @@ def message_send(
     api_key: ApiKey | None = None,
     source: str = Message.Source.API,
     variables: Mapping[str, str] | None = None,
+    audit: AuditContext | None = None,
 ) -> SendResult:
     plan = message_quote(
         account=account,
@@ -421,6 +423,18 @@ def message_send(
     with transaction.atomic():
         insert_row(message)
         _insert_recipients(message, plan, status)
+        if audit is not None:
+            audit.record(
+                account=account,
+                action=Action.MESSAGE_SENT,
+                target=message.pk,
+                details={
+                    "recipients": message.recipient_count,
+                    "cost": message.cost,
+                    "sender_id": message.sender_id,
+                    "schedule_time": message.schedule_time,
+                },
+            )
         # The debit comes last: it locks the account's balance row until the commit, and
         # every send of the account waits on that lock.
         if cost > 0:
@@ -497,7 +511,9 @@ def _enqueue_dispatch(message_id: str) -> None:
         )
 
 
-def message_cancel(*, account: Account, message_id: str) -> tuple[Message, int, Decimal]:
+def message_cancel(
+    *, account: Account, message_id: str, audit: AuditContext | None = None
+) -> tuple[Message, int, Decimal]:
     """Cancel a scheduled message and refund it. Anything already queued -> CONFLICT."""
     with transaction.atomic():
         # The message row lock orders this against the scheduler releasing the message.
@@ -515,6 +531,13 @@ def message_cancel(*, account: Account, message_id: str) -> tuple[Message, int, 
             )
         message.canceled_at = timezone.now()
         message.save(update_fields=["canceled_at"])
+        if audit is not None:
+            audit.record(
+                account=account,
+                action=Action.MESSAGE_CANCELED,
+                target=message.pk,
+                details={"recipients": canceled, "refund": refund},
+            )
         if refund > 0:
             account_refund(
                 account_id=account.pk, amount=refund, reference=message.id, note="canceled"

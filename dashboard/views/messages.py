@@ -26,7 +26,7 @@ from dashboard.views.common import (
     paginate,
     render_page,
 )
-from integration.audit import Action, audit_record
+from integration.audit import user_audit
 from integration.models import Account
 from integration.selectors import account_balance, api_keys_all
 from message_templates.selectors import template_get
@@ -282,7 +282,12 @@ def _send(request: HttpRequest, ws: Workspace, form: SendMessageForm) -> HttpRes
         messages.warning(request, "That confirmation was already used: the message was sent once.")
         return redirect("dashboard:messages")
     try:
-        result = message_send(account=account, source=Message.Source.DASHBOARD, **_arguments(form))
+        result = message_send(
+            account=account,
+            source=Message.Source.DASHBOARD,
+            audit=user_audit(request),
+            **_arguments(form),
+        )
     except DomainError as exc:
         # Back to the form with a fresh one-time token: this one is spent.
         data = request.POST.copy()
@@ -292,19 +297,6 @@ def _send(request: HttpRequest, ws: Workspace, form: SendMessageForm) -> HttpRes
         form_error(again, exc)
         return _form_page(request, ws, again, status=400)
     sent = result.message
-    audit_record(
-        account=account,
-        actor=request.user,
-        action=Action.MESSAGE_SENT,
-        target=sent.pk,
-        details={
-            "recipients": sent.recipient_count,
-            "cost": sent.cost,
-            "sender_id": sent.sender_id,
-            "schedule_time": sent.schedule_time,
-        },
-        request=request,
-    )
     skipped = f" {len(result.skipped)} opted-out numbers were left out." if result.skipped else ""
     count = sent.recipient_count
     verb = "is scheduled for" if sent.schedule_time else "is on its way to"
@@ -347,19 +339,13 @@ def message_send_view(request: HttpRequest, ws: Workspace) -> HttpResponse:
 def message_cancel_view(request: HttpRequest, ws: Workspace, message_id: str) -> HttpResponse:
     message = message_get(account=ws.account, message_id=message_id)
     try:
-        _, canceled, refund = message_cancel(account=ws.account, message_id=message.pk)
+        _, _, refund = message_cancel(
+            account=ws.account, message_id=message.pk, audit=user_audit(request)
+        )
     except DomainError as exc:
         if exc.code == ErrorCode.NOT_FOUND:
             raise  # a 404 page, as for any id of nothing
         messages.error(request, exc.message)
     else:
-        audit_record(
-            account=ws.account,
-            actor=request.user,
-            action=Action.MESSAGE_CANCELED,
-            target=message.pk,
-            details={"recipients": canceled, "refund": refund},
-            request=request,
-        )
         messages.success(request, f"Canceled; {refund:.2f} {message.currency} refunded.")
     return redirect("dashboard:message", message_id=message.pk)
