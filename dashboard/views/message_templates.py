@@ -10,23 +10,12 @@ from django.shortcuts import redirect
 from dashboard.access import Workspace, dashboard_view
 from dashboard.forms import MessageTemplateForm
 from dashboard.views.common import form_error, paginate, render_page
-from integration.audit import Action, audit_record
+from integration.audit import user_audit
 from message_templates.models import MessageTemplate
 from message_templates.selectors import template_get, templates_of
 from message_templates.services import template_create, template_delete, template_update
 from mifumo.errors import DomainError
 from sms.personalise import placeholder_keys
-
-
-def _record(request: HttpRequest, ws: Workspace, action: str, template: MessageTemplate) -> None:
-    audit_record(
-        account=ws.account,
-        actor=request.user,
-        action=action,
-        target=template.name,
-        details={"id": template.pk},
-        request=request,
-    )
 
 
 @dashboard_view()
@@ -49,17 +38,16 @@ def _form(request: HttpRequest, ws: Workspace, template: MessageTemplate | None)
         fields = {"name": form.cleaned_data["name"], "text": form.cleaned_data["text"]}
         try:
             if template is None:
-                template = template_create(account=ws.account, **fields)
-                action, verb = Action.TEMPLATE_CREATED, "created"
+                template = template_create(account=ws.account, audit=user_audit(request), **fields)
+                verb = "created"
             else:
-                template_update(template=template, data=fields)
-                action, verb = Action.TEMPLATE_UPDATED, "saved"
+                template_update(template=template, data=fields, audit=user_audit(request))
+                verb = "saved"
         except DomainError as exc:
             form_error(form, exc, "name")
             if template is not None:
                 template.refresh_from_db()
         else:
-            _record(request, ws, action, template)
             messages.success(request, f"Template {template.name} {verb}.")
             return redirect("dashboard:templates")
     return render_page(
@@ -85,7 +73,6 @@ def template_edit(request: HttpRequest, ws: Workspace, template_id: str) -> Http
 @dashboard_view(methods=("POST",), manage=True)
 def template_remove(request: HttpRequest, ws: Workspace, template_id: str) -> HttpResponse:
     template = template_get(account=ws.account, template_id=template_id)
-    template_delete(template=template)
-    _record(request, ws, Action.TEMPLATE_DELETED, template)
+    template_delete(template=template, audit=user_audit(request))
     messages.success(request, f"Template {template.name} deleted.")
     return redirect("dashboard:templates")
