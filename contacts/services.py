@@ -16,6 +16,7 @@ from contacts.csvio import ImportRow, RowError, csv_decode, csv_parse
 from contacts.custom_fields import CustomFieldError, merge_custom_fields
 from contacts.models import Contact, OptOutChange, OptOutSource
 from contacts.selectors import IN_LIST_SIZE
+from integration.audit import Action, AuditContext
 from integration.models import Account
 from mifumo.db import column, insert_from_arrays, table, update_by_ids
 from mifumo.errors import DomainError, ErrorCode
@@ -67,6 +68,17 @@ def _save(contact: Contact, **kwargs: Any) -> None:
         raise conflict from None
 
 
+def _record(audit: AuditContext | None, action: str, contact: Contact, **details: object) -> None:
+    if audit is not None:
+        audit.record(
+            account=contact.account_id,
+            action=action,
+            target=contact.phone_number,
+            details=details,
+        )
+
+
+@transaction.atomic
 def contact_create(
     *,
     account: Account,
@@ -76,6 +88,7 @@ def contact_create(
     tags: Sequence[str] = (),
     custom_fields: Mapping[str, str] | None = None,
     is_active: bool = True,
+    audit: AuditContext | None = None,
 ) -> Contact:
     """Expects validated fields (ContactIn); normalises the phone number."""
     contact = Contact(
@@ -88,13 +101,19 @@ def contact_create(
         is_active=is_active,
     )
     _save(contact, force_insert=True)
+    _record(audit, Action.CONTACT_CREATED, contact, id=contact.pk)
     return contact
 
 
-def contact_update(*, contact: Contact, data: Mapping[str, Any]) -> Contact:
-    """Change the given fields (a subset of UPDATABLE_FIELDS, validated by ContactIn)."""
+@transaction.atomic
+def contact_update(
+    *, contact: Contact, data: Mapping[str, Any], audit: AuditContext | None = None
+) -> Contact:
+    """Change the given fields (a subset of UPDATABLE_FIELDS, validated by ContactIn). The
+    log entry's details are the context's: what the person asking changed."""
     changes = {name: data[name] for name in UPDATABLE_FIELDS if name in data}
     if not changes:
+        _record(audit, Action.CONTACT_UPDATED, contact)
         return contact
     if "phone_number" in changes:
         changes["phone_number"] = _phone(changes["phone_number"])
@@ -113,10 +132,13 @@ def contact_update(*, contact: Contact, data: Mapping[str, Any]) -> Contact:
         setattr(contact, name, list(value) if name == "tags" else value)
     contact.updated_at = timezone.now()
     _save(contact, update_fields=[*changes, "updated_at"])
+    _record(audit, Action.CONTACT_UPDATED, contact)
     return contact
 
 
-def contact_delete(*, contact: Contact) -> None:
+@transaction.atomic
+def contact_delete(*, contact: Contact, audit: AuditContext | None = None) -> None:
+    _record(audit, Action.CONTACT_DELETED, contact, name=contact.name)
     contact.delete()
 
 
@@ -178,11 +200,14 @@ def contact_set_opted_out(
     inbound_id: str = "",
     is_test: bool = False,
     detail: str = "",
+    audit: AuditContext | None = None,
 ) -> Contact:
     """Opt the contact out (or back in), recording when and how in its history and telling
     the account's webhooks. Idempotent: a repeat keeps the first opt-out time and records
-    nothing."""
+    nothing in the history (the activity log still notes that someone asked)."""
+    action = Action.CONTACT_OPTED_OUT if opted_out else Action.CONTACT_OPTED_IN
     if contact.opted_out == opted_out:
+        _record(audit, action, contact)
         return contact
     now = timezone.now()
     contact.opted_out, contact.opted_out_at, contact.updated_at = (
@@ -200,6 +225,7 @@ def contact_set_opted_out(
             is_test=is_test,
             detail=detail,
         )
+        _record(audit, action, contact)
     return contact
 
 
@@ -239,11 +265,18 @@ class ImportResult:
 
 
 def contact_import(
-    *, account: Account, data: bytes, on_duplicate: OnDuplicate, is_test: bool = False
+    *,
+    account: Account,
+    data: bytes,
+    on_duplicate: OnDuplicate,
+    is_test: bool = False,
+    audit: AuditContext | None = None,
+    filename: str = "",
 ) -> ImportResult:
     """Import a CSV (see contacts.csvio). Rows with errors are reported and left out; rows
     whose number is already a contact are skipped or, with on_duplicate="update", overwrite
     the columns the file has. All or nothing: a failure part-way leaves no rows behind.
+    ``filename`` names the import in the activity log.
 
     The opted_out column applies to every row's contact, new, updated or skipped: true opts it
     out (source import). False opts it back in only when an import opted it out; a contact
@@ -274,6 +307,18 @@ def contact_import(
             result.opted_out += outcome.opted_out
             result.opted_in += outcome.opted_in
             result.left_opted_out += outcome.left_opted_out
+        if audit is not None:
+            audit.record(
+                account=account,
+                action=Action.CONTACTS_IMPORTED,
+                target=filename,
+                details={
+                    "created": result.created,
+                    "updated": result.updated,
+                    "skipped": result.skipped,
+                    "failed": result.failed,
+                },
+            )
     return result
 
 

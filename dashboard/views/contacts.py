@@ -4,6 +4,7 @@ services (the same ones the API uses)."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse, JsonResponse
@@ -43,7 +44,7 @@ from dashboard.views.common import (
     record,
     render_page,
 )
-from integration.audit import Action
+from integration.audit import Action, user_audit
 from mifumo.days import today
 from mifumo.errors import DomainError
 from segments.models import Segment
@@ -119,11 +120,12 @@ def contact_new(request: HttpRequest, ws: Workspace) -> HttpResponse:
     form = ContactForm(request.POST or None, initial={"is_active": True})
     if request.method == "POST" and form.is_valid():
         try:
-            contact = contact_create(account=ws.account, **form.cleaned_data)
+            contact = contact_create(
+                account=ws.account, audit=user_audit(request), **form.cleaned_data
+            )
         except DomainError as exc:
             form_error(form, exc, "phone_number")
         else:
-            _record(request, ws, Action.CONTACT_CREATED, contact.phone_number, id=contact.pk)
             messages.success(request, f"{contact.name} added.")
             return redirect("dashboard:contact", contact_id=contact.pk)
     status = 400 if form.is_bound and form.errors else 200
@@ -149,11 +151,12 @@ def contact_edit(request: HttpRequest, ws: Workspace, contact_id: str) -> HttpRe
         removed = dict.fromkeys(set(contact.custom_fields or {}) - set(custom))
         data = {**form.cleaned_data, "custom_fields": {**removed, **custom}}
         try:
-            contact_update(contact=contact, data=data)
+            # The log names what the form changed, which only the form knows.
+            audit = replace(user_audit(request), details=changed)
+            contact_update(contact=contact, data=data, audit=audit)
         except DomainError as exc:
             form_error(form, exc, "phone_number")
         else:
-            _record(request, ws, Action.CONTACT_UPDATED, contact.phone_number, **changed)
             messages.success(request, f"{contact.name} saved.")
             return redirect("dashboard:contact", contact_id=contact.pk)
     status = 400 if form.is_bound and form.errors else 200
@@ -164,12 +167,10 @@ def contact_edit(request: HttpRequest, ws: Workspace, contact_id: str) -> HttpRe
 def contact_opt(request: HttpRequest, ws: Workspace, contact_id: str, out: bool) -> HttpResponse:
     contact = contact_get(account=ws.account, contact_id=contact_id)
     if out:
-        contact_opt_out(contact=contact, source=OptOutSource.DASHBOARD)
-        _record(request, ws, Action.CONTACT_OPTED_OUT, contact.phone_number)
+        contact_opt_out(contact=contact, source=OptOutSource.DASHBOARD, audit=user_audit(request))
         messages.success(request, f"{contact.name} is opted out: no message reaches them.")
     else:
-        contact_opt_in(contact=contact, source=OptOutSource.DASHBOARD)
-        _record(request, ws, Action.CONTACT_OPTED_IN, contact.phone_number)
+        contact_opt_in(contact=contact, source=OptOutSource.DASHBOARD, audit=user_audit(request))
         messages.success(request, f"{contact.name} receives messages again.")
     return redirect("dashboard:contact", contact_id=contact.pk)
 
@@ -177,8 +178,7 @@ def contact_opt(request: HttpRequest, ws: Workspace, contact_id: str, out: bool)
 @dashboard_view(methods=("POST",), manage=True)
 def contact_remove(request: HttpRequest, ws: Workspace, contact_id: str) -> HttpResponse:
     contact = contact_get(account=ws.account, contact_id=contact_id)
-    contact_delete(contact=contact)
-    _record(request, ws, Action.CONTACT_DELETED, contact.phone_number, name=contact.name)
+    contact_delete(contact=contact, audit=user_audit(request))
     messages.success(request, f"{contact.name} deleted.")
     return redirect("dashboard:contacts")
 
@@ -218,20 +218,12 @@ def contacts_import(request: HttpRequest, ws: Workspace) -> HttpResponse:
                 account=ws.account,
                 data=upload.read(),
                 on_duplicate=form.cleaned_data["on_duplicate"],
+                audit=user_audit(request),
+                filename=upload.name,
             )
         except DomainError as exc:
             form_error(form, exc, "file")
         else:
-            _record(
-                request,
-                ws,
-                Action.CONTACTS_IMPORTED,
-                upload.name,
-                created=result.created,
-                updated=result.updated,
-                skipped=result.skipped,
-                failed=result.failed,
-            )
             if not result.failed:
                 messages.success(
                     request,
@@ -353,17 +345,16 @@ def _segment_form(request: HttpRequest, ws: Workspace, segment: Segment | None) 
         fields = {k: data[k] for k in ("name", "description", "criteria")}
         try:
             if segment is None:
-                segment = segment_create(account=ws.account, **fields)
-                action, verb = Action.SEGMENT_CREATED, "created"
+                segment = segment_create(account=ws.account, audit=user_audit(request), **fields)
+                verb = "created"
             else:
-                segment_update(segment=segment, data=fields)
-                action, verb = Action.SEGMENT_UPDATED, "saved"
+                segment_update(segment=segment, data=fields, audit=user_audit(request))
+                verb = "saved"
         except DomainError as exc:
             form_error(form, exc, "name")
             if segment is not None:
                 segment.refresh_from_db()  # the page heads with the saved name, not the refused
         else:
-            _record(request, ws, action, segment.name, criteria=json.dumps(segment.criteria))
             messages.success(request, f"Segment {segment.name} {verb}.")
             return redirect("dashboard:segment", segment_id=segment.pk)
     status = 400 if form.is_bound and form.errors else 200
@@ -383,7 +374,6 @@ def segment_edit(request: HttpRequest, ws: Workspace, segment_id: str) -> HttpRe
 @dashboard_view(methods=("POST",), manage=True)
 def segment_remove(request: HttpRequest, ws: Workspace, segment_id: str) -> HttpResponse:
     segment = segment_get(account=ws.account, segment_id=segment_id)
-    segment_delete(segment=segment)
-    _record(request, ws, Action.SEGMENT_DELETED, segment.name)
+    segment_delete(segment=segment, audit=user_audit(request))
     messages.success(request, f"Segment {segment.name} deleted; its contacts are kept.")
     return redirect("dashboard:segments")
