@@ -284,8 +284,9 @@ def account_set_limits(
     return account
 
 
+@transaction.atomic
 def account_set_low_balance_threshold(
-    *, account: Account, threshold: Decimal | int | str | None
+    *, account: Account, threshold: Decimal | int | str | None, audit: AuditContext | None = None
 ) -> Account:
     """Alert when a debit takes the balance below ``threshold``; None turns the alert off."""
     value = None if threshold is None else _money(threshold)
@@ -297,6 +298,13 @@ def account_set_low_balance_threshold(
         )
     account.low_balance_threshold = value
     account.save(update_fields=["low_balance_threshold", "updated_at"])
+    if audit is not None:
+        audit.record(
+            account=account,
+            action=Action.LOW_BALANCE_THRESHOLD_SET,
+            target=f"{value:.2f} {account.currency}" if value is not None else "off",
+            details={"threshold": value},
+        )
     return account
 
 

@@ -30,6 +30,7 @@ from django.contrib.auth.models import AnonymousUser
 from django.db import transaction
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from integration.audit import Action, AuditContext
 from integration.models import Account, Membership
 
 DEVICE_NAME = "Authenticator app"
@@ -131,12 +132,23 @@ def disable(user: AbstractBaseUser) -> int:
     return deleted
 
 
-def account_set_required(*, account: Account, required: bool) -> bool:
-    """Require two-factor of the account's members (or stop); True if that changed."""
+@transaction.atomic
+def account_set_required(
+    *, account: Account, required: bool, audit: AuditContext | None = None
+) -> bool:
+    """Require two-factor of the account's members (or stop); True if that changed. Only a
+    change is logged."""
     changed = (
         Account.objects.filter(pk=account.pk)
         .exclude(require_2fa=required)
         .update(require_2fa=required)
     )
     account.require_2fa = required
+    if changed and audit is not None:
+        audit.record(
+            account=account,
+            action=Action.ACCOUNT_TWO_FACTOR_CHANGED,
+            target=account.name,
+            details={"required": required},
+        )
     return bool(changed)

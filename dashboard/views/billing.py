@@ -17,7 +17,7 @@ from dashboard.access import Workspace, dashboard_view
 from dashboard.charts import Number, Series, stacked_bars
 from dashboard.forms import LedgerFilterForm, ThresholdForm
 from dashboard.views.common import csv_download, form_error, paginate, render_page
-from integration.audit import Action, audit_record
+from integration.audit import user_audit
 from integration.models import LedgerEntry
 from integration.selectors import account_balance, ledger_entries, ledger_per_day, spend_of
 from integration.services import account_set_low_balance_threshold
@@ -109,20 +109,14 @@ def billing_threshold(request: HttpRequest, ws: Workspace) -> HttpResponse:
         return _page(request, ws, form, status=400)
     try:
         account_set_low_balance_threshold(
-            account=ws.account, threshold=form.cleaned_data.get("threshold")
+            account=ws.account,
+            threshold=form.cleaned_data.get("threshold"),
+            audit=user_audit(request),
         )
     except DomainError as exc:
         form_error(form, exc, "threshold")
         return _page(request, ws, form, status=400)
     value = ws.account.low_balance_threshold
-    audit_record(
-        account=ws.account,
-        actor=request.user,
-        action=Action.LOW_BALANCE_THRESHOLD_SET,
-        target=f"{value:.2f} {ws.account.currency}" if value is not None else "off",
-        details={"threshold": value},
-        request=request,
-    )
     if value is None:
         messages.success(request, "The low-balance alert is off.")
     else:

@@ -28,7 +28,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from dashboard.access import Workspace, user_memberships, workspace_for
 from dashboard.forms import CodeForm
 from integration import two_factor
-from integration.audit import Action, audit_record, audit_user_record
+from integration.audit import Action, AuditContext, audit_user_record
 from integration.models import Membership
 from integration.throttle import LoginThrottle
 from mifumo.client_ip import client_address
@@ -148,15 +148,9 @@ def _account_policy(
     if required and not two_factor.is_enabled(user):
         messages.error(request, "Turn two-factor authentication on for yourself first.")
         return redirect("dashboard:two_factor")
-    if two_factor.account_set_required(account=account, required=required):
-        audit_record(
-            account=account,
-            actor=user,
-            action=Action.ACCOUNT_TWO_FACTOR_CHANGED,
-            target=account.name,
-            details={"required": required},
-            request=request,
-        )
+    two_factor.account_set_required(
+        account=account, required=required, audit=AuditContext(actor=user, request=request)
+    )
     messages.success(
         request,
         f"{account.name} now requires two-factor authentication of every member."
