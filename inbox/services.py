@@ -20,6 +20,7 @@ from contacts.models import Contact, OptOutSource
 from contacts.services import contact_set_opted_out
 from inbox import keywords
 from inbox.models import Action, AutoReply, InboundMessage, Keyword, Number
+from integration.audit import AuditContext
 from integration.models import Account, ApiKey
 from mifumo.api.fields import iso
 from mifumo.errors import DomainError
@@ -461,7 +462,10 @@ def opt_out_reported_by_carriers(*, changes: Sequence[StatusChange]) -> int:
     return done
 
 
-def keyword_add(*, account: Account, word: str, action: str) -> Keyword:
+@transaction.atomic
+def keyword_add(
+    *, account: Account, word: str, action: str, audit: AuditContext | None = None
+) -> Keyword:
     """Add a word to the account's keywords; NumberError-like ValueError when it is not one
     word, is a standard keyword already, or the account has it."""
     value = keywords.normalise_keyword(word)
@@ -476,19 +480,31 @@ def keyword_add(*, account: Account, word: str, action: str) -> Keyword:
     )
     if not created:
         raise ValueError(f"{value} is one of this account's keywords already.")
+    if audit is not None:
+        audit.record(
+            account=account, action="keyword.added", target=keyword.word, details={"does": action}
+        )
     return keyword
 
 
-def keyword_remove(*, account: Account, keyword_id: int) -> str | None:
+@transaction.atomic
+def keyword_remove(
+    *, account: Account, keyword_id: int, audit: AuditContext | None = None
+) -> str | None:
     """Remove one of the account's keywords; its word, or None when there is no such one."""
     keyword = Keyword.objects.filter(account=account, pk=keyword_id).first()
     if keyword is None:
         return None
     keyword.delete()
+    if audit is not None:
+        audit.record(account=account, action="keyword.removed", target=keyword.word)
     return keyword.word
 
 
-def auto_reply_set(*, account: Account, action: str, text: str, enabled: bool) -> AutoReply:
+@transaction.atomic
+def auto_reply_set(
+    *, account: Account, action: str, text: str, enabled: bool, audit: AuditContext | None = None
+) -> AutoReply:
     """The account's reply to ``action`` (blank text: the default). ValueError when the text
     is longer than the account may send."""
     text = text.strip()
@@ -503,4 +519,11 @@ def auto_reply_set(*, account: Account, action: str, text: str, enabled: bool) -
         action=action,
         defaults={"text": text, "enabled": enabled, "updated_at": timezone.now()},
     )
+    if audit is not None:
+        audit.record(
+            account=account,
+            action="auto_reply.changed",
+            target=action,
+            details={"enabled": enabled},
+        )
     return reply

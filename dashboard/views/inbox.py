@@ -19,6 +19,7 @@ from inbox.services import (
     keyword_add,
     keyword_remove,
 )
+from integration.audit import user_audit
 from mifumo.days import today
 from mifumo.errors import DomainError
 from sms.models import Message
@@ -170,21 +171,19 @@ def keywords(request: HttpRequest, ws: Workspace) -> HttpResponse:
     if not form.is_valid():
         return _keywords_page(request, ws, form, status=400)
     try:
-        keyword = keyword_add(account=ws.account, **form.cleaned_data)
+        keyword = keyword_add(account=ws.account, audit=user_audit(request), **form.cleaned_data)
     except ValueError as exc:
         form.add_error("word", str(exc))
         return _keywords_page(request, ws, form, status=400)
-    _record(request, ws, "keyword.added", keyword.word, does=keyword.action)
     messages.success(request, f"{keyword.word} added.")
     return redirect("dashboard:keywords")
 
 
 @dashboard_view(methods=("POST",), manage=True)
 def keyword_delete(request: HttpRequest, ws: Workspace, keyword_id: int) -> HttpResponse:
-    word = keyword_remove(account=ws.account, keyword_id=keyword_id)
+    word = keyword_remove(account=ws.account, keyword_id=keyword_id, audit=user_audit(request))
     if word is None:
         raise Http404("No such keyword")
-    _record(request, ws, "keyword.removed", word)
     messages.success(request, f"{word} removed.")
     return redirect("dashboard:keywords")
 
@@ -199,11 +198,11 @@ def auto_reply(request: HttpRequest, ws: Workspace, action: str) -> HttpResponse
             action=action,
             text=request.POST.get("text", ""),
             enabled=request.POST.get("enabled") == "on",
+            audit=user_audit(request),
         )
     except ValueError as exc:
         messages.error(request, str(exc))
         return _keywords_page(request, ws, KeywordForm(), status=400)
-    _record(request, ws, "auto_reply.changed", action, enabled=request.POST.get("enabled") == "on")
     messages.success(request, "Automatic reply saved.")
     return redirect("dashboard:keywords")
 
