@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import pytest
 from django.urls import URLPattern, URLResolver, get_resolver
 
 from integration.idempotency import is_idempotent
@@ -53,3 +54,19 @@ def test_the_exceptions_are_real_posts_without_idempotency() -> None:
     for name in NOT_IDEMPOTENT:
         assert not is_idempotent(posts[name].post)  # type: ignore[attr-defined]
         assert posts[name].idempotent_post is False
+
+
+def test_a_post_whose_decorator_and_flag_disagree_fails_when_defined() -> None:
+    from rest_framework.request import Request
+    from rest_framework.response import Response
+
+    from integration.idempotency import idempotent
+
+    def handler(self: ApiView, request: Request) -> Response:
+        return Response({})
+
+    with pytest.raises(TypeError, match="disagree"):
+        type("Forgotten", (ApiView,), {"post": handler})
+    with pytest.raises(TypeError, match="disagree"):
+        type("Unwanted", (ApiView,), {"post": idempotent(handler), "idempotent_post": False})
+    assert issubclass(type("Fine", (ApiView,), {"post": idempotent(handler)}), ApiView)
