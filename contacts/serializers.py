@@ -15,7 +15,7 @@ from contacts.custom_fields import (
 from contacts.models import Contact
 from contacts.tags import MAX_TAG_LENGTH, MAX_TAGS, TagError, normalize_tags
 from mifumo.api.fields import iso
-from mifumo.api.serializers import OffsetPaginationOut
+from mifumo.api.serializers import OffsetPaginationOut, PrebuiltFieldsSerializer
 
 MAX_LIMIT = 100
 DEFAULT_LIMIT = 20
@@ -55,7 +55,7 @@ class CustomFieldsField(serializers.Field[dict[str, Any], Any, dict[str, Any], A
         return dict(value)
 
 
-class ContactIn(serializers.Serializer[Any]):
+class ContactIn(PrebuiltFieldsSerializer):
     name = serializers.CharField(max_length=200)
     # Normalised (and rejected with INVALID_PHONE) by the service, not here.
     phone_number = serializers.CharField(
@@ -85,7 +85,7 @@ class ContactIn(serializers.Serializer[Any]):
         return (value or "").strip()
 
 
-class PageIn(serializers.Serializer[Any]):
+class PageIn(PrebuiltFieldsSerializer):
     limit = serializers.IntegerField(min_value=1, max_value=MAX_LIMIT, default=DEFAULT_LIMIT)
     offset = serializers.IntegerField(min_value=0, max_value=MAX_OFFSET, default=0)
 
@@ -103,13 +103,13 @@ class ContactSearchIn(PageIn):
     )
 
 
-class ContactExportIn(serializers.Serializer[Any]):
+class ContactExportIn(PrebuiltFieldsSerializer):
     segment_id = serializers.CharField(
         required=False, max_length=64, help_text="Only members of this segment"
     )
 
 
-class ContactImportIn(serializers.Serializer[Any]):
+class ContactImportIn(PrebuiltFieldsSerializer):
     on_duplicate = serializers.ChoiceField(
         choices=["skip", "update"],
         default="skip",

@@ -6,12 +6,12 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from mifumo.api.fields import iso
-from mifumo.api.serializers import OffsetPaginationOut
+from mifumo.api.serializers import OffsetPaginationOut, PrebuiltFieldsSerializer
 from segments.criteria import CriteriaError, criteria_parse
 from segments.models import Segment
 
 
-class CriteriaSchema(serializers.Serializer[Any]):
+class CriteriaSchema(PrebuiltFieldsSerializer):
     tags = serializers.ListField(
         child=serializers.CharField(), required=False, help_text="Has any of these tags"
     )
@@ -47,7 +47,7 @@ class CriteriaField(serializers.Field[dict[str, Any], Any, dict[str, Any], Any])
         return dict(value)
 
 
-class SegmentIn(serializers.Serializer[Any]):
+class SegmentIn(PrebuiltFieldsSerializer):
     name = serializers.CharField(max_length=100)
     description = serializers.CharField(
         max_length=1000, required=False, allow_blank=True, default=""

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
-from mifumo.api.serializers import PagePaginationOut
+from mifumo.api.serializers import PagePaginationOut, PrebuiltFieldsSerializer
 from sms.personalise import parse_variables
 
 
@@ -12,7 +12,7 @@ class BalanceOut(serializers.Serializer):
     last_updated = serializers.DateTimeField()
 
 
-class SendIn(serializers.Serializer):
+class SendIn(PrebuiltFieldsSerializer):
     message = serializers.CharField(
         required=False,
         allow_blank=True,
@@ -200,6 +200,6 @@ class SenderIdsOut(serializers.Serializer):
     sender_ids = SenderIdOut(many=True)
 
 
-class SenderIdRequestIn(serializers.Serializer):
+class SenderIdRequestIn(PrebuiltFieldsSerializer):
     sender_id = serializers.CharField(max_length=20)
     purpose = serializers.CharField(max_length=255, required=False, allow_blank=True, default="")

@@ -5,7 +5,7 @@ from typing import Any
 from rest_framework import serializers
 
 from mifumo.api.fields import iso
-from mifumo.api.serializers import PagePaginationOut
+from mifumo.api.serializers import PagePaginationOut, PrebuiltFieldsSerializer
 from webhooks.endpoints import DEFAULT_GRACE_SECONDS, MAX_GRACE_SECONDS
 from webhooks.models import (
     SUBSCRIBABLE_EVENTS,
@@ -22,7 +22,7 @@ MAX_PER_PAGE = 100
 # --- input -----------------------------------------------------------------------------------
 
 
-class EndpointCreateIn(serializers.Serializer[Any]):
+class EndpointCreateIn(PrebuiltFieldsSerializer):
     url = serializers.CharField(help_text="http(s) URL of a public host; at most 2000 characters")
     events = serializers.ListField(
         child=serializers.ChoiceField(choices=SUBSCRIBABLE_EVENTS),
@@ -39,7 +39,7 @@ class EndpointCreateIn(serializers.Serializer[Any]):
     )
 
 
-class EndpointUpdateIn(serializers.Serializer[Any]):
+class EndpointUpdateIn(PrebuiltFieldsSerializer):
     url = serializers.CharField(required=False)
     events = serializers.ListField(
         child=serializers.ChoiceField(choices=SUBSCRIBABLE_EVENTS),
@@ -50,7 +50,7 @@ class EndpointUpdateIn(serializers.Serializer[Any]):
     description = serializers.CharField(max_length=255, allow_blank=True, required=False)
 
 
-class RotateIn(serializers.Serializer[Any]):
+class RotateIn(PrebuiltFieldsSerializer):
     grace_period_seconds = serializers.IntegerField(
         min_value=0,
         max_value=MAX_GRACE_SECONDS,
@@ -59,7 +59,7 @@ class RotateIn(serializers.Serializer[Any]):
     )
 
 
-class PageIn(serializers.Serializer[Any]):
+class PageIn(PrebuiltFieldsSerializer):
     page = serializers.IntegerField(min_value=1, max_value=1_000_000, default=1)
     per_page = serializers.IntegerField(min_value=1, max_value=MAX_PER_PAGE, default=50)
     status = serializers.ChoiceField(choices=Delivery.Status.choices, required=False)

@@ -2,10 +2,47 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
 from typing import Any
 
 from rest_framework import serializers
+from rest_framework.fields import Field
+
+
+def _field_copy(field: Field) -> Field:
+    """A fresh, unbound copy of a prototype field: its attributes copied, not its
+    constructor run again. A list or dict field's child is copied too and points at its new
+    parent; a nested serializer is deep-copied as DRF would."""
+    if isinstance(field, serializers.BaseSerializer):
+        return copy.deepcopy(field)
+    clone = object.__new__(type(field))
+    clone.__dict__.update(field.__dict__)
+    child = getattr(field, "child", None)
+    if isinstance(child, Field):
+        child_clone = _field_copy(child)
+        child_clone.__dict__["parent"] = clone
+        clone.__dict__["child"] = child_clone
+    return clone
+
+
+class PrebuiltFieldsSerializer(serializers.Serializer):
+    """A serializer whose declared fields are built once per class.
+
+    DRF deep-copies every declared field for each serializer instance, which re-runs each
+    field's constructor: for a request body of nine fields that was most of validating it.
+    Here the first instance of a class keeps DRF's copies as prototypes and every instance
+    gets shallow copies of them. Fields are configured by their constructors and only bound
+    (name, parent) afterwards, so a shallow copy is a fresh field; what the copies share
+    (validators, error messages, choices) is never changed after construction."""
+
+    def get_fields(self) -> dict[str, Field]:
+        cls = type(self)
+        prototypes: dict[str, Field] | None = cls.__dict__.get("_field_prototypes")
+        if prototypes is None:
+            prototypes = super().get_fields()
+            cls._field_prototypes = prototypes  # type: ignore[attr-defined]
+        return {name: _field_copy(field) for name, field in prototypes.items()}
 
 
 class PagePaginationOut(serializers.Serializer):
@@ -21,7 +58,7 @@ class OffsetPaginationOut(serializers.Serializer):
     total = serializers.IntegerField()
 
 
-class StrictSerializer(serializers.Serializer):
+class StrictSerializer(PrebuiltFieldsSerializer):
     """Refuses fields it does not know (400 VALIDATION_ERROR naming each), so that a
     misspelt option is an error rather than silently a default."""
 
