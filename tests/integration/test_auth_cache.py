@@ -64,6 +64,7 @@ def bump_from_elsewhere(account: Account) -> None:
 def assert_401(response: Any, reason: str) -> None:
     body = assert_envelope(response, 401, "INVALID_CREDENTIALS")
     assert reason in body["details"], body
+    assert response["WWW-Authenticate"].startswith("Bearer")
 
 
 @pytest.mark.django_db
@@ -108,6 +109,27 @@ def test_a_revoke_is_seen_on_the_next_request(api: Api, alice: Account, make_key
     warm(other_api)
     assert_envelope(api.post(f"keys/{other.api_key.pk}/revoke/"), 200)
     assert_401(other_api.get(BALANCE), "revoked")
+
+
+@pytest.mark.django_db
+def test_a_deleted_key_fails_on_the_next_request(alice: Account, make_key: Any) -> None:
+    issued = make_key(alice, name="doomed")
+    api = Api(issued.raw)
+    warm(api)
+    ApiKey.objects.get(pk=issued.api_key.pk).delete()  # as the admin deletes it
+    assert_401(api.get(BALANCE), "invalid")
+    assert auth.KEYS.get(issued.api_key.prefix) is None
+
+
+@pytest.mark.django_db
+def test_a_key_refused_on_reload_counts_against_its_address(
+    api: Api, alice_key: IssuedKey, settings: Any
+) -> None:
+    settings.MIFUMO_RATE_ANONYMOUS = (1, 60)
+    warm(api)
+    api_key_revoke(api_key=alice_key.api_key)
+    assert_401(api.get(BALANCE), "revoked")  # refused after the reload: counted
+    assert_envelope(api.get(BALANCE), 429, "RATE_LIMIT_EXCEEDED")
 
 
 @pytest.mark.django_db(transaction=True)
