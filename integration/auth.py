@@ -1,9 +1,21 @@
-"""Bearer API key authentication."""
+"""Bearer API key authentication.
+
+Each process keeps the keys it authenticated, with their accounts (``KEYS``), so that a
+request with a known key makes no database round trip before the view's own work. The
+secret is checked against the kept digest on every request. An entry is used only while
+the account's cache version (``integration.versions``), read by the view in its rate-limit
+round trip to Redis, is the one read before the entry was loaded; otherwise the view
+reloads the key in the same request (``confirm``). A refusal (revoked, expired, suspended)
+is always confirmed from the database. Kept instances leave out what the request path must
+not take from a cache: the balance (deferred, so reading it queries the database) and the
+key's encrypted copy and last-use time.
+"""
 
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from django.db import connection
@@ -14,9 +26,30 @@ from rest_framework.request import Request
 
 from integration import keys
 from integration.models import Account, ApiKey
+from integration.versions import account_version
+from mifumo import local_cache
 from mifumo.errors import DomainError, ErrorCode
 
 LAST_USED_EVERY_SECONDS = 60
+CACHE_MAX_KEYS = 10_000
+CACHE_MAX_AGE = 60.0
+# Fields a kept instance leaves deferred: read, they come from the database.
+_KEY_UNCACHED = frozenset({"encrypted_key", "last_used_at"})
+_ACCOUNT_UNCACHED = frozenset({"balance", "balance_updated_at"})
+
+
+@dataclass(frozen=True)
+class _Row:
+    """A kept key: its field values and its account's, in ``_kept_names()`` order."""
+
+    key: tuple[Any, ...]
+    account: tuple[Any, ...]
+
+
+# Keyed by lookup prefix.
+KEYS: local_cache.VersionedCache[str, _Row] = local_cache.VersionedCache(
+    max_entries=CACHE_MAX_KEYS, max_age=CACHE_MAX_AGE
+)
 
 
 @dataclass(frozen=True)
@@ -24,6 +57,10 @@ class ApiPrincipal:
     """What ``request.user`` is for API requests: the key and its account."""
 
     api_key: ApiKey
+    # Where the key came from: the process's cache (with the version it was loaded under,
+    # to be confirmed by the view) or the database in this request.
+    from_cache: bool = field(default=False, compare=False)
+    loaded_under: local_cache.Tag = field(default=local_cache.UNVERIFIED, compare=False)
 
     @property
     def account(self) -> Account:
@@ -97,22 +134,112 @@ def _key_by_prefix(prefix: str) -> ApiKey | None:
     return api_key
 
 
-def authenticate_key(raw: str) -> ApiKey:
-    """Resolve a raw key to an active key; raises InvalidCredentials saying why not."""
-    if not keys.is_well_formed(raw):
-        raise InvalidCredentials("Malformed API key: expected mif_live_… or mif_test_…")
-    candidate = _key_by_prefix(keys.lookup_prefix(raw))
+@functools.cache
+def _kept_names() -> tuple[list[str], list[str]]:
+    key_names, _ = _columns(ApiKey, "k")
+    account_names, _ = _columns(Account, "a")
+    return (
+        [name for name in key_names if name not in _KEY_UNCACHED],
+        [name for name in account_names if name not in _ACCOUNT_UNCACHED],
+    )
+
+
+def _keep(api_key: ApiKey, version: local_cache.Tag) -> None:
+    key_names, account_names = _kept_names()
+    row = _Row(
+        key=tuple(getattr(api_key, name) for name in key_names),
+        account=tuple(getattr(api_key.account, name) for name in account_names),
+    )
+    KEYS.put(api_key.prefix, row, version)
+
+
+def _kept(row: _Row) -> ApiKey:
+    """New instances from a kept row: a request never shares objects with another."""
+    key_names, account_names = _kept_names()
+    api_key = ApiKey.from_db(connection.alias, key_names, row.key)
+    api_key.account = Account.from_db(connection.alias, account_names, row.account)
+    return api_key
+
+
+def _check_state(api_key: ApiKey) -> ApiKey:
+    if api_key.revoked_at is not None:
+        raise InvalidCredentials("The provided API key has been revoked")
+    if api_key.expires_at is not None and api_key.expires_at <= timezone.now():
+        raise InvalidCredentials("The provided API key has expired")
+    if not api_key.account.is_active:
+        raise DomainError(ErrorCode.PERMISSION_DENIED, "This account is suspended")
+    return api_key
+
+
+def _check_secret(raw: str, candidate: ApiKey | None) -> ApiKey:
     # Compare even when nothing matched, so timing does not tell whether a prefix exists.
     stored = candidate.digest if candidate else "0" * 64
     if not keys.matches(raw, stored) or candidate is None:
         raise InvalidCredentials("The provided API key is invalid")
-    if candidate.revoked_at is not None:
-        raise InvalidCredentials("The provided API key has been revoked")
-    if candidate.expires_at is not None and candidate.expires_at <= timezone.now():
-        raise InvalidCredentials("The provided API key has expired")
-    if not candidate.account.is_active:
-        raise DomainError(ErrorCode.PERMISSION_DENIED, "This account is suspended")
     return candidate
+
+
+def _check_form(raw: str) -> None:
+    if not keys.is_well_formed(raw):
+        raise InvalidCredentials("Malformed API key: expected mif_live_… or mif_test_…")
+
+
+def authenticate_key(raw: str) -> ApiKey:
+    """Resolve a raw key to an active key from the database; raises InvalidCredentials
+    saying why not."""
+    _check_form(raw)
+    return _check_state(_check_secret(raw, _key_by_prefix(keys.lookup_prefix(raw))))
+
+
+def authenticate(raw: str) -> ApiPrincipal:
+    """``authenticate_key`` through the process's cache: the principal says whether its key
+    came from there, for the view to ``confirm`` once it has read the versions."""
+    _check_form(raw)
+    prefix = keys.lookup_prefix(raw)
+    entry = KEYS.get(prefix)
+    if entry is not None:
+        api_key = _check_secret(raw, _kept(entry.value))
+        try:
+            return ApiPrincipal(_check_state(api_key), from_cache=True, loaded_under=entry.version)
+        except (InvalidCredentials, DomainError):
+            KEYS.discard(prefix)  # a refusal is the database's word, never the cache's
+    api_key = authenticate_key(raw)
+    # No version was read before this load: the entry is confirmed (reloaded under a
+    # version) by the next request that uses it.
+    _keep(api_key, local_cache.UNVERIFIED)
+    return ApiPrincipal(api_key)
+
+
+def cache_versions(principal: ApiPrincipal) -> list[str]:
+    """The versions an API request reads: its account's, and those every request reads."""
+    return [account_version(principal.api_key.account_id), *local_cache.request_versions()]
+
+
+def confirm(
+    principal: ApiPrincipal, versions: Mapping[str, local_cache.Version] | None
+) -> ApiPrincipal:
+    """The principal itself when it is current: loaded from the database in this request,
+    or kept under the account version just read (``versions``; None when Redis could not
+    be read, and then nothing kept is trusted). Otherwise the key reloaded from the
+    database and checked again, kept under the version read. Raises as authentication
+    does."""
+    if not principal.from_cache:
+        return principal
+    name = account_version(principal.api_key.account_id)
+    if versions is not None and name in versions:
+        version = versions[name]
+        if local_cache.is_current(principal.loaded_under, version):
+            return principal
+        tag: local_cache.Tag = version
+    else:
+        tag = local_cache.UNVERIFIED
+    kept = principal.api_key
+    fresh = _key_by_prefix(kept.prefix)
+    if fresh is None or fresh.pk != kept.pk or fresh.digest != kept.digest:
+        KEYS.discard(kept.prefix)
+        raise InvalidCredentials("The provided API key is invalid")
+    _keep(fresh, tag)
+    return ApiPrincipal(_check_state(fresh))
 
 
 class ApiKeyAuthentication(BaseAuthentication):
@@ -123,8 +250,8 @@ class ApiKeyAuthentication(BaseAuthentication):
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise InvalidCredentials("Malformed Authorization header: use 'Bearer <API key>'")
-        api_key = authenticate_key(token.strip())
-        return ApiPrincipal(api_key), api_key
+        principal = authenticate(token.strip())
+        return principal, principal.api_key
 
     def authenticate_header(self, request: Any) -> str:
         return 'Bearer realm="mifumo"'

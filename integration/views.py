@@ -17,11 +17,12 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from integration import ratelimit
+from integration import auth, ratelimit
 from integration.auth import ApiPrincipal, last_used_mark, record_last_used
 from integration.idempotency import is_idempotent
 from integration.models import Account, ApiKey, ApiRequestLog
 from integration.usage import buffer
+from mifumo import local_cache
 from mifumo.api import text
 from mifumo.api.errors import ApiError, ErrorCode
 
@@ -50,6 +51,14 @@ class ApiView(APIView):
                 f"{cls.__qualname__}.post: @idempotent and idempotent_post = "
                 f"{cls.idempotent_post} disagree"
             )
+
+    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
+        # The cache versions this request reads are its own (mifumo.local_cache).
+        token = local_cache.begin_request()
+        try:
+            return super().dispatch(request, *args, **kwargs)
+        finally:
+            local_cache.end_request(token)
 
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
         # APIView.initial without its throttles, with our rate limits in their place.
@@ -80,27 +89,63 @@ class ApiView(APIView):
     def _limit_account(self, request: Request, principal: ApiPrincipal) -> None:
         # Permission comes before the rate limit, and a refused request counts only in
         # "api": the extra bucket counts requests that could have done its work.
+        refused = self._refusal(request)
         buckets = ["api"]
+        if refused is None and self.rate_limit_bucket:
+            buckets.append(self.rate_limit_bucket)
+        # The key's last-use mark and the cache versions ride along with the counters: one
+        # round trip in all.
+        hit = ratelimit.hit_account(
+            principal.account,
+            buckets,
+            [last_used_mark(principal.api_key)],
+            auth.cache_versions(principal),
+        )
+        if hit.versions is not None:
+            local_cache.set_validated(hit.versions)
+        usages = hit.usages
+        current = self._confirm(request, principal, hit.versions)
+        if current is not principal:
+            # The key was reloaded: its permission and its account's limits may have changed.
+            usages = ratelimit.relimit(usages, current.account)
+            stale_refusal, refused = refused, self._refusal(request)
+            if stale_refusal is not None and refused is None and self.rate_limit_bucket:
+                extra = ratelimit.hit_account(current.account, [self.rate_limit_bucket])
+                usages = usages + extra.usages
+        if hit.marks[0]:
+            record_last_used(current.api_key)
+        request.rate_usages = usages  # type: ignore[attr-defined]
+        if refused is not None:
+            raise refused
+        _raise_if_exceeded(usages)
+
+    def _refusal(self, request: Request) -> APIException | None:
         try:
             self.check_permissions(request)
-        except APIException:
-            self._count(request, principal, buckets)
-            raise
-        if self.rate_limit_bucket:
-            buckets.append(self.rate_limit_bucket)
-        _raise_if_exceeded(self._count(request, principal, buckets))
+        except APIException as exc:
+            return exc
+        return None
 
-    def _count(
-        self, request: Request, principal: ApiPrincipal, buckets: list[str]
-    ) -> list[ratelimit.Usage]:
-        # The key's last-use mark rides along with the counters: one round trip in all.
-        usages, (first_use,) = ratelimit.hit_account(
-            principal.account, buckets, [last_used_mark(principal.api_key)]
-        )
-        if first_use:
-            record_last_used(principal.api_key)
-        request.rate_usages = usages  # type: ignore[attr-defined]
-        return usages
+    def _confirm(
+        self,
+        request: Request,
+        principal: ApiPrincipal,
+        versions: dict[str, local_cache.Version] | None,
+    ) -> ApiPrincipal:
+        """The principal, confirmed current or reloaded (auth.confirm); a reloaded key that
+        no longer passes fails as authentication does, counted per address too."""
+        try:
+            current = auth.confirm(principal, versions)
+        except APIException:
+            request._not_authenticated()
+            self._limit_anonymous(request)
+            raise
+        except Exception:
+            request._not_authenticated()
+            raise
+        if current is not principal:
+            request.user = current  # type: ignore[assignment]
+        return current
 
     def _limit_anonymous(self, request: Request) -> None:
         usage = ratelimit.hit_anonymous(request)

@@ -48,6 +48,17 @@ def count_and_mark(
     One round trip for the whole set. A counter is created at 0 with its lifetime (SET NX
     EX, so a later hit never pushes the expiry out) and then incremented, which keeps the
     lifetime. Raises whatever the client raises when Redis is unreachable."""
+    counts, new_marks, _ = count_mark_and_read(counters, marks)
+    return counts, new_marks
+
+
+def count_mark_and_read(
+    counters: Sequence[tuple[str, int]],
+    marks: Sequence[tuple[str, int]] = (),
+    reads: Sequence[str] = (),
+) -> tuple[list[int], list[bool], list[bytes | None]]:
+    """``count_and_mark``, and the values of the ``reads`` (full Redis keys, read as they
+    are: see ``mifumo.local_cache``) in the same round trip."""
     cache = caches["default"]
     client = cache._cache.get_client(write=True)  # type: ignore[attr-defined]
     pipe = client.pipeline(transaction=False)
@@ -57,7 +68,11 @@ def count_and_mark(
         full = cache.make_and_validate_key(key)
         pipe.set(full, 0, ex=seconds, nx=True)
         pipe.incr(full)
+    for key in reads:
+        pipe.get(key)
     results = pipe.execute()
     new_marks = [bool(value) for value in results[: len(marks)]]
-    counts = [int(value) for value in results[len(marks) + 1 :: 2]]
-    return counts, new_marks
+    counted = results[len(marks) : len(marks) + 2 * len(counters)]
+    counts = [int(value) for value in counted[1::2]]
+    values = list(results[len(marks) + 2 * len(counters) :])
+    return counts, new_marks, values

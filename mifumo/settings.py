@@ -123,6 +123,8 @@ DATABASES: dict[str, dict[str, Any]] = {
 }
 if DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
     raise ImproperlyConfigured("DATABASE_URL must be a postgres:// URL (PostgreSQL 14 or newer)")
+# Django's backend with a health check that polls the socket before it sends SELECT 1.
+DATABASES["default"]["ENGINE"] = "mifumo.postgresql"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- cache and broker -------------------------------------------------------------------------

@@ -1,5 +1,10 @@
 """Sender IDs: the platform default is approved for every account; others are requested
-by the account and approved by an operator. Every read and write of them is here."""
+by the account and approved by an operator. Every read and write of them is here.
+
+Within an API request an account's approved sender IDs come from a per-process cache
+validated by the account's cache version (``integration.versions``), which every save or
+delete of a sender ID bumps; elsewhere they are read from the database.
+"""
 
 from __future__ import annotations
 
@@ -9,17 +14,25 @@ from datetime import datetime
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import QuerySet
+from django.db.models.signals import post_delete, post_save
 from django.utils import timezone
 
 from inbox.selectors import receives_on
 from integration.audit import Action, AuditContext
 from integration.models import Account
+from integration.versions import account_version, bump_account
+from mifumo import local_cache
 from mifumo.errors import DomainError, ErrorCode
 from sms.models import SenderId
 
 ALPHANUMERIC = re.compile(r"^(?=.*[A-Za-z])[A-Za-z0-9 ._&-]{1,11}$")
 NUMERIC = re.compile(r"^\+?[0-9]{1,15}$")
 MAX_NOTE_LENGTH = SenderId._meta.get_field("note").max_length or 255
+
+# account id -> its approved sender IDs.
+APPROVED: local_cache.VersionedCache[int, frozenset[str]] = local_cache.VersionedCache(
+    max_entries=10_000, max_age=60.0
+)
 
 
 def sender_id_format_error(value: str) -> str | None:
@@ -36,9 +49,26 @@ def sender_id_is_approved(*, account: Account, value: str) -> bool:
     (replies go out from the number they answer)."""
     if value == settings.MIFUMO_DEFAULT_SENDER_ID:
         return True
+    approved = _approved_cached(account)
+    if approved is not None and value in approved:
+        return True
     if NUMERIC.match(value) and receives_on(account=account, number=value):
         return True
-    return _approved(account).filter(value=value).exists()
+    return approved is None and _approved(account).filter(value=value).exists()
+
+
+def _approved_cached(account: Account) -> frozenset[str] | None:
+    """The account's approved sender IDs, kept while its version stays as read by this
+    request; None outside an API request (or with Redis unreadable)."""
+    known, version = local_cache.validated(account_version(account.pk))
+    if not known:
+        return None
+    entry = APPROVED.get(account.pk)
+    if entry is not None and entry.current(version):
+        return entry.value
+    values = frozenset(_approved(account).values_list("value", flat=True))
+    APPROVED.put(account.pk, values, version)
+    return values
 
 
 def _approved(account: Account) -> QuerySet[SenderId]:
@@ -122,3 +152,11 @@ def sender_id_review(
             details={"note": note},
         )
     return sender
+
+
+def _sender_id_changed(sender: type[SenderId], instance: SenderId, **_: object) -> None:
+    bump_account(instance.account_id)
+
+
+post_save.connect(_sender_id_changed, sender=SenderId, dispatch_uid="sms.sender_ids.saved")
+post_delete.connect(_sender_id_changed, sender=SenderId, dispatch_uid="sms.sender_ids.deleted")

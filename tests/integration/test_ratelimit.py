@@ -77,7 +77,7 @@ def test_limits_fail_open_when_the_cache_is_down(api, monkeypatch):
     def broken(*args, **kwargs):
         raise ConnectionError("cache down")
 
-    monkeypatch.setattr(ratelimit, "count_and_mark", broken)
+    monkeypatch.setattr(ratelimit, "count_mark_and_read", broken)
     response = api.get("sms/balance/")
     assert_envelope(response, 200)
     assert "X-RateLimit-Limit" not in response

@@ -1,0 +1,1 @@
+"""The PostgreSQL database backend (``DATABASES["default"]["ENGINE"]``)."""
