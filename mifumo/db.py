@@ -103,11 +103,13 @@ def delete_older_than(model: type[Model], days: int, *, batch: int = 10_000) -> 
     return deleted
 
 
+@functools.cache
 def table(model: type[Model]) -> str:
     """The model's table name, quoted for SQL."""
     return str(connection.ops.quote_name(model._meta.db_table))
 
 
+@functools.cache
 def column(model: type[Model], name: str) -> str:
     """The column of the model's field ``name``, quoted for SQL."""
     return str(connection.ops.quote_name(_field(model, name).column))
@@ -119,6 +121,7 @@ def _field(model: type[Model], name: str) -> Field[Any, Any]:
     return field
 
 
+@functools.cache
 def _array_type(model: type[Model], name: str) -> str:
     """The column's type for an array of its values, without a length (a value too long
     for the column then fails the statement rather than being cut short by the cast)."""

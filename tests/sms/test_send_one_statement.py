@@ -13,7 +13,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 from django.forms.models import model_to_dict
 from prometheus_client import REGISTRY
 from psycopg import pq
@@ -57,7 +57,23 @@ def wire() -> Iterator[list[str]]:
 
 
 def writes(statements: list[str]) -> list[str]:
-    return [s for s in statements if not s.upper().startswith("SELECT")]
+    """The statements besides reads, and besides preparing the send's statement (once per
+    connection)."""
+    return [s for s in statements if not s.upper().startswith(("SELECT", "PREPARE"))]
+
+
+def one_statements(statements: list[str]) -> list[str]:
+    """The runs of the send's prepared statement."""
+    return [s for s in statements if s.startswith("EXECUTE mifumo_send_")]
+
+
+def prepared_text(execute: str) -> str:
+    """The SQL of the prepared statement that ``execute`` runs."""
+    name = execute.removeprefix("EXECUTE ").split("(")[0]
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT statement FROM pg_prepared_statements WHERE name = %s", [name])
+        [(text,)] = cursor.fetchall()
+    return str(text)
 
 
 def transaction_control(statements: list[str]) -> list[str]:
@@ -111,9 +127,11 @@ def test_a_one_recipient_api_send_is_one_statement_without_begin_or_commit(
     with wire() as statements:
         data = assert_envelope(api.post("sms/send/", SEND), 200)["data"]
     [statement] = writes(statements)
-    assert statement.startswith("WITH blocked AS (SELECT phone_number FROM contacts_contact")
+    assert one_statements(statements) == [statement]
+    text = prepared_text(statement)
+    assert " AS WITH blocked AS (SELECT phone_number FROM contacts_contact" in text
     for table in ("integration_account", "integration_ledgerentry", "sms_message", "sms_recipient"):
-        assert table in statement
+        assert table in text
     assert transaction_control(statements) == []
     # Only the authentication reads besides; the opt-out SELECT is folded in.
     assert not [s for s in statements if "contacts_contact" in s and s != statement]
@@ -224,7 +242,7 @@ def test_an_opted_out_number_is_skipped_as_before(path, api, alice, dispatched, 
     assert entry.note == "1 recipients x 1 parts" and entry.amount == Decimal("-10.00")
     assert Message.objects.count() == 1
     if path == "fast":  # the one statement found the opt-out, wrote nothing, and fell back
-        assert len([s for s in statements if s.startswith("WITH blocked")]) == 1
+        assert len(one_statements(statements)) == 1
 
 
 @pytest.mark.django_db
@@ -279,8 +297,10 @@ def test_a_test_key_writes_no_ledger_row_in_its_one_statement(
     with wire() as statements:
         data = assert_envelope(api.post("sms/send/", SEND), 200)["data"]
     [statement] = writes(statements)
-    assert statement.startswith("WITH blocked") and "sms_message" in statement
-    assert "integration_ledgerentry" not in statement and "integration_account" not in statement
+    assert one_statements(statements) == [statement]
+    text = prepared_text(statement)
+    assert "sms_message" in text and "sms_recipient" in text
+    assert "integration_ledgerentry" not in text and "integration_account" not in text
     assert transaction_control(statements) == []
     assert data["test"] is True and data["cost"] == 0.0
     assert not LedgerEntry.objects.filter(account=alice, kind="debit").exists()
@@ -297,8 +317,8 @@ def test_inside_an_idempotent_request_it_is_one_statement_and_a_replay_answers_t
     with django_capture_on_commit_callbacks(execute=True), wire() as statements:
         first = api.post("sms/send/", SEND, **headers)
     assert_envelope(first, 200)
-    sends = [s for s in statements if "sms_message" in s]
-    assert len(sends) == 1 and sends[0].startswith("WITH blocked")
+    assert len(one_statements(statements)) == 1
+    assert not [s for s in writes(statements) if "sms_message" in s]
     assert not [s for s in statements if s.startswith("COPY")]
     with django_capture_on_commit_callbacks(execute=True):
         again = api.post("sms/send/", SEND, **headers)
@@ -327,7 +347,7 @@ def test_the_ledger_signal_and_the_debit_metric_follow_the_one_statement(
             data = assert_envelope(api.post("sms/send/", SEND), 200)["data"]
     finally:
         ledger_entry_recorded.disconnect(receiver)
-    assert len([s for s in statements if "sms_message" in s]) == 1
+    assert len(one_statements(statements)) == 1
     [entry] = heard
     stored = LedgerEntry.objects.get(pk=entry.pk)
     assert model_to_dict(entry) == model_to_dict(stored)
@@ -355,7 +375,7 @@ def test_a_debit_that_crosses_the_low_balance_threshold_alerts_through_the_gener
     finally:
         balance_fell_below_threshold.disconnect(receiver)
     assert len([s for s in statements if s.startswith("COPY")]) == 1
-    assert len([s for s in statements if s.startswith("WITH blocked")]) == 3
+    assert len(one_statements(statements)) == 3
     assert alerts == [LowBalance(alice.pk, Decimal("4980.00"), Decimal("4985.00"), "TZS")]
     assert balance(alice) == Decimal("4970.00") and len(ledger(alice)) == 3
 
@@ -371,7 +391,7 @@ def test_the_limit_between_the_paths(
         result = message_send(account=alice, text="Habari", recipients=phones)
     copies = [s for s in statements if s.startswith("COPY")]
     assert len(copies) == (0 if count <= ONE_STATEMENT_MAX else 1)
-    sends = [s for s in statements if "sms_message" in s or "sms_recipient" in s]
+    sends = one_statements(statements) + [s for s in writes(statements) if "sms_" in s]
     assert len(sends) == (1 if count <= ONE_STATEMENT_MAX else 2)  # INSERT and COPY
     assert result.recipients == phones and result.message.recipient_count == count
     rows = Recipient.objects.filter(message=result.message)
@@ -389,5 +409,49 @@ def test_a_dashboard_send_with_an_activity_log_entry_keeps_the_general_path(alic
     with wire() as statements:
         result = message_send(account=alice, text="Habari", recipients=[TZ], audit=audit)
     assert [s for s in statements if s.startswith("COPY")]
-    assert not [s for s in statements if s.startswith("WITH blocked")]
+    assert not one_statements(statements)
     assert result.recipients == [TZ] and len(ledger(alice)) == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_connection_prepares_the_statement_once_and_again_after_a_reconnect(
+    make_account, dispatched
+):
+    alice = make_account("alice")
+    connection.close()
+    for _ in range(2):
+        with wire() as statements:
+            for _ in range(3):
+                message_send(account=alice, text="Habari", recipients=[TZ])
+        [prepare] = [s for s in statements if s.startswith("PREPARE")]
+        assert prepare.startswith("PREPARE mifumo_send_") and " AS WITH blocked AS (" in prepare
+        executes = one_statements(statements)
+        assert len(executes) == 3
+        assert statements.index(prepare) < statements.index(executes[0])
+        connection.close()
+    assert len(ledger(alice)) == 6 and balance(alice) == Decimal("4940.00")
+
+
+class Undo(Exception):
+    pass
+
+
+def send_and_undo(account: Account) -> None:
+    with transaction.atomic():
+        message_send(account=account, text="Habari", recipients=[TZ])
+        raise Undo
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_statement_prepared_in_a_rolled_back_transaction_is_still_there(make_account, dispatched):
+    alice = make_account("alice")
+    connection.close()
+    with wire() as statements, pytest.raises(Undo):
+        send_and_undo(alice)
+    assert [s for s in statements if s.startswith("PREPARE")]
+    assert not Message.objects.exists() and balance(alice) == Decimal("5000.00")
+    with wire() as statements:
+        result = message_send(account=alice, text="Habari", recipients=[TZ])
+    assert not [s for s in statements if s.startswith("PREPARE")]
+    assert len(one_statements(statements)) == 1
+    assert Message.objects.get().pk == result.message.pk and len(ledger(alice)) == 1
