@@ -121,6 +121,16 @@ def contact_fields_by_phone(
     }
 
 
+def opted_out_sql(*, account_id: int, phones: list[str]) -> tuple[str, list[Any]]:
+    """The SELECT of the account's opted-out numbers (column ``phone_number``) among
+    ``phones``, with its parameters; also a CTE of the one-statement send."""
+    return (
+        f"SELECT phone_number FROM {Contact._meta.db_table} "  # noqa: S608 - model's table
+        "WHERE account_id = %s AND opted_out AND phone_number = ANY(%s)",
+        [account_id, phones],
+    )
+
+
 def opted_out_phones(*, account: Account, phones: Sequence[str]) -> set[str]:
     """Which of these E.164 numbers belong to a contact of the account that opted out."""
     wanted = set(phones)
@@ -131,11 +141,8 @@ def opted_out_phones(*, account: Account, phones: Sequence[str]) -> set[str]:
         # Every send asks this, usually for a handful of numbers: one statement written
         # out by hand costs a fraction of building the ORM query.
         with connection.cursor() as cursor:
-            cursor.execute(
-                f"SELECT phone_number FROM {Contact._meta.db_table} "  # noqa: S608 - model's table
-                "WHERE account_id = %s AND opted_out AND phone_number = ANY(%s)",
-                [account.pk, list(wanted)],
-            )
+            sql, params = opted_out_sql(account_id=account.pk, phones=list(wanted))
+            cursor.execute(sql, params)
             return {row[0] for row in cursor.fetchall()}
     opted_out = Contact.objects.filter(account=account, opted_out=True).order_by()
     # Opt-outs are usually few next to a big send: reading them all (a small partial index)

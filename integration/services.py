@@ -3,9 +3,11 @@ same transaction as the balance change."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 from django.contrib.auth.models import User
 from django.db import connection, transaction
@@ -75,11 +77,15 @@ def _move(
         created_by=created_by,
         created_at=timezone.now(),
     )
+    return _move_entry(entry, require_cover=require_cover)
+
+
+def _move_entry(entry: LedgerEntry, *, require_cover: bool) -> LedgerEntry:
     with atomic_unless_nested():
         if not _move_balance(entry, require_cover=require_cover):
-            account = Account.objects.only("balance", "currency").get(pk=account_id)
+            account = Account.objects.only("balance", "currency").get(pk=entry.account_id)
             raise InsufficientBalance(
-                cost=-amount, balance=account.balance, currency=account.currency
+                cost=-entry.amount, balance=account.balance, currency=account.currency
             )
     return entry
 
@@ -90,42 +96,90 @@ def _move_balance(entry: LedgerEntry, *, require_cover: bool) -> bool:
     Every send of an account meets at its balance row, locked from this statement to the
     end of the commit, so senders run it last in their transaction and it costs one round
     trip."""
-    account_table = Account._meta.db_table
-    ledger_table = LedgerEntry._meta.db_table
-    cover = " AND balance >= %(cover)s" if require_cover else ""
+    ctes, params = movement_ctes(entry, require_cover=require_cover)
     sql = (
-        f"WITH moved AS (UPDATE {account_table} "  # noqa: S608 - table names from the models
-        "SET balance = balance + %(amount)s, balance_updated_at = %(now)s "
-        f"WHERE id = %(account)s{cover} "
-        "RETURNING id, balance, low_balance_threshold, currency), "
-        f"entry AS (INSERT INTO {ledger_table} (account_id, kind, amount, balance_after, "
-        "reference, note, created_by_id, created_at) "
-        "SELECT id, %(kind)s, %(amount)s, balance, %(reference)s, %(note)s, %(by)s, %(now)s "
-        "FROM moved RETURNING id, balance_after) "
+        f"WITH {ctes} "  # noqa: S608 - table names from the models
         "SELECT entry.id, entry.balance_after, moved.low_balance_threshold, moved.currency "
         "FROM entry, moved"
     )
-    params: dict[str, Decimal | datetime | int | str | None] = {
-        "amount": entry.amount,
-        "now": entry.created_at,
-        "account": entry.account_id,
-        "cover": -entry.amount,
-        "kind": entry.kind,
-        "reference": entry.reference,
-        "note": entry.note,
-        "by": entry.created_by_id,
-    }
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         row = cursor.fetchone()
     if row is None:
         return False
+    movement_recorded(entry, row)
+    return True
+
+
+def debit_entry(*, account_id: int, amount: Decimal, reference: str, note: str) -> LedgerEntry:
+    """The ledger row ``account_debit`` writes, not yet stored."""
+    return LedgerEntry(
+        account_id=account_id,
+        kind=LedgerEntry.Kind.DEBIT,
+        amount=-_positive(amount),
+        reference=reference,
+        note=note,
+        created_by=None,
+        created_at=timezone.now(),
+    )
+
+
+def movement_ctes(
+    entry: LedgerEntry, *, require_cover: bool, only_if: str = "", alert_free: bool = False
+) -> tuple[str, list[Any]]:
+    """Two data-modifying CTEs, ``moved`` (the balance row after the change: id, balance,
+    low_balance_threshold, currency) and ``entry`` (the ledger row: id, balance_after), with
+    their parameters, for a statement that ends with ``movement_recorded``.
+
+    ``only_if``: SQL that must hold as well (over the statement's other CTEs).
+    ``alert_free``: move only when the movement crosses no low-balance threshold; the alert's
+    receivers write in the movement's transaction, which a statement in autocommit has
+    already ended."""
+    account_table = Account._meta.db_table
+    ledger_table = LedgerEntry._meta.db_table
+    params: list[Any] = [entry.amount, entry.created_at, entry.account_id]
+    conditions = ""
+    if require_cover:
+        conditions += " AND balance >= %s"
+        params.append(-entry.amount)
+    if only_if:
+        conditions += f" AND {only_if}"
+    if alert_free:
+        conditions += (
+            " AND (low_balance_threshold IS NULL OR balance < low_balance_threshold"
+            " OR balance + %s >= low_balance_threshold)"
+        )
+        params.append(entry.amount)
+    sql = (
+        f"moved AS (UPDATE {account_table} "  # noqa: S608 - table names from the models
+        "SET balance = balance + %s, balance_updated_at = %s "
+        f"WHERE id = %s{conditions} "
+        "RETURNING id, balance, low_balance_threshold, currency), "
+        f"entry AS (INSERT INTO {ledger_table} (account_id, kind, amount, balance_after, "
+        "reference, note, created_by_id, created_at) "
+        "SELECT id, %s, %s, balance, %s, %s, %s, %s "
+        "FROM moved RETURNING id, balance_after)"
+    )
+    params += [
+        entry.kind,
+        entry.amount,
+        entry.reference,
+        entry.note,
+        entry.created_by_id,
+        entry.created_at,
+    ]
+    return sql, params
+
+
+def movement_recorded(entry: LedgerEntry, row: Sequence[Any]) -> None:
+    """What follows a movement's statement: ``entry`` gets its stored fields from ``row``
+    (the ledger row's id and balance after, the account's threshold and currency), and the
+    receivers of the movement hear of it."""
     entry.pk, entry.balance_after = row[0], Decimal(row[1])
     entry._state.adding = False
     entry._state.db = connection.alias
     ledger_entry_recorded.send(sender=LedgerEntry, entry=entry)
     _alert_if_low(entry, threshold=row[2], currency=row[3])
-    return True
 
 
 def _alert_if_low(entry: LedgerEntry, *, threshold: Decimal | None, currency: str) -> None:
@@ -194,15 +248,8 @@ def account_debit(
     *, account_id: int, amount: Decimal, reference: str, note: str = ""
 ) -> LedgerEntry:
     """Take ``amount`` only if the balance covers it; raises InsufficientBalance otherwise."""
-    return _move(
-        account_id=account_id,
-        amount=-_positive(amount),
-        kind=LedgerEntry.Kind.DEBIT,
-        reference=reference,
-        note=note,
-        created_by=None,
-        require_cover=True,
-    )
+    entry = debit_entry(account_id=account_id, amount=amount, reference=reference, note=note)
+    return _move_entry(entry, require_cover=True)
 
 
 def account_refund(

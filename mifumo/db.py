@@ -38,30 +38,52 @@ def atomic_unless_nested() -> Iterator[None]:
 
 
 @functools.cache
-def _insert_statement(model: type[Model]) -> tuple[str, tuple[Field[Any, Any], ...]]:
+def _insert_statement(
+    model: type[Model], *, select: bool = False
+) -> tuple[str, tuple[Field[Any, Any], ...]]:
     fields = tuple(model._meta.concrete_fields)
     quote = connection.ops.quote_name
     columns = ", ".join(quote(field.column) for field in fields)
     placeholders = ", ".join(["%s"] * len(fields))
     table = quote(model._meta.db_table)
-    sql = f"INSERT INTO {table} ({columns}) VALUES ({placeholders})"  # noqa: S608 - model names
+    values = f"SELECT {placeholders}" if select else f"VALUES ({placeholders})"
+    sql = f"INSERT INTO {table} ({columns}) {values}"
     return sql, fields
+
+
+def _row_values(instance: Model, fields: Sequence[Field[Any, Any]]) -> list[Any]:
+    if instance.pk is None:
+        raise ValueError("inserting a row needs the primary key set")
+    return [field.get_db_prep_save(field.pre_save(instance, True), connection) for field in fields]
+
+
+def _mark_saved(instance: Model) -> None:
+    instance._state.adding = False
+    instance._state.db = connection.alias
 
 
 def insert_row(instance: Model) -> None:
     """INSERT one row whose primary key is already set, with the statement written once per
     process (``Model.save()`` builds it anew each time, which showed on the send path).
     Values are prepared by the fields as ``save()`` would; no signals are sent."""
-    if instance.pk is None:
-        raise ValueError("insert_row needs the primary key set")
     sql, fields = _insert_statement(type(instance))
-    values = [
-        field.get_db_prep_save(field.pre_save(instance, True), connection) for field in fields
-    ]
+    values = _row_values(instance, fields)
     with connection.cursor() as cursor:
         cursor.execute(sql, values)
-    instance._state.adding = False
-    instance._state.db = connection.alias
+    _mark_saved(instance)
+
+
+def insert_row_sql(instance: Model, *, where: str) -> tuple[str, list[Any]]:
+    """``insert_row``'s INSERT as ``INSERT ... SELECT <values> WHERE <where>``, with its
+    parameters, to be part of a larger statement (a data-modifying CTE). Call
+    ``mark_inserted`` once the statement wrote the row."""
+    sql, fields = _insert_statement(type(instance), select=True)
+    return f"{sql} WHERE {where}", _row_values(instance, fields)
+
+
+def mark_inserted(instance: Model) -> None:
+    """The instance's row is stored: later saves UPDATE it."""
+    _mark_saved(instance)
 
 
 def delete_older_than(model: type[Model], days: int, *, batch: int = 10_000) -> int:
@@ -81,11 +103,13 @@ def delete_older_than(model: type[Model], days: int, *, batch: int = 10_000) -> 
     return deleted
 
 
+@functools.cache
 def table(model: type[Model]) -> str:
     """The model's table name, quoted for SQL."""
     return str(connection.ops.quote_name(model._meta.db_table))
 
 
+@functools.cache
 def column(model: type[Model], name: str) -> str:
     """The column of the model's field ``name``, quoted for SQL."""
     return str(connection.ops.quote_name(_field(model, name).column))
@@ -97,6 +121,7 @@ def _field(model: type[Model], name: str) -> Field[Any, Any]:
     return field
 
 
+@functools.cache
 def _array_type(model: type[Model], name: str) -> str:
     """The column's type for an array of its values, without a length (a value too long
     for the column then fails the statement rather than being cut short by the cast)."""
@@ -122,18 +147,15 @@ def _constant(value: Any, params: list[Any]) -> str:
     return "%s"
 
 
-def insert_from_arrays(
+def insert_from_arrays_sql(
     model: type[Model],
     rows: Mapping[str, Sequence[Any]],
     *,
     same: Mapping[str, Any] | None = None,
-    conflict: Sequence[str] = (),
-    assign: Mapping[str, str] | None = None,
-) -> None:
-    """INSERT one row per position of the ``rows`` arrays (field -> each row's value), with
-    ``same`` (field -> one value) in every row. With ``conflict`` (the fields of a unique
-    constraint), a row that exists gets ``assign`` instead (field -> SQL over ``EXCLUDED``
-    and the table's columns)."""
+    where: str = "",
+) -> tuple[str, list[Any]]:
+    """``insert_from_arrays``'s INSERT and its parameters, optionally only ``where`` (SQL)
+    holds, to be part of a larger statement."""
     constants = dict(same or {})
     params: list[Any] = []
     names = [*constants, *rows]
@@ -146,6 +168,24 @@ def insert_from_arrays(
         f"SELECT {', '.join(values)} FROM unnest({arrays}) "
         f"AS v({', '.join(column(model, name) for name in rows)})"
     )
+    if where:
+        sql += f" WHERE {where}"
+    return sql, params
+
+
+def insert_from_arrays(
+    model: type[Model],
+    rows: Mapping[str, Sequence[Any]],
+    *,
+    same: Mapping[str, Any] | None = None,
+    conflict: Sequence[str] = (),
+    assign: Mapping[str, str] | None = None,
+) -> None:
+    """INSERT one row per position of the ``rows`` arrays (field -> each row's value), with
+    ``same`` (field -> one value) in every row. With ``conflict`` (the fields of a unique
+    constraint), a row that exists gets ``assign`` instead (field -> SQL over ``EXCLUDED``
+    and the table's columns)."""
+    sql, params = insert_from_arrays_sql(model, rows, same=same)
     if conflict:
         keys = ", ".join(column(model, name) for name in conflict)
         updates = ", ".join(f"{column(model, name)} = {to}" for name, to in (assign or {}).items())

@@ -4,10 +4,11 @@ to the dispatcher after commit."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 from celery import signature
 from django.conf import settings
@@ -18,7 +19,7 @@ from django.utils.dateparse import parse_datetime
 from contacts.selectors import contact_fields_by_phone, opted_out_phones
 from integration.audit import Action, AuditContext
 from integration.models import Account, ApiKey
-from integration.services import account_debit, account_refund
+from integration.services import account_debit, account_refund, debit_entry
 from mifumo.api.fields import ImpossibleMoment, as_utc, iso
 from mifumo.db import copy_rows, insert_row
 from mifumo.errors import DomainError, ErrorCode
@@ -37,6 +38,7 @@ from sms.personalise import (
 )
 from sms.phones import parse_phones
 from sms.pricing import price_phones
+from sms.send_statement import ONE_STATEMENT_MAX, send_in_one_statement
 from sms.sender_ids import sender_id_format_error, sender_id_is_approved
 from webhooks.security import validate_webhook_url
 
@@ -281,6 +283,8 @@ class SendPlan:
     # Personalised: phone -> its rendered text and part count (None for a plain text).
     texts: dict[str, str] | None = None
     parts: dict[str, int] | None = None
+    # False: opted-out numbers are still in ``phones``, for the send's statement to find.
+    opt_outs_checked: bool = True
 
     @property
     def cost(self) -> Decimal:
@@ -298,13 +302,17 @@ def message_quote(
     webhook_url: str | None = None,
     api_key: ApiKey | None = None,
     variables: Mapping[str, str] | None = None,
+    defer_opt_outs: bool = False,
 ) -> SendPlan:
     """What ``message_send`` with these arguments would send and charge: every check of a
     send, in the order the API reports them (the same errors), and its price, with nothing
     written. The send itself starts here; the dashboard shows it as a preview.
 
     A text with placeholders (``sms.personalise``) is rendered for each recipient from
-    ``variables`` and the contact's fields, and each text is measured and priced alone."""
+    ``variables`` and the contact's fields, and each text is measured and priced alone.
+
+    ``defer_opt_outs`` (for ``message_send``): a small plain-text send leaves opted-out
+    numbers in the plan (``opt_outs_checked`` False), for its one statement to find."""
     is_test = bool(api_key and api_key.is_test)
     if not text or not text.strip():
         raise DomainError(
@@ -336,7 +344,10 @@ def message_quote(
             "The segments have no members and no recipients were given",
             {"recipients": ["no recipients"]},
         )
-    phones, skipped = _drop_opted_out(account, phones)
+    defer = defer_opt_outs and template is None and len(phones) <= ONE_STATEMENT_MAX
+    skipped: list[dict[str, str]] = []
+    if not defer:
+        phones, skipped = _drop_opted_out(account, phones)
     from_segments = _count_by_segment(phones, origin, list(dict.fromkeys(segment_ids)))
     personalised = None
     if template is not None:
@@ -346,6 +357,11 @@ def message_quote(
         info = personalised.info
     assert info is not None
     quote = price_phones(phones)
+    if quote.unsupported and defer:
+        # Opted-out numbers are skipped before pricing: one may be among the unsupported.
+        phones, skipped = _drop_opted_out(account, phones)
+        from_segments = _count_by_segment(phones, origin, list(dict.fromkeys(segment_ids)))
+        quote, defer = price_phones(phones), False
     if quote.unsupported:
         raise DomainError(
             ErrorCode.UNSUPPORTED_DESTINATION,
@@ -370,6 +386,7 @@ def message_quote(
         is_test=is_test,
         texts=personalised.texts if personalised else None,
         parts=personalised.parts if personalised else None,
+        opt_outs_checked=not defer,
     )
 
 
@@ -387,42 +404,38 @@ def message_send(
     variables: Mapping[str, str] | None = None,
     audit: AuditContext | None = None,
 ) -> SendResult:
-    plan = message_quote(
-        account=account,
-        text=text,
-        recipients=recipients,
-        segment_ids=segment_ids,
-        sender_id=sender_id,
-        schedule_time=schedule_time,
-        webhook_url=webhook_url,
-        api_key=api_key,
-        variables=variables,
-    )
-    phones, when, cost = plan.phones, plan.schedule_time, plan.cost
-    status = Recipient.Status.SCHEDULED if when else Recipient.Status.QUEUED
-    now = timezone.now()
-    message = Message(
-        id=new_id("msg"),
-        account=account,
-        api_key=api_key,
-        source=source,
-        text=text,
-        personalised=plan.texts is not None,
-        sender_id=plan.sender_id,
-        encoding=plan.info.encoding,
-        segments=plan.info.segments,
-        recipient_count=len(phones),
-        cost=cost,
-        currency=account.currency,
-        is_test=plan.is_test,
-        schedule_time=when,
-        webhook_url=plan.webhook_url,
-        created_at=now,
-    )
+    """Check, price, charge and store a send. Up to ONE_STATEMENT_MAX recipients without an
+    activity-log entry (every API send) take one statement (``sms.send_statement``); when
+    that writes nothing (an opted-out number, a balance short of the cost) the general path
+    runs and reports why."""
+
+    def quote(*, defer_opt_outs: bool) -> SendPlan:
+        return message_quote(
+            account=account,
+            text=text,
+            recipients=recipients,
+            segment_ids=segment_ids,
+            sender_id=sender_id,
+            schedule_time=schedule_time,
+            webhook_url=webhook_url,
+            api_key=api_key,
+            variables=variables,
+            defer_opt_outs=defer_opt_outs,
+        )
+
+    one_statement = audit is None
+    plan = quote(defer_opt_outs=one_statement)
+    if one_statement and len(plan.phones) <= ONE_STATEMENT_MAX:
+        result = _send_in_one_statement(account, plan, api_key=api_key, source=source)
+        if result is not None:
+            return result
+        if not plan.opt_outs_checked:
+            plan = quote(defer_opt_outs=False)
+    message, status = _new_message(account, plan, api_key=api_key, source=source)
     # A savepoint when nested: a refused debit must take the rows written before it along.
     with transaction.atomic():
         insert_row(message)
-        _insert_recipients(message, plan, status)
+        copy_rows(Recipient, RECIPIENT_FIELDS, _recipient_rows(message, plan, status))
         if audit is not None:
             audit.record(
                 account=account,
@@ -437,69 +450,107 @@ def message_send(
             )
         # The debit comes last: it locks the account's balance row until the commit, and
         # every send of the account waits on that lock.
-        if cost > 0:
-            note = f"{len(phones)} recipients x {plan.info.segments} parts"
-            if plan.parts is not None:
-                note = f"{len(phones)} personalised recipients, {sum(plan.parts.values())} parts"
-            account_debit(account_id=account.pk, amount=cost, reference=message.id, note=note)
-        if not when:
-            transaction.on_commit(lambda: _enqueue_dispatch(message.id))
+        if message.cost > 0:
+            account_debit(
+                account_id=account.pk, amount=message.cost, reference=message.id, note=_note(plan)
+            )
+        _dispatch_after_commit(message)
+    return _result(message, plan, status)
+
+
+def _new_message(
+    account: Account, plan: SendPlan, *, api_key: ApiKey | None, source: str
+) -> tuple[Message, str]:
+    """The message row of ``plan``, not yet stored, and its recipients' first status."""
+    when = plan.schedule_time
+    status = Recipient.Status.SCHEDULED if when else Recipient.Status.QUEUED
+    message = Message(
+        id=new_id("msg"),
+        account=account,
+        api_key=api_key,
+        source=source,
+        text=plan.text,
+        personalised=plan.texts is not None,
+        sender_id=plan.sender_id,
+        encoding=plan.info.encoding,
+        segments=plan.info.segments,
+        recipient_count=len(plan.phones),
+        cost=plan.cost,
+        currency=account.currency,
+        is_test=plan.is_test,
+        schedule_time=when,
+        webhook_url=plan.webhook_url,
+        created_at=timezone.now(),
+    )
+    return message, status
+
+
+def _note(plan: SendPlan) -> str:
+    """The note of the send's ledger row."""
+    if plan.parts is not None:
+        return f"{len(plan.phones)} personalised recipients, {sum(plan.parts.values())} parts"
+    return f"{len(plan.phones)} recipients x {plan.info.segments} parts"
+
+
+def _dispatch_after_commit(message: Message) -> None:
+    if message.schedule_time is None:
+        transaction.on_commit(lambda: _enqueue_dispatch(message.id))
+
+
+def _result(message: Message, plan: SendPlan, status: str) -> SendResult:
     return SendResult(
         message=message,
-        recipients=phones,
+        recipients=plan.phones,
         status=status,
         skipped=plan.skipped,
         from_segments=plan.from_segments,
     )
 
 
-def _insert_recipients(message: Message, plan: SendPlan, status: str) -> None:
-    """Store one row per recipient, with COPY: for a 100,000-member segment the ORM's bulk
-    insert spent most of the send building and quoting parameters."""
+def _send_in_one_statement(
+    account: Account, plan: SendPlan, *, api_key: ApiKey | None, source: str
+) -> SendResult | None:
+    """The send written by one statement, or None when it wrote nothing."""
+    message, status = _new_message(account, plan, api_key=api_key, source=source)
+    rows = list(_recipient_rows(message, plan, status))
+    debit = None
+    if message.cost > 0:
+        debit = debit_entry(
+            account_id=account.pk, amount=message.cost, reference=message.id, note=_note(plan)
+        )
+    outcome = send_in_one_statement(
+        message=message,
+        phones=plan.phones,
+        recipients={name: [row[i] for row in rows] for i, name in enumerate(RECIPIENT_FIELDS)},
+        debit=debit,
+    )
+    if not outcome.written:
+        return None
+    _dispatch_after_commit(message)
+    return _result(message, plan, status)
+
+
+# fmt: off
+RECIPIENT_FIELDS = (
+    "message_id", "account_id", "created_at", "updated_at", "phone", "status", "text",
+    "segments", "cost", "carrier", "carrier_message_id", "error_code", "error_message",
+    "attempts",
+)
+# fmt: on
+
+
+def _recipient_rows(message: Message, plan: SendPlan, status: str) -> Iterator[tuple[Any, ...]]:
+    """One row per recipient, values in the order of RECIPIENT_FIELDS. The general path
+    stores them with COPY: for a 100,000-member segment the ORM's bulk insert spent most of
+    the send building and quoting parameters."""
     now = message.created_at
-    costs = plan.costs
     texts = plan.texts or {}
     parts = plan.parts or {}
     segments = plan.info.segments
-    fields = (
-        "message_id",
-        "account_id",
-        "created_at",
-        "updated_at",
-        "phone",
-        "status",
-        "text",
-        "segments",
-        "cost",
-        "carrier",
-        "carrier_message_id",
-        "error_code",
-        "error_message",
-        "attempts",
-    )
-    copy_rows(
-        Recipient,
-        fields,
-        (
-            (
-                message.id,
-                message.account_id,
-                now,
-                now,
-                phone,
-                status,
-                texts.get(phone, ""),
-                parts.get(phone, segments),
-                costs[phone],
-                "",
-                "",
-                "",
-                "",
-                0,
-            )
-            for phone in plan.phones
-        ),
-    )
+    rest = ("", "", "", "", 0)  # carrier, its id, error code and message, attempts
+    for phone in plan.phones:
+        text, count, cost = texts.get(phone, ""), parts.get(phone, segments), plan.costs[phone]
+        yield (message.id, message.account_id, now, now, phone, status, text, count, cost, *rest)
 
 
 def _enqueue_dispatch(message_id: str) -> None:

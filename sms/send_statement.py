@@ -1,0 +1,101 @@
+"""A small send written with ONE statement: the opt-out check, the debit with its ledger
+row, the message and its recipients, as data-modifying CTEs.
+
+Most sends are one-recipient OTPs and alerts. Written the general way they cost five round
+trips (the opt-out SELECT, BEGIN, the message, the recipients, the debit, COMMIT); here one,
+in autocommit when no transaction is open. The statement writes everything or nothing: when
+a number is opted out, the balance does not cover the cost or the debit would cross the
+account's low-balance threshold, it writes nothing and the caller takes the general path,
+which gives those cases their usual errors, skips and alerts."""
+
+from __future__ import annotations
+
+import hashlib
+import weakref
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import connection
+from django.db.backends.utils import CursorWrapper
+
+from contacts.selectors import opted_out_sql
+from integration.models import LedgerEntry
+from integration.services import movement_ctes, movement_recorded
+from mifumo.db import insert_from_arrays_sql, insert_row_sql, mark_inserted
+from sms.models import Message, Recipient
+
+# Up to this many recipients a send takes the one statement; a bigger one writes its
+# recipients with COPY (a statement's parameters grow with every recipient).
+ONE_STATEMENT_MAX = 100
+
+# The statements prepared on each open connection (the driver's connection object: a new
+# one after a reconnect prepares again).
+_prepared: weakref.WeakKeyDictionary[Any, set[str]] = weakref.WeakKeyDictionary()
+
+
+@dataclass(frozen=True)
+class Outcome:
+    written: bool
+    opted_out: list[str]  # the numbers found opted out (then nothing is written)
+
+
+def send_in_one_statement(
+    *,
+    message: Message,
+    phones: list[str],
+    recipients: Mapping[str, Sequence[Any]],
+    debit: LedgerEntry | None,
+) -> Outcome:
+    """Write ``message``, its ``recipients`` (field -> each row's value) and, if given, the
+    ``debit`` (from ``integration.services.debit_entry``), only if none of ``phones`` is an
+    opted-out contact of the account and the debit goes through."""
+    blocked, params = opted_out_sql(account_id=message.account_id, phones=phones)
+    ctes = [f"blocked AS ({blocked})"]
+    clear = "NOT EXISTS (SELECT FROM blocked)"
+    go = clear
+    if debit is not None:
+        moves, move_params = movement_ctes(
+            debit, require_cover=True, only_if=clear, alert_free=True
+        )
+        ctes.append(moves)
+        params += move_params
+        go = "EXISTS (SELECT FROM moved)"
+    message_sql, message_params = insert_row_sql(message, where=go)
+    ctes.append(f"message AS ({message_sql} RETURNING 1)")
+    params += message_params
+    recipients_sql, recipients_params = insert_from_arrays_sql(Recipient, recipients, where=go)
+    ctes.append(f"recipients AS ({recipients_sql})")
+    params += recipients_params
+    outcome = "ARRAY(SELECT phone_number FROM blocked), EXISTS (SELECT FROM message)"
+    if debit is not None:
+        outcome += (
+            ", (SELECT id FROM entry), (SELECT balance_after FROM entry), "
+            "(SELECT low_balance_threshold FROM moved), (SELECT currency FROM moved)"
+        )
+    with connection.cursor() as cursor:
+        _execute_prepared(cursor, f"WITH {', '.join(ctes)} SELECT {outcome}", params)
+        row = cursor.fetchone()
+    assert row is not None
+    opted_out, written = list(row[0]), bool(row[1])
+    if written:
+        mark_inserted(message)
+        if debit is not None:
+            movement_recorded(debit, row[2:])
+    return Outcome(written=written, opted_out=opted_out)
+
+
+def _execute_prepared(cursor: CursorWrapper, sql: str, params: list[Any]) -> None:
+    """Run ``sql`` as a prepared statement of the connection: PostgreSQL takes longer to plan
+    the send's statement than to run it, and a prepared one is planned once (its generic
+    plan, after the first few runs). Its text depends only on whether there is a debit, so
+    a connection prepares at most two. A prepared statement outlives a rolled-back
+    transaction; it ends with the connection."""
+    name = "mifumo_send_" + hashlib.sha256(sql.encode()).hexdigest()[:16]
+    prepared = _prepared.setdefault(connection.connection, set())
+    if name not in prepared:
+        pieces = sql.split("%s")
+        numbered = pieces[0] + "".join(f"${i}{piece}" for i, piece in enumerate(pieces[1:], 1))
+        cursor.execute(f"PREPARE {name} AS {numbered}")
+        prepared.add(name)
+    cursor.execute(f"EXECUTE {name}({', '.join(['%s'] * len(params))})", params)
