@@ -125,6 +125,10 @@ if DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
     raise ImproperlyConfigured("DATABASE_URL must be a postgres:// URL (PostgreSQL 14 or newer)")
 # Django's backend with a health check that polls the socket before it sends SELECT 1.
 DATABASES["default"]["ENGINE"] = "mifumo.postgresql"
+# Django turns the driver's prepared statements off. Its own queries bind parameters on the
+# client and are never prepared whatever this says; the one statement of a small send
+# (sms/send_statement.py) runs on a cursor that binds on the server and asks to be prepared.
+DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = 5
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- cache and broker -------------------------------------------------------------------------

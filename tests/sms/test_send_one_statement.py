@@ -6,6 +6,7 @@ the driver sends on its own counts too."""
 
 from __future__ import annotations
 
+import re
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -35,9 +36,15 @@ KE = "+254712345678"  # no price rule: an unsupported destination
 SEND = {"message": "Habari", "recipients": [TZ]}
 
 
+PARSE = re.compile(r'^"(?P<name>[^"]*)" "(?P<text>.*)" \d+[ N0-9]*$', re.S)
+BIND = re.compile(r'^"[^"]*" "(?P<name>[^"]*)"')
+
+
 @contextmanager
 def wire() -> Iterator[list[str]]:
-    """The statements the connection sends to PostgreSQL inside the block, as sent."""
+    """The statements the connection sends to PostgreSQL inside the block, as sent: a simple
+    query as its text; a statement the driver prepares as ``PREPARE <name> AS <text>`` when
+    it is parsed and ``EXECUTE <name>`` at each run; an unnamed one as its text at each run."""
     connection.ensure_connection()
     pgconn = connection.connection.pgconn
     statements: list[str] = []
@@ -49,11 +56,22 @@ def wire() -> Iterator[list[str]]:
         finally:
             pgconn.untrace()
             trace.seek(0)
-            for line in trace.read().decode().splitlines():
-                # F <length> Query "<text>" (client-side binding) or Parse for a prepared one.
-                fields = line.split("\t", 3)
-                if len(fields) == 4 and fields[0] == "F" and fields[2] in ("Query", "Parse"):
-                    statements.append(fields[3].strip().strip('"'))
+            unnamed = ""
+            # One message per entry; a statement's text may hold line breaks.
+            for entry in re.split(r"\n(?=[FB]\t)", trace.read().decode().strip()):
+                fields = entry.split("\t", 3)
+                if len(fields) != 4 or fields[0] != "F":
+                    continue
+                kind, rest = fields[2], fields[3].strip()
+                if kind == "Query":
+                    statements.append(rest.strip('"'))
+                elif kind == "Parse" and (parse := PARSE.match(rest)):
+                    if parse["name"]:
+                        statements.append(f"PREPARE {parse['name']} AS {parse['text']}")
+                    else:
+                        unnamed = parse["text"]
+                elif kind == "Bind" and (bind := BIND.match(rest)):
+                    statements.append(f"EXECUTE {bind['name']}" if bind["name"] else unnamed)
 
 
 # The general path's COPY of a send's recipients (the usage log writes with COPY too).
@@ -68,12 +86,16 @@ def writes(statements: list[str]) -> list[str]:
 
 def one_statements(statements: list[str]) -> list[str]:
     """The runs of the send's prepared statement."""
-    return [s for s in statements if s.startswith("EXECUTE mifumo_send_")]
+    return [
+        s
+        for s in statements
+        if s.startswith("EXECUTE ") and prepared_text(s).startswith("WITH blocked AS (")
+    ]
 
 
 def prepared_text(execute: str) -> str:
     """The SQL of the prepared statement that ``execute`` runs."""
-    name = execute.removeprefix("EXECUTE ").split("(")[0]
+    name = execute.removeprefix("EXECUTE ")
     with connection.cursor() as cursor:
         cursor.execute("SELECT statement FROM pg_prepared_statements WHERE name = %s", [name])
         [(text,)] = cursor.fetchall()
@@ -133,7 +155,7 @@ def test_a_one_recipient_api_send_is_one_statement_without_begin_or_commit(
     [statement] = writes(statements)
     assert one_statements(statements) == [statement]
     text = prepared_text(statement)
-    assert " AS WITH blocked AS (SELECT phone_number FROM contacts_contact" in text
+    assert text.startswith("WITH blocked AS (SELECT phone_number FROM contacts_contact")
     for table in ("integration_account", "integration_ledgerentry", "sms_message", "sms_recipient"):
         assert table in text
     assert transaction_control(statements) == []
@@ -428,7 +450,7 @@ def test_a_connection_prepares_the_statement_once_and_again_after_a_reconnect(
             for _ in range(3):
                 message_send(account=alice, text="Habari", recipients=[TZ])
         [prepare] = [s for s in statements if s.startswith("PREPARE")]
-        assert prepare.startswith("PREPARE mifumo_send_") and " AS WITH blocked AS (" in prepare
+        assert prepare.startswith("PREPARE ") and " AS WITH blocked AS (" in prepare
         executes = one_statements(statements)
         assert len(executes) == 3
         assert statements.index(prepare) < statements.index(executes[0])
@@ -447,7 +469,11 @@ def send_and_undo(account: Account) -> None:
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_statement_prepared_in_a_rolled_back_transaction_is_still_there(make_account, dispatched):
+def test_after_a_rolled_back_transaction_the_statement_is_prepared_again(
+    make_account, dispatched
+):
+    # The driver forgets (and deallocates) its prepared statements at a rollback, since
+    # what they refer to may have changed: the next send prepares again, nothing piles up.
     alice = make_account("alice")
     connection.close()
     with wire() as statements, pytest.raises(Undo):
@@ -456,6 +482,10 @@ def test_a_statement_prepared_in_a_rolled_back_transaction_is_still_there(make_a
     assert not Message.objects.exists() and balance(alice) == Decimal("5000.00")
     with wire() as statements:
         result = message_send(account=alice, text="Habari", recipients=[TZ])
-    assert not [s for s in statements if s.startswith("PREPARE")]
-    assert len(one_statements(statements)) == 1
-    assert Message.objects.get().pk == result.message.pk and len(ledger(alice)) == 1
+        message_send(account=alice, text="Habari", recipients=[TZ])
+    assert len([s for s in statements if s.startswith("PREPARE")]) == 1
+    assert len(one_statements(statements)) == 2
+    assert Message.objects.filter(pk=result.message.pk).exists() and len(ledger(alice)) == 2
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM pg_prepared_statements")
+        assert cursor.fetchone() == (1,)
