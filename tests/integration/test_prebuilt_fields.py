@@ -65,10 +65,11 @@ def test_each_instance_gets_fields_of_its_own_bound_to_it() -> None:
         assert field.parent is first and other.parent is second
         assert field.field_name == name == other.field_name
     # The child of a list field is copied too and answers to its own list.
-    recipients = first.fields["recipients"]
-    assert recipients.child is not second.fields["recipients"].child
-    assert recipients.child.parent is recipients
-    assert recipients.child.root is first
+    recipients, others = first.fields["recipients"], second.fields["recipients"]
+    child, other_child = vars(recipients)["child"], vars(others)["child"]
+    assert child is not other_child
+    assert vars(child)["parent"] is recipients
+    assert child.root is first
 
 
 def test_an_instance_changing_its_fields_leaves_the_next_one_alone() -> None:

@@ -45,7 +45,12 @@ def test_rows_are_buffered_and_written_in_one_batch(
         buffer.add(row())
     assert ApiRequestLog.objects.count() == 0
     written = []
-    monkeypatch.setattr(usage, "copy_rows", lambda *a: written.append(copy_rows(*a)))
+
+    def copy_and_count(*args):
+        written.append(args)
+        copy_rows(*args)
+
+    monkeypatch.setattr(usage, "copy_rows", copy_and_count)
     buffer.add(row())
     assert len(written) == 1  # one COPY for the three
     assert ApiRequestLog.objects.count() == 3

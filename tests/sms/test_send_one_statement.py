@@ -469,9 +469,7 @@ def send_and_undo(account: Account) -> None:
 
 
 @pytest.mark.django_db(transaction=True)
-def test_after_a_rolled_back_transaction_the_statement_is_prepared_again(
-    make_account, dispatched
-):
+def test_after_a_rolled_back_transaction_the_statement_is_prepared_again(make_account, dispatched):
     # The driver forgets (and deallocates) its prepared statements at a rollback, since
     # what they refer to may have changed: the next send prepares again, nothing piles up.
     alice = make_account("alice")
