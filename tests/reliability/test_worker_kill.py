@@ -40,7 +40,7 @@ def phones(count: int) -> list[str]:
     return [f"+25571{i * 10 + 5:07d}" for i in range(count)]
 
 
-def test_sigkilled_worker_loses_nothing_and_repeats_at_most_one_batch_per_process(
+def test_sigkilled_worker_loses_nothing_and_repeats_at_most_one_batch(
     services: tuple[Stack, PostgresCluster, RedisServer],
 ) -> None:
     stack, cluster, _redis = services
