@@ -43,6 +43,7 @@ logger = logging.getLogger(__name__)
 PENDING = "dispatch:pending"
 HELPER = "dispatch:helper"
 HELPER_SECONDS = 1
+LATER = "dispatch:later"
 TASK = "sms.tasks.dispatch_queued"
 
 
@@ -102,9 +103,12 @@ def wake_pending() -> bool:
 
 def dispatch_later(moment: datetime) -> bool:
     """Publish one ``dispatch_queued`` task due at ``moment`` (recipients in backoff become
-    claimable then). Returns whether it was published; when not, the sweep finds them."""
+    claimable then), one per due second however many runs ask for it (a flag of its own per
+    second). Returns whether it was published; when not, the sweep finds them."""
     countdown = max(0.0, (moment - timezone.now()).total_seconds())
     try:
+        if not cache.add(f"{LATER}:{int(moment.timestamp())}", 1, timeout=int(countdown) + 60):
+            return False  # already on its way
         signature(TASK).apply_async(countdown=countdown)
     except Exception:  # noqa: BLE001 - the sweep finds queued work nobody holds
         logger.warning("broker unavailable; the sweep will retry the recipients in backoff")

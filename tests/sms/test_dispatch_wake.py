@@ -338,6 +338,10 @@ def test_the_tasks_queue_a_delayed_run_for_requeued_recipients(alice, locmem, br
     locmem.fail_next = CarrierError("connection refused", permanent=False)
     tasks.dispatch_queued.apply()
     assert [(h["task"], h["eta"] is not None) for h in queue_headers()] == [(TASK, True)]
+    # Another run asking for the same second publishes nothing more.
+    due = Recipient.objects.get().not_before
+    assert due is not None and not dispatch.dispatch_later(due)
+    assert len(queue_headers()) == 1
 
 
 # --- wake failures and the sweep ---------------------------------------------------------------
