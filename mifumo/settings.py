@@ -159,6 +159,7 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 # the schedule below.
 CELERY_TASK_ROUTES = {
     "sms.tasks.dispatch_message": {"queue": "dispatch"},
+    "sms.tasks.dispatch_queued": {"queue": "dispatch"},
     "sms.tasks.ingest_receipts": {"queue": "receipts"},
     "sms.tasks.apply_unmatched_receipts": {"queue": "receipts"},
     "webhooks.tasks.*": {"queue": "webhooks"},
@@ -363,6 +364,12 @@ if env("TWILIO_ACCOUNT_SID"):
 # Recipients per carrier batch, and how long a claim holds before a sweep takes it back
 # (a worker that died mid-batch).
 MIFUMO_DISPATCH_BATCH = envint("MIFUMO_DISPATCH_BATCH", 500)
+# Sends wake the dispatcher through a "dispatch pending" flag in Redis: only the send that sets
+# it queues a dispatch task; the flag lasts at most this long (sms/dispatch/wake.py).
+MIFUMO_DISPATCH_WAKE_SECONDS = envint("MIFUMO_DISPATCH_WAKE_SECONDS", 10)
+# The share of each claimed batch taken from the newest queued recipients, so that a message
+# queued behind a large one waits one batch, not the whole of it (sms/dispatch/claims.py).
+MIFUMO_DISPATCH_NEWEST_PERCENT = envint("MIFUMO_DISPATCH_NEWEST_PERCENT", 10)
 MIFUMO_CLAIM_LEASE_SECONDS = envint("MIFUMO_CLAIM_LEASE_SECONDS", 300)
 MIFUMO_MAX_SUBMIT_ATTEMPTS = envint("MIFUMO_MAX_SUBMIT_ATTEMPTS", 5)
 # A sent recipient with no receipt after this long is failed as EXPIRED.

@@ -136,6 +136,8 @@ class Recipient(models.Model):
     error_message = models.CharField(max_length=255, blank=True)
     attempts = models.PositiveSmallIntegerField(default=0)
     claimed_at = models.DateTimeField(null=True, blank=True)
+    # Set when every carrier of the route refused it for now: not claimed again before then.
+    not_before = models.DateTimeField(null=True, blank=True)
     sent_at = models.DateTimeField(null=True, blank=True)
     delivered_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(default=timezone.now)
@@ -148,6 +150,10 @@ class Recipient(models.Model):
                 fields=["account", "status", "-created_at", "-id"], name="recipient_account_status"
             ),
             models.Index(fields=["status", "updated_at"], name="recipient_status_age"),
+            # The dispatcher's claim: queued recipients of any message, oldest and newest first.
+            models.Index(
+                fields=["id"], name="recipient_queued", condition=models.Q(status="queued")
+            ),
         ]
 
     def __str__(self) -> str:

@@ -10,7 +10,6 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from celery import signature
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
@@ -26,6 +25,7 @@ from mifumo.errors import DomainError, ErrorCode
 from mifumo.ids import new_id
 from segments.selectors import segment_member_phones
 from sms import encoding
+from sms.dispatch.wake import dispatch_wake
 from sms.models import Message, Recipient
 from sms.personalise import (
     MAX_REPORTED,
@@ -554,12 +554,9 @@ def _recipient_rows(message: Message, plan: SendPlan, status: str) -> Iterator[t
 
 
 def _enqueue_dispatch(message_id: str) -> None:
-    try:
-        signature("sms.tasks.dispatch_message").delay(message_id)
-    except Exception:  # noqa: BLE001 - the sweep picks it up when the broker is back
-        logger.warning(
-            "broker unavailable; %s will be dispatched by the sweep", message_id, exc_info=True
-        )
+    """Wake the dispatcher (one task per wake window, not per send; it logs trouble and
+    leaves the message to the sweep)."""
+    dispatch_wake()
 
 
 def message_cancel(

@@ -19,8 +19,21 @@ logger = logging.getLogger(__name__)
 RECEIPT_RETRY_MAX = 300  # seconds between two tries of receipts the database refused
 
 
+@shared_task(acks_late=True)
+def dispatch_queued() -> int:
+    """The dispatcher: queued recipients of every message, until none is left (published by
+    ``sms.dispatch.wake``, not once per send). Recipients sent back to queued for temporary
+    trouble on every route get one run queued for when the first of them is due."""
+    report = dispatch.queued_dispatch()
+    if report.retry_at is not None:
+        dispatch.dispatch_later(report.retry_at)
+    return report.submitted
+
+
 @shared_task(bind=True, max_retries=None, acks_late=True)
 def dispatch_message(self: Any, message_id: str) -> int:
+    """One message's queued recipients: what earlier versions queued per send (kept so that
+    such tasks still run during an upgrade)."""
     report = dispatch.message_dispatch(message_id=message_id)
     if report.retry_in is not None:
         # Exponential backoff for temporary carrier trouble, capped at ten minutes.
@@ -31,17 +44,21 @@ def dispatch_message(self: Any, message_id: str) -> int:
 
 @shared_task
 def dispatch_due() -> int:
+    """Scheduled messages whose time has come go to queued; one wake for all of them."""
     released = dispatch.release_due_messages()
-    for message_id in released:
-        dispatch_message.delay(message_id)
+    if released:
+        dispatch.dispatch_wake()
     return len(released)
 
 
 @shared_task
 def sweep_stuck() -> int:
+    """Work nobody holds (claims past their lease, queued recipients whose wake was lost):
+    the dispatcher is woken whatever the "dispatch pending" flag says, since a flag left set
+    by a lost task is one of the ways work gets stuck."""
     stuck = dispatch.stuck_messages()
-    for message_id in stuck:
-        dispatch_message.delay(message_id)
+    if stuck:
+        dispatch.dispatch_wake(force=True)
     dispatch.expire_unconfirmed()
     return len(stuck)
 

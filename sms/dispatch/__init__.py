@@ -1,7 +1,10 @@
 """Dispatch: claim queued recipients, route them, hand them to carriers, record what they said.
 
-- ``claims``: the dispatch task's round (``message_dispatch``): claim queued recipients
-  (``queued -> submitting``, ``SKIP LOCKED``) and deliver them.
+- ``claims``: the dispatcher's rounds: claim queued recipients (``queued -> submitting``,
+  ``SKIP LOCKED``) of any message (``queued_dispatch``) or of one (``message_dispatch``) and
+  deliver them.
+- ``wake``: the "dispatch pending" flag sends set to wake the dispatcher (``dispatch_wake``),
+  and runs queued for when recipients in backoff are due (``dispatch_later``).
 - ``failover``: offer claimed recipients to the carriers of their route in order
   (``deliver`` for workers, ``deliver_here`` for a carrier's own process).
 - ``record``: record the carriers' results in one transaction per batch and signal the
@@ -14,7 +17,14 @@
 """
 
 from sms.dispatch.carrier_process import handoff_dispatch
-from sms.dispatch.claims import claim, message_dispatch, recipient_texts
+from sms.dispatch.claims import (
+    claim,
+    claim_queued,
+    message_dispatch,
+    queued_dispatch,
+    queued_items,
+    recipient_texts,
+)
 from sms.dispatch.failover import Item, deliver, deliver_here
 from sms.dispatch.handoffs import (
     HEARTBEAT_SECONDS,
@@ -23,8 +33,9 @@ from sms.dispatch.handoffs import (
     handoff,
     handoff_take,
 )
-from sms.dispatch.record import RETRY_SECONDS, DispatchReport, results_record
+from sms.dispatch.record import RETRY_SECONDS, DispatchReport, results_record, retry_delay
 from sms.dispatch.sweeps import expire_unconfirmed, release_due_messages, stuck_messages
+from sms.dispatch.wake import dispatch_later, dispatch_wake, wake_clear, wake_pending
 
 __all__ = [
     "HEARTBEAT_SECONDS",
@@ -34,15 +45,23 @@ __all__ = [
     "carrier_process_alive",
     "carrier_process_heartbeat",
     "claim",
+    "claim_queued",
     "deliver",
     "deliver_here",
+    "dispatch_later",
+    "dispatch_wake",
     "expire_unconfirmed",
     "handoff",
     "handoff_dispatch",
     "handoff_take",
     "message_dispatch",
+    "queued_dispatch",
+    "queued_items",
     "recipient_texts",
     "release_due_messages",
     "results_record",
+    "retry_delay",
     "stuck_messages",
+    "wake_clear",
+    "wake_pending",
 ]

@@ -1,6 +1,6 @@
 """A dedicated carrier's own process (``run_smpp``): one round takes the recipients handed
 off to it, submits them through it (failing over along each route past it) and records;
-messages whose recipients went back to queued get a dispatch task later.
+recipients that went back to queued get a dispatcher run for when their backoff ends.
 """
 
 from __future__ import annotations
@@ -8,12 +8,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from celery import signature
-
 from sms import routing
 from sms.dispatch.failover import Item, deliver_here
 from sms.dispatch.handoffs import handoff_take
-from sms.dispatch.record import RETRY_SECONDS, DispatchReport
+from sms.dispatch.record import DispatchReport
+from sms.dispatch.wake import dispatch_later
 from sms.models import Message, Recipient
 
 logger = logging.getLogger(__name__)
@@ -37,16 +36,7 @@ def handoff_dispatch(
         text = texts.get(recipient_id, "")
         items.append(Item(recipient_id, phone, message, (carrier, *after), text=text))
     report = deliver_here(carrier=carrier, items=items, stop=stop)
-    if report.requeued_messages:
-        _retry_later(report.requeued_messages)
+    if report.retry_at is not None:
+        # Back to queued with a backoff: the dispatcher takes them when the first is due.
+        dispatch_later(report.retry_at)
     return report
-
-
-def _retry_later(message_ids: set[str]) -> None:
-    for message_id in sorted(message_ids):
-        try:
-            signature("sms.tasks.dispatch_message").apply_async(
-                (message_id,), countdown=RETRY_SECONDS
-            )
-        except Exception:  # noqa: BLE001 - the sweep finds queued work nobody holds
-            logger.warning("broker unavailable; the sweep will retry %s", message_id)

@@ -1,7 +1,17 @@
-"""Claims: the dispatch task's round. Queued recipients move ``queued -> submitting`` in one
+"""Claims: the dispatcher's rounds. Queued recipients move ``queued -> submitting`` in one
 conditional statement with ``SKIP LOCKED``, so two workers never submit one recipient; the
 claimed ones are routed and delivered (``sms.dispatch.failover``) until none is left or every
 route is in temporary trouble.
+
+``queued_dispatch`` (the ``dispatch_queued`` task, woken by ``sms.dispatch.wake``) claims
+recipients of any message; ``message_dispatch`` (the ``dispatch_message`` task, kept for tasks
+queued by earlier versions) those of one message.
+
+Fairness: each batch of ``queued_dispatch`` takes most of its recipients oldest first (id
+order) and ``MIFUMO_DISPATCH_NEWEST_PERCENT`` of them newest first. A one-recipient OTP queued
+behind a 100,000-recipient bulk message is in the next batch rather than after the whole bulk;
+the oldest-first part keeps the bulk (and anything between) moving. Under more new traffic
+than that share takes per batch, the excess waits its turn in id order, as before.
 """
 
 from __future__ import annotations
@@ -10,13 +20,14 @@ import logging
 from collections.abc import Sequence
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
 from sms import routing
 from sms.dispatch.failover import Item, deliver
 from sms.dispatch.record import RETRY_SECONDS, DispatchReport
+from sms.dispatch.wake import wake_clear, wake_helper
 from sms.models import Message, Recipient
 
 logger = logging.getLogger(__name__)
@@ -69,5 +80,88 @@ def message_dispatch(*, message_id: str) -> DispatchReport:
         if outcome.requeued:
             # Temporary trouble on every route: stop hammering; the task retries later.
             report.retry_in = RETRY_SECONDS
+            break
+    return report
+
+
+# Oldest first and newest first, each FOR UPDATE SKIP LOCKED, claimed in the same statement.
+# Both scans walk the partial index recipient_queued (status = 'queued', by id); recipients
+# in backoff (not_before in the future) are passed over.
+_CLAIM_QUEUED = """
+WITH oldest AS (
+    SELECT id FROM sms_recipient
+    WHERE status = 'queued' AND (not_before IS NULL OR not_before <= %(now)s)
+    ORDER BY id LIMIT %(oldest)s
+    FOR UPDATE SKIP LOCKED
+), newest AS (
+    SELECT id FROM sms_recipient
+    WHERE status = 'queued' AND (not_before IS NULL OR not_before <= %(now)s)
+    ORDER BY id DESC LIMIT %(newest)s
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE sms_recipient AS r
+SET status = 'submitting', claimed_at = %(now)s, updated_at = %(now)s, attempts = r.attempts + 1
+WHERE r.id IN (SELECT id FROM oldest UNION SELECT id FROM newest) AND r.status = 'queued'
+RETURNING r.id, r.message_id, r.phone, r.text
+"""
+
+
+def claim_queued(limit: int) -> list[tuple[int, str, str, str]]:
+    """Claim up to ``limit`` queued recipients of any message whose backoff has passed:
+    ``(id, message_id, phone, text)`` in id order. Most are the oldest; a share
+    (``MIFUMO_DISPATCH_NEWEST_PERCENT``) the newest (see the module's docstring)."""
+    newest = limit * settings.MIFUMO_DISPATCH_NEWEST_PERCENT // 100
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _CLAIM_QUEUED,
+            {"now": timezone.now(), "oldest": max(limit - newest, 1), "newest": newest},
+        )
+        rows: list[tuple[int, str, str, str]] = cursor.fetchall()
+    return sorted(rows)
+
+
+def queued_items(rows: Sequence[tuple[int, str, str, str]]) -> list[Item]:
+    """Claimed rows as routed ``Item``s: their messages loaded in one query, each message's
+    recipients routed by its own ``is_test``."""
+    messages = Message.objects.in_bulk({message_id for _, message_id, _, _ in rows})
+    by_message: dict[str, list[tuple[int, str]]] = {}
+    texts: dict[int, str] = {}
+    for recipient_id, message_id, phone, text in rows:
+        by_message.setdefault(message_id, []).append((recipient_id, phone))
+        texts[recipient_id] = text
+    return [
+        Item(recipient_id, phone, message, route, text=texts[recipient_id])
+        for message_id, pairs in by_message.items()
+        for message in (messages[message_id],)
+        for route, routed in routing.group_by_route(pairs, is_test=message.is_test).items()
+        for recipient_id, phone in routed
+    ]
+
+
+def queued_dispatch() -> DispatchReport:
+    """Claim and deliver queued recipients of any message until none is left.
+
+    The "dispatch pending" flag is cleared before the claim that ends the run, never after
+    it (see ``sms.dispatch.wake``): a send committed after that claim sets the flag again and
+    publishes a new task. A round whose every recipient went back to queued (temporary
+    trouble on every route it touched) ends the run too, without a last claim: the caller
+    schedules a run for when the first of them is due (``report.retry_at``), and the flag is
+    cleared so that new sends still wake a dispatcher at once."""
+    report = DispatchReport()
+    limit = settings.MIFUMO_DISPATCH_BATCH
+    while True:
+        rows = claim_queued(limit)
+        if not rows:
+            wake_clear()
+            rows = claim_queued(limit)
+            if not rows:
+                break
+        if len(rows) >= limit:
+            wake_helper()  # more is waiting: let another worker process share it
+        items = queued_items(rows)
+        outcome = deliver(items=items)
+        report.add(outcome)
+        if outcome.requeued == len(items):
+            wake_clear()
             break
     return report

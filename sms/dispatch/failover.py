@@ -273,3 +273,4 @@ def _turn_away(items: list[Item], report: DispatchReport) -> None:
     report.failed += outcome.failed
     report.requeued += outcome.requeued
     report.requeued_messages |= outcome.requeued_messages
+    report.retry_from(outcome.retry_at)

@@ -15,7 +15,7 @@ import threading
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 from django.conf import settings
@@ -32,8 +32,16 @@ from sms.signals import StatusChange, send_status_changes
 logger = logging.getLogger(__name__)
 S = Recipient.Status
 
-# The first wait before a message in temporary trouble on every route is dispatched again.
+# The first wait before a recipient in temporary trouble on every route is claimed again; it
+# doubles with each attempt, up to RETRY_MAX_SECONDS.
 RETRY_SECONDS = 5.0
+RETRY_MAX_SECONDS = 600.0
+
+
+def retry_delay(attempts: int) -> float:
+    """Seconds before a recipient turned away for now on its ``attempts``-th claim is
+    claimed again: RETRY_SECONDS, doubling per attempt, capped at RETRY_MAX_SECONDS."""
+    return min(RETRY_SECONDS * 2 ** min(max(attempts - 1, 0), 7), RETRY_MAX_SECONDS)
 
 
 @dataclass
@@ -43,6 +51,8 @@ class DispatchReport:
     requeued: int = 0
     handed_off: int = 0
     retry_in: float | None = None  # set when a temporary failure asks for a later retry
+    # The earliest time a recipient sent back to queued may be claimed again.
+    retry_at: datetime | None = None
     # Messages with recipients sent back to queued, and whether a whole batch was refused.
     requeued_messages: set[str] = field(default_factory=set)
     carrier_errors: int = 0
@@ -54,6 +64,12 @@ class DispatchReport:
         self.handed_off += other.handed_off
         self.requeued_messages |= other.requeued_messages
         self.carrier_errors += other.carrier_errors
+        self.retry_from(other.retry_at)
+
+    def retry_from(self, moment: datetime | None) -> None:
+        """Keep the earlier of ``retry_at`` and ``moment``."""
+        if moment is not None and (self.retry_at is None or moment < self.retry_at):
+            self.retry_at = moment
 
 
 def results_record(
@@ -91,12 +107,14 @@ def _record(
         failed_ids: list[int] = []
         by_error: dict[tuple[str, str], list[int]] = defaultdict(list)
         retry_ids: list[int] = []
-        exhausted = set(
+        attempts = dict(
             Recipient.objects.filter(
-                id__in=[r.recipient_id for r in rejected if not r.permanent],
-                attempts__gte=settings.MIFUMO_MAX_SUBMIT_ATTEMPTS,
-            ).values_list("id", flat=True)
+                id__in=[r.recipient_id for r in rejected if not r.permanent]
+            ).values_list("id", "attempts")
         )
+        exhausted = {
+            rid for rid, count in attempts.items() if count >= settings.MIFUMO_MAX_SUBMIT_ATTEMPTS
+        }
         for result in rejected:
             if result.permanent or result.recipient_id in exhausted:
                 key = (result.error_code or "REJECTED", (result.error_message or "")[:255])
@@ -114,11 +132,7 @@ def _record(
                 claimed_at=None,
             )
         if retry_ids:
-            # Routed afresh when claimed again: the carrier it goes to is not known yet.
-            Recipient.objects.filter(id__in=retry_ids, status=S.SUBMITTING).update(
-                status=S.QUEUED, carrier="", updated_at=now, claimed_at=None
-            )
-            report.requeued = len(retry_ids)
+            _requeue(retry_ids, attempts, now, report)
         if failed_ids:
             _refund(message, failed_ids, "rejected by the carrier")
             report.failed = len(failed_ids)
@@ -130,6 +144,24 @@ def _record(
                 )
             )
     return report, changes
+
+
+def _requeue(
+    retry_ids: list[int], attempts: dict[int, int], now: datetime, report: DispatchReport
+) -> None:
+    """Back to queued, not to be claimed again before their backoff (``retry_delay`` of the
+    attempts so far) has passed. Routed afresh when claimed again: the carrier it goes to is
+    not known yet."""
+    by_delay: dict[float, list[int]] = defaultdict(list)
+    for rid in retry_ids:
+        by_delay[retry_delay(attempts.get(rid, 1))].append(rid)
+    for delay, ids in by_delay.items():
+        not_before = now + timedelta(seconds=delay)
+        Recipient.objects.filter(id__in=ids, status=S.SUBMITTING).update(
+            status=S.QUEUED, carrier="", updated_at=now, claimed_at=None, not_before=not_before
+        )
+    report.requeued = len(retry_ids)
+    report.retry_at = now + timedelta(seconds=min(by_delay))
 
 
 def _record_accepted(

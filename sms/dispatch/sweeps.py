@@ -1,5 +1,5 @@
 """Sweeps on beat: scheduled messages whose time has come, claims past their lease, queued
-work whose task was lost, and sent recipients whose receipt never came.
+work whose wake was lost, and sent recipients whose receipt never came.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from sms import routing
@@ -50,8 +51,8 @@ def release_due_messages(*, now: object = None, limit: int = 500) -> list[str]:
 def stuck_messages(*, now: object = None) -> list[str]:
     """Messages with work nobody holds: claims past their lease (a worker died, or a handoff
     whose carrier process is not running) are taken back, and queued recipients untouched for
-    a minute (their task was lost with the broker) are reported so the caller can enqueue them
-    again."""
+    a minute (their wake was lost with the broker) are reported so the caller can wake the
+    dispatcher; recipients waiting out a backoff are not idle."""
     moment = now or timezone.now()
     lease = timedelta(seconds=settings.MIFUMO_CLAIM_LEASE_SECONDS)
     cutoff = moment - lease  # type: ignore[operator]
@@ -79,6 +80,7 @@ def stuck_messages(*, now: object = None) -> list[str]:
     if taken_back:
         logger.warning("took back %d recipients whose claim expired", taken_back)
     idle = Recipient.objects.filter(
+        Q(not_before__isnull=True) | Q(not_before__lte=moment),  # not waiting out a backoff
         status=S.QUEUED,
         updated_at__lt=moment - timedelta(seconds=60),  # type: ignore[operator]
     )

@@ -141,7 +141,7 @@ def test_each_of_5000_recipients_is_submitted_once_across_processes(
         for web in processes[:2]:
             assert web.output().count('"path": "/api/integration/v1/sms/send/"') == SENDS // 2
         for worker in dispatchers:
-            assert "sms.tasks.dispatch_message" in worker.output()
+            assert "sms.tasks.dispatch_queued" in worker.output()
             assert "succeeded" in worker.output()
     finally:
         for process in processes:

@@ -1,0 +1,197 @@
+"""Accepted -> delivered latency of single-recipient sends under a steady open-loop rate.
+
+A fresh database, gunicorn (2 workers x 4 threads), one Celery worker (concurrency 2, every
+queue) and beat, started with the shipped settings; the simulator carrier with no delivery
+delay. Sends of one recipient each start on a fixed schedule (RATE a second for SECONDS,
+from a pool of threads with httpx, whatever the answers take: open loop), then the run waits
+for every recipient to be final. The latency of each recipient is read from the database:
+its ``delivered_at`` minus its message's ``created_at`` (the accepted send). Also printed:
+how many dispatch tasks the worker received for those sends.
+
+    REDIS_URL=redis://127.0.0.1:6379/11 .venv/bin/python -m bench.latency [--rate 200]
+        [--seconds 30] [--database mifumo_bench_latency]
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+
+from bench.common import (
+    PYTHON,
+    ROOT,
+    bench_env,
+    fresh_database,
+    gunicorn,
+    percentile,
+    setup_account,
+)
+
+UNFINISHED = (
+    "SELECT count(*) FROM sms_recipient WHERE status NOT IN ('delivered', 'failed', 'canceled')"
+)
+
+
+def psql(database: str, sql: str) -> list[list[str]]:
+    out = subprocess.run(
+        ["psql", "-h", "127.0.0.1", "-U", "postgres", "-d", database, "-At", "-F", "|", "-c", sql],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    return [line.split("|") for line in out.splitlines() if line]
+
+
+def start(command: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            [PYTHON, *command],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
+def drive(base: str, key: str, rate: float, seconds: float) -> tuple[int, int, float]:
+    """Open loop: send number i starts at ``i / rate`` seconds. Returns (accepted, refused,
+    the largest lag of a start behind its schedule in seconds)."""
+    total = int(rate * seconds)
+    accepted = refused = 0
+    lag = 0.0
+    lock = threading.Lock()
+    local = threading.local()
+    begin = time.monotonic() + 0.5
+
+    def one(index: int) -> None:
+        nonlocal accepted, refused, lag
+        client = getattr(local, "client", None)
+        if client is None:
+            client = local.client = httpx.Client(
+                base_url=base, headers={"Authorization": f"Bearer {key}"}, timeout=30
+            )
+        due = begin + index / rate
+        wait = due - time.monotonic()
+        if wait > 0:
+            time.sleep(wait)
+        late = time.monotonic() - due
+        # Ending in 5: clear of the simulator's special endings 0001-0004.
+        phone = f"+25571{index * 10 + 5:07d}"
+        reply = client.post(
+            "/api/integration/v1/sms/send/", json={"message": "OTP 1234", "recipients": [phone]}
+        )
+        with lock:
+            lag = max(lag, late)
+            if reply.status_code == 200:
+                accepted += 1
+            else:
+                refused += 1
+
+    # Enough threads that a slow answer does not hold back the next start.
+    with ThreadPoolExecutor(max_workers=64) as pool:
+        list(pool.map(one, range(total)))
+    return accepted, refused, lag
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rate", type=float, default=200.0, help="sends a second")
+    parser.add_argument("--seconds", type=float, default=30.0)
+    parser.add_argument("--database", default="mifumo_bench_latency")
+    options = parser.parse_args()
+
+    database = options.database
+    fresh_database(database)
+    env = bench_env(
+        database,
+        MIFUMO_CARRIER="simulator",
+        MIFUMO_SIMULATOR_DELAY="0",
+        CELERY_TASK_ALWAYS_EAGER="false",
+        PYTHONUNBUFFERED="1",
+    )
+    key = setup_account(env)
+    with tempfile.TemporaryDirectory() as scratch:
+        workdir = Path(scratch)
+        # INFO on the worker: its "Task ... received" lines count the dispatch tasks.
+        worker_env = {**env, "LOG_LEVEL": "INFO", "CELERY_LOG_LEVEL": "INFO"}
+        processes = [
+            start(
+                [
+                    "-m",
+                    "celery",
+                    "-A",
+                    "mifumo",
+                    "worker",
+                    "--loglevel",
+                    "INFO",
+                    "--concurrency",
+                    "2",
+                    "--queues",
+                    "dispatch,receipts,webhooks,default",
+                ],
+                worker_env,
+                workdir / "worker.log",
+            ),
+            start(
+                ["-m", "celery", "-A", "mifumo", "beat", "--schedule", str(workdir / "beat")],
+                env,
+                workdir / "beat.log",
+            ),
+        ]
+        try:
+            with gunicorn(env, workers=2, threads=4) as base:
+                time.sleep(3)  # the worker comes up
+                started = time.monotonic()
+                accepted, refused, lag = drive(base, key, options.rate, options.seconds)
+                sending = time.monotonic() - started
+                deadline = time.monotonic() + 60
+                while time.monotonic() < deadline:
+                    rows = psql(database, UNFINISHED)
+                    if int(rows[0][0]) == 0:
+                        break
+                    time.sleep(0.5)
+            log = (workdir / "worker.log").read_text(errors="replace")
+        finally:
+            for process in processes:
+                process.terminate()
+            for process in processes:
+                process.wait(20)
+
+    latencies = [
+        float(row[0]) * 1000
+        for row in psql(
+            database,
+            "SELECT EXTRACT(EPOCH FROM r.delivered_at - m.created_at) FROM sms_recipient r "
+            "JOIN sms_message m ON m.id = r.message_id WHERE r.status = 'delivered'",
+        )
+    ]
+    statuses = dict(psql(database, "SELECT status, count(*) FROM sms_recipient GROUP BY status"))
+    received = sum(
+        1
+        for line in log.splitlines()
+        if "sms.tasks.dispatch_queued[" in line and "received" in line
+    )
+    print(
+        f"sends: {accepted} accepted, {refused} refused in {sending:.1f} s "
+        f"({accepted / sending:.0f}/s; target {options.rate:.0f}/s, largest start lag {lag:.2f} s)"
+    )
+    print(f"recipients: {statuses}")
+    print(f"dispatch_queued tasks received by the worker: {received} for {accepted} sends")
+    if latencies:
+        print(
+            "accepted -> delivered: "
+            + ", ".join(f"p{p} {percentile(latencies, p):.0f} ms" for p in (50, 95, 99))
+            + f", max {max(latencies):.0f} ms; {len(latencies)} delivered"
+        )
+
+
+if __name__ == "__main__":
+    main()
