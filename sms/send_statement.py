@@ -39,11 +39,13 @@ def send_in_one_statement(
     message: Message,
     phones: list[str],
     recipients: Mapping[str, Sequence[Any]],
+    same: Mapping[str, Any],
     debit: LedgerEntry | None,
 ) -> Outcome:
-    """Write ``message``, its ``recipients`` (field -> each row's value) and, if given, the
-    ``debit`` (from ``integration.services.debit_entry``), only if none of ``phones`` is an
-    opted-out contact of the account and the debit goes through."""
+    """Write ``message``, its ``recipients`` (field -> each row's value, with ``same``: field
+    -> the one value of every row) and, if given, the ``debit`` (from
+    ``integration.services.debit_entry``), only if none of ``phones`` is an opted-out contact
+    of the account and the debit goes through."""
     blocked, params = opted_out_sql(account_id=message.account_id, phones=phones)
     ctes = [f"blocked AS ({blocked})"]
     clear = "NOT EXISTS (SELECT FROM blocked)"
@@ -58,7 +60,9 @@ def send_in_one_statement(
     message_sql, message_params = insert_row_sql(message, where=go)
     ctes.append(f"message AS ({message_sql} RETURNING 1)")
     params += message_params
-    recipients_sql, recipients_params = insert_from_arrays_sql(Recipient, recipients, where=go)
+    recipients_sql, recipients_params = insert_from_arrays_sql(
+        Recipient, recipients, same=same, where=go
+    )
     ctes.append(f"recipients AS ({recipients_sql})")
     params += recipients_params
     outcome = "ARRAY(SELECT phone_number FROM blocked), EXISTS (SELECT FROM message)"
