@@ -1,6 +1,6 @@
 """Accepted -> delivered latency of single-recipient sends under a steady open-loop rate.
 
-A fresh database, gunicorn (2 workers x 4 threads), one Celery worker (concurrency 2, every
+A fresh database, gunicorn (2 workers x 8 threads), one Celery worker (concurrency 2, every
 queue) and beat, started with the shipped settings; the simulator carrier with no delivery
 delay. Sends of one recipient each start on a fixed schedule (RATE a second for SECONDS,
 from a pool of threads with httpx, whatever the answers take: open loop), then the run waits
@@ -147,7 +147,7 @@ def main() -> None:
             ),
         ]
         try:
-            with gunicorn(env, workers=2, threads=4) as base:
+            with gunicorn(env, workers=2, threads=8) as base:
                 time.sleep(3)  # the worker comes up
                 started = time.monotonic()
                 accepted, refused, lag = drive(base, key, options.rate, options.seconds)

@@ -38,6 +38,9 @@ from bench.common import (
 )
 from tests.reliability.services import rss_mb
 
+# The offered load stops once this many seconds of it wait unanswered.
+BACKLOG_SECONDS = 10
+
 
 def memory(pids: dict[str, int]) -> dict[str, float]:
     return {name: rss_mb(pid) for name, pid in pids.items()}
@@ -178,7 +181,12 @@ def run(
     deadline = started + args.minutes * 60
     next_at = started
     n = 0
+    fell_behind = None
     while next_at < deadline:
+        if due.qsize() > args.rate * BACKLOG_SECONDS:
+            # Past its capacity the server only builds a backlog; stop offering load.
+            fell_behind = time.monotonic() - started
+            break
         due.put((kinds[n % len(kinds)], n, next_at))
         n += 1
         if time.monotonic() - started >= 60 * len(samples):
@@ -205,6 +213,11 @@ def run(
         print(
             f"  {kind:8s} n={len(values):6d} p50 {percentile(values, 50):6.1f} ms "
             f"p99 {percentile(values, 99):6.1f} ms statuses {dict(statuses[kind])}"
+        )
+    if fell_behind is not None:
+        print(
+            f"  FELL BEHIND: {BACKLOG_SECONDS} s of requests were waiting for a connection "
+            f"after {fell_behind:.0f} s; the load stopped there"
         )
     for name in pids:
         print(f"  RSS {name:8s} start {start_memory[name]:7.1f} MB  end {end_memory[name]:7.1f} MB")
