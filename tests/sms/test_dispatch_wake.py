@@ -394,7 +394,7 @@ def test_the_sweep_dispatches_work_whose_flag_was_set_without_a_task(alice, brok
     message = send(alice, [TZ])
     assert published() == 0
     _age_queued()
-    assert tasks.sweep_stuck.apply().get() == 1
+    assert tasks.sweep_stuck.apply().get(disable_sync_subtasks=False) == 1
     assert published() == 1
     broker()
     wait_until(lambda: statuses(message) == {"delivered": 1}, timeout=30, interval=0.2)
@@ -418,7 +418,7 @@ def test_the_sweep_leaves_nothing_to_do_alone(alice, broker):
     dispatch.wake_clear()
     while published():
         redis.Redis.from_url(settings.REDIS_URL).lpop("dispatch")
-    assert tasks.sweep_stuck.apply().get() == 0
+    assert tasks.sweep_stuck.apply().get(disable_sync_subtasks=False) == 0
     assert published() == 0
 
 
@@ -432,7 +432,7 @@ def test_scheduled_release_wakes_the_dispatcher_once_for_all_due_messages(alice,
         send(alice, [phone], schedule_time=soon)
     assert published() == 0
     Message.objects.update(schedule_time=timezone.now() - timedelta(seconds=1))
-    assert tasks.dispatch_due.apply().get() == 3
+    assert tasks.dispatch_due.apply().get(disable_sync_subtasks=False) == 3
     assert published() == 1
     assert published("sms.tasks.dispatch_message") == 0
     assert Recipient.objects.filter(status="queued").count() == 3
