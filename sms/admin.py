@@ -14,7 +14,6 @@ from django.utils.html import format_html
 
 from integration.admin import ReadOnlyAdminMixin, action_form_page
 from integration.audit import operator_audit
-from sms import pricing
 from sms.models import Message, PriceRule, Recipient, SenderId
 from sms.phones import InvalidPhone, normalize_phone
 from sms.sender_ids import MAX_NOTE_LENGTH, sender_id_review
@@ -114,15 +113,6 @@ class PriceRuleAdmin(ModelAdmin):
     @admin.display(description="matches")
     def match(self, obj: PriceRule) -> str:
         return f"+{obj.match}"
-
-    def save_model(self, request: HttpRequest, obj: PriceRule, form: Any, change: bool) -> None:
-        super().save_model(request, obj, form, change)
-        # This process prices with the new rule at once; others within the cache's lifetime.
-        pricing.clear_cache()
-
-    def delete_model(self, request: HttpRequest, obj: PriceRule) -> None:
-        super().delete_model(request, obj)
-        pricing.clear_cache()
 
 
 @admin.register(Message)

@@ -405,7 +405,7 @@ def message_send(
     audit: AuditContext | None = None,
 ) -> SendResult:
     """Check, price, charge and store a send. Up to ONE_STATEMENT_MAX recipients without an
-    activity-log entry (every API send) take one statement (``sms.send_statement``); when
+    activity-log entry (API sends of that size) take one statement (``sms.send_statement``); when
     that writes nothing (an opted-out number, a balance short of the cost) the general path
     runs and reports why."""
 
