@@ -16,6 +16,7 @@ than that share takes per batch, the excess waits its turn in id order, as befor
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Sequence
 
@@ -24,6 +25,7 @@ from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from mifumo.db import column, table
 from sms import routing
 from sms.dispatch.failover import Item, deliver
 from sms.dispatch.record import RETRY_SECONDS, DispatchReport
@@ -86,24 +88,49 @@ def message_dispatch(*, message_id: str) -> DispatchReport:
 
 # Oldest first and newest first, each FOR UPDATE SKIP LOCKED, claimed in the same statement.
 # Both scans walk the partial index recipient_queued (status = 'queued', by id); recipients
-# in backoff (not_before in the future) are passed over.
-_CLAIM_QUEUED = """
+# in backoff (not_before in the future) are passed over. The statuses stand in the statement
+# as literals rather than parameters: a plan made for any status (a prepared statement's
+# generic plan) cannot use an index that holds only the queued ones.
+@functools.cache
+def _claim_queued_sql() -> str:
+    recipient = table(Recipient)
+    id_, status, not_before, claimed_at, updated_at, attempts, message, phone, text = (
+        column(Recipient, name)
+        for name in (
+            "id",
+            "status",
+            "not_before",
+            "claimed_at",
+            "updated_at",
+            "attempts",
+            "message",
+            "phone",
+            "text",
+        )
+    )
+    # Quoted as the schema editor quotes the partial index's condition.
+    quote = connection.schema_editor().quote_value
+    queued, submitting = quote(S.QUEUED.value), quote(S.SUBMITTING.value)
+    due = f"{status} = {queued} AND ({not_before} IS NULL OR {not_before} <= %(now)s)"
+    return f"""
 WITH oldest AS (
-    SELECT id FROM sms_recipient
-    WHERE status = 'queued' AND (not_before IS NULL OR not_before <= %(now)s)
-    ORDER BY id LIMIT %(oldest)s
+    SELECT {id_} FROM {recipient}
+    WHERE {due}
+    ORDER BY {id_} LIMIT %(oldest)s
     FOR UPDATE SKIP LOCKED
 ), newest AS (
-    SELECT id FROM sms_recipient
-    WHERE status = 'queued' AND (not_before IS NULL OR not_before <= %(now)s)
-    ORDER BY id DESC LIMIT %(newest)s
+    SELECT {id_} FROM {recipient}
+    WHERE {due}
+    ORDER BY {id_} DESC LIMIT %(newest)s
     FOR UPDATE SKIP LOCKED
 )
-UPDATE sms_recipient AS r
-SET status = 'submitting', claimed_at = %(now)s, updated_at = %(now)s, attempts = r.attempts + 1
-WHERE r.id IN (SELECT id FROM oldest UNION SELECT id FROM newest) AND r.status = 'queued'
-RETURNING r.id, r.message_id, r.phone, r.text
-"""
+UPDATE {recipient} AS r
+SET {status} = {submitting}, {claimed_at} = %(now)s, {updated_at} = %(now)s,
+    {attempts} = r.{attempts} + 1
+WHERE r.{id_} IN (SELECT {id_} FROM oldest UNION SELECT {id_} FROM newest)
+    AND r.{status} = {queued}
+RETURNING r.{id_}, r.{message}, r.{phone}, r.{text}
+"""  # noqa: S608 - names from the model, statuses quoted
 
 
 def claim_queued(limit: int) -> list[tuple[int, str, str, str]]:
@@ -113,7 +140,7 @@ def claim_queued(limit: int) -> list[tuple[int, str, str, str]]:
     newest = limit * settings.MIFUMO_DISPATCH_NEWEST_PERCENT // 100
     with connection.cursor() as cursor:
         cursor.execute(
-            _CLAIM_QUEUED,
+            _claim_queued_sql(),
             {"now": timezone.now(), "oldest": max(limit - newest, 1), "newest": newest},
         )
         rows: list[tuple[int, str, str, str]] = cursor.fetchall()
