@@ -1,7 +1,9 @@
-"""Shared pieces of the benchmarks: a fresh PostgreSQL database, a gunicorn server, wrk."""
+"""Shared pieces of the benchmarks: a fresh PostgreSQL database, the processes of the stack
+(gunicorn, Celery, ``dev.py run``) started and stopped, wrk."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -26,17 +28,101 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start_dev_run(env: dict[str, str], port: int, log: Path) -> subprocess.Popen[bytes]:
-    """``python3 dev.py run`` in a process group of its own, its output appended to ``log``."""
-    with log.open("ab") as out:
+# The Celery queues a worker of the whole stack serves.
+QUEUES = "dispatch,receipts,webhooks,default"
+
+
+def start(
+    command: list[str],
+    env: dict[str, str] | None,
+    log: Path,
+    *,
+    append: bool = True,
+    cwd: Path | None = ROOT,
+) -> subprocess.Popen[bytes]:
+    """``command`` in a process group of its own (``stop`` ends the group), its output
+    appended to ``log`` or, with ``append=False``, written over it."""
+    with log.open("ab" if append else "wb") as out:
         return subprocess.Popen(
-            [sys.executable, "dev.py", "run", "--port", str(port)],
-            cwd=ROOT,
+            command,
+            cwd=cwd,
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
+
+
+def stop(*processes: subprocess.Popen[Any], timeout: float = 30) -> None:
+    """SIGTERM to the process group of each of ``processes``, then wait for them; a group
+    still there after ``timeout`` seconds gets SIGKILL."""
+    for process in processes:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+    for process in processes:
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+def wait_for_port(port: int, process: subprocess.Popen[bytes], log: Path, name: str) -> None:
+    """Wait until something listens on ``port``; fail with the end of ``log`` if ``process``
+    ends first or a minute passes."""
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"{name} did not start:\n{log.read_text()[-3000:]}") from None
+            time.sleep(0.2)
+
+
+def start_dev_run(env: dict[str, str], port: int, log: Path) -> subprocess.Popen[bytes]:
+    """``python3 dev.py run`` in a process group of its own, its output appended to ``log``."""
+    return start([PYTHON, "dev.py", "run", "--port", str(port)], env, log)
+
+
+def celery(*args: str) -> list[str]:
+    """The command of ``celery`` for the project's app, with ``args``."""
+    return [PYTHON, "-m", "celery", "-A", "mifumo", *args]
+
+
+def celery_worker(
+    *options: str, loglevel: str = "WARNING", concurrency: int = 2, queues: str = QUEUES
+) -> list[str]:
+    """The command of a Celery worker, with further ``options``."""
+    return celery(
+        "worker",
+        "--loglevel",
+        loglevel,
+        "--concurrency",
+        str(concurrency),
+        "--queues",
+        queues,
+        *options,
+    )
+
+
+def celery_beat(schedule: Path) -> list[str]:
+    """The command of Celery beat, its schedule kept in ``schedule``."""
+    return celery("beat", "--loglevel", "WARNING", "--schedule", str(schedule))
+
+
+def psql(database: str, sql: str) -> list[list[str]]:
+    """Run ``sql`` in ``database``: the rows of its last result, each a list of its values."""
+    connect = ["-h", "127.0.0.1", "-U", "postgres", "-d", database]
+    out = subprocess.run(
+        ["psql", *connect, "-q", "-At", "-F", "|", "-c", sql],
+        check=True,
+        stdout=subprocess.PIPE,
+        text=True,
+    ).stdout
+    return [line.split("|") for line in out.splitlines() if line]
 
 
 def bench_env(database: str, **extra: str) -> dict[str, str]:
@@ -72,7 +158,7 @@ def manage(env: dict[str, str], *args: str) -> str:
 
 def fresh_database(name: str) -> None:
     for sql in (f"DROP DATABASE IF EXISTS {name} WITH (FORCE)", f"CREATE DATABASE {name}"):
-        subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-q", "-c", sql], check=True)
+        psql("postgres", sql)
 
 
 def setup_account(env: dict[str, str], name: str = "bench") -> str:
@@ -129,8 +215,7 @@ def gunicorn(env: dict[str, str], workers: int = 4, threads: int = 1) -> Iterato
     try:
         yield base
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(20)
+        stop(process, timeout=20)
 
 
 def wrk(

@@ -20,6 +20,7 @@ database 15.
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 import time
@@ -28,7 +29,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.common import PYTHON, bench_env, fresh_database, manage, setup_account  # noqa: E402
+from bench.common import (  # noqa: E402
+    PYTHON,
+    bench_env,
+    fresh_database,
+    manage,
+    setup_account,
+    start,
+    stop,
+)
 from tests.carriers.smsc import ESME_ROK, Smsc  # noqa: E402
 
 DATABASE = "mifumo_bench_inbound"
@@ -69,12 +78,8 @@ def main(argv: list[str] | None = None) -> None:
         setup_account(env)
         manage(env, "assign_number", "bench", NUMBER)
         manage(env, "shell", "-c", ENDPOINT)
-        runner = subprocess.Popen(
-            [PYTHON, "manage.py", "run_smpp", "--carrier", "smpp"],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+        runner = start(
+            [PYTHON, "manage.py", "run_smpp", "--carrier", "smpp"], env, Path(os.devnull)
         )
         try:
             if not smsc.wait_until(lambda: bool(smsc.bound_sessions()), timeout=60):
@@ -93,8 +98,7 @@ def main(argv: list[str] | None = None) -> None:
             )
             elapsed = time.monotonic() - started
         finally:
-            runner.terminate()
-            runner.wait(timeout=60)
+            stop(runner, timeout=60)
         if not answered:
             done = sum(1 for s in sequences if smsc.deliver_responses.get(s) == ESME_ROK)
             raise SystemExit(f"only {done} of {len(sequences)} answered ESME_ROK")

@@ -45,7 +45,18 @@ from types import FrameType
 
 import redis
 
-from bench.common import ROOT, bench_env, free_port, fresh_database, gunicorn, setup_account, wrk
+from bench.common import (
+    ROOT,
+    bench_env,
+    free_port,
+    fresh_database,
+    gunicorn,
+    setup_account,
+    start,
+    stop,
+    wait_for_port,
+    wrk,
+)
 from bench.send_bench import SEND_LUA
 
 DATABASE = "mifumo_bench_jasmin"
@@ -333,18 +344,6 @@ class JCli:
             raise RuntimeError(f"jCli refused {session}: {answer!r}")
 
 
-def wait_for_port(port: int, process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
-        except OSError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"jasmind did not start:\n{log.read_text()[-3000:]}") from None
-            time.sleep(0.2)
-
-
 @contextmanager
 def jasmind(python: Path, redis_db: int) -> Iterator[tuple[str, int]]:
     """A configured ``jasmind``: its HTTP API's base URL and its pid."""
@@ -370,17 +369,16 @@ def jasmind(python: Path, redis_db: int) -> Iterator[tuple[str, int]]:
         stack.callback(rabbitmqctl, "delete_vhost", VHOST, check=False)
         rabbitmqctl("set_permissions", "-p", VHOST, "guest", ".*", ".*", ".*")
         log = root / "jasmind.log"
-        with log.open("wb") as out:
-            process = subprocess.Popen(
-                [str(python), str(python.parent / "jasmind.py"), "--config", str(config)],
-                env={**os.environ, "ROOT_PATH": str(root)},
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        stack.callback(stop, process)
-        wait_for_port(ports["jcli"], process, log)
-        wait_for_port(ports["http"], process, log)
+        process = start(
+            [str(python), str(python.parent / "jasmind.py"), "--config", str(config)],
+            {**os.environ, "ROOT_PATH": str(root)},
+            log,
+            append=False,
+            cwd=None,
+        )
+        stack.callback(stop, process, timeout=15)
+        wait_for_port(ports["jcli"], process, log, "jasmind")
+        wait_for_port(ports["http"], process, log, "jasmind")
         jcli = JCli(ports["jcli"])
         try:
             jcli.login()
@@ -389,17 +387,6 @@ def jasmind(python: Path, redis_db: int) -> Iterator[tuple[str, int]]:
         finally:
             jcli.sock.close()
         yield f"http://127.0.0.1:{ports['http']}", process.pid
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    try:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(15)
-    except ProcessLookupError:
-        pass
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
 
 
 # ---------------------------------------------------------------------------------------

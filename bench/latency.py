@@ -15,7 +15,6 @@ how many dispatch tasks the worker received for those sends.
 from __future__ import annotations
 
 import argparse
-import subprocess
 import tempfile
 import threading
 import time
@@ -25,40 +24,21 @@ from pathlib import Path
 import httpx
 
 from bench.common import (
-    PYTHON,
-    ROOT,
     bench_env,
+    celery_beat,
+    celery_worker,
     fresh_database,
     gunicorn,
     percentile,
+    psql,
     setup_account,
+    start,
+    stop,
 )
 
 UNFINISHED = (
     "SELECT count(*) FROM sms_recipient WHERE status NOT IN ('delivered', 'failed', 'canceled')"
 )
-
-
-def psql(database: str, sql: str) -> list[list[str]]:
-    out = subprocess.run(
-        ["psql", "-h", "127.0.0.1", "-U", "postgres", "-d", database, "-At", "-F", "|", "-c", sql],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
-    return [line.split("|") for line in out.splitlines() if line]
-
-
-def start(command: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    with log.open("ab") as out:
-        return subprocess.Popen(
-            [PYTHON, *command],
-            cwd=ROOT,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
 
 
 def drive(base: str, key: str, rate: float, seconds: float) -> tuple[int, int, float]:
@@ -123,28 +103,8 @@ def main() -> None:
         # INFO on the worker: its "Task ... received" lines count the dispatch tasks.
         worker_env = {**env, "LOG_LEVEL": "INFO", "CELERY_LOG_LEVEL": "INFO"}
         processes = [
-            start(
-                [
-                    "-m",
-                    "celery",
-                    "-A",
-                    "mifumo",
-                    "worker",
-                    "--loglevel",
-                    "INFO",
-                    "--concurrency",
-                    "2",
-                    "--queues",
-                    "dispatch,receipts,webhooks,default",
-                ],
-                worker_env,
-                workdir / "worker.log",
-            ),
-            start(
-                ["-m", "celery", "-A", "mifumo", "beat", "--schedule", str(workdir / "beat")],
-                env,
-                workdir / "beat.log",
-            ),
+            start(celery_worker(loglevel="INFO"), worker_env, workdir / "worker.log"),
+            start(celery_beat(workdir / "beat"), env, workdir / "beat.log"),
         ]
         try:
             with gunicorn(env, workers=2, threads=8) as base:
@@ -160,10 +120,7 @@ def main() -> None:
                     time.sleep(0.5)
             log = (workdir / "worker.log").read_text(errors="replace")
         finally:
-            for process in processes:
-                process.terminate()
-            for process in processes:
-                process.wait(20)
+            stop(*processes, timeout=20)
 
     latencies = [
         float(row[0]) * 1000

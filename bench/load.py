@@ -28,13 +28,17 @@ from collections import defaultdict
 from typing import Any
 
 from bench.common import (
-    PYTHON,
     ROOT,
     bench_env,
+    celery_beat,
+    celery_worker,
     fresh_database,
     gunicorn,
     percentile,
+    psql,
     setup_account,
+    start,
+    stop,
 )
 from tests.reliability.services import rss_mb
 
@@ -61,53 +65,15 @@ def main() -> None:
     key = setup_account(env)
     logs = ROOT / "var" / "bench"
     logs.mkdir(parents=True, exist_ok=True)
-    worker = subprocess.Popen(
-        [
-            PYTHON,
-            "-m",
-            "celery",
-            "-A",
-            "mifumo",
-            "worker",
-            "--loglevel",
-            "WARNING",
-            "--queues",
-            "dispatch,receipts,webhooks,default",
-            "--concurrency",
-            "2",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=(logs / "load-worker.log").open("w"),
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    beat = subprocess.Popen(
-        [
-            PYTHON,
-            "-m",
-            "celery",
-            "-A",
-            "mifumo",
-            "beat",
-            "--loglevel",
-            "WARNING",
-            "--schedule",
-            str(logs / "load-beat-schedule"),
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=(logs / "load-beat.log").open("w"),
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
+    worker = start(celery_worker(), env, logs / "load-worker.log", append=False)
+    beat = start(
+        celery_beat(logs / "load-beat-schedule"), env, logs / "load-beat.log", append=False
     )
     try:
         with gunicorn(env, workers=args.web_workers, threads=args.web_threads) as base:
             run(base, key, args, {"worker": worker.pid, "beat": beat.pid}, env)
     finally:
-        for process in (worker, beat):
-            process.terminate()
-            process.wait(30)
+        stop(worker, beat)
 
 
 def run(
@@ -236,13 +202,7 @@ def wait_drained(env: dict[str, str]) -> float | None:
     sql = "SELECT count(*) FROM sms_recipient WHERE status IN ('queued', 'submitting', 'sent')"
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
-        out = subprocess.run(
-            ["psql", "-h", "127.0.0.1", "-U", "postgres", "-d", database, "-Atc", sql],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
-        if int(out.strip()) == 0:
+        if int(psql(database, sql)[0][0]) == 0:
             return time.monotonic()
         time.sleep(0.2)
     return None

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import subprocess
 import tempfile
 from pathlib import Path
 
@@ -26,6 +25,7 @@ from bench.common import (
     gunicorn,
     manage,
     percentile,
+    psql,
     setup_account,
     timed_gets,
     wrk,
@@ -107,10 +107,7 @@ def seed(env: dict[str, str], sql: str) -> None:
     ).strip()
     database = env["DATABASE_URL"].rsplit("/", 1)[1]
     statement = sql.format(account=int(account.split()[-1]))
-    subprocess.run(
-        ["psql", "-h", "127.0.0.1", "-U", "postgres", "-q", "-d", database, "-c", statement],
-        check=True,
-    )
+    psql(database, statement)
 
 
 def reports(base: str, key: str, env: dict[str, str], samples: int) -> None:

@@ -24,10 +24,8 @@ ESME_RTHROTTLED past N submits per second, and ``--rate`` paces the bind (SMPP_R
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
-import signal
 import statistics
 import subprocess
 import sys
@@ -37,11 +35,22 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from bench.common import PYTHON, bench_env, call, fresh_database, gunicorn, setup_account
+from bench.common import (
+    PYTHON,
+    ROOT,
+    bench_env,
+    call,
+    celery_beat,
+    celery_worker,
+    fresh_database,
+    gunicorn,
+    setup_account,
+    start,
+    stop,
+)
 from sms.carriers.base import DeliveryReceipt, OutboundSms, SubmitResult
 from sms.carriers.smpp import SmppCarrier, normalise_message_id
 
-ROOT = Path(__file__).resolve().parents[1]
 TEXT = "Habari! Nambari yako ya uthibitisho ni 123456. Asante kwa kutumia Mifumo."
 
 
@@ -155,44 +164,12 @@ def end_to_end(args: argparse.Namespace) -> None:
         processes: list[subprocess.Popen[bytes]] = []
         try:
             key = setup_account(env)
-            for command in (
-                [
-                    "-m",
-                    "celery",
-                    "-A",
-                    "mifumo",
-                    "worker",
-                    "--loglevel",
-                    "WARNING",
-                    "--concurrency",
-                    "2",
-                    "--queues",
-                    "dispatch,receipts,webhooks,default",
-                ],
-                [
-                    "-m",
-                    "celery",
-                    "-A",
-                    "mifumo",
-                    "beat",
-                    "--loglevel",
-                    "WARNING",
-                    "--schedule",
-                    str(workdir / "beat"),
-                ],
-                ["manage.py", "run_smpp", "--batch", str(args.batch)],
+            for command, log in (
+                (celery_worker(), "worker.log"),
+                (celery_beat(workdir / "beat"), "beat.log"),
+                ([PYTHON, "manage.py", "run_smpp", "--batch", str(args.batch)], "run_smpp.log"),
             ):
-                with (workdir / f"{command[1]}.log").open("ab") as log:
-                    processes.append(
-                        subprocess.Popen(
-                            [PYTHON, *command],
-                            cwd=ROOT,
-                            env=env,
-                            stdout=log,
-                            stderr=subprocess.STDOUT,
-                            start_new_session=True,
-                        )
-                    )
+                processes.append(start(command, env, workdir / log))
             with gunicorn(env, workers=2) as base:
                 time.sleep(3)  # the worker and the bind come up
                 total = args.sends * args.recipients
@@ -233,14 +210,7 @@ def end_to_end(args: argparse.Namespace) -> None:
                     for state, n in body["data"]["counts"].items():
                         counts[state] = counts.get(state, 0) + n
         finally:
-            for process in processes:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(process.pid, signal.SIGTERM)
-            for process in processes:
-                try:
-                    process.wait(30)
-                except subprocess.TimeoutExpired:
-                    os.killpg(process.pid, signal.SIGKILL)
+            stop(*processes)
             stop_smsc(child)
         received = sorted(json.loads((workdir / "submits.json").read_text()).values())
     print(

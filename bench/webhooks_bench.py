@@ -39,6 +39,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.common import celery_worker, free_port, start, stop  # noqa: E402
 from bench.inprocess import django_setup, ensure_database, purge_queues  # noqa: E402
 
 os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/mifumo_bench_webhooks")
@@ -83,14 +84,6 @@ def serve(port: int, counter: Any) -> None:
     server = ThreadingHTTPServer(("127.0.0.1", port), _Handler)
     server.daemon_threads = True
     server.serve_forever()
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 # --- setup --------------------------------------------------------------------------------------
@@ -158,28 +151,16 @@ def write_events(account: Any, api_key: Any, url: str, count: int, per_task: boo
 
 
 def start_worker(concurrency: int, log: Path) -> subprocess.Popen[bytes]:
-    args = [
-        sys.executable,
-        "-m",
-        "celery",
-        "-A",
-        "mifumo",
-        "worker",
-        "--loglevel",
-        "INFO",
-        "--queues",
-        "webhooks",
-        "--concurrency",
-        str(concurrency),
+    command = celery_worker(
         "--hostname",
         "webhooks-bench@%h",
         "--without-gossip",
         "--without-mingle",
-    ]
-    with log.open("wb") as out:
-        return subprocess.Popen(
-            args, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-        )
+        loglevel="INFO",
+        concurrency=concurrency,
+        queues="webhooks",
+    )
+    return start(command, None, log, append=False)
 
 
 def wait_ready(log: Path, worker: subprocess.Popen[bytes], timeout: float = 60) -> None:
@@ -250,8 +231,7 @@ def run(events: int, concurrency: int, per_task: bool) -> float:
                 raise SystemExit(f"only {done} of {total} delivered after 10 minutes")
         elapsed = time.monotonic() - started
     finally:
-        os.killpg(worker.pid, 15)
-        worker.wait(30)
+        stop(worker)
         receiver.kill()
 
     latencies = list(
