@@ -4,7 +4,7 @@ import uuid
 
 from django.core.cache import caches
 
-from mifumo.counters import count_and_mark
+from mifumo.counters import count_and_mark, count_mark_and_read
 
 
 def test_counts_and_marks_in_one_pipeline() -> None:
@@ -28,3 +28,22 @@ def test_keys_expire_after_their_lifetime():
     client.expire(caches["default"].make_and_validate_key(f"c:{tag}"), 3)
     count_and_mark([(f"c:{tag}", 7)])
     assert client.ttl(caches["default"].make_and_validate_key(f"c:{tag}")) <= 3
+
+
+def test_reads_ride_along_and_a_missing_key_reads_as_none():
+    tag = uuid.uuid4().hex
+    client = caches["default"]._cache.get_client(write=True)  # type: ignore[attr-defined]
+    client.set(f"v:{tag}", b"7")
+    counts, marks, values = count_mark_and_read(
+        [(f"c:{tag}", 60)], [(f"m:{tag}", 60)], [f"v:{tag}", f"missing:{tag}"]
+    )
+    assert (counts, marks, values) == ([1], [True], [b"7", None])
+
+
+def test_a_server_that_forgot_the_script_is_given_it_again():
+    # A Redis restart (or SCRIPT FLUSH) empties the server's script cache.
+    tag = uuid.uuid4().hex
+    assert count_and_mark([(f"c:{tag}", 60)]) == ([1], [])
+    client = caches["default"]._cache.get_client(write=True)  # type: ignore[attr-defined]
+    client.script_flush()
+    assert count_and_mark([(f"c:{tag}", 60)]) == ([2], [])
