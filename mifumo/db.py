@@ -155,19 +155,21 @@ def insert_from_arrays_sql(
     where: str = "",
 ) -> tuple[str, list[Any]]:
     """``insert_from_arrays``'s INSERT and its parameters, optionally only ``where`` (SQL)
-    holds, to be part of a larger statement."""
+    holds, to be part of a larger statement. Without ``rows`` it inserts one row of the
+    ``same`` values."""
     constants = dict(same or {})
     params: list[Any] = []
     names = [*constants, *rows]
     values = [_constant(value, params) for name, value in constants.items()]
     values += [f"v.{column(model, name)}" for name in rows]
-    arrays = ", ".join(f"%s::{_array_type(model, name)}" for name in rows)
-    params += [list(values_) for values_ in rows.values()]
     sql = (
-        f"INSERT INTO {table(model)} ({', '.join(column(model, n) for n in names)}) "  # noqa: S608
-        f"SELECT {', '.join(values)} FROM unnest({arrays}) "
-        f"AS v({', '.join(column(model, name) for name in rows)})"
+        f"INSERT INTO {table(model)} ({', '.join(column(model, n) for n in names)}) "
+        f"SELECT {', '.join(values)}"
     )
+    if rows:
+        arrays = ", ".join(f"%s::{_array_type(model, name)}" for name in rows)
+        params += [list(values_) for values_ in rows.values()]
+        sql += f" FROM unnest({arrays}) AS v({', '.join(column(model, name) for name in rows)})"
     if where:
         sql += f" WHERE {where}"
     return sql, params

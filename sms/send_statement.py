@@ -81,6 +81,12 @@ def send_in_one_statement(
     return Outcome(written=written, opted_out=opted_out)
 
 
+# Each statement text built so far, kept as one object: the driver keeps the adapters it
+# chose for a query's parameters while the same text object runs again on the same cursor.
+_TEXTS: dict[str, str] = {}
+_CURSOR = "mifumo_send_cursor"
+
+
 def _run_prepared(sql: str, params: list[Any]) -> tuple[Any, ...] | None:
     """Run ``sql`` as a prepared statement of the connection and return its row.
 
@@ -88,10 +94,24 @@ def _run_prepared(sql: str, params: list[Any]) -> tuple[Any, ...] | None:
     planned once per connection (its generic plan, after the first few runs). The parameters
     travel apart from the text (server-side binding) rather than being quoted into it, which
     for the recipients' arrays cost more than the rest of the send's Python. The driver keeps
-    the prepared statements of each connection (its text depends only on whether there is a
-    debit, so at most two), and a reconnect prepares again."""
-    with connection.cursor() as wrapper:  # opens the connection and checks its health
-        raw = wrapper.cursor.connection
-        with connection.wrap_database_errors, psycopg.Cursor(raw) as cursor:
-            cursor.execute(sql, params, prepare=True)
-            return cursor.fetchone()
+    the prepared statements of each connection (its text depends on whether there is a
+    debit and on whether there is more than one recipient, so a handful), and a reconnect
+    prepares again. One cursor serves every send of a connection (a connection belongs to
+    one thread): a new cursor, or a new text object, makes the driver look up the adapter
+    of each parameter's type again."""
+    sql = _TEXTS.setdefault(sql, sql)
+    # What Django does before it hands out a cursor (the health check, connecting, the
+    # thread check), without the cursor and its wrappers, which this statement does not use.
+    connection.close_if_health_check_failed()
+    connection.ensure_connection()
+    connection.validate_thread_sharing()
+    raw = connection.connection
+    # Kept on the thread's connection wrapper, for the driver connection it was made on.
+    kept: tuple[Any, psycopg.Cursor[Any]] | None = getattr(connection, _CURSOR, None)
+    if kept is None or kept[0] is not raw or kept[1].closed:
+        kept = (raw, psycopg.Cursor(raw))
+        setattr(connection, _CURSOR, kept)
+    cursor = kept[1]
+    with connection.wrap_database_errors:
+        cursor.execute(sql, params, prepare=True)
+        return cursor.fetchone()

@@ -519,13 +519,15 @@ def _send_in_one_statement(
             account_id=account.pk, amount=message.cost, reference=message.id, note=_note(plan)
         )
     # The columns that differ between recipients travel as arrays, the rest once: every
-    # array parameter costs the driver a scan of its values.
+    # array parameter costs the driver a scan of its values. One recipient (most sends): no
+    # array at all.
     columns = dict(zip(RECIPIENT_FIELDS, zip(*rows, strict=True), strict=True))
+    varying = RECIPIENT_VARYING if len(rows) > 1 else ()
     outcome = send_in_one_statement(
         message=message,
         phones=plan.phones,
-        recipients={name: list(columns[name]) for name in RECIPIENT_VARYING},
-        same={name: values[0] for name, values in columns.items() if name not in RECIPIENT_VARYING},
+        recipients={name: list(columns[name]) for name in varying},
+        same={name: values[0] for name, values in columns.items() if name not in varying},
         debit=debit,
     )
     if not outcome.written:

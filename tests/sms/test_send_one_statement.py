@@ -25,6 +25,7 @@ from integration.audit import AuditContext
 from integration.models import Account, LedgerEntry
 from integration.services import account_set_low_balance_threshold
 from integration.signals import LowBalance, balance_fell_below_threshold, ledger_entry_recorded
+from sms import send_statement
 from sms.models import Message, Recipient
 from sms.send_statement import ONE_STATEMENT_MAX
 from sms.services import message_send
@@ -456,6 +457,47 @@ def test_a_connection_prepares_the_statement_once_and_again_after_a_reconnect(
         assert statements.index(prepare) < statements.index(executes[0])
         connection.close()
     assert len(ledger(alice)) == 6 and balance(alice) == Decimal("4940.00")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_one_recipient_travels_as_plain_values_and_more_as_arrays(make_account, dispatched):
+    alice = make_account("alice")
+    with wire() as statements:
+        one = message_send(account=alice, text="Habari", recipients=[TZ])
+        two = message_send(account=alice, text="Habari", recipients=[TZ, TZ2])
+    single, double = (prepared_text(s) for s in one_statements(statements))
+    assert "unnest(" not in single and "ANY(" not in single
+    assert "unnest(" in double and "phone_number = ANY(" in double
+    rows = Recipient.objects.filter(message__in=[one.message, two.message])
+    assert sorted(rows.values_list("message_id", "phone", "segments", "cost", "status")) == sorted(
+        [
+            (one.message.id, TZ, 1, Decimal("10.00"), "queued"),
+            (two.message.id, TZ, 1, Decimal("10.00"), "queued"),
+            (two.message.id, TZ2, 1, Decimal("10.00"), "queued"),
+        ]
+    )
+    assert balance(alice) == Decimal("4970.00")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_connection_keeps_one_cursor_for_its_sends_and_a_new_connection_gets_its_own(
+    make_account, dispatched
+):
+    alice = make_account("alice")
+    connection.close()
+    message_send(account=alice, text="Habari", recipients=[TZ])
+    raw, cursor = getattr(connection, send_statement._CURSOR)
+    assert raw is connection.connection
+    message_send(account=alice, text="Habari", recipients=[TZ])
+    assert getattr(connection, send_statement._CURSOR)[1] is cursor
+    connection.close()
+    message_send(account=alice, text="Habari", recipients=[TZ])
+    new_raw, new_cursor = getattr(connection, send_statement._CURSOR)
+    assert new_raw is connection.connection and new_raw is not raw and new_cursor is not cursor
+    new_cursor.close()  # closed under it: the next send makes another
+    message_send(account=alice, text="Habari", recipients=[TZ])
+    assert not getattr(connection, send_statement._CURSOR)[1].closed
+    assert len(ledger(alice)) == 4 and balance(alice) == Decimal("4960.00")
 
 
 class Undo(Exception):
