@@ -25,7 +25,7 @@ from mifumo.errors import DomainError, ErrorCode
 from mifumo.ids import new_id
 from segments.selectors import segment_member_phones
 from sms import encoding
-from sms.dispatch.wake import dispatch_wake
+from sms.dispatch.wake import dispatch_wake_soon
 from sms.models import Message, Recipient
 from sms.personalise import (
     MAX_REPORTED,
@@ -562,9 +562,9 @@ def _recipient_rows(message: Message, plan: SendPlan, status: str) -> Iterator[t
 
 
 def _enqueue_dispatch(message_id: str) -> None:
-    """Wake the dispatcher (one task per wake window, not per send; it logs trouble and
-    leaves the message to the sweep)."""
-    dispatch_wake()
+    """Wake the dispatcher, through the process's waker thread (one ``SET NX`` per coalescing
+    window and one task per wake window, not per send; trouble is logged, the sweep covers)."""
+    dispatch_wake_soon()
 
 
 def message_cancel(

@@ -26,11 +26,27 @@ full publishes a helper task (``wake_helper``, at most one a second), which work
 
 When the cache or the broker is down at send time the wake is logged and left to the sweep,
 which wakes the dispatcher unconditionally (``force``).
+
+Sends share wakes. A send's on-commit hook (``dispatch_wake_soon``) only notes that a wake is
+owed; a daemon thread of the process waits for the note, clears it, calls ``dispatch_wake``,
+then sleeps ``MIFUMO_DISPATCH_WAKE_COALESCE_MS``. Sends committed during the call or the sleep
+leave the note set and share the next round, so a busy web process makes one ``SET NX`` per
+window rather than one per send. The proof above needs only an ``add`` made for S after S's
+commit ("S's add"): the note is made after the commit, and the note is cleared BEFORE each
+call, so the round that clears S's note (the first clear after it) adds after S's commit.
+A wake still owed when the interpreter exits is made then (``wake_flush``), best effort; a
+process killed, or ending without its exit handlers (Celery's pool children end with
+``os._exit``), leaves it to the sweep, as with a lost task. A window of 0, or Celery running
+tasks in place (``task_always_eager``), wakes in the hook as before.
 """
 
 from __future__ import annotations
 
+import atexit
 import logging
+import os
+import threading
+import time
 from datetime import datetime
 
 from celery import current_app, signature
@@ -114,3 +130,86 @@ def dispatch_later(moment: datetime) -> bool:
         logger.warning("broker unavailable; the sweep will retry the recipients in backoff")
         return False
     return True
+
+
+class _Waker:
+    """The process's coalescing waker: ``owed`` is set by sends' hooks, and cleared just
+    before each ``dispatch_wake`` made for it, under ``calling``, by the thread or by
+    ``wake_flush``."""
+
+    def __init__(self) -> None:
+        self.pid = os.getpid()
+        self.owed = threading.Event()
+        self.calling = threading.Lock()
+        self.thread = threading.Thread(target=self._run, name="dispatch-wake", daemon=True)
+        self.thread.start()
+
+    def wake_owed(self) -> None:
+        """Clear the note, then wake, if a wake is still owed (the caller holds ``calling``;
+        ``wake_flush`` may have made it while the thread waited for the lock)."""
+        if self.owed.is_set():
+            self.owed.clear()
+            dispatch_wake()
+
+    def _run(self) -> None:
+        while True:
+            self.owed.wait()
+            try:
+                with self.calling:
+                    self.wake_owed()
+            except Exception:  # the thread must outlive anything one wake does
+                logger.exception("dispatch wake failed; the sweep will wake the dispatcher")
+            time.sleep(max(settings.MIFUMO_DISPATCH_WAKE_COALESCE_MS, 0) / 1000)
+
+
+_waker: _Waker | None = None
+_waker_lock = threading.Lock()
+
+
+def _process_waker() -> _Waker:
+    """This process's waker, started on first use: a forked child (gunicorn and Celery fork
+    after import) has none of its parent's threads, so it starts its own."""
+    global _waker
+    waker = _waker
+    if waker is not None and waker.pid == os.getpid():
+        return waker
+    with _waker_lock:
+        if _waker is None or _waker.pid != os.getpid():
+            _waker = _Waker()
+        return _waker
+
+
+def _new_lock_in_child() -> None:
+    """A fork taken while another thread held the lock would leave the child's copy held."""
+    global _waker_lock
+    _waker_lock = threading.Lock()
+
+
+def dispatch_wake_soon() -> None:
+    """A send's on-commit hook: a wake is owed, made by the process's waker thread at most once
+    per ``MIFUMO_DISPATCH_WAKE_COALESCE_MS``; at once when that is 0 or tasks run in place."""
+    if settings.MIFUMO_DISPATCH_WAKE_COALESCE_MS <= 0 or current_app.conf.task_always_eager:
+        dispatch_wake()
+        return
+    _process_waker().owed.set()
+
+
+def wake_flush(timeout: float = 5.0) -> bool:
+    """Make the wake this process owes now, after a call the waker thread is making: on return
+    every send committed before has had a ``dispatch_wake`` made after its commit. At exit, and
+    for callers that need the wake done (tests). False when the thread's call outlasted
+    ``timeout``."""
+    waker = _waker
+    if waker is None or waker.pid != os.getpid():
+        return True
+    if not waker.calling.acquire(timeout=timeout):
+        return False
+    try:
+        waker.wake_owed()
+    finally:
+        waker.calling.release()
+    return True
+
+
+os.register_at_fork(after_in_child=_new_lock_in_child)
+atexit.register(wake_flush, timeout=1.0)

@@ -19,7 +19,7 @@ from django.utils import timezone
 from mifumo.celery import app as celery_app
 from sms import dispatch, tasks
 from sms.carriers.base import CarrierError
-from sms.dispatch.wake import PENDING
+from sms.dispatch.wake import PENDING, wake_flush
 from sms.models import Message, Recipient
 from sms.services import message_send
 from tests.workers import wait_until
@@ -34,7 +34,10 @@ def phones(count: int, start: int = 0) -> list[str]:
 
 
 def send(account: Any, recipients: list[str], **extra: Any) -> Message:
-    return message_send(account=account, text="Habari", recipients=recipients, **extra).message
+    """A send, its wake made by the time it returns (the waker thread shares it otherwise)."""
+    message = message_send(account=account, text="Habari", recipients=recipients, **extra).message
+    assert wake_flush()
+    return message
 
 
 def queue_headers() -> list[dict[str, Any]]:
