@@ -75,18 +75,23 @@ INSTALLED_APPS = [
     "dashboard",
 ]
 
+# The Site* classes (mifumo/api/middleware.py) are Django's, WhiteNoise's and django-otp's own,
+# passed by under MIFUMO_API_PREFIX: they serve the browser site (dashboard, admin) only, and
+# the API authenticates with keys, never a cookie. Everything else runs on every request: the
+# request id, the security headers, the envelope, Content-Length, CSRF (named as Django's own
+# for `check --deploy`; API views are exempt), X-Frame-Options, the CSP.
 MIDDLEWARE = [
     "mifumo.api.middleware.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
-    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "mifumo.api.middleware.SiteWhiteNoiseMiddleware",
     "mifumo.api.middleware.ApiEnvelopeMiddleware",
-    "django.contrib.sessions.middleware.SessionMiddleware",
+    "mifumo.api.middleware.SiteSessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "mifumo.api.middleware.SiteAuthenticationMiddleware",
     # request.user.is_verified(): signed in with a second factor (integration/two_factor.py).
-    "django_otp.middleware.OTPMiddleware",
-    "django.contrib.messages.middleware.MessageMiddleware",
+    "mifumo.api.middleware.SiteOTPMiddleware",
+    "mifumo.api.middleware.SiteMessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "dashboard.middleware.ContentSecurityPolicyMiddleware",
 ]

@@ -1,4 +1,5 @@
-"""Request ids and the envelope for everything under the API prefix that DRF does not see."""
+"""Request ids, the envelope for everything under the API prefix that DRF does not see, and
+the browser site's middlewares, which API requests pass by."""
 
 from __future__ import annotations
 
@@ -8,9 +9,15 @@ import re
 import time
 import uuid
 from collections.abc import Callable
+from typing import Any
 
 from django.conf import settings
+from django.contrib.auth.middleware import AuthenticationMiddleware
+from django.contrib.messages.middleware import MessageMiddleware
+from django.contrib.sessions.middleware import SessionMiddleware
 from django.http import HttpRequest, HttpResponse
+from django_otp.middleware import OTPMiddleware
+from whitenoise.middleware import WhiteNoiseMiddleware
 
 from mifumo import metrics
 from mifumo.api.errors import ErrorCode
@@ -74,6 +81,49 @@ def body_limit(path: str) -> int:
 
 def is_api_path(path: str) -> bool:
     return path.startswith(settings.MIFUMO_API_PREFIX)
+
+
+class SiteOnly:
+    """A middleware of the browser site (dashboard, admin) that requests under the API prefix
+    pass by.
+
+    The API authenticates with keys alone (``integration.auth``) and never reads a cookie, a
+    session, Django's ``request.user`` or messages. Run for an API request, these middlewares
+    only cost time: a session store, two lazy users, a message store whose cookie half builds
+    a signer, a static file lookup. The one answer they could change is that to a request
+    carrying a malformed session cookie, which the session middleware would clear
+    (``Set-Cookie``, ``Vary: Cookie``); the API leaves it alone. Subclasses name this first,
+    before the middleware they wrap.
+
+    CSRF keeps Django's own class: ``check --deploy`` looks for it by name, and its cost on a
+    CSRF-exempt API view is a cookie lookup."""
+
+    get_response: Callable[..., Any]  # sync here; a coroutine function under ASGI
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if is_api_path(request.path):
+            return self.get_response(request)
+        return super().__call__(request)  # type: ignore[misc]
+
+
+class SiteWhiteNoiseMiddleware(SiteOnly, WhiteNoiseMiddleware):
+    """Static files live under ``STATIC_URL``, never under the API prefix."""
+
+
+class SiteSessionMiddleware(SiteOnly, SessionMiddleware):
+    pass
+
+
+class SiteAuthenticationMiddleware(SiteOnly, AuthenticationMiddleware):
+    """API requests get their ``request.user`` from DRF: the key's principal."""
+
+
+class SiteOTPMiddleware(SiteOnly, OTPMiddleware):
+    pass
+
+
+class SiteMessageMiddleware(SiteOnly, MessageMiddleware):
+    pass
 
 
 class ApiEnvelopeMiddleware:
