@@ -518,9 +518,8 @@ def _send_in_one_statement(
         debit = debit_entry(
             account_id=account.pk, amount=message.cost, reference=message.id, note=_note(plan)
         )
-    # The columns that differ between recipients travel as arrays, the rest once: every
-    # array parameter costs the driver a scan of its values. One recipient (most sends): no
-    # array at all.
+    # The columns that differ between recipients travel as arrays, the rest once (every array
+    # costs the driver a scan of its values); one recipient (most sends) needs no array.
     columns = dict(zip(RECIPIENT_FIELDS, zip(*rows, strict=True), strict=True))
     varying = RECIPIENT_VARYING if len(rows) > 1 else ()
     outcome = send_in_one_statement(

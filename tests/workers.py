@@ -23,7 +23,6 @@ import pytest
 from django.db import connection
 
 from mifumo.celery import app as celery_app
-from sms.dispatch.wake import wake_flush
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -144,6 +143,9 @@ def celery_worker_factory(tmp_path: Path, settings: Any) -> Iterator[Callable[..
     finally:
         for process in started:
             process.kill()
+        # Imported here: the benchmarks import this module before Django is set up.
+        from sms.dispatch.wake import wake_flush
+
         wake_flush()  # a wake still owed goes to the broker, not run in place below
         celery_app.conf.update(CELERY_TASK_ALWAYS_EAGER=True)
         _purge_queues()
