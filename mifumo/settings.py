@@ -372,9 +372,10 @@ MIFUMO_DISPATCH_BATCH = envint("MIFUMO_DISPATCH_BATCH", 500)
 # Sends wake the dispatcher through a "dispatch pending" flag in Redis: only the send that sets
 # it queues a dispatch task; the flag lasts at most this long (sms/dispatch/wake.py).
 MIFUMO_DISPATCH_WAKE_SECONDS = envint("MIFUMO_DISPATCH_WAKE_SECONDS", 10)
-# A send's wake is made by a thread of its process, once per this many milliseconds however
-# many sends commit meanwhile; 0 makes it in the send's own on-commit hook (sms/dispatch/wake.py).
-MIFUMO_DISPATCH_WAKE_COALESCE_MS = envint("MIFUMO_DISPATCH_WAKE_COALESCE_MS", 20)
+# Above 0: a send's wake is made by a thread of its process, once per this many milliseconds
+# however many sends commit meanwhile (less web CPU per send, later dispatch: see
+# bench/README.md); 0 makes it in the send's own on-commit hook (sms/dispatch/wake.py).
+MIFUMO_DISPATCH_WAKE_COALESCE_MS = envint("MIFUMO_DISPATCH_WAKE_COALESCE_MS", 0)
 # The share of each claimed batch taken from the newest queued recipients, so that a message
 # queued behind a large one waits one batch, not the whole of it (sms/dispatch/claims.py).
 MIFUMO_DISPATCH_NEWEST_PERCENT = envint("MIFUMO_DISPATCH_NEWEST_PERCENT", 10)

@@ -27,9 +27,11 @@ full publishes a helper task (``wake_helper``, at most one a second), which work
 When the cache or the broker is down at send time the wake is logged and left to the sweep,
 which wakes the dispatcher unconditionally (``force``).
 
-Sends share wakes. A send's on-commit hook (``dispatch_wake_soon``) only notes that a wake is
-owed; a daemon thread of the process waits for the note, clears it, calls ``dispatch_wake``,
-then sleeps ``MIFUMO_DISPATCH_WAKE_COALESCE_MS``. Sends committed during the call or the sleep
+Sends may share wakes (``MIFUMO_DISPATCH_WAKE_COALESCE_MS`` above 0; off by default, since
+fewer wakes also meant fewer dispatch tasks working side by side and later deliveries, see
+bench/README.md). A send's on-commit hook (``dispatch_wake_soon``) then only notes that a
+wake is owed; a daemon thread of the process waits for the note, clears it, calls
+``dispatch_wake``, then sleeps the window. Sends committed during the call or the sleep
 leave the note set and share the next round, so a busy web process makes one ``SET NX`` per
 window rather than one per send. The proof above needs only an ``add`` made for S after S's
 commit ("S's add"): the note is made after the commit, and the note is cleared BEFORE each
@@ -37,7 +39,7 @@ call, so the round that clears S's note (the first clear after it) adds after S'
 A wake still owed when the interpreter exits is made then (``wake_flush``), best effort; a
 process killed, or ending without its exit handlers (Celery's pool children end with
 ``os._exit``), leaves it to the sweep, as with a lost task. A window of 0, or Celery running
-tasks in place (``task_always_eager``), wakes in the hook as before.
+tasks in place (``task_always_eager``), wakes in the hook.
 """
 
 from __future__ import annotations

@@ -100,7 +100,7 @@ def send(account: Any, recipients: list[str]) -> None:
 def test_sends_inside_a_window_share_wakes_and_the_last_commit_still_gets_one(
     alice: Any, wakes: Wakes, commits: Commits, settings: Any
 ) -> None:
-    settings.MIFUMO_DISPATCH_WAKE_COALESCE_MS = window = 200
+    settings.MIFUMO_DISPATCH_WAKE_COALESCE_MS = window = 500
     count = 40
     start = time.monotonic()
     for phone in phones(count):
