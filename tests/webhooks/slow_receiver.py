@@ -1,7 +1,8 @@
 """A real TCP receiver on 127.0.0.1 that answers as slowly as a hostile one can: it reads the
 request (unless ``read_request`` is off: it then starts at once, as a TLS server would), sends
 the first ``fast`` bytes of its answer at once and then the rest one byte every ``interval``
-seconds, keeping the connection busy for as long as it likes.
+seconds, keeping the connection busy for as long as it likes; then it reads the next request
+on the same connection, as a keep-alive server does.
 """
 
 from __future__ import annotations
@@ -56,24 +57,31 @@ class DribblingReceiver:
             threading.Thread(target=self._answer, args=(conn,), daemon=True).start()
 
     def _answer(self, conn: socket.socket) -> None:
+        # Request after request on the connection, as a keep-alive server does, until the
+        # client closes it (one answer only when the request is not read).
         with contextlib.closing(conn):
             conn.settimeout(5)
-            received = b"" if self.read_request else b"\r\n\r\n"
-            with contextlib.suppress(OSError):
-                while b"\r\n\r\n" not in received:
-                    chunk = conn.recv(65536)
-                    if not chunk:
-                        return
-                    received += chunk
-            self.requests += 1
-            try:
-                conn.sendall(self.answer[: self.fast])
-                for byte in self.answer[self.fast :]:
-                    if self._stop.wait(self.interval):
-                        return
-                    conn.sendall(bytes([byte]))
-            except OSError:
-                return  # the client gave up
+            while not self._stop.is_set():
+                received = b"" if self.read_request else b"\r\n\r\n"
+                try:
+                    while b"\r\n\r\n" not in received:
+                        chunk = conn.recv(65536)
+                        if not chunk:
+                            return
+                        received += chunk
+                except OSError:
+                    return
+                self.requests += 1
+                try:
+                    conn.sendall(self.answer[: self.fast])
+                    for byte in self.answer[self.fast :]:
+                        if self._stop.wait(self.interval):
+                            return
+                        conn.sendall(bytes([byte]))
+                except OSError:
+                    return  # the client gave up
+                if not self.read_request:
+                    return
 
     def stop(self) -> None:
         self._stop.set()

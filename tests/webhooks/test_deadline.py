@@ -137,6 +137,7 @@ def test_a_fast_receiver_after_a_slow_one_gets_a_fresh_deadline(dribbler: Any) -
     # And the same receiver twice over one kept-alive connection.
     again = transport.post(fast.url, body=b"{}", headers={}, timeout=TIMEOUT)
     assert again.succeeded, again.error
+    assert (fast.connections, fast.requests) == (1, 2)
 
 
 def test_the_lease_outlasts_the_task_time_limit_which_outlasts_the_deadline() -> None:
