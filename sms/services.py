@@ -561,8 +561,8 @@ def _recipient_rows(message: Message, plan: SendPlan, status: str) -> Iterator[t
 
 
 def _enqueue_dispatch(message_id: str) -> None:
-    """Wake the dispatcher, through the process's waker thread (one ``SET NX`` per coalescing
-    window and one task per wake window, not per send; trouble is logged, the sweep covers)."""
+    """Wake the dispatcher (one task per wake window, not per send; with a coalescing window
+    set, through the process's waker thread; trouble is logged, the sweep covers)."""
     dispatch_wake_soon()
 
 
