@@ -216,7 +216,9 @@ def slow_part_inserts(seconds: float) -> Iterator[None]:
 def test_pacing_runs_on_from_batch_to_batch_at_the_rate_a_throttling_smsc_allows(
     alice, make_smsc, make_carrier, monkeypatch, settings
 ) -> None:
-    smsc = make_smsc(auto_receipt="DELIVRD", throttle_rate=40)  # 0x58 past 40 in any second
+    # 0x58 past 44 in any second: RATE set a tenth below the SMSC's limit, as operators do, so
+    # that the SMSC's own jitter on a busy machine does not make it count 41 in a second.
+    smsc = make_smsc(auto_receipt="DELIVRD", throttle_rate=44)
     carrier = make_carrier(smsc, RATE=40, WINDOW=10)
     # The carrier as run_smpp serves it: RATE in its settings too, batches of half a second.
     settings.MIFUMO_CARRIERS = {
@@ -226,14 +228,15 @@ def test_pacing_runs_on_from_batch_to_batch_at_the_rate_a_throttling_smsc_allows
     monkeypatch.setattr(failover, "get_carrier", lambda name: carrier)
     message, batch = claimed(alice, 160)
     dispatch.handoff(recipient_ids=[sms.recipient_id for sms in batch], carrier="smpp")
-    with slow_part_inserts(0.005):  # recording a batch of 20 takes a tenth of a second more
+    with slow_part_inserts(0.01):  # recording a batch of 20 takes a fifth of a second more
         while (report := dispatch.handoff_dispatch(carrier="smpp", limit=20)) is not None:
             assert report.failed == report.requeued == 0
     times = sorted(s.received_at for s in smsc.accepted())
     assert len(times) == 160
     rate = (len(times) - 1) / (times[-1] - times[0])
-    # Within 10% of what the SMSC allows, over eight batches.
-    assert 36 <= rate <= 44, (rate, smsc.throttled)
+    # Near RATE over eight batches: never above it, and clear of the 30 a bind held while its
+    # batch is recorded makes (measured: 37-40 here, 30-31 with recording after each batch).
+    assert 34 <= rate <= 42, (rate, smsc.throttled)
     wait_for(all_delivered(message))
 
 
