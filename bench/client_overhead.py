@@ -2,7 +2,7 @@
 
     .venv/bin/python -m bench.client_overhead [--calls 1500]
 
-One gunicorn on a fresh database; one connection, one call at a time. For each kind of call
+One web server on a fresh database; one connection, one call at a time. For each kind of call
 both sides do the same request (the raw one with the same headers, an Idempotency-Key for
 sends too) and read the JSON answer; the client also checks the envelope and builds its
 typed result. Calls alternate between the two so that load from elsewhere hits both alike.
@@ -25,7 +25,7 @@ import httpx
 from mifumo_client import Mifumo, _ops
 from mifumo_client._core import Call, read_answer
 
-from bench.common import bench_env, fresh_database, gunicorn, percentile, setup_account
+from bench.common import bench_env, fresh_database, percentile, setup_account, web_server
 
 DATABASE = "mifumo_bench_client"
 REDIS_DB = "10"
@@ -59,7 +59,7 @@ def main() -> None:
     env = bench_env(DATABASE, REDIS_URL=redis_url)
     key = setup_account(env)
     try:
-        with gunicorn(env, workers=2) as base:
+        with web_server(env, workers=2) as base:
             measure(base, key, args.calls)
     finally:
         # The sends queued dispatch tasks that no worker will take.

@@ -1,5 +1,5 @@
 """Shared pieces of the benchmarks: a fresh PostgreSQL database, the processes of the stack
-(gunicorn, Celery, ``dev.py run``) started and stopped, wrk."""
+(the web server, Celery, ``dev.py run``) started and stopped, wrk."""
 
 from __future__ import annotations
 
@@ -180,22 +180,22 @@ def setup_account(env: dict[str, str], name: str = "bench") -> str:
 
 
 @contextmanager
-def gunicorn(env: dict[str, str], workers: int = 4, threads: int = 1) -> Iterator[str]:
+def web_server(env: dict[str, str], workers: int = 2, threads: int = 4) -> Iterator[str]:
+    """The web service as the container runs it (``python -m mifumo.web``, granian)."""
     port = free_port()
     process = subprocess.Popen(
         [
             PYTHON,
             "-m",
-            "gunicorn",
-            "mifumo.wsgi",
-            "--bind",
-            f"127.0.0.1:{port}",
+            "mifumo.web",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
             "--workers",
             str(workers),
             "--threads",
             str(threads),
-            "--log-level",
-            "warning",
         ],
         cwd=ROOT,
         env=env,

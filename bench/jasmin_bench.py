@@ -9,8 +9,8 @@ group, an SMPP client connector and a default MT route to it, all made over jCli
 connector is never started: Jasmin's ``/send`` authenticates, routes and publishes the
 message to the connector's RabbitMQ queue, where it waits; that is its accept path.
 
-Mifumo: a fresh database, gunicorn with the shipped worker settings (2 processes × 8 threads,
-``docker/gunicorn_conf.py``; ``--workers``, ``--threads``), ``POST
+Mifumo: a fresh database, the web server with the shipped worker settings (granian, 2 processes
+× 4 threads, ``mifumo/web.py``; ``--workers``, ``--threads``), ``POST
 /api/integration/v1/sms/send/`` with one recipient (authenticated, validated, priced,
 debited, stored, queued; no worker takes the queued tasks, the Redis database is emptied at
 the start and the end) and ``/healthz``. Both sides use the same Redis database: Jasmin's keys
@@ -18,7 +18,7 @@ have names of their own.
 
 ``wrk`` at 32 connections drives each target in turn for ``--seconds``, ``--rounds`` times.
 CPU per request is read from ``/proc`` (user + system time) during each run: for Mifumo the
-gunicorn processes, the PostgreSQL backends of the bench database (not the WAL writer) and
+web server's processes, the PostgreSQL backends of the bench database (not the WAL writer) and
 redis-server; for Jasmin ``jasmind``, RabbitMQ (``beam.smp``) and redis-server. redis-server
 and RabbitMQ serve whatever else runs on the machine too, so their share is an upper bound.
 """
@@ -50,11 +50,11 @@ from bench.common import (
     bench_env,
     free_port,
     fresh_database,
-    gunicorn,
     setup_account,
     start,
     stop,
     wait_for_port,
+    web_server,
     wrk,
 )
 from bench.send_bench import SEND_LUA
@@ -64,9 +64,9 @@ VHOST = "mifumo_bench_jasmin"
 JASMIN_VENV = ROOT / "var" / "bench" / "jasmin-venv"
 JASMIN_REQUIREMENT = "jasmin>=0.11,<0.12"
 JASMIN_PYTHON = "/usr/bin/python3.11"
-# The worker settings docker/gunicorn_conf.py ships (WEB_WORKERS, WEB_THREADS), by default.
+# The worker settings mifumo/web.py ships (WEB_WORKERS, WEB_THREADS), by default.
 WEB_WORKERS = 2
-WEB_THREADS = 8
+WEB_THREADS = 4
 CONNECTIONS = 32
 TEXT = "Habari, your order is ready"
 JASMIN_USER = "bench"
@@ -183,14 +183,14 @@ Classifier = Callable[[Proc], str | None]
 
 
 def mifumo_processes(port: int, database: str) -> Classifier:
-    bind = f"127.0.0.1:{port}"
+    bind = f"--port {port} "
 
     def classify(proc: Proc) -> str | None:
         if proc.comm == "redis-server":
             return "redis"
         line = cmdline(proc.pid)
-        if "gunicorn" in line and bind in line:
-            return "gunicorn"
+        if "mifumo.web" in line and bind in line:
+            return "web"
         if line.startswith("postgres: ") and f" {database} " in line:
             return "postgres"
         return None
@@ -503,7 +503,7 @@ def main() -> None:
         stack.callback(flush)
         scripts = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="jasmin-bench-")))
         jasmin_base, jasmind_pid = stack.enter_context(jasmind(python, args.redis_db))
-        base = stack.enter_context(gunicorn(env, workers=args.workers, threads=args.threads))
+        base = stack.enter_context(web_server(env, workers=args.workers, threads=args.threads))
         port = int(urllib.parse.urlsplit(base).port or 0)
 
         (scripts / "send.lua").write_text(SEND_LUA % key)
@@ -530,7 +530,7 @@ def main() -> None:
             Target("mifumo /healthz", f"{base}/healthz", None, mifumo),
         ]
         check_jasmin(jasmin_base, form)
-        # Warm-up: each gunicorn worker's first requests open its connections and load what
+        # Warm-up: each web worker's first requests open its connections and load what
         # is loaded lazily; Jasmin's first ones open its AMQP channel and load its routes.
         for target in targets:
             wrk(target.url, connections=CONNECTIONS, seconds=3, script=target.script)

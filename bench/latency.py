@@ -1,6 +1,6 @@
 """Accepted -> delivered latency of single-recipient sends under a steady open-loop rate.
 
-A fresh database, gunicorn (2 workers x 8 threads), one Celery worker (concurrency 2, every
+A fresh database, the web server (2 workers x 4 threads), one Celery worker (concurrency 2, every
 queue) and beat, started with the shipped settings; the simulator carrier with no delivery
 delay. Sends of one recipient each start on a fixed schedule (RATE a second for SECONDS,
 from a pool of threads with httpx, whatever the answers take: open loop), then the run waits
@@ -28,12 +28,12 @@ from bench.common import (
     celery_beat,
     celery_worker,
     fresh_database,
-    gunicorn,
     percentile,
     psql,
     setup_account,
     start,
     stop,
+    web_server,
 )
 
 UNFINISHED = (
@@ -107,7 +107,7 @@ def main() -> None:
             start(celery_beat(workdir / "beat"), env, workdir / "beat.log"),
         ]
         try:
-            with gunicorn(env, workers=2, threads=8) as base:
+            with web_server(env, workers=2, threads=4) as base:
                 time.sleep(3)  # the worker comes up
                 started = time.monotonic()
                 accepted, refused, lag = drive(base, key, options.rate, options.seconds)

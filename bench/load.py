@@ -1,5 +1,5 @@
-"""A sustained mixed workload against the whole stack: gunicorn with the shipped worker
-settings (2 processes x 8 threads), a Celery worker (concurrency 2, every queue) and beat on
+"""A sustained mixed workload against the whole stack: the web server with the shipped worker
+settings (2 processes x 4 threads), a Celery worker (concurrency 2, every queue) and beat on
 PostgreSQL and Redis, the simulator carrier.
 
     .venv/bin/python -m bench.load --minutes 5 --rate 500
@@ -33,12 +33,12 @@ from bench.common import (
     celery_beat,
     celery_worker,
     fresh_database,
-    gunicorn,
     percentile,
     psql,
     setup_account,
     start,
     stop,
+    web_server,
 )
 from tests.reliability.services import rss_mb
 
@@ -55,7 +55,7 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=5)
     parser.add_argument("--rate", type=float, default=60, help="requests per second")
     parser.add_argument("--web-workers", type=int, default=2)
-    parser.add_argument("--web-threads", type=int, default=8)
+    parser.add_argument("--web-threads", type=int, default=4)
     parser.add_argument("--connections", type=int, default=64)
     args = parser.parse_args()
     database = "mifumo_bench_load"
@@ -70,7 +70,7 @@ def main() -> None:
         celery_beat(logs / "load-beat-schedule"), env, logs / "load-beat.log", append=False
     )
     try:
-        with gunicorn(env, workers=args.web_workers, threads=args.web_threads) as base:
+        with web_server(env, workers=args.web_workers, threads=args.web_threads) as base:
             run(base, key, args, {"worker": worker.pid, "beat": beat.pid}, env)
     finally:
         stop(worker, beat)
@@ -79,15 +79,16 @@ def main() -> None:
 def run(
     base: str, key: str, args: argparse.Namespace, pids: dict[str, int], env: dict[str, str]
 ) -> None:
-    gunicorn_pid = int(
+    port = base.rsplit(":", 1)[-1]
+    web_pid = int(
         subprocess.run(
-            ["pgrep", "-f", "-o", f"gunicorn mifumo.wsgi --bind {base.rsplit('/', 1)[-1]}"],
+            ["pgrep", "-f", "-o", f"mifumo.web --host 127.0.0.1 --port {port} "],
             capture_output=True,
             text=True,
             check=False,
         ).stdout.split()[0]
     )
-    pids = {"gunicorn": gunicorn_pid, **pids}
+    pids = {"web": web_pid, **pids}
     client = Client(base, key)
     for n in range(200):
         client.call(

@@ -1,4 +1,4 @@
-"""Personalised sends against gunicorn + PostgreSQL + Redis on this machine.
+"""Personalised sends against the web server + PostgreSQL + Redis on this machine.
 
     .venv/bin/python -m bench.personalised_send            # both
     .venv/bin/python -m bench.personalised_send --only send|count
@@ -18,10 +18,10 @@ from bench.common import (
     bench_env,
     call,
     fresh_database,
-    gunicorn,
     percentile,
     setup_account,
     timed_gets,
+    web_server,
 )
 from bench.send_bench import seed
 
@@ -93,7 +93,7 @@ def main() -> None:
     env = bench_env(database)
     key = setup_account(env)
     seed(env, CONTACTS_SQL.replace("{count}", "100000"))
-    with gunicorn(env, workers=2) as base:
+    with web_server(env, workers=2) as base:
         if args.only in (None, "send"):
             send(base, key, args.runs)
         if args.only in (None, "count"):

@@ -1,10 +1,10 @@
-"""Sending benchmarks against gunicorn + PostgreSQL + Redis on this machine.
+"""Sending benchmarks against the web server + PostgreSQL + Redis on this machine.
 
     .venv/bin/python -m bench.send_bench            # all three
     .venv/bin/python -m bench.send_bench --only throughput|bulk|reports
 
 1. single-recipient sends: requests/s, p50/p99 at 32 connections (wrk), beside a bare
-   Django JSON view (/healthz) served by the same gunicorn in the same run;
+   Django JSON view (/healthz) served by the same web server in the same run;
 2. one send with 10,000 recipients: time to accept (validated, priced, debited, stored);
 3. delivery reports with 1,000,000 recipient rows in the account: first page and a
    filtered page, p95;
@@ -22,12 +22,12 @@ from bench.common import (
     bench_env,
     call,
     fresh_database,
-    gunicorn,
     manage,
     percentile,
     psql,
     setup_account,
     timed_gets,
+    web_server,
     wrk,
 )
 
@@ -175,7 +175,7 @@ def main() -> None:
     fresh_database(database)
     env = bench_env(database)
     key = setup_account(env)
-    with gunicorn(env, workers=args.workers) as base:
+    with web_server(env, workers=args.workers) as base:
         if args.only in (None, "throughput"):
             throughput(base, key, args.seconds)
         if args.only in (None, "bulk"):

@@ -11,7 +11,7 @@ Then submits N single-part messages in dispatcher-sized batches over one bind an
 
     python -m bench.smpp_throughput [--count 20000] [--window 50] [--batch 500]
 
-With ``--api`` it measures the whole path instead: a fresh database, gunicorn, a Celery worker
+With ``--api`` it measures the whole path instead: a fresh database, the web server, a Celery worker
 and ``manage.py run_smpp`` bound straight to the SMSC child; ``--sends`` API sends of
 ``--recipients`` each, as fast as they are answered, and the time from the first send until
 every recipient is ``delivered`` (receipts ingested). ``--throttle N`` makes the SMSC answer
@@ -43,10 +43,10 @@ from bench.common import (
     celery_beat,
     celery_worker,
     fresh_database,
-    gunicorn,
     setup_account,
     start,
     stop,
+    web_server,
 )
 from sms.carriers.base import DeliveryReceipt, OutboundSms, SubmitResult
 from sms.carriers.smpp import SmppCarrier, normalise_message_id
@@ -170,7 +170,7 @@ def end_to_end(args: argparse.Namespace) -> None:
                 ([PYTHON, "manage.py", "run_smpp", "--batch", str(args.batch)], "run_smpp.log"),
             ):
                 processes.append(start(command, env, workdir / log))
-            with gunicorn(env, workers=2) as base:
+            with web_server(env, workers=2) as base:
                 time.sleep(3)  # the worker and the bind come up
                 total = args.sends * args.recipients
                 started = time.monotonic()

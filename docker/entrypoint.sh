@@ -2,7 +2,7 @@
 # The container's entrypoint. The first argument chooses what this container runs:
 #
 #   migrate   apply migrations, then create the first dashboard admin (DJANGO_SUPERUSER_*)
-#   web       the API and dashboard under gunicorn (docker/gunicorn_conf.py)
+#   web       the API and dashboard under granian (mifumo/web.py)
 #   worker    a Celery worker; the remaining arguments go to it (--queues, --concurrency ...)
 #   beat      the Celery scheduler (run exactly one)
 #   anything else runs as given: python manage.py ..., celery ..., sh
@@ -61,7 +61,7 @@ case "$command" in
   web)
     fresh_metrics_dir
     wait_for_services
-    exec gunicorn --config docker/gunicorn_conf.py mifumo.wsgi:application "$@"
+    exec python -m mifumo.web "$@"
     ;;
   worker)
     fresh_metrics_dir

@@ -1,4 +1,4 @@
-"""The image's HEALTHCHECK: GET /healthz on this container's gunicorn.
+"""The image's HEALTHCHECK: GET /healthz on this container's web server.
 
 The Host header is the first of ALLOWED_HOSTS, since Django refuses any other.
 """

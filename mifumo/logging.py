@@ -1,7 +1,7 @@
 """Logging: one JSON object per line (``LOG_FORMAT=json``) or plain text, both carrying the
 id of the request or Celery task being served, and the access line of every request.
 
-Nothing here needs Django set up or Celery imported: gunicorn's master process formats its
+Nothing here needs Django set up or Celery imported: the web server's master process formats its
 own records with ``JsonFormatter`` before any Django setting is loaded.
 """
 

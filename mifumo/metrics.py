@@ -9,7 +9,7 @@ app's rows by status) are computed from PostgreSQL and Redis when scraped, so th
 whichever process serves the scrape.
 
 Processes: with ``PROMETHEUS_MULTIPROC_DIR`` set (the container image sets it), every
-process writes its samples to files there and a scrape adds them up, so one gunicorn
+process writes its samples to files there and a scrape adds them up, so one web server
 ``/metrics`` covers all of its workers, and each Celery worker serves the samples of its
 pool on ``MIFUMO_METRICS_PORT``. Without it, each process exposes only its own samples.
 

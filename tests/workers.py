@@ -159,25 +159,24 @@ def start_beat(tmp_path: Path, **env: str) -> Process:
 
 @pytest.fixture
 def web_server(tmp_path: Path) -> Iterator[Callable[..., str]]:
-    """Start the web service as production runs it (gunicorn with docker/gunicorn_conf.py)
-    against the test database; returns its base URL. Stopped at the end of the test."""
+    """Start the web service as production runs it (``python -m mifumo.web``, granian) against
+    the test database; returns its base URL. Stopped at the end of the test."""
     started: list[Process] = []
 
     def start(**env: str) -> str:
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", 0))
             port = int(sock.getsockname()[1])
-        args = [sys.executable, "-m", "gunicorn", "-c", "docker/gunicorn_conf.py", "mifumo.wsgi"]
-        environment = service_env(
-            HOST="127.0.0.1", PORT=str(port), WEB_WORKERS="1", WEB_THREADS="2", **env
-        )
+        args = [sys.executable, "-m", "mifumo.web"]
+        shape = {"WEB_WORKERS": "1", "WEB_THREADS": "2"}
+        environment = service_env(HOST="127.0.0.1", PORT=str(port), **{**shape, **env})
         process = Process(args, environment, tmp_path / f"web-{port}.log")
         started.append(process)
         base = f"http://127.0.0.1:{port}"
 
         def healthy() -> bool:
             if process.popen.poll() is not None:
-                raise AssertionError(f"gunicorn exited:\n{process.output()[-3000:]}")
+                raise AssertionError(f"the web server exited:\n{process.output()[-3000:]}")
             try:
                 with socket.create_connection(("127.0.0.1", port), timeout=1):
                     return True

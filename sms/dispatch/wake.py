@@ -169,7 +169,7 @@ _waker_lock = threading.Lock()
 
 
 def _process_waker() -> _Waker:
-    """This process's waker, started on first use: a forked child (gunicorn and Celery fork
+    """This process's waker, started on first use: a forked child (the web server and Celery fork
     after import) has none of its parent's threads, so it starts its own."""
     global _waker
     waker = _waker

@@ -12,6 +12,7 @@ from django.conf import settings
 from django.core.management import get_commands
 from django.urls import resolve
 
+from mifumo import web as web_module
 from mifumo.metrics import queue_names
 from tests.ops.stack import ROOT, Stack, interpolate, load_compose, local_path, read_dockerfile
 
@@ -110,11 +111,11 @@ def test_service_commands_name_existing_entrypoint_modes_and_commands(stack):
         assert command in commands, command
 
 
-def test_the_web_service_runs_gunicorn_on_the_wsgi_application():
+def test_the_web_service_runs_the_wsgi_application_under_granian():
     web = entrypoint_modes()["web"]
-    assert "gunicorn --config docker/gunicorn_conf.py mifumo.wsgi:application" in web
+    assert 'exec python -m mifumo.web "$@"' in web
+    assert web_module.TARGET == "mifumo.wsgi:application"
     assert (ROOT / "mifumo" / "wsgi.py").exists()
-    assert (ROOT / "docker" / "gunicorn_conf.py").exists()
 
 
 def test_workers_consume_every_queue_of_the_celery_app(stack):
@@ -156,7 +157,7 @@ def test_healthchecks_probe_real_endpoints_and_nodes(compose, stack):
         assert interpolate(test, {}).count("${CELERY_NODE}@${HOSTNAME}") == 1
     for name in ("migrate", "beat", "smpp"):
         assert services[name]["healthcheck"] == {"disable": True}
-    # The published port is the one gunicorn listens on.
+    # The published port is the one the web server listens on.
     image = read_dockerfile()
     assert services["web"]["ports"] == ["${MIFUMO_PORT:-8001}:" + image.env["PORT"]]
 

@@ -1,4 +1,4 @@
-"""Two gunicorns and two dispatch workers, started from the compose file, on one database:
+"""Two web servers and two dispatch workers, started from the compose file, on one database:
 5,000 recipients sent through both, each submitted to the carrier exactly once."""
 
 from __future__ import annotations
@@ -137,7 +137,7 @@ def test_each_of_5000_recipients_is_submitted_once_across_processes(
         account.refresh_from_db()
         assert account.balance == Decimal("50000.00")
         assert Account.objects.get(pk=account.pk).ledger.filter(kind="refund").count() == 0
-        # Both gunicorns took sends, and both dispatch workers submitted.
+        # Both web servers took sends, and both dispatch workers submitted.
         for web in processes[:2]:
             assert web.output().count('"path": "/api/integration/v1/sms/send/"') == SENDS // 2
         for worker in dispatchers:

@@ -1,5 +1,5 @@
 """The compose services, started as docker compose would start them but as local processes,
-on a database of their own: migrate, web (gunicorn), the three workers and beat. A message
+on a database of their own: migrate, web (granian), the three workers and beat. A message
 goes out through the HTTP API and the simulator; the dashboard, static files, metrics and
 logs work as they will in production."""
 

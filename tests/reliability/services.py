@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx
 import psycopg
 
 from bench.common import free_port
@@ -88,7 +89,7 @@ def scalar(url: str, sql: str, params: tuple[Any, ...] = ()) -> Any:
 class Reply:
     status: int  # 0: no HTTP answer at all (refused, reset, timed out)
     body: bytes
-    headers: dict[str, str]
+    headers: httpx.Headers  # names compared without regard to case, as HTTP has them
     seconds: float
 
     def json(self) -> Any:
@@ -112,13 +113,14 @@ def call(base: str, path: str, key: str, body: Any = None, timeout: float = 30) 
             return Reply(
                 response.status,
                 response.read(),
-                dict(response.headers.items()),
+                httpx.Headers(list(response.headers.items())),
                 time.monotonic() - started,
             )
     except urllib.error.HTTPError as exc:
-        return Reply(exc.code, exc.read(), dict(exc.headers.items()), time.monotonic() - started)
+        headers = httpx.Headers(list(exc.headers.items()))
+        return Reply(exc.code, exc.read(), headers, time.monotonic() - started)
     except (OSError, urllib.error.URLError):
-        return Reply(0, b"", {}, time.monotonic() - started)
+        return Reply(0, b"", httpx.Headers(), time.monotonic() - started)
 
 
 ENVELOPE_KEYS = {"success", "message", "data", "error_code", "details"}
@@ -151,7 +153,7 @@ def is_envelope(reply: Reply) -> bool:
 
 @dataclass
 class Stack:
-    """Mifumo's processes (gunicorn, workers, beat) on a private database and Redis."""
+    """Mifumo's processes (web, workers, beat) on a private database and Redis."""
 
     workdir: Path
     database_url: str
@@ -213,21 +215,21 @@ class Stack:
         self.processes.append(process)
         return process
 
-    def gunicorn(self, *, workers: int = 2, **env: str) -> tuple[Process, str]:
+    def web(self, *, workers: int = 2, **env: str) -> tuple[Process, str]:
+        """The web service as production runs it (``python -m mifumo.web``)."""
         port = free_port()
         process = self._start(
-            f"gunicorn-{port}",
+            f"web-{port}",
             [
                 sys.executable,
                 "-m",
-                "gunicorn",
-                "mifumo.wsgi",
-                "--bind",
-                f"127.0.0.1:{port}",
+                "mifumo.web",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
                 "--workers",
                 str(workers),
-                "--timeout",
-                "60",
             ],
             self.env(**env),
         )
@@ -286,7 +288,7 @@ class Stack:
 
 def _healthy(base: str, process: Process) -> bool:
     if process.popen.poll() is not None:
-        raise AssertionError(f"gunicorn exited:\n{process.output()[-3000:]}")
+        raise AssertionError(f"the web server exited:\n{process.output()[-3000:]}")
     try:
         with urllib.request.urlopen(f"{base}/healthz", timeout=2) as response:
             return bool(response.status == 200)

@@ -21,7 +21,7 @@ def test_messages_due_while_beat_is_down_go_once_after_it_returns(
 ) -> None:
     stack, cluster, _redis = services
     key = stack.setup_account()
-    _, base = stack.gunicorn(workers=1)
+    _, base = stack.web(workers=1)
     stack.worker("w1", MIFUMO_CLAIM_LEASE_SECONDS="5")
     beat = stack.beat(MIFUMO_DUE_SECONDS="1", MIFUMO_SWEEP_SECONDS="2")
 

@@ -59,7 +59,7 @@ def test_sends_while_postgres_restarts_answer_503_then_resume(
 ) -> None:
     stack, cluster, _redis = services
     key = stack.setup_account()
-    gunicorn, base = stack.gunicorn(workers=2)
+    web, base = stack.web(workers=2)
     state = {"phase": "before"}
     senders = [Sender(base, key, 1 + i, state) for i in range(CLIENTS)]
     for sender in senders:
@@ -97,7 +97,7 @@ def test_sends_while_postgres_restarts_answer_503_then_resume(
         f"\npostgres restart: replies by phase and status {by_phase}; slowest during the "
         f"outage {slowest:.2f}s; first 200 {resumed:.2f}s after the server was back"
     )
-    assert gunicorn.popen.poll() is None
+    assert web.popen.poll() is None
     assert by_phase["before"] and set(by_phase["before"]) == {200}
     assert all(r.status in (200, 503) and is_envelope(r) for p, r in replies if p == "stopping")
     outage = [r for p, r in replies if p == "outage"]

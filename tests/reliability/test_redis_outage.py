@@ -58,7 +58,7 @@ def test_sends_during_a_redis_outage_are_stored_and_dispatched_later(
 ) -> None:
     stack, cluster, redis = services
     key = stack.setup_account()
-    _, base = stack.gunicorn(workers=2)
+    _, base = stack.web(workers=2)
     stack.worker("w1")
     stack.beat(MIFUMO_SWEEP_SECONDS="2")
 

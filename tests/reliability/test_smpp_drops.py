@@ -72,7 +72,7 @@ def test_binds_cut_during_a_stream_of_sends_lose_nothing_and_repeat_only_unackno
         "MIFUMO_CARRIER": "smpp",
     }
     key = stack.setup_account()
-    _, base = stack.gunicorn(workers=2, **smpp)
+    _, base = stack.web(workers=2, **smpp)
     stack.worker("w1", **smpp)
     carrier = stack.run_smpp("run_smpp", "--idle", "0.05", **smpp)
 

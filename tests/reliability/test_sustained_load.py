@@ -1,5 +1,5 @@
 """A bounded run of the sustained mixed workload (bench/load.py runs the long one): sends,
-status polls, delivery reports and contact searches at a steady rate against gunicorn, a
+status polls, delivery reports and contact searches at a steady rate against the web server, a
 Celery worker and beat. No request fails, the tail stays bounded, every message is
 delivered once the load stops, and no process keeps growing after warming up."""
 
@@ -81,7 +81,7 @@ def test_a_steady_mixed_load_fails_nothing_drains_and_levels_off(
 ) -> None:
     stack, cluster, _redis = services
     key = stack.setup_account()
-    web, base = stack.gunicorn(workers=2)
+    web, base = stack.web(workers=2)
     worker = stack.worker("w1")
     beat = stack.beat()
     for n in range(100):

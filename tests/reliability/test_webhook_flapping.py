@@ -202,7 +202,7 @@ def test_a_flapping_receiver_gets_every_event_at_least_once_and_repeats_only_una
         "MIFUMO_WEBHOOK_RETRY_SCHEDULE": retry_schedule(FLAP_SECONDS),
     }
     key = stack.setup_account()
-    _, base = stack.gunicorn(workers=2, **env)
+    _, base = stack.web(workers=2, **env)
     stack.worker("w1", CONCURRENCY="4", **env)
     created = post(base, "webhooks/", key, {"url": receiver.url})
     assert created.status == 201, created.body

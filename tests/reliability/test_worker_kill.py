@@ -45,7 +45,7 @@ def test_sigkilled_worker_loses_nothing_and_repeats_at_most_one_batch(
 ) -> None:
     stack, cluster, _redis = services
     key = stack.setup_account()
-    _, base = stack.gunicorn(workers=1)
+    _, base = stack.web(workers=1)
     doomed = stack.worker(
         "doomed",
         CONCURRENCY=str(CONCURRENCY),

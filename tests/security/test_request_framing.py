@@ -1,7 +1,8 @@
 """Request bodies are read as sent: a chunked body (no Content-Length) is read, within the
 same size limit, by the production server; where the server cannot say where it ends the
 answer is 411, never a request handled as if its body were empty. Malformed request lines
-never reach Mifumo: gunicorn answers them with its own 400."""
+never reach Mifumo: the server (granian) answers them with its own 400. The server process's
+environment variables are not part of a request."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import httpx
 import pytest
 
 from integration.models import Account
+from mifumo.server_environ import ProcessEnvironDropped
 from mifumo.wsgi import application
 from sms.models import Message
 from tests.helpers import ENVELOPE_KEYS
@@ -98,7 +100,7 @@ def test_a_chunked_body_a_server_does_not_end_is_411() -> None:
 
 
 @pytest.mark.django_db(transaction=True)
-def test_gunicorn_answers_a_malformed_request_line_itself(web_server: Any) -> None:
+def test_the_server_answers_a_malformed_request_line_itself(web_server: Any) -> None:
     base = urlsplit(web_server())
     with socket.create_connection((base.hostname or "", base.port or 0), timeout=10) as sock:
         sock.sendall(b"GET /api/integration/v1/sms/balance/ HTTP/1.1 EXTRA\r\nHost: x\r\n\r\n")
@@ -107,3 +109,32 @@ def test_gunicorn_answers_a_malformed_request_line_itself(web_server: Any) -> No
     assert status_line.startswith(b"HTTP/1.1 400"), answer[:200]
     # Its own page, not an envelope: documented in the README.
     assert b'"error_code"' not in answer
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_server_process_environment_is_not_part_of_a_request(web_server: Any) -> None:
+    # granian starts each request's environ from the process's environment: a variable named
+    # like a header would read as one the client sent (the request id is echoed back).
+    base = web_server(HTTP_X_REQUEST_ID="from-the-environment")
+    without = httpx.get(base + "/healthz", timeout=10)
+    assert without.status_code == 200
+    assert without.headers["X-Request-Id"] not in {"", "from-the-environment"}
+    sent = httpx.get(base + "/healthz", headers={"X-Request-Id": "client-request-1"}, timeout=10)
+    assert sent.headers["X-Request-Id"] == "client-request-1"
+
+
+def test_only_the_process_environment_is_dropped_from_a_request() -> None:
+    seen: dict[str, Any] = {}
+
+    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        seen.update(environ)
+        return []
+
+    process = {"SECRET_KEY": "s3cret", "HTTP_X_A": "env", "PATH_INFO": "/env", "LANG": "C"}
+    wrapped = ProcessEnvironDropped(app, process)
+    wrapped(
+        {**process, "HTTP_X_A": "client", "PATH_INFO": "/request", "CONTENT_LENGTH": "0"},
+        lambda *a: None,
+    )
+    # What the server set for the request stays, whatever the process environment holds.
+    assert seen == {"HTTP_X_A": "client", "PATH_INFO": "/request", "CONTENT_LENGTH": "0"}

@@ -1,6 +1,6 @@
 """A real Mifumo for the client's tests.
 
-gunicorn and a Celery worker run on the test database and the tests' Redis, started once per
+The web server and a Celery worker run on the test database and the tests' Redis, started once per
 module the way tests/reliability starts its stack; every test makes its own account and keys
 through the server's services (committed, so the server sees them) and talks to the server
 only through the client.
@@ -33,7 +33,7 @@ from tests.workers import database_url
 
 @pytest.fixture(scope="module")
 def server(test_database: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """gunicorn (two workers) and a Celery worker on every queue, for the whole module."""
+    """The web server (two workers) and a Celery worker on every queue, for the whole module."""
     workdir = tmp_path_factory.mktemp("server")
     with mifumo_server(workdir, database_url(), os.environ["REDIS_URL"]) as running:
         yield running

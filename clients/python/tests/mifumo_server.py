@@ -1,4 +1,4 @@
-"""The server the client's tests talk to: the suite's reliability stack (gunicorn, Celery) on
+"""The server the client's tests talk to: the suite's reliability stack (web server, Celery) on
 the test database, with what the client's tests need on top."""
 
 from __future__ import annotations
@@ -50,11 +50,11 @@ class Server:
 def mifumo_server(
     workdir: Path, database_url: str, redis_url: str, *, worker: bool = True
 ) -> Iterator[Server]:
-    """gunicorn (and a Celery worker on every queue) on ``database_url``; stopped on exit."""
+    """The web server (and a Celery worker on every queue) on ``database_url``; stopped on exit."""
     stack = Stack(workdir, database_url, redis_url)
     env = server_env(REDIS_URL=redis_url)
     try:
-        _process, url = stack.gunicorn(workers=2, **env)
+        _process, url = stack.web(workers=2, **env)
         if worker:
             stack.worker("worker", **env)
         yield Server(url, stack)
