@@ -3,10 +3,11 @@
 granian, like the standard library's wsgiref (``runserver``), starts every request's environ
 from a copy of ``os.environ``. The process's DATABASE_URL, SECRET_KEY and the rest would reach
 ``request.META`` (and error reports), and a variable named like a header (``HTTP_...``) would
-read as a header the client never sent. ``ProcessEnvironDropped`` removes every entry whose
-name and value are the process environment's, except the ones the server sets for each
-request anyway. A header a client sends with exactly the value of a same-named process
-variable is dropped too; no real header is named like that.
+read as a header the client never sent. ``ProcessEnvironDropped`` removes the process
+environment's entries, except the ones the server sets for each request anyway. A name a
+request can carry too (a header, ``CONTENT_TYPE``, ``CONTENT_LENGTH``) is removed only while
+it holds the process's value: a header a client sends with exactly the value of a same-named
+process variable is dropped too; no real header is named like that.
 """
 
 from __future__ import annotations
@@ -34,14 +35,24 @@ SERVER_SET = frozenset(
 )
 
 
+def _from_request(name: str) -> bool:
+    return name.startswith("HTTP_") or name in ("CONTENT_TYPE", "CONTENT_LENGTH")
+
+
 class ProcessEnvironDropped:
     def __init__(self, app: WSGIApp, process_environ: dict[str, str] | None = None) -> None:
         self.app = app
         source = dict(os.environ) if process_environ is None else process_environ
-        self.process = [(k, v) for k, v in source.items() if k not in SERVER_SET]
+        kept = {k: v for k, v in source.items() if k not in SERVER_SET}
+        # Names only the process environment has go whatever they hold (one pop each).
+        self.names = tuple(k for k in kept if not _from_request(k))
+        self.maybe_sent = tuple((k, v) for k, v in kept.items() if _from_request(k))
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
-        for name, value in self.process:
+        pop = environ.pop
+        for name in self.names:
+            pop(name, None)
+        for name, value in self.maybe_sent:
             if environ.get(name) == value:
                 del environ[name]
         return self.app(environ, start_response)

@@ -111,11 +111,13 @@ def test_service_commands_name_existing_entrypoint_modes_and_commands(stack):
         assert command in commands, command
 
 
-def test_the_web_service_runs_the_wsgi_application_under_granian():
+def test_the_web_service_runs_the_wsgi_application_under_granian(compose):
     web = entrypoint_modes()["web"]
     assert 'exec python -m mifumo.web "$@"' in web
     assert web_module.TARGET == "mifumo.wsgi:application"
     assert (ROOT / "mifumo" / "wsgi.py").exists()
+    # Connections queued for a worker being replaced move to the others (granian's advice).
+    assert compose["services"]["web"]["sysctls"] == {"net.ipv4.tcp_migrate_req": 1}
 
 
 def test_workers_consume_every_queue_of_the_celery_app(stack):

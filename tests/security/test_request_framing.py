@@ -130,11 +130,20 @@ def test_only_the_process_environment_is_dropped_from_a_request() -> None:
         seen.update(environ)
         return []
 
-    process = {"SECRET_KEY": "s3cret", "HTTP_X_A": "env", "PATH_INFO": "/env", "LANG": "C"}
+    process = {
+        "SECRET_KEY": "s3cret",
+        "LANG": "C",
+        "PATH_INFO": "/env",
+        "HTTP_X_A": "env",
+        "HTTP_X_B": "env",
+        "CONTENT_TYPE": "text/plain",
+        "CONTENT_LENGTH": "5",
+    }
     wrapped = ProcessEnvironDropped(app, process)
-    wrapped(
-        {**process, "HTTP_X_A": "client", "PATH_INFO": "/request", "CONTENT_LENGTH": "0"},
-        lambda *a: None,
-    )
+    request = {"PATH_INFO": "/request", "HTTP_X_A": "client", "CONTENT_LENGTH": "0"}
+    wrapped({**process, **request}, lambda *a: None)
     # What the server set for the request stays, whatever the process environment holds.
-    assert seen == {"HTTP_X_A": "client", "PATH_INFO": "/request", "CONTENT_LENGTH": "0"}
+    assert seen == request
+    seen.clear()
+    wrapped({"PATH_INFO": "/", "LANG": "sent-by-nobody"}, lambda *a: None)
+    assert seen == {"PATH_INFO": "/"}
