@@ -1,19 +1,27 @@
 """The web service's launcher (``python -m mifumo.web``): its settings from the environment and
-options, its refusals, its log format, and a real server replacing a worker that died."""
+options, its refusals, its log format, and a real server replacing a worker that died and
+finishing a request in flight when told to stop."""
 
 from __future__ import annotations
 
 import logging
 import os
 import signal
+import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
+import psycopg
 import pytest
+from psycopg import sql
 
+from integration.models import Account
 from mifumo import web
-from tests.workers import wait_until
+from sms.models import Message
+from tests.workers import database_url, wait_until
 
 
 def test_the_shipped_defaults() -> None:
@@ -123,3 +131,54 @@ def test_a_worker_that_dies_is_replaced(web_server: Callable[..., str]) -> None:
     wait_until(lambda: len(set(_children(master)) - set(workers)) == 1, timeout=30)
     answers = [httpx.get(base + "/healthz", timeout=10).status_code for _ in range(20)]
     assert answers == [200] * 20
+
+
+@pytest.mark.django_db(transaction=True)
+def test_sigterm_lets_a_request_in_flight_finish(
+    alice: Account, alice_key: Any, web_server: Callable[..., str]
+) -> None:
+    base = web_server()
+    master = _master(base.rsplit(":", 1)[-1])
+    replies: list[httpx.Response] = []
+    with psycopg.connect(database_url()) as holder:
+        # The account's row held by this test: the send waits for it inside the server.
+        held = sql.SQL("SELECT 1 FROM {} WHERE id = %s FOR UPDATE")
+        holder.execute(held.format(sql.Identifier(Account._meta.db_table)), [alice.pk])
+        sender = threading.Thread(
+            target=lambda: replies.append(
+                httpx.post(
+                    base + "/api/integration/v1/sms/send/",
+                    json={"message": "Habari", "recipients": ["+255712345678"]},
+                    headers={"Authorization": f"Bearer {alice_key.raw}"},
+                    timeout=60,
+                )
+            )
+        )
+        sender.start()
+        wait_until(_a_request_waits_on_a_lock, timeout=30)
+        os.kill(master, signal.SIGTERM)
+        time.sleep(1.0)
+        assert sender.is_alive() and not replies  # still waiting, not cut off
+        holder.rollback()
+    sender.join(30)
+    assert [reply.status_code for reply in replies] == [200], replies[0].text if replies else ""
+    assert Message.objects.filter(pk=replies[0].json()["data"]["message_id"]).exists()
+    wait_until(lambda: _exited(master), timeout=30)
+
+
+def _exited(pid: int) -> bool:
+    """Gone, or a zombie its parent (the fixture's Popen) has not reaped yet."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True
+
+
+def _a_request_waits_on_a_lock() -> bool:
+    # A connection of its own: within a transaction pg_stat_activity keeps its first snapshot.
+    with psycopg.connect(database_url(), autocommit=True) as watcher:
+        row = watcher.execute(
+            "SELECT count(*) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+        ).fetchone()
+    return bool(row and row[0])
