@@ -2,9 +2,9 @@
 
 Django reads as many body bytes as ``Content-Length`` says, so a chunked body reached the
 views as an empty one. When the server has de-chunked the body and marks where it ends
-(``wsgi.input_terminated``, as granian and gunicorn do), ``ChunkedBodies`` reads it first, up to one
-byte past the largest body limit, and hands Django a body of known length: the usual limits
-(413) then apply. Where the server cannot say where it ends, the API answers 411
+(``wsgi.input_terminated``, as granian and gunicorn do), ``ChunkedBodies`` reads it first, up
+to one byte past the largest body limit, and hands Django a body of known length: the usual
+limits (413) then apply. Where the server cannot say where it ends, the API answers 411
 (``mifumo.api.middleware``).
 """
 

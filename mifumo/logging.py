@@ -1,8 +1,8 @@
 """Logging: one JSON object per line (``LOG_FORMAT=json``) or plain text, both carrying the
 id of the request or Celery task being served, and the access line of every request.
 
-Nothing here needs Django set up or Celery imported: the web server's master process formats its
-own records with ``JsonFormatter`` before any Django setting is loaded.
+Nothing here needs Django set up or Celery imported: the web server's master process formats
+its own records with ``JsonFormatter`` before any Django setting is loaded.
 """
 
 from __future__ import annotations

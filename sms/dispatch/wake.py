@@ -169,8 +169,8 @@ _waker_lock = threading.Lock()
 
 
 def _process_waker() -> _Waker:
-    """This process's waker, started on first use: a forked child (the web server and Celery fork
-    after import) has none of its parent's threads, so it starts its own."""
+    """This process's waker, started on first use: a forked child (the web server and Celery
+    fork after import) has none of its parent's threads, so it starts its own."""
     global _waker
     waker = _waker
     if waker is not None and waker.pid == os.getpid():
