@@ -99,15 +99,35 @@ def test_a_chunked_body_a_server_does_not_end_is_411() -> None:
     assert "Content-Length" in body["message"]
 
 
+BALANCE = b"/api/integration/v1/sms/balance/"
+
+
 @pytest.mark.django_db(transaction=True)
-def test_the_server_answers_a_malformed_request_line_itself(web_server: Any) -> None:
+@pytest.mark.parametrize(
+    ("request_head", "status"),
+    [
+        (b"GET " + BALANCE + b" HTTP/1.1 EXTRA\r\nHost: x\r\n", b"400"),
+        (b"GET " + BALANCE + b"?q=" + b"a" * 70_000 + b" HTTP/1.1\r\nHost: x\r\n", b"414"),
+        (
+            b"GET "
+            + BALANCE
+            + b" HTTP/1.1\r\nHost: x\r\n"
+            + b"".join(b"X-H%d: v\r\n" % n for n in range(120)),
+            b"431",
+        ),
+    ],
+    ids=["malformed request line", "URL over 64 KiB", "over 100 headers"],
+)
+def test_the_server_answers_what_it_cannot_parse_itself(
+    web_server: Any, request_head: bytes, status: bytes
+) -> None:
     base = urlsplit(web_server())
     with socket.create_connection((base.hostname or "", base.port or 0), timeout=10) as sock:
-        sock.sendall(b"GET /api/integration/v1/sms/balance/ HTTP/1.1 EXTRA\r\nHost: x\r\n\r\n")
+        sock.sendall(request_head + b"\r\n")
         answer = sock.recv(4096)
     status_line = answer.split(b"\r\n", 1)[0]
-    assert status_line.startswith(b"HTTP/1.1 400"), answer[:200]
-    # Its own page, not an envelope: documented in the README.
+    assert status_line.startswith(b"HTTP/1.1 " + status), answer[:200]
+    # Its own bare answer, not an envelope: documented in the README.
     assert b'"error_code"' not in answer
 
 
