@@ -1,8 +1,8 @@
 """Request bodies are read as sent: a chunked body (no Content-Length) is read, within the
 same size limit, by the production server; where the server cannot say where it ends the
-answer is 411, never a request handled as if its body were empty. Malformed request lines
-never reach Mifumo: the server (granian) answers them with its own 400. The server process's
-environment variables are not part of a request."""
+answer is 411, never a request handled as if its body were empty. Requests the server
+(granian) cannot take never reach Mifumo: it answers them itself (400, 414, 431). The server
+process's environment variables are not part of a request."""
 
 from __future__ import annotations
 
