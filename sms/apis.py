@@ -157,9 +157,11 @@ class SendApi(ApiView):
     )
     @idempotent
     def post(self, request: Request) -> Response:
-        data = s.SendIn(data=request.data)
-        data.is_valid(raise_exception=True)
-        values = data.validated_data
+        values = s.send_in_common(request.data)
+        if values is None:
+            data = s.SendIn(data=request.data)
+            data.is_valid(raise_exception=True)
+            values = data.validated_data
         assert isinstance(request.user, ApiPrincipal)
         recipients, sender_id = values["recipients"], values.get("sender_id")
         if values.get("reply_to"):

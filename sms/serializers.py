@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import re
+from typing import Any
+
 from rest_framework import serializers
 
 from mifumo.api.serializers import PagePaginationOut, PrebuiltFieldsSerializer
@@ -13,11 +16,13 @@ class BalanceOut(serializers.Serializer):
 
 
 class SendIn(PrebuiltFieldsSerializer):
+    MESSAGE_MAX_LENGTH = 10_000
+
     message = serializers.CharField(
         required=False,
         allow_blank=True,
         trim_whitespace=False,
-        max_length=10_000,
+        max_length=MESSAGE_MAX_LENGTH,
         help_text=(
             "SMS text (max 160 characters unless the account's limit is raised). May hold "
             "placeholders: {{name}}, {{phone}}, {{KEY}} (a contact custom field or a "
@@ -88,6 +93,29 @@ class SendIn(PrebuiltFieldsSerializer):
         if ("message" in attrs) == ("template_id" in attrs):
             raise serializers.ValidationError({"message": ["give message or template_id"]})
         return attrs
+
+
+_COMMON_KEYS = frozenset({"message", "recipients"})
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def send_in_common(data: object) -> dict[str, Any] | None:
+    """``SendIn``'s validated data for the commonest body, a text and a list of phone strings,
+    without DRF's field machinery (about 40 µs a send); None for any other body, which
+    ``SendIn`` validates, so every refusal and every other field still come from it.
+    tests/sms/test_send_in_common.py holds the two to the same output."""
+    if type(data) is not dict or "message" not in data or not data.keys() <= _COMMON_KEYS:
+        return None
+    message = data["message"]
+    recipients = data.get("recipients", [])
+    if type(message) is not str or len(message) > SendIn.MESSAGE_MAX_LENGTH:
+        return None
+    if "\x00" in message or (not message.isascii() and _SURROGATE.search(message)):
+        return None
+    if type(recipients) is not list or not all(type(phone) is str for phone in recipients):
+        return None
+    # In the order of SendIn's fields, with its defaults.
+    return {"message": message, "variables": {}, "recipients": list(recipients), "segment_ids": []}
 
 
 class SendOut(serializers.Serializer):
