@@ -25,25 +25,17 @@ from granian.constants import HTTPModes, Interfaces
 from granian.log import LogLevels
 from granian.server import MPServer
 
+from mifumo import log_config
+
 TARGET = "mifumo.wsgi:application"
 
 
-def log_config(level: str, fmt: str) -> dict[str, Any]:
-    """The server's own loggers in the format of the application's (mifumo.logging)."""
+def logging_config(level: str, fmt: str) -> dict[str, Any]:
+    """The server's own loggers, through the application's console handler and format."""
     return {
         "version": 1,
         "disable_existing_loggers": False,
-        "formatters": {
-            "json": {"()": "mifumo.logging.JsonFormatter"},
-            "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
-        },
-        "handlers": {
-            "console": {
-                "class": "logging.StreamHandler",
-                "formatter": fmt,
-                "stream": "ext://sys.stderr",
-            }
-        },
+        **log_config.console(fmt),
         "loggers": {
             "_granian": {"level": level, "handlers": ["console"], "propagate": False},
             "granian.access": {"level": "WARNING", "handlers": [], "propagate": False},
@@ -84,7 +76,7 @@ def server(argv: list[str] | None = None, env: dict[str, str] | None = None) -> 
         workers=args.workers,
         blocking_threads=args.threads,
         log_level=LogLevels(level.lower()),
-        log_dictconfig=log_config(level, log_format),
+        log_dictconfig=logging_config(level, log_format),
         log_access=False,
         respawn_failed_workers=True,
         workers_max_rss=args.max_rss_mb or None,
