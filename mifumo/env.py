@@ -28,8 +28,11 @@ def envstr(name: str, default: str) -> str:
 
 def envbool(name: str, default: bool) -> bool:
     value = env(name)
-    if value is None:
-        return default
+    return default if value is None else as_bool(name, value)
+
+
+def as_bool(name: str, value: str) -> bool:
+    """``value`` of the variable ``name`` read as a boolean, or ImproperlyConfigured."""
     lowered = value.strip().lower()
     if lowered in _TRUE:
         return True

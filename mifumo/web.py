@@ -21,11 +21,13 @@ import argparse
 import os
 from typing import Any
 
+from django.core.exceptions import ImproperlyConfigured
 from granian.constants import HTTPModes, Interfaces
 from granian.log import LogLevels
 from granian.server import MPServer
 
 from mifumo import log_config
+from mifumo.env import as_bool
 
 TARGET = "mifumo.wsgi:application"
 
@@ -43,10 +45,6 @@ def logging_config(level: str, fmt: str) -> dict[str, Any]:
     }
 
 
-def _flag(value: str) -> bool:
-    return value.strip().lower() in {"1", "true", "yes", "on"}
-
-
 def server(argv: list[str] | None = None, env: dict[str, str] | None = None) -> MPServer:
     env = dict(os.environ if env is None else env)
     parser = argparse.ArgumentParser(prog="python -m mifumo.web", description=__doc__)
@@ -62,7 +60,11 @@ def server(argv: list[str] | None = None, env: dict[str, str] | None = None) -> 
     if level.lower() not in LogLevels.__members__:
         parser.error(f"LOG_LEVEL={level!r} is not a log level")
     # The same default and choices as the settings' LOG_FORMAT.
-    default_format = "json" if not _flag(env.get("DEBUG", "true")) else "plain"
+    try:
+        debug = as_bool("DEBUG", env.get("DEBUG", "true"))
+    except ImproperlyConfigured as exc:
+        parser.error(str(exc))
+    default_format = "plain" if debug else "json"
     log_format = env.get("LOG_FORMAT", default_format).strip().lower()
     if log_format not in ("json", "plain"):
         parser.error(f"LOG_FORMAT must be json or plain, got {log_format!r}")

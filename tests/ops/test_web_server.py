@@ -63,6 +63,7 @@ def test_settings_come_from_the_environment_and_options_win() -> None:
         (["--max-rss-mb", "-1"], {}, "at least 0"),
         ([], {"LOG_LEVEL": "loud"}, "not a log level"),
         ([], {"LOG_FORMAT": "xml"}, "json or plain"),
+        ([], {"DEBUG": "maybe"}, "DEBUG must be a boolean"),
         (["--port", "eighty"], {}, "invalid int value"),
     ],
 )
