@@ -183,13 +183,14 @@ Classifier = Callable[[Proc], str | None]
 
 
 def mifumo_processes(port: int, database: str) -> Classifier:
-    bind = f"--port {port} "
+    # The launcher and its forked workers share its command line.
+    port_option = f"--port {port} "
 
     def classify(proc: Proc) -> str | None:
         if proc.comm == "redis-server":
             return "redis"
         line = cmdline(proc.pid)
-        if "mifumo.web" in line and bind in line:
+        if "mifumo.web" in line and port_option in line:
             return "web"
         if line.startswith("postgres: ") and f" {database} " in line:
             return "postgres"

@@ -29,6 +29,7 @@ import time
 import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
+from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -39,21 +40,17 @@ KEY_RE = re.compile(r"mif_live_[0-9A-Za-z]{32}")
 FINAL = {"delivered", "failed"}
 
 
-def _lower(headers: Any) -> dict[str, str]:
-    """Header names in lower case: HTTP compares them without regard to case."""
-    return {name.lower(): value for name, value in headers.items()}
-
-
-def request(url: str, key: str, body: Any = None) -> tuple[int, dict[str, Any], dict[str, str]]:
+def request(url: str, key: str, body: Any = None) -> tuple[int, dict[str, Any], Message]:
+    """Status, JSON body and headers (looked up without regard to case, as HTTP has them)."""
     data = None if body is None else json.dumps(body).encode()
     headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
     try:
         with urllib.request.urlopen(
             urllib.request.Request(url, data=data, headers=headers), timeout=30
         ) as response:
-            return response.status, json.loads(response.read()), _lower(response.headers)
+            return response.status, json.loads(response.read()), response.headers
     except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read() or b"{}"), _lower(exc.headers)
+        return exc.code, json.loads(exc.read() or b"{}"), exc.headers
 
 
 class Receiver(ThreadingHTTPServer):
@@ -105,7 +102,7 @@ class Sender:
                 raise RuntimeError(f"send: {status} {answer}")
             with self._lock:
                 self.limited += 1
-            time.sleep(float(headers.get("retry-after", "1")))
+            time.sleep(float(headers.get("Retry-After", "1")))
 
 
 def burst(sender: Sender, sends: int) -> tuple[list[str], float]:
