@@ -25,6 +25,7 @@ from mifumo_client import AsyncMifumo, Mifumo
 from mifumo_server import Server, mifumo_server
 
 from integration.models import Account
+from integration.ratelimit import _OVERRIDE_FIELD, _window, account_rate
 from integration.services import account_create, api_key_create
 from sms.models import PriceRule
 from tests.webhooks.receiver import Receiver
@@ -75,6 +76,28 @@ def make_account(committed_db: None) -> Callable[..., Account]:
                 setattr(account, name, value)
             account.save(update_fields=list(limits))
         return account
+
+    return make
+
+
+@pytest.fixture
+def make_limited_account(make_account: Callable[..., Account]) -> Callable[..., Account]:
+    """An account with the given limits (``sms_per_minute=1``...) whose limited windows all
+    have between ``left[0]`` and ``left[1]`` seconds to go. Windows are fixed per account,
+    offset by its id: a test whose requests must share one window asks for one that does not
+    end while they run, a test that waits one out for one that ends soon."""
+
+    def make(left: tuple[int, int] = (10, 10**6), **limits: int) -> Account:
+        buckets = {field: bucket for bucket, field in _OVERRIDE_FIELD.items()}
+        for _ in range(500):
+            account = make_account(**limits)
+            windows = [
+                _window(f"{bucket}:account:{account.pk}", account_rate(account, bucket)[1])
+                for bucket in (buckets[field] for field in limits)
+            ]
+            if all(left[0] <= seconds <= left[1] for _end, seconds in windows):
+                return account
+        raise AssertionError(f"no account had its windows end in {left[0]}-{left[1]} s")
 
     return make
 

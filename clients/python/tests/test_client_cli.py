@@ -207,6 +207,7 @@ def test_exit_codes_say_what_failed(
     mifumo: Cli,
     server: Server,
     make_account: Callable[..., Account],
+    make_limited_account: Callable[..., Account],
     make_key: Callable[..., str],
 ) -> None:
     usage = mifumo("send", "Bila mpokeaji")
@@ -227,7 +228,7 @@ def test_exit_codes_say_what_failed(
     poor = make_key(make_account(balance="5.00"))
     assert mifumo("send", "--to", "0712345675", "Ghali", key=poor).code == 6
 
-    limited = make_key(make_account(sms_per_minute=1))
+    limited = make_key(make_limited_account(sms_per_minute=1))
     assert mifumo("send", "--to", "0712345675", "Moja", key=limited).code == 0
     rate = mifumo("--max-retries", "0", "send", "--to", "0712345675", "Mbili", key=limited)
     assert rate.code == 7 and "RATE_LIMIT_EXCEEDED" in rate.err

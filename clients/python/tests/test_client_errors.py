@@ -205,9 +205,9 @@ def test_a_body_that_is_not_json_is_unsupported_media_type(client: Mifumo) -> No
 
 @provokes(RateLimitError)
 def test_too_many_sends_is_rate_limited_with_the_wait(
-    server: Server, make_account: Callable[..., Account], make_key: Callable[..., str]
+    server: Server, make_limited_account: Callable[..., Account], make_key: Callable[..., str]
 ) -> None:
-    limited = make_account(sms_per_minute=1)
+    limited = make_limited_account(sms_per_minute=1)
     with Mifumo(make_key(limited), server.url, max_retries=0) as client:
         client.sms.send("Moja", ["+255712345675"])
         exc = raised(RateLimitError, lambda: client.sms.send("Mbili", ["+255712345675"]))

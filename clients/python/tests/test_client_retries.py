@@ -107,21 +107,10 @@ def test_connection_errors_are_retried_with_backoff_up_to_max_retries(api_key: s
     assert 0.75 <= time.monotonic() - started < 5
 
 
-def _account_with_a_window_ending_soon(make_account: Callable[..., Account]) -> Account:
-    """An account whose sms_send window ends in 3 to 8 seconds (windows are fixed per
-    account, offset by its id), so that a test can wait one out."""
-    for _ in range(500):
-        account = make_account(sms_per_minute=1)
-        _end, left = _window(f"sms_send:account:{account.pk}", 60)
-        if 3 <= left <= 8:
-            return account
-    raise AssertionError("no account had its window end soon")
-
-
 def test_a_rate_limited_send_waits_as_long_as_retry_after_and_then_goes(
-    server: Server, make_account: Callable[..., Account], make_key: Callable[..., str]
+    server: Server, make_limited_account: Callable[..., Account], make_key: Callable[..., str]
 ) -> None:
-    account = _account_with_a_window_ending_soon(make_account)
+    account = make_limited_account(left=(3, 8), sms_per_minute=1)
     with Mifumo(make_key(account), server.url, max_retries=1) as client:
         client.sms.send("Ya kwanza", ["+255712345675"])
         _end, left = _window(f"sms_send:account:{account.pk}", 60)
@@ -134,9 +123,10 @@ def test_a_rate_limited_send_waits_as_long_as_retry_after_and_then_goes(
 
 
 def test_a_rate_limit_asking_for_more_than_a_minute_is_raised_at_once(
-    server: Server, make_account: Callable[..., Account], make_key: Callable[..., str]
+    server: Server, make_limited_account: Callable[..., Account], make_key: Callable[..., str]
 ) -> None:
-    account = make_account(api_per_hour=1)
+    # The hour's window must outlast the test by more than the minute the client waits.
+    account = make_limited_account(left=(70, 3600), api_per_hour=1)
     with Mifumo(make_key(account), server.url, max_retries=2) as client:
         client.balance()
         started = time.monotonic()
