@@ -11,9 +11,13 @@ Options: DELIVERY_DELAY (seconds, default 1), FAILURE_RATIO (0.0).
 
 from __future__ import annotations
 
+import heapq
+import itertools
+import logging
 import random
 import threading
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from django.utils import timezone
@@ -27,10 +31,73 @@ from sms.carriers.base import (
     SubmitResult,
 )
 
+logger = logging.getLogger(__name__)
+
 UNDELIVERABLE = "0001"
 REJECTED = "0002"
 NO_RECEIPT = "0003"
 TEMPORARY_FAILURE = "0004"
+
+
+class Clock:
+    """One thread that runs calls when they are due, in the order they fall due.
+
+    The simulator's receipts go through it rather than through a thread each: a thread that
+    queues a Celery task pays for setting up Celery's per-thread state (its result backend,
+    looked up among every installed package's entry points) once, which a thread per batch
+    would pay for every batch. Started on first use; after a fork the child starts its own.
+    """
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._reset()
+
+    def _reset(self) -> None:
+        self._wakeup = threading.Condition()
+        self._due: list[tuple[float, int, Callable[[], None]]] = []
+        self._order = itertools.count()
+        # The running thread's generation; a thread whose generation has passed ends.
+        self._generation = 0
+        self._running = False
+
+    def call_later(self, delay: float, call: Callable[[], None]) -> None:
+        with self._wakeup:
+            if not self._running:
+                self._running = True
+                self._generation += 1
+                threading.Thread(
+                    target=self._run, args=(self._generation,), name=self.name, daemon=True
+                ).start()
+            heapq.heappush(self._due, (time.monotonic() + delay, next(self._order), call))
+            self._wakeup.notify()
+
+    def stop(self) -> None:
+        """End the thread; calls not yet due are dropped."""
+        with self._wakeup:
+            self._running = False
+            self._generation += 1
+            self._due.clear()
+            self._wakeup.notify()
+
+    def forget_after_fork(self) -> None:
+        """In a forked child: the parent's thread did not come along, and its lock may have
+        been held when the parent forked."""
+        self._reset()
+
+    def _run(self, generation: int) -> None:
+        while True:
+            with self._wakeup:
+                while generation == self._generation and (
+                    not self._due or self._due[0][0] > time.monotonic()
+                ):
+                    self._wakeup.wait(self._due[0][0] - time.monotonic() if self._due else None)
+                if generation != self._generation:
+                    return
+                _at, _order, call = heapq.heappop(self._due)
+            try:
+                call()
+            except Exception:
+                logger.exception("%s: a call failed", self.name)
 
 
 class SimulatorCarrier(BaseCarrier):
@@ -40,6 +107,7 @@ class SimulatorCarrier(BaseCarrier):
         super().__init__(**kwargs)
         # Receipts wait here, per dispatching thread, until their submissions are recorded.
         self._pending = threading.local()
+        self._clock = Clock(f"{self.name}-receipts")
 
     def post_to_carrier(self, payload: Any, batch: Sequence[OutboundSms]) -> list[SubmitResult]:
         results: list[SubmitResult] = []
@@ -88,6 +156,12 @@ class SimulatorCarrier(BaseCarrier):
             self.emit_receipts(receipts)
             return
         # The receipts are handed over after the dispatcher has recorded the submission.
-        timer = threading.Timer(delay, self.emit_receipts, args=(receipts,))
-        timer.daemon = True
-        timer.start()
+        self._clock.call_later(delay, lambda: self.emit_receipts(receipts))
+
+    def close(self) -> None:
+        self._clock.stop()
+        super().close()
+
+    def forget_after_fork(self) -> None:
+        self._clock.forget_after_fork()
+        super().forget_after_fork()
