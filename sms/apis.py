@@ -46,9 +46,11 @@ def _message(request: Request, message_id: str) -> Message:
     )
 
 
-def _refunded(account: Account, message: Message) -> Decimal:
-    refunds = selectors.message_refunds(account=account, message_ids=[message.id])
-    return refunds.get(message.id, ZERO)
+def _message_with_refund(request: Request, message_id: str) -> tuple[Message, Decimal]:
+    principal = api_principal(request)
+    return selectors.message_get_with_refund(
+        account=principal.account, message_id=message_id, test_only=principal.test_only
+    )
 
 
 def _sender_id_row(sender: SenderId) -> dict[str, Any]:
@@ -220,20 +222,17 @@ class StatusApi(ApiView):
         responses=envelope_responses(s.StatusOut, errors=[E.NOT_FOUND, E.VALIDATION_ERROR]),
     )
     def get(self, request: Request, message_id: str) -> Response:
-        message = _message(request, message_id)
-        counts = selectors.message_status_counts(message_ids=[message.id]).get(message.id, {})
+        message, refunded = _message_with_refund(request, message_id)
+        counts, delivered = selectors.message_status_summary(message_id=message.id)
         rows, pagination = paginate_pages(
             request,
             selectors.message_recipients(message=message),
             default_per_page=100,
             max_per_page=1000,
+            total=sum(counts.values()),
         )
         status = selectors.derive_status(counts)
-        delivery_time = (
-            selectors.message_delivery_time(message_id=message.id)
-            if status in ("delivered", "partially_delivered")
-            else None
-        )
+        delivery_time = delivered if status in ("delivered", "partially_delivered") else None
         body = {
             "message_id": message.id,
             "status": status,
@@ -245,7 +244,7 @@ class StatusApi(ApiView):
             "segments": message.segments,
             "encoding": message.encoding,
             "cost": money(message.cost),
-            "refunded": money(_refunded(_account(request), message)),
+            "refunded": money(refunded),
             "currency": message.currency,
             "recipient_count": message.recipient_count,
             "counts": counts,
@@ -399,10 +398,10 @@ class MessageDetailApi(ApiView):
         responses=envelope_responses(s.MessageOut, errors=[E.NOT_FOUND]),
     )
     def get(self, request: Request, message_id: str) -> Response:
-        message = _message(request, message_id)
+        message, refunded = _message_with_refund(request, message_id)
         counts = selectors.message_status_counts(message_ids=[message.id]).get(message.id, {})
         return ok(
-            _message_row(message, counts, _refunded(_account(request), message)),
+            _message_row(message, counts, refunded),
             "Message retrieved successfully",
         )
 

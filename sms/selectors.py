@@ -9,7 +9,7 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from django.db.models import Count, Max, Q, QuerySet, Sum
+from django.db.models import Count, DecimalField, Max, OuterRef, Q, QuerySet, Subquery, Sum
 
 from integration.models import Account, LedgerEntry
 from mifumo.days import day_start, per_day
@@ -55,6 +55,48 @@ def message_get(*, account: Account, message_id: str, test_only: bool = False) -
     return message
 
 
+def message_get_with_refund(
+    *, account: Account, message_id: str, test_only: bool = False
+) -> tuple[Message, Decimal]:
+    """``message_get`` and what was refunded for the message (``message_refunds``), read
+    in one query."""
+    refunds = (
+        LedgerEntry.objects.filter(
+            account=OuterRef("account"), kind=LedgerEntry.Kind.REFUND, reference=OuterRef("pk")
+        )
+        .order_by()
+        .values("reference")
+        .annotate(total=Sum("amount"))
+        .values("total")
+    )
+    messages = Message.objects.filter(account=account, pk=message_id).annotate(
+        refunded=Subquery(refunds, output_field=DecimalField(max_digits=14, decimal_places=2))
+    )
+    message = (messages.filter(is_test=True) if test_only else messages).first()
+    if message is None:
+        raise DomainError(ErrorCode.NOT_FOUND, "Message not found")
+    refunded: Decimal | None = message.refunded
+    return message, refunded if refunded is not None else Decimal("0.00")
+
+
+def message_status_summary(*, message_id: str) -> tuple[dict[str, int], datetime | None]:
+    """The message's recipients counted by status (``message_status_counts``) and when the
+    last of its delivered recipients was delivered, read in one query."""
+    counts: dict[str, int] = {}
+    delivered: datetime | None = None
+    rows = (
+        Recipient.objects.filter(message_id=message_id)
+        .values_list("status")
+        .annotate(n=Count("id"), latest=Max("delivered_at"))
+        .order_by()
+    )
+    for status, n, latest in rows:
+        counts[status] = n
+        if status == S.DELIVERED:
+            delivered = latest
+    return counts, delivered
+
+
 def message_status_counts(*, message_ids: Iterable[str]) -> dict[str, dict[str, int]]:
     counts: dict[str, dict[str, int]] = defaultdict(dict)
     rows = (
@@ -90,13 +132,6 @@ def recipient_was_refunded(recipient: Recipient, *, is_test: bool) -> bool:
     return recipient.status == S.CANCELED or (
         recipient.status == S.FAILED and recipient.sent_at is None
     )
-
-
-def message_delivery_time(*, message_id: str) -> datetime | None:
-    value: datetime | None = Recipient.objects.filter(
-        message_id=message_id, status=S.DELIVERED
-    ).aggregate(latest=Max("delivered_at"))["latest"]
-    return value
 
 
 def message_recipients(*, message: Message) -> QuerySet[Recipient]:

@@ -93,11 +93,18 @@ def count_rows(rows: QuerySet[Any]) -> int:
 
 
 def paginate_pages(
-    request: Request, rows: QuerySet[Any], *, default_per_page: int = 50, max_per_page: int = 100
+    request: Request,
+    rows: QuerySet[Any],
+    *,
+    default_per_page: int = 50,
+    max_per_page: int = 100,
+    total: int | None = None,
 ) -> tuple[list[Any], dict[str, int]]:
+    """One page of ``rows``; ``total``: their number when the caller already knows it."""
     page = int_param(request, "page", 1, minimum=1, maximum=1_000_000)
     per_page = int_param(request, "per_page", default_per_page, minimum=1, maximum=max_per_page)
-    total = count_rows(rows)
+    if total is None:
+        total = count_rows(rows)
     start = (page - 1) * per_page
     items = list(rows[start : start + per_page]) if start < total else []
     return items, {

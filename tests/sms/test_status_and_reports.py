@@ -1,8 +1,11 @@
 from datetime import timedelta
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from mifumo.api.fields import iso
 from sms import dispatch
 from sms.models import Recipient
 from sms.selectors import derive_status, recipient_was_refunded
@@ -52,6 +55,41 @@ def test_status_shows_failures_with_their_codes(api, alice, django_capture_on_co
     assert data["status"] == "partially_delivered"
     failed = next(r for r in data["recipients"] if r["status"] == "failed")
     assert failed["error_code"] == "UNDELIVERABLE" and failed["error_message"]
+
+
+@pytest.mark.django_db
+def test_delivery_time_is_the_last_delivery_and_only_once_something_was_delivered(
+    api, alice, django_capture_on_commit_callbacks
+):
+    phones = [TZ, "+255712345679", "+255712340001"]
+    message = sent_and_delivered(alice, phones, django_capture_on_commit_callbacks)
+    rows = Recipient.objects.filter(message=message)
+    first = timezone.now() - timedelta(minutes=10)
+    rows.filter(phone=TZ).update(delivered_at=first)
+    rows.filter(phone="+255712345679").update(delivered_at=first + timedelta(minutes=3))
+    # A failed recipient's time is not a delivery time, however late.
+    rows.filter(phone="+255712340001").update(delivered_at=first + timedelta(minutes=9))
+    data = api.get(f"sms/status/{message.id}/").json()["data"]
+    assert data["status"] == "partially_delivered"
+    assert data["delivery_time"] == iso(first + timedelta(minutes=3))
+    waiting = message_send(account=alice, text="Bado", recipients=[TZ]).message
+    data = api.get(f"sms/status/{waiting.id}/").json()["data"]
+    assert (data["status"], data["delivery_time"]) == ("queued", None)
+
+
+@pytest.mark.django_db
+def test_status_reads_the_message_in_three_queries_however_many_recipients(api, alice):
+    one = message_send(account=alice, text="Moja", recipients=[TZ]).message
+    many = message_send(
+        account=alice, text="Mia", recipients=[f"+2557120001{i:02d}" for i in range(100)]
+    ).message
+    for message in (one, many):
+        with CaptureQueriesContext(connection) as queries:
+            assert_envelope(api.get(f"sms/status/{message.id}/"), 200)
+        # The message with its refund, the counts with the delivery time, the page (and
+        # nothing else but the key's authentication).
+        about_it = [q["sql"] for q in queries.captured_queries if message.id in q["sql"]]
+        assert len(about_it) == 3, about_it
 
 
 @pytest.mark.django_db
