@@ -20,7 +20,13 @@ from integration.views import ApiView
 from message_templates.selectors import template_get
 from mifumo.api.docs import envelope_responses
 from mifumo.api.fields import iso, money
-from mifumo.api.pagination import choice_param, datetime_param, paginate_pages
+from mifumo.api.pagination import (
+    choice_param,
+    datetime_param,
+    page_params,
+    page_summary,
+    paginate_pages,
+)
 from mifumo.api.responses import ok
 from mifumo.errors import DomainError, ErrorCode
 from sms import selectors
@@ -224,12 +230,13 @@ class StatusApi(ApiView):
     def get(self, request: Request, message_id: str) -> Response:
         message, refunded = _message_with_refund(request, message_id)
         counts, delivered = selectors.message_status_summary(message_id=message.id)
-        rows, pagination = paginate_pages(
-            request,
-            selectors.message_recipients(message=message),
-            default_per_page=100,
-            max_per_page=1000,
-            total=sum(counts.values()),
+        page, per_page = page_params(request, default_per_page=100, max_per_page=1000)
+        total = sum(counts.values())
+        start = (page - 1) * per_page
+        rows = (
+            selectors.message_recipients_page(message=message, offset=start, limit=per_page)
+            if start < total
+            else []
         )
         status = selectors.derive_status(counts)
         delivery_time = delivered if status in ("delivered", "partially_delivered") else None
@@ -248,7 +255,7 @@ class StatusApi(ApiView):
             "currency": message.currency,
             "recipient_count": message.recipient_count,
             "counts": counts,
-            "pagination": pagination,
+            "pagination": page_summary(page, per_page, total),
         }
         return ok(body, "Message status retrieved successfully")
 

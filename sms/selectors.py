@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -9,10 +10,12 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from django.db.models import Count, DecimalField, Max, OuterRef, Q, QuerySet, Subquery, Sum
+from django.db import connection
+from django.db.models import Count, Q, QuerySet, Sum
 
 from integration.models import Account, LedgerEntry
 from mifumo.days import day_start, per_day
+from mifumo.db import column, table
 from mifumo.errors import DomainError, ErrorCode
 from sms.models import Message, Recipient
 from sms.phones import InvalidPhone, normalize_phone, phone_search_digits
@@ -55,27 +58,55 @@ def message_get(*, account: Account, message_id: str, test_only: bool = False) -
     return message
 
 
+# The hot reads of a message's status, in SQL written once rather than compiled by the ORM
+# on every request (which costs more than running them).
+
+
+@functools.cache
+def _message_with_refund_sql(test_only: bool) -> str:
+    ledger = functools.partial(column, LedgerEntry)
+    message = functools.partial(column, Message)
+    return (
+        f"SELECT m.*, (SELECT sum(l.{ledger('amount')}) FROM {table(LedgerEntry)} l"  # noqa: S608 - names from the models
+        f" WHERE l.{ledger('account')} = m.{message('account')} AND l.{ledger('kind')} = %s"
+        f" AND l.{ledger('reference')} = m.{message('id')}) AS refunded"
+        f" FROM {table(Message)} m WHERE m.{message('account')} = %s AND m.{message('id')} = %s"
+        + (f" AND m.{message('is_test')}" if test_only else "")
+    )
+
+
+@functools.cache
+def _status_summary_sql() -> str:
+    status = column(Recipient, "status")
+    return (
+        f"SELECT {status}, count(*), max({column(Recipient, 'delivered_at')})"  # noqa: S608 - names from the model
+        f" FROM {table(Recipient)} WHERE {column(Recipient, 'message')} = %s GROUP BY {status}"
+    )
+
+
+@functools.cache
+def _recipients_page_sql() -> str:
+    return (
+        f"SELECT * FROM {table(Recipient)} WHERE {column(Recipient, 'message')} = %s"  # noqa: S608 - names from the model
+        f" ORDER BY {column(Recipient, 'id')} LIMIT %s OFFSET %s"
+    )
+
+
 def message_get_with_refund(
     *, account: Account, message_id: str, test_only: bool = False
 ) -> tuple[Message, Decimal]:
     """``message_get`` and what was refunded for the message (``message_refunds``), read
     in one query."""
-    refunds = (
-        LedgerEntry.objects.filter(
-            account=OuterRef("account"), kind=LedgerEntry.Kind.REFUND, reference=OuterRef("pk")
+    found = list(
+        Message.objects.raw(
+            _message_with_refund_sql(test_only),
+            [LedgerEntry.Kind.REFUND.value, account.pk, message_id],
         )
-        .order_by()
-        .values("reference")
-        .annotate(total=Sum("amount"))
-        .values("total")
     )
-    messages = Message.objects.filter(account=account, pk=message_id).annotate(
-        refunded=Subquery(refunds, output_field=DecimalField(max_digits=14, decimal_places=2))
-    )
-    message = (messages.filter(is_test=True) if test_only else messages).first()
-    if message is None:
+    if not found:
         raise DomainError(ErrorCode.NOT_FOUND, "Message not found")
-    refunded: Decimal | None = message.refunded
+    message = found[0]
+    refunded: Decimal | None = getattr(message, "refunded", None)
     return message, refunded if refunded is not None else Decimal("0.00")
 
 
@@ -84,17 +115,18 @@ def message_status_summary(*, message_id: str) -> tuple[dict[str, int], datetime
     last of its delivered recipients was delivered, read in one query."""
     counts: dict[str, int] = {}
     delivered: datetime | None = None
-    rows = (
-        Recipient.objects.filter(message_id=message_id)
-        .values_list("status")
-        .annotate(n=Count("id"), latest=Max("delivered_at"))
-        .order_by()
-    )
-    for status, n, latest in rows:
-        counts[status] = n
-        if status == S.DELIVERED:
-            delivered = latest
+    with connection.cursor() as cursor:
+        cursor.execute(_status_summary_sql(), [message_id])
+        for state, n, latest in cursor.fetchall():
+            counts[state] = n
+            if state == S.DELIVERED:
+                delivered = latest
     return counts, delivered
+
+
+def message_recipients_page(*, message: Message, offset: int, limit: int) -> list[Recipient]:
+    """A page of the message's recipients, in the order they were added."""
+    return list(Recipient.objects.raw(_recipients_page_sql(), [message.pk, limit, offset]))
 
 
 def message_status_counts(*, message_ids: Iterable[str]) -> dict[str, dict[str, int]]:

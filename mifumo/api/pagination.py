@@ -92,24 +92,32 @@ def count_rows(rows: QuerySet[Any]) -> int:
     return total
 
 
-def paginate_pages(
-    request: Request,
-    rows: QuerySet[Any],
-    *,
-    default_per_page: int = 50,
-    max_per_page: int = 100,
-    total: int | None = None,
-) -> tuple[list[Any], dict[str, int]]:
-    """One page of ``rows``; ``total``: their number when the caller already knows it."""
+def page_params(
+    request: Request, *, default_per_page: int = 50, max_per_page: int = 100
+) -> tuple[int, int]:
+    """The ``page`` and ``per_page`` a listing was asked for."""
     page = int_param(request, "page", 1, minimum=1, maximum=1_000_000)
     per_page = int_param(request, "per_page", default_per_page, minimum=1, maximum=max_per_page)
-    if total is None:
-        total = count_rows(rows)
-    start = (page - 1) * per_page
-    items = list(rows[start : start + per_page]) if start < total else []
-    return items, {
+    return page, per_page
+
+
+def page_summary(page: int, per_page: int, total: int) -> dict[str, int]:
+    """The ``pagination`` object of a listing's answer."""
+    return {
         "page": page,
         "per_page": per_page,
         "total": total,
         "pages": math.ceil(total / per_page) if total else 0,
     }
+
+
+def paginate_pages(
+    request: Request, rows: QuerySet[Any], *, default_per_page: int = 50, max_per_page: int = 100
+) -> tuple[list[Any], dict[str, int]]:
+    page, per_page = page_params(
+        request, default_per_page=default_per_page, max_per_page=max_per_page
+    )
+    total = count_rows(rows)
+    start = (page - 1) * per_page
+    items = list(rows[start : start + per_page]) if start < total else []
+    return items, page_summary(page, per_page, total)
