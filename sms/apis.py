@@ -22,6 +22,7 @@ from mifumo.api.docs import envelope_responses
 from mifumo.api.fields import iso, money
 from mifumo.api.pagination import (
     choice_param,
+    count_sql,
     datetime_param,
     page_params,
     page_summary,
@@ -276,31 +277,34 @@ class DeliveryReportsApi(ApiView):
         responses=envelope_responses(s.ReportsOut, errors=[E.VALIDATION_ERROR]),
     )
     def get(self, request: Request) -> Response:
-        rows = selectors.delivery_reports(
+        matching = selectors.delivery_reports(
             account=_account(request),
             start=datetime_param(request, "start_date"),
             end=datetime_param(request, "end_date", end_of_day=True),
             status=choice_param(request, "status", STATUSES),
             test_only=api_principal(request).test_only,
         )
-        items, pagination = paginate_pages(request, rows)
+        page, per_page = page_params(request)
+        total = count_sql(*matching.count())
+        start = (page - 1) * per_page
+        items = matching.page(offset=start, limit=per_page) if start < total else []
         reports = [
             {
-                "message_id": r.message.id,
+                "message_id": r.message_id,
                 "phone": r.phone,
                 "status": r.status,
-                "sender_id": r.message.sender_id,
+                "sender_id": r.sender_id,
                 "sent_at": iso(r.sent_at),
                 "delivery_time": iso(r.delivered_at),
                 "error_code": r.error_code or None,
                 "cost": money(r.cost),
-                "currency": r.message.currency,
+                "currency": r.currency,
                 "created_at": iso(r.created_at),
             }
             for r in items
         ]
         return ok(
-            {"reports": reports, "pagination": pagination},
+            {"reports": reports, "pagination": page_summary(page, per_page, total)},
             "Delivery reports retrieved successfully",
         )
 

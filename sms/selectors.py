@@ -170,6 +170,59 @@ def message_recipients(*, message: Message) -> QuerySet[Recipient]:
     return Recipient.objects.filter(message=message).order_by("id")
 
 
+@dataclass(frozen=True)
+class ReportRow:
+    """One row of the delivery reports: a recipient with what it shows of its message."""
+
+    message_id: str
+    phone: str
+    status: str
+    sender_id: str
+    sent_at: datetime | None
+    delivered_at: datetime | None
+    error_code: str
+    cost: Decimal
+    currency: str
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class ReportsQuery:
+    """The account's recipients matching the report filters: the ``WHERE`` of a statement
+    over recipients ``r`` (joined to their messages ``m`` when it is about them)."""
+
+    where: str
+    params: list[Any]
+    about_messages: bool
+
+    def _from(self, *, with_messages: bool) -> str:
+        joined = (
+            f" JOIN {table(Message)} m"
+            f" ON m.{column(Message, 'id')} = r.{column(Recipient, 'message')}"
+        )
+        return f"FROM {table(Recipient)} r{joined if with_messages else ''} WHERE {self.where}"
+
+    def count(self) -> tuple[str, list[Any]]:
+        """The statement counting them, and its parameters."""
+        return f"SELECT count(*) {self._from(with_messages=self.about_messages)}", self.params
+
+    def page(self, *, offset: int, limit: int) -> list[ReportRow]:
+        """A page of them, newest first."""
+        recipient = functools.partial(column, Recipient)
+        message = functools.partial(column, Message)
+        sql = (
+            f"SELECT m.{message('id')}, r.{recipient('phone')}, r.{recipient('status')},"
+            f" m.{message('sender_id')}, r.{recipient('sent_at')}, r.{recipient('delivered_at')},"
+            f" r.{recipient('error_code')}, r.{recipient('cost')}, m.{message('currency')},"
+            f" r.{recipient('created_at')} {self._from(with_messages=True)}"
+            f" ORDER BY r.{recipient('created_at')} DESC, r.{recipient('id')} DESC"
+            " LIMIT %s OFFSET %s"
+        )
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [*self.params, limit, offset])
+            return [ReportRow(*row) for row in cursor.fetchall()]
+
+
 def delivery_reports(
     *,
     account: Account,
@@ -177,34 +230,20 @@ def delivery_reports(
     end: datetime | None = None,
     status: str | None = None,
     test_only: bool = False,
-) -> QuerySet[Recipient]:
-    rows = Recipient.objects.filter(account=account)
+) -> ReportsQuery:
+    where = [f"r.{column(Recipient, 'account')} = %s"]
+    params: list[Any] = [account.pk]
     if test_only:
-        rows = rows.filter(message__is_test=True)
-    if start is not None:
-        rows = rows.filter(created_at__gte=start)
-    if end is not None:
-        rows = rows.filter(created_at__lte=end)
-    if status:
-        rows = rows.filter(status=status)
-    return (
-        rows.select_related("message")
-        .only(
-            "id",
-            "phone",
-            "status",
-            "cost",
-            "sent_at",
-            "delivered_at",
-            "error_code",
-            "error_message",
-            "created_at",
-            "message__id",
-            "message__sender_id",
-            "message__currency",
-        )
-        .order_by("-created_at", "-id")
-    )
+        where.append(f"m.{column(Message, 'is_test')}")
+    for value, condition in (
+        (start, f"r.{column(Recipient, 'created_at')} >= %s"),
+        (end, f"r.{column(Recipient, 'created_at')} <= %s"),
+        (status or None, f"r.{column(Recipient, 'status')} = %s"),
+    ):
+        if value is not None:
+            where.append(condition)
+            params.append(value)
+    return ReportsQuery(" AND ".join(where), params, about_messages=test_only)
 
 
 def messages_list(

@@ -5,11 +5,13 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import math
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, time
 from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
+from django.db import connection
 from django.db.models import QuerySet
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
@@ -77,14 +79,29 @@ def count_rows(rows: QuerySet[Any]) -> int:
     client fetches while it walks the list. A large total is therefore cached for
     MIFUMO_COUNT_CACHE_SECONDS per query (it can lag by that much); small totals are always
     counted afresh."""
-    key = "count:" + hashlib.sha256(str(rows.query).encode()).hexdigest()
+    return _count_remembered(str(rows.query), rows.count)
+
+
+def count_sql(sql: str, params: Sequence[Any]) -> int:
+    """``count_rows`` for a ``SELECT count(*) ...`` statement."""
+
+    def run() -> int:
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            return int(cursor.fetchone()[0])
+
+    return _count_remembered(f"{sql} {params!r}", run)
+
+
+def _count_remembered(query: str, count: Callable[[], int]) -> int:
+    key = "count:" + hashlib.sha256(query.encode()).hexdigest()
     try:
         cached = cache.get(key)
     except Exception:  # noqa: BLE001 - the cache being down must not fail a listing
         cached = None
     if cached is not None:
         return int(cached)
-    total = rows.count()
+    total = count()
     if total > settings.MIFUMO_COUNT_CACHE_THRESHOLD:
         # The cache being down only costs the next page a fresh count.
         with contextlib.suppress(Exception):
