@@ -13,7 +13,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -225,11 +225,14 @@ def wrk(
     seconds: int,
     script: Path | None = None,
     env: dict[str, str] | None = None,
+    headers: Sequence[str] = (),
 ) -> dict[str, float]:
     """requests/s and latency percentiles (ms) from wrk, plus non-2xx counts."""
     args = ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency"]
     if script:
         args += ["-s", str(script)]
+    for header in headers:
+        args += ["-H", header]
     out = subprocess.run(
         [*args, url], capture_output=True, text=True, check=True, env=env or dict(os.environ)
     ).stdout
