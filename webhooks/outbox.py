@@ -212,7 +212,13 @@ def event_record_status_changes(*, changes: Sequence[StatusChange]) -> list[Even
         return []
     messages = selectors.event_messages(message_ids={c.message_id for c, _ in wanted})
     endpoints = selectors.endpoints_active(
-        account_ids=sorted({c.account_id for c, _ in wanted if c.message_id in messages})
+        account_ids=sorted(
+            {
+                c.account_id
+                for c, _ in wanted
+                if c.message_id in messages and messages[c.message_id].has_endpoints
+            }
+        )
     )
     routed: list[tuple[StatusChange, EventType, selectors.EventMessage, list[Endpoint]]] = []
     for change, event_type in wanted:

@@ -302,6 +302,32 @@ def test_a_batch_takes_the_same_few_queries_however_many_messages(
     assert Delivery.objects.count() == 2 * count
 
 
+def test_a_batch_with_nowhere_to_go_reads_its_messages_once_and_writes_nothing(
+    alice, bob, django_assert_num_queries
+):
+    # No callback URL; alice has only an inactive and a test endpoint, bob none at all.
+    endpoint_create(account=alice, url="http://127.0.0.1:9/off", active=False)
+    endpoint_create(account=alice, url="http://127.0.0.1:9/test", test=True)
+    messages = [make_message(alice) for _ in range(3)] + [make_message(bob)]
+    changes = [
+        StatusChange(m.pk, m.account_id, Recipient.Status.SENT, [r.pk for r in m.recipients.all()])
+        for m in messages
+    ]
+    with transaction.atomic(), django_assert_num_queries(1):
+        send_status_changes(Recipient, changes)
+    assert not Event.objects.exists() and not Delivery.objects.exists()
+
+
+def test_endpoints_hear_only_their_own_kind_of_traffic(alice):
+    live = endpoint_create(account=alice, url="http://127.0.0.1:9/live")
+    test = endpoint_create(account=alice, url="http://127.0.0.1:9/test", test=True)
+    live_message, test_message = make_message(alice), make_message(alice)
+    Message.objects.filter(pk=test_message.pk).update(is_test=True)
+    change_batch([live_message, test_message], Recipient.Status.SENT)
+    routed = set(Delivery.objects.values_list("event__message_id", "endpoint_id"))
+    assert routed == {(live_message.pk, live.pk), (test_message.pk, test.pk)}
+
+
 def test_a_batch_rolls_back_with_the_status_change(alice):
     messages = [make_message(alice, webhook_url=HOOK) for _ in range(3)]
 
