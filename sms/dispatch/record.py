@@ -107,10 +107,11 @@ def _record(
         failed_ids: list[int] = []
         by_error: dict[tuple[str, str], list[int]] = defaultdict(list)
         retry_ids: list[int] = []
-        attempts = dict(
-            Recipient.objects.filter(
-                id__in=[r.recipient_id for r in rejected if not r.permanent]
-            ).values_list("id", "attempts")
+        retryable = [r.recipient_id for r in rejected if not r.permanent]
+        attempts = (
+            dict(Recipient.objects.filter(id__in=retryable).values_list("id", "attempts"))
+            if retryable
+            else {}
         )
         exhausted = {
             rid for rid, count in attempts.items() if count >= settings.MIFUMO_MAX_SUBMIT_ATTEMPTS
