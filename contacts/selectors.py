@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.db import connection
-from django.db.models import Count, F, Func, Q, QuerySet, Window
+from django.db.models import F, Func, Q, QuerySet
 
 from contacts.csvio import COLUMNS
 from contacts.models import Contact
@@ -69,12 +69,9 @@ def contact_search(
     *, account: Account, q: str = "", limit: int, offset: int, within: Q | None = None
 ) -> ContactPage:
     contacts = contact_queryset(account=account, q=q, within=within)
-    # The page and the number of all matches in one statement.
-    page = list(contacts.annotate(matches=Window(Count("*")))[offset : offset + limit])
-    if page:
-        return ContactPage(contacts=list[Contact](page), total=int(page[0].matches))
-    # Nothing matched, or the page is past the end: only then is a count of its own needed.
-    return ContactPage(contacts=[], total=contacts.count() if offset else 0)
+    total = contacts.count()
+    page = list(contacts[offset : offset + limit]) if offset < total else []
+    return ContactPage(contacts=page, total=total)
 
 
 def contact_export_rows(*, account: Account, within: Q | None = None) -> Iterator[tuple[Any, ...]]:

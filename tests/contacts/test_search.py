@@ -1,8 +1,6 @@
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from django.db import connection
-from django.test.utils import CaptureQueriesContext
 
 from contacts.models import Contact
 from segments.models import Segment
@@ -78,16 +76,6 @@ def test_an_offset_past_the_end_answers_an_empty_page_with_the_total(api, people
     body = assert_envelope(api.get(URL, {"offset": 10}), 200)["data"]
     assert body["contacts"] == []
     assert body["pagination"]["total"] == 3
-
-
-@pytest.mark.parametrize(("params", "statements"), [({"q": "a"}, 1), ({"offset": 10}, 2)])
-def test_a_page_and_its_total_are_read_together_unless_the_page_is_past_the_end(
-    api, people, params, statements
-):
-    with CaptureQueriesContext(connection) as queries:
-        assert_envelope(api.get(URL, params), 200)
-    contact_reads = [q["sql"] for q in queries.captured_queries if '"contacts_contact"' in q["sql"]]
-    assert len(contact_reads) == statements, contact_reads
 
 
 def test_contacts_created_at_the_same_moment_are_ordered_by_id_descending(api, alice):
