@@ -80,16 +80,17 @@ def bulk(base: str, key: str, runs: int) -> None:
 
 
 SEED_SQL = """
-INSERT INTO sms_message (id, account_id, source, text, sender_id, encoding, segments,
-    recipient_count, cost, currency, is_test, webhook_url, created_at)
-SELECT 'msg_BENCH' || lpad(g::text, 17, '0'), {account}, 'api', 'seed', 'MIFUMO', 'GSM-7', 1,
-    100, 1000.00, 'TZS', false, '', now() - (g || ' minutes')::interval
+INSERT INTO sms_message (id, account_id, source, text, personalised, sender_id, encoding,
+    segments, recipient_count, cost, currency, is_test, webhook_url, created_at)
+SELECT 'msg_BENCH' || lpad(g::text, 17, '0'), {account}, 'api', 'seed', false, 'MIFUMO',
+    'GSM-7', 1, 100, 1000.00, 'TZS', false, '', now() - (g || ' minutes')::interval
 FROM generate_series(1, 10000) AS g;
-INSERT INTO sms_recipient (message_id, account_id, created_at, phone, status, cost, carrier,
-    carrier_message_id, error_code, error_message, attempts, sent_at, delivered_at, updated_at)
+INSERT INTO sms_recipient (message_id, account_id, created_at, phone, text, status, cost,
+    carrier, carrier_message_id, error_code, error_message, attempts, sent_at, delivered_at,
+    updated_at)
 SELECT 'msg_BENCH' || lpad((1 + (g - 1) / 100)::text, 17, '0'), {account},
     now() - ((1 + (g - 1) / 100) || ' minutes')::interval,
-    '+2557' || lpad((g % 100000000)::text, 8, '0'),
+    '+2557' || lpad((g % 100000000)::text, 8, '0'), '',
     (ARRAY['delivered','delivered','delivered','failed','sent'])[1 + g % 5],
     10.00, 'simulator', 'sim-' || g, '', '', 1, now(), now(), now()
 FROM generate_series(1, 1000000) AS g;
