@@ -166,6 +166,18 @@ def test_delivery_reports_are_one_row_per_recipient_newest_first(api, alice, bob
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize(("params", "statements"), [({}, 2), ({"page": 9}, 1)])
+def test_delivery_reports_count_then_read_the_page_only_when_it_has_rows(
+    api, alice, params, statements
+):
+    make_history(alice)
+    with CaptureQueriesContext(connection) as queries:
+        assert_envelope(api.get("sms/delivery-reports/", params), 200)
+    reads = [q["sql"] for q in queries.captured_queries if '"sms_recipient"' in q["sql"]]
+    assert len(reads) == statements, reads
+
+
+@pytest.mark.django_db
 def test_delivery_reports_filter_by_status_and_dates(api, alice):
     base, ids = make_history(alice)
     delivered = api.get("sms/delivery-reports/", {"status": "delivered"}).json()["data"]
