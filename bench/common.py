@@ -179,6 +179,15 @@ def setup_account(env: dict[str, str], name: str = "bench") -> str:
     return manage(env, "create_api_key", name, "--permissions", "admin").strip().splitlines()[-1]
 
 
+def fresh_account(database: str, redis_db: int, **extra: str) -> tuple[dict[str, str], str]:
+    """A fresh database and Redis database number with the bench account: the environment
+    to run the stack in (``extra`` added to it) and the account's admin key."""
+    fresh_database(database)
+    env = bench_env(database, REDIS_URL=f"redis://127.0.0.1:6379/{redis_db}", **extra)
+    subprocess.run(["redis-cli", "-n", str(redis_db), "flushdb"], check=True, capture_output=True)
+    return env, setup_account(env)
+
+
 @contextmanager
 def web_server(env: dict[str, str], workers: int = 2, threads: int = 4) -> Iterator[str]:
     """The web service as the container runs it (``python -m mifumo.web``, granian)."""

@@ -29,13 +29,11 @@ from typing import Any
 
 from bench.common import (
     ROOT,
-    bench_env,
     celery_beat,
     celery_worker,
-    fresh_database,
+    fresh_account,
     percentile,
     psql,
-    setup_account,
     start,
     stop,
     web_server,
@@ -59,10 +57,7 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=64)
     args = parser.parse_args()
     database = "mifumo_bench_load"
-    fresh_database(database)
-    env = bench_env(database, REDIS_URL="redis://127.0.0.1:6379/4", MIFUMO_SIMULATOR_DELAY="1")
-    subprocess.run(["redis-cli", "-n", "4", "flushdb"], check=True, capture_output=True)
-    key = setup_account(env)
+    env, key = fresh_account(database, 4, MIFUMO_SIMULATOR_DELAY="1")
     logs = ROOT / "var" / "bench"
     logs.mkdir(parents=True, exist_ok=True)
     worker = start(celery_worker(), env, logs / "load-worker.log", append=False)

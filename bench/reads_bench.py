@@ -11,9 +11,8 @@ CPU per request of the web processes, PostgreSQL and Redis, read from /proc duri
 from __future__ import annotations
 
 import argparse
-import subprocess
 
-from bench.common import bench_env, call, fresh_database, setup_account, web_server, wrk
+from bench.common import call, fresh_account, web_server, wrk
 from bench.jasmin_bench import CpuMeter, mifumo_processes
 
 CONNECTIONS = 16
@@ -24,10 +23,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=8)
     args = parser.parse_args()
     database = "mifumo_bench_reads"
-    fresh_database(database)
-    env = bench_env(database, REDIS_URL="redis://127.0.0.1:6379/8", MIFUMO_SIMULATOR_DELAY="0")
-    subprocess.run(["redis-cli", "-n", "8", "flushdb"], check=True, capture_output=True)
-    key = setup_account(env)
+    env, key = fresh_account(database, 8, MIFUMO_SIMULATOR_DELAY="0")
     with web_server(env) as base:
         message_id = ""
         for n in range(300):
