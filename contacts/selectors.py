@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Iterator, Sequence
@@ -14,6 +15,7 @@ from django.db.models import F, Func, Q, QuerySet
 from contacts.csvio import COLUMNS
 from contacts.models import Contact
 from integration.models import Account
+from mifumo.db import column, table
 from mifumo.errors import DomainError, ErrorCode
 from sms.phones import phone_search_digits
 
@@ -38,16 +40,19 @@ def contact_get(*, account: Account, contact_id: str) -> Contact:
     return contact
 
 
+def _phone_digits(q: str) -> str:
+    """The digits a phone-like text searches the numbers for ("" when it is not one)."""
+    return phone_search_digits(q) if _PHONE_FRAGMENT.match(q) else ""
+
+
 def contact_text_q(q: str) -> Q:
     """Case-insensitive substring of name or email; for phone-like text, the digits of the
     number too, so that 0712…, 712… and +255712… find the same contact."""
     condition = Q(name__icontains=q) | Q(email__icontains=q)
-    if _PHONE_FRAGMENT.match(q):
-        digits = phone_search_digits(q)
-        if digits:
-            # icontains, though digits have no case, to match the UPPER(phone_number)
-            # trigram index (migration 0002).
-            condition |= Q(phone_number__icontains=digits)
+    if digits := _phone_digits(q):
+        # icontains, though digits have no case, to match the UPPER(phone_number)
+        # trigram index (migration 0002).
+        condition |= Q(phone_number__icontains=digits)
     return condition
 
 
@@ -68,10 +73,48 @@ def contact_queryset(
 def contact_search(
     *, account: Account, q: str = "", limit: int, offset: int, within: Q | None = None
 ) -> ContactPage:
+    if within is None:
+        return _contact_search_sql(account=account, q=q.strip(), limit=limit, offset=offset)
     contacts = contact_queryset(account=account, q=q, within=within)
     total = contacts.count()
     page = list(contacts[offset : offset + limit]) if offset < total else []
     return ContactPage(contacts=page, total=total)
+
+
+@functools.cache
+def _search_where(*, text: bool, phone: bool) -> str:
+    """The ``WHERE`` of a search without a segment, as the ORM writes ``contact_queryset``'s
+    (``UPPER(column::text) LIKE UPPER(%s)``, which the trigram indexes of migration 0002
+    serve), written once per shape rather than compiled per request."""
+    contact = functools.partial(column, Contact)
+    where = f"{contact('account')} = %s"
+    if text:
+        fields = ("name", "email", "phone_number") if phone else ("name", "email")
+        likes = " OR ".join(f"UPPER({contact(name)}::text) LIKE UPPER(%s)" for name in fields)
+        where += f" AND ({likes})"
+    return where
+
+
+def _contact_search_sql(*, account: Account, q: str, limit: int, offset: int) -> ContactPage:
+    """``contact_search`` without a segment, in SQL: the count, then the page."""
+    digits = _phone_digits(q) if q else ""
+    where = _search_where(text=bool(q), phone=bool(digits))
+    params: list[Any] = [account.pk]
+    for text in (q, q, digits) if q else ():
+        if text:
+            params.append(f"%{connection.ops.prep_for_like_query(text)}%")
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT count(*) FROM {table(Contact)} WHERE {where}", params)  # noqa: S608 - names from the model
+        total = int(cursor.fetchone()[0])
+    if offset >= total:
+        return ContactPage(contacts=[], total=total)
+    page = Contact.objects.raw(
+        f"SELECT * FROM {table(Contact)} WHERE {where}"  # noqa: S608 - names from the model
+        f" ORDER BY {column(Contact, 'created_at')} DESC, {column(Contact, 'id')} DESC"
+        " LIMIT %s OFFSET %s",
+        [*params, limit, offset],
+    )
+    return ContactPage(contacts=list(page), total=total)
 
 
 def contact_export_rows(*, account: Account, within: Q | None = None) -> Iterator[tuple[Any, ...]]:

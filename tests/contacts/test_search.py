@@ -3,6 +3,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from contacts.models import Contact
+from contacts.selectors import contact_queryset, contact_search
 from segments.models import Segment
 from tests.contacts.factories import make_contact
 from tests.helpers import assert_envelope
@@ -209,3 +210,51 @@ def test_search_without_a_key_is_invalid_credentials(anon):
 
 def test_post_on_search_is_method_not_allowed(api):
     assert_envelope(api.post(URL, {}), 405, "METHOD_NOT_ALLOWED")
+
+
+@pytest.mark.parametrize(
+    "q",
+    [
+        "",
+        "  ",
+        "amina",
+        "AMINA",
+        "ni ju",
+        "0712",
+        "712 000",
+        "+255 712",
+        "(0754)",
+        "50%",
+        "a_b",
+        "x\\y",
+        "ju2",
+        "nobody",
+    ],
+)
+@pytest.mark.parametrize(("limit", "offset"), [(20, 0), (3, 2), (5, 40)])
+def test_the_search_in_sql_answers_as_the_orm_queryset_does(alice, bob, q, limit, offset):
+    for n, (name, email) in enumerate(
+        [
+            ("Amina Juma", "amina@example.com"),
+            ("Juma Ni Juma", ""),
+            ("Asha 50% off", "a_b@example.com"),
+            ("Back\\slash x\\y", "x@example.com"),
+            ("Ajuma Ju2", "ju2@example.com"),
+            ("Neema", "neema@example.com"),
+        ]
+        * 3
+    ):
+        make_contact(
+            alice,
+            n,
+            name=name,
+            email=email,
+            phone_number=f"+2557120{n:05d}",
+            created_at=T0 + timedelta(minutes=n % 4),
+        )
+        make_contact(bob, n, name=name, email=email)
+    found = contact_search(account=alice, q=q, limit=limit, offset=offset)
+    orm = contact_queryset(account=alice, q=q)
+    assert found.total == orm.count()
+    assert [c.pk for c in found.contacts] == [c.pk for c in orm[offset : offset + limit]]
+    assert all(isinstance(c, Contact) and c.account_id == alice.pk for c in found.contacts)
