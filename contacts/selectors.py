@@ -95,14 +95,18 @@ def _search_where(*, text: bool, phone: bool) -> str:
     return where
 
 
+def _like(text: str) -> str:
+    """The ``LIKE`` pattern of an ``icontains`` on ``text``, as the ORM writes it."""
+    return f"%{connection.ops.prep_for_like_query(text)}%"
+
+
 def _contact_search_sql(*, account: Account, q: str, limit: int, offset: int) -> ContactPage:
     """``contact_search`` without a segment, in SQL: the count, then the page."""
-    digits = _phone_digits(q) if q else ""
+    digits = _phone_digits(q)
     where = _search_where(text=bool(q), phone=bool(digits))
     params: list[Any] = [account.pk]
-    for text in (q, q, digits) if q else ():
-        if text:
-            params.append(f"%{connection.ops.prep_for_like_query(text)}%")
+    if q:
+        params += [_like(q), _like(q), *([_like(digits)] if digits else [])]
     with connection.cursor() as cursor:
         cursor.execute(f"SELECT count(*) FROM {table(Contact)} WHERE {where}", params)  # noqa: S608 - names from the model
         total = int(cursor.fetchone()[0])

@@ -24,8 +24,7 @@ from mifumo.api.pagination import (
     choice_param,
     count_sql,
     datetime_param,
-    page_params,
-    page_summary,
+    paginate,
     paginate_pages,
 )
 from mifumo.api.responses import ok
@@ -231,13 +230,14 @@ class StatusApi(ApiView):
     def get(self, request: Request, message_id: str) -> Response:
         message, refunded = _message_with_refund(request, message_id)
         counts, delivered = selectors.message_status_summary(message_id=message.id)
-        page, per_page = page_params(request, default_per_page=100, max_per_page=1000)
-        total = sum(counts.values())
-        start = (page - 1) * per_page
-        rows = (
-            selectors.message_recipients_page(message=message, offset=start, limit=per_page)
-            if start < total
-            else []
+        rows, pagination = paginate(
+            request,
+            lambda: sum(counts.values()),
+            lambda offset, limit: selectors.message_recipients_page(
+                message=message, offset=offset, limit=limit
+            ),
+            default_per_page=100,
+            max_per_page=1000,
         )
         status = selectors.derive_status(counts)
         delivery_time = delivered if status in ("delivered", "partially_delivered") else None
@@ -256,7 +256,7 @@ class StatusApi(ApiView):
             "currency": message.currency,
             "recipient_count": message.recipient_count,
             "counts": counts,
-            "pagination": page_summary(page, per_page, total),
+            "pagination": pagination,
         }
         return ok(body, "Message status retrieved successfully")
 
@@ -284,10 +284,11 @@ class DeliveryReportsApi(ApiView):
             status=choice_param(request, "status", STATUSES),
             test_only=api_principal(request).test_only,
         )
-        page, per_page = page_params(request)
-        total = count_sql(*matching.count())
-        start = (page - 1) * per_page
-        items = matching.page(offset=start, limit=per_page) if start < total else []
+        items, pagination = paginate(
+            request,
+            lambda: count_sql(*matching.count()),
+            lambda offset, limit: matching.page(offset=offset, limit=limit),
+        )
         reports = [
             {
                 "message_id": r.message_id,
@@ -304,7 +305,7 @@ class DeliveryReportsApi(ApiView):
             for r in items
         ]
         return ok(
-            {"reports": reports, "pagination": page_summary(page, per_page, total)},
+            {"reports": reports, "pagination": pagination},
             "Delivery reports retrieved successfully",
         )
 

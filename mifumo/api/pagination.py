@@ -7,7 +7,7 @@ import hashlib
 import math
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, time
-from typing import Any
+from typing import Any, TypeVar
 
 from django.conf import settings
 from django.core.cache import cache
@@ -19,6 +19,8 @@ from rest_framework.request import Request
 
 from mifumo.api.errors import ApiError, ErrorCode
 from mifumo.api.fields import ImpossibleMoment, as_utc
+
+T = TypeVar("T")
 
 
 def _bad(name: str, reason: str) -> ApiError:
@@ -109,18 +111,23 @@ def _count_remembered(query: str, count: Callable[[], int]) -> int:
     return total
 
 
-def page_params(
-    request: Request, *, default_per_page: int = 50, max_per_page: int = 100
-) -> tuple[int, int]:
-    """The ``page`` and ``per_page`` a listing was asked for."""
+def paginate(
+    request: Request,
+    count: Callable[[], int],
+    read: Callable[[int, int], list[T]],
+    *,
+    default_per_page: int = 50,
+    max_per_page: int = 100,
+) -> tuple[list[T], dict[str, int]]:
+    """The page a listing was asked for (``page``, ``per_page``) and its ``pagination``
+    object: ``count()`` gives the total, ``read(offset, limit)`` the rows, asked only when
+    the page has some."""
     page = int_param(request, "page", 1, minimum=1, maximum=1_000_000)
     per_page = int_param(request, "per_page", default_per_page, minimum=1, maximum=max_per_page)
-    return page, per_page
-
-
-def page_summary(page: int, per_page: int, total: int) -> dict[str, int]:
-    """The ``pagination`` object of a listing's answer."""
-    return {
+    total = count()
+    start = (page - 1) * per_page
+    items = read(start, per_page) if start < total else []
+    return items, {
         "page": page,
         "per_page": per_page,
         "total": total,
@@ -131,10 +138,11 @@ def page_summary(page: int, per_page: int, total: int) -> dict[str, int]:
 def paginate_pages(
     request: Request, rows: QuerySet[Any], *, default_per_page: int = 50, max_per_page: int = 100
 ) -> tuple[list[Any], dict[str, int]]:
-    page, per_page = page_params(
-        request, default_per_page=default_per_page, max_per_page=max_per_page
+    """``paginate`` over a queryset, its total counted by ``count_rows``."""
+    return paginate(
+        request,
+        lambda: count_rows(rows),
+        lambda offset, limit: list(rows[offset : offset + limit]),
+        default_per_page=default_per_page,
+        max_per_page=max_per_page,
     )
-    total = count_rows(rows)
-    start = (page - 1) * per_page
-    items = list(rows[start : start + per_page]) if start < total else []
-    return items, page_summary(page, per_page, total)
