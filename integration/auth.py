@@ -215,6 +215,20 @@ def cache_versions(principal: ApiPrincipal) -> list[str]:
     return [account_version(principal.api_key.account_id), *local_cache.request_versions()]
 
 
+def is_confirmed(
+    principal: ApiPrincipal, versions: Mapping[str, local_cache.Version] | None
+) -> bool:
+    """Whether ``confirm`` would give the principal back as it is, without a reload."""
+    if not principal.from_cache:
+        return True
+    name = account_version(principal.api_key.account_id)
+    return (
+        versions is not None
+        and name in versions
+        and local_cache.is_current(principal.loaded_under, versions[name])
+    )
+
+
 def confirm(
     principal: ApiPrincipal, versions: Mapping[str, local_cache.Version] | None
 ) -> ApiPrincipal:
@@ -223,16 +237,12 @@ def confirm(
     be read, and then nothing kept is trusted). Otherwise the key reloaded from the
     database and checked again, kept under the version read. Raises as authentication
     does."""
-    if not principal.from_cache:
+    if is_confirmed(principal, versions):
         return principal
     name = account_version(principal.api_key.account_id)
+    tag: local_cache.Tag = local_cache.UNVERIFIED
     if versions is not None and name in versions:
-        version = versions[name]
-        if local_cache.is_current(principal.loaded_under, version):
-            return principal
-        tag: local_cache.Tag = version
-    else:
-        tag = local_cache.UNVERIFIED
+        tag = versions[name]
     kept = principal.api_key
     fresh = _key_by_prefix(kept.prefix)
     if fresh is None or fresh.pk != kept.pk or fresh.digest != kept.digest:

@@ -20,7 +20,7 @@ from rest_framework.views import APIView
 from integration import auth, ratelimit
 from integration.auth import ApiPrincipal, last_used_mark, record_last_used
 from integration.idempotency import is_idempotent
-from integration.models import Account, ApiKey, ApiRequestLog
+from integration.models import ApiKey, ApiRequestLog
 from integration.usage import buffer
 from mifumo import local_cache
 from mifumo.api import text
@@ -93,14 +93,7 @@ class ApiView(APIView):
         buckets = ["api"]
         if refused is None and self.rate_limit_bucket:
             buckets.append(self.rate_limit_bucket)
-        # The key's last-use mark and the cache versions ride along with the counters: one
-        # round trip in all.
-        hit = ratelimit.hit_account(
-            principal.account,
-            buckets,
-            [last_used_mark(principal.api_key)],
-            auth.cache_versions(principal),
-        )
+        hit = handed_over(request.META, principal, buckets) or account_hit(principal, buckets)
         if hit.versions is not None:
             local_cache.set_validated(hit.versions)
         usages = hit.usages
@@ -165,6 +158,40 @@ class ApiView(APIView):
         return response
 
 
+def account_hit(principal: ApiPrincipal, buckets: list[str]) -> ratelimit.Hit:
+    """The request counted in the account's ``buckets``: the key's last-use mark and the
+    cache versions ride along with the counters, one round trip in all."""
+    return ratelimit.hit_account(
+        principal.account,
+        buckets,
+        [last_used_mark(principal.api_key)],
+        auth.cache_versions(principal),
+    )
+
+
+# Where a request counted before the view (the send's fast path, sms.fast_send) hands its
+# hit over, so that the view carries on from it instead of counting the request again. No
+# HTTP header can set it: the server names those HTTP_*.
+HANDED_OVER_HIT = "mifumo.account_hit"
+
+
+def hand_over(
+    environ: dict[str, Any], principal: ApiPrincipal, buckets: list[str], hit: ratelimit.Hit
+) -> None:
+    environ[HANDED_OVER_HIT] = (principal.api_key.pk, tuple(buckets), hit)
+
+
+def handed_over(
+    meta: dict[str, Any], principal: ApiPrincipal, buckets: list[str]
+) -> ratelimit.Hit | None:
+    """The hit handed over for this key and these buckets, taken once."""
+    handed = meta.pop(HANDED_OVER_HIT, None)
+    if handed is None or handed[:2] != (principal.api_key.pk, tuple(buckets)):
+        return None
+    hit: ratelimit.Hit = handed[2]
+    return hit
+
+
 def _raise_if_exceeded(usages: list[ratelimit.Usage]) -> None:
     usage = ratelimit.tightest(usages)
     if usage is None or not usage.exceeded:
@@ -193,19 +220,28 @@ def _route(request: HttpRequest) -> str:
 
 def _log_usage(request: Request, response: Response) -> None:
     principal = getattr(request, "_user", None)
-    api_key: ApiKey | None = principal.api_key if isinstance(principal, ApiPrincipal) else None
-    account: Account | None = api_key.account if api_key else None
-    started = getattr(request._request, "started_at", None)
-    latency = (time.perf_counter() - started) * 1000 if started else 0.0
     data = getattr(response, "data", None)
-    error_code = data.get("error_code") if isinstance(data, dict) else None
+    log_usage(
+        request._request,
+        principal.api_key if isinstance(principal, ApiPrincipal) else None,
+        response.status_code,
+        data.get("error_code") if isinstance(data, dict) else None,
+    )
+
+
+def log_usage(
+    request: HttpRequest, api_key: ApiKey | None, status: int, error_code: str | None
+) -> None:
+    """The request's row in the usage log (buffered, written in batches)."""
+    started = getattr(request, "started_at", None)
+    latency = (time.perf_counter() - started) * 1000 if started else 0.0
     buffer.add(
         ApiRequestLog(
-            account_id=account.pk if account else None,
+            account_id=api_key.account_id if api_key else None,
             api_key_id=api_key.pk if api_key else None,
             method=request.method or "",
-            route=_route(request._request),
-            status_code=response.status_code,
+            route=_route(request),
+            status_code=status,
             latency_ms=round(latency, 3),
             error_code=error_code or "",
         )

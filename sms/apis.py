@@ -171,48 +171,48 @@ class SendApi(ApiView):
             data.is_valid(raise_exception=True)
             values = data.validated_data
         assert isinstance(request.user, ApiPrincipal)
-        recipients, sender_id = values["recipients"], values.get("sender_id")
-        if values.get("reply_to"):
-            recipients, sender_id = reply_recipients_and_sender(
-                principal=request.user, inbound_id=values["reply_to"], recipients=recipients
-            )
-        text = values.get("message")
-        if text is None:
-            text = template_get(
-                account=request.user.account, template_id=values["template_id"]
-            ).text
-        result = message_send(
-            account=request.user.account,
-            api_key=request.user.api_key,
-            text=text,
-            variables=values["variables"],
-            recipients=recipients,
-            segment_ids=values["segment_ids"],
-            sender_id=sender_id,
-            schedule_time=values.get("schedule_time"),
-            webhook_url=values.get("webhook_url"),
+        return ok(*send(request.user, values))
+
+
+def send(principal: ApiPrincipal, values: dict[str, Any]) -> tuple[dict[str, Any], str]:
+    """The send of validated ``values`` (``SendIn``'s data) by ``principal``: the answer's
+    data and message. Raises DomainError for a refusal."""
+    recipients, sender_id = values["recipients"], values.get("sender_id")
+    if values.get("reply_to"):
+        recipients, sender_id = reply_recipients_and_sender(
+            principal=principal, inbound_id=values["reply_to"], recipients=recipients
         )
-        message = result.message
-        body = {
-            "message_id": message.id,
-            "recipients": result.recipients,
-            "status": result.status,
-            "cost": money(message.cost),
-            "currency": message.currency,
-            "segments": message.segments,
-            "encoding": message.encoding,
-            "sender_id": message.sender_id,
-            "schedule_time": iso(message.schedule_time),
-            "test": message.is_test,
-            "skipped": result.skipped,
-            "from_segments": result.from_segments,
-        }
-        text = (
-            "SMS scheduled successfully"
-            if result.status == Recipient.Status.SCHEDULED
-            else "SMS sent successfully"
-        )
-        return ok(body, text)
+    text = values.get("message")
+    if text is None:
+        text = template_get(account=principal.account, template_id=values["template_id"]).text
+    result = message_send(
+        account=principal.account,
+        api_key=principal.api_key,
+        text=text,
+        variables=values["variables"],
+        recipients=recipients,
+        segment_ids=values["segment_ids"],
+        sender_id=sender_id,
+        schedule_time=values.get("schedule_time"),
+        webhook_url=values.get("webhook_url"),
+    )
+    message = result.message
+    body = {
+        "message_id": message.id,
+        "recipients": result.recipients,
+        "status": result.status,
+        "cost": money(message.cost),
+        "currency": message.currency,
+        "segments": message.segments,
+        "encoding": message.encoding,
+        "sender_id": message.sender_id,
+        "schedule_time": iso(message.schedule_time),
+        "test": message.is_test,
+        "skipped": result.skipped,
+        "from_segments": result.from_segments,
+    }
+    scheduled = result.status == Recipient.Status.SCHEDULED
+    return body, "SMS scheduled successfully" if scheduled else "SMS sent successfully"
 
 
 class StatusApi(ApiView):

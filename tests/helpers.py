@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from django.conf import settings
+from django.core import signals
+from django.db import close_old_connections
 from rest_framework.test import APIClient
 
 
@@ -47,3 +51,17 @@ def assert_envelope(response: Any, status: int, error_code: str | None = None) -
     if status < 400:
         assert body["details"] is None
     return body
+
+
+@contextmanager
+def keep_connection() -> Iterator[None]:
+    """For a test calling the WSGI application: it fires request_started and finished as a
+    server would, and the test's database connection must outlive every request (its
+    transaction holds the test's data)."""
+    signals.request_started.disconnect(close_old_connections)
+    signals.request_finished.disconnect(close_old_connections)
+    try:
+        yield
+    finally:
+        signals.request_started.connect(close_old_connections)
+        signals.request_finished.connect(close_old_connections)

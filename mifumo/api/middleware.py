@@ -51,26 +51,33 @@ class RequestIdMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        incoming = request.META.get("HTTP_X_REQUEST_ID", "")
-        rid = incoming if _SAFE_REQUEST_ID.match(incoming) else uuid.uuid4().hex
-        request.request_id = rid  # type: ignore[attr-defined]
-        started = request.started_at = time.perf_counter()  # type: ignore[attr-defined]
-        token = request_id_var.set(rid)
+        token = request_begin(request)
         try:
             response = self.get_response(request)
-            response["X-Request-ID"] = rid
-            # Still inside the request's context, so the access line carries its id.
-            elapsed = time.perf_counter() - started
-            metrics.observe_request(request, response.status_code, elapsed)
-            log_request(
-                request,
-                status=response.status_code,
-                seconds=elapsed,
-                route=metrics.route_of(request),
-            )
+            request_end(request, response)
         finally:
             request_id_var.reset(token)
         return response
+
+
+def request_begin(request: HttpRequest) -> contextvars.Token[str | None]:
+    """The request's id and start time; the token resets ``request_id_var`` afterwards."""
+    incoming = request.META.get("HTTP_X_REQUEST_ID", "")
+    rid = incoming if _SAFE_REQUEST_ID.match(incoming) else uuid.uuid4().hex
+    request.request_id = rid  # type: ignore[attr-defined]
+    request.started_at = time.perf_counter()  # type: ignore[attr-defined]
+    return request_id_var.set(rid)
+
+
+def request_end(request: HttpRequest, response: HttpResponse) -> None:
+    """The answer's X-Request-ID, the request's metrics and access line (still inside the
+    request's context, so the line carries its id)."""
+    response["X-Request-ID"] = request.request_id  # type: ignore[attr-defined]
+    elapsed = time.perf_counter() - request.started_at  # type: ignore[attr-defined]
+    metrics.observe_request(request, response.status_code, elapsed)
+    log_request(
+        request, status=response.status_code, seconds=elapsed, route=metrics.route_of(request)
+    )
 
 
 def body_limit(path: str) -> int:

@@ -8,16 +8,12 @@ string they send: those must be refused with a 4xx.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 import schemathesis
 from django.conf import settings
-from django.core import signals
-from django.db import close_old_connections
 from hypothesis import HealthCheck, Phase, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
@@ -28,6 +24,7 @@ from integration.models import Account, Permission
 from integration.services import account_create, account_top_up, api_key_create
 from mifumo.wsgi import application
 from sms.models import SenderId
+from tests.helpers import keep_connection
 from tests.security import Owned, seed
 
 SCHEMA_PATH = f"{settings.MIFUMO_API_PREFIX}schema/?format=json"
@@ -41,19 +38,6 @@ class FuzzResult:
     hostile: int = 0  # cases sent with a NUL or a lone surrogate put in
     statuses: dict[int, int] = field(default_factory=dict)
     failures: list[str] = field(default_factory=list)
-
-
-@contextmanager
-def _keep_connection() -> Iterator[None]:
-    # The WSGI app fires request_started/finished like a server would, and the test database
-    # connection must outlive every request (its transaction holds the test's data).
-    signals.request_started.disconnect(close_old_connections)
-    signals.request_finished.disconnect(close_old_connections)
-    try:
-        yield
-    finally:
-        signals.request_started.connect(close_old_connections)
-        signals.request_finished.connect(close_old_connections)
 
 
 def fuzz_account(name: str = "fuzz") -> tuple[Account, dict[str, str], Owned]:
@@ -145,7 +129,7 @@ def run_fuzz(
     own_key_ids = {
         str(pk) for pk in account.api_keys.exclude(pk=owned.api_key.pk).values_list("pk", flat=True)
     }
-    with _keep_connection():
+    with keep_connection():
         for found in schema.get_all_operations():
             operation = found.ok()  # type: ignore[union-attr]
             for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
