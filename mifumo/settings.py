@@ -290,6 +290,10 @@ MIFUMO_MAX_BODY_BYTES = envint("MIFUMO_MAX_BODY_BYTES", 2 * 1024 * 1024)
 # A 50,000-row contacts CSV is a few MiB; the import endpoint alone may take this much.
 MIFUMO_MAX_IMPORT_BODY_BYTES = envint("MIFUMO_MAX_IMPORT_BODY_BYTES", 16 * 1024 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = max(MIFUMO_MAX_BODY_BYTES, MIFUMO_MAX_IMPORT_BODY_BYTES) * 2
+# The commonest send (a text and phone numbers, JSON, no Idempotency-Key) is served without
+# Django's URL resolver and DRF (sms/fast_send.py), with the same answer; false sends every
+# request the whole way.
+MIFUMO_SEND_FAST_PATH = envbool("MIFUMO_SEND_FAST_PATH", True)
 # HMAC key for API key digests; keep it stable, rotating it invalidates every key.
 MIFUMO_KEY_HMAC_SECRET = envstr("MIFUMO_KEY_HMAC_SECRET", SECRET_KEY)
 # Fernet key (urlsafe base64, 32 bytes) for the encrypted copy of API keys; derived from
