@@ -15,7 +15,7 @@ from django.db.models import F, Func, Q, QuerySet
 from contacts.csvio import COLUMNS
 from contacts.models import Contact
 from integration.models import Account
-from mifumo.db import column, table
+from mifumo.db import column, columns, read_models, table
 from mifumo.errors import DomainError, ErrorCode
 from sms.phones import phone_search_digits
 
@@ -112,13 +112,14 @@ def _contact_search_sql(*, account: Account, q: str, limit: int, offset: int) ->
         total = int(cursor.fetchone()[0])
     if offset >= total:
         return ContactPage(contacts=[], total=total)
-    page = Contact.objects.raw(
-        f"SELECT * FROM {table(Contact)} WHERE {where}"  # noqa: S608 - names from the model
+    page = read_models(
+        Contact,
+        f"SELECT {columns(Contact)} FROM {table(Contact)} WHERE {where}"  # noqa: S608 - names from the model
         f" ORDER BY {column(Contact, 'created_at')} DESC, {column(Contact, 'id')} DESC"
         " LIMIT %s OFFSET %s",
         [*params, limit, offset],
     )
-    return ContactPage(contacts=list(page), total=total)
+    return ContactPage(contacts=[contact for contact, _ in page], total=total)
 
 
 def contact_export_rows(*, account: Account, within: Q | None = None) -> Iterator[tuple[Any, ...]]:

@@ -15,7 +15,7 @@ from django.db.models import Count, Q, QuerySet, Sum
 
 from integration.models import Account, LedgerEntry
 from mifumo.days import day_start, per_day
-from mifumo.db import column, table
+from mifumo.db import column, columns, read_models, table
 from mifumo.errors import DomainError, ErrorCode
 from sms.models import Message, Recipient
 from sms.phones import InvalidPhone, normalize_phone, phone_search_digits
@@ -67,7 +67,8 @@ def _message_with_refund_sql(test_only: bool) -> str:
     ledger = functools.partial(column, LedgerEntry)
     message = functools.partial(column, Message)
     return (
-        f"SELECT m.*, (SELECT sum(l.{ledger('amount')}) FROM {table(LedgerEntry)} l"  # noqa: S608 - names from the models
+        f"SELECT {columns(Message, 'm')}, (SELECT sum(l.{ledger('amount')})"  # noqa: S608 - names from the models
+        f" FROM {table(LedgerEntry)} l"
         f" WHERE l.{ledger('account')} = m.{message('account')} AND l.{ledger('kind')} = %s"
         f" AND l.{ledger('reference')} = m.{message('id')}) AS refunded"
         f" FROM {table(Message)} m WHERE m.{message('account')} = %s AND m.{message('id')} = %s"
@@ -87,7 +88,8 @@ def _status_summary_sql() -> str:
 @functools.cache
 def _recipients_page_sql() -> str:
     return (
-        f"SELECT * FROM {table(Recipient)} WHERE {column(Recipient, 'message')} = %s"  # noqa: S608 - names from the model
+        f"SELECT {columns(Recipient)} FROM {table(Recipient)}"  # noqa: S608 - names from the model
+        f" WHERE {column(Recipient, 'message')} = %s"
         f" ORDER BY {column(Recipient, 'id')} LIMIT %s OFFSET %s"
     )
 
@@ -97,16 +99,14 @@ def message_get_with_refund(
 ) -> tuple[Message, Decimal]:
     """``message_get`` and what was refunded for the message (``message_refunds``), read
     in one query."""
-    found = list(
-        Message.objects.raw(
-            _message_with_refund_sql(test_only),
-            [LedgerEntry.Kind.REFUND.value, account.pk, message_id],
-        )
+    found = read_models(
+        Message,
+        _message_with_refund_sql(test_only),
+        [LedgerEntry.Kind.REFUND.value, account.pk, message_id],
     )
     if not found:
         raise DomainError(ErrorCode.NOT_FOUND, "Message not found")
-    message = found[0]
-    refunded: Decimal | None = getattr(message, "refunded", None)
+    message, (refunded,) = found[0]
     return message, refunded if refunded is not None else Decimal("0.00")
 
 
@@ -126,7 +126,8 @@ def message_status_summary(*, message_id: str) -> tuple[dict[str, int], datetime
 
 def message_recipients_page(*, message: Message, offset: int, limit: int) -> list[Recipient]:
     """A page of the message's recipients, in the order they were added."""
-    return list(Recipient.objects.raw(_recipients_page_sql(), [message.pk, limit, offset]))
+    rows = read_models(Recipient, _recipients_page_sql(), [message.pk, limit, offset])
+    return [recipient for recipient, _ in rows]
 
 
 def message_status_counts(*, message_ids: Iterable[str]) -> dict[str, dict[str, int]]:

@@ -25,7 +25,7 @@ from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from mifumo.db import column, table
+from mifumo.db import column, columns, read_models, table
 from sms import routing
 from sms.dispatch.failover import Item, deliver
 from sms.dispatch.record import RETRY_SECONDS, DispatchReport
@@ -149,7 +149,9 @@ def claim_queued(limit: int) -> list[tuple[int, str, str, str]]:
 
 @functools.cache
 def _messages_by_id() -> str:
-    return f"SELECT * FROM {table(Message)} WHERE {column(Message, 'id')} = ANY(%s)"  # noqa: S608 - names from the model
+    return (
+        f"SELECT {columns(Message)} FROM {table(Message)} WHERE {column(Message, 'id')} = ANY(%s)"  # noqa: S608 - names from the model
+    )
 
 
 def queued_items(rows: Sequence[tuple[int, str, str, str]]) -> list[Item]:
@@ -159,8 +161,8 @@ def queued_items(rows: Sequence[tuple[int, str, str, str]]) -> list[Item]:
     # query would cost more than running it.
     messages = {
         message.pk: message
-        for message in Message.objects.raw(
-            _messages_by_id(), [list({message_id for _, message_id, _, _ in rows})]
+        for message, _ in read_models(
+            Message, _messages_by_id(), [list({message_id for _, message_id, _, _ in rows})]
         )
     }
     by_message: dict[str, list[tuple[int, str]]] = {}

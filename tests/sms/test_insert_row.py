@@ -1,11 +1,14 @@
-"""The prepared single-row insert the send path uses for its message."""
+"""The prepared single-row insert the send path uses for its message, and the reads of
+model rows by SQL written once (``read_models``)."""
 
 from decimal import Decimal
 
 import pytest
 from django.utils import timezone
 
-from mifumo.db import insert_row
+from contacts.models import Contact
+from contacts.services import contact_create
+from mifumo.db import column, columns, insert_row, read_models, table
 from mifumo.ids import new_id
 from sms.models import Message
 
@@ -40,3 +43,56 @@ def test_a_row_without_its_primary_key_is_refused(alice):
     with pytest.raises(ValueError, match="primary key"):
         insert_row(_message(alice, id=None))
     assert not Message.objects.exists()
+
+
+def _same_as_the_orm(read, model):
+    stored = model.objects.get(pk=read.pk)
+    for field in model._meta.concrete_fields:
+        value = getattr(read, field.attname)
+        assert value == getattr(stored, field.attname), field.name
+        assert type(value) is type(getattr(stored, field.attname)), field.name
+    assert not read._state.adding and read._state.db == stored._state.db
+
+
+@pytest.mark.django_db
+def test_read_models_gives_what_the_orm_reads_with_the_extra_columns_beside(alice):
+    message = _message(alice, id=new_id("msg"), schedule_time=timezone.now())
+    insert_row(message)
+    other = _message(alice, id=new_id("msg"), webhook_url="https://example.com/hook")
+    insert_row(other)
+    rows = read_models(
+        Message,
+        f"SELECT {columns(Message, 'm')}, 41 + 1, 'x' FROM {table(Message)} m"  # noqa: S608
+        f" WHERE m.{column(Message, 'account')} = %s ORDER BY m.{column(Message, 'id')}",
+        [alice.pk],
+    )
+    assert [(row.pk, extra) for row, extra in rows] == sorted(
+        [(message.pk, (42, "x")), (other.pk, (42, "x"))]
+    )
+    for row, _ in rows:
+        _same_as_the_orm(row, Message)
+
+
+@pytest.mark.django_db
+def test_read_models_converts_json_fields_as_the_orm_does(alice):
+    contact = contact_create(
+        account=alice,
+        name="Asha",
+        phone_number="+255712345678",
+        tags=["vip", "arusha"],
+        custom_fields={"city": "Arusha", "n": 3, "nested": {"a": [1, None]}},
+    )
+    ((read, extra),) = read_models(
+        Contact,
+        f"SELECT {columns(Contact)} FROM {table(Contact)} WHERE {column(Contact, 'id')} = %s",  # noqa: S608
+        [contact.pk],
+    )
+    assert extra == ()
+    assert read.tags == ["vip", "arusha"] and read.custom_fields["nested"] == {"a": [1, None]}
+    _same_as_the_orm(read, Contact)
+
+
+@pytest.mark.django_db
+def test_read_models_of_nothing_is_empty(alice):
+    sql = f"SELECT {columns(Message)} FROM {table(Message)} WHERE false"  # noqa: S608
+    assert read_models(Message, sql, []) == []
