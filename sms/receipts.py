@@ -114,13 +114,9 @@ def receipts_ingest(
         # changes: two batches holding receipts for different parts of one recipient then
         # take turns, and the second sees the first's parts committed, so one of them always
         # finds every part final. Reading siblings without the lock let both miss it.
-        locked = {
-            row[0]: row[1:]
-            for row in Recipient.objects.select_for_update()
-            .filter(id__in={p.recipient_id for p in parts})
-            .order_by("id")
-            .values_list("id", "message_id", "account_id", "status")
-        }
+        with connection.cursor() as cursor:
+            cursor.execute(_lock_recipients_sql(), [sorted({p.recipient_id for p in parts})])
+            locked = {row[0]: row[1:] for row in cursor.fetchall()}
         found = {(p.carrier, p.carrier_message_id) for p in parts}
         report.unknown = [r for key, r in wanted.items() if key not in found]
         report.matched = len(parts)
@@ -129,8 +125,9 @@ def receipts_ingest(
             part.status = wanted[(part.carrier, part.carrier_message_id)].status.value
             by_status[part.status].append(part.pk)
         # A handful of distinct states per batch: one UPDATE each, not a CASE per row.
-        for status, ids in by_status.items():
-            CarrierMessage.objects.filter(pk__in=ids).update(status=status)
+        with connection.cursor() as cursor:
+            for status, ids in by_status.items():
+                cursor.execute(_part_status_sql(), [status, ids])
         outcome = _recipient_outcomes(parts, wanted)
         report.changed = _apply(outcome, locked)
         if report.unknown and keep_unmatched:
@@ -237,17 +234,75 @@ def unmatched_expire() -> int:
     return int(dropped)
 
 
-def _parts_for(keys: list[tuple[str, str]]) -> list[CarrierMessage]:
+@dataclass(slots=True)
+class _Part:
+    """What a receipt needs of a ``CarrierMessage``."""
+
+    pk: int
+    carrier: str
+    carrier_message_id: str
+    recipient_id: int
+    part: int
+    status: str
+
+
+# The statements of every batch, written once in SQL: compiling them with the ORM cost more
+# than running them, batch after batch.
+
+
+@functools.cache
+def _parts_sql() -> str:
+    part = functools.partial(column, CarrierMessage)
+    names = ("id", "carrier", "carrier_message_id", "recipient", "part", "status")
+    return (
+        f"SELECT {', '.join(part(name) for name in names)} FROM {table(CarrierMessage)}"  # noqa: S608 - names from the model
+        f" WHERE {part('carrier')} = %s AND {part('carrier_message_id')} = ANY(%s)"
+    )
+
+
+@functools.cache
+def _lock_recipients_sql() -> str:
+    recipient = functools.partial(column, Recipient)
+    names = ("id", "message", "account", "status")
+    return (
+        f"SELECT {', '.join(recipient(name) for name in names)} FROM {table(Recipient)}"  # noqa: S608 - names from the model
+        f" WHERE {recipient('id')} = ANY(%s) ORDER BY {recipient('id')} FOR UPDATE"
+    )
+
+
+@functools.cache
+def _part_status_sql() -> str:
+    part = functools.partial(column, CarrierMessage)
+    return f"UPDATE {table(CarrierMessage)} SET {part('status')} = %s WHERE {part('id')} = ANY(%s)"  # noqa: S608 - names from the model
+
+
+@functools.cache
+def _multipart_sql() -> str:
+    part = functools.partial(column, CarrierMessage)
+    return (
+        f"SELECT DISTINCT {part('recipient')} FROM {table(CarrierMessage)}"  # noqa: S608 - names from the model
+        f" WHERE {part('recipient')} = ANY(%s) AND {part('part')} > 1"
+    )
+
+
+@functools.cache
+def _recipients_parts_sql() -> str:
+    part = functools.partial(column, CarrierMessage)
+    return (
+        f"SELECT {part('id')}, {part('recipient')}, {part('status')} FROM {table(CarrierMessage)}"  # noqa: S608 - names from the model
+        f" WHERE {part('recipient')} = ANY(%s)"
+    )
+
+
+def _parts_for(keys: list[tuple[str, str]]) -> list[_Part]:
     by_carrier: dict[str, list[str]] = defaultdict(list)
     for carrier, carrier_id in keys:
         by_carrier[carrier].append(carrier_id)
-    parts: list[CarrierMessage] = []
-    for carrier, ids in by_carrier.items():
-        parts.extend(
-            CarrierMessage.objects.filter(carrier=carrier, carrier_message_id__in=ids).only(
-                "id", "carrier", "carrier_message_id", "recipient_id", "part", "status"
-            )
-        )
+    parts: list[_Part] = []
+    with connection.cursor() as cursor:
+        for carrier, ids in by_carrier.items():
+            cursor.execute(_parts_sql(), [carrier, ids])
+            parts.extend(_Part(*row) for row in cursor.fetchall())
     return parts
 
 
@@ -261,7 +316,7 @@ class _Outcome:
 
 
 def _recipient_outcomes(
-    parts: list[CarrierMessage], wanted: dict[tuple[str, str], DeliveryReceipt]
+    parts: list[_Part], wanted: dict[tuple[str, str], DeliveryReceipt]
 ) -> dict[int, _Outcome]:
     """A recipient is delivered when every part is, and failed as soon as any part fails."""
     outcomes: dict[int, _Outcome] = {}
@@ -297,21 +352,18 @@ def _recipient_outcomes(
     return outcomes
 
 
-def _multipart_states(recipient_ids: set[int], parts: list[CarrierMessage]) -> dict[int, list[str]]:
+def _multipart_states(recipient_ids: set[int], parts: list[_Part]) -> dict[int, list[str]]:
     """Part states of recipients with more than one part, including parts not in this batch."""
-    rows = (
-        CarrierMessage.objects.filter(recipient_id__in=recipient_ids, part__gt=1)
-        .values_list("recipient_id", flat=True)
-        .distinct()
-    )
-    multi_ids = set(rows)
-    if not multi_ids:
-        return {}
+    with connection.cursor() as cursor:
+        cursor.execute(_multipart_sql(), [sorted(recipient_ids)])
+        multi_ids = sorted(row[0] for row in cursor.fetchall())
+        if not multi_ids:
+            return {}
+        cursor.execute(_recipients_parts_sql(), [multi_ids])
+        rows = cursor.fetchall()
     fresh = {p.pk: p.status for p in parts}
     states: dict[int, list[str]] = defaultdict(list)
-    for pk, recipient_id, status in CarrierMessage.objects.filter(
-        recipient_id__in=multi_ids
-    ).values_list("pk", "recipient_id", "status"):
+    for pk, recipient_id, status in rows:
         raw = fresh.get(pk, status)
         try:
             states[recipient_id].append(_part_state(DeliveryStatus(raw)) if raw else "")
