@@ -228,13 +228,17 @@ def insert_from_arrays(
     same: Mapping[str, Any] | None = None,
     conflict: Sequence[str] = (),
     assign: Mapping[str, str] | None = None,
+    skip_existing: bool = False,
 ) -> None:
     """INSERT one row per position of the ``rows`` arrays (field -> each row's value), with
     ``same`` (field -> one value) in every row. With ``conflict`` (the fields of a unique
     constraint), a row that exists gets ``assign`` instead (field -> SQL over ``EXCLUDED``
-    and the table's columns)."""
+    and the table's columns); with ``skip_existing``, a row any unique constraint refuses
+    is left out (``bulk_create``'s ``ignore_conflicts``)."""
     sql, params = insert_from_arrays_sql(model, rows, same=same)
-    if conflict:
+    if skip_existing:
+        sql += " ON CONFLICT DO NOTHING"
+    elif conflict:
         keys = ", ".join(column(model, name) for name in conflict)
         updates = ", ".join(f"{column(model, name)} = {to}" for name, to in (assign or {}).items())
         sql += f" ON CONFLICT ({keys}) DO UPDATE SET {updates}"

@@ -23,10 +23,12 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
 
+from mifumo.db import insert_from_arrays
 from sms import metrics, routing
 from sms.carriers import get_carrier
 from sms.carriers.base import BaseCarrier, CarrierError, OutboundSms, SubmitResult
@@ -235,25 +237,30 @@ def _record_attempts(
     for item in batch:
         by_message[item.message.id].append(item)
     outcome = {result.recipient_id: result for result in results}
-    attempts = []
+    # One row per message, each column's values as an array: one statement.
+    rows: dict[str, list[Any]] = {
+        "message": [],
+        "recipient_count": [],
+        "accepted": [],
+        "rejected": [],
+        "error_code": [],
+    }
     for message_id, items in by_message.items():
         mine = [outcome[item.recipient_id] for item in items if item.recipient_id in outcome]
         accepted = sum(1 for result in mine if result.accepted)
         codes = Counter(result.error_code or "" for result in mine if not result.accepted)
         code = error.code if error is not None else (codes.most_common(1)[0][0] if codes else "")
-        attempts.append(
-            SubmitAttempt(
-                message_id=message_id,
-                carrier=name,
-                recipient_count=len(items),
-                accepted=accepted,
-                rejected=len(items) - accepted,
-                error_code=code[:40],
-                latency_ms=latency_ms,
-                created_at=started_at,
-            )
+        rows["message"].append(message_id)
+        rows["recipient_count"].append(len(items))
+        rows["accepted"].append(accepted)
+        rows["rejected"].append(len(items) - accepted)
+        rows["error_code"].append(code[:40])
+    if by_message:
+        insert_from_arrays(
+            SubmitAttempt,
+            rows,
+            same={"carrier": name, "latency_ms": latency_ms, "created_at": started_at},
         )
-    SubmitAttempt.objects.bulk_create(attempts)
 
 
 def _turn_away(items: list[Item], report: DispatchReport) -> None:

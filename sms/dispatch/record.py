@@ -23,7 +23,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from integration.services import account_refund
-from mifumo.db import atomic_unless_nested, update_from_arrays
+from mifumo.db import atomic_unless_nested, insert_from_arrays, update_from_arrays
 from sms.carriers.base import SubmitResult
 from sms.models import CarrierMessage, Message, Recipient
 from sms.receipts import unmatched_recorded
@@ -183,19 +183,20 @@ def _record_accepted(
         now,
     )
     parts = [
-        CarrierMessage(
-            carrier=carrier,
-            carrier_message_id=carrier_id,
-            recipient_id=result.recipient_id,
-            part=index,
-            created_at=now,
-        )
+        (carrier_id, result.recipient_id, index)
         for result in accepted
         for index, carrier_id in enumerate(result.match_keys, start=1)
     ]
-    # A carrier that reuses an id would otherwise fail the whole batch.
-    CarrierMessage.objects.bulk_create(parts, batch_size=1000, ignore_conflicts=True)
-    keys = [part.carrier_message_id for part in parts]
+    keys = [carrier_id for carrier_id, _, _ in parts]
+    if parts:
+        ids, recipients, numbers = zip(*parts, strict=True)
+        # A carrier that reuses an id would otherwise fail the whole batch.
+        insert_from_arrays(
+            CarrierMessage,
+            {"carrier_message_id": ids, "recipient": recipients, "part": numbers},
+            same={"carrier": carrier, "status": "", "created_at": now},
+            skip_existing=True,
+        )
     # Receipts that overtook these results: applied once the parts are committed.
     transaction.on_commit(lambda: _apply_early_receipts(carrier, keys))
 

@@ -11,6 +11,7 @@ from sms import dispatch
 from sms.carriers import get_carrier
 from sms.carriers.base import CarrierError, DeliveryReceipt, DeliveryStatus, SubmitResult
 from sms.carriers.locmem import LocmemCarrier
+from sms.dispatch.record import results_record
 from sms.models import CarrierMessage, Recipient
 from sms.receipts import receipts_ingest
 from sms.services import message_send
@@ -269,3 +270,26 @@ def test_queued_work_whose_task_was_lost_is_found_by_the_sweep(alice):
     message = make_message(alice, (TZ,))
     later = timezone.now() + timedelta(seconds=61)
     assert dispatch.stuck_messages(now=later) == [message.id]
+
+
+@pytest.mark.django_db
+def test_a_carrier_id_given_twice_is_kept_once_and_fails_nothing(alice):
+    message = make_message(alice, (TZ, TZ2))
+    ids = list(
+        Recipient.objects.filter(message=message).order_by("id").values_list("id", flat=True)
+    )
+    Recipient.objects.filter(id__in=ids).update(status="submitting")
+    report = results_record(
+        [(message, "locmem", [SubmitResult(rid, True, ("same-id", f"part-{rid}")) for rid in ids])]
+    )
+    assert report.submitted == 2 and report.failed == 0
+    rows = Recipient.objects.filter(id__in=ids).values_list("status", "carrier_message_id")
+    assert set(rows) == {("sent", "same-id")}
+    parts = CarrierMessage.objects.order_by("id").values_list(
+        "carrier", "carrier_message_id", "recipient_id", "part", "status"
+    )
+    assert list(parts) == [
+        ("locmem", "same-id", ids[0], 1, ""),
+        ("locmem", f"part-{ids[0]}", ids[0], 2, ""),
+        ("locmem", f"part-{ids[1]}", ids[1], 2, ""),
+    ]
