@@ -205,19 +205,15 @@ class FastSend:
             response = self._answer(request, principal, hit, values)
             self.common.process_response(request, response)
             self.security.process_response(request, response)
-            if response.status_code >= 400:
-                # As Django's handler logs every refusal.
-                log_response(
-                    "%s: %s",
-                    response.reason_phrase,
-                    request.path,
-                    response=response,
-                    request=request,
-                )
             request_end(request, response)
         finally:
             local_cache.end_request(cache_token)
             request_id_var.reset(rid_token)
+        if response.status_code >= 400:
+            # As Django's handler logs every refusal, once the middlewares are done.
+            log_response(
+                "%s: %s", response.reason_phrase, request.path, response=response, request=request
+            )
         response._handler_class = self.__class__  # type: ignore[attr-defined]
         response._resource_closers.append(request.close)  # type: ignore[attr-defined]
         start_response(
