@@ -80,7 +80,7 @@ def test_read_models_converts_json_fields_as_the_orm_does(alice):
         name="Asha",
         phone_number="+255712345678",
         tags=["vip", "arusha"],
-        custom_fields={"city": "Arusha", "n": 3, "nested": {"a": [1, None]}},
+        custom_fields={"city": "Arusha", "plan": "gold ✓"},
     )
     ((read, extra),) = read_models(
         Contact,
@@ -88,7 +88,8 @@ def test_read_models_converts_json_fields_as_the_orm_does(alice):
         [contact.pk],
     )
     assert extra == ()
-    assert read.tags == ["vip", "arusha"] and read.custom_fields["nested"] == {"a": [1, None]}
+    assert read.tags == ["vip", "arusha"]
+    assert read.custom_fields == {"city": "Arusha", "plan": "gold ✓"}
     _same_as_the_orm(read, Contact)
 
 
