@@ -451,6 +451,10 @@ LEFT: dict[str, tuple[Any, dict[str, Any]]] = {
     "another method": (SERVED["one recipient"], {"method": "PUT"}),
     "a longer path": (SERVED["one recipient"], {"path": PATH + "x/"}),
     "no slash": (SERVED["one recipient"], {"path": PATH[:-1]}),
+    "a body shorter than its Content-Length": (
+        SERVED["one recipient"],
+        {"CONTENT_LENGTH": "500"},
+    ),
     "chunked, no length": (
         SERVED["one recipient"],
         {"HTTP_TRANSFER_ENCODING": "chunked", "CONTENT_LENGTH": None},
