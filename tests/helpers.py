@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import re
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 from django.conf import settings
 from django.core import signals
-from django.db import close_old_connections
+from django.db import close_old_connections, connection
+from psycopg import pq
 from rest_framework.test import APIClient
 
 
@@ -65,3 +68,50 @@ def keep_connection() -> Iterator[None]:
     finally:
         signals.request_started.connect(close_old_connections)
         signals.request_finished.connect(close_old_connections)
+
+
+PARSE = re.compile(r'^"(?P<name>[^"]*)" "(?P<text>.*)" \d+[ N0-9]*$', re.S)
+BIND = re.compile(r'^"[^"]*" "(?P<name>[^"]*)"')
+
+
+@contextmanager
+def wire() -> Iterator[list[str]]:
+    """The statements the connection sends to PostgreSQL inside the block, as sent: a simple
+    query as its text; a statement the driver prepares as ``PREPARE <name> AS <text>`` when
+    it is parsed and ``EXECUTE <name>`` at each run; an unnamed one as its text at each run."""
+    connection.ensure_connection()
+    pgconn = connection.connection.pgconn
+    statements: list[str] = []
+    with tempfile.TemporaryFile() as trace:
+        pgconn.trace(trace.fileno())
+        pgconn.set_trace_flags(pq.Trace.SUPPRESS_TIMESTAMPS | pq.Trace.REGRESS_MODE)
+        try:
+            yield statements
+        finally:
+            pgconn.untrace()
+            trace.seek(0)
+            unnamed = ""
+            # One message per entry; a statement's text may hold line breaks.
+            for entry in re.split(r"\n(?=[FB]\t)", trace.read().decode().strip()):
+                fields = entry.split("\t", 3)
+                if len(fields) != 4 or fields[0] != "F":
+                    continue
+                kind, rest = fields[2], fields[3].strip()
+                if kind == "Query":
+                    statements.append(rest.strip('"'))
+                elif kind == "Parse" and (parse := PARSE.match(rest)):
+                    if parse["name"]:
+                        statements.append(f"PREPARE {parse['name']} AS {parse['text']}")
+                    else:
+                        unnamed = parse["text"]
+                elif kind == "Bind" and (bind := BIND.match(rest)):
+                    statements.append(f"EXECUTE {bind['name']}" if bind["name"] else unnamed)
+
+
+def prepared_text(execute: str) -> str:
+    """The SQL of the prepared statement that ``execute`` runs."""
+    name = execute.removeprefix("EXECUTE ")
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT statement FROM pg_prepared_statements WHERE name = %s", [name])
+        [(text,)] = cursor.fetchall()
+    return str(text)

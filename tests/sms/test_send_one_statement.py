@@ -6,10 +6,7 @@ the driver sends on its own counts too."""
 
 from __future__ import annotations
 
-import re
-import tempfile
 from collections.abc import Iterator
-from contextlib import contextmanager
 from decimal import Decimal
 from typing import Any
 
@@ -17,7 +14,6 @@ import pytest
 from django.db import connection, transaction
 from django.forms.models import model_to_dict
 from prometheus_client import REGISTRY
-from psycopg import pq
 
 from contacts.services import contact_create, contact_opt_out
 from integration import usage
@@ -29,50 +25,12 @@ from sms import send_statement
 from sms.models import Message, Recipient
 from sms.send_statement import ONE_STATEMENT_MAX
 from sms.services import message_send
-from tests.helpers import Api, assert_envelope
+from tests.helpers import Api, assert_envelope, prepared_text, wire
 
 TZ = "+255712345678"
 TZ2 = "+255754000111"
 KE = "+254712345678"  # no price rule: an unsupported destination
 SEND = {"message": "Habari", "recipients": [TZ]}
-
-
-PARSE = re.compile(r'^"(?P<name>[^"]*)" "(?P<text>.*)" \d+[ N0-9]*$', re.S)
-BIND = re.compile(r'^"[^"]*" "(?P<name>[^"]*)"')
-
-
-@contextmanager
-def wire() -> Iterator[list[str]]:
-    """The statements the connection sends to PostgreSQL inside the block, as sent: a simple
-    query as its text; a statement the driver prepares as ``PREPARE <name> AS <text>`` when
-    it is parsed and ``EXECUTE <name>`` at each run; an unnamed one as its text at each run."""
-    connection.ensure_connection()
-    pgconn = connection.connection.pgconn
-    statements: list[str] = []
-    with tempfile.TemporaryFile() as trace:
-        pgconn.trace(trace.fileno())
-        pgconn.set_trace_flags(pq.Trace.SUPPRESS_TIMESTAMPS | pq.Trace.REGRESS_MODE)
-        try:
-            yield statements
-        finally:
-            pgconn.untrace()
-            trace.seek(0)
-            unnamed = ""
-            # One message per entry; a statement's text may hold line breaks.
-            for entry in re.split(r"\n(?=[FB]\t)", trace.read().decode().strip()):
-                fields = entry.split("\t", 3)
-                if len(fields) != 4 or fields[0] != "F":
-                    continue
-                kind, rest = fields[2], fields[3].strip()
-                if kind == "Query":
-                    statements.append(rest.strip('"'))
-                elif kind == "Parse" and (parse := PARSE.match(rest)):
-                    if parse["name"]:
-                        statements.append(f"PREPARE {parse['name']} AS {parse['text']}")
-                    else:
-                        unnamed = parse["text"]
-                elif kind == "Bind" and (bind := BIND.match(rest)):
-                    statements.append(f"EXECUTE {bind['name']}" if bind["name"] else unnamed)
 
 
 # The general path's COPY of a send's recipients (the usage log writes with COPY too).
@@ -92,15 +50,6 @@ def one_statements(statements: list[str]) -> list[str]:
         for s in statements
         if s.startswith("EXECUTE ") and prepared_text(s).startswith("WITH blocked AS (")
     ]
-
-
-def prepared_text(execute: str) -> str:
-    """The SQL of the prepared statement that ``execute`` runs."""
-    name = execute.removeprefix("EXECUTE ")
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT statement FROM pg_prepared_statements WHERE name = %s", [name])
-        [(text,)] = cursor.fetchall()
-    return str(text)
 
 
 def transaction_control(statements: list[str]) -> list[str]:
