@@ -7,13 +7,14 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from celery.signals import before_task_publish
 from django.db import transaction
 from django.utils import timezone
 
 from sms import dispatch
 from sms.carriers.base import DeliveryReceipt, DeliveryStatus
 from sms.models import CarrierMessage, Recipient
-from sms.receipts import receipt_to_dict
+from sms.receipts import enqueue_receipts, receipt_to_dict
 from sms.services import message_send
 from sms.tasks import ingest_receipts
 from tests.workers import wait_until
@@ -52,3 +53,33 @@ def test_a_receipt_whose_ingestion_hits_a_lock_timeout_is_applied_later(
     wait_until(lambda: Recipient.objects.get(id=row.id).status == S.DELIVERED, timeout=30)
     assert "lock timeout" in worker.output()
     assert Recipient.objects.get(id=row.id).delivered_at is not None
+
+
+def test_receipts_reach_the_worker_shown_as_a_count_not_as_their_numbers(
+    alice: Any, locmem: Any, monkeypatch: pytest.MonkeyPatch, celery_worker_factory: Any
+) -> None:
+    monkeypatch.setattr("sms.services._enqueue_dispatch", lambda message_id: None)
+    message = message_send(account=alice, text="Habari", recipients=["+255712000002"]).message
+    dispatch.message_dispatch(message_id=message.id)
+    row = Recipient.objects.get(message=message)
+    part = CarrierMessage.objects.get(recipient=row)
+    receipt = DeliveryReceipt(
+        part.carrier, part.carrier_message_id, DeliveryStatus.DELIVERED, timezone.now()
+    )
+    published: list[tuple[str, dict[str, Any]]] = []
+
+    def seen(sender: str, headers: dict[str, Any], **kwargs: Any) -> None:
+        published.append((sender, headers))
+
+    celery_worker_factory(queues="receipts")
+    before_task_publish.connect(seen, weak=False)
+    try:
+        enqueue_receipts([receipt, receipt])
+    finally:
+        before_task_publish.disconnect(seen)  # type: ignore[attr-defined]
+    # Through the real broker to the worker, which applies them as usual.
+    wait_until(lambda: Recipient.objects.get(id=row.id).status == S.DELIVERED, timeout=30)
+    assert [(sender, headers["argsrepr"]) for sender, headers in published] == [
+        ("sms.tasks.ingest_receipts", "[2 receipts]")
+    ]
+    assert "255712000002" not in repr(published)
