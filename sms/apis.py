@@ -295,12 +295,12 @@ class DeliveryReportsApi(ApiView):
                 "phone": r.phone,
                 "status": r.status,
                 "sender_id": r.sender_id,
-                "sent_at": iso(r.sent_at),
-                "delivery_time": iso(r.delivered_at),
+                "sent_at": r.sent_at,
+                "delivery_time": r.delivered_at,
                 "error_code": r.error_code or None,
                 "cost": money(r.cost),
                 "currency": r.currency,
-                "created_at": iso(r.created_at),
+                "created_at": r.created_at,
             }
             for r in items
         ]

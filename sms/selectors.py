@@ -15,7 +15,7 @@ from django.db.models import Count, Q, QuerySet, Sum
 
 from integration.models import Account, LedgerEntry
 from mifumo.days import day_start, per_day
-from mifumo.db import column, columns, read_models, table
+from mifumo.db import column, columns, iso_sql, read_models, table
 from mifumo.errors import DomainError, ErrorCode
 from sms.models import Message, Recipient
 from sms.phones import InvalidPhone, normalize_phone, phone_search_digits
@@ -179,12 +179,13 @@ class ReportRow:
     phone: str
     status: str
     sender_id: str
-    sent_at: datetime | None
-    delivered_at: datetime | None
+    # Times as the API writes them (``mifumo.api.fields.iso``), formatted by PostgreSQL.
+    sent_at: str | None
+    delivered_at: str | None
     error_code: str
     cost: Decimal
     currency: str
-    created_at: datetime
+    created_at: str
 
 
 @dataclass(frozen=True)
@@ -211,11 +212,14 @@ class ReportsQuery:
         """A page of them, newest first."""
         recipient = functools.partial(column, Recipient)
         message = functools.partial(column, Message)
+        sent_at, delivered_at, created_at = (
+            iso_sql(f"r.{recipient(name)}") for name in ("sent_at", "delivered_at", "created_at")
+        )
         sql = (
             f"SELECT m.{message('id')}, r.{recipient('phone')}, r.{recipient('status')},"
-            f" m.{message('sender_id')}, r.{recipient('sent_at')}, r.{recipient('delivered_at')},"
-            f" r.{recipient('error_code')}, r.{recipient('cost')}, m.{message('currency')},"
-            f" r.{recipient('created_at')} {self._from(with_messages=True)}"
+            f" m.{message('sender_id')}, {sent_at}, {delivered_at}, r.{recipient('error_code')},"
+            f" r.{recipient('cost')}, m.{message('currency')}, {created_at}"
+            f" {self._from(with_messages=True)}"
             f" ORDER BY r.{recipient('created_at')} DESC, r.{recipient('id')} DESC"
             " LIMIT %s OFFSET %s"
         )

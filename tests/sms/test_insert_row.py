@@ -1,14 +1,19 @@
-"""The prepared single-row insert the send path uses for its message, and the reads of
-model rows by SQL written once (``read_models``)."""
+"""The prepared single-row insert the send path uses for its message, the reads of model
+rows by SQL written once (``read_models``), and times formatted by PostgreSQL as the API
+writes them (``iso_sql``)."""
 
+from datetime import UTC, datetime, timedelta
+from datetime import timezone as tz
 from decimal import Decimal
 
 import pytest
+from django.db import connection
 from django.utils import timezone
 
 from contacts.models import Contact
 from contacts.services import contact_create
-from mifumo.db import column, columns, insert_row, read_models, table
+from mifumo.api.fields import iso
+from mifumo.db import column, columns, insert_row, iso_sql, read_models, table
 from mifumo.ids import new_id
 from sms.models import Message
 
@@ -97,3 +102,26 @@ def test_read_models_converts_json_fields_as_the_orm_does(alice):
 def test_read_models_of_nothing_is_empty(alice):
     sql = f"SELECT {columns(Message)} FROM {table(Message)} WHERE false"  # noqa: S608
     assert read_models(Message, sql, []) == []
+
+
+EAT = tz(timedelta(hours=3))
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "moment",
+    [
+        datetime(2026, 12, 6, 13, 5, 9, tzinfo=UTC),
+        datetime(2026, 12, 6, 13, 5, 9, 999_999, tzinfo=UTC),  # cut to the second, not rounded
+        datetime(2026, 1, 1, 1, 0, 0, 500_000, tzinfo=EAT),  # the day and year before in UTC
+        datetime(2028, 2, 29, 23, 59, 59, 1, tzinfo=UTC),
+        datetime(999, 3, 4, 5, 6, 7, tzinfo=UTC),
+        None,
+    ],
+)
+def test_iso_sql_writes_a_time_as_the_api_does(moment):
+    with connection.cursor() as cursor:
+        # Whatever the session's time zone.
+        cursor.execute("SET LOCAL TIME ZONE 'Africa/Dar_es_Salaam'")
+        cursor.execute(f"SELECT {iso_sql('%s::timestamptz')}", [moment])
+        assert cursor.fetchone() == (iso(moment),)
