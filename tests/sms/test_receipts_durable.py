@@ -30,11 +30,13 @@ pytest_plugins = ["tests.workers"]
 S = Recipient.Status
 
 
-def test_a_receipt_whose_ingestion_hits_a_lock_timeout_is_applied_later(
-    alice: Any, locmem: Any, monkeypatch: pytest.MonkeyPatch, celery_worker_factory: Any
-) -> None:
+def sent(
+    account: Any, monkeypatch: pytest.MonkeyPatch, phone: str
+) -> tuple[Recipient, DeliveryReceipt]:
+    """A message to ``phone`` dispatched here (the simulator took it), and the receipt that
+    says it was delivered."""
     monkeypatch.setattr("sms.services._enqueue_dispatch", lambda message_id: None)
-    message = message_send(account=alice, text="Habari", recipients=["+255712000001"]).message
+    message = message_send(account=account, text="Habari", recipients=[phone]).message
     dispatch.message_dispatch(message_id=message.id)
     row = Recipient.objects.get(message=message)
     assert row.status == S.SENT
@@ -42,6 +44,13 @@ def test_a_receipt_whose_ingestion_hits_a_lock_timeout_is_applied_later(
     receipt = DeliveryReceipt(
         part.carrier, part.carrier_message_id, DeliveryStatus.DELIVERED, timezone.now()
     )
+    return row, receipt
+
+
+def test_a_receipt_whose_ingestion_hits_a_lock_timeout_is_applied_later(
+    alice: Any, locmem: Any, monkeypatch: pytest.MonkeyPatch, celery_worker_factory: Any
+) -> None:
+    row, receipt = sent(alice, monkeypatch, "+255712000001")
     # The worker's sessions give up on a row lock after 200 ms.
     worker = celery_worker_factory(queues="receipts", PGOPTIONS="-c lock_timeout=200")
     with transaction.atomic():
@@ -58,14 +67,7 @@ def test_a_receipt_whose_ingestion_hits_a_lock_timeout_is_applied_later(
 def test_receipts_reach_the_worker_shown_as_a_count_not_as_their_numbers(
     alice: Any, locmem: Any, monkeypatch: pytest.MonkeyPatch, celery_worker_factory: Any
 ) -> None:
-    monkeypatch.setattr("sms.services._enqueue_dispatch", lambda message_id: None)
-    message = message_send(account=alice, text="Habari", recipients=["+255712000002"]).message
-    dispatch.message_dispatch(message_id=message.id)
-    row = Recipient.objects.get(message=message)
-    part = CarrierMessage.objects.get(recipient=row)
-    receipt = DeliveryReceipt(
-        part.carrier, part.carrier_message_id, DeliveryStatus.DELIVERED, timezone.now()
-    )
+    row, receipt = sent(alice, monkeypatch, "+255712000002")
     published: list[tuple[str, dict[str, Any]]] = []
 
     def seen(sender: str, headers: dict[str, Any], **kwargs: Any) -> None:
