@@ -21,6 +21,8 @@ from django.db.models import Field, Model
 from django.db.models.expressions import Col
 from django.utils import timezone
 
+from mifumo.postgresql.base import Array
+
 logger = logging.getLogger(__name__)
 M = TypeVar("M", bound=Model)
 
@@ -222,7 +224,7 @@ def insert_from_arrays_sql(
     )
     if rows:
         arrays = ", ".join(f"%s::{_array_type(model, name)}" for name in rows)
-        params += [list(values_) for values_ in rows.values()]
+        params += [Array(values_) for values_ in rows.values()]
         sql += f" FROM unnest({arrays}) AS v({', '.join(column(model, name) for name in rows)})"
     if where:
         sql += f" WHERE {where}"
@@ -280,7 +282,7 @@ def update_from_arrays(
     types = [_array_type(model, pk.name), *(_array_type(model, n) for n in rows)]
     types += [f"{kind}[]" for kind, _ in extra.values()]
     names = ["id", *(column(model, n) for n in rows), *map(connection.ops.quote_name, extra)]
-    params += [list(ids), *(list(v) for v in rows.values()), *(list(v) for _, v in extra.values())]
+    params += [Array(ids), *map(Array, rows.values()), *(Array(v) for _, v in extra.values())]
     sql = (
         f"UPDATE {table(model)} AS r SET {', '.join(sets)} "  # noqa: S608 - names from models
         f"FROM unnest({', '.join(f'%s::{kind}' for kind in types)}) AS v({', '.join(names)}) "

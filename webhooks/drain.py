@@ -27,6 +27,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from mifumo.api.fields import iso
+from mifumo.postgresql.base import Array
 from webhooks import transport
 from webhooks.delivery import (
     COUNTDOWN_LIMIT,
@@ -171,7 +172,7 @@ RETURNING d.id
 def _update_leased(rows: Sequence[tuple[str, str, dict[str, Any]]]) -> set[str]:
     """Apply each attempt's fields to its delivery, in one statement of a fixed size, where
     the lease is still held; the ids updated."""
-    columns: list[list[Any]] = [[] for _ in range(14)]
+    columns: list[list[Any]] = [Array() for _ in range(14)]
     for delivery_id, token, f in rows:
         final = "completed_at" in f
         values = (
@@ -217,7 +218,7 @@ def _insert_attempts(attempts: Sequence[DeliveryAttempt]) -> None:
     """The attempt rows in one statement of a fixed size."""
     if not attempts:
         return
-    columns = [[getattr(a, name) for a in attempts] for name in _ATTEMPT_COLUMNS]
+    columns = [Array(getattr(a, name) for a in attempts) for name in _ATTEMPT_COLUMNS]
     table = connection.ops.quote_name(DeliveryAttempt._meta.db_table)
     arrays = ", ".join(f"%s::{kind}[]" for kind in _ATTEMPT_COLUMNS.values())
     sql = _INSERT_ATTEMPTS.format(table=table, columns=", ".join(_ATTEMPT_COLUMNS), arrays=arrays)
