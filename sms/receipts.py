@@ -23,6 +23,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from mifumo.db import column, table, update_from_arrays
+from mifumo.postgresql.base import Array
 from sms.carriers.base import DeliveryReceipt, DeliveryStatus
 from sms.models import CarrierMessage, Recipient, UnmatchedReceipt
 from sms.signals import StatusChange, send_status_changes
@@ -118,7 +119,7 @@ def receipts_ingest(
         # take turns, and the second sees the first's parts committed, so one of them always
         # finds every part final. Reading siblings without the lock let both miss it.
         with connection.cursor() as cursor:
-            cursor.execute(_lock_recipients_sql(), [sorted({p.recipient_id for p in parts})])
+            cursor.execute(_lock_recipients_sql(), [Array(sorted({p.recipient_id for p in parts}))])
             locked = {row[0]: row[1:] for row in cursor.fetchall()}
         found = {(p.carrier, p.carrier_message_id) for p in parts}
         report.unknown = [r for key, r in wanted.items() if key not in found]
@@ -130,7 +131,7 @@ def receipts_ingest(
         # A handful of distinct states per batch: one UPDATE each, not a CASE per row.
         with connection.cursor() as cursor:
             for status, ids in by_status.items():
-                cursor.execute(_part_status_sql(), [status, ids])
+                cursor.execute(_part_status_sql(), [status, Array(ids)])
         outcome = _recipient_outcomes(parts, wanted)
         report.changed = _apply(outcome, locked)
         if report.unknown and keep_unmatched:
@@ -172,7 +173,7 @@ def _unmatched_waiting() -> str:
     return (
         f"SELECT EXISTS (SELECT 1 FROM {table(UnmatchedReceipt)}"  # noqa: S608 - names from the model
         f" WHERE {column(UnmatchedReceipt, 'carrier')} = %s"
-        f" AND {column(UnmatchedReceipt, 'carrier_message_id')} = ANY(%s))"
+        f" AND {column(UnmatchedReceipt, 'carrier_message_id')} = ANY(%s::text[]))"
     )
 
 
@@ -184,7 +185,7 @@ def unmatched_recorded(*, carrier: str, keys: Sequence[str]) -> int:
     with transaction.atomic():
         _lock_unmatched({carrier})
         with connection.cursor() as cursor:
-            cursor.execute(_unmatched_waiting(), [carrier, list(keys)])
+            cursor.execute(_unmatched_waiting(), [carrier, Array(keys)])
             waiting = bool(cursor.fetchone()[0])
     total = 0
     while waiting and (taken := unmatched_apply(carrier=carrier, keys=keys)):
@@ -259,7 +260,7 @@ def _parts_sql() -> str:
     names = ("id", "carrier", "carrier_message_id", "recipient", "part", "status")
     return (
         f"SELECT {', '.join(part(name) for name in names)} FROM {table(CarrierMessage)}"  # noqa: S608 - names from the model
-        f" WHERE {part('carrier')} = %s AND {part('carrier_message_id')} = ANY(%s)"
+        f" WHERE {part('carrier')} = %s AND {part('carrier_message_id')} = ANY(%s::text[])"
     )
 
 
@@ -269,14 +270,17 @@ def _lock_recipients_sql() -> str:
     names = ("id", "message", "account", "status")
     return (
         f"SELECT {', '.join(recipient(name) for name in names)} FROM {table(Recipient)}"  # noqa: S608 - names from the model
-        f" WHERE {recipient('id')} = ANY(%s) ORDER BY {recipient('id')} FOR UPDATE"
+        f" WHERE {recipient('id')} = ANY(%s::bigint[]) ORDER BY {recipient('id')} FOR UPDATE"
     )
 
 
 @functools.cache
 def _part_status_sql() -> str:
     part = functools.partial(column, CarrierMessage)
-    return f"UPDATE {table(CarrierMessage)} SET {part('status')} = %s WHERE {part('id')} = ANY(%s)"  # noqa: S608 - names from the model
+    return (
+        f"UPDATE {table(CarrierMessage)} SET {part('status')} = %s"  # noqa: S608 - names from the model
+        f" WHERE {part('id')} = ANY(%s::bigint[])"
+    )
 
 
 @functools.cache
@@ -284,7 +288,7 @@ def _multipart_sql() -> str:
     part = functools.partial(column, CarrierMessage)
     return (
         f"SELECT DISTINCT {part('recipient')} FROM {table(CarrierMessage)}"  # noqa: S608 - names from the model
-        f" WHERE {part('recipient')} = ANY(%s) AND {part('part')} > 1"
+        f" WHERE {part('recipient')} = ANY(%s::bigint[]) AND {part('part')} > 1"
     )
 
 
@@ -293,7 +297,7 @@ def _recipients_parts_sql() -> str:
     part = functools.partial(column, CarrierMessage)
     return (
         f"SELECT {part('id')}, {part('recipient')}, {part('status')} FROM {table(CarrierMessage)}"  # noqa: S608 - names from the model
-        f" WHERE {part('recipient')} = ANY(%s)"
+        f" WHERE {part('recipient')} = ANY(%s::bigint[])"
     )
 
 
@@ -304,7 +308,7 @@ def _parts_for(keys: list[tuple[str, str]]) -> list[_Part]:
     parts: list[_Part] = []
     with connection.cursor() as cursor:
         for carrier, ids in by_carrier.items():
-            cursor.execute(_parts_sql(), [carrier, ids])
+            cursor.execute(_parts_sql(), [carrier, Array(ids)])
             parts.extend(_Part(*row) for row in cursor.fetchall())
     return parts
 
@@ -358,11 +362,11 @@ def _recipient_outcomes(
 def _multipart_states(recipient_ids: set[int], parts: list[_Part]) -> dict[int, list[str]]:
     """Part states of recipients with more than one part, including parts not in this batch."""
     with connection.cursor() as cursor:
-        cursor.execute(_multipart_sql(), [sorted(recipient_ids)])
+        cursor.execute(_multipart_sql(), [Array(sorted(recipient_ids))])
         multi_ids = sorted(row[0] for row in cursor.fetchall())
         if not multi_ids:
             return {}
-        cursor.execute(_recipients_parts_sql(), [multi_ids])
+        cursor.execute(_recipients_parts_sql(), [Array(multi_ids)])
         rows = cursor.fetchall()
     fresh = {p.pk: p.status for p in parts}
     states: dict[int, list[str]] = defaultdict(list)
