@@ -25,7 +25,7 @@ pytestmark = pytest.mark.django_db
 SECRET_NAME = "binding-probe-account"
 
 
-def test_the_settings_bind_on_the_server_and_prepare_the_fifth_run() -> None:
+def test_the_settings_bind_on_the_server_and_prepare_after_five_runs() -> None:
     options = settings.DATABASES["default"]["OPTIONS"]
     assert options["server_side_binding"] is True
     assert options["prepare_threshold"] == 5
