@@ -91,9 +91,9 @@ def _run_prepared(sql: str, params: list[Any]) -> tuple[Any, ...] | None:
     """Run ``sql`` as a prepared statement of the connection and return its row.
 
     PostgreSQL takes longer to plan the send's statement than to run it; prepared, it is
-    planned once per connection (its generic plan, after the first few runs). The parameters
-    travel apart from the text (server-side binding) rather than being quoted into it, which
-    for the recipients' arrays cost more than the rest of the send's Python. The driver keeps
+    planned once per connection (its generic plan, after the first few runs). Like every
+    statement (``mifumo/settings.py``) it binds its parameters on the server, but it is
+    prepared at its first run rather than its sixth. The driver keeps
     the prepared statements of each connection (its text depends on whether there is a
     debit and on whether there is more than one recipient, so a handful), and a reconnect
     prepares again. One cursor serves every send of a connection (a connection belongs to

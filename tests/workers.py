@@ -210,3 +210,34 @@ def wait_until(predicate: Callable[[], Any], timeout: float = 30, interval: floa
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout}s")
         time.sleep(interval)
+
+
+@contextmanager
+def broker_down() -> Iterator[None]:
+    """The Celery app publishing to a port nobody listens on (its settings are read under the
+    CELERY_ namespace of Django's)."""
+    conf = celery_app.conf
+    saved = {
+        key: conf[key]
+        for key in (
+            "CELERY_BROKER_URL",
+            "CELERY_TASK_PUBLISH_RETRY",
+            "CELERY_BROKER_CONNECTION_RETRY",
+        )
+        if key in conf
+    }
+    conf.update(
+        CELERY_BROKER_URL="redis://127.0.0.1:9/0",
+        CELERY_TASK_PUBLISH_RETRY=False,
+        CELERY_BROKER_CONNECTION_RETRY=False,
+    )
+    celery_app._pool = None  # type: ignore[attr-defined]
+    celery_app.amqp._producer_pool = None  # type: ignore[attr-defined]
+    try:
+        yield
+    finally:
+        conf.update(
+            {"CELERY_TASK_PUBLISH_RETRY": True, "CELERY_BROKER_CONNECTION_RETRY": True, **saved}
+        )
+        celery_app._pool = None  # type: ignore[attr-defined]
+        celery_app.amqp._producer_pool = None  # type: ignore[attr-defined]

@@ -5,8 +5,6 @@ of recipients in temporary trouble, and the sweep and the scheduler going throug
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 
@@ -16,13 +14,12 @@ from django.conf import settings
 from django.core.cache import cache
 from django.utils import timezone
 
-from mifumo.celery import app as celery_app
 from sms import dispatch, tasks
 from sms.carriers.base import CarrierError
 from sms.dispatch.wake import PENDING, wake_flush
 from sms.models import Message, Recipient
 from sms.services import message_send
-from tests.workers import wait_until
+from tests.workers import broker_down, wait_until
 
 TZ = "+255712345678"
 TASK = "sms.tasks.dispatch_queued"
@@ -57,37 +54,6 @@ def broker(celery_worker_factory: Any) -> Any:
     """Tasks go to the real broker (not run in place), from empty queues; ``start()`` runs a
     real worker on them."""
     return celery_worker_factory
-
-
-@contextmanager
-def broker_down() -> Iterator[None]:
-    """The Celery app publishing to a port nobody listens on (its settings are read under the
-    CELERY_ namespace of Django's)."""
-    conf = celery_app.conf
-    saved = {
-        key: conf[key]
-        for key in (
-            "CELERY_BROKER_URL",
-            "CELERY_TASK_PUBLISH_RETRY",
-            "CELERY_BROKER_CONNECTION_RETRY",
-        )
-        if key in conf
-    }
-    conf.update(
-        CELERY_BROKER_URL="redis://127.0.0.1:9/0",
-        CELERY_TASK_PUBLISH_RETRY=False,
-        CELERY_BROKER_CONNECTION_RETRY=False,
-    )
-    celery_app._pool = None  # type: ignore[attr-defined]
-    celery_app.amqp._producer_pool = None  # type: ignore[attr-defined]
-    try:
-        yield
-    finally:
-        conf.update(
-            {"CELERY_TASK_PUBLISH_RETRY": True, "CELERY_BROKER_CONNECTION_RETRY": True, **saved}
-        )
-        celery_app._pool = None  # type: ignore[attr-defined]
-        celery_app.amqp._producer_pool = None  # type: ignore[attr-defined]
 
 
 def statuses(message: Message) -> dict[str, int]:

@@ -17,7 +17,7 @@ from sms.models import CarrierMessage, Recipient
 from sms.receipts import enqueue_receipts, receipt_to_dict
 from sms.services import message_send
 from sms.tasks import ingest_receipts
-from tests.workers import wait_until
+from tests.workers import broker_down, wait_until
 
 pytestmark = [
     pytest.mark.slow,
@@ -85,3 +85,18 @@ def test_receipts_reach_the_worker_shown_as_a_count_not_as_their_numbers(
         ("sms.tasks.ingest_receipts", "[2 receipts]")
     ]
     assert "255712000002" not in repr(published)
+
+
+def test_receipts_are_ingested_in_place_while_the_broker_is_down(
+    alice: Any,
+    locmem: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    celery_worker_factory: Any,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Tasks go to the broker (no worker started), and the broker cannot be reached.
+    row, receipt = sent(alice, monkeypatch, "+255712000003")
+    with broker_down():
+        enqueue_receipts([receipt])
+    assert Recipient.objects.get(id=row.id).status == S.DELIVERED
+    assert "broker unavailable; ingesting 1 receipts inline" in caplog.text
