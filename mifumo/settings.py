@@ -385,6 +385,10 @@ MIFUMO_DISPATCH_WAKE_SECONDS = envint("MIFUMO_DISPATCH_WAKE_SECONDS", 10)
 # however many sends commit meanwhile (less web CPU per send, later dispatch: see
 # bench/README.md); 0 makes it in the send's own on-commit hook (sms/dispatch/wake.py).
 MIFUMO_DISPATCH_WAKE_COALESCE_MS = envint("MIFUMO_DISPATCH_WAKE_COALESCE_MS", 0)
+# How long the dispatcher waits after a part batch for more sends to join the next claim
+# (one claim, carrier call and recording for many sends rather than one each; a send waits at
+# most this much longer to go out); 0 claims again at once (sms/dispatch/claims.py).
+MIFUMO_DISPATCH_LINGER_MS = envint("MIFUMO_DISPATCH_LINGER_MS", 50)
 # The share of each claimed batch taken from the newest queued recipients, so that a message
 # queued behind a large one waits one batch, not the whole of it (sms/dispatch/claims.py).
 MIFUMO_DISPATCH_NEWEST_PERCENT = envint("MIFUMO_DISPATCH_NEWEST_PERCENT", 10)

@@ -6,7 +6,7 @@ import io
 import logging
 from typing import Any
 
-from celery import shared_task
+from celery import current_app, shared_task
 from django.conf import settings
 from django.core.management import call_command
 from django.db import InterfaceError, OperationalError
@@ -22,9 +22,13 @@ RECEIPT_RETRY_MAX = 300  # seconds between two tries of receipts the database re
 @shared_task(acks_late=True)
 def dispatch_queued() -> int:
     """The dispatcher: queued recipients of every message, until none is left (published by
-    ``sms.dispatch.wake``, not once per send). Recipients sent back to queued for temporary
+    ``sms.dispatch.wake``, not once per send), lingering after part batches in a worker
+    (``sms.dispatch.claims``). Recipients sent back to queued for temporary
     trouble on every route get one run queued for when the first of them is due."""
-    report = dispatch.queued_dispatch()
+    # Tasks run in place (eagerly) run inside the send's request: no waiting there.
+    eager = current_app.conf.task_always_eager
+    linger = 0 if eager else max(settings.MIFUMO_DISPATCH_LINGER_MS, 0) / 1000
+    report = dispatch.queued_dispatch(linger)
     if report.retry_at is not None:
         dispatch.dispatch_later(report.retry_at)
     return report.submitted

@@ -7,6 +7,15 @@ route is in temporary trouble.
 recipients of any message; ``message_dispatch`` (the ``dispatch_message`` task, kept for tasks
 queued by earlier versions) those of one message.
 
+Lingering: a round that claimed less than a full batch is followed by a short wait
+(``linger``, ``MIFUMO_DISPATCH_LINGER_MS`` for the task) before the next claim, so that the
+sends committed meanwhile share one claim, one carrier call and one recording transaction
+instead of paying for each alone. While it lingers the "dispatch pending" flag stays set, so
+those sends publish no task of their own. It lingers only during the first half of the flag's
+TTL (``MIFUMO_DISPATCH_WAKE_SECONDS``); after that the run ends at the first claim that finds
+nothing, as without it, so that the process is given back and no send's wake finds the flag
+expired under a dispatcher that is still running. A full batch never waits.
+
 Fairness: each batch of ``queued_dispatch`` takes most of its recipients oldest first (id
 order) and ``MIFUMO_DISPATCH_NEWEST_PERCENT`` of them newest first. A one-recipient OTP queued
 behind a 100,000-recipient bulk message is in the next batch rather than after the whole bulk;
@@ -18,6 +27,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import time
 from collections.abc import Sequence
 
 from django.conf import settings
@@ -179,8 +189,9 @@ def queued_items(rows: Sequence[tuple[int, str, str, str]]) -> list[Item]:
     ]
 
 
-def queued_dispatch() -> DispatchReport:
-    """Claim and deliver queued recipients of any message until none is left.
+def queued_dispatch(linger: float = 0.0) -> DispatchReport:
+    """Claim and deliver queued recipients of any message until none is left, waiting
+    ``linger`` seconds after each part batch for more to gather (see the module's docstring).
 
     The "dispatch pending" flag is cleared before the claim that ends the run, never after
     it (see ``sms.dispatch.wake``): a send committed after that claim sets the flag again and
@@ -190,6 +201,7 @@ def queued_dispatch() -> DispatchReport:
     cleared so that new sends still wake a dispatcher at once."""
     report = DispatchReport()
     limit = settings.MIFUMO_DISPATCH_BATCH
+    linger_until = time.monotonic() + settings.MIFUMO_DISPATCH_WAKE_SECONDS / 2
     while True:
         rows = claim_queued(limit)
         if not rows:
@@ -205,4 +217,6 @@ def queued_dispatch() -> DispatchReport:
         if outcome.requeued == len(items):
             wake_clear()
             break
+        if linger > 0 and len(rows) < limit and time.monotonic() + linger < linger_until:
+            time.sleep(linger)
     return report
