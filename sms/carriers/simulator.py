@@ -7,6 +7,10 @@ Magic numbers for integrators (last four digits of the destination):
 - ``0004`` is a temporary carrier failure at submit, retried, then failed.
 Other numbers are delivered, or fail with probability FAILURE_RATIO.
 Options: DELIVERY_DELAY (seconds, default 1), FAILURE_RATIO (0.0).
+
+Receipts recorded within ``RECEIPT_LINGER`` of the first of a gathering reach the sink
+together, that much after the delay, as an SMSC's do through the SMPP carrier's receipt
+worker: one receipts task for many rather than one each.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import random
 import threading
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from django.utils import timezone
@@ -100,14 +105,28 @@ class Clock:
                 logger.exception("%s: a call failed", self.name)
 
 
+@dataclass(eq=False)
+class _Gathering:
+    """Receipts that go to the sink together: those recorded until ``closes``, with one
+    delay."""
+
+    closes: float
+    delay: float
+    receipts: list[DeliveryReceipt] = field(default_factory=list)
+
+
 class SimulatorCarrier(BaseCarrier):
     carrier_name = "simulator"
+    # Seconds a gathering of receipts stays open to the ones recorded after its first.
+    RECEIPT_LINGER = 0.05
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         # Receipts wait here, per dispatching thread, until their submissions are recorded.
         self._pending = threading.local()
         self._clock = Clock(f"{self.name}-receipts")
+        self._gathering_lock = threading.Lock()
+        self._gathering: _Gathering | None = None
 
     def post_to_carrier(self, payload: Any, batch: Sequence[OutboundSms]) -> list[SubmitResult]:
         results: list[SubmitResult] = []
@@ -156,12 +175,33 @@ class SimulatorCarrier(BaseCarrier):
             self.emit_receipts(receipts)
             return
         # The receipts are handed over after the dispatcher has recorded the submission.
-        self._clock.call_later(delay, lambda: self.emit_receipts(receipts))
+        with self._gathering_lock:
+            open_ = self._gathering
+            if open_ is not None and open_.delay == delay and time.monotonic() <= open_.closes:
+                open_.receipts.extend(receipts)
+                return
+            gathering = self._gathering = _Gathering(
+                time.monotonic() + self.RECEIPT_LINGER, delay, list(receipts)
+            )
+        # Due once the last receipt that can join has waited its delay.
+        self._clock.call_later(delay + self.RECEIPT_LINGER, lambda: self._emit_gathered(gathering))
+
+    def _emit_gathered(self, gathering: _Gathering) -> None:
+        with self._gathering_lock:
+            # Closed before it is read: nothing joins it from here on.
+            if self._gathering is gathering:
+                self._gathering = None
+        self.emit_receipts(gathering.receipts)
 
     def close(self) -> None:
         self._clock.stop()
+        with self._gathering_lock:
+            self._gathering = None
         super().close()
 
     def forget_after_fork(self) -> None:
         self._clock.forget_after_fork()
+        # The parent's lock may have been held when it forked; its gathering is its own.
+        self._gathering_lock = threading.Lock()
+        self._gathering = None
         super().forget_after_fork()

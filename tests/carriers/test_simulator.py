@@ -106,37 +106,126 @@ def test_a_forked_child_runs_its_calls_on_a_thread_of_its_own() -> None:
         carrier.close()
 
 
-def test_receipts_are_handed_over_after_the_delay_from_one_thread() -> None:
-    handed: list[tuple[float, int, Sequence[DeliveryReceipt]]] = []
-    carrier = SimulatorCarrier(
+def submit(carrier: SimulatorCarrier, n: int, tail: str = "5") -> None:
+    """One message submitted and its submission recorded."""
+    batch = [
+        OutboundSms(
+            recipient_id=n,
+            message_id=f"msg_{n}",
+            to=f"+255712{n:02d}{tail:0>4}",
+            sender_id="MIFUMO",
+            text="Habari",
+        )
+    ]
+    carrier.post_to_carrier(carrier.build_payload(batch), batch)
+    carrier.after_recorded()
+
+
+Handed = list[tuple[float, int, Sequence[DeliveryReceipt]]]
+
+
+def delayed_simulator(delay: float, handed: Handed) -> SimulatorCarrier:
+    return SimulatorCarrier(
         name="delayed-sim",
-        options={"DELIVERY_DELAY": 0.2},
+        options={"DELIVERY_DELAY": delay},
         receipt_sink=lambda receipts: handed.append(
             (time.monotonic(), threading.get_ident(), receipts)
         ),
     )
+
+
+def wait_for(handed: Handed, count: int) -> None:
+    deadline = time.monotonic() + 5
+    while sum(len(receipts) for _, _, receipts in handed) < count and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
+def test_receipts_recorded_together_are_handed_over_together_after_the_delay() -> None:
+    handed: Handed = []
+    carrier = delayed_simulator(0.2, handed)
+    carrier.RECEIPT_LINGER = 0.5
     try:
         started = time.monotonic()
         for n in range(3):
-            batch = [
-                OutboundSms(
-                    recipient_id=n,
-                    message_id=f"msg_{n}",
-                    to=f"+25571234567{n}",
-                    sender_id="MIFUMO",
-                    text="Habari",
-                )
-            ]
-            carrier.post_to_carrier(carrier.build_payload(batch), batch)
-            carrier.after_recorded()
-        deadline = time.monotonic() + 5
-        while len(handed) < 3 and time.monotonic() < deadline:
-            time.sleep(0.01)
-        assert len(handed) == 3
-        assert all(at - started >= 0.2 for at, _thread, _receipts in handed)
+            submit(carrier, n)
+        wait_for(handed, 3)
+        # One batch for the three, no earlier than the delay after the last of them.
+        assert len(handed) == 1
+        at, _thread, receipts = handed[0]
+        assert at - started >= 0.2
+        assert [r.status for r in receipts] == [DeliveryStatus.DELIVERED] * 3
+        assert len({r.carrier_message_id for r in receipts}) == 3
+    finally:
+        carrier.close()
+
+
+def test_a_receipt_recorded_after_the_gathering_closed_goes_in_the_next_one() -> None:
+    handed: Handed = []
+    carrier = delayed_simulator(0.2, handed)
+    carrier.RECEIPT_LINGER = 0.1
+    try:
+        started = time.monotonic()
+        submit(carrier, 0)
+        submit(carrier, 1, tail="1")  # undeliverable: a failed receipt, same gathering
+        time.sleep(0.15)
+        submit(carrier, 2)
+        recorded_last = time.monotonic()
+        wait_for(handed, 3)
+        assert [[r.status for r in receipts] for _, _, receipts in handed] == [
+            [DeliveryStatus.DELIVERED, DeliveryStatus.UNDELIVERABLE],
+            [DeliveryStatus.DELIVERED],
+        ]
+        assert handed[0][0] - started >= 0.2
+        assert handed[1][0] - recorded_last >= 0.2
+        # Every batch from the one thread of the clock.
         assert len({thread for _at, thread, _receipts in handed}) == 1
-        assert [r.status for _at, _thread, receipts in handed for r in receipts] == [
-            DeliveryStatus.DELIVERED
-        ] * 3
+    finally:
+        carrier.close()
+
+
+def test_a_receipt_with_another_delay_never_joins_a_gathering() -> None:
+    handed: Handed = []
+    carrier = delayed_simulator(1.5, handed)
+    carrier.RECEIPT_LINGER = 0.3
+    try:
+        submit(carrier, 0)
+        carrier.options = {**carrier.options, "DELIVERY_DELAY": 0.1}
+        started = time.monotonic()
+        submit(carrier, 1)
+        wait_for(handed, 1)
+        # The shorter delay's receipt is not held back for the open gathering's time.
+        assert len(handed) == 1 and len(handed[0][2]) == 1
+        assert 0.1 <= handed[0][0] - started < 1.5
+        wait_for(handed, 2)
+        assert [len(receipts) for _, _, receipts in handed] == [1, 1]
+    finally:
+        carrier.close()
+
+
+def test_a_forked_child_gathers_receipts_of_its_own() -> None:
+    # The parent holds its gathering's lock, with a gathering open, when it forks.
+    handed: Handed = []
+    carrier = delayed_simulator(0.05, handed)
+    try:
+        submit(carrier, 0)
+        read, write = os.pipe()
+        with carrier._gathering_lock:
+            child = os.fork()
+        if child == 0:  # pragma: no cover - runs in the child
+            try:
+                submit(carrier, 1)
+                wait_for(handed, 2)
+                mine = [r for _, _, receipts in handed for r in receipts]
+                os.write(write, str(len(mine)).encode())
+            finally:
+                os._exit(0)
+        os.close(write)
+        answer = os.read(read, 8)
+        os.close(read)
+        os.waitpid(child, 0)
+        # The child handed over only its own receipt; the parent's gathering is the parent's.
+        assert answer == b"1"
+        wait_for(handed, 1)
+        assert sum(len(receipts) for _, _, receipts in handed) == 1
     finally:
         carrier.close()
