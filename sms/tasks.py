@@ -22,13 +22,18 @@ RECEIPT_RETRY_MAX = 300  # seconds between two tries of receipts the database re
 @shared_task(acks_late=True)
 def dispatch_queued() -> int:
     """The dispatcher: queued recipients of every message, until none is left (published by
-    ``sms.dispatch.wake``, not once per send), lingering after part batches in a worker
-    (``sms.dispatch.claims``). Recipients sent back to queued for temporary
-    trouble on every route get one run queued for when the first of them is due."""
-    # Tasks run in place (eagerly) run inside the send's request: no waiting there.
-    eager = current_app.conf.task_always_eager
-    linger = 0 if eager else max(settings.MIFUMO_DISPATCH_LINGER_MS, 0) / 1000
-    report = dispatch.queued_dispatch(linger)
+    ``sms.dispatch.wake``, not once per send). In a worker it lingers after part batches and
+    makes its last look after half the flag's TTL (``sms.dispatch.claims``). Recipients
+    sent back to queued for temporary trouble on every route get one run queued for when the
+    first of them is due."""
+    if current_app.conf.task_always_eager:
+        # Run in place, inside the send's request: no waiting, and no process to give back.
+        report = dispatch.queued_dispatch()
+    else:
+        report = dispatch.queued_dispatch(
+            linger=max(settings.MIFUMO_DISPATCH_LINGER_MS, 0) / 1000,
+            run_for=settings.MIFUMO_DISPATCH_WAKE_SECONDS / 2,
+        )
     if report.retry_at is not None:
         dispatch.dispatch_later(report.retry_at)
     return report.submitted

@@ -11,10 +11,17 @@ Lingering: a round that claimed less than a full batch is followed by a short wa
 (``linger``, ``MIFUMO_DISPATCH_LINGER_MS`` for the task) before the next claim, so that the
 sends committed meanwhile share one claim, one carrier call and one recording transaction
 instead of paying for each alone. While it lingers the "dispatch pending" flag stays set, so
-those sends publish no task of their own. It lingers only during the first half of the flag's
-TTL (``MIFUMO_DISPATCH_WAKE_SECONDS``); after that the run ends at the first claim that finds
-nothing, as without it, so that the process is given back and no send's wake finds the flag
-expired under a dispatcher that is still running. A full batch never waits.
+those sends publish no task of their own. A full batch never waits.
+
+A run that lingers finds work at almost every claim under steady traffic, and would hold its
+worker process for as long as the traffic lasts, while receipts and webhooks wait for a free
+one (and a send finding the flag expired meanwhile would start a second such run). So the
+task gives each run a time (``run_for``, half the flag's TTL). Past it, the run clears the
+flag and makes its last look, as it does when a claim finds nothing: it ends at the first
+claim after the clear that is not a full batch. That claim took every queued recipient it
+could see, and a send committed after it finds the flag clear (or set by a caller who
+published a task since), so the proof in ``sms.dispatch.wake`` holds unchanged; the next
+send wakes a new run, queued behind the tasks already waiting.
 
 Fairness: each batch of ``queued_dispatch`` takes most of its recipients oldest first (id
 order) and ``MIFUMO_DISPATCH_NEWEST_PERCENT`` of them newest first. A one-recipient OTP queued
@@ -189,26 +196,30 @@ def queued_items(rows: Sequence[tuple[int, str, str, str]]) -> list[Item]:
     ]
 
 
-def queued_dispatch(linger: float = 0.0) -> DispatchReport:
+def queued_dispatch(linger: float = 0.0, run_for: float | None = None) -> DispatchReport:
     """Claim and deliver queued recipients of any message until none is left, waiting
-    ``linger`` seconds after each part batch for more to gather (see the module's docstring).
+    ``linger`` seconds after each part batch for more to gather; after ``run_for`` seconds,
+    make the last look at once (see the module's docstring).
 
     The "dispatch pending" flag is cleared before the claim that ends the run, never after
     it (see ``sms.dispatch.wake``): a send committed after that claim sets the flag again and
-    publishes a new task. A round whose every recipient went back to queued (temporary
-    trouble on every route it touched) ends the run too, without a last claim: the caller
-    schedules a run for when the first of them is due (``report.retry_at``), and the flag is
-    cleared so that new sends still wake a dispatcher at once."""
+    publishes a new task. Once cleared, the run ends at the first claim that is not a full
+    batch: that claim took every queued recipient it could see. A round whose every
+    recipient went back to queued (temporary trouble on every route it touched) ends the run
+    too: the caller schedules a run for when the first of them is due (``report.retry_at``),
+    and the flag is cleared so that new sends still wake a dispatcher at once."""
     report = DispatchReport()
     limit = settings.MIFUMO_DISPATCH_BATCH
-    linger_until = time.monotonic() + settings.MIFUMO_DISPATCH_WAKE_SECONDS / 2
+    until = None if run_for is None else time.monotonic() + run_for
+    cleared = False
     while True:
         rows = claim_queued(limit)
-        if not rows:
+        if not rows and not cleared:
             wake_clear()
+            cleared = True
             rows = claim_queued(limit)
-            if not rows:
-                break
+        if not rows:
+            break
         if len(rows) >= limit:
             wake_helper()  # more is waiting: let another worker process share it
         items = queued_items(rows)
@@ -217,6 +228,13 @@ def queued_dispatch(linger: float = 0.0) -> DispatchReport:
         if outcome.requeued == len(items):
             wake_clear()
             break
-        if linger > 0 and len(rows) < limit and time.monotonic() + linger < linger_until:
-            time.sleep(linger)
+        if len(rows) < limit:
+            if cleared:
+                break  # the last look took all there was
+            if until is not None and time.monotonic() >= until:
+                wake_clear()  # time is up: the next claim is the last look
+                cleared = True
+            elif linger > 0:
+                wait = linger if until is None else min(linger, until - time.monotonic())
+                time.sleep(max(0.0, wait))
     return report

@@ -5,16 +5,18 @@ place never waits."""
 
 from __future__ import annotations
 
-import itertools
+import re
 import threading
 import time
 
 import pytest
+from django.core.cache import cache
 
 from mifumo.celery import app as celery_app
 from sms import dispatch, tasks
+from sms.dispatch.wake import PENDING
 from sms.models import Recipient
-from tests.sms.test_dispatch_wake import TZ, phones, published, send
+from tests.sms.test_dispatch_wake import TZ, phones, published, send, statuses
 from tests.workers import wait_until
 
 
@@ -81,45 +83,93 @@ def test_a_part_batch_is_followed_by_the_wait(alice, locmem, claims):
     assert time.monotonic() - started >= 0.5
 
 
-@pytest.mark.slow
 @pytest.mark.django_db
-def test_lingering_stops_after_half_the_flags_ttl(alice, locmem, settings, monkeypatch):
-    """Under steady traffic a lingering dispatcher would run on past the flag's TTL, and a
-    send finding the flag expired would start a second one beside it. It lingers only in
-    the first half of the TTL, then ends at its first empty claim."""
-    settings.MIFUMO_DISPATCH_WAKE_SECONDS = 2
+def test_past_its_time_a_run_makes_its_last_look_and_ends(alice, locmem, monkeypatch):
+    """Under steady traffic a lingering dispatcher finds work at every claim and would hold
+    its worker process for as long as the traffic lasts. Past ``run_for`` it clears the flag
+    and ends after the next claim that is not a full batch, leaving later sends to the task
+    their wake publishes."""
+    cache.add(PENDING, 1, timeout=60)  # set by the send that woke this run
     send(alice, [TZ])
     real = dispatch.claims.claim_queued
-    times: list[float] = []
+    seen: list[tuple[bool, int]] = []
 
     def claim_then_send(limit: int) -> list[tuple[int, str, str, str]]:
-        # Steady traffic: every claim that finds work is followed by one more send.
+        # Steady traffic: every claim is followed by one more send.
+        pending = dispatch.wake_pending()
         rows = real(limit)
-        times.append(time.monotonic())
-        if rows and len(times) < 20:
-            send(alice, phones(1, start=len(times)))
+        seen.append((pending, len(rows)))
+        if len(seen) < 40:
+            send(alice, phones(1, start=len(seen)))
         return rows
 
     monkeypatch.setattr("sms.dispatch.claims.claim_queued", claim_then_send)
     started = time.monotonic()
-    report = dispatch.queued_dispatch(linger=0.3)
+    report = dispatch.queued_dispatch(linger=0.2, run_for=1)
     elapsed = time.monotonic() - started
-    assert report.submitted == 20
-    # Lingering each round, 19 waits of 0.3 s would take 5.7 s; it waited only in the
-    # first second.
-    waits = [b - a for a, b in itertools.pairwise(times) if b - a >= 0.3]
-    assert 1 <= len(waits) <= 6
-    assert elapsed < 4.5
+    # Lingering every round, 40 rounds would take 8 s; it ended after a second.
+    assert 1 <= elapsed < 4
+    assert 4 <= len(seen) < 40
+    # Every claim found work; the last one was made with the flag cleared, and ended the run.
+    assert all(taken == 1 for _, taken in seen)
+    assert [pending for pending, _ in seen] == [True] * (len(seen) - 1) + [False]
+    assert report.submitted == len(seen)
+    # The send made after the last look is left for the task its wake publishes.
+    assert Recipient.objects.filter(status="queued").count() == 1
+    assert not dispatch.wake_pending()
 
 
 @pytest.mark.django_db
-def test_the_ttl_bound_also_covers_a_linger_that_would_end_past_it(alice, locmem, settings):
-    settings.MIFUMO_DISPATCH_WAKE_SECONDS = 2
+def test_past_its_time_a_backlog_is_still_worked_through(alice, locmem, settings, claims):
+    settings.MIFUMO_DISPATCH_BATCH = 2
+    send(alice, phones(5))
+    # Past its time from the start, but full batches mean more is waiting: the run goes on
+    # until a part batch, then clears the flag and makes its last look.
+    assert dispatch.queued_dispatch(linger=5, run_for=0).submitted == 5
+    assert [taken for _, taken in claims] == [2, 2, 1, 0]
+    assert not dispatch.wake_pending()
+
+
+@pytest.mark.django_db
+def test_a_wait_is_cut_to_the_time_left(alice, locmem):
     send(alice, [TZ])
     started = time.monotonic()
-    # A wait of 1.5 s would end past the first second: not taken.
-    assert dispatch.queued_dispatch(linger=1.5).submitted == 1
-    assert time.monotonic() - started < 1.5
+    report = dispatch.queued_dispatch(linger=5, run_for=0.5)
+    elapsed = time.monotonic() - started
+    # It waited out the half second left, not five, then found nothing and ended as usual.
+    assert 0.5 <= elapsed < 5
+    assert report.submitted == 1
+    assert not dispatch.wake_pending()
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_under_steady_sends_the_runs_hand_over_and_receipts_keep_flowing(
+    alice, celery_worker_factory
+):
+    """A real worker (two processes) under a steady stream of sends for four seconds, each
+    run's time one second: the dispatcher's runs end about each second and the next send
+    wakes another, and receipts are taken in meanwhile, not left waiting for the stream to
+    stop."""
+    worker = celery_worker_factory(MIFUMO_DISPATCH_WAKE_SECONDS="2", MIFUMO_SIMULATOR_DELAY="0")
+    first = send(alice, [TZ])
+    messages = [first]
+    first_delivered_at = None
+    stop = time.monotonic() + 4
+    while time.monotonic() < stop:
+        messages.append(send(alice, phones(1, start=len(messages))))
+        if first_delivered_at is None and statuses(first) == {"delivered": 1}:
+            first_delivered_at = time.monotonic()
+        time.sleep(0.02)
+    assert first_delivered_at is not None and first_delivered_at < stop
+    wait_until(
+        lambda: all(statuses(m) == {"delivered": 1} for m in messages), timeout=60, interval=0.2
+    )
+    succeeded = r"dispatch_queued\[[^\]]+\] succeeded in ([\d.]+)s"
+    runs = [float(seconds) for seconds in re.findall(succeeded, worker.output())]
+    # Several runs, none much past its second (a run ends after the batch in hand).
+    assert len(runs) >= 3
+    assert max(runs) < 2.5
 
 
 @pytest.mark.django_db
