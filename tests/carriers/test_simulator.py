@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import select
+import signal
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -124,14 +127,31 @@ def submit(carrier: SimulatorCarrier, n: int, tail: str = "5") -> None:
 Handed = list[tuple[float, int, Sequence[DeliveryReceipt]]]
 
 
-def delayed_simulator(delay: float, handed: Handed) -> SimulatorCarrier:
-    return SimulatorCarrier(
-        name="delayed-sim",
-        options={"DELIVERY_DELAY": delay},
-        receipt_sink=lambda receipts: handed.append(
-            (time.monotonic(), threading.get_ident(), receipts)
-        ),
-    )
+Made = Callable[..., tuple[SimulatorCarrier, Handed]]
+
+
+@pytest.fixture
+def simulator() -> Iterator[Made]:
+    """Simulators with a delay and a receipt linger of the test's, each handing its receipts
+    over into a list of (when, from which thread, the receipts); closed after the test."""
+    made: list[SimulatorCarrier] = []
+
+    def make(delay: float, linger: float) -> tuple[SimulatorCarrier, Handed]:
+        handed: Handed = []
+        carrier = SimulatorCarrier(
+            name="delayed-sim",
+            options={"DELIVERY_DELAY": delay},
+            receipt_sink=lambda receipts: handed.append(
+                (time.monotonic(), threading.get_ident(), receipts)
+            ),
+        )
+        carrier.RECEIPT_LINGER = linger
+        made.append(carrier)
+        return carrier, handed
+
+    yield make
+    for carrier in made:
+        carrier.close()
 
 
 def wait_for(handed: Handed, count: int) -> None:
@@ -140,92 +160,98 @@ def wait_for(handed: Handed, count: int) -> None:
         time.sleep(0.01)
 
 
-def test_receipts_recorded_together_are_handed_over_together_after_the_delay() -> None:
-    handed: Handed = []
-    carrier = delayed_simulator(0.2, handed)
-    carrier.RECEIPT_LINGER = 0.5
-    try:
-        started = time.monotonic()
-        for n in range(3):
-            submit(carrier, n)
-        wait_for(handed, 3)
-        # One batch for the three, no earlier than the delay after the last of them.
-        assert len(handed) == 1
-        at, _thread, receipts = handed[0]
-        assert at - started >= 0.2
-        assert [r.status for r in receipts] == [DeliveryStatus.DELIVERED] * 3
-        assert len({r.carrier_message_id for r in receipts}) == 3
-    finally:
-        carrier.close()
+def test_receipts_recorded_together_are_handed_over_together_after_the_delay(
+    simulator: Made,
+) -> None:
+    carrier, handed = simulator(0.2, linger=0.5)
+    started = time.monotonic()
+    for n in range(3):
+        submit(carrier, n)
+    wait_for(handed, 3)
+    # One batch for the three, no earlier than the delay after the last of them.
+    assert len(handed) == 1
+    at, _thread, receipts = handed[0]
+    assert at - started >= 0.2
+    assert [r.status for r in receipts] == [DeliveryStatus.DELIVERED] * 3
+    assert len({r.carrier_message_id for r in receipts}) == 3
 
 
-def test_a_receipt_recorded_after_the_gathering_closed_goes_in_the_next_one() -> None:
-    handed: Handed = []
-    carrier = delayed_simulator(0.2, handed)
-    carrier.RECEIPT_LINGER = 0.1
-    try:
-        started = time.monotonic()
-        submit(carrier, 0)
-        submit(carrier, 1, tail="1")  # undeliverable: a failed receipt, same gathering
-        time.sleep(0.15)
-        submit(carrier, 2)
-        recorded_last = time.monotonic()
-        wait_for(handed, 3)
-        assert [[r.status for r in receipts] for _, _, receipts in handed] == [
-            [DeliveryStatus.DELIVERED, DeliveryStatus.UNDELIVERABLE],
-            [DeliveryStatus.DELIVERED],
-        ]
-        assert handed[0][0] - started >= 0.2
-        assert handed[1][0] - recorded_last >= 0.2
-        # Every batch from the one thread of the clock.
-        assert len({thread for _at, thread, _receipts in handed}) == 1
-    finally:
-        carrier.close()
+def test_a_receipt_recorded_after_the_gathering_closed_goes_in_the_next_one(
+    simulator: Made,
+) -> None:
+    carrier, handed = simulator(0.2, linger=0.1)
+    started = time.monotonic()
+    submit(carrier, 0)
+    submit(carrier, 1, tail="1")  # undeliverable: a failed receipt, same gathering
+    time.sleep(0.15)
+    submit(carrier, 2)
+    recorded_last = time.monotonic()
+    wait_for(handed, 3)
+    assert [[r.status for r in receipts] for _, _, receipts in handed] == [
+        [DeliveryStatus.DELIVERED, DeliveryStatus.UNDELIVERABLE],
+        [DeliveryStatus.DELIVERED],
+    ]
+    assert handed[0][0] - started >= 0.2
+    assert handed[1][0] - recorded_last >= 0.2
+    # Every batch from the one thread of the clock.
+    assert len({thread for _at, thread, _receipts in handed}) == 1
 
 
-def test_a_receipt_with_another_delay_never_joins_a_gathering() -> None:
-    handed: Handed = []
-    carrier = delayed_simulator(1.5, handed)
-    carrier.RECEIPT_LINGER = 0.3
-    try:
-        submit(carrier, 0)
-        carrier.options = {**carrier.options, "DELIVERY_DELAY": 0.1}
-        started = time.monotonic()
-        submit(carrier, 1)
-        wait_for(handed, 1)
-        # The shorter delay's receipt is not held back for the open gathering's time.
-        assert len(handed) == 1 and len(handed[0][2]) == 1
-        assert 0.1 <= handed[0][0] - started < 1.5
-        wait_for(handed, 2)
-        assert [len(receipts) for _, _, receipts in handed] == [1, 1]
-    finally:
-        carrier.close()
+def test_a_receipt_with_another_delay_never_joins_a_gathering(simulator: Made) -> None:
+    carrier, handed = simulator(1.5, linger=0.3)
+    submit(carrier, 0)
+    carrier.options = {**carrier.options, "DELIVERY_DELAY": 0.1}
+    started = time.monotonic()
+    submit(carrier, 1)
+    wait_for(handed, 1)
+    # The shorter delay's receipt is not held back for the open gathering's time.
+    assert len(handed) == 1 and len(handed[0][2]) == 1
+    assert 0.1 <= handed[0][0] - started < 1.5
+    wait_for(handed, 2)
+    assert [len(receipts) for _, _, receipts in handed] == [1, 1]
 
 
-def test_a_forked_child_gathers_receipts_of_its_own() -> None:
-    # The parent holds its gathering's lock, with a gathering open, when it forks.
-    handed: Handed = []
-    carrier = delayed_simulator(0.05, handed)
-    try:
-        submit(carrier, 0)
-        read, write = os.pipe()
+def test_a_forked_child_gathers_receipts_of_its_own(simulator: Made) -> None:
+    """The parent forks with a gathering open and its lock held by another thread: the
+    child gathers and hands over its own receipts, and only those."""
+    carrier, handed = simulator(0.05, linger=0.05)
+    submit(carrier, 0)
+    held, release = threading.Event(), threading.Event()
+
+    def hold_the_lock() -> None:
         with carrier._gathering_lock:
-            child = os.fork()
+            held.set()
+            release.wait(10)
+
+    holder = threading.Thread(target=hold_the_lock)
+    holder.start()
+    assert held.wait(5)
+    read, write = os.pipe()
+    try:
+        child = os.fork()
         if child == 0:  # pragma: no cover - runs in the child
             try:
                 submit(carrier, 1)
-                wait_for(handed, 2)
-                mine = [r for _, _, receipts in handed for r in receipts]
-                os.write(write, str(len(mine)).encode())
+                wait_for(handed, 1)
+                time.sleep(0.3)  # whatever came from the parent's gathering would be here now
+                os.write(write, json.dumps(destinations(handed)).encode())
             finally:
                 os._exit(0)
-        os.close(write)
-        answer = os.read(read, 8)
-        os.close(read)
-        os.waitpid(child, 0)
-        # The child handed over only its own receipt; the parent's gathering is the parent's.
-        assert answer == b"1"
-        wait_for(handed, 1)
-        assert sum(len(receipts) for _, _, receipts in handed) == 1
     finally:
-        carrier.close()
+        release.set()
+        holder.join()
+    os.close(write)
+    # A child stuck on the parent's lock would never answer.
+    answered, _, _ = select.select([read], [], [], 10)
+    if not answered:
+        os.kill(child, signal.SIGKILL)
+    answer = os.read(read, 1000) if answered else b"null"
+    os.close(read)
+    os.waitpid(child, 0)
+    assert json.loads(answer) == ["+255712010005"]
+    wait_for(handed, 1)
+    assert destinations(handed) == ["+255712000005"]
+
+
+def destinations(handed: Handed) -> list[str]:
+    return [r.raw["to"] for _, _, receipts in handed for r in receipts]
