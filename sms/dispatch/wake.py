@@ -3,15 +3,17 @@
 After a send commits, ``dispatch_wake`` sets the "dispatch pending" flag with ``SET NX`` (the
 cache's ``add``) and a TTL; only the caller that newly set it publishes a ``dispatch_queued``
 task. The task claims queued recipients of any message until none is left, and clears the flag
-BEFORE the claim that finally finds nothing (``sms.dispatch.claims.queued_dispatch``). So with
-steady traffic there is about one broker message per batch rather than one per send.
+BEFORE its last claim (``sms.dispatch.claims.queued_dispatch``): the claim that finds
+nothing, or, once the flag is cleared, the first that is not a full batch. So with steady
+traffic there is about one broker message per batch rather than one per send.
 
 No wake-up is lost. A send commits its recipients, then sets the flag. The task clears the
 flag, then claims (a new snapshot). Take a send S and the task's last round, clear C then
 claim L:
 
 - S committed before L's snapshot: L sees S's recipients (or another worker holds them
-  claimed), so L does not find nothing and the task goes on.
+  claimed). L was not a full batch, so it took every queued recipient it saw, S's among
+  them; had it been full, the task would have gone on.
 - S committed after L's snapshot: then S's ``add`` came after its commit, so after L, so
   after C. Either the flag is still clear and S publishes a new task, or another caller set
   it after C, and that caller published a task which clears and claims only after it started,
