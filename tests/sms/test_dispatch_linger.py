@@ -1,7 +1,8 @@
 """The dispatcher lingers after a part batch: sends committed meanwhile share its next claim
 (one claim, carrier call and recording for them all) and publish no task of their own; a
-full batch claims again at once; lingering stops after half the flag's TTL; a task run in
-place never waits."""
+full batch claims again at once; past its time (half the flag's TTL) a run clears the flag
+and makes its last look, so that steady traffic never keeps it running; a task run in place
+never waits."""
 
 from __future__ import annotations
 
