@@ -54,6 +54,11 @@ def test_each_of_5000_recipients_is_submitted_once_across_processes(
             "WEB_WORKERS": "2",
             "WEB_THREADS": "4",
             "MIFUMO_SIMULATOR_DELAY": "0",
+            # Two dispatch processes claiming side by side is what this test is for. A
+            # lingering run keeps a stream of sends to itself (a backlog is shared by its
+            # helpers), so here each send's wake is a task of its own that either worker
+            # may take.
+            "MIFUMO_DISPATCH_LINGER_MS": "0",
             "MIFUMO_RATE_SMS_PER_MINUTE": "1000",
             "MIFUMO_RATE_API_PER_HOUR": "100000",
         },
