@@ -50,10 +50,11 @@ def flashed(response: Any) -> list[str]:
     return [str(m) for m in get_messages(response.wsgi_request)]
 
 
-def authenticator_code(key: bytes, *, steps_ahead: int = 0) -> str:
-    """What an authenticator app shows now for a two-factor key: RFC 6238, 30 s steps,
-    6 digits. django-otp accepts each step once, so a second code within the same 30 s is
-    the next step's (``steps_ahead=1``), which it accepts too."""
+def authenticator_code(key: bytes, *, at: float | None = None) -> str:
+    """What an authenticator app shows for a two-factor key at ``at`` (now by default):
+    RFC 6238, 30 s steps, 6 digits. django-otp accepts each step once and one step either
+    side of its own clock, so a second code is the one 30 s after the first code's time,
+    whichever step the clock has reached since."""
     totp = TOTP(key, step=30, t0=0, digits=6)
-    totp.time = time.time() + 30 * steps_ahead
+    totp.time = time.time() if at is None else at
     return f"{totp.token():06d}"
