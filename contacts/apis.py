@@ -108,6 +108,8 @@ class ContactCreateApi(ContactsApiView):
 
 
 class ContactSearchApi(ContactsApiView):
+    fast_read = True
+
     @extend_schema(
         summary="Search contacts",
         description=(

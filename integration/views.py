@@ -32,6 +32,9 @@ class ApiView(APIView):
     required_permission: ClassVar[str | None] = None
     # A bucket counted on top of "api" (sms_send, contacts).
     rate_limit_bucket: ClassVar[str | None] = None
+    # True when integration.fast.FastRead may answer a GET: its ``get`` reads nothing of the
+    # request but the caller (``request.user``) and the query and path parameters.
+    fast_read: ClassVar[bool] = False
 
     # Every POST honours Idempotency-Key: its handler is decorated with @idempotent. False
     # for a POST that talks to the network (and is not decorated): the idempotency record is
@@ -169,7 +172,7 @@ def account_hit(principal: ApiPrincipal, buckets: list[str]) -> ratelimit.Hit:
     )
 
 
-# Where a request counted before the view (the send's fast path, sms.fast_send) hands its
+# Where a request counted before the view (a fast path, integration.fast) hands its
 # hit over, so that the view carries on from it instead of counting the request again. No
 # HTTP header can set it: the server names those HTTP_*.
 HANDED_OVER_HIT = "mifumo.account_hit"

@@ -299,6 +299,10 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = max(MIFUMO_MAX_BODY_BYTES, MIFUMO_MAX_IMPORT_BODY_
 # Django's URL resolver and DRF (sms/fast_send.py), with the same answer; false sends every
 # request the whole way.
 MIFUMO_SEND_FAST_PATH = envbool("MIFUMO_SEND_FAST_PATH", True)
+# Likewise the reads a client polls (a message's status, delivery reports, a contact search,
+# the balance), answered by the view's own code past the middlewares and DRF's dispatch
+# (integration/fast.py); false sends them the whole way.
+MIFUMO_READ_FAST_PATH = envbool("MIFUMO_READ_FAST_PATH", True)
 # HMAC key for API key digests; keep it stable, rotating it invalidates every key.
 MIFUMO_KEY_HMAC_SECRET = envstr("MIFUMO_KEY_HMAC_SECRET", SECRET_KEY)
 # Fernet key (urlsafe base64, 32 bytes) for the encrypted copy of API keys; derived from

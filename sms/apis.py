@@ -216,6 +216,8 @@ def send(principal: ApiPrincipal, values: dict[str, Any]) -> tuple[dict[str, Any
 
 
 class StatusApi(ApiView):
+    fast_read = True
+
     @extend_schema(
         summary="Get message status",
         description="Recipients are paginated with `page` and `per_page` (default 100, max "
@@ -262,6 +264,8 @@ class StatusApi(ApiView):
 
 
 class DeliveryReportsApi(ApiView):
+    fast_read = True
+
     @extend_schema(
         summary="Get delivery reports",
         description="One row per recipient, newest first. Dates filter on when the message "
@@ -311,6 +315,8 @@ class DeliveryReportsApi(ApiView):
 
 
 class BalanceApi(ApiView):
+    fast_read = True
+
     @extend_schema(
         summary="Get account balance",
         tags=["SMS"],

@@ -1,242 +1,53 @@
-"""The send's fast path (sms.fast_send) answers as Django and DRF do.
-
-Each case runs twice on twin accounts set up alike: once through ``FastSend`` in front of the
-WSGI application, once through the application alone. The two answers must be the same
-(status, headers, body), apart from what is new per request (the message id, times, the
-request id, the seconds left in the rate window). Each case also says whether the fast path
-serves it itself or hands it to Django, and the test checks that this is what happened, so a
-fast path that quietly sent everything to Django would fail here.
-"""
+"""The send's fast path (sms.fast_send) answers as Django and DRF do, case by case through
+the twin harness of tests/fast_paths.py."""
 
 from __future__ import annotations
 
-import io
-import itertools
-import json
 import logging
-import re
-import sys
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
 import pytest
-from django.core.wsgi import get_wsgi_application
 from django.db import OperationalError
 from django.test import override_settings
 
 from contacts.services import contact_create, contact_opt_out
 from integration import auth
+from integration.fast import MIDDLEWARE
 from integration.models import Account, ApiKey, ApiRequestLog, LedgerEntry, Permission
 from integration.ratelimit import account_rate
-from integration.services import account_create, account_set_limits, api_key_create, api_key_revoke
+from integration.services import account_set_limits, api_key_revoke
+from integration.views import HANDED_OVER_HIT, account_hit, hand_over
 from mifumo import metrics
 from mifumo.api.middleware import request_id_var
 from sms import apis as sms_apis
 from sms import fast_send
 from sms.fast_send import FastSend
-from sms.models import Message, Recipient, SenderId
-from tests.helpers import keep_connection
+from sms.models import Message, Recipient
+from tests.fast_paths import (
+    BALANCE,
+    SEND,
+    TZ,
+    TZ2,
+    Apps,
+    app_builder,
+    both,
+    call,
+    encode,
+    environ,
+    settled,
+    twin,
+)
 
 pytestmark = pytest.mark.django_db
 
-PATH = "/api/integration/v1/sms/send/"
-BALANCE = "/api/integration/v1/sms/balance/"
-TZ = "+255712345678"
-TZ2 = "+255754000111"
-# New per request: their values are compared only where a case sets them.
-# Each account's rate windows end at a time of their own, so the seconds left differ.
-_VOLATILE_HEADERS = {"x-request-id", "x-ratelimit-reset", "retry-after"}
-_VOLATILE_BODY = [
-    (re.compile(r'"msg_[0-9A-Z]{26}"'), '"msg_"'),
-    (re.compile(r'"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z"'), '"time"'),
-    (re.compile(r'"request_id":"[0-9a-f]{32}"'), '"request_id":"rid"'),
-    (re.compile(r"retry after \d+ seconds"), "retry after N seconds"),
-    (re.compile(r'"retry_after":\d+'), '"retry_after":N'),
-]
-
-
-@dataclass
-class Answer:
-    status: str
-    headers: dict[str, str]
-    body: bytes
-
-    def same_as(self, other: Answer, keep: set[str] = frozenset()) -> None:  # type: ignore[assignment]
-        assert self.status == other.status, (self.status, other.status, self.body, other.body)
-        assert self._headers(keep) == other._headers(keep)
-        assert self._body() == other._body()
-
-    def _headers(self, keep: set[str]) -> dict[str, str]:
-        # A volatile header must be there all the same; only its value is not compared.
-        headers = {
-            k: "(varies)" if k in _VOLATILE_HEADERS - keep else v for k, v in self.headers.items()
-        }
-        # The length follows the body, whose volatile parts may differ in length.
-        if "content-length" in headers:
-            assert int(headers["content-length"]) == len(self.body)
-            headers["content-length"] = "the body's"
-        return headers
-
-    def _body(self) -> str:
-        text = self.body.decode()
-        for pattern, replacement in _VOLATILE_BODY:
-            text = pattern.sub(replacement, text)
-        return text
-
-    def json(self) -> Any:
-        return json.loads(self.body)
-
-
-@dataclass
-class Apps:
-    fast: FastSend
-    full: Callable[..., Any]
-    handed: list[dict[str, Any]] = field(default_factory=list)
+PATH = SEND
 
 
 @pytest.fixture
 def apps() -> Iterator[Callable[[], Apps]]:
-    """Built on demand, after a test's settings: Django's middlewares read them once."""
-
-    def build() -> Apps:
-        django_app = get_wsgi_application()
-        made = Apps(fast=None, full=django_app)  # type: ignore[arg-type]
-
-        def counted(environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
-            made.handed.append(environ)
-            return django_app(environ, start_response)
-
-        made.fast = FastSend(counted)
-        return made
-
-    with keep_connection():
-        yield build
-
-
-def environ(
-    body: bytes,
-    key: str | None,
-    *,
-    content_type: str | None = "application/json",
-    path: str = PATH,
-    method: str = "POST",
-    query: str = "",
-    **extra: str,
-) -> dict[str, Any]:
-    """A request as a WSGI server hands it over."""
-    env: dict[str, Any] = {
-        "REQUEST_METHOD": method,
-        "SCRIPT_NAME": "",
-        "PATH_INFO": path,
-        "QUERY_STRING": query,
-        "SERVER_NAME": "testserver",
-        "SERVER_PORT": "80",
-        "SERVER_PROTOCOL": "HTTP/1.1",
-        "REMOTE_ADDR": "127.0.0.1",
-        "HTTP_HOST": "testserver",
-        "HTTP_USER_AGENT": "mifumo-tests",
-        "wsgi.url_scheme": "http",
-        "wsgi.input": io.BytesIO(body),
-        "wsgi.errors": sys.stderr,
-        "wsgi.multithread": True,
-        "wsgi.multiprocess": True,
-        "wsgi.run_once": False,
-        "CONTENT_LENGTH": str(len(body)),
-    }
-    if content_type is not None:
-        env["CONTENT_TYPE"] = content_type
-    if key is not None:
-        env["HTTP_AUTHORIZATION"] = f"Bearer {key}"
-    env.update(extra)
-    return {name: value for name, value in env.items() if value is not None}
-
-
-def call(app: Callable[..., Any], env: dict[str, Any]) -> Answer:
-    started: list[Any] = []
-
-    def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> None:
-        started.extend([status, headers])
-
-    result = app(env, start_response)
-    try:
-        body = b"".join(result)
-    finally:
-        if hasattr(result, "close"):
-            result.close()
-    status, headers = started
-    return Answer(status, {name.lower(): value for name, value in headers}, body)
-
-
-def encode(body: Any) -> bytes:
-    return body if isinstance(body, bytes) else json.dumps(body).encode()
-
-
-@dataclass
-class Twin:
-    account: Account
-    key: str
-    # Each twin calls from an address of its own: the anonymous limit counts per address.
-    address: str
-
-
-_twins = itertools.count(1)
-
-
-def twin(
-    *,
-    balance: str = "5000.00",
-    permission: str = Permission.ADMIN,
-    test: bool = False,
-    prepare: Callable[[Account], None] | None = None,
-) -> Twin:
-    number = next(_twins)
-    account = account_create(name=f"twin {number}", balance=balance)
-    SenderId.objects.get_or_create(
-        account=account, value="ACME", defaults={"status": SenderId.Status.APPROVED}
-    )
-    if prepare is not None:
-        prepare(account)
-    raw = api_key_create(account=account, name="k", permission=permission, test=test).raw
-    return Twin(account, raw, f"10.0.{number // 250}.{number % 250 + 1}")
-
-
-def settled(made: Apps, *twins: Twin) -> tuple[Twin, ...]:
-    """The twins with their keys kept by this process under the current version, as a busy
-    server has them: a key is loaded by its first request and confirmed by the next (until
-    then the fast path hands the request over, see test_a_new_key_is_confirmed_by_the_view).
-    Two balance reads each, counted alike for every twin."""
-    for one in twins:
-        for _ in range(2):
-            env = environ(b"", one.key, method="GET", path=BALANCE, content_type=None)
-            env.update(REMOTE_ADDR=one.address, HTTP_X_FORWARDED_PROTO="https")
-            assert call(made.full, env).status == "200 OK"
-    return twins
-
-
-def both(
-    made: Apps,
-    body: Any,
-    *,
-    served: bool,
-    keep: set[str] = frozenset(),  # type: ignore[assignment]
-    twins: tuple[Twin, ...] | None = None,
-    key: Callable[[Twin], str | None] = lambda t: t.key,
-    **request: Any,
-) -> tuple[Answer, Answer]:
-    """The answer through the fast path (first twin) and through Django alone (the second);
-    they must be the same, and the fast path must have served the request itself or not, as
-    ``served`` says."""
-    first, second = twins or settled(made, twin(), twin())
-    handed = len(made.handed)
-    env = environ(encode(body), key(first), **request)
-    fast = call(made.fast, dict(env, REMOTE_ADDR=first.address))
-    assert (len(made.handed) == handed) is served, "served" if not served else "handed over"
-    env = environ(encode(body), key(second), **request)
-    full = call(made.full, dict(env, REMOTE_ADDR=second.address))
-    fast.same_as(full, keep)
-    return fast, full
+    yield from app_builder(FastSend)
 
 
 def opted_out(phone: str) -> Callable[[Account], None]:
@@ -516,12 +327,12 @@ def test_switched_off_or_under_another_middleware_chain_everything_goes_to_djang
     settings.MIFUMO_SEND_FAST_PATH = False
     both(apps(), SERVED["one recipient"], served=False)
     settings.MIFUMO_SEND_FAST_PATH = True
-    with override_settings(MIDDLEWARE=[*fast_send.MIDDLEWARE[:-1]]):
+    with override_settings(MIDDLEWARE=[*MIDDLEWARE[:-1]]):
         both(apps(), SERVED["one recipient"], served=False)
 
 
 def test_the_chain_it_answers_for_is_the_one_the_settings_run(settings):
-    assert tuple(settings.MIDDLEWARE) == fast_send.MIDDLEWARE
+    assert tuple(settings.MIDDLEWARE) == MIDDLEWARE
 
 
 # --- counted, then handed over --------------------------------------------------------------
@@ -583,9 +394,9 @@ def test_a_hit_handed_over_for_another_key_is_not_taken(apps):
     other, fresh = twin(), twin()
     env = environ(encode(SERVED["one recipient"]), other.key)
     buckets = ["api", "sms_send"]
-    fast_send.hand_over(env, principal, buckets, fast_send.account_hit(principal, buckets))
+    hand_over(env, principal, buckets, account_hit(principal, buckets))
     answer = call(made.full, env)
-    assert fast_send.HANDED_OVER_HIT not in env
+    assert HANDED_OVER_HIT not in env
     # Counted by Django itself, as the first request of a fresh account is.
     expected = call(made.full, environ(encode(SERVED["one recipient"]), fresh.key))
     answer.same_as(expected)
