@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
+import os
 import queue
 import random
 import subprocess
@@ -44,14 +45,48 @@ from bench.common import (
     stop,
     web_server,
 )
+from bench.jasmin_bench import Classifier, CpuMeter, Proc, cmdline, mifumo_processes
 from tests.reliability.services import rss_mb
 
 # The offered load stops once this many seconds of it wait unanswered.
 BACKLOG_SECONDS = 10
+# CPU is read from this many seconds into the load.
+CPU_FROM = 15
 
 
 def memory(pids: dict[str, int]) -> dict[str, float]:
     return {name: rss_mb(pid) for name, pid in pids.items()}
+
+
+def stack_processes(port: int, database: str) -> Classifier:
+    """The stack's processes by part, and this load generator's own."""
+    web_postgres_redis = mifumo_processes(port, database)
+    me = os.getpid()
+
+    def classify(proc: Proc) -> str | None:
+        if proc.pid == me:
+            return "load"
+        line = cmdline(proc.pid)
+        if "-m celery -A mifumo worker" in line:
+            return "worker"
+        if "-m celery -A mifumo beat" in line:
+            return "beat"
+        return web_postgres_redis(proc)
+
+    return classify
+
+
+def print_tail_over_time(timeline: list[tuple[float, float]], window: float = 15) -> None:
+    """p99 and the slowest request of each ``window`` seconds: a tail made by a few stalls
+    (a checkpoint, a vacuum, a periodic task) shows in a few windows, a server near its
+    capacity in all of them."""
+    windows: dict[int, list[float]] = defaultdict(list)
+    for at, ms in timeline:
+        windows[int(at // window)].append(ms)
+    cells = [
+        f"{percentile(values, 99):.0f}/{max(values):.0f}" for _, values in sorted(windows.items())
+    ]
+    print(f"  p99/max ms by {window:g} s: {' '.join(cells)}")
 
 
 def main() -> None:
@@ -106,6 +141,8 @@ def run(
         )
     message_ids: list[str] = []
     latencies: dict[str, list[float]] = defaultdict(list)
+    # (seconds into the run the request was due, its latency): the tail over time.
+    timeline: list[tuple[float, float]] = []
     statuses: dict[str, dict[int, int]] = defaultdict(lambda: defaultdict(int))
     lock = threading.Lock()
     due: queue.Queue[tuple[str, int, float] | None] = queue.Queue()
@@ -141,15 +178,21 @@ def run(
             ms = (time.monotonic() - due_at) * 1000
             with lock:
                 latencies[kind].append(ms)
+                timeline.append((due_at - started, ms))
                 statuses[kind][status] += 1
 
+    started = time.monotonic()
     threads = [threading.Thread(target=worker, daemon=True) for _ in range(args.connections)]
     for thread in threads:
         thread.start()
     start_memory = memory(pids)
     # RSS every minute, to tell warm-up from a leak: the growth should stop, not go on.
     samples: list[tuple[float, dict[str, float]]] = [(0.0, start_memory)]
-    started = time.monotonic()
+    # From 15 s in (past the warm-up and the ANALYZE) to the end of the load.
+    meter = CpuMeter(stack_processes(int(port), args.database))
+    meter_from = threading.Timer(CPU_FROM, meter.start)
+    meter_from.daemon = True
+    meter_from.start()
     if args.analyze_at is not None:
         analyze = threading.Timer(args.analyze_at, psql, (args.database, "ANALYZE"))
         analyze.daemon = True
@@ -177,6 +220,8 @@ def run(
     for thread in threads:
         thread.join(120)
     load_end = time.monotonic()
+    meter_from.cancel()
+    cpu = meter.stop() if meter.first else {}
     end_memory = memory(pids)
     drained = wait_drained(env)
     total = sum(len(v) for v in latencies.values())
@@ -192,6 +237,17 @@ def run(
         print(
             f"  {kind:8s} n={len(values):6d} p50 {percentile(values, 50):6.1f} ms "
             f"p99 {percentile(values, 99):6.1f} ms statuses {dict(statuses[kind])}"
+        )
+    print_tail_over_time(timeline)
+    if cpu:
+        span = load_end - started - CPU_FROM
+        answered = sum(1 for at, _ in timeline if at >= CPU_FROM)
+        print(
+            f"  CPU from {CPU_FROM} s to the end, % of a core (ms per request): "
+            + ", ".join(
+                f"{name} {100 * seconds / span:.0f}% ({1000 * seconds / answered:.2f})"
+                for name, seconds in sorted(cpu.items(), key=lambda kv: -kv[1])
+            )
         )
     if fell_behind is not None:
         print(
