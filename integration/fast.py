@@ -253,7 +253,17 @@ class FastRead(FastPath):
             and not is_chunked_without_length(environ)
         )
 
+    # Routes without path parameters (delivery reports, search, balance), resolved once.
+    FIXED_ROUTES = 32
+
+    def __init__(self, app: WsgiApp) -> None:
+        super().__init__(app)
+        self._fixed: dict[str, ResolverMatch] = {}
+
     def resolve(self, path: str) -> ResolverMatch:
+        match = self._fixed.get(path)
+        if match is not None:
+            return match
         try:
             match = resolve(path)
         except Resolver404:
@@ -261,6 +271,8 @@ class FastRead(FastPath):
         view = getattr(match.func, "view_class", None)
         if not (isinstance(view, type) and issubclass(view, ApiView) and view.fast_read):
             raise Pass
+        if not match.kwargs and len(self._fixed) < self.FIXED_ROUTES:
+            self._fixed[path] = match
         return match
 
 
