@@ -131,9 +131,9 @@ class FastPath:
     ) -> HttpResponse:
         """The request answered with ``work``'s answer, or Pass. ``check`` may Pass a request
         before it is counted."""
-        signals.request_started.send(sender=self.__class__, environ=environ)
         request, view = self.request(environ)
         check(request)
+        signals.request_started.send(sender=self.__class__, environ=environ)
         rid_token = request_begin(request)
         cache_token = local_cache.begin_request()
         try:
