@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 import itertools
 import json
+import logging
 import re
 import sys
 from collections.abc import Callable, Iterator
@@ -227,3 +228,22 @@ def both(
     full = call(made.full, env_of(second))
     fast.same_as(full, keep)
     return fast, full
+
+
+class Kept(logging.Handler):
+    """Keeps the records it is given (the access log's lines, to compare them)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+# Keys that do not authenticate, each a function of the twin whose key it spoils.
+BAD_KEYS: dict[str, Callable[[Twin], str | None]] = {
+    "no key": lambda t: None,
+    "malformed": lambda t: "not-a-key",
+    "wrong secret": lambda t: t.key[:-2] + ("aa" if not t.key.endswith("aa") else "bb"),
+}

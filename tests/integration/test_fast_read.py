@@ -21,11 +21,13 @@ from mifumo import metrics
 from mifumo.api.middleware import request_id_var
 from sms import selectors
 from tests.fast_paths import (
+    BAD_KEYS,
     BALANCE,
     SEND,
     TZ,
     TZ2,
     Apps,
+    Kept,
     Twin,
     app_builder,
     both,
@@ -199,15 +201,6 @@ def test_an_unexpected_failure_of_the_read_is_answered_alike(apps, monkeypatch, 
     assert fast.status == code
 
 
-class Kept(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__()
-        self.records: list[logging.LogRecord] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
-
-
 def test_the_usage_log_metrics_and_access_line_are_recorded_alike(apps):
     made = apps()
     first, second = pair(made)
@@ -281,15 +274,7 @@ def test_a_post_to_a_read_goes_to_django(apps):
     assert fast.status == "405 Method Not Allowed"
 
 
-@pytest.mark.parametrize(
-    "key",
-    [
-        lambda t: None,
-        lambda t: "not-a-key",
-        lambda t: t.key[:-2] + ("aa" if not t.key.endswith("aa") else "bb"),
-    ],
-    ids=["no key", "malformed", "wrong secret"],
-)
+@pytest.mark.parametrize("key", BAD_KEYS.values(), ids=BAD_KEYS.keys())
 def test_keys_that_do_not_authenticate_go_to_django(apps, key):
     fast = read(apps(), REPORTS, served=False, key=key)
     assert fast.status == "401 Unauthorized"

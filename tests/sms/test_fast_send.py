@@ -26,11 +26,13 @@ from sms import fast_send
 from sms.fast_send import FastSend
 from sms.models import Message, Recipient
 from tests.fast_paths import (
+    BAD_KEYS,
     BALANCE,
     SEND,
     TZ,
     TZ2,
     Apps,
+    Kept,
     app_builder,
     both,
     call,
@@ -184,15 +186,6 @@ def test_a_new_key_is_confirmed_by_the_view(apps):
     assert Message.objects.filter(account=first.account).count() == 4
 
 
-class Kept(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__()
-        self.records: list[logging.LogRecord] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
-
-
 def test_the_usage_log_metrics_and_access_line_are_recorded_alike(apps):
     made = apps()
     first, second = settled(made, twin(), twin())
@@ -284,15 +277,7 @@ def test_a_body_over_the_limit_goes_to_django(apps, settings):
     assert fast.json()["error_code"] == "PAYLOAD_TOO_LARGE"
 
 
-@pytest.mark.parametrize(
-    "key",
-    [
-        lambda t: None,
-        lambda t: "not-a-key",
-        lambda t: t.key[:-2] + ("aa" if not t.key.endswith("aa") else "bb"),
-    ],
-    ids=["no key", "malformed", "wrong secret"],
-)
+@pytest.mark.parametrize("key", BAD_KEYS.values(), ids=BAD_KEYS.keys())
 def test_keys_that_do_not_authenticate_go_to_django(apps, key):
     fast, _ = both(apps(), SERVED["one recipient"], served=False, key=key)
     assert fast.status == "401 Unauthorized"
