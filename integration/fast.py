@@ -24,6 +24,7 @@ chain, or with the path's setting off, every request goes to Django.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable
 from typing import Any, ClassVar
 
@@ -85,7 +86,7 @@ def _never(request: HttpRequest) -> HttpResponse:
     raise AssertionError("only the middlewares' process_request and process_response are used")
 
 
-class FastPath:
+class FastPath(ABC):
     # The setting that switches the path on.
     setting: ClassVar[str]
 
@@ -101,9 +102,9 @@ class FastPath:
         self.frames = XFrameOptionsMiddleware(_never)
         self._allow: dict[type[ApiView], str] = {}
 
+    @abstractmethod
     def resolve(self, path: str) -> ResolverMatch:
         """The route of a request this path may take, or Pass."""
-        raise NotImplementedError
 
     def request(self, environ: dict[str, Any]) -> tuple[WSGIRequest, type[ApiView]]:
         """The request as Django's middlewares would have it before the view, and its view;
@@ -232,6 +233,14 @@ class FastRead(FastPath):
 
     setting = "MIFUMO_READ_FAST_PATH"
 
+    # Paths without parameters (delivery reports, search, balance; any other API route it
+    # passes), resolved once: the view's match, or None for a route it leaves to Django.
+    KNOWN_PATHS = 64
+
+    def __init__(self, app: WsgiApp) -> None:
+        super().__init__(app)
+        self._known: dict[str, ResolverMatch | None] = {}
+
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
         if not (self.on and self._takes(environ)):
             return self.app(environ, start_response)
@@ -243,7 +252,8 @@ class FastRead(FastPath):
     def _takes(self, environ: dict[str, Any]) -> bool:
         return (
             environ.get("REQUEST_METHOD") == "GET"
-            and is_api_path(environ.get("PATH_INFO", ""))
+            and is_api_path(path := environ.get("PATH_INFO", ""))
+            and self._known.get(path, True) is not None
             and not environ.get("SCRIPT_NAME")
             and environ.get("HTTP_ACCEPT") in ACCEPTS
             and "HTTP_AUTHORIZATION" in environ
@@ -253,15 +263,8 @@ class FastRead(FastPath):
             and not is_chunked_without_length(environ)
         )
 
-    # Routes without path parameters (delivery reports, search, balance), resolved once.
-    FIXED_ROUTES = 32
-
-    def __init__(self, app: WsgiApp) -> None:
-        super().__init__(app)
-        self._fixed: dict[str, ResolverMatch] = {}
-
     def resolve(self, path: str) -> ResolverMatch:
-        match = self._fixed.get(path)
+        match = self._known.get(path)
         if match is not None:
             return match
         try:
@@ -269,10 +272,11 @@ class FastRead(FastPath):
         except Resolver404:
             raise Pass from None
         view = getattr(match.func, "view_class", None)
-        if not (isinstance(view, type) and issubclass(view, ApiView) and view.fast_read):
+        served = isinstance(view, type) and issubclass(view, ApiView) and view.fast_read
+        if not match.kwargs and len(self._known) < self.KNOWN_PATHS:
+            self._known[path] = match if served else None
+        if not served:
             raise Pass
-        if not match.kwargs and len(self._fixed) < self.FIXED_ROUTES:
-            self._fixed[path] = match
         return match
 
 

@@ -268,6 +268,16 @@ def test_anything_else_goes_to_django(apps, path, request_):
     read(apps(), path, served=False, **request_)
 
 
+def test_a_route_left_to_django_is_remembered_and_left_again(apps):
+    made = apps()
+    twins = pair(made)
+    for _ in range(2):
+        read(made, MESSAGES, served=False, twins=twins)
+        read(made, REPORTS, served=True, twins=twins)
+    assert made.fast._known[MESSAGES] is None
+    assert made.fast._known[REPORTS].func.view_class.__name__ == "DeliveryReportsApi"
+
+
 def test_a_post_to_a_read_goes_to_django(apps):
     made = apps()
     fast, _ = both(made, {}, served=False, twins=pair(made), path=REPORTS)
