@@ -28,6 +28,7 @@ from integration import keys
 from integration.models import Account, ApiKey
 from integration.versions import account_version
 from mifumo import local_cache
+from mifumo.db import from_row
 from mifumo.errors import DomainError, ErrorCode
 
 LAST_USED_EVERY_SECONDS = 60
@@ -129,8 +130,8 @@ def _key_by_prefix(prefix: str) -> ApiKey | None:
     if row is None:
         return None
     split = len(key_names)
-    api_key = ApiKey.from_db(connection.alias, key_names, row[:split])
-    api_key.account = Account.from_db(connection.alias, account_names, row[split:])
+    api_key = from_row(ApiKey, key_names, row[:split])
+    api_key.account = from_row(Account, account_names, row[split:])
     return api_key
 
 
@@ -156,8 +157,8 @@ def _keep(api_key: ApiKey, version: local_cache.Tag) -> None:
 def _kept(row: _Row) -> ApiKey:
     """New instances from a kept row: a request never shares objects with another."""
     key_names, account_names = _kept_names()
-    api_key = ApiKey.from_db(connection.alias, key_names, row.key)
-    api_key.account = Account.from_db(connection.alias, account_names, row.account)
+    api_key = from_row(ApiKey, key_names, row.key)
+    api_key.account = from_row(Account, account_names, row.account)
     return api_key
 
 
