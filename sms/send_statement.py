@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import psycopg
-from django.db import connection
+from django.db import DEFAULT_DB_ALIAS, connections
 
 from contacts.selectors import opted_out_sql
 from integration.models import LedgerEntry
@@ -100,18 +100,21 @@ def _run_prepared(sql: str, params: list[Any]) -> tuple[Any, ...] | None:
     one thread): a new cursor, or a new text object, makes the driver look up the adapter
     of each parameter's type again."""
     sql = _TEXTS.setdefault(sql, sql)
+    # The thread's connection wrapper, looked up once (each use of the ``connection`` proxy
+    # looks it up again).
+    db = connections[DEFAULT_DB_ALIAS]
     # What Django does before it hands out a cursor (the health check, connecting, the
     # thread check), without the cursor and its wrappers, which this statement does not use.
-    connection.close_if_health_check_failed()
-    connection.ensure_connection()
-    connection.validate_thread_sharing()
-    raw = connection.connection
+    db.close_if_health_check_failed()
+    db.ensure_connection()
+    db.validate_thread_sharing()
+    raw = db.connection
     # Kept on the thread's connection wrapper, for the driver connection it was made on.
-    kept: tuple[Any, psycopg.Cursor[Any]] | None = getattr(connection, _CURSOR, None)
+    kept: tuple[Any, psycopg.Cursor[Any]] | None = getattr(db, _CURSOR, None)
     if kept is None or kept[0] is not raw or kept[1].closed:
         kept = (raw, psycopg.Cursor(raw))
-        setattr(connection, _CURSOR, kept)
+        setattr(db, _CURSOR, kept)
     cursor = kept[1]
-    with connection.wrap_database_errors:
+    with db.wrap_database_errors:
         cursor.execute(sql, params, prepare=True)
         return cursor.fetchone()
