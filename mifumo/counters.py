@@ -90,9 +90,7 @@ def count_mark_and_read(
         # Sent by its digest (EVALSHA); loaded when the server does not know it yet (its
         # first call, or after a restart).
         _script = client.register_script(_COUNT_MARK_AND_READ)
-    # The key as the cache writes it; the check for keys memcached would refuse (a warning
-    # per call) is left out: Redis takes any key.
-    keys = [cache.make_key(key) for key, _ in (*marks, *counters)]
+    keys = [cache.make_and_validate_key(key) for key, _ in (*marks, *counters)]
     seconds = [lifetime for _, lifetime in (*marks, *counters)]
     results = _script(
         keys=[*keys, *reads], args=[len(marks), len(counters), *seconds], client=client

@@ -116,7 +116,7 @@ class VersionedCache(Generic[K, V]):
 def redis_key(name: str) -> str:
     """The full Redis key of a version (the Django cache's prefix and version applied)."""
     cache: Any = caches["default"]
-    return str(cache.make_key(f"ver:{name}"))
+    return str(cache.make_and_validate_key(f"ver:{name}"))
 
 
 def decode(value: bytes | str | None) -> Version:
