@@ -8,7 +8,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.db import connection
 from django.db.models import Count, Q, QuerySet, Sum
@@ -171,9 +171,10 @@ def message_recipients(*, message: Message) -> QuerySet[Recipient]:
     return Recipient.objects.filter(message=message).order_by("id")
 
 
-@dataclass(frozen=True)
-class ReportRow:
-    """One row of the delivery reports: a recipient with what it shows of its message."""
+class ReportRow(NamedTuple):
+    """One row of the delivery reports: a recipient with what it shows of its message. A
+    tuple made from the statement's row at once: a frozen dataclass sets each field with a
+    call of its own, 500 of them for a page of 50."""
 
     message_id: str
     phone: str
@@ -225,7 +226,7 @@ class ReportsQuery:
         )
         with connection.cursor() as cursor:
             cursor.execute(sql, [*self.params, limit, offset])
-            return [ReportRow(*row) for row in cursor.fetchall()]
+            return [ReportRow._make(row) for row in cursor.fetchall()]
 
 
 def delivery_reports(
