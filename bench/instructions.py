@@ -120,12 +120,15 @@ def child_count(key: str, kind: str, requests: int) -> None:
         sent = _ok(call("POST", SEND, "", _send_body(99)))
         path = path.format(message_id=sent["data"]["message_id"])
     cache.set(PENDING, 1, timeout=3600)
-    bodies = (_send_body(n) if method == "POST" else b"" for n in range(10**9))
-    for _ in range(WARM_UP):
-        _ok(call(method, path, query, next(bodies)))
+
+    def body(n: int) -> bytes:
+        return _send_body(100 + n) if method == "POST" else b""
+
+    for n in range(WARM_UP):
+        _ok(call(method, path, query, body(n)))
     _control("-z")
-    for _ in range(requests):
-        _ok(call(method, path, query, next(bodies)))
+    for n in range(WARM_UP, WARM_UP + requests):
+        _ok(call(method, path, query, body(n)))
     _control("-d")
 
 

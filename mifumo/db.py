@@ -68,6 +68,8 @@ _AS_IS: dict[type[Field[Any, Any]], Callable[[Any], bool]] = {
     models.DateTimeField: lambda value: type(value) is datetime and value.tzinfo is not None,
     # Not the integer fields: they wrap an int in the driver's type of their size.
 }
+# What a field that was not loaded (deferred) reads as: the field loads it.
+_MISSING = object()
 # An automatic primary key, which a foreign key asks, passes an int on as it is.
 _AUTO = (models.AutoField, models.BigAutoField, models.SmallAutoField)
 
@@ -112,9 +114,6 @@ def _row_values(instance: Model) -> list[Any]:
         else:
             values.append(field.get_db_prep_save(field.pre_save(instance, True), connection))
     return values
-
-
-_MISSING = object()
 
 
 def _mark_saved(instance: Model) -> None:

@@ -31,7 +31,7 @@ from mifumo.db import (
     table,
 )
 from mifumo.ids import new_id
-from sms.models import Message, SenderId
+from sms.models import Message, Recipient, SenderId
 
 
 def _message(account, **fields):
@@ -165,6 +165,20 @@ def _ledger_entry(account):
     return debit_entry(account_id=account.pk, amount=Decimal("30.00"), reference="msg_1", note="x")
 
 
+def _recipient(account):
+    """A foreign key to a text primary key (its message), an empty text, a decimal."""
+    message = _message(account, id=new_id("msg"))
+    return Recipient(
+        message=message,
+        account=account,
+        created_at=timezone.now(),
+        phone="+255712345678",
+        status=Recipient.Status.QUEUED,
+        carrier="",
+        cost=Decimal("10.00"),
+    )
+
+
 def _contact(account):
     return Contact(
         id=new_id("con"),
@@ -193,8 +207,9 @@ def _contact(account):
         ),
         _ledger_entry,
         _contact,
+        _recipient,
     ],
-    ids=["message", "message-every-field", "ledger-entry", "contact"],
+    ids=["message", "message-every-field", "ledger-entry", "contact", "recipient"],
 )
 def test_the_row_values_are_what_the_fields_give(alice, make):
     instance = make(alice)
