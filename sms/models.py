@@ -168,6 +168,33 @@ class Recipient(models.Model):
         return self.segments or message.segments
 
 
+class RecipientTally(models.Model):
+    """How many recipient rows an account has, kept by PostgreSQL: triggers on the recipients'
+    table add each statement's inserted rows and take off its deleted ones (migration 0009),
+    whatever wrote them (the send's statement, COPY, the ORM, a cascade). The delivery reports'
+    total without filters is their sum, exact and read in one index lookup however many rows
+    the account has, where counting them took a scan of all of them.
+
+    Each account has a row per ``shard`` (the writing connection's process id modulo
+    ``SHARDS``), so sends of one account on different connections do not queue for one row
+    (test sends take no lock on the balance row to queue on already)."""
+
+    SHARDS = 8
+
+    # Looked up by the unique constraint's index, whose first column it is.
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="+", db_index=False)
+    shard = models.SmallIntegerField()
+    total = models.BigIntegerField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["account", "shard"], name="recipient_tally_shard")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.account_id}/{self.shard}: {self.total}"
+
+
 class CarrierMessage(models.Model):
     """One id a carrier gave us for (a part of) a recipient's message; receipts match here."""
 

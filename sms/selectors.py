@@ -17,7 +17,7 @@ from integration.models import Account, LedgerEntry
 from mifumo.days import day_start, per_day
 from mifumo.db import column, columns, iso_sql, read_models, table
 from mifumo.errors import DomainError, ErrorCode
-from sms.models import Message, Recipient
+from sms.models import Message, Recipient, RecipientTally
 from sms.phones import InvalidPhone, normalize_phone, phone_search_digits
 
 S = Recipient.Status
@@ -197,6 +197,8 @@ class ReportsQuery:
     where: str
     params: list[Any]
     about_messages: bool
+    # Every recipient of the account (no filter): counted by its tally.
+    whole_account: bool = False
 
     def _from(self, *, with_messages: bool) -> str:
         joined = (
@@ -206,7 +208,8 @@ class ReportsQuery:
         return f"FROM {table(Recipient)} r{joined if with_messages else ''} WHERE {self.where}"
 
     def count(self) -> tuple[str, list[Any]]:
-        """The statement counting them, and its parameters."""
+        """The statement counting them, and its parameters (when ``whole_account``,
+        ``recipient_total`` gives the same number without counting)."""
         return f"SELECT count(*) {self._from(with_messages=self.about_messages)}", self.params
 
     def page(self, *, offset: int, limit: int) -> list[ReportRow]:
@@ -249,7 +252,24 @@ def delivery_reports(
         if value is not None:
             where.append(condition)
             params.append(value)
-    return ReportsQuery(" AND ".join(where), params, about_messages=test_only)
+    return ReportsQuery(
+        " AND ".join(where), params, about_messages=test_only, whole_account=len(where) == 1
+    )
+
+
+@functools.cache
+def _tally_sql() -> str:
+    return (
+        f"SELECT coalesce(sum({column(RecipientTally, 'total')}), 0)"  # noqa: S608 - names from the model
+        f" FROM {table(RecipientTally)} WHERE {column(RecipientTally, 'account')} = %s"
+    )
+
+
+def recipient_total(*, account_id: int) -> int:
+    """How many recipient rows the account has, from its tally (``RecipientTally``)."""
+    with connection.cursor() as cursor:
+        cursor.execute(_tally_sql(), [account_id])
+        return int(cursor.fetchone()[0])
 
 
 def messages_list(

@@ -166,15 +166,27 @@ def test_delivery_reports_are_one_row_per_recipient_newest_first(api, alice, bob
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize(("params", "statements"), [({}, 2), ({"page": 9}, 1)])
+@pytest.mark.parametrize(
+    ("params", "statements", "tallies"),
+    [
+        # Every recipient of the account: the total is its tally, not a count.
+        ({}, 1, 1),
+        ({"page": 9}, 0, 1),
+        # Filtered: counted.
+        ({"status": "queued"}, 2, 0),
+        ({"status": "queued", "page": 9}, 1, 0),
+    ],
+)
 def test_delivery_reports_count_then_read_the_page_only_when_it_has_rows(
-    api, alice, params, statements
+    api, alice, params, statements, tallies
 ):
     make_history(alice)
     with CaptureQueriesContext(connection) as queries:
         assert_envelope(api.get("sms/delivery-reports/", params), 200)
     reads = [q["sql"] for q in queries.captured_queries if '"sms_recipient"' in q["sql"]]
     assert len(reads) == statements, reads
+    tally = [q["sql"] for q in queries.captured_queries if '"sms_recipienttally"' in q["sql"]]
+    assert len(tally) == tallies, tally
 
 
 @pytest.mark.django_db
@@ -252,12 +264,16 @@ def test_dispatched_report_rows_carry_sent_at(api, alice, locmem):
 @pytest.mark.django_db
 def test_large_report_totals_are_cached_briefly_and_small_ones_never(api, alice, settings):
     make_history(alice)
+    since = {"start_date": "2000-01-01"}
     settings.MIFUMO_COUNT_CACHE_THRESHOLD = 3
-    first = api.get("sms/delivery-reports/").json()["data"]["pagination"]["total"]
+    first = api.get("sms/delivery-reports/", since).json()["data"]["pagination"]["total"]
     message_send(account=alice, text="more", recipients=["+255688000333"])
-    # Within the cache window a large total may lag behind new rows ...
-    assert api.get("sms/delivery-reports/").json()["data"]["pagination"]["total"] == first
-    # ... while a small result set is always counted afresh.
+    # Within the cache window a large filtered total may lag behind new rows ...
+    assert api.get("sms/delivery-reports/", since).json()["data"]["pagination"]["total"] == first
+    # ... but not the total of every recipient, which is the account's tally ...
+    everything = api.get("sms/delivery-reports/").json()["data"]["pagination"]["total"]
+    assert everything == first + 1
+    # ... and a small result set is always counted afresh.
     settings.MIFUMO_COUNT_CACHE_THRESHOLD = 1000
     filtered = api.get("sms/delivery-reports/", {"status": "queued"}).json()["data"]
     assert filtered["pagination"]["total"] == 3
