@@ -253,25 +253,28 @@ def from_row(
     return instance
 
 
+def model_at(model: type[M], row: Sequence[Any], start: int = 0, alias: str | None = None) -> M:
+    """The instance of ``model`` whose columns (``columns(model)``) begin at ``start`` in a
+    row of a statement, made as ``read_models`` makes it."""
+    names, converting = _reader(model)
+    values = list(row[start : start + len(names)])
+    for index, col, converters in converting:
+        for convert in converters:
+            values[index] = convert(values[index], col, connection)
+    return from_row(model, names, values, alias)
+
+
 def read_models(model: type[M], sql: str, params: Sequence[Any]) -> list[tuple[M, tuple[Any, ...]]]:
     """The rows of ``sql`` (its first columns ``columns(model)``) as instances of ``model``,
     each beside the values of the columns selected after those. What ``Model.objects.raw``
     gives, without matching the cursor's column names to the model's fields on every call,
     which cost more than the query on the hot reads."""
-    names, converting = _reader(model)
-    width = len(names)
+    width = len(_reader(model)[0])
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         rows = cursor.fetchall()
-    found = []
     alias = connection.alias
-    for row in rows:
-        values = list(row[:width])
-        for index, col, converters in converting:
-            for convert in converters:
-                values[index] = convert(values[index], col, connection)
-        found.append((from_row(model, names, values, alias), tuple(row[width:])))
-    return found
+    return [(model_at(model, row, 0, alias), tuple(row[width:])) for row in rows]
 
 
 @functools.cache

@@ -19,11 +19,13 @@ from integration.selectors import account_balance
 from integration.views import ApiView
 from message_templates.selectors import template_get
 from mifumo.api.docs import envelope_responses
+from mifumo.api.errors import ApiError
 from mifumo.api.fields import iso, money
 from mifumo.api.pagination import (
     choice_param,
     count_sql,
     datetime_param,
+    page_params,
     paginate,
     paginate_pages,
 )
@@ -52,10 +54,16 @@ def _message(request: Request, message_id: str) -> Message:
     )
 
 
-def _message_with_refund(request: Request, message_id: str) -> tuple[Message, Decimal]:
+def _status_read(
+    request: Request, message_id: str, *, offset: int = 0, limit: int = 0
+) -> selectors.StatusRead:
     principal = api_principal(request)
-    return selectors.message_get_with_refund(
-        account=principal.account, message_id=message_id, test_only=principal.test_only
+    return selectors.message_status_read(
+        account=principal.account,
+        message_id=message_id,
+        test_only=principal.test_only,
+        offset=offset,
+        limit=limit,
     )
 
 
@@ -230,16 +238,18 @@ class StatusApi(ApiView):
         responses=envelope_responses(s.StatusOut, errors=[E.NOT_FOUND, E.VALIDATION_ERROR]),
     )
     def get(self, request: Request, message_id: str) -> Response:
-        message, refunded = _message_with_refund(request, message_id)
-        counts, delivered = selectors.message_status_summary(message_id=message.id)
+        pages = {"default_per_page": 100, "max_per_page": 1000}
+        try:
+            page, per_page = page_params(request, **pages)
+        except ApiError:
+            # Read the message alone: an unknown message is a 404 before bad parameters are
+            # a 400, which ``paginate`` raises below.
+            page, per_page = 1, 0
+        read = _status_read(request, message_id, offset=(page - 1) * per_page, limit=per_page)
+        message, counts, delivered = read.message, read.counts, read.delivered
+        # The same parameters, read the same way: the page read is the one it asks for.
         rows, pagination = paginate(
-            request,
-            lambda: sum(counts.values()),
-            lambda offset, limit: selectors.message_recipients_page(
-                message=message, offset=offset, limit=limit
-            ),
-            default_per_page=100,
-            max_per_page=1000,
+            request, lambda: sum(counts.values()), lambda offset, limit: read.recipients, **pages
         )
         status = selectors.derive_status(counts)
         delivery_time = delivered if status in ("delivered", "partially_delivered") else None
@@ -254,7 +264,7 @@ class StatusApi(ApiView):
             "segments": message.segments,
             "encoding": message.encoding,
             "cost": money(message.cost),
-            "refunded": money(refunded),
+            "refunded": money(read.refunded),
             "currency": message.currency,
             "recipient_count": message.recipient_count,
             "counts": counts,
@@ -423,10 +433,9 @@ class MessageDetailApi(ApiView):
         responses=envelope_responses(s.MessageOut, errors=[E.NOT_FOUND]),
     )
     def get(self, request: Request, message_id: str) -> Response:
-        message, refunded = _message_with_refund(request, message_id)
-        counts = selectors.message_status_counts(message_ids=[message.id]).get(message.id, {})
+        read = _status_read(request, message_id)
         return ok(
-            _message_row(message, counts, refunded),
+            _message_row(read.message, read.counts, read.refunded),
             "Message retrieved successfully",
         )
 

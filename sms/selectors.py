@@ -15,7 +15,7 @@ from django.db.models import Count, Q, QuerySet, Sum
 
 from integration.models import Account, LedgerEntry
 from mifumo.days import day_start, per_day
-from mifumo.db import column, columns, iso_sql, read_models, table
+from mifumo.db import column, columns, iso_sql, model_at, table
 from mifumo.errors import DomainError, ErrorCode
 from sms.models import Message, Recipient, RecipientTally
 from sms.phones import InvalidPhone, normalize_phone, phone_search_digits
@@ -63,71 +63,82 @@ def message_get(*, account: Account, message_id: str, test_only: bool = False) -
 
 
 @functools.cache
-def _message_with_refund_sql(test_only: bool) -> str:
+def _status_sql(test_only: bool) -> str:
+    """The message with its refund, its recipients counted by status with the last delivery,
+    and a page of them, in one statement: a first row (``part`` 0) with the message, the
+    refund, the statuses and their counts, the time; then the page's rows (``part`` 1), each
+    recipient's columns after the first row's width. Nothing at all when the message is not
+    the account's."""
     ledger = functools.partial(column, LedgerEntry)
     message = functools.partial(column, Message)
-    return (
+    recipient = functools.partial(column, Recipient)
+    width = len(Message._meta.concrete_fields) + 4  # the message, refund, statuses, counts, time
+    recipients = len(Recipient._meta.concrete_fields)
+    status = recipient("status")
+    test = f" AND m.{message('is_test')}" if test_only else ""
+    the_message = (
         f"SELECT {columns(Message, 'm')}, (SELECT sum(l.{ledger('amount')})"  # noqa: S608 - names from the models
         f" FROM {table(LedgerEntry)} l"
         f" WHERE l.{ledger('account')} = m.{message('account')} AND l.{ledger('kind')} = %s"
         f" AND l.{ledger('reference')} = m.{message('id')}) AS refunded"
         f" FROM {table(Message)} m WHERE m.{message('account')} = %s AND m.{message('id')} = %s"
-        + (f" AND m.{message('is_test')}" if test_only else "")
+        f"{test}"
     )
-
-
-@functools.cache
-def _status_summary_sql() -> str:
-    status = column(Recipient, "status")
+    of_it = f"{recipient('message')} = (SELECT {message('id')} FROM m)"  # noqa: S608 - names from the models
     return (
-        f"SELECT {status}, count(*), max({column(Recipient, 'delivered_at')})"  # noqa: S608 - names from the model
-        f" FROM {table(Recipient)} WHERE {column(Recipient, 'message')} = %s GROUP BY {status}"
+        f"WITH m AS ({the_message}), c AS ("  # noqa: S608 - names from the models
+        f"SELECT {status} AS status, count(*) AS n, max({recipient('delivered_at')}) AS latest"
+        f" FROM {table(Recipient)} WHERE {of_it} GROUP BY {status})"
+        " SELECT 0 AS part, m.*,"
+        " (SELECT array_agg(c.status ORDER BY c.status) FROM c),"
+        " (SELECT array_agg(c.n ORDER BY c.status) FROM c),"
+        " (SELECT c.latest FROM c WHERE c.status = %s),"
+        f" {', '.join(['NULL'] * recipients)} FROM m"
+        " UNION ALL ("
+        f"SELECT 1, {', '.join(['NULL'] * width)}, {columns(Recipient, 'r')}"
+        f" FROM {table(Recipient)} r WHERE r.{of_it}"
+        " AND %s < (SELECT coalesce(sum(c.n), 0) FROM c)"
+        f" ORDER BY r.{recipient('id')} LIMIT %s OFFSET %s)"
+        # The recipients' id is the first of their columns.
+        f" ORDER BY 1, {width + 2}"
     )
 
 
-@functools.cache
-def _recipients_page_sql() -> str:
-    return (
-        f"SELECT {columns(Recipient)} FROM {table(Recipient)}"  # noqa: S608 - names from the model
-        f" WHERE {column(Recipient, 'message')} = %s"
-        f" ORDER BY {column(Recipient, 'id')} LIMIT %s OFFSET %s"
-    )
+@dataclass(frozen=True)
+class StatusRead:
+    """What a message's status shows: the message, what was refunded for it
+    (``message_refunds``), its recipients counted by status (``message_status_counts``), when
+    the last of its delivered recipients was delivered, and the page of recipients asked."""
+
+    message: Message
+    refunded: Decimal
+    counts: dict[str, int]
+    delivered: datetime | None
+    recipients: list[Recipient]
 
 
-def message_get_with_refund(
-    *, account: Account, message_id: str, test_only: bool = False
-) -> tuple[Message, Decimal]:
-    """``message_get`` and what was refunded for the message (``message_refunds``), read
-    in one query."""
-    found = read_models(
-        Message,
-        _message_with_refund_sql(test_only),
-        [LedgerEntry.Kind.REFUND.value, account.pk, message_id],
-    )
-    if not found:
-        raise DomainError(ErrorCode.NOT_FOUND, "Message not found")
-    message, (refunded,) = found[0]
-    return message, refunded if refunded is not None else Decimal("0.00")
-
-
-def message_status_summary(*, message_id: str) -> tuple[dict[str, int], datetime | None]:
-    """The message's recipients counted by status (``message_status_counts``) and when the
-    last of its delivered recipients was delivered, read in one query."""
-    counts: dict[str, int] = {}
-    delivered: datetime | None = None
+def message_status_read(
+    *, account: Account, message_id: str, offset: int, limit: int, test_only: bool = False
+) -> StatusRead:
+    """The message (``message_get``) with what its status shows, its recipients from
+    ``offset`` (at most ``limit``, in the order they were added), read in one statement."""
+    params: list[Any] = [LedgerEntry.Kind.REFUND.value, account.pk, message_id, S.DELIVERED, offset]
     with connection.cursor() as cursor:
-        cursor.execute(_status_summary_sql(), [message_id])
-        for state, n, latest in cursor.fetchall():
-            counts[state] = n
-            if state == S.DELIVERED:
-                delivered = latest
-    return counts, delivered
-
-
-def message_recipients_page(*, message: Message, offset: int, limit: int) -> list[Recipient]:
-    """A page of the message's recipients, in the order they were added."""
-    rows = read_models(Recipient, _recipients_page_sql(), [message.pk, limit, offset])
-    return [recipient for recipient, _ in rows]
+        cursor.execute(_status_sql(test_only), [*params, limit, offset])
+        rows = cursor.fetchall()
+    if not rows or rows[0][0] != 0:
+        raise DomainError(ErrorCode.NOT_FOUND, "Message not found")
+    first = rows[0]
+    width = len(Message._meta.concrete_fields)
+    alias = connection.alias
+    refunded, statuses, counts, delivered = first[1 + width : 5 + width]
+    return StatusRead(
+        message=model_at(Message, first, 1, alias),
+        refunded=refunded if refunded is not None else Decimal("0.00"),
+        counts=dict(zip(statuses or (), counts or (), strict=True)),
+        delivered=delivered,
+        recipients=[model_at(Recipient, row, 5 + width, alias) for row in rows[1:]],
+    )
 
 
 def message_status_counts(*, message_ids: Iterable[str]) -> dict[str, dict[str, int]]:

@@ -111,6 +111,15 @@ def _count_remembered(query: str, count: Callable[[], int]) -> int:
     return total
 
 
+def page_params(
+    request: Request, *, default_per_page: int = 50, max_per_page: int = 100
+) -> tuple[int, int]:
+    """The ``page`` and ``per_page`` a listing was asked for, as ``paginate`` reads them."""
+    page = int_param(request, "page", 1, minimum=1, maximum=1_000_000)
+    per_page = int_param(request, "per_page", default_per_page, minimum=1, maximum=max_per_page)
+    return page, per_page
+
+
 def paginate(
     request: Request,
     count: Callable[[], int],
@@ -122,8 +131,9 @@ def paginate(
     """The page a listing was asked for (``page``, ``per_page``) and its ``pagination``
     object: ``count()`` gives the total, ``read(offset, limit)`` the rows, asked only when
     the page has some."""
-    page = int_param(request, "page", 1, minimum=1, maximum=1_000_000)
-    per_page = int_param(request, "per_page", default_per_page, minimum=1, maximum=max_per_page)
+    page, per_page = page_params(
+        request, default_per_page=default_per_page, max_per_page=max_per_page
+    )
     total = count()
     start = (page - 1) * per_page
     items = read(start, per_page) if start < total else []

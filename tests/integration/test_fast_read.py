@@ -196,7 +196,7 @@ def test_an_unexpected_failure_of_the_read_is_answered_alike(apps, monkeypatch, 
     def fail(*args: Any, **kwargs: Any) -> Any:
         raise error
 
-    monkeypatch.setattr(selectors, "message_status_summary", fail)
+    monkeypatch.setattr(selectors, "message_status_read", fail)
     fast = read(made, status, served=True, twins=twins)
     assert fast.status == code
 
