@@ -1,6 +1,9 @@
 import time
+from datetime import timedelta
 
 import pytest
+from django.db import connection
+from django.utils import timezone
 
 from integration import usage
 from integration.models import ApiRequestLog
@@ -89,3 +92,23 @@ def test_the_process_thread_writes_rows_within_the_interval_without_a_request_pa
     while ApiRequestLog.objects.count() < 5 and time.monotonic() < deadline:
         time.sleep(0.05)
     assert ApiRequestLog.objects.count() == 5
+
+
+@pytest.mark.django_db
+def test_each_row_pays_for_the_indexes_its_lookups_use_and_no_more(alice):
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT indexdef FROM pg_indexes WHERE tablename = %s ORDER BY indexname",
+            [ApiRequestLog._meta.db_table],
+        )
+        indexed = [row[0].split(" USING btree ")[1] for row in cursor.fetchall()]
+        assert sorted(indexed) == ["(account_id, created_at)", "(api_key_id)", "(id)"]
+        # The usage page's lookup by account and time takes the account-first index.
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        start = timezone.now() - timedelta(days=30)
+        sql, params = ApiRequestLog.objects.filter(
+            account=alice, created_at__gte=start
+        ).query.sql_with_params()
+        cursor.execute(f"EXPLAIN {sql}", params)
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+    assert "usage_account_time" in plan, plan
