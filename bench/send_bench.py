@@ -113,6 +113,9 @@ def seed(env: dict[str, str], sql: str) -> None:
 
 def reports(base: str, key: str, env: dict[str, str], samples: int) -> None:
     seed(env, SEED_SQL)
+    # Each of the server's threads connects to PostgreSQL on its first request: warm them
+    # with another read first, so that the reports' first request is about the reports.
+    timed_gets(base, "/api/integration/v1/sms/balance/", key, 40)
     paths = {
         "first page": "/api/integration/v1/sms/delivery-reports/",
         "filtered page": "/api/integration/v1/sms/delivery-reports/?status=failed"
@@ -122,7 +125,8 @@ def reports(base: str, key: str, env: dict[str, str], samples: int) -> None:
         times, payload = timed_gets(base, path, key, samples)
         print(
             f"delivery reports, {label}: p50 {percentile(times, 50):.1f} ms, "
-            f"p95 {percentile(times, 95):.1f} ms over {samples} (target p95 <= 30 ms); "
+            f"p95 {percentile(times, 95):.1f} ms over {samples} (target p95 <= 30 ms), "
+            f"the first {times[0]:.1f} ms; "
             f"total {payload['data']['pagination']['total']}"
         )
 
