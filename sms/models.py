@@ -176,8 +176,10 @@ class RecipientTally(models.Model):
     the account has, where counting them took a scan of all of them.
 
     Each account has a row per ``shard`` (the writing connection's process id modulo
-    ``SHARDS``), so sends of one account on different connections do not queue for one row
-    (test sends take no lock on the balance row to queue on already)."""
+    ``SHARDS``, the migration's modulo), so sends of one account on different connections do
+    not queue for one row: test sends take no lock on the balance row, and would otherwise
+    have queued here. A recipient is never moved to another account; the tally would not
+    follow it."""
 
     SHARDS = 8
 
