@@ -23,7 +23,6 @@ from mifumo.api.errors import ApiError
 from mifumo.api.fields import iso, money
 from mifumo.api.pagination import (
     choice_param,
-    count_sql,
     datetime_param,
     page_params,
     paginate,
@@ -291,9 +290,8 @@ class DeliveryReportsApi(ApiView):
         responses=envelope_responses(s.ReportsOut, errors=[E.VALIDATION_ERROR]),
     )
     def get(self, request: Request) -> Response:
-        account = _account(request)
         matching = selectors.delivery_reports(
-            account=account,
+            account=_account(request),
             start=datetime_param(request, "start_date"),
             end=datetime_param(request, "end_date", end_of_day=True),
             status=choice_param(request, "status", STATUSES),
@@ -301,13 +299,7 @@ class DeliveryReportsApi(ApiView):
         )
         items, pagination = paginate(
             request,
-            # Every recipient of the account: its tally, exact at any size; else counted,
-            # a large total remembered briefly.
-            lambda: (
-                selectors.recipient_total(account_id=account.pk)
-                if matching.whole_account
-                else count_sql(*matching.count())
-            ),
+            matching.total,
             lambda offset, limit: matching.page(offset=offset, limit=limit),
         )
         reports = [

@@ -14,6 +14,7 @@ from django.db import connection
 from django.db.models import Count, Q, QuerySet, Sum
 
 from integration.models import Account, LedgerEntry
+from mifumo.api.pagination import count_sql
 from mifumo.days import day_start, per_day
 from mifumo.db import column, columns, iso_sql, model_at, table
 from mifumo.errors import DomainError, ErrorCode
@@ -208,8 +209,6 @@ class ReportsQuery:
     where: str
     params: list[Any]
     about_messages: bool
-    # Every recipient of the account (no filter): counted by its tally.
-    whole_account: bool = False
 
     def _from(self, *, with_messages: bool) -> str:
         joined = (
@@ -218,10 +217,15 @@ class ReportsQuery:
         )
         return f"FROM {table(Recipient)} r{joined if with_messages else ''} WHERE {self.where}"
 
-    def count(self) -> tuple[str, list[Any]]:
-        """The statement counting them, and its parameters (when ``whole_account``,
-        ``recipient_total`` gives the same number without counting)."""
-        return f"SELECT count(*) {self._from(with_messages=self.about_messages)}", self.params
+    def total(self) -> int:
+        """How many there are: when they are every recipient of the account (no filter), its
+        tally, exact at any size; else counted, a large total remembered briefly."""
+        if self.where == _account_only():
+            (account_id,) = self.params
+            return recipient_total(account_id=account_id)
+        return count_sql(
+            f"SELECT count(*) {self._from(with_messages=self.about_messages)}", self.params
+        )
 
     def page(self, *, offset: int, limit: int) -> list[ReportRow]:
         """A page of them, newest first."""
@@ -251,7 +255,7 @@ def delivery_reports(
     status: str | None = None,
     test_only: bool = False,
 ) -> ReportsQuery:
-    where = [f"r.{column(Recipient, 'account')} = %s"]
+    where = [_account_only()]
     params: list[Any] = [account.pk]
     if test_only:
         where.append(f"m.{column(Message, 'is_test')}")
@@ -263,9 +267,12 @@ def delivery_reports(
         if value is not None:
             where.append(condition)
             params.append(value)
-    return ReportsQuery(
-        " AND ".join(where), params, about_messages=test_only, whole_account=len(where) == 1
-    )
+    return ReportsQuery(" AND ".join(where), params, about_messages=test_only)
+
+
+@functools.cache
+def _account_only() -> str:
+    return f"r.{column(Recipient, 'account')} = %s"
 
 
 @functools.cache
