@@ -115,3 +115,14 @@ def prepared_text(execute: str) -> str:
         cursor.execute("SELECT statement FROM pg_prepared_statements WHERE name = %s", [name])
         [(text,)] = cursor.fetchall()
     return str(text)
+
+
+def same_as_the_orm(read: Any, model: Any) -> None:
+    """``read``, an instance made from a row, holds what the ORM reads of it: every field's
+    value, of the same type, and the state of an instance loaded from the database."""
+    stored = model.objects.get(pk=read.pk)
+    for field in model._meta.concrete_fields:
+        value = getattr(read, field.attname)
+        assert value == getattr(stored, field.attname), field.name
+        assert type(value) is type(getattr(stored, field.attname)), field.name
+    assert not read._state.adding and read._state.db == stored._state.db

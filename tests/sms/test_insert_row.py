@@ -32,6 +32,7 @@ from mifumo.db import (
 )
 from mifumo.ids import new_id
 from sms.models import Message, Recipient, SenderId
+from tests.helpers import same_as_the_orm
 
 
 def _message(account, **fields):
@@ -68,15 +69,6 @@ def test_a_row_without_its_primary_key_is_refused(alice):
     assert not Message.objects.exists()
 
 
-def _same_as_the_orm(read, model):
-    stored = model.objects.get(pk=read.pk)
-    for field in model._meta.concrete_fields:
-        value = getattr(read, field.attname)
-        assert value == getattr(stored, field.attname), field.name
-        assert type(value) is type(getattr(stored, field.attname)), field.name
-    assert not read._state.adding and read._state.db == stored._state.db
-
-
 @pytest.mark.django_db
 def test_read_models_gives_what_the_orm_reads_with_the_extra_columns_beside(alice):
     message = _message(alice, id=new_id("msg"), schedule_time=timezone.now())
@@ -93,7 +85,7 @@ def test_read_models_gives_what_the_orm_reads_with_the_extra_columns_beside(alic
         [(message.pk, (42, "x")), (other.pk, (42, "x"))]
     )
     for row, _ in rows:
-        _same_as_the_orm(row, Message)
+        same_as_the_orm(row, Message)
 
 
 @pytest.mark.django_db
@@ -113,7 +105,7 @@ def test_read_models_converts_json_fields_as_the_orm_does(alice):
     assert extra == ()
     assert read.tags == ["vip", "arusha"]
     assert read.custom_fields == {"city": "Arusha", "plan": "gold ✓"}
-    _same_as_the_orm(read, Contact)
+    same_as_the_orm(read, Contact)
 
 
 @pytest.mark.django_db

@@ -44,6 +44,17 @@ def assert_tally_is_the_count() -> None:
     assert tallied() == counted()
 
 
+def queued(message: Message, phone: str) -> Recipient:
+    """An unsaved recipient of ``message``, written by the caller through the ORM."""
+    return Recipient(
+        message=message,
+        account_id=message.account_id,
+        created_at=message.created_at,
+        phone=phone,
+        status=Recipient.Status.QUEUED,
+    )
+
+
 @pytest.mark.django_db
 def test_a_one_recipient_send_through_the_api_is_tallied(api, alice):
     body = {"message": "Habari", "recipients": [TZ]}
@@ -75,23 +86,8 @@ def test_scheduled_sends_are_tallied(alice):
 @pytest.mark.django_db
 def test_rows_written_by_the_orm_are_tallied(alice):
     message = message_send(account=alice, text="hi", recipients=[TZ]).message
-    Recipient.objects.create(
-        message=message,
-        account=alice,
-        created_at=message.created_at,
-        phone="+255754000111",
-        status=Recipient.Status.QUEUED,
-    )
-    Recipient.objects.bulk_create(
-        Recipient(
-            message=message,
-            account=alice,
-            created_at=message.created_at,
-            phone=f"+25575400{i:04d}",
-            status=Recipient.Status.QUEUED,
-        )
-        for i in range(5)
-    )
+    queued(message, "+255754000111").save()
+    Recipient.objects.bulk_create(queued(message, f"+25575400{i:04d}") for i in range(5))
     assert tallied() == {alice.pk: 7}
 
 
@@ -107,6 +103,7 @@ def test_a_send_that_writes_nothing_tallies_nothing(alice, make_account):
         message_send(account=poor, text="hi", recipients=["+255754000111"])
     assert refused.value.code == ErrorCode.INSUFFICIENT_BALANCE
     assert tallied() == {}
+    assert recipient_total(account_id=alice.pk) == 0
     assert_tally_is_the_count()
 
 
@@ -169,13 +166,7 @@ def test_an_account_deleted_takes_its_tally_with_it(make_account, bob):
         created_at=timezone.now(),
     )
     for phone in (TZ, "+255754000111"):
-        Recipient.objects.create(
-            message=message,
-            account=gone,
-            created_at=message.created_at,
-            phone=phone,
-            status=Recipient.Status.QUEUED,
-        )
+        queued(message, phone).save()
     message_send(account=bob, text="hi", recipients=[TZ])
     assert tallied() == {bob.pk: 1, gone.pk: 2}
     Account.objects.filter(pk=gone.pk).delete()
