@@ -1,4 +1,5 @@
-"""Django's PostgreSQL backend with a health check that costs no round trip.
+"""Django's PostgreSQL backend with a health check that costs no round trip, and times read by
+the driver's C parser.
 
 With ``CONN_HEALTH_CHECKS`` Django sends ``SELECT 1`` at the first use of a persistent
 connection in every request. Here the connection's socket is looked at first: a connection
@@ -14,11 +15,15 @@ the same timeout as the request's first statement.
 from __future__ import annotations
 
 import select
+from datetime import UTC
 from typing import Any
 
 from django.db.backends.postgresql import base
+from django.db.backends.postgresql.psycopg_any import BaseTzLoader
 from psycopg import Connection
-from psycopg.adapt import PyFormat
+from psycopg._cmodule import _psycopg
+from psycopg.abc import AdaptContext, Buffer
+from psycopg.adapt import Loader, PyFormat
 from psycopg.types.array import BaseListDumper, ListDumper
 
 
@@ -52,6 +57,37 @@ class _ArrayDumper(ListDumper):
         return self
 
 
+class _DjangoUtcLoader(BaseTzLoader):
+    """Django's own loader for a connection in UTC (what it registers)."""
+
+    timezone = UTC
+
+
+# The driver's C loader; None where the driver runs without its C module.
+_C_LOADER: Any = getattr(_psycopg, "TimestamptzLoader", None)
+
+
+class UtcTimestamptzLoader(Loader):
+    """A ``timestamptz`` read as Django reads it, by the driver's C loader when the session's
+    time zone is UTC (the C loader then gives UTC times, as Django's does), else by Django's.
+    The chosen loader's ``load`` replaces this one's on the instance, so the driver calls C
+    code directly for each value."""
+
+    # What Django's ``create_cursor`` compares with the connection's zone before it
+    # registers a loader of its own on the cursor.
+    timezone = UTC
+
+    def __init__(self, oid: int, context: AdaptContext | None = None):
+        super().__init__(oid, context)
+        pgconn = self.connection.pgconn if self.connection is not None else None
+        in_utc = pgconn is not None and pgconn.parameter_status(b"TimeZone") == b"UTC"
+        chosen = _C_LOADER if in_utc and _C_LOADER is not None else _DjangoUtcLoader
+        self.load = chosen(oid, context).load  # type: ignore[method-assign]
+
+    def load(self, data: Buffer) -> Any:  # replaced in __init__
+        raise NotImplementedError
+
+
 class DatabaseWrapper(base.DatabaseWrapper):
     # Set by Django's base class; its stubs leave them out.
     health_check_enabled: bool
@@ -60,6 +96,8 @@ class DatabaseWrapper(base.DatabaseWrapper):
     def get_new_connection(self, conn_params: dict[str, Any]) -> Connection[Any]:
         connection: Connection[Any] = super().get_new_connection(conn_params)
         connection.adapters.register_dumper(Array, _ArrayDumper)
+        if self.timezone is UTC:
+            connection.adapters.register_loader("timestamptz", UtcTimestamptzLoader)
         return connection
 
     def close_if_health_check_failed(self) -> None:
