@@ -27,6 +27,7 @@ from mifumo.api.pagination import (
     page_params,
     paginate,
     paginate_pages,
+    paginate_read,
 )
 from mifumo.api.responses import ok
 from mifumo.errors import DomainError, ErrorCode
@@ -297,11 +298,7 @@ class DeliveryReportsApi(ApiView):
             status=choice_param(request, "status", STATUSES),
             test_only=api_principal(request).test_only,
         )
-        items, pagination = paginate(
-            request,
-            matching.total,
-            lambda offset, limit: matching.page(offset=offset, limit=limit),
-        )
+        items, pagination = paginate_read(request, matching.read)
         reports = [
             {
                 "message_id": r.message_id,

@@ -217,34 +217,59 @@ class ReportsQuery:
         )
         return f"FROM {table(Recipient)} r{joined if with_messages else ''} WHERE {self.where}"
 
-    def total(self) -> int:
-        """How many there are: when they are every recipient of the account (no filter), its
-        tally, exact at any size; else counted, a large total remembered briefly."""
+    def read(self, offset: int, limit: int) -> tuple[int, list[ReportRow]]:
+        """How many there are, and the page of them at ``offset`` (newest first; read only
+        when the page has some). When they are every recipient of the account (no filter),
+        the total is its tally, exact at any size, read in the page's statement. Else it is
+        counted, a large total remembered briefly, and the page read after."""
         if self.where == _account_only():
-            (account_id,) = self.params
-            return recipient_total(account_id=account_id)
-        return count_sql(
+            return self._tally_and_page(offset, limit)
+        total = count_sql(
             f"SELECT count(*) {self._from(with_messages=self.about_messages)}", self.params
         )
+        return total, (self._page(offset, limit) if offset < total else [])
 
-    def page(self, *, offset: int, limit: int) -> list[ReportRow]:
-        """A page of them, newest first."""
+    def _page_sql(self, first: str = "") -> str:
+        """The statement of a page, without its order and limits (``first``: columns before
+        the page's)."""
         recipient = functools.partial(column, Recipient)
         message = functools.partial(column, Message)
         sent_at, delivered_at, created_at = (
             iso_sql(f"r.{recipient(name)}") for name in ("sent_at", "delivered_at", "created_at")
         )
-        sql = (
-            f"SELECT m.{message('id')}, r.{recipient('phone')}, r.{recipient('status')},"
+        return (
+            f"SELECT {first}m.{message('id')}, r.{recipient('phone')}, r.{recipient('status')},"
             f" m.{message('sender_id')}, {sent_at}, {delivered_at}, r.{recipient('error_code')},"
             f" r.{recipient('cost')}, m.{message('currency')}, {created_at}"
             f" {self._from(with_messages=True)}"
-            f" ORDER BY r.{recipient('created_at')} DESC, r.{recipient('id')} DESC"
-            " LIMIT %s OFFSET %s"
         )
+
+    def _page(self, offset: int, limit: int) -> list[ReportRow]:
+        sql = f"{self._page_sql()} ORDER BY {_newest_first()} LIMIT %s OFFSET %s"
         with connection.cursor() as cursor:
             cursor.execute(sql, [*self.params, limit, offset])
             return [ReportRow._make(row) for row in cursor.fetchall()]
+
+    def _tally_and_page(self, offset: int, limit: int) -> tuple[int, list[ReportRow]]:
+        """The account's tally and the page, in one statement: each row of the page carries
+        the total. An ``offset`` past the total stops the statement before it walks the
+        index; with no rows to carry it, the total is read alone."""
+        sql = (
+            f"WITH t AS ({_tally_sql()}) {self._page_sql('(SELECT total FROM t), ')}"  # noqa: S608 - names from the models
+            f" AND %s < (SELECT total FROM t) ORDER BY {_newest_first()} LIMIT %s OFFSET %s"
+        )
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [self.params[0], *self.params, offset, limit, offset])
+            rows = cursor.fetchall()
+        if not rows:
+            return recipient_total(account_id=self.params[0]), []
+        return rows[0][0], [ReportRow._make(row[1:]) for row in rows]
+
+
+@functools.cache
+def _newest_first() -> str:
+    """The reports' order."""
+    return f"r.{column(Recipient, 'created_at')} DESC, r.{column(Recipient, 'id')} DESC"
 
 
 def delivery_reports(
@@ -278,7 +303,7 @@ def _account_only() -> str:
 @functools.cache
 def _tally_sql() -> str:
     return (
-        f"SELECT coalesce(sum({column(RecipientTally, 'total')}), 0)"  # noqa: S608 - names from the model
+        f"SELECT coalesce(sum({column(RecipientTally, 'total')}), 0)::bigint AS total"  # noqa: S608 - names from the model
         f" FROM {table(RecipientTally)} WHERE {column(RecipientTally, 'account')} = %s"
     )
 

@@ -131,12 +131,29 @@ def paginate(
     """The page a listing was asked for (``page``, ``per_page``) and its ``pagination``
     object: ``count()`` gives the total, ``read(offset, limit)`` the rows, asked only when
     the page has some."""
+
+    def counted_then_read(offset: int, limit: int) -> tuple[int, list[T]]:
+        total = count()
+        return total, (read(offset, limit) if offset < total else [])
+
+    return paginate_read(
+        request, counted_then_read, default_per_page=default_per_page, max_per_page=max_per_page
+    )
+
+
+def paginate_read(
+    request: Request,
+    read: Callable[[int, int], tuple[int, list[T]]],
+    *,
+    default_per_page: int = 50,
+    max_per_page: int = 100,
+) -> tuple[list[T], dict[str, int]]:
+    """``paginate`` for a listing that reads its total and its rows together:
+    ``read(offset, limit)`` gives both (no rows when ``offset`` is past the total)."""
     page, per_page = page_params(
         request, default_per_page=default_per_page, max_per_page=max_per_page
     )
-    total = count()
-    start = (page - 1) * per_page
-    items = read(start, per_page) if start < total else []
+    total, items = read((page - 1) * per_page, per_page)
     return items, {
         "page": page,
         "per_page": per_page,

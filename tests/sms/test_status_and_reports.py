@@ -6,7 +6,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from mifumo.api.fields import iso
-from sms import dispatch
+from sms import dispatch, selectors
 from sms.models import Recipient
 from sms.selectors import derive_status, recipient_was_refunded
 from sms.services import message_send
@@ -169,17 +169,16 @@ def test_delivery_reports_are_one_row_per_recipient_newest_first(api, alice, bob
 @pytest.mark.parametrize(
     ("params", "statements", "tallies"),
     [
-        # Every recipient of the account: the total is its tally, not a count.
+        # Every recipient of the account: the total is its tally, read with the page (alone
+        # when the page has no rows).
         ({}, 1, 1),
-        ({"page": 9}, 0, 1),
-        # Filtered: counted.
+        ({"page": 9}, 1, 2),
+        # Filtered: counted, then the page read only when it has rows.
         ({"status": "queued"}, 2, 0),
         ({"status": "queued", "page": 9}, 1, 0),
     ],
 )
-def test_delivery_reports_count_then_read_the_page_only_when_it_has_rows(
-    api, alice, params, statements, tallies
-):
+def test_delivery_reports_statements(api, alice, params, statements, tallies):
     make_history(alice)
     with CaptureQueriesContext(connection) as queries:
         assert_envelope(api.get("sms/delivery-reports/", params), 200)
@@ -187,6 +186,47 @@ def test_delivery_reports_count_then_read_the_page_only_when_it_has_rows(
     assert len(reads) == statements, reads
     tally = [q["sql"] for q in queries.captured_queries if '"sms_recipienttally"' in q["sql"]]
     assert len(tally) == tallies, tally
+
+
+@pytest.mark.django_db
+def test_delivery_reports_past_the_last_page_walk_no_recipients(api, alice):
+    """The tally and the page share a statement; past the total its page part never runs."""
+    make_history(alice)
+    with CaptureQueriesContext(connection) as queries:
+        body = assert_envelope(api.get("sms/delivery-reports/", {"page": 9}), 200)
+    assert body["data"]["reports"] == []
+    assert body["data"]["pagination"] == {"page": 9, "per_page": 50, "total": 4, "pages": 1}
+    (sql,) = [q["sql"] for q in queries.captured_queries if '"sms_recipient"' in q["sql"]]
+    with connection.cursor() as cursor:
+        cursor.execute(f"EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF) {sql}")
+        plan = [line for (line,) in cursor.fetchall()]
+    scans = [i for i, line in enumerate(plan) if "sms_recipient " in line and "Scan" in line]
+    assert scans, plan
+    # The scan, or the node above it that decides for it, never ran.
+    assert any("never executed" in plan[i] for i in scans) or any(
+        "never executed" in line for line in plan[: scans[0]]
+    ), plan
+
+
+@pytest.mark.django_db
+def test_delivery_reports_pages_with_their_tally_match_the_page_read_alone(alice, bob):
+    """Every page read with the tally holds exactly the rows, in the order, that the page's
+    own statement reads: recipients sharing a creation time are ordered by id both ways."""
+    now = timezone.now()
+    for n in range(7):
+        phones = [f"+25571200{n}{i:03d}" for i in range(n % 3 + 1)]
+        message = message_send(account=alice, text="hi", recipients=phones).message
+        moment = now - timedelta(hours=n // 2)
+        Recipient.objects.filter(message=message).update(created_at=moment)
+    message_send(account=bob, text="hi", recipients=[TZ])
+    matching = selectors.delivery_reports(account=alice)
+    assert matching.where == selectors._account_only()
+    everything = matching._page(0, 100)
+    assert len(everything) == 13
+    for offset, limit in ((0, 5), (5, 5), (10, 5), (12, 1), (0, 100), (13, 5), (40, 5)):
+        total, rows = matching.read(offset, limit)
+        assert total == 13
+        assert rows == matching._page(offset, limit) == everything[offset : offset + limit]
 
 
 @pytest.mark.django_db
