@@ -7,7 +7,10 @@ PostgreSQL and Redis, the simulator carrier.
 Open-loop: requests are due at a fixed rate whatever the answers' latency (a third sends, the
 rest status polls, delivery reports and contact searches), and each one's latency runs from
 the moment it was due, so a server that falls behind shows it in the percentiles instead of
-slowing the load down. The requests go over a pool of kept-alive connections. Prints
+slowing the load down. The requests go over a pool of kept-alive connections, driven by one
+thread with non-blocking sockets (``Pool``): the generator shares the machine's two cores
+with the stack, and a thread per connection with ``http.client`` took 0.49 ms of CPU per
+request where this takes less. Prints
 per-kind p50/p99 and error counts, the rate achieved, the resident memory of every process
 at start, by minute and at the end, how long the queue takes to drain once the load stops,
 and how long receipts took to be applied after their submission.
@@ -22,16 +25,17 @@ walking the index: 8 ms instead of 0.15 ms after 5,000 sends. ``--analyze-at S``
 from __future__ import annotations
 
 import argparse
-import http.client
 import json
 import os
-import queue
 import random
+import selectors
+import socket
 import subprocess
 import threading
 import time
 import urllib.parse
-from collections import defaultdict
+from collections import defaultdict, deque
+from collections.abc import Callable
 from typing import Any
 
 from bench.common import (
@@ -132,9 +136,9 @@ def run(
         ).stdout.split()[0]
     )
     pids = {"web": web_pid, **pids}
-    client = Client(base, key)
+    pool = Pool(base, key, args.connections, lambda kind, due_at, status, body: None)
     for n in range(200):
-        client.call(
+        pool.call(
             "POST",
             "/api/integration/v1/contacts/create/",
             {"name": f"Customer {n}", "phone_number": f"+25575{n:07d}", "tags": ["load"]},
@@ -144,47 +148,29 @@ def run(
     # (seconds into the run the request was due, its latency): the tail over time.
     timeline: list[tuple[float, float]] = []
     statuses: dict[str, dict[int, int]] = defaultdict(lambda: defaultdict(int))
-    lock = threading.Lock()
-    due: queue.Queue[tuple[str, int, float] | None] = queue.Queue()
 
-    def one(client: Client, kind: str, n: int) -> int:
+    def request(kind: str, n: int) -> bytes:
         if kind == "send":
-            status, payload = client.call(
-                "POST",
-                "/api/integration/v1/sms/send/",
-                # Ending in 5: never one of the simulator's magic numbers (0001-0004).
-                {"message": f"Load {n}", "recipients": [f"+25571{n % 1000000:06d}5"]},
-            )
-            if status == 200:
-                with lock:
-                    message_ids.append(payload["data"]["message_id"])
-            return status
+            # Ending in 5: never one of the simulator's magic numbers (0001-0004).
+            body = {"message": f"Load {n}", "recipients": [f"+25571{n % 1000000:06d}5"]}
+            return pool.request("POST", "/api/integration/v1/sms/send/", body)
         if kind == "status" and message_ids:
             message_id = random.choice(message_ids[-500:])
-            return client.call("GET", f"/api/integration/v1/sms/status/{message_id}/")[0]
+            return pool.request("GET", f"/api/integration/v1/sms/status/{message_id}/")
         if kind == "reports" or kind == "status":
-            return client.call("GET", "/api/integration/v1/sms/delivery-reports/?per_page=50")[0]
-        return client.call("GET", "/api/integration/v1/contacts/search/?q=Customer%201")[0]
+            return pool.request("GET", "/api/integration/v1/sms/delivery-reports/?per_page=50")
+        return pool.request("GET", "/api/integration/v1/contacts/search/?q=Customer%201")
 
-    def worker() -> None:
-        own = Client(base, key)
-        while (item := due.get()) is not None:
-            kind, n, due_at = item
-            try:
-                status = one(own, kind, n)
-            except OSError:
-                status = 599
-                own = Client(base, key)
-            ms = (time.monotonic() - due_at) * 1000
-            with lock:
-                latencies[kind].append(ms)
-                timeline.append((due_at - started, ms))
-                statuses[kind][status] += 1
+    def answered(kind: str, due_at: float, status: int, body: bytes) -> None:
+        ms = (time.monotonic() - due_at) * 1000
+        latencies[kind].append(ms)
+        timeline.append((due_at - started, ms))
+        statuses[kind][status] += 1
+        if kind == "send" and status == 200:
+            message_ids.append(json.loads(body)["data"]["message_id"])
 
+    pool.answered = answered
     started = time.monotonic()
-    threads = [threading.Thread(target=worker, daemon=True) for _ in range(args.connections)]
-    for thread in threads:
-        thread.start()
     start_memory = memory(pids)
     # RSS every minute, to tell warm-up from a leak: the growth should stop, not go on.
     samples: list[tuple[float, dict[str, float]]] = [(0.0, start_memory)]
@@ -205,20 +191,18 @@ def run(
     n = 0
     fell_behind = None
     while next_at < deadline:
-        if due.qsize() > args.rate * BACKLOG_SECONDS:
+        if pool.waiting() > args.rate * BACKLOG_SECONDS:
             # Past its capacity the server only builds a backlog; stop offering load.
             fell_behind = time.monotonic() - started
             break
-        due.put((kinds[n % len(kinds)], n, next_at))
+        kind = kinds[n % len(kinds)]
+        pool.submit(kind, next_at, request(kind, n))
         n += 1
         if time.monotonic() - started >= 60 * len(samples):
             samples.append(((time.monotonic() - started) / 60, memory(pids)))
         next_at += interval
-        time.sleep(max(0.0, next_at - time.monotonic()))
-    for _ in threads:
-        due.put(None)
-    for thread in threads:
-        thread.join(120)
+        pool.serve_until(next_at)
+    pool.serve_until(time.monotonic() + 120, drained=True)
     load_end = time.monotonic()
     meter_from.cancel()
     cpu = meter.stop() if meter.first else {}
@@ -241,11 +225,11 @@ def run(
     print_tail_over_time(timeline)
     if cpu:
         span = load_end - started - CPU_FROM
-        answered = sum(1 for at, _ in timeline if at >= CPU_FROM)
+        counted = sum(1 for at, _ in timeline if at >= CPU_FROM)
         print(
             f"  CPU from {CPU_FROM} s to the end, % of a core (ms per request): "
             + ", ".join(
-                f"{name} {100 * seconds / span:.0f}% ({1000 * seconds / answered:.2f})"
+                f"{name} {100 * seconds / span:.0f}% ({1000 * seconds / counted:.2f})"
                 for name, seconds in sorted(cpu.items(), key=lambda kv: -kv[1])
             )
         )
@@ -293,26 +277,162 @@ def wait_drained(env: dict[str, str]) -> float | None:
     return None
 
 
-class Client:
-    """One kept-alive HTTP connection to the server, authenticated with the bench key."""
+class Pool:
+    """Kept-alive HTTP/1.1 connections to the server, driven from one thread: requests wait in
+    order for a free connection; ``serve_until`` sends and reads until a moment, calling
+    ``answered(kind, due_at, status, body)`` for each answer."""
 
-    def __init__(self, base: str, key: str) -> None:
+    def __init__(
+        self,
+        base: str,
+        key: str,
+        connections: int,
+        answered: Callable[[str, float, int, bytes], None],
+    ) -> None:
         url = urllib.parse.urlsplit(base)
-        self.connection = http.client.HTTPConnection(url.hostname or "", url.port, timeout=120)
-        self.headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+        self.address = (url.hostname or "127.0.0.1", url.port or 80)
+        self.head = f"Host: {self.address[0]}:{self.address[1]}\r\nAuthorization: Bearer {key}\r\n"
+        self.answered = answered
+        self.selector = selectors.DefaultSelector()
+        self.free = [self._connect() for _ in range(connections)]
+        self.queue: deque[tuple[str, float, bytes]] = deque()
+        self.busy = 0
+
+    def _connect(self) -> _Connection:
+        sock = socket.create_connection(self.address)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.setblocking(False)
+        return _Connection(sock)
+
+    def request(self, method: str, path: str, body: Any = None) -> bytes:
+        """The bytes of a request."""
+        data = b"" if body is None else json.dumps(body).encode()
+        typed = "Content-Type: application/json\r\n" if data else ""
+        start = f"{method} {path} HTTP/1.1\r\n{self.head}{typed}Content-Length: {len(data)}\r\n\r\n"
+        return start.encode() + data
 
     def call(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
-        data = None if body is None else json.dumps(body).encode()
+        """One request, answered before it returns (for the setup)."""
+        got: list[tuple[int, bytes]] = []
+        answered, self.answered = (
+            self.answered,
+            lambda kind, due, status, data: got.append((status, data)),
+        )
         try:
-            self.connection.request(method, path, body=data, headers=self.headers)
-            response = self.connection.getresponse()
-        except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
-            # The server closed an idle kept-alive connection before reading the request.
-            self.connection.close()
-            self.connection.request(method, path, body=data, headers=self.headers)
-            response = self.connection.getresponse()
-        payload = json.loads(response.read())
-        return response.status, payload
+            self.submit("call", time.monotonic(), self.request(method, path, body))
+            self.serve_until(time.monotonic() + 60, drained=True)
+        finally:
+            self.answered = answered
+        status, data = got[0]
+        return status, json.loads(data)
+
+    def submit(self, kind: str, due_at: float, request: bytes) -> None:
+        self.queue.append((kind, due_at, request))
+        self._start()
+
+    def waiting(self) -> int:
+        """Requests due that wait for a free connection."""
+        return len(self.queue)
+
+    def _start(self) -> None:
+        while self.queue and self.free:
+            connection = self.free.pop()
+            connection.begin(*self.queue.popleft())
+            self._send(connection)
+            self.selector.register(connection.sock, selectors.EVENT_READ, connection)
+            self.busy += 1
+
+    def _send(self, connection: _Connection) -> None:
+        # A request is a few hundred bytes: the socket's buffer takes it whole.
+        sent = connection.sock.send(connection.outgoing)
+        if sent != len(connection.outgoing):
+            raise OSError(f"sent {sent} of {len(connection.outgoing)} bytes of a request")
+
+    def serve_until(self, moment: float, *, drained: bool = False) -> None:
+        """Read answers until ``moment`` (or, with ``drained``, until none is outstanding);
+        those already in are read even when ``moment`` has passed."""
+        while not (drained and not self.busy and not self.queue):
+            for key, _ in self.selector.select(max(0.0, moment - time.monotonic())):
+                self._receive(key.data)
+            if time.monotonic() >= moment:
+                return
+
+    def _receive(self, connection: _Connection) -> None:
+        try:
+            chunk = connection.sock.recv(65536)
+        except BlockingIOError:
+            return
+        if not chunk:
+            if connection.incoming or connection.resent:
+                raise OSError("the server closed a connection during an answer")
+            # The server closed the kept-alive connection before it read the request.
+            self.selector.unregister(connection.sock)
+            connection.sock.close()
+            connection.sock = self._connect().sock
+            connection.resent = True
+            self._send(connection)
+            self.selector.register(connection.sock, selectors.EVENT_READ, connection)
+            return
+        answer = connection.read(chunk)
+        if answer is None:
+            return
+        self.selector.unregister(connection.sock)
+        self.busy -= 1
+        self.free.append(connection)
+        self.answered(connection.kind, connection.due_at, *answer)
+        self._start()
+
+
+class _Connection:
+    """One connection's request in flight and the bytes of its answer so far."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.kind = ""
+        self.due_at = 0.0
+        self.outgoing = b""
+        self.incoming = bytearray()
+        self.resent = False
+
+    def begin(self, kind: str, due_at: float, request: bytes) -> None:
+        self.kind, self.due_at, self.outgoing = kind, due_at, request
+        self.incoming.clear()
+        self.resent = False
+
+    def read(self, chunk: bytes) -> tuple[int, bytes] | None:
+        """The answer (status, body) once ``chunk`` completes it, else None."""
+        self.incoming += chunk
+        end = self.incoming.find(b"\r\n\r\n")
+        if end < 0:
+            return None
+        head = bytes(self.incoming[:end]).decode("latin-1").lower().split("\r\n")
+        status = int(head[0].split(" ", 2)[1])
+        fields = dict(line.split(":", 1) for line in head[1:] if ":" in line)
+        body = bytes(self.incoming[end + 4 :])
+        if "content-length" in fields:
+            length = int(fields["content-length"])
+            return (status, body[:length]) if len(body) >= length else None
+        if fields.get("transfer-encoding", "").strip() == "chunked":
+            return _dechunked(status, body)
+        raise OSError(f"an answer with neither a length nor chunks: {head}")
+
+
+def _dechunked(status: int, body: bytes) -> tuple[int, bytes] | None:
+    """A chunked body, once its last chunk is in."""
+    parts: list[bytes] = []
+    at = 0
+    while True:
+        line_end = body.find(b"\r\n", at)
+        if line_end < 0:
+            return None
+        size = int(body[at:line_end].split(b";")[0], 16)
+        start = line_end + 2
+        if size == 0:
+            return (status, b"".join(parts)) if body.find(b"\r\n", start) >= 0 else None
+        if len(body) < start + size + 2:
+            return None
+        parts.append(body[start : start + size])
+        at = start + size + 2
 
 
 if __name__ == "__main__":
