@@ -344,7 +344,13 @@ class Pool:
 
     def _send(self, connection: _Connection) -> None:
         # A request is a few hundred bytes: the socket's buffer takes it whole.
-        sent = connection.sock.send(connection.outgoing)
+        try:
+            sent = connection.sock.send(connection.outgoing)
+        except (BrokenPipeError, ConnectionResetError):
+            # The server closed the kept-alive connection: once more on a new one.
+            connection.sock.close()
+            connection.sock = self._connect().sock
+            sent = connection.sock.send(connection.outgoing)
         if sent != len(connection.outgoing):
             raise OSError(f"sent {sent} of {len(connection.outgoing)} bytes of a request")
 
