@@ -22,8 +22,9 @@ from django.db.backends.postgresql import base
 from django.db.backends.postgresql.psycopg_any import BaseTzLoader
 from psycopg import Connection
 from psycopg._cmodule import _psycopg
-from psycopg.abc import AdaptContext, Buffer
-from psycopg.adapt import Loader, PyFormat
+from psycopg.abc import AdaptContext
+from psycopg.adapt import PyFormat
+from psycopg.pq import Format
 from psycopg.types.array import BaseListDumper, ListDumper
 
 
@@ -67,25 +68,23 @@ class _DjangoUtcLoader(BaseTzLoader):
 _C_LOADER: Any = getattr(_psycopg, "TimestamptzLoader", None)
 
 
-class UtcTimestamptzLoader(Loader):
-    """A ``timestamptz`` read as Django reads it, by the driver's C loader when the session's
-    time zone is UTC (the C loader then gives UTC times, as Django's does), else by Django's.
-    The chosen loader's ``load`` replaces this one's on the instance, so the driver calls C
-    code directly for each value."""
+class UtcTimestamptzLoader:
+    """What the connection registers for ``timestamptz``: making one makes the driver's C
+    loader when the session's time zone is UTC (it then gives UTC times, as Django's loader
+    does), else Django's loader. The driver then calls the C loader directly for each value."""
 
+    # Read by the driver when the class is registered.
+    format = Format.TEXT
     # What Django's ``create_cursor`` compares with the connection's zone before it
     # registers a loader of its own on the cursor.
     timezone = UTC
 
-    def __init__(self, oid: int, context: AdaptContext | None = None):
-        super().__init__(oid, context)
-        pgconn = self.connection.pgconn if self.connection is not None else None
+    def __new__(cls, oid: int, context: AdaptContext | None = None) -> Any:
+        connection = context.connection if context is not None else None
+        pgconn = connection.pgconn if connection is not None else None
         in_utc = pgconn is not None and pgconn.parameter_status(b"TimeZone") == b"UTC"
         chosen = _C_LOADER if in_utc and _C_LOADER is not None else _DjangoUtcLoader
-        self.load = chosen(oid, context).load  # type: ignore[method-assign]
-
-    def load(self, data: Buffer) -> Any:  # replaced in __init__
-        raise NotImplementedError
+        return chosen(oid, context)
 
 
 class DatabaseWrapper(base.DatabaseWrapper):
@@ -97,7 +96,8 @@ class DatabaseWrapper(base.DatabaseWrapper):
         connection: Connection[Any] = super().get_new_connection(conn_params)
         connection.adapters.register_dumper(Array, _ArrayDumper)
         if self.timezone is UTC:
-            connection.adapters.register_loader("timestamptz", UtcTimestamptzLoader)
+            loader: Any = UtcTimestamptzLoader  # makes loaders, as a loader class does
+            connection.adapters.register_loader("timestamptz", loader)
         return connection
 
     def close_if_health_check_failed(self) -> None:

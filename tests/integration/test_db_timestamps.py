@@ -52,12 +52,6 @@ def read(loader: type[Any] | None, text: str) -> Any:
     return row[0]
 
 
-def chosen(loader: UtcTimestamptzLoader) -> Any:
-    """The loader whose ``load`` the instance took."""
-    load: Any = loader.load
-    return load.__self__
-
-
 def same_reading(text: str) -> None:
     mine, djangos = read(None, text), read(_DjangoUtcLoader, text)
     assert mine == djangos, text
@@ -87,7 +81,7 @@ def test_the_connection_reads_times_with_the_c_loader() -> None:
     assert adapters.get_loader(TIMESTAMPTZ, psycopg.pq.Format.TEXT) is UtcTimestamptzLoader
     loader = UtcTimestamptzLoader(TIMESTAMPTZ, connection.connection)
     assert base._C_LOADER is not None
-    assert isinstance(chosen(loader), base._C_LOADER)
+    assert isinstance(loader, base._C_LOADER)
 
 
 @pytest.mark.django_db
@@ -117,7 +111,7 @@ def test_djangos_cursor_keeps_the_loader() -> None:
 @pytest.mark.django_db
 def test_a_session_in_another_zone_is_read_by_djangos_loader(session_zone: None) -> None:
     loader = UtcTimestamptzLoader(TIMESTAMPTZ, connection.connection)
-    assert isinstance(chosen(loader), _DjangoUtcLoader)
+    assert isinstance(loader, _DjangoUtcLoader)
     for text in TIMES:
         same_reading(text)
 
@@ -126,14 +120,14 @@ def test_a_session_in_another_zone_is_read_by_djangos_loader(session_zone: None)
 def test_without_the_c_module_djangos_loader_reads(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(base, "_C_LOADER", None)
     loader = UtcTimestamptzLoader(TIMESTAMPTZ, connection.connection)
-    assert isinstance(chosen(loader), _DjangoUtcLoader)
+    assert isinstance(loader, _DjangoUtcLoader)
     for text in TIMES:
         same_reading(text)
 
 
 def test_a_loader_without_a_connection_is_djangos() -> None:
     loader = UtcTimestamptzLoader(TIMESTAMPTZ, None)
-    assert isinstance(chosen(loader), _DjangoUtcLoader)
+    assert isinstance(loader, _DjangoUtcLoader)
     assert loader.load(b"2001-02-03 04:05:06.789+00") == datetime(
         2001, 2, 3, 4, 5, 6, 789000, tzinfo=UTC
     )
