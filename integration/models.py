@@ -204,8 +204,14 @@ class LedgerEntry(models.Model):
     balance_after = models.DecimalField(max_digits=14, decimal_places=2)
     reference = models.CharField(max_length=64, blank=True)
     note = models.CharField(max_length=255, blank=True)
+    # Set for movements a person made (top-ups, adjustments), empty for the debits and refunds
+    # of sends: indexed by ledger_created_by, which holds only the rows that have one.
     created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        db_index=False,
     )
     created_at = models.DateTimeField(default=timezone.now)
 
@@ -215,6 +221,12 @@ class LedgerEntry(models.Model):
             models.Index(fields=["account", "-id"], name="ledger_account_recent"),
             # Exact matches only: no LIKE index beside it (db_index=True would add one).
             models.Index(fields=["reference"], name="ledger_reference"),
+            # A user's movements (their deletion clears them): a send's row has no entry here.
+            models.Index(
+                fields=["created_by"],
+                name="ledger_created_by",
+                condition=models.Q(created_by__isnull=False),
+            ),
         ]
         verbose_name_plural = "ledger entries"
 

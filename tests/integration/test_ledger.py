@@ -99,3 +99,39 @@ def test_concurrent_debits_never_overspend_and_the_ledger_sums_to_the_balance(ma
     )
     assert len(set(balances)) == len(balances)  # every debit saw its own balance
     assert Account.objects.get(pk=account.pk).balance >= 0
+
+
+@pytest.mark.django_db
+def test_a_send_s_debit_pays_no_entry_in_the_created_by_index(alice, django_user_model):
+    """The ledger's indexes are these and no more; the one on ``created_by`` holds only the
+    rows that name a user, and still serves the lookup a user's deletion makes."""
+    staff = django_user_model.objects.create_user("ledger-staff", password="x" * 16)
+    account_top_up(account=alice, amount="100", note="by hand", created_by=staff)
+    for n in range(3):
+        account_debit(account_id=alice.pk, amount=Decimal("1.00"), reference=f"msg_{n}")
+    table = LedgerEntry._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT indexname, indexdef FROM pg_indexes WHERE tablename = %s", [table])
+        indexes = {name: sql.split(" USING btree ")[1] for name, sql in cursor.fetchall()}
+        assert sorted(indexes.values()) == [
+            "(account_id, id DESC)",
+            "(created_by_id) WHERE (created_by_id IS NOT NULL)",
+            "(id)",
+            "(reference)",
+        ]
+        # Only the top-up by hand is in it: the debits, and the opening balance, name nobody.
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        cursor.execute("SET LOCAL enable_bitmapscan = off")
+        cursor.execute(
+            "EXPLAIN (ANALYZE, FORMAT JSON) SELECT id FROM integration_ledgerentry "
+            "WHERE created_by_id IS NOT NULL"
+        )
+        plan = cursor.fetchone()[0][0]["Plan"]
+        assert plan["Index Name"] == "ledger_created_by" and plan["Actual Rows"] == 1
+        # Deleting a user clears their rows through the index (created_by_id IN (...)).
+        sql, params = LedgerEntry.objects.filter(created_by__in=[staff.pk]).query.sql_with_params()
+        cursor.execute(f"EXPLAIN {sql}", params)
+        assert "ledger_created_by" in "\n".join(row[0] for row in cursor.fetchall())
+    staff.delete()
+    assert LedgerEntry.objects.filter(account=alice, created_by__isnull=False).count() == 0
+    assert LedgerEntry.objects.filter(account=alice, note="by hand").count() == 1
