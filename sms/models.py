@@ -290,7 +290,10 @@ class CarrierRoute(models.Model):
 class SubmitAttempt(models.Model):
     """One batch of one message offered to one carrier, and what the carrier said."""
 
-    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="submit_attempts")
+    # Its index is in Meta: no pattern index on the message's id (see the migrations).
+    message = models.ForeignKey(
+        Message, on_delete=models.CASCADE, related_name="submit_attempts", db_index=False
+    )
     carrier = models.CharField(max_length=40)
     recipient_count = models.PositiveIntegerField()
     accepted = models.PositiveIntegerField(default=0)
@@ -301,7 +304,10 @@ class SubmitAttempt(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
-        indexes = [models.Index(fields=["carrier", "created_at"], name="submit_attempt_carrier")]
+        indexes = [
+            models.Index(fields=["carrier", "created_at"], name="submit_attempt_carrier"),
+            models.Index(fields=["message"], name="submit_attempt_message"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.carrier}: {self.accepted}/{self.recipient_count}"

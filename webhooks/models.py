@@ -131,11 +131,13 @@ class AccountTestSigningSecret(_AccountSecret):
 
 
 class Event(models.Model):
+    # Ids are looked up whole: no pattern index beside the primary key (see the migrations),
+    # and the foreign keys' indexes are the ones in Meta.
     id = models.CharField(primary_key=True, max_length=ID_MAX_LENGTH, default=IdFactory("evt"))
-    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="+")
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="+", db_index=False)
     type = models.CharField(max_length=32, choices=EventType.choices)
     message = models.ForeignKey(
-        Message, null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+        Message, null=True, blank=True, on_delete=models.CASCADE, related_name="+", db_index=False
     )
     # Whose raw key goes into "Authorization: Bearer"; null for dashboard sends.
     api_key = models.ForeignKey(
@@ -150,7 +152,10 @@ class Event(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
-        indexes = [models.Index(fields=["account", "-created_at"], name="webhook_event_recent")]
+        indexes = [
+            models.Index(fields=["account", "-created_at"], name="webhook_event_recent"),
+            models.Index(fields=["message"], name="webhook_event_message"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.id} {self.type}"
@@ -168,12 +173,21 @@ class Delivery(models.Model):
         SUCCEEDED = "succeeded", "Succeeded"
         FAILED = "failed", "Failed"
 
+    # As the event's: indexes in Meta only. A delivery's row is written again with each
+    # attempt's outcome, and every index takes a new entry then.
     id = models.CharField(primary_key=True, max_length=ID_MAX_LENGTH, default=IdFactory("dlv"))
-    event = models.ForeignKey(Event, on_delete=models.CASCADE, related_name="deliveries")
-    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="+")
+    event = models.ForeignKey(
+        Event, on_delete=models.CASCADE, related_name="deliveries", db_index=False
+    )
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="+", db_index=False)
     # Null: the message's own webhook_url.
     endpoint = models.ForeignKey(
-        Endpoint, null=True, blank=True, on_delete=models.CASCADE, related_name="deliveries"
+        Endpoint,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="deliveries",
+        db_index=False,
     )
     url = models.CharField(max_length=2000)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
@@ -200,6 +214,7 @@ class Delivery(models.Model):
             models.Index(fields=["status", "next_attempt_at"], name="webhook_delivery_due"),
             models.Index(fields=["endpoint", "-created_at"], name="webhook_delivery_endpoint"),
             models.Index(fields=["account", "-created_at"], name="webhook_delivery_account"),
+            models.Index(fields=["event"], name="webhook_delivery_event"),
         ]
 
     def __str__(self) -> str:
@@ -207,7 +222,9 @@ class Delivery(models.Model):
 
 
 class DeliveryAttempt(models.Model):
-    delivery = models.ForeignKey(Delivery, on_delete=models.CASCADE, related_name="attempt_log")
+    delivery = models.ForeignKey(
+        Delivery, on_delete=models.CASCADE, related_name="attempt_log", db_index=False
+    )
     number = models.PositiveSmallIntegerField()
     started_at = models.DateTimeField()
     url = models.CharField(max_length=2000)
@@ -219,6 +236,7 @@ class DeliveryAttempt(models.Model):
 
     class Meta:
         ordering = ["delivery", "started_at", "id"]
+        indexes = [models.Index(fields=["delivery"], name="webhook_attempt_delivery")]
 
     def __str__(self) -> str:
         return f"{self.delivery_id} #{self.number}"

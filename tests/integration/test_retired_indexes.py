@@ -1,0 +1,139 @@
+"""The indexes Django makes on its own for ids (a pattern twin for ``LIKE``, one on a column
+that a composite index starts with) are gone from the webhook and submit-attempt tables, each
+lookup still finds an index, and the operation that retired them runs both ways."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.db import connection
+from django.db.migrations.executor import MigrationExecutor
+
+from mifumo.migration_ops import RetireFieldIndexes
+from sms.models import SubmitAttempt
+from tests.webhooks.conftest import make_message
+from webhooks.models import Delivery, DeliveryAttempt, Endpoint, Event
+
+EXPECTED = {
+    "webhooks_event": {
+        "webhooks_event_pkey": "(id)",
+        "webhook_event_recent": "(account_id, created_at DESC)",
+        "webhook_event_message": "(message_id)",
+        "webhooks_event_api_key_id_a77a79b1": "(api_key_id)",
+    },
+    "webhooks_delivery": {
+        "webhooks_delivery_pkey": "(id)",
+        "webhook_delivery_due": "(status, next_attempt_at)",
+        "webhook_delivery_endpoint": "(endpoint_id, created_at DESC)",
+        "webhook_delivery_account": "(account_id, created_at DESC)",
+        "webhook_delivery_event": "(event_id)",
+    },
+    "webhooks_deliveryattempt": {
+        "webhooks_deliveryattempt_pkey": "(id)",
+        "webhook_attempt_delivery": "(delivery_id)",
+    },
+    "sms_submitattempt": {
+        "sms_submitattempt_pkey": "(id)",
+        "submit_attempt_carrier": "(carrier, created_at)",
+        "submit_attempt_message": "(message_id)",
+    },
+}
+
+
+def indexes(table: str) -> dict[str, str]:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT indexname, indexdef FROM pg_indexes WHERE tablename = %s", [table])
+        return {name: sql.split(" USING btree ")[1] for name, sql in cursor.fetchall()}
+
+
+@pytest.mark.parametrize("table", sorted(EXPECTED))
+@pytest.mark.django_db
+def test_each_table_has_these_indexes_and_no_more(table: str) -> None:
+    assert indexes(table) == EXPECTED[table]
+
+
+def plan(queryset: Any) -> str:
+    sql, params = queryset.query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        cursor.execute(f"EXPLAIN {sql}", params)
+        return "\n".join(row[0] for row in cursor.fetchall())
+
+
+@pytest.mark.django_db
+def test_every_lookup_by_a_key_still_takes_an_index(alice: Any) -> None:
+    message = make_message(alice)
+    endpoint = Endpoint.objects.create(account=alice, url="https://example.com/hook")
+    event = Event.objects.create(account=alice, type="message.sent", message=message, body="{}")
+    delivery = Delivery.objects.create(
+        event=event, account=alice, endpoint=endpoint, url=endpoint.url
+    )
+    lookups = {
+        "webhook_event_message": Event.objects.filter(message=message),
+        "webhook_event_recent": Event.objects.filter(account=alice),
+        "webhook_delivery_event": Delivery.objects.filter(event=event),
+        "webhook_delivery_endpoint": Delivery.objects.filter(endpoint=endpoint),
+        "webhook_delivery_account": Delivery.objects.filter(account=alice),
+        "webhook_attempt_delivery": DeliveryAttempt.objects.filter(delivery=delivery),
+        "submit_attempt_message": SubmitAttempt.objects.filter(message=message),
+        # An id is looked up whole, by the primary key.
+        "webhooks_event_pkey": Event.objects.filter(pk=event.pk),
+        "webhooks_delivery_pkey": Delivery.objects.filter(pk=delivery.pk),
+    }
+    for index, queryset in lookups.items():
+        assert index in plan(queryset), (index, plan(queryset))
+
+
+def state_at(app: str, migration: str) -> Any:
+    return MigrationExecutor(connection).loader.project_state((app, migration), at_end=True)
+
+
+@pytest.mark.django_db
+def test_the_operation_puts_back_what_it_took_and_takes_it_again() -> None:
+    """Backwards then forwards, inside the test's transaction (PostgreSQL's DDL is
+    transactional): Django's own plain and pattern indexes come back under Django's names, as
+    a database made before the change has them, then go again."""
+    after = state_at("webhooks", "0005_fewer_indexes")
+    before = state_at("webhooks", "0004_inbound_events")
+    operations = [
+        RetireFieldIndexes("event", "id", plain=False),
+        RetireFieldIndexes("event", "account"),
+        RetireFieldIndexes("event", "message", keep_as="webhook_event_message"),
+    ]
+    with connection.schema_editor(atomic=False) as editor:
+        for operation in reversed(operations):
+            operation.database_backwards("webhooks", editor, after, before)
+    assert indexes("webhooks_event") == {
+        "webhooks_event_pkey": "(id)",
+        "webhook_event_recent": "(account_id, created_at DESC)",
+        "webhooks_event_id_136b0861_like": "(id varchar_pattern_ops)",
+        "webhooks_event_account_id_551ec817": "(account_id)",
+        "webhooks_event_message_id_f835fdae": "(message_id)",
+        "webhooks_event_message_id_f835fdae_like": "(message_id varchar_pattern_ops)",
+        "webhooks_event_api_key_id_a77a79b1": "(api_key_id)",
+    }
+    with connection.schema_editor(atomic=False) as editor:
+        for operation in operations:
+            operation.database_forwards("webhooks", editor, before, after)
+    assert indexes("webhooks_event") == EXPECTED["webhooks_event"]
+
+
+def test_the_operation_describes_itself_and_rebuilds_from_its_parts() -> None:
+    kept = RetireFieldIndexes("event", "message", keep_as="webhook_event_message")
+    assert kept.describe() == (
+        "Drop the pattern index Django made for event.message, "
+        "keeping the plain one as webhook_event_message"
+    )
+    assert RetireFieldIndexes("event", "account").describe() == (
+        "Drop the indexes Django made for event.account"
+    )
+    name, args, kwargs = kept.deconstruct()
+    assert name == "RetireFieldIndexes"
+    rebuilt = RetireFieldIndexes(*args, **kwargs)
+    assert (rebuilt.model_name, rebuilt.field_name, rebuilt.plain, rebuilt.keep_as) == (
+        "event",
+        "message",
+        True,
+        "webhook_event_message",
+    )
