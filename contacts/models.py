@@ -13,7 +13,11 @@ class Contact(models.Model):
     id = models.CharField(
         primary_key=True, max_length=ID_MAX_LENGTH, default=IdFactory("con"), editable=False
     )
-    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="contacts")
+    # Looked up through the indexes in Meta that start with it (no index of its own), and the
+    # id whole (no pattern index beside the primary key: see the migrations).
+    account = models.ForeignKey(
+        Account, on_delete=models.CASCADE, related_name="contacts", db_index=False
+    )
     name = models.CharField(max_length=200)
     phone_number = models.CharField(max_length=16, help_text="E.164, e.g. +255712345678")
     email = models.EmailField(max_length=254, blank=True)
@@ -64,8 +68,12 @@ class OptOutChange(models.Model):
     """One opt-out or opt-in of a contact: when and how. The contact's flag is the current
     state; these rows are its history."""
 
-    contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="opt_out_history")
-    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="+")
+    # Their indexes are in Meta: no pattern index on the contact's id, none on the account
+    # alone (opt_out_change_recent starts with it).
+    contact = models.ForeignKey(
+        Contact, on_delete=models.CASCADE, related_name="opt_out_history", db_index=False
+    )
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="+", db_index=False)
     opted_out = models.BooleanField()
     source = models.CharField(max_length=10, choices=OptOutSource.choices)
     # The inbound message (inb_...) that asked for it, when a keyword did.
@@ -75,7 +83,10 @@ class OptOutChange(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
-        indexes = [models.Index(fields=["account", "-created_at"], name="opt_out_change_recent")]
+        indexes = [
+            models.Index(fields=["account", "-created_at"], name="opt_out_change_recent"),
+            models.Index(fields=["contact"], name="opt_out_change_contact"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.contact_id} {'out' if self.opted_out else 'in'} ({self.source})"

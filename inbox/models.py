@@ -40,10 +40,17 @@ class Number(models.Model):
 
 
 class InboundMessage(models.Model):
+    # Ids are looked up whole: no pattern index beside the primary key (see the migrations),
+    # and the foreign keys' indexes are the ones in Meta.
     id = models.CharField(primary_key=True, max_length=ID_MAX_LENGTH, default=IdFactory("inb"))
     # Null: no account receives on the destination (kept for operators, never dropped).
     account = models.ForeignKey(
-        Account, null=True, blank=True, on_delete=models.CASCADE, related_name="inbound"
+        Account,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="inbound",
+        db_index=False,
     )
     number = models.ForeignKey(
         Number, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
@@ -56,10 +63,10 @@ class InboundMessage(models.Model):
     carrier = models.CharField(max_length=40)
     carrier_message_id = models.CharField(max_length=120, blank=True)
     contact = models.ForeignKey(
-        Contact, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        Contact, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
     )
     in_reply_to = models.ForeignKey(
-        Message, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        Message, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
     )
     # Received through a test key's simulate/: listed to test keys only.
     is_test = models.BooleanField(default=False)
@@ -82,6 +89,8 @@ class InboundMessage(models.Model):
         indexes = [
             models.Index(fields=["account", "-received_at", "-id"], name="inbound_account_recent"),
             models.Index(fields=["account", "sender", "-received_at"], name="inbound_conversation"),
+            models.Index(fields=["contact"], name="inbound_contact"),
+            models.Index(fields=["in_reply_to"], name="inbound_in_reply_to"),
         ]
 
     def __str__(self) -> str:

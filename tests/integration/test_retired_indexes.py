@@ -1,6 +1,7 @@
 """The indexes Django makes on its own for ids (a pattern twin for ``LIKE``, one on a column
-that a composite index starts with) are gone from the webhook and submit-attempt tables, each
-lookup still finds an index, and the operation that retired them runs both ways."""
+that a composite index starts with) are gone from the tables written per message, event,
+delivery, inbound message and contact; each lookup still finds an index, and the operation
+that retired them runs both ways."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ import pytest
 from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 
+from contacts.models import Contact, OptOutChange
+from inbox.models import InboundMessage
 from mifumo.migration_ops import RetireFieldIndexes
 from sms.models import SubmitAttempt
 from tests.webhooks.conftest import make_message
@@ -38,19 +41,51 @@ EXPECTED = {
         "submit_attempt_carrier": "(carrier, created_at)",
         "submit_attempt_message": "(message_id)",
     },
+    "inbox_inboundmessage": {
+        "inbox_inboundmessage_pkey": "(id)",
+        "inbound_account_recent": "(account_id, received_at DESC, id DESC)",
+        "inbound_conversation": "(account_id, sender, received_at DESC)",
+        "inbound_carrier_id_unique": (
+            "(carrier, carrier_message_id) WHERE (NOT ((carrier_message_id)::text = ''::text))"
+        ),
+        "inbound_contact": "(contact_id)",
+        "inbound_in_reply_to": "(in_reply_to_id)",
+        "inbox_inboundmessage_number_id_c322b74f": "(number_id)",
+    },
+    "contacts_optoutchange": {
+        "contacts_optoutchange_pkey": "(id)",
+        "opt_out_change_recent": "(account_id, created_at DESC)",
+        "opt_out_change_contact": "(contact_id)",
+    },
+}
+# Of the contacts' table, its btree indexes (the search's GIN indexes are another matter).
+CONTACT_BTREES = {
+    "contacts_contact_pkey": "(id)",
+    "contact_account_recent": "(account_id, created_at DESC, id DESC)",
+    "contact_phone_unique": "(account_id, phone_number)",
+    "contact_opted_out": "(account_id, phone_number) WHERE opted_out",
 }
 
 
 def indexes(table: str) -> dict[str, str]:
     with connection.cursor() as cursor:
         cursor.execute("SELECT indexname, indexdef FROM pg_indexes WHERE tablename = %s", [table])
-        return {name: sql.split(" USING btree ")[1] for name, sql in cursor.fetchall()}
+        return {
+            name: sql.split(" USING btree ")[1] if " USING btree " in sql else sql
+            for name, sql in cursor.fetchall()
+        }
 
 
 @pytest.mark.parametrize("table", sorted(EXPECTED))
 @pytest.mark.django_db
 def test_each_table_has_these_indexes_and_no_more(table: str) -> None:
     assert indexes(table) == EXPECTED[table]
+
+
+@pytest.mark.django_db
+def test_the_contacts_btree_indexes_are_these_and_no_more() -> None:
+    found = {name: how for name, how in indexes("contacts_contact").items() if "USING" not in how}
+    assert found == CONTACT_BTREES
 
 
 def plan(queryset: Any) -> str:
@@ -69,6 +104,16 @@ def test_every_lookup_by_a_key_still_takes_an_index(alice: Any) -> None:
     delivery = Delivery.objects.create(
         event=event, account=alice, endpoint=endpoint, url=endpoint.url
     )
+    contact = Contact.objects.create(account=alice, name="Asha", phone_number="+255754000001")
+    OptOutChange.objects.create(contact=contact, account=alice, opted_out=True, source="api")
+    inbound = InboundMessage.objects.create(
+        account=alice,
+        sender=contact.phone_number,
+        destination="15555",
+        carrier="simulator",
+        contact=contact,
+        in_reply_to=message,
+    )
     lookups = {
         "webhook_event_message": Event.objects.filter(message=message),
         "webhook_event_recent": Event.objects.filter(account=alice),
@@ -77,7 +122,15 @@ def test_every_lookup_by_a_key_still_takes_an_index(alice: Any) -> None:
         "webhook_delivery_account": Delivery.objects.filter(account=alice),
         "webhook_attempt_delivery": DeliveryAttempt.objects.filter(delivery=delivery),
         "submit_attempt_message": SubmitAttempt.objects.filter(message=message),
+        "inbound_contact": InboundMessage.objects.filter(contact=contact),
+        "inbound_in_reply_to": InboundMessage.objects.filter(in_reply_to=message),
+        "inbound_account_recent": InboundMessage.objects.filter(account=alice),
+        "opt_out_change_contact": OptOutChange.objects.filter(contact=contact),
+        "opt_out_change_recent": OptOutChange.objects.filter(account=alice),
+        "contact_account_recent": Contact.objects.filter(account=alice).order_by("-created_at"),
         # An id is looked up whole, by the primary key.
+        "inbox_inboundmessage_pkey": InboundMessage.objects.filter(pk=inbound.pk),
+        "contacts_contact_pkey": Contact.objects.filter(pk=contact.pk),
         "webhooks_event_pkey": Event.objects.filter(pk=event.pk),
         "webhooks_delivery_pkey": Delivery.objects.filter(pk=delivery.pk),
     }
