@@ -18,6 +18,17 @@ from django.db.migrations.operations.base import Operation
 from django.db.migrations.state import ProjectState
 
 
+def _pattern_opclass(field: Any, schema_editor: BaseDatabaseSchemaEditor) -> str:
+    """The operator class of the pattern index Django makes for ``field``'s column type, or
+    "" for a type it makes none for (an integer key)."""
+    db_type = field.db_type(connection=schema_editor.connection) or ""
+    if db_type.startswith("varchar"):
+        return "varchar_pattern_ops"
+    if db_type.startswith("text"):
+        return "text_pattern_ops"
+    return ""
+
+
 class RetireFieldIndexes(Operation):
     """Drop the ``_like`` index Django made for ``model_name.field_name``; with ``plain``,
     drop its plain index too, or rename it ``keep_as`` (the name of the ``Meta`` index the
@@ -65,9 +76,10 @@ class RetireFieldIndexes(Operation):
         names = self._names(app_label, schema_editor, from_state)
         if names is None:
             return
-        _model, _field, plain, like = names
+        _model, field, plain, like = names
         quote = schema_editor.quote_name
-        schema_editor.execute(f"DROP INDEX IF EXISTS {quote(like)}")
+        if _pattern_opclass(field, schema_editor):
+            schema_editor.execute(f"DROP INDEX IF EXISTS {quote(like)}")
         if not self.plain:
             return
         if self.keep_as:
@@ -96,10 +108,9 @@ class RetireFieldIndexes(Operation):
                 )
         # As Django makes it (``_create_like_index_sql``), whatever the field's db_index in
         # the state handed here.
-        db_type = field.db_type(connection=schema_editor.connection) or ""
-        if not db_type.startswith(("varchar", "text")):
+        opclass = _pattern_opclass(field, schema_editor)
+        if not opclass:
             return  # an integer key: Django made no pattern index for it
-        opclass = "text_pattern_ops" if db_type.startswith("text") else "varchar_pattern_ops"
         schema_editor.execute(
             schema_editor._create_index_sql(  # type: ignore[attr-defined]
                 model, fields=[field], name=like, suffix="_like", opclasses=[opclass]
