@@ -41,7 +41,7 @@ class Number(models.Model):
 
 class InboundMessage(models.Model):
     # Ids are looked up whole: no pattern index beside the primary key (see the migrations),
-    # and the foreign keys' indexes are the ones in Meta.
+    # and those of the account, the contact and the message answered are the ones in Meta.
     id = models.CharField(primary_key=True, max_length=ID_MAX_LENGTH, default=IdFactory("inb"))
     # Null: no account receives on the destination (kept for operators, never dropped).
     account = models.ForeignKey(

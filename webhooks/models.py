@@ -132,7 +132,7 @@ class AccountTestSigningSecret(_AccountSecret):
 
 class Event(models.Model):
     # Ids are looked up whole: no pattern index beside the primary key (see the migrations),
-    # and the foreign keys' indexes are the ones in Meta.
+    # and the account's and the message's indexes are the ones in Meta.
     id = models.CharField(primary_key=True, max_length=ID_MAX_LENGTH, default=IdFactory("evt"))
     account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="+", db_index=False)
     type = models.CharField(max_length=32, choices=EventType.choices)
