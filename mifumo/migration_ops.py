@@ -1,12 +1,15 @@
 """Migration operations for the indexes Django's PostgreSQL schema editor makes on its own.
 
 For a ``varchar`` primary key, and for a foreign key to one with ``db_index``, Django makes a
-plain index and a second one with ``varchar_pattern_ops`` (named ``..._like``) for ``LIKE
-'x%'``. Our ids are looked up whole, never by prefix, and every index is one more entry
-written with each row (and with each update that is not HOT). ``RetireFieldIndexes`` drops
-them from the database only: pair it, in ``SeparateDatabaseAndState``, with the state's
-``AlterField`` (``db_index=False``) and, where the plain index stays as a named one, its
-``AddIndex``. Keeping that index is a rename, so nothing is rebuilt and no write waits.
+second index with ``varchar_pattern_ops`` (named ``..._like``) for ``LIKE 'x%'``; for every
+foreign key with ``db_index``, a plain index of its own, even where a composite index starts
+with its column. Ids are looked up whole (only the messages' id is searched by prefix), and
+every index is one more entry written with each row (and with each update that is not HOT).
+``RetireFieldIndexes`` drops them from the database only: pair it, in
+``SeparateDatabaseAndState``, with the state's ``AlterField`` (``db_index=False``; altering
+the field in the database would also drop and re-add its foreign key, which checks every row
+again) and, where the plain index stays as a named one, its ``AddIndex``. Keeping that index
+is a rename, so nothing is rebuilt and no write waits.
 """
 
 from __future__ import annotations
