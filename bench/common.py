@@ -22,6 +22,31 @@ ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
 
 
+def gauge_ms() -> float:
+    """The machine's speed as this run found it: milliseconds a loop of three million Python
+    additions takes (lower is faster). The CPU figures of one code move with it (on this
+    machine it has ranged from about 140 to 500 ms), so a bench prints it before and after
+    its run, and figures are compared only between runs of similar gauges."""
+    # At a module's top level, as ``python3 -c`` runs it: the figures in bench/README.md were
+    # taken that way, and names there are dictionary lookups, slower than a function's locals.
+    loop = compile(
+        "total = 0\nfor number in range(3_000_000):\n    total += number\n", "gauge", "exec"
+    )
+    start = time.perf_counter()
+    exec(loop, {})  # noqa: S102 - a constant loop
+    return (time.perf_counter() - start) * 1000
+
+
+@contextmanager
+def gauged() -> Iterator[None]:
+    """Print the gauge (``gauge_ms``) before and after the block."""
+    print(f"gauge before: {gauge_ms():.0f} ms (3,000,000 Python additions)", flush=True)
+    try:
+        yield
+    finally:
+        print(f"gauge after: {gauge_ms():.0f} ms", flush=True)
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

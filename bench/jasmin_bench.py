@@ -50,6 +50,7 @@ from bench.common import (
     bench_env,
     free_port,
     fresh_database,
+    gauged,
     setup_account,
     start,
     stop,
@@ -553,6 +554,7 @@ def main() -> None:
 
 if __name__ == "__main__":
     try:
-        main()
+        with gauged():
+            main()
     except KeyboardInterrupt:
         sys.exit(130)

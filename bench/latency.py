@@ -30,6 +30,7 @@ from bench.common import (
     celery_beat,
     celery_worker,
     fresh_database,
+    gauged,
     percentile,
     psql,
     setup_account,
@@ -159,4 +160,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with gauged():
+        main()

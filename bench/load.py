@@ -43,6 +43,7 @@ from bench.common import (
     celery_beat,
     celery_worker,
     fresh_account,
+    gauged,
     percentile,
     psql,
     start,
@@ -442,4 +443,5 @@ def _dechunked(status: int, body: bytes) -> tuple[int, bytes] | None:
 
 
 if __name__ == "__main__":
-    main()
+    with gauged():
+        main()

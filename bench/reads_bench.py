@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import argparse
 
-from bench.common import call, fresh_account, web_server, wrk
+from bench.common import call, fresh_account, gauged, web_server, wrk
 from bench.jasmin_bench import CpuMeter, mifumo_processes
 
 CONNECTIONS = 16
@@ -69,4 +69,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with gauged():
+        main()

@@ -39,7 +39,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.common import celery_worker, free_port, start, stop  # noqa: E402
+from bench.common import celery_worker, free_port, gauged, start, stop  # noqa: E402
 from bench.inprocess import django_setup, ensure_database, purge_queues  # noqa: E402
 
 os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/mifumo_bench_webhooks")
@@ -251,4 +251,5 @@ def run(events: int, concurrency: int, per_task: bool) -> float:
 
 
 if __name__ == "__main__":
-    main()
+    with gauged():
+        main()
