@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import socket
 import time
 from collections.abc import Callable, Iterable
@@ -25,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import PYTHON, ROOT, free_port, gauged, start, stop, wait_for_port, wrk
+from bench.jasmin_bench import CpuMeter, Proc, cmdline
 
 BODY = b'{"success":true,"message":"ok","data":null,"error":null}'
 KEY = "mifumo:bench:parts"
@@ -100,25 +100,6 @@ def in_place(calls: int, redis_db: int) -> list[tuple[str, float]]:
         database.close()
 
 
-def _cpu_seconds(markers: tuple[str, ...]) -> float:
-    """User + system seconds of the processes whose command line holds every one of
-    ``markers`` (granian's workers are forked: they share the command line)."""
-    hertz = os.sysconf("SC_CLK_TCK")
-    total = 0
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            line = Path(f"/proc/{entry.name}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-            stat = Path(f"/proc/{entry.name}/stat").read_text()
-        except OSError:
-            continue
-        if all(marker in line for marker in markers):
-            fields = stat[stat.rindex(")") + 2 :].split()
-            total += int(fields[11]) + int(fields[12])
-    return total / hertz
-
-
 def bare_server(seconds: int) -> tuple[float, float]:
     """Requests per second and the server's CPU ms per request of ``bare_app`` under
     granian (2 × 4), wrk at 32 connections."""
@@ -134,14 +115,20 @@ def bare_server(seconds: int) -> tuple[float, float]:
     logs.mkdir(parents=True, exist_ok=True)
     log = logs / "parts-granian.log"
     server = start(command, None, log, append=False)
-    markers = (f"--port {port} ", "bench.parts:bare_app")
+
+    def classify(proc: Proc) -> str | None:
+        # granian's workers are forked: they share the launcher's command line.
+        line = cmdline(proc.pid)
+        return "server" if f"--port {port} " in line and "bench.parts:bare_app" in line else None
+
     try:
         wait_for_port(port, server, log, "granian")
         url = f"http://127.0.0.1:{port}/"
         wrk(url, connections=32, seconds=2)
-        before = _cpu_seconds(markers)
+        meter = CpuMeter(classify)
+        meter.start()
         figures = wrk(url, connections=32, seconds=seconds)
-        used = _cpu_seconds(markers) - before
+        used = meter.stop().get("server", 0.0)
     finally:
         stop(server)
     rate = figures["rps"]

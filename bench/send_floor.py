@@ -11,8 +11,8 @@ message's id (from a sequence) and the account (a ``pgbench`` variable) change f
 of it to the next. ``pgbench`` then runs it prepared, one statement per transaction as the
 application does, from each number of ``--clients`` in turn: with every send on one account,
 then spread over the accounts (``--accounts``). It prints the sends per second, how busy the
-machine's cores were (``/proc/stat``) and the CPU per send of the whole machine and of
-``pgbench`` itself; the rest is PostgreSQL's.
+machine's cores were (``/proc/stat``) and the CPU per send of PostgreSQL's backends and of
+``pgbench`` itself (``/proc``, sampled as ``bench.jasmin_bench`` samples).
 
 This is the ceiling of the send under everything above PostgreSQL: what the server can
 commit, durably and one account's balance row at a time, with the web tier costing nothing.
@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import glob
 import os
-import resource
 import shutil
 import subprocess
 import tempfile
@@ -32,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import PYTHON, ROOT, fresh_account, gauged, manage
+from bench.jasmin_bench import CpuMeter, Proc, cmdline
 
 DATABASE = "mifumo_bench_floor"
 REDIS_DB = 6
@@ -108,13 +108,24 @@ def _busy() -> tuple[int, int]:
     return sum(values) - idle, sum(values)
 
 
+def _classify(proc: Proc) -> str | None:
+    """PostgreSQL's backends of the bench database, and pgbench."""
+    if proc.comm == "pgbench":
+        return "pgbench"
+    line = cmdline(proc.pid)
+    if line.startswith("postgres: ") and f" {DATABASE} " in line:
+        return "postgres"
+    return None
+
+
 def run(
     pgbench: str, script: Path, clients: int, seconds: int
 ) -> tuple[float, float, float, float]:
-    """Sends per second, the share of the cores busy, the machine's and pgbench's CPU ms per
+    """Sends per second, the share of the cores busy, PostgreSQL's and pgbench's CPU ms per
     send."""
     busy, total = _busy()
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    meter = CpuMeter(_classify)
+    meter.start()
     out = subprocess.run(
         [
             pgbench,
@@ -125,18 +136,17 @@ def run(
         capture_output=True,
         text=True,
     )
+    used = meter.stop()
+    busy_after, total_after = _busy()
     if out.returncode:
         raise SystemExit(f"pgbench failed: {out.stderr.strip()[-2000:]}")
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    busy_after, total_after = _busy()
     lines = out.stdout.splitlines()
     done = next(line for line in lines if "actually processed" in line)
     sends = int(done.split(":")[1].split("/")[0])
     rate = next(float(line.split()[2]) for line in lines if line.startswith("tps"))
-    hertz = os.sysconf("SC_CLK_TCK")
-    machine = (busy_after - busy) / hertz / sends * 1000
-    own = (after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime) / sends * 1000
-    return rate, (busy_after - busy) / (total_after - total), machine, own
+    share = (busy_after - busy) / (total_after - total)
+    per_send = {name: used.get(name, 0.0) / sends * 1000 for name in ("postgres", "pgbench")}
+    return rate, share, per_send["postgres"], per_send["pgbench"]
 
 
 def main() -> None:
@@ -167,7 +177,7 @@ def measure(args: argparse.Namespace) -> None:
         )
         bounds, statement = kept.read_text().split("\n", 1)
         first, last = (int(value) for value in bounds.split())
-        print("accounts clients  sends/s  cores busy  CPU ms per send: machine, pgbench")
+        print("accounts clients  sends/s  cores busy  CPU ms per send: PostgreSQL, pgbench")
         for accounts in (int(value) for value in args.accounts.split(",")):
             script = Path(folder) / f"send-{accounts}.sql"
             choose = f"random({first}, {first + accounts - 1})" if accounts > 1 else str(first)
@@ -175,10 +185,10 @@ def measure(args: argparse.Namespace) -> None:
                 raise SystemExit(f"at most {last - first + 1} accounts")
             script.write_text(f"\\set a {choose}\n{statement}")
             for clients in (int(value) for value in args.clients.split(",")):
-                rate, busy, machine, own = run(pgbench, script, clients, args.seconds)
+                rate, busy, postgres, own = run(pgbench, script, clients, args.seconds)
                 print(
                     f"{accounts:8d} {clients:7d} {rate:8.0f} {busy:10.0%}"
-                    f"  {machine:.3f}, {own:.3f}",
+                    f"  {postgres:.3f}, {own:.3f}",
                     flush=True,
                 )
 
