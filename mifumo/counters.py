@@ -7,11 +7,6 @@ every process counts against the same budget and a later hit never pushes the ex
 A window either starts at a counter's first hit (no window in the key) or is aligned on the
 clock (``window_end`` in the key). Each caller decides what an unreachable cache means; all
 of them fail open.
-
-A mark may also ride along with another caller's round trip: a ``Rider`` registered with
-``add_rider`` is asked at each ``count_mark_and_read`` for a mark it owes (the dispatcher's
-wake, ``sms.dispatch.wake``), which that call sets with its own and reports back, so the
-mark costs no round trip of its own.
 """
 
 from __future__ import annotations
@@ -19,7 +14,7 @@ from __future__ import annotations
 import time
 import zlib
 from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import Any
 
 from django.core.cache import caches
 
@@ -81,58 +76,13 @@ return out
 _script: Any = None
 
 
-class Ride(Protocol):
-    """A mark owed by a rider, taken to be set by one round trip."""
-
-    key: str
-    seconds: int
-
-    def done(self, newly_set: bool | None) -> None:
-        """Whether the round trip set the mark anew; None when it failed (nothing is known).
-        Never raises."""
-
-
-class Rider(Protocol):
-    def take(self) -> Ride | None:
-        """The mark owed now, if any; once taken, ``done`` must follow."""
-
-
-_riders: list[Rider] = []
-
-
-def add_rider(rider: Rider) -> None:
-    """Let ``rider``'s marks ride along with every ``count_mark_and_read`` of the process."""
-    _riders.append(rider)
-
-
 def count_mark_and_read(
     counters: Sequence[tuple[str, int]],
     marks: Sequence[tuple[str, int]] = (),
     reads: Sequence[str] = (),
 ) -> tuple[list[int], list[bool], list[bytes | None]]:
     """``count_and_mark``, and the values of the ``reads`` (full Redis keys, read as they
-    are: see ``mifumo.local_cache``) in the same round trip, with the marks the riders owe."""
-    rides = [ride for rider in _riders if (ride := rider.take()) is not None]
-    if not rides:
-        return _count_mark_and_read(counters, marks, reads)
-    try:
-        counts, new_marks, values = _count_mark_and_read(
-            counters, [*marks, *((ride.key, ride.seconds) for ride in rides)], reads
-        )
-    except BaseException:
-        for ride in rides:
-            ride.done(None)
-        raise
-    for ride, newly_set in zip(rides, new_marks[len(marks) :], strict=True):
-        ride.done(newly_set)
-    return counts, new_marks[: len(marks)], values
-
-
-def _count_mark_and_read(
-    counters: Sequence[tuple[str, int]],
-    marks: Sequence[tuple[str, int]],
-    reads: Sequence[str],
-) -> tuple[list[int], list[bool], list[bytes | None]]:
+    are: see ``mifumo.local_cache``) in the same round trip."""
     cache = caches["default"]
     client = cache._cache.get_client(write=True)  # type: ignore[attr-defined]
     global _script

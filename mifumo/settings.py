@@ -385,11 +385,10 @@ MIFUMO_DISPATCH_BATCH = envint("MIFUMO_DISPATCH_BATCH", 500)
 # Sends wake the dispatcher through a "dispatch pending" flag in Redis: only the send that sets
 # it queues a dispatch task; the flag lasts at most this long (sms/dispatch/wake.py).
 MIFUMO_DISPATCH_WAKE_SECONDS = envint("MIFUMO_DISPATCH_WAKE_SECONDS", 10)
-# Above 0: a send's wake rides along with its process's next rate-limit round trip, or is made
-# by a thread of the process this many milliseconds after the send at the latest, sends
-# committed meanwhile sharing it (no round trip of its own in the send); 0 makes it in the
-# send's own on-commit hook (sms/dispatch/wake.py).
-MIFUMO_DISPATCH_WAKE_COALESCE_MS = envint("MIFUMO_DISPATCH_WAKE_COALESCE_MS", 5)
+# Above 0: a send's wake is made by a thread of its process, once per this many milliseconds
+# however many sends commit meanwhile (less web CPU per send, later dispatch: see
+# bench/README.md); 0 makes it in the send's own on-commit hook (sms/dispatch/wake.py).
+MIFUMO_DISPATCH_WAKE_COALESCE_MS = envint("MIFUMO_DISPATCH_WAKE_COALESCE_MS", 0)
 # How long the dispatcher waits after a part batch for more sends to join the next claim
 # (one claim, carrier call and recording for many sends rather than one each; a send waits at
 # most this much longer to go out); 0 claims again at once (sms/dispatch/claims.py).

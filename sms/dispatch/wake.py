@@ -29,27 +29,19 @@ full publishes a helper task (``wake_helper``, at most one a second), which work
 When the cache or the broker is down at send time the wake is logged and left to the sweep,
 which wakes the dispatcher unconditionally (``force``).
 
-A send's wake rides along with the next request's rate-limit round trip
-(``MIFUMO_DISPATCH_WAKE_COALESCE_MS`` above 0, the default): the send's on-commit hook
-(``dispatch_wake_soon``) only notes that a wake is owed. The next ``count_mark_and_read`` of
-the process (``mifumo.counters``: every API request makes one before its work) takes the note,
-clearing it, and sets the flag with its own marks; if that set it anew, it publishes the task
-as ``dispatch_wake`` would. Under load the next request comes within a millisecond or two,
-and a send pays no round trip for its wake. So that a quiet process still wakes the
-dispatcher, a daemon thread waits for a note and, once that note is a window old and still
-not taken, makes the wake (clearing the note, then calling ``dispatch_wake``): sends committed
-meanwhile share it. Under load the thread only looks, once a window.
-Taker and thread hold the same lock from the clear until the flag is set, so one at a time
-makes the process's wake.
-
-The proof above needs only an ``add`` made for S after S's commit ("S's add"): the note is
-made after the commit, and it is cleared BEFORE each wake made for it, so the wake that
-clears S's note (the first clear after it) sets the flag after S's commit. A round trip that
-fails leaves the note owed for the thread. A wake still owed when the interpreter exits is
-made then (``wake_flush``), best effort; a process killed, or ending without its exit
-handlers (Celery's pool children end with ``os._exit``), leaves it to the sweep, as with a
-lost task. A window of 0, or Celery running tasks in place (``task_always_eager``), wakes in
-the hook.
+Sends may share wakes (``MIFUMO_DISPATCH_WAKE_COALESCE_MS`` above 0; off by default, since
+fewer wakes also meant fewer dispatch tasks working side by side and later deliveries, see
+bench/README.md). A send's on-commit hook (``dispatch_wake_soon``) then only notes that a
+wake is owed; a daemon thread of the process waits for the note, clears it, calls
+``dispatch_wake``, then sleeps the window. Sends committed during the call or the sleep
+leave the note set and share the next round, so a busy web process makes one ``SET NX`` per
+window rather than one per send. The proof above needs only an ``add`` made for S after S's
+commit ("S's add"): the note is made after the commit, and the note is cleared BEFORE each
+call, so the round that clears S's note (the first clear after it) adds after S's commit.
+A wake still owed when the interpreter exits is made then (``wake_flush``), best effort; a
+process killed, or ending without its exit handlers (Celery's pool children end with
+``os._exit``), leaves it to the sweep, as with a lost task. A window of 0, or Celery running
+tasks in place (``task_always_eager``), wakes in the hook.
 """
 
 from __future__ import annotations
@@ -65,8 +57,6 @@ from celery import current_app, signature
 from django.conf import settings
 from django.core.cache import cache
 from django.utils import timezone
-
-from mifumo.counters import add_rider
 
 logger = logging.getLogger(__name__)
 
@@ -88,11 +78,6 @@ def dispatch_wake(*, force: bool = False) -> bool:
         if not force:
             return False
         newly_set = False
-    return _publish(newly_set, force=force)
-
-
-def _publish(newly_set: bool, *, force: bool = False) -> bool:
-    """Publish the task when the flag was set anew (or ``force``); see ``dispatch_wake``."""
     if not (newly_set or force):
         return False
     try:
@@ -152,27 +137,16 @@ def dispatch_later(moment: datetime) -> bool:
 
 
 class _Waker:
-    """The process's waker: ``owed`` is set by sends' hooks (``note``), and cleared just
-    before each wake made for it, under ``calling``, by a round trip it rides along with
-    (``_Ride``), by the thread or by ``wake_flush``."""
+    """The process's coalescing waker: ``owed`` is set by sends' hooks, and cleared just
+    before each ``dispatch_wake`` made for it, under ``calling``, by the thread or by
+    ``wake_flush``."""
 
     def __init__(self) -> None:
         self.pid = os.getpid()
         self.owed = threading.Event()
-        # When the note was set (monotonic seconds): the thread makes the wake only once it
-        # is a window old, so that it does not race the requests that carry it.
-        self.noted_at = 0.0
-        # Set by ``wake_flush`` to end the thread's window: what it waited for is made.
-        self.flushed = threading.Event()
         self.calling = threading.Lock()
         self.thread = threading.Thread(target=self._run, name="dispatch-wake", daemon=True)
         self.thread.start()
-
-    def note(self) -> None:
-        """A wake is owed (a send's hook, after its commit)."""
-        if not self.owed.is_set():
-            self.noted_at = time.monotonic()
-            self.owed.set()
 
     def wake_owed(self) -> None:
         """Clear the note, then wake, if a wake is still owed (the caller holds ``calling``;
@@ -184,55 +158,12 @@ class _Waker:
     def _run(self) -> None:
         while True:
             self.owed.wait()
-            self.flushed.clear()
-            # Time for a request's round trip to carry it (and for more sends to share it):
-            # a note carried meanwhile and set again by a later send is waited for anew.
-            window = max(settings.MIFUMO_DISPATCH_WAKE_COALESCE_MS, 0) / 1000
-            while self.owed.is_set():
-                left = self.noted_at + window - time.monotonic()
-                if left <= 0 or self.flushed.wait(left):
-                    break
             try:
                 with self.calling:
                     self.wake_owed()
             except Exception:  # the thread must outlive anything one wake does
                 logger.exception("dispatch wake failed; the sweep will wake the dispatcher")
-
-
-class _Ride:
-    """The owed wake taken by a round trip of ``mifumo.counters``: the flag is one of its
-    marks. Holds the waker's ``calling`` from the note's clear until ``done``."""
-
-    key = PENDING
-
-    def __init__(self, waker: _Waker) -> None:
-        self.waker = waker
-        self.seconds = settings.MIFUMO_DISPATCH_WAKE_SECONDS
-
-    def done(self, newly_set: bool | None) -> None:
-        try:
-            if newly_set is None:
-                self.waker.note()  # not made: the thread makes it
-            else:
-                _publish(newly_set)
-        finally:
-            self.waker.calling.release()
-
-
-class _Rider:
-    def take(self) -> _Ride | None:
-        """The wake this process owes, to be made by the caller's round trip; None when none
-        is owed, or the thread or another round trip is making it."""
-        waker = _waker
-        if waker is None or not waker.owed.is_set() or waker.pid != os.getpid():
-            return None
-        if not waker.calling.acquire(blocking=False):
-            return None
-        if not waker.owed.is_set():  # made while this looked
-            waker.calling.release()
-            return None
-        waker.owed.clear()
-        return _Ride(waker)
+            time.sleep(max(settings.MIFUMO_DISPATCH_WAKE_COALESCE_MS, 0) / 1000)
 
 
 _waker: _Waker | None = None
@@ -259,13 +190,12 @@ def _new_lock_in_child() -> None:
 
 
 def dispatch_wake_soon() -> None:
-    """A send's on-commit hook: a wake is owed, made by the process's next round trip of
-    ``mifumo.counters`` or else by its waker thread ``MIFUMO_DISPATCH_WAKE_COALESCE_MS`` later;
-    at once when that is 0 or tasks run in place."""
+    """A send's on-commit hook: a wake is owed, made by the process's waker thread at most once
+    per ``MIFUMO_DISPATCH_WAKE_COALESCE_MS``; at once when that is 0 or tasks run in place."""
     if settings.MIFUMO_DISPATCH_WAKE_COALESCE_MS <= 0 or current_app.conf.task_always_eager:
         dispatch_wake()
         return
-    _process_waker().note()
+    _process_waker().owed.set()
 
 
 def wake_flush(timeout: float = 5.0) -> bool:
@@ -282,10 +212,8 @@ def wake_flush(timeout: float = 5.0) -> bool:
         waker.wake_owed()
     finally:
         waker.calling.release()
-    waker.flushed.set()
     return True
 
 
 os.register_at_fork(after_in_child=_new_lock_in_child)
 atexit.register(wake_flush, timeout=1.0)
-add_rider(_Rider())

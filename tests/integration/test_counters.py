@@ -1,16 +1,10 @@
 """The cache helper behind rate limits and the key's last-use mark."""
 
 import uuid
-from typing import Any
 
-import pytest
-import redis
 from django.core.cache import caches
-from django.test import override_settings
 
-from mifumo import counters
 from mifumo.counters import count_and_mark, count_mark_and_read
-from tests.ops.stack import free_port
 
 
 def test_counts_and_marks_in_one_pipeline() -> None:
@@ -53,56 +47,3 @@ def test_a_server_that_forgot_the_script_is_given_it_again():
     client = caches["default"]._cache.get_client(write=True)  # type: ignore[attr-defined]
     client.script_flush()
     assert count_and_mark([(f"c:{tag}", 60)]) == ([2], [])
-
-
-class Ride:
-    def __init__(self, key: str, told: list[bool | None]) -> None:
-        self.key, self.seconds, self.told = key, 60, told
-
-    def done(self, newly_set: bool | None) -> None:
-        self.told.append(newly_set)
-
-
-class Rider:
-    """Owes its mark ``times`` times."""
-
-    def __init__(self, key: str, times: int) -> None:
-        self.key, self.times = key, times
-        self.told: list[bool | None] = []
-
-    def take(self) -> Ride | None:
-        if not self.times:
-            return None
-        self.times -= 1
-        return Ride(self.key, self.told)
-
-
-@pytest.fixture
-def rider(monkeypatch: pytest.MonkeyPatch) -> Rider:
-    """A rider of this test's own, alone on the list."""
-    monkeypatch.setattr(counters, "_riders", [])
-    owed = Rider(f"ride:{uuid.uuid4().hex}", times=2)
-    counters.add_rider(owed)
-    return owed
-
-
-def test_a_riders_mark_is_set_by_the_next_round_trip_and_reported(rider: Rider) -> None:
-    tag = uuid.uuid4().hex
-    # The caller's own counts and marks come back as if the rider were not there.
-    assert count_mark_and_read([(f"c:{tag}", 60)], [(f"m:{tag}", 60)]) == ([1], [True], [])
-    assert rider.told == [True]
-    client = caches["default"]._cache.get_client(write=True)  # type: ignore[attr-defined]
-    key = caches["default"].make_and_validate_key(rider.key)
-    assert client.get(key) == b"1" and 0 < client.ttl(key) <= 60
-    assert count_and_mark([(f"c:{tag}", 60)]) == ([2], [])
-    assert rider.told == [True, False]  # already set
-    # Nothing owed: nothing rides.
-    assert count_and_mark([(f"c:{tag}", 60)]) == ([3], [])
-    assert rider.told == [True, False]
-
-
-def test_a_failed_round_trip_tells_the_rider_nothing_is_known(rider: Rider, settings: Any) -> None:
-    dead = {**settings.CACHES["default"], "LOCATION": f"redis://127.0.0.1:{free_port()}/0"}
-    with override_settings(CACHES={"default": dead}), pytest.raises(redis.ConnectionError):
-        count_and_mark([(f"c:{uuid.uuid4().hex}", 60)])
-    assert rider.told == [None]

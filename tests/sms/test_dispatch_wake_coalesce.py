@@ -1,8 +1,7 @@
-"""Sends' wakes made by a thread of their process when no request carries them, one per
-coalescing window: far fewer ``SET NX`` than sends and still a wake after the last commit,
-another wake for a send committed during one, a thread of its own in a forked child, the
-hook's own wake with a window of 0 or tasks run in place, and a thread that outlives a wake
-that failed.
+"""Sends' wakes made by a thread of their process, one per coalescing window: far fewer
+``SET NX`` than sends and still a wake after the last commit, another wake for a send
+committed during one, a thread of its own in a forked child, the hook's own wake with a window
+of 0 or tasks run in place, and a thread that outlives a wake that failed.
 
 Against the test Redis: every wake here is the real ``dispatch_wake``, only counted."""
 
@@ -108,11 +107,10 @@ def test_sends_inside_a_window_share_wakes_and_the_last_commit_still_gets_one(
         send(alice, [phone])
     elapsed = time.monotonic() - start
     last = commits.at[-1]
-    wait_until(lambda: wakes.started and wakes.started[-1][0] > last, timeout=5, interval=0.01)
+    wait_until(lambda: wakes.started[-1][0] > last, timeout=5, interval=0.01)
     assert len(commits.at) == count
     assert set(wakes.threads()) == {THREAD}
-    # Each a window after the oldest note it made: at most one per window the sends lasted,
-    # and one after.
+    # One at the first commit, then at most one per window the sends lasted, and one after.
     assert len(wakes.started) <= 2 + elapsed * 1000 / window
     assert len(wakes.started) <= count // 4
     assert cache.get(PENDING)  # the real SET NX was made
