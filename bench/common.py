@@ -169,10 +169,10 @@ def bench_env(database: str, **extra: str) -> dict[str, str]:
     return env
 
 
-def manage(env: dict[str, str], *args: str) -> str:
+def manage(env: dict[str, str], *args: str, root: Path = ROOT) -> str:
     result = subprocess.run(
         [PYTHON, "manage.py", *args],
-        cwd=ROOT,
+        cwd=root,
         env=env,
         check=True,
         capture_output=True,
@@ -186,10 +186,11 @@ def fresh_database(name: str) -> None:
         psql("postgres", sql)
 
 
-def setup_account(env: dict[str, str], name: str = "bench") -> str:
-    """Migrate, create an account with room for any benchmark, return an admin key."""
-    manage(env, "migrate", "--noinput")
-    manage(env, "create_account", name, "--balance", "900000000")
+def setup_account(env: dict[str, str], name: str = "bench", root: Path = ROOT) -> str:
+    """Migrate, create an account with room for any benchmark, return an admin key (with the
+    code of the checkout at ``root``)."""
+    manage(env, "migrate", "--noinput", root=root)
+    manage(env, "create_account", name, "--balance", "900000000", root=root)
     manage(
         env,
         "set_account_limits",
@@ -200,8 +201,10 @@ def setup_account(env: dict[str, str], name: str = "bench") -> str:
         "100000000",
         "--contacts-per-hour",
         "100000000",
+        root=root,
     )
-    return manage(env, "create_api_key", name, "--permissions", "admin").strip().splitlines()[-1]
+    key = manage(env, "create_api_key", name, "--permissions", "admin", root=root)
+    return key.strip().splitlines()[-1]
 
 
 def fresh_account(database: str, redis_db: int, **extra: str) -> tuple[dict[str, str], str]:
@@ -214,8 +217,11 @@ def fresh_account(database: str, redis_db: int, **extra: str) -> tuple[dict[str,
 
 
 @contextmanager
-def web_server(env: dict[str, str], workers: int = 2, threads: int = 4) -> Iterator[str]:
-    """The web service as the container runs it (``python -m mifumo.web``, granian)."""
+def web_server(
+    env: dict[str, str], workers: int = 2, threads: int = 4, root: Path = ROOT
+) -> Iterator[str]:
+    """The web service as the container runs it (``python -m mifumo.web``, granian), with the
+    code of the checkout at ``root``."""
     port = free_port()
     process = subprocess.Popen(
         [
@@ -231,7 +237,7 @@ def web_server(env: dict[str, str], workers: int = 2, threads: int = 4) -> Itera
             "--threads",
             str(threads),
         ],
-        cwd=ROOT,
+        cwd=root,
         env=env,
         start_new_session=True,
     )
