@@ -31,7 +31,7 @@ from pathlib import Path
 
 import redis
 
-from bench.common import ROOT, bench_env, fresh_database, gauged, setup_account, web_server, wrk
+from bench.common import ROOT, fresh_account, gauged, web_server, wrk
 from bench.jasmin_bench import Result, Target, measure, mifumo_processes
 from bench.send_bench import SEND_LUA
 
@@ -73,13 +73,8 @@ def main() -> None:
         for side, (database, redis_db) in SIDES.items():
             overrides, root = options[side]
             print(f"{side}: {root} {' '.join(f'{k}={v}' for k, v in overrides.items())}")
-            fresh_database(database)
-            redis_url = f"redis://127.0.0.1:6379/{redis_db}"
-            flush = redis.Redis.from_url(redis_url).flushdb
-            flush()
-            stack.callback(flush)
-            env = bench_env(database, REDIS_URL=redis_url, **overrides)
-            key = setup_account(env, root=root)
+            env, key = fresh_account(database, redis_db, root=root, **overrides)
+            stack.callback(redis.Redis.from_url(env["REDIS_URL"]).flushdb)
             base = stack.enter_context(web_server(env, root=root))
             script = scripts / f"{side}.lua"
             script.write_text(SEND_LUA % key)

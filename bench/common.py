@@ -207,13 +207,16 @@ def setup_account(env: dict[str, str], name: str = "bench", root: Path = ROOT) -
     return key.strip().splitlines()[-1]
 
 
-def fresh_account(database: str, redis_db: int, **extra: str) -> tuple[dict[str, str], str]:
-    """A fresh database and Redis database number with the bench account: the environment
-    to run the stack in (``extra`` added to it) and the account's admin key."""
+def fresh_account(
+    database: str, redis_db: int, root: Path = ROOT, **extra: str
+) -> tuple[dict[str, str], str]:
+    """A fresh database and Redis database number with the bench account (made by the code
+    of the checkout at ``root``): the environment to run the stack in (``extra`` added to it)
+    and the account's admin key."""
     fresh_database(database)
     env = bench_env(database, REDIS_URL=f"redis://127.0.0.1:6379/{redis_db}", **extra)
     subprocess.run(["redis-cli", "-n", str(redis_db), "flushdb"], check=True, capture_output=True)
-    return env, setup_account(env)
+    return env, setup_account(env, root=root)
 
 
 @contextmanager
