@@ -35,6 +35,9 @@ from sms.carriers.smpp import (
     receipt_status,
     source_address,
 )
+from sms.carriers.smpp.codec import encode_pdu
+from sms.carriers.smpp.session import Session
+from sms.carriers.smpp.submissions import Batch
 from sms.encoding import encode_gsm7, split_parts
 
 from .smsc import (
@@ -537,6 +540,63 @@ def test_smsc_gone_after_drop_gives_temporary_rejections_for_unacknowledged(
         else:
             assert (result.accepted, result.permanent) == (False, False)
             assert result.error_code == "SMPP_UNBOUND"
+
+
+class Vanished:
+    """One real TCP connection to a peer that answers, then goes with data of ours unread (so
+    the kernel resets the connection): what the session thread sees when an SMSC acknowledges a
+    submit and goes before that acknowledgement has been read."""
+
+    def __init__(self, *answers: bytes) -> None:
+        with socket.create_server(("127.0.0.1", 0)) as listener:
+            self.sock = socket.create_connection(listener.getsockname())
+            peer, _ = listener.accept()
+        self.session = Session(self.sock)
+        for answer in answers:
+            peer.sendall(answer)
+        self.sock.sendall(b"a submit the SMSC never reads")
+        assert peer.recv(1, socket.MSG_PEEK)  # it arrived, unread: closing resets the line
+        answered = sum(map(len, answers))
+        assert len(self.sock.recv(answered, socket.MSG_PEEK | socket.MSG_WAITALL)) == answered
+        peer.close()
+        deadline = time.monotonic() + 5
+        while self.session.send(b"the next submit") and time.monotonic() < deadline:
+            time.sleep(0.01)  # the reset is on its way
+        assert not self.session.alive  # a write failed: the session is aborted
+
+
+def submit_sm_resp(sequence: int, message_id: str, status: int = ESME_ROK) -> bytes:
+    return encode_pdu("submit_sm_resp", sequence, status=status, message_id=message_id)
+
+
+def test_answers_received_before_the_line_was_reset_are_still_read() -> None:
+    answers = [submit_sm_resp(7, "abc123"), submit_sm_resp(8, "", ESME_RTHROTTLED)]
+    vanished = Vanished(*answers)
+    try:
+        assert vanished.session.read_received() == answers
+        assert vanished.session.read_received() == []
+    finally:
+        vanished.sock.close()
+
+
+def test_a_submit_acknowledged_before_a_failed_write_is_not_sent_again(
+    carrier: SmppCarrier,
+) -> None:
+    acknowledged, unanswered = carrier.build_payload([sms(), sms(to="+255712000002")])
+    batch = Batch([*acknowledged.parts, *unanswered.parts])
+    vanished = Vanished(submit_sm_resp(7, "abc123"))
+    session = vanished.session
+    session.pending.update({7: acknowledged.parts[0], 8: unanswered.parts[0]})
+    batch.todo.clear()
+    try:
+        carrier._serve(session)  # the session thread's turn, after the write failed
+        carrier._session_lost(session)
+    finally:
+        vanished.sock.close()
+    assert acknowledged.result().accepted
+    assert acknowledged.result().carrier_message_ids == ("abc123",)
+    assert list(batch.todo) == unanswered.parts  # only the unanswered one goes again
+    assert batch.unsettled == 1
 
 
 def test_unanswered_submit_is_resubmitted_on_a_new_session(

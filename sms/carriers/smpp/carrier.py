@@ -324,6 +324,11 @@ class SmppCarrier(BaseCarrier):
             for frame in frames:
                 self._dispatch(session, frame)
             self._check_timers(session)
+        # Ended from elsewhere (a write failed as the SMSC went): settle the answers it sent
+        # before it went, so a submit it acknowledged is not sent again on the next session.
+        for frame in session.read_received():
+            if HEADER.unpack_from(frame)[1] in (SUBMIT_SM_RESP, GENERIC_NACK):
+                self._dispatch(session, frame)
 
     def _dispatch(self, session: Session, frame: bytes) -> None:
         _, command, status, sequence = HEADER.unpack_from(frame)

@@ -98,6 +98,24 @@ class Session:
         self._buffer += chunk
         return self._frames()
 
+    def read_received(self) -> list[bytes]:
+        """Complete PDUs already received and not read yet, without waiting. A session ended
+        by a failed write may still hold answers the SMSC sent before it went: the kernel keeps
+        them readable after a reset or a shutdown."""
+        frames, self._unread = self._unread, []
+        while True:
+            try:
+                ready, _, _ = select.select([self.sock], [], [], 0)
+                chunk = self.sock.recv(65536) if ready else b""
+            except (OSError, ValueError):
+                chunk = b""
+            if not chunk:
+                break
+            self._buffer += chunk
+        with contextlib.suppress(ProtocolError):
+            frames.extend(self._frames())
+        return frames
+
     def keep_unread(self, frames: list[bytes]) -> None:
         """Hand ``frames`` to the next ``read``."""
         self._unread.extend(frames)
