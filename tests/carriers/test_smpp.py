@@ -35,7 +35,7 @@ from sms.carriers.smpp import (
     receipt_status,
     source_address,
 )
-from sms.carriers.smpp.codec import encode_pdu
+from sms.carriers.smpp.codec import ProtocolError, encode_pdu
 from sms.carriers.smpp.session import Session
 from sms.carriers.smpp.submissions import Batch
 from sms.encoding import encode_gsm7, split_parts
@@ -597,6 +597,43 @@ def test_a_submit_acknowledged_before_a_failed_write_is_not_sent_again(
     assert acknowledged.result().carrier_message_ids == ("abc123",)
     assert list(batch.todo) == unanswered.parts  # only the unanswered one goes again
     assert batch.unsettled == 1
+
+
+def test_sound_answers_before_a_malformed_pdu_are_still_read() -> None:
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        sock = socket.create_connection(listener.getsockname())
+        peer, _ = listener.accept()
+    answer = submit_sm_resp(7, "abc123")
+    with sock, peer:
+        session = Session(sock)
+        received = answer + (8).to_bytes(4, "big") + bytes(4)  # then a length of 8
+        peer.sendall(received)
+        assert sock.recv(len(received), socket.MSG_PEEK | socket.MSG_WAITALL) == received
+        with pytest.raises(ProtocolError):
+            session.read(1.0)
+        assert session.read_received() == [answer]
+
+
+def test_a_malformed_bind_response_is_a_temporary_carrier_error(
+    make_carrier: Callable[..., SmppCarrier],
+) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+
+        def answer_garbage() -> None:
+            peer, _ = listener.accept()
+            with peer:
+                peer.recv(1024)
+                peer.sendall(bytes(16))  # a command_length of 0
+                peer.recv(1024)  # until the carrier hangs up
+
+        server = threading.Thread(target=answer_garbage, daemon=True)
+        server.start()
+        carrier = make_carrier(PORT=listener.getsockname()[1])
+        with pytest.raises(CarrierError) as caught:
+            carrier.send_messages([sms()])
+        server.join(5)
+    assert (caught.value.code, caught.value.permanent) == ("SMPP_BIND", False)
+    assert "malformed" in str(caught.value)
 
 
 def test_unanswered_submit_is_resubmitted_on_a_new_session(

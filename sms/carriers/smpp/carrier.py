@@ -234,7 +234,12 @@ class SmppCarrier(BaseCarrier):
     def _await_bind_response(self, session: Session, sequence: int) -> int:
         deadline = time.monotonic() + self.config.submit_timeout
         while time.monotonic() < deadline:
-            frames = session.read(READ_TICK)
+            try:
+                frames = session.read(READ_TICK)
+            except ProtocolError as exc:
+                raise CarrierError(
+                    f"SMSC sent a malformed PDU during bind: {exc}", code="SMPP_BIND"
+                ) from exc
             if frames is None:
                 raise CarrierError("SMSC closed the connection during bind", code="SMPP_BIND")
             for index, frame in enumerate(frames):

@@ -102,7 +102,6 @@ class Session:
         """Complete PDUs already received and not read yet, without waiting. A session ended
         by a failed write may still hold answers the SMSC sent before it went: the kernel keeps
         them readable after a reset or a shutdown."""
-        frames, self._unread = self._unread, []
         while True:
             try:
                 ready, _, _ = select.select([self.sock], [], [], 0)
@@ -113,7 +112,8 @@ class Session:
                 break
             self._buffer += chunk
         with contextlib.suppress(ProtocolError):
-            frames.extend(self._frames())
+            self._unread.extend(self._frames())
+        frames, self._unread = self._unread, []
         return frames
 
     def keep_unread(self, frames: list[bytes]) -> None:
@@ -121,10 +121,13 @@ class Session:
         self._unread.extend(frames)
 
     def _frames(self) -> list[bytes]:
-        frames = []
+        frames: list[bytes] = []
         while len(self._buffer) >= 4:
             length = int.from_bytes(self._buffer[:4], "big")
             if not 16 <= length <= MAX_PDU_LENGTH:
+                # The PDUs before the bad one are sound (an acknowledgement among them must
+                # not be lost with the session): the next read hands them over first.
+                self._unread.extend(frames)
                 raise ProtocolError(f"command_length {length} is out of range")
             if len(self._buffer) < length:
                 break
