@@ -43,7 +43,7 @@ def store_inbound(items: Sequence[InboundSms]) -> None:
                         reference=part.reference,
                         total=part.total,
                         part=part.part,
-                        text=item.text,
+                        text=item.text.replace("\x00", ""),  # PostgreSQL's text holds none
                         received_at=item.received_at or now,
                     )
                     for item in parts

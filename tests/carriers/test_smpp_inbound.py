@@ -84,6 +84,14 @@ def test_a_three_part_ucs2_mo_is_reassembled(
     assert not InboundPart.objects.exists()
 
 
+def test_a_multipart_mo_with_a_nul_character_is_stored_without_it(
+    owner: Account, bound: SmppCarrier, smsc: Smsc
+) -> None:
+    sequences = smsc.deliver_mo("Habari\x00 " + SWAHILI, parts=3)
+    assert answered(smsc, sequences)
+    assert InboundMessage.objects.get().text == "Habari " + SWAHILI
+
+
 def test_parts_out_of_order_and_repeated_make_one_message(
     owner: Account, bound: SmppCarrier, smsc: Smsc
 ) -> None:
