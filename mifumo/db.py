@@ -364,11 +364,13 @@ def update_from_arrays(
     same: Mapping[str, Any] | None = None,
     computed: Mapping[str, str] | None = None,
     arrays: Mapping[str, tuple[str, Sequence[Any]]] | None = None,
-) -> None:
+    where: Mapping[str, Sequence[Any]] | None = None,
+) -> list[Any]:
     """One UPDATE for the rows whose primary keys are ``ids``: ``rows`` (field -> each row's
     value, in the order of ``ids``) and ``same`` (field -> one value for every row) are set as
     given, ``computed`` (field -> SQL over the table's row ``r`` and the arrays ``v``) from
-    further ``arrays`` (name -> SQL type and each row's value)."""
+    further ``arrays`` (name -> SQL type and each row's value). Only rows whose fields hold
+    one of the values ``where`` gives them are updated; returns their primary keys."""
     extra = dict(arrays or {})
     params: list[Any] = []
     sets = [
@@ -388,8 +390,13 @@ def update_from_arrays(
         f"FROM unnest({', '.join(f'%s::{kind}' for kind in types)}) AS v({', '.join(names)}) "
         f"WHERE r.{connection.ops.quote_name(pk.column)} = v.id"
     )
+    for name, allowed in (where or {}).items():
+        sql += f" AND r.{column(model, name)} = ANY(%s)"
+        params.append(list(allowed))
+    sql += f" RETURNING r.{connection.ops.quote_name(pk.column)}"
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
+        return [key for (key,) in cursor.fetchall()]
 
 
 def update_by_ids(model: type[Model], ids: Sequence[Any], values: Mapping[str, Any]) -> None:

@@ -23,7 +23,7 @@ def handoff_dispatch(
 ) -> DispatchReport | None:
     """One round of a dedicated carrier's process: take handoffs, submit them through
     ``carrier`` (failing over along each route past it), record. None when there was none."""
-    taken = handoff_take(carrier=carrier, limit=limit)
+    taken, claimed_at = handoff_take(carrier=carrier, limit=limit)
     if not taken:
         return None
     messages = Message.objects.in_bulk({message_id for _, message_id, _ in taken})
@@ -34,7 +34,8 @@ def handoff_dispatch(
         message = messages[message_id]
         after = routing.carriers_after(carrier, phone, is_test=message.is_test)
         text = texts.get(recipient_id, "")
-        items.append(Item(recipient_id, phone, message, (carrier, *after), text=text))
+        route = (carrier, *after)
+        items.append(Item(recipient_id, phone, message, route, text=text, claimed_at=claimed_at))
     report = deliver_here(carrier=carrier, items=items, stop=stop)
     if report.retry_at is not None:
         # Back to queued with a backoff: the dispatcher takes them when the first is due.

@@ -36,6 +36,7 @@ import functools
 import logging
 import time
 from collections.abc import Sequence
+from datetime import datetime
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -61,7 +62,11 @@ def recipient_texts(message: Message, recipient_ids: Sequence[int]) -> dict[int,
 
 
 def claim(message_id: str, limit: int) -> list[tuple[int, str]]:
-    now = timezone.now()
+    """Claim up to ``limit`` queued recipients of one message: ``(id, phone)`` in id order."""
+    return _claim(message_id, limit, timezone.now())
+
+
+def _claim(message_id: str, limit: int, now: datetime) -> list[tuple[int, str]]:
     with transaction.atomic():
         rows = (
             Recipient.objects.filter(message_id=message_id, status=S.QUEUED)
@@ -85,12 +90,20 @@ def message_dispatch(*, message_id: str) -> DispatchReport:
         logger.warning("dispatch of unknown message %s", message_id)
         return report
     while True:
-        picked = claim(message.id, settings.MIFUMO_DISPATCH_BATCH)
+        claimed_at = timezone.now()
+        picked = _claim(message.id, settings.MIFUMO_DISPATCH_BATCH, claimed_at)
         if not picked:
             break
         texts = recipient_texts(message, [recipient_id for recipient_id, _ in picked])
         items = [
-            Item(recipient_id, phone, message, route, text=texts.get(recipient_id, ""))
+            Item(
+                recipient_id,
+                phone,
+                message,
+                route,
+                text=texts.get(recipient_id, ""),
+                claimed_at=claimed_at,
+            )
             for route, pairs in routing.group_by_route(picked, is_test=message.is_test).items()
             for recipient_id, phone in pairs
         ]
@@ -146,13 +159,13 @@ SET {status} = {submitting}, {claimed_at} = %(now)s, {updated_at} = %(now)s,
     {attempts} = r.{attempts} + 1
 WHERE r.{id_} IN (SELECT {id_} FROM oldest UNION SELECT {id_} FROM newest)
     AND r.{status} = {queued}
-RETURNING r.{id_}, r.{message}, r.{phone}, r.{text}
+RETURNING r.{id_}, r.{message}, r.{phone}, r.{text}, r.{claimed_at}
 """  # noqa: S608 - names from the model, statuses quoted
 
 
-def claim_queued(limit: int) -> list[tuple[int, str, str, str]]:
+def claim_queued(limit: int) -> list[tuple[int, str, str, str, datetime]]:
     """Claim up to ``limit`` queued recipients of any message whose backoff has passed:
-    ``(id, message_id, phone, text)`` in id order. Most are the oldest; a share
+    ``(id, message_id, phone, text, claimed_at)`` in id order. Most are the oldest; a share
     (``MIFUMO_DISPATCH_NEWEST_PERCENT``) the newest (see the module's docstring)."""
     newest = limit * settings.MIFUMO_DISPATCH_NEWEST_PERCENT // 100
     with connection.cursor() as cursor:
@@ -160,7 +173,7 @@ def claim_queued(limit: int) -> list[tuple[int, str, str, str]]:
             _claim_queued_sql(),
             {"now": timezone.now(), "oldest": max(limit - newest, 1), "newest": newest},
         )
-        rows: list[tuple[int, str, str, str]] = cursor.fetchall()
+        rows: list[tuple[int, str, str, str, datetime]] = cursor.fetchall()
     return sorted(rows)
 
 
@@ -171,24 +184,31 @@ def _messages_by_id() -> str:
     )
 
 
-def queued_items(rows: Sequence[tuple[int, str, str, str]]) -> list[Item]:
+def queued_items(rows: Sequence[tuple[int, str, str, str, datetime]]) -> list[Item]:
     """Claimed rows as routed ``Item``s: their messages loaded in one query, each message's
     recipients routed by its own ``is_test``."""
     # Raw rather than in_bulk: this runs for every claimed batch, and compiling the ORM's
     # query would cost more than running it.
     messages = {
         message.pk: message
-        for message, _ in read_models(
-            Message, _messages_by_id(), [list({message_id for _, message_id, _, _ in rows})]
-        )
+        for message, _ in read_models(Message, _messages_by_id(), [list({row[1] for row in rows})])
     }
     by_message: dict[str, list[tuple[int, str]]] = {}
     texts: dict[int, str] = {}
-    for recipient_id, message_id, phone, text in rows:
+    tokens: dict[int, datetime] = {}
+    for recipient_id, message_id, phone, text, claimed_at in rows:
         by_message.setdefault(message_id, []).append((recipient_id, phone))
         texts[recipient_id] = text
+        tokens[recipient_id] = claimed_at
     return [
-        Item(recipient_id, phone, message, route, text=texts[recipient_id])
+        Item(
+            recipient_id,
+            phone,
+            message,
+            route,
+            text=texts[recipient_id],
+            claimed_at=tokens[recipient_id],
+        )
         for message_id, pairs in by_message.items()
         for message in (messages[message_id],)
         for route, routed in routing.group_by_route(pairs, is_test=message.is_test).items()

@@ -7,7 +7,8 @@ temporarily) moves on to the next carrier of the route. Recipients that every ca
 their route turned away for now go back to ``queued`` and are retried later. Every offer is
 one ``SubmitAttempt`` row.
 
-Carriers are called outside any transaction, under their throughput cap (``sms.throttle``);
+Carriers are called outside any transaction, under their throughput cap (``sms.throttle``),
+for the recipients whose claim this dispatcher still holds (``sms.dispatch.lease``);
 results are recorded in one transaction per batch (``sms.dispatch.record``) and
 ``carrier.after_recorded()`` runs after each recording. Carriers that submit from a process
 of their own (SMPP binds, see ``run_smpp``) are not called from a worker: their recipients
@@ -33,6 +34,7 @@ from sms import metrics, routing
 from sms.carriers import get_carrier
 from sms.carriers.base import BaseCarrier, CarrierError, OutboundSms, SubmitResult
 from sms.dispatch.handoffs import handoff
+from sms.dispatch.lease import lease_keep
 from sms.dispatch.record import DispatchReport, EarlyRecorder, results_record
 from sms.models import Message, SubmitAttempt
 from sms.throttle import Throttle, carrier_rate, throttle_for
@@ -51,6 +53,8 @@ class Item:
     last_carrier: str = ""
     last_result: SubmitResult | None = None
     text: str = ""  # the recipient's own text when the message is personalised
+    # The claim's token (``sms.dispatch.lease``); None for items not claimed under a lease.
+    claimed_at: datetime | None = None
 
     def outbound(self) -> OutboundSms:
         return OutboundSms(
@@ -140,6 +144,13 @@ def _offer(
         # A paced bind still takes about a second's worth at a time, so a stop is prompt.
         count = _within(carrier_rate(name), pending) if paced else _admitted(throttle, pending)
         batch, pending = pending[:count], pending[count:]
+        # Right before the call, after any wait for the cap: only what this dispatcher holds.
+        lost = lease_keep([*batch, *pending])
+        if lost:
+            batch = [item for item in batch if item.recipient_id not in lost]
+            pending = [item for item in pending if item.recipient_id not in lost]
+            if not batch:
+                continue
         error, refused = _submit(name, carrier, batch, report)
         moved_on.extend(refused)
         if error is not None and not error.permanent:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
+from datetime import datetime
 
 from django.core.cache import cache
 from django.db import transaction
@@ -44,10 +45,11 @@ def handoff(*, recipient_ids: Sequence[int], carrier: str) -> None:
         )
 
 
-def handoff_take(*, carrier: str, limit: int) -> list[tuple[int, str, str]]:
+def handoff_take(*, carrier: str, limit: int) -> tuple[list[tuple[int, str, str]], datetime]:
     """Take up to ``limit`` recipients left for ``carrier``, oldest first, as (recipient id,
-    message id, phone). Taking deletes the handoff, so no two processes take one recipient;
-    a handoff whose recipient moved on meanwhile is dropped."""
+    message id, phone), and the claim's new ``claimed_at`` (its token, ``sms.dispatch.lease``).
+    Taking deletes the handoff, so no two processes take one recipient; a handoff whose
+    recipient moved on meanwhile is dropped."""
     now = timezone.now()
     with transaction.atomic():
         rows = (
@@ -57,7 +59,7 @@ def handoff_take(*, carrier: str, limit: int) -> list[tuple[int, str, str]]:
         )
         ids = list(rows.values_list("recipient_id", flat=True)[:limit])
         if not ids:
-            return []
+            return [], now
         Handoff.objects.filter(recipient_id__in=ids).delete()
         taken = list(
             Recipient.objects.filter(id__in=ids, status=S.SUBMITTING, carrier=carrier)
@@ -67,7 +69,7 @@ def handoff_take(*, carrier: str, limit: int) -> list[tuple[int, str, str]]:
         Recipient.objects.filter(id__in=[rid for rid, _, _ in taken]).update(
             claimed_at=now, updated_at=now
         )
-    return taken
+    return taken, now
 
 
 def carrier_process_heartbeat(*, carrier: str) -> None:

@@ -101,9 +101,8 @@ def _record(
     accepted = [r for r in results if r.accepted]
     rejected = [r for r in results if not r.accepted]
     with transaction.atomic():
-        if accepted:
-            _record_accepted(message, carrier, accepted, now)
-            report.submitted = len(accepted)
+        sent_ids = _record_accepted(message, carrier, accepted, now) if accepted else []
+        report.submitted = len(sent_ids)
         failed_ids: list[int] = []
         by_error: dict[tuple[str, str], list[int]] = defaultdict(list)
         retry_ids: list[int] = []
@@ -123,28 +122,40 @@ def _record(
                 failed_ids.append(result.recipient_id)
             else:
                 retry_ids.append(result.recipient_id)
-        for (code, text), ids in by_error.items():
-            Recipient.objects.filter(id__in=ids, status=S.SUBMITTING).update(
-                status=S.FAILED,
-                carrier=carrier,
-                error_code=code,
-                error_message=text,
-                updated_at=now,
-                claimed_at=None,
-            )
+        if failed_ids:
+            failed_ids = _mark_failed(carrier, by_error, now)
         if retry_ids:
             _requeue(retry_ids, attempts, now, report)
         if failed_ids:
             _refund(message, failed_ids, "rejected by the carrier")
             report.failed = len(failed_ids)
             changes.append(StatusChange(message.id, message.account_id, S.FAILED, failed_ids))
-        if accepted:
-            changes.append(
-                StatusChange(
-                    message.id, message.account_id, S.SENT, [r.recipient_id for r in accepted]
-                )
-            )
+        if sent_ids:
+            changes.append(StatusChange(message.id, message.account_id, S.SENT, sent_ids))
     return report, changes
+
+
+def _mark_failed(
+    carrier: str, by_error: dict[tuple[str, str], list[int]], now: datetime
+) -> list[int]:
+    """Rejected for good -> failed, for the recipients still being submitted; the ids
+    changed (the only ones to refund and signal: a recipient whose claim ran out and that
+    has been settled since is not failed or refunded a second time)."""
+    changed = set(
+        Recipient.objects.select_for_update()
+        .filter(id__in=[rid for ids in by_error.values() for rid in ids], status=S.SUBMITTING)
+        .values_list("id", flat=True)
+    )
+    for (code, text), ids in by_error.items():
+        Recipient.objects.filter(id__in=[rid for rid in ids if rid in changed]).update(
+            status=S.FAILED,
+            carrier=carrier,
+            error_code=code,
+            error_message=text,
+            updated_at=now,
+            claimed_at=None,
+        )
+    return [rid for ids in by_error.values() for rid in ids if rid in changed]
 
 
 def _requeue(
@@ -167,10 +178,11 @@ def _requeue(
 
 def _record_accepted(
     message: Message, carrier: str, accepted: Sequence[SubmitResult], now: datetime
-) -> None:
+) -> list[int]:
+    """Accepted recipients -> sent, with their parts' ids; the recipients marked sent."""
     # The recipient keeps the carrier's first id verbatim (what its support desk searches
     # by); the parts hold the keys receipts are matched on.
-    _mark_sent(
+    sent = _mark_sent(
         carrier,
         [
             (
@@ -182,9 +194,11 @@ def _record_accepted(
         ],
         now,
     )
+    marked = set(sent)
     parts = [
         (carrier_id, result.recipient_id, index)
         for result in accepted
+        if result.recipient_id in marked
         for index, carrier_id in enumerate(result.match_keys, start=1)
     ]
     keys = [carrier_id for carrier_id, _, _ in parts]
@@ -199,6 +213,7 @@ def _record_accepted(
         )
     # Receipts that overtook these results: applied once the parts are committed.
     transaction.on_commit(lambda: _apply_early_receipts(carrier, keys))
+    return sent
 
 
 def _apply_early_receipts(carrier: str, keys: list[str]) -> None:
@@ -209,18 +224,21 @@ def _apply_early_receipts(carrier: str, keys: list[str]) -> None:
         logger.exception("applying early receipts failed; the sweep will")
 
 
-def _mark_sent(carrier: str, rows: list[tuple[int, str, datetime]], now: datetime) -> None:
-    """Accepted recipients -> sent. Only the carrier's id and the time it acknowledged the
-    submit (``sent_at``) differ from row to row, so one statement does the batch; an ORM
-    ``bulk_update`` builds a CASE per column and row and cost more than everything else in
-    dispatch together."""
+def _mark_sent(carrier: str, rows: list[tuple[int, str, datetime]], now: datetime) -> list[int]:
+    """Accepted recipients -> sent; the ids marked. Only the carrier's id and the time it
+    acknowledged the submit (``sent_at``) differ from row to row, so one statement does the
+    batch; an ORM ``bulk_update`` builds a CASE per column and row and cost more than
+    everything else in dispatch together. A recipient already settled (its claim ran out
+    during the call and another dispatcher sent it, or a receipt came) keeps its state; one
+    the sweep took back meanwhile is sent, so it is not sent again."""
     if not rows:
-        return
-    update_from_arrays(
+        return []
+    return update_from_arrays(
         Recipient,
         [rid for rid, _, _ in rows],
         {"carrier_message_id": [cid for _, cid, _ in rows], "sent_at": [at for _, _, at in rows]},
         same={"status": S.SENT, "carrier": carrier, "updated_at": now, "claimed_at": None},
+        where={"status": [S.SUBMITTING.value, S.QUEUED.value]},
     )
 
 

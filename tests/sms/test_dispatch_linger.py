@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 import threading
 import time
+from typing import Any
 
 import pytest
 from django.core.cache import cache
@@ -27,7 +28,7 @@ def claims(monkeypatch: pytest.MonkeyPatch) -> list[tuple[float, int]]:
     seen: list[tuple[float, int]] = []
     real = dispatch.claims.claim_queued
 
-    def watched(limit: int) -> list[tuple[int, str, str, str]]:
+    def watched(limit: int) -> list[tuple[int, str, str, str, Any]]:
         rows = real(limit)
         seen.append((time.monotonic(), len(rows)))
         return rows
@@ -95,7 +96,7 @@ def test_past_its_time_a_run_makes_its_last_look_and_ends(alice, locmem, monkeyp
     real = dispatch.claims.claim_queued
     seen: list[tuple[bool, int]] = []
 
-    def claim_then_send(limit: int) -> list[tuple[int, str, str, str]]:
+    def claim_then_send(limit: int) -> list[tuple[int, str, str, str, Any]]:
         # Steady traffic: every claim is followed by one more send.
         pending = dispatch.wake_pending()
         rows = real(limit)

@@ -94,7 +94,7 @@ def test_one_claim_batch_takes_recipients_of_several_messages(alice, locmem):
     second = send(alice, phones(2, start=10))
     third = send(alice, phones(1, start=20))
     rows = dispatch.claim_queued(10)
-    assert {message_id for _, message_id, _, _ in rows} == {first.id, second.id, third.id}
+    assert {row[1] for row in rows} == {first.id, second.id, third.id}
     assert len(rows) == 6 and [row[0] for row in rows] == sorted(row[0] for row in rows)
     assert set(Recipient.objects.values_list("status", flat=True)) == {"submitting"}
     assert set(Recipient.objects.values_list("attempts", flat=True)) == {1}
@@ -109,7 +109,7 @@ def test_a_message_queued_behind_a_bulk_one_goes_in_the_next_batch(alice, locmem
     otp = send(alice, [TZ])
     rows = dispatch.claim_queued(20)
     assert len(rows) == 20
-    taken = {message_id for _, message_id, _, _ in rows}
+    taken = {row[1] for row in rows}
     assert taken == {bulk.id, otp.id}
     oldest = list(
         Recipient.objects.filter(message=bulk).order_by("id").values_list("id", flat=True)[:18]
@@ -147,7 +147,7 @@ def test_a_send_after_the_dispatchers_last_look_wakes_a_new_task(alice, broker):
     # ... so a send committed between the clear and the final claim is seen by that claim,
     between = send(alice, phones(1, start=1))
     last = dispatch.claim_queued(500)
-    assert [message_id for _, message_id, _, _ in last] == [between.id]
+    assert [row[1] for row in last] == [between.id]
     # (its wake published a task too, harmless: it will find nothing)
     assert published() == 2
     # and a send committed after the final claim found nothing sets the flag again and
@@ -182,7 +182,7 @@ def test_the_dispatcher_clears_the_flag_only_before_its_final_claim(
     seen: list[tuple[bool, int]] = []
     real = dispatch.claims.claim_queued
 
-    def watched(limit: int) -> list[tuple[int, str, str, str]]:
+    def watched(limit: int) -> list[tuple[int, str, str, str, Any]]:
         pending = dispatch.wake_pending()
         rows = real(limit)
         seen.append((pending, len(rows)))
@@ -206,7 +206,7 @@ def test_a_send_while_the_dispatcher_runs_is_taken_by_that_run(alice, locmem, br
     extra: list[Message] = []
     real = dispatch.claims.claim_queued
 
-    def claim_then_send(limit: int) -> list[tuple[int, str, str, str]]:
+    def claim_then_send(limit: int) -> list[tuple[int, str, str, str, Any]]:
         rows = real(limit)
         if not extra:
             extra.append(send(alice, phones(1, start=7)))
