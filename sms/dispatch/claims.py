@@ -226,8 +226,9 @@ def queued_dispatch(linger: float = 0.0, run_for: float | None = None) -> Dispat
     publishes a new task. Once cleared, the run ends at the first claim that is not a full
     batch: that claim took every queued recipient it could see. A round whose every
     recipient went back to queued (temporary trouble on every route it touched) ends the run
-    too: the caller schedules a run for when the first of them is due (``report.retry_at``),
-    and the flag is cleared so that new sends still wake a dispatcher at once."""
+    too, after the same last look: the caller schedules a run for when the first of them is
+    due (``report.retry_at``), and the flag is cleared so that new sends still wake a
+    dispatcher at once."""
     report = DispatchReport()
     limit = settings.MIFUMO_DISPATCH_BATCH
     until = None if run_for is None else time.monotonic() + run_for
@@ -246,8 +247,15 @@ def queued_dispatch(linger: float = 0.0, run_for: float | None = None) -> Dispat
         outcome = deliver(items=items)
         report.add(outcome)
         if outcome.requeued == len(items):
+            if cleared:
+                break
+            # Temporary trouble on every route of this round: end the run, but only after a
+            # last look made after the clear (a send committed during the round found the
+            # flag set and published nothing). What was turned away waits out its backoff, so
+            # the last look takes only what came since.
             wake_clear()
-            break
+            cleared = True
+            continue
         if len(rows) < limit:
             if cleared:
                 break  # the last look took all there was

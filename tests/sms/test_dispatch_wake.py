@@ -172,6 +172,32 @@ def test_clearing_after_the_final_claim_would_lose_the_send(alice, broker):
     assert Recipient.objects.get(message=lost).status == "queued"
 
 
+@pytest.mark.django_db(transaction=True)
+def test_a_send_during_a_round_every_route_turned_away_is_taken_by_the_last_look(
+    alice, locmem, broker, monkeypatch
+):
+    """The round's carrier refuses for now; a send commits meanwhile and, finding the flag
+    set, publishes nothing. The run ends only after a last look made after its clear."""
+    locmem.reject = {TZ: ("THROTTLED", False)}
+    send(alice, [TZ])
+    assert published() == 1
+    during: list[Message] = []
+    post = locmem.post_to_carrier
+
+    def a_send_commits_meanwhile(carrier: Any, payload: Any, batch: Any) -> Any:
+        if not during:
+            during.append(send(alice, phones(1, start=1)))
+        return post(carrier, payload, batch)
+
+    monkeypatch.setattr(locmem, "post_to_carrier", a_send_commits_meanwhile)
+    report = dispatch.queued_dispatch()
+    assert published() == 1  # the send during the round published nothing
+    assert (report.requeued, report.submitted) == (1, 1)
+    assert statuses(during[0]) == {"sent": 1}
+    assert Recipient.objects.exclude(message=during[0]).get().status == "queued"  # backoff
+    assert not dispatch.wake_pending()
+
+
 @pytest.mark.django_db
 def test_the_dispatcher_clears_the_flag_only_before_its_final_claim(
     alice, locmem, monkeypatch, settings
@@ -268,11 +294,26 @@ def test_a_round_wholly_in_trouble_ends_the_run_and_lets_sends_wake_again(alice,
     settings.MIFUMO_DISPATCH_BATCH = 2
     send(alice, phones(6))
     cache.add(PENDING, 1, timeout=60)
+    locmem.reject = dict.fromkeys(phones(6), ("THROTTLED", False))
+    report = dispatch.queued_dispatch()
+    # One batch turned away, then the flag cleared and one last look, turned away too; the
+    # rest is not offered to the carrier in trouble at once.
+    assert report.requeued == 4 and report.submitted == 0
+    assert Recipient.objects.filter(status="queued", not_before__isnull=True).count() == 2
+    assert not dispatch.wake_pending()
+
+
+@pytest.mark.django_db
+def test_a_round_in_trouble_then_a_last_look_the_carrier_takes_goes_on(alice, locmem, settings):
+    settings.MIFUMO_DISPATCH_BATCH = 2
+    send(alice, phones(6))
+    cache.add(PENDING, 1, timeout=60)
     locmem.fail_next = CarrierError("connection refused", permanent=False)
     report = dispatch.queued_dispatch()
-    # One batch turned away; the rest is not offered to the carrier in trouble at once.
-    assert report.requeued == 2 and report.submitted == 0
-    assert Recipient.objects.filter(status="queued", not_before__isnull=True).count() == 4
+    # The first batch turned away; the last look found the carrier back, and full batches
+    # go on until one is not.
+    assert report.requeued == 2 and report.submitted == 4
+    assert Recipient.objects.filter(status="queued", not_before__isnull=False).count() == 2
     assert not dispatch.wake_pending()
 
 
