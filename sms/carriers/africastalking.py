@@ -169,7 +169,8 @@ class AfricasTalkingCarrier(ChunkedHttpCarrier):
     carrier_name = "africastalking"
     dlr_view: ClassVar[type[DlrView]] = AfricasTalkingDlrView
     inbound_view: ClassVar[type[DlrView]] = AfricasTalkingInboundView
-    opt_out_errors: ClassVar[frozenset[str]] = frozenset({"BLACKLISTED"})
+    # Refused at submit (406), or reported so in a receipt's failureReason.
+    opt_out_errors: ClassVar[frozenset[str]] = frozenset({"BLACKLISTED", "UserInBlackList"})
 
     @property
     def base_url(self) -> str:

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
+from contacts.models import Contact, OptOutChange
 from sms.carriers import get_carrier
 from sms.carriers.africastalking import SANDBOX_URL, AfricasTalkingCarrier
 from sms.carriers.base import CarrierError
@@ -261,6 +262,20 @@ def test_report_statuses_map_to_recipient_states(
     assert post_dlr(client, report(at, TZ, status, **extra)).status_code == 200
     recipient = Recipient.objects.get()
     assert (recipient.status, recipient.error_code) == (expected, error_code)
+
+
+@pytest.mark.django_db
+def test_a_report_that_the_phone_blacklisted_the_sender_opts_the_phone_out(
+    at, alice, client, settings, django_capture_on_commit_callbacks
+):
+    sent_message(alice, [TZ], django_capture_on_commit_callbacks, settings)
+    form = report(at, TZ, "Rejected", failureReason="UserInBlackList")
+    with django_capture_on_commit_callbacks(execute=True):
+        assert post_dlr(client, form).status_code == 200
+    contact = Contact.objects.get(account=alice, phone_number=TZ)
+    assert contact.opted_out
+    change = OptOutChange.objects.get(contact=contact)
+    assert (change.source, change.detail) == ("carrier", "africastalking: UserInBlackList")
 
 
 @pytest.mark.django_db
