@@ -65,6 +65,9 @@ def normalise_number(raw: str) -> str:
     return value
 
 
+E164 = re.compile(r"\+[1-9][0-9]{6,14}")  # what normalise_sender makes of a phone
+
+
 def normalise_sender(raw: str) -> str:
     """The sending phone as E.164 when it is one; anything else (an alphanumeric sender)
     as it came."""
@@ -185,7 +188,16 @@ def _apply_action(
     """Opt the phone out (creating its contact) or back in, as the keyword asked."""
     if message.action not in (Action.OPT_OUT, Action.OPT_IN):
         return contact
+    if not E164.fullmatch(message.sender):
+        return contact  # an alphanumeric sender: no phone to opt out
     opting_out = message.action == Action.OPT_OUT
+    # Read again, locked: the batch's copy may be stale (a message earlier in the batch, or
+    # an opt-in and an opt-out from the phone handled at once by two workers).
+    contact = (
+        Contact.objects.select_for_update()
+        .filter(account=account, phone_number=message.sender)
+        .first()
+    )
     if contact is None and not opting_out:
         return None  # a phone with no contact was never opted out
     if contact is None:
@@ -320,21 +332,33 @@ INSERT_BATCH = 1000
 
 
 def _prepare(item: InboundSms) -> InboundSms:
-    """The item as stored: numbers normalised, the id cut to size, no NUL (PostgreSQL text
-    cannot hold it, and no phone means one)."""
+    """The item as stored: numbers normalised, the id cut to size, no NUL anywhere, the
+    provider's raw fields included (PostgreSQL's text and jsonb cannot hold it, and no phone
+    means one)."""
     try:
-        destination = normalise_number(item.destination)
+        destination = normalise_number(_without_nul(item.destination))
     except NumberError:
-        destination = (item.destination or "").strip()[:32]
+        destination = _without_nul(item.destination or "").strip()[:32]
     return InboundSms(
         carrier=item.carrier,
-        sender=normalise_sender(item.sender),
+        sender=normalise_sender(_without_nul(item.sender)),
         destination=destination,
-        text=item.text.replace("\x00", ""),
-        carrier_message_id=(item.carrier_message_id or "")[:120],
+        text=_without_nul(item.text),
+        carrier_message_id=_without_nul(item.carrier_message_id or "")[:120],
         received_at=item.received_at,
-        raw=item.raw,
+        raw=_without_nul(item.raw),
     )
+
+
+def _without_nul(value: Any) -> Any:
+    """``value`` with NUL taken out of every string in it, keys and nested values too."""
+    if isinstance(value, str):
+        return value.replace("\x00", "")
+    if isinstance(value, Mapping):
+        return {_without_nul(key): _without_nul(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_without_nul(item) for item in value]
+    return value
 
 
 def _already_stored(items: Sequence[InboundSms]) -> dict[tuple[str, str], InboundMessage]:

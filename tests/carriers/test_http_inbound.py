@@ -147,6 +147,15 @@ def test_africastalking_inbound_missing_a_field_is_a_bad_request(
     assert response.status_code == 400 and b"from" in response.content
 
 
+def post_beem(client: Any, body: Any) -> Any:
+    return client.post(
+        url("beem"),
+        data=json.dumps(body),
+        content_type="application/json",
+        HTTP_X_MIFUMO_DLR_TOKEN=BEEM_SECRET,
+    )
+
+
 @pytest.mark.parametrize(
     "body",
     [
@@ -162,16 +171,35 @@ def test_africastalking_inbound_missing_a_field_is_a_bad_request(
 def test_beem_inbound_with_its_token_is_stored(
     owner: Account, client: Any, body: dict[str, Any]
 ) -> None:
-    response = client.post(
-        url("beem"),
-        data=json.dumps(body),
-        content_type="application/json",
-        HTTP_X_MIFUMO_DLR_TOKEN=BEEM_SECRET,
-    )
+    response = post_beem(client, body)
     assert response.status_code == 200, response.content
     message = InboundMessage.objects.get()
     assert (message.sender, message.keyword, message.action) == (PHONE, "DUKA", "help")
     assert (message.carrier, message.carrier_message_id) == ("beem", "b1")
+
+
+def test_beem_inbound_with_nul_characters_is_stored_without_them(
+    owner: Account, client: Any
+) -> None:
+    """An aggregator that decodes GSM's @ as 0x00: the text and the raw fields PostgreSQL
+    keeps lose the NUL, and the other message of the delivery is stored as well."""
+    body = [
+        {"from": "255712345678", "to": "15555", "message": "DUKA stop", "transaction_id": "b3"},
+        {
+            "from": "255754000111",
+            "to": "15555",
+            "message": "DUKA bei\u0000 ya mbolea",
+            "transaction_id": "b4\u0000",
+            "extra\u0000": ["\u0000"],
+        },
+    ]
+    response = post_beem(client, body)
+    assert response.status_code == 200, response.content
+    stop, question = InboundMessage.objects.order_by("carrier_message_id")
+    assert (stop.carrier_message_id, stop.action) == ("b3", "opt_out")
+    assert (question.carrier_message_id, question.text) == ("b4", "DUKA bei ya mbolea")
+    assert "\x00" not in json.dumps(question.raw) and "\\u0000" not in json.dumps(question.raw)
+    assert Contact.objects.get(account=owner, phone_number=PHONE).opted_out
 
 
 def test_beem_forged_inbound_is_refused(owner: Account, client: Any) -> None:

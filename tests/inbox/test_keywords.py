@@ -1,15 +1,19 @@
 from __future__ import annotations
 
+import threading
 from decimal import Decimal
 from typing import Any
 
 import pytest
+from django.db import connection, transaction
 
 from contacts.models import Contact, OptOutChange
+from contacts.services import contact_set_opted_out
 from inbox import keywords
 from inbox.models import Action, AutoReply, InboundMessage, Keyword
-from inbox.services import inbound_receive, number_assign
+from inbox.services import inbound_receive, inbound_receive_many, number_assign
 from integration.models import Account
+from sms.carriers.inbound import InboundSms
 from sms.models import Message
 from tests.inbox.conftest import NUMBER, PHONE
 
@@ -143,3 +147,64 @@ def test_without_balance_the_opt_out_is_recorded_and_the_reply_skipped(
 def test_plain_text_sends_no_reply(alice: Account, alice_number: str) -> None:
     receive("Asante sana")
     assert not Message.objects.filter(account=alice).exists()
+
+
+def test_an_opt_out_then_an_opt_in_in_one_batch_leave_the_phone_opted_in(
+    alice: Account, alice_number: str
+) -> None:
+    """A backlog delivered at once: the opt-in reads the contact the opt-out made, not the
+    batch's copy from before it."""
+    inbound_receive_many(
+        items=[
+            InboundSms("locmem", PHONE, NUMBER, "STOP", carrier_message_id="m1"),
+            InboundSms("locmem", PHONE, NUMBER, "START", carrier_message_id="m2"),
+        ]
+    )
+    assert not Contact.objects.get(account=alice, phone_number=PHONE).opted_out
+    history = OptOutChange.objects.order_by("created_at", "id").values_list("opted_out", flat=True)
+    assert list(history) == [True, False]
+
+
+def test_an_opt_out_from_an_alphanumeric_sender_is_stored_and_opts_nobody_out(
+    alice: Account, alice_number: str
+) -> None:
+    """A sender no phone number can be (too long for one, too): the message is kept, the
+    rest of its batch with it, and no contact is made."""
+    stored = inbound_receive_many(
+        items=[
+            InboundSms("locmem", "MIFUMO-ALERTS-SERVICE", NUMBER, "STOP", carrier_message_id="a"),
+            InboundSms("locmem", PHONE, NUMBER, "Habari", carrier_message_id="b"),
+        ]
+    )
+    assert [created for _, created in stored] == [True, True]
+    assert InboundMessage.objects.count() == 2
+    assert not Contact.objects.filter(account=alice).exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_opt_out_waits_for_an_opt_in_being_made_and_wins(
+    alice: Account, alice_number: str
+) -> None:
+    """START and STOP from one phone handled at once by two workers: the STOP's worker read
+    the contact before the START committed. It reads it again under the START's lock."""
+    receive("STOP")
+    contact = Contact.objects.get(account=alice, phone_number=PHONE)
+    locked, release = threading.Event(), threading.Event()
+
+    def opt_in_slowly() -> None:
+        try:
+            with transaction.atomic():
+                mine = Contact.objects.select_for_update().get(pk=contact.pk)
+                locked.set()
+                release.wait(10)
+                contact_set_opted_out(contact=mine, opted_out=False, source="keyword")
+        finally:
+            connection.close()
+
+    worker = threading.Thread(target=opt_in_slowly)
+    worker.start()
+    assert locked.wait(10)
+    threading.Timer(0.3, release.set).start()
+    receive("STOP", carrier_message_id="second")
+    worker.join(10)
+    assert Contact.objects.get(pk=contact.pk).opted_out
