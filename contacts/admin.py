@@ -4,8 +4,11 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin
+from django.http import HttpRequest
+from django.utils import timezone
 
-from contacts.models import Contact
+from contacts.models import Contact, OptOutSource
+from contacts.services import contact_set_opted_out
 from contacts.tags import TagError, join_tags, split_tags
 from sms.phones import InvalidPhone, normalize_phone
 
@@ -55,3 +58,22 @@ class ContactAdmin(admin.ModelAdmin):
     ordering = ("-created_at", "-id")
     # Counting every row of a large table on each page load is not worth it.
     show_full_result_count = False
+
+    def save_model(self, request: HttpRequest, obj: Contact, form: Any, change: bool) -> None:
+        if not change:
+            super().save_model(request, obj, form, change)
+            return
+        # Only what the form changed: a whole row written back would undo an opt-out (or
+        # opt-in) the phone made while the page was open.
+        obj.updated_at = timezone.now()
+        fields = [name for name in form.changed_data if name != "opted_out"]
+        obj.save(update_fields=[*fields, "updated_at"])
+        if "opted_out" in form.changed_data:
+            current = Contact.objects.get(pk=obj.pk)
+            contact_set_opted_out(
+                contact=current,
+                opted_out=obj.opted_out,
+                source=OptOutSource.DASHBOARD,
+                detail=f"operator {request.user}",
+            )
+            obj.opted_out_at = current.opted_out_at

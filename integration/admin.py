@@ -176,9 +176,12 @@ class AccountAdmin(ModelAdmin):
     actions = ["top_up", "adjust_balance", "suspend", "activate"]
 
     def save_model(self, request: HttpRequest, obj: Account, form: Any, change: bool) -> None:
-        super().save_model(request, obj, form, change)
         if not change:
+            super().save_model(request, obj, form, change)
             return
+        # Only what the form changed: a whole row written back would restore the balance as
+        # it was read, over a debit, refund or top-up committed meanwhile.
+        obj.save(update_fields=[*form.changed_data, "updated_at"])
         changed = set(form.changed_data)
         limits = {f: getattr(obj, f) for f in LIMIT_FIELDS if f in changed}
         if limits:
@@ -365,6 +368,10 @@ class ApiKeyAdmin(ModelAdmin):
     @admin.display(description="status")
     def key_status(self, obj: ApiKey) -> str:
         return obj.status
+
+    def save_model(self, request: HttpRequest, obj: ApiKey, form: Any, change: bool) -> None:
+        """Nothing on a key's page can be changed; saving it writes nothing (a whole row
+        written back would undo a revocation committed meanwhile)."""
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         # A key's secret is shown once to whoever creates it: the dashboard, the API or

@@ -1,6 +1,8 @@
 import pytest
 
-from contacts.models import Contact
+from contacts.admin import ContactAdmin
+from contacts.models import Contact, OptOutChange
+from contacts.services import contact_set_opted_out
 from segments.models import Segment
 from tests.contacts.factories import make_contact
 
@@ -55,6 +57,52 @@ def test_the_contact_change_page_shows_tags_as_text(admin_client, contacts):
     page = admin_client.get(f"/admin/contacts/contact/{contacts[0].pk}/change/")
     assert page.status_code == 200
     assert b'value="vip"' in page.content
+
+
+def change_form(contact, **changes):
+    form = {
+        "account": contact.account_id,
+        "name": contact.name,
+        "phone_number": contact.phone_number,
+        "email": contact.email,
+        "tags": ", ".join(contact.tags),
+        "is_active": "on",
+        **changes,
+    }
+    if contact.opted_out:
+        form.setdefault("opted_out", "on")
+    return {k: v for k, v in form.items() if v is not None}
+
+
+def test_renaming_a_contact_keeps_an_opt_out_made_while_the_page_was_open(
+    admin_client, contacts, monkeypatch
+):
+    asha = contacts[0]
+    read = ContactAdmin.get_object
+
+    def read_then_the_phone_opts_out(self, request, *args):
+        contact = read(self, request, *args)
+        if request.method == "POST":
+            contact_set_opted_out(contact=Contact.objects.get(pk=asha.pk), opted_out=True)
+        return contact
+
+    monkeypatch.setattr(ContactAdmin, "get_object", read_then_the_phone_opts_out)
+    page = f"/admin/contacts/contact/{asha.pk}/change/"
+    response = admin_client.post(page, change_form(asha, name="Asha M."))
+    assert response.status_code == 302, response.content[:2000]
+    asha.refresh_from_db()
+    assert (asha.name, asha.opted_out) == ("Asha M.", True)
+
+
+def test_an_operator_opting_a_contact_in_is_recorded_in_its_history(admin_client, contacts):
+    juma = contacts[1]
+    form = change_form(juma, opted_out=None)
+    response = admin_client.post(f"/admin/contacts/contact/{juma.pk}/change/", form)
+    assert response.status_code == 302, response.content[:2000]
+    juma.refresh_from_db()
+    assert not juma.opted_out and juma.opted_out_at is None
+    change = OptOutChange.objects.get(contact=juma)
+    assert (change.opted_out, change.source) == (False, "dashboard")
 
 
 def test_the_segment_admin_lists_validates_and_counts(admin_client, alice, contacts):

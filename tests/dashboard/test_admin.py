@@ -10,9 +10,10 @@ import pytest
 from django.contrib.admin import helpers
 from django.test import Client
 
+from integration.admin import AccountAdmin, ApiKeyAdmin
 from integration.members import invitation_create
-from integration.models import Account, AuditEvent, LedgerEntry
-from integration.services import api_key_create
+from integration.models import Account, ApiKey, AuditEvent, LedgerEntry
+from integration.services import account_debit, api_key_create, api_key_revoke
 from sms.models import PriceRule, SenderId
 from sms.sender_ids import sender_id_request
 from tests.dashboard.data import make_message, make_request_log
@@ -139,6 +140,57 @@ def test_limits_are_editable_and_the_balance_is_not(admin_client: Client, alice:
     assert alice.balance == Decimal("5000.00")
     event = AuditEvent.objects.get(action="account.limits_changed")
     assert event.details == {"sms_per_minute": 500, "max_message_length": 480}
+
+
+def test_saving_an_account_keeps_the_money_moved_while_it_was_saved(
+    admin_client: Client, alice: Account, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    read = AccountAdmin.get_object
+
+    def read_then_a_send_is_debited(self: Any, request: Any, *args: Any) -> Any:
+        account = read(self, request, *args)
+        if request.method == "POST":
+            account_debit(account_id=alice.pk, amount=Decimal("10.00"), reference="msg_x")
+        return account
+
+    monkeypatch.setattr(AccountAdmin, "get_object", read_then_a_send_is_debited)
+    form = {
+        "name": "alice",
+        "status": "active",
+        "sms_per_minute": "500",
+        "api_per_hour": "",
+        "contacts_per_hour": "",
+        "max_message_length": "",
+        "webhook_send_api_key": "on",
+        "memberships-TOTAL_FORMS": "0",
+        "memberships-INITIAL_FORMS": "0",
+        "api_keys-TOTAL_FORMS": "0",
+        "api_keys-INITIAL_FORMS": "0",
+    }
+    assert admin_client.post(f"{ACCOUNTS}{alice.pk}/change/", form).status_code == 302
+    alice.refresh_from_db()
+    last = LedgerEntry.objects.filter(account=alice).latest("id")
+    assert alice.balance == last.balance_after == Decimal("4990.00")
+    assert alice.sms_per_minute == 500
+
+
+def test_saving_a_key_page_does_not_undo_a_revocation_made_meanwhile(
+    admin_client: Client, alice: Account, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    issued = api_key_create(account=alice, name="leaked")
+    read = ApiKeyAdmin.get_object
+
+    def read_then_revoked_elsewhere(self: Any, request: Any, *args: Any) -> Any:
+        key = read(self, request, *args)
+        if request.method == "POST":
+            api_key_revoke(api_key=ApiKey.objects.get(pk=issued.api_key.pk))
+        return key
+
+    monkeypatch.setattr(ApiKeyAdmin, "get_object", read_then_revoked_elsewhere)
+    page = f"/admin/integration/apikey/{issued.api_key.pk}/change/"
+    assert admin_client.post(page, {}).status_code == 302
+    key = ApiKey.objects.get(pk=issued.api_key.pk)
+    assert key.revoked_at is not None and key.encrypted_key == ""
 
 
 def test_api_keys_never_show_their_secret_material(admin_client: Client, alice: Account) -> None:
