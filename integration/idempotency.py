@@ -88,19 +88,18 @@ def idempotent(handler: Handler) -> Handler:
                 "Idempotency-Key must be 1 to 255 printable characters",
                 {"Idempotency-Key": ["invalid"]},
             )
-        account = principal.account
+        # Test and live traffic never share an answer: a test key's record is not replayed
+        # to a live key (no live message would be sent), nor a live one to a test key.
+        mine = {"account": principal.account, "is_test": principal.api_key.is_test, "key": key}
         request_hash = _request_hash(request)
-        IdempotencyRecord.objects.filter(
-            account=account, key=key, created_at__lt=timezone.now() - TTL
-        ).delete()
-        existing = IdempotencyRecord.objects.filter(account=account, key=key).first()
+        IdempotencyRecord.objects.filter(**mine, created_at__lt=timezone.now() - TTL).delete()
+        existing = IdempotencyRecord.objects.filter(**mine).first()
         if existing is not None:
             return _replay(existing, request_hash)
         try:
             with transaction.atomic():
                 record = IdempotencyRecord.objects.create(
-                    account=account,
-                    key=key,
+                    **mine,
                     request_hash=request_hash,
                     response_status=0,
                     response_body={},
@@ -115,7 +114,7 @@ def idempotent(handler: Handler) -> Handler:
                 return response
         except IntegrityError:
             # Another request with this key committed first.
-            existing = IdempotencyRecord.objects.filter(account=account, key=key).first()
+            existing = IdempotencyRecord.objects.filter(**mine).first()
             if existing is None:
                 raise
             return _replay(existing, request_hash)

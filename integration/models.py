@@ -273,6 +273,8 @@ class IdempotencyRecord(models.Model):
     """The first response to a POST carrying an Idempotency-Key, replayed for 24 hours."""
 
     account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="+")
+    # Test and live keys keep separate records: a key used by both is two requests.
+    is_test = models.BooleanField(default=False)
     key = models.CharField(max_length=255)
     request_hash = models.CharField(max_length=64)
     response_status = models.PositiveSmallIntegerField()
@@ -284,7 +286,9 @@ class IdempotencyRecord(models.Model):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["account", "key"], name="idempotency_unique_key")
+            models.UniqueConstraint(
+                fields=["account", "is_test", "key"], name="idempotency_unique_key_per_mode"
+            )
         ]
 
     def __str__(self) -> str:

@@ -42,6 +42,24 @@ def test_keys_are_per_account(api, bob, api_for):
 
 
 @pytest.mark.django_db
+def test_test_and_live_keys_of_one_account_keep_their_own_records(alice, api_for, locmem):
+    """One order id sent first from a test key, then from a live one: the live send is sent
+    and charged, not answered with the test message; each key replays only its own."""
+    test, live = api_for(alice, test=True), api_for(alice)
+    rehearsal = assert_envelope(test.post("sms/send/", BODY, HTTP_IDEMPOTENCY_KEY="order-7"), 200)
+    sent = assert_envelope(live.post("sms/send/", BODY, HTTP_IDEMPOTENCY_KEY="order-7"), 200)
+    assert (rehearsal["data"]["test"], sent["data"]["test"]) == (True, False)
+    assert sent["data"]["message_id"] != rehearsal["data"]["message_id"]
+    assert sorted(Message.objects.values_list("is_test", flat=True)) == [False, True]
+    alice.refresh_from_db()
+    assert alice.balance == Decimal("4990.00")
+    again = live.post("sms/send/", BODY, HTTP_IDEMPOTENCY_KEY="order-7")
+    assert again.json() == sent and again["Idempotent-Replayed"] == "true"
+    again = test.post("sms/send/", BODY, HTTP_IDEMPOTENCY_KEY="order-7")
+    assert again.json() == rehearsal and again["Idempotent-Replayed"] == "true"
+
+
+@pytest.mark.django_db
 def test_a_failed_request_can_be_retried_with_the_same_key(api, alice):
     bad = {**BODY, "recipients": ["nonsense"]}
     assert_envelope(
