@@ -69,8 +69,6 @@ def to_api_error(exc: Exception, request_id: str | None = None) -> ApiError:
             ErrorCode.UNSUPPORTED_MEDIA_TYPE,
             f"{exc.detail} Send JSON with Content-Type: application/json.",
         )
-    if isinstance(exc, drf.NotAcceptable):
-        return ApiError(ErrorCode.VALIDATION_ERROR, str(exc.detail), status=406)
     if isinstance(exc, RequestDataTooBig):
         return ApiError(ErrorCode.PAYLOAD_TOO_LARGE)
     if isinstance(exc, OperationalError | InterfaceError):

@@ -60,6 +60,17 @@ def test_wrong_content_type_is_415(api):
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize("accept", ["text/html", "application/xml", "text/plain; q=1"])
+def test_an_accept_the_api_cannot_meet_is_answered_in_json(api, alice, accept):
+    balance = assert_envelope(api.get("sms/balance/", HTTP_ACCEPT=accept), 200)
+    assert balance["data"]["balance"] == 5000
+    body = {"message": "Habari", "recipients": ["+255712345678"]}
+    assert_envelope(api.post("sms/send/", body, HTTP_ACCEPT=accept), 200)
+    alice.refresh_from_db()
+    assert alice.balance == 4990
+
+
+@pytest.mark.django_db
 def test_rate_limited_is_429(api, alice):
     alice.api_per_hour = 1
     alice.save()
