@@ -127,7 +127,7 @@ def _record(
         if retry_ids:
             _requeue(retry_ids, attempts, now, report)
         if failed_ids:
-            _refund(message, failed_ids, "rejected by the carrier")
+            refund(message, failed_ids, "rejected by the carrier")
             report.failed = len(failed_ids)
             changes.append(StatusChange(message.id, message.account_id, S.FAILED, failed_ids))
         if sent_ids:
@@ -242,7 +242,8 @@ def _mark_sent(carrier: str, rows: list[tuple[int, str, datetime]], now: datetim
     )
 
 
-def _refund(message: Message, recipient_ids: list[int], note: str) -> None:
+def refund(message: Message, recipient_ids: list[int], note: str) -> None:
+    """Give back what ``recipient_ids`` of ``message`` cost (nothing for test traffic)."""
     if message.is_test:
         return
     amount = sum(

@@ -1,5 +1,6 @@
-"""Sweeps on beat: scheduled messages whose time has come, claims past their lease, queued
-work whose wake was lost, and sent recipients whose receipt never came.
+"""Sweeps on beat: scheduled messages whose time has come (less the phones that opted out
+meanwhile), claims past their lease, queued work whose wake was lost, and sent recipients
+whose receipt never came.
 """
 
 from __future__ import annotations
@@ -10,11 +11,13 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
+from contacts.selectors import opted_out_phones
 from sms import routing
 from sms.dispatch.handoffs import carrier_process_alive
+from sms.dispatch.record import refund
 from sms.models import Handoff, Message, Recipient
 from sms.signals import StatusChange, send_status_changes
 
@@ -37,15 +40,35 @@ def release_due_messages(*, now: object = None, limit: int = 500) -> list[str]:
     released: list[str] = []
     for message_id in due:
         with transaction.atomic():
-            rows = Message.objects.filter(pk=message_id).select_for_update(skip_locked=True)
-            if not rows.exists():
-                continue  # another scheduler holds it
-            moved = Recipient.objects.filter(message_id=message_id, status=S.SCHEDULED).update(
-                status=S.QUEUED, updated_at=timezone.now()
+            message = (
+                Message.objects.filter(pk=message_id).select_for_update(skip_locked=True).first()
             )
+            if message is None:
+                continue  # another scheduler holds it
+            scheduled = Recipient.objects.filter(message_id=message_id, status=S.SCHEDULED)
+            _fail_opted_out(message, scheduled)
+            moved = scheduled.update(status=S.QUEUED, updated_at=timezone.now())
         if moved:
             released.append(message_id)
     return released
+
+
+def _fail_opted_out(message: Message, scheduled: QuerySet[Recipient]) -> None:
+    """Recipients whose phone opted out after the message was scheduled: failed as
+    OPTED_OUT and refunded, not sent."""
+    phones = set(scheduled.values_list("phone", flat=True))
+    opted_out = opted_out_phones(account=message.account, phones=sorted(phones))
+    if not opted_out:
+        return
+    ids = list(scheduled.filter(phone__in=opted_out).values_list("id", flat=True))
+    Recipient.objects.filter(id__in=ids).update(
+        status=S.FAILED,
+        error_code="OPTED_OUT",
+        error_message="The phone opted out before the scheduled time",
+        updated_at=timezone.now(),
+    )
+    refund(message, ids, "opted out before the scheduled time")
+    send_status_changes(Recipient, [StatusChange(message.id, message.account_id, S.FAILED, ids)])
 
 
 def stuck_messages(*, now: object = None) -> list[str]:

@@ -4,6 +4,8 @@ from decimal import Decimal
 import pytest
 from django.utils import timezone
 
+from contacts.models import Contact
+from contacts.services import contact_set_opted_out
 from integration.models import LedgerEntry
 from sms import dispatch
 from sms.models import Recipient
@@ -49,6 +51,21 @@ def test_cancel_twice_or_after_queueing_is_a_conflict(api, alice):
     assert_envelope(api.post(f"sms/{now_message.id}/cancel/"), 409, "CONFLICT")
     alice.refresh_from_db()
     assert alice.balance == Decimal("4990.00")
+
+
+@pytest.mark.django_db
+def test_a_phone_that_opted_out_after_scheduling_is_not_sent_and_is_refunded(alice):
+    message = scheduled(alice, minutes=1)
+    contact = Contact.objects.create(account=alice, name="Asha", phone_number=TZ)
+    contact_set_opted_out(contact=contact, opted_out=True)
+    assert dispatch.release_due_messages(now=timezone.now() + timedelta(minutes=2)) == [message.id]
+    rows = dict(Recipient.objects.filter(message=message).values_list("phone", "status"))
+    assert rows == {TZ: "failed", "+255754000111": "queued"}
+    assert Recipient.objects.get(phone=TZ).error_code == "OPTED_OUT"
+    alice.refresh_from_db()
+    assert alice.balance == Decimal("4990.00")
+    refund = LedgerEntry.objects.get(account=alice, kind="refund")
+    assert (refund.amount, refund.reference) == (Decimal("10.00"), message.id)
 
 
 @pytest.mark.django_db
