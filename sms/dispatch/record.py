@@ -144,6 +144,7 @@ def _mark_failed(
     changed = set(
         Recipient.objects.select_for_update()
         .filter(id__in=[rid for ids in by_error.values() for rid in ids], status=S.SUBMITTING)
+        .order_by("id")  # locked in id order, as receipts and sweeps lock recipients
         .values_list("id", flat=True)
     )
     for (code, text), ids in by_error.items():
