@@ -159,7 +159,9 @@ def test_held_submits_are_sent_again_on_the_next_bind_when_the_smsc_drops_the_li
 def test_sigterm_mid_stream_hands_back_the_rest_and_a_restart_sends_it_once(
     alice: Any, smsc: Smsc, start_smpp: Callable[..., Process]
 ) -> None:
-    first = start_smpp("--batch", "60", SMPP_RATE="10")
+    # Five a second: the batch takes twelve seconds, so the stop lands mid-stream even when
+    # a loaded machine notices the first ten sent late.
+    first = start_smpp("--batch", "60", SMPP_RATE="5")
     message_id = send(alice, phones(60))
     wait_until(lambda: statuses(message_id).get("sent", 0) >= 10, timeout=30)
     started = time.monotonic()
