@@ -142,9 +142,28 @@ def contact_delete(*, contact: Contact, audit: AuditContext | None = None) -> No
     contact.delete()
 
 
+def _opted_out_by_import(contact: Contact) -> bool:
+    """Whether the contact's latest opt-out in its history came from an import."""
+    latest = (
+        OptOutChange.objects.filter(contact=contact, opted_out=True)
+        .order_by("-created_at", "-id")
+        .values_list("source", flat=True)
+        .first()
+    )
+    return latest == OptOutSource.IMPORT
+
+
 def _record_opt_change(
-    contact: Contact, *, opted_out: bool, source: str, inbound_id: str, is_test: bool, detail: str
+    contact: Contact,
+    *,
+    opted_out: bool,
+    source: str,
+    inbound_id: str,
+    is_test: bool,
+    detail: str,
+    announce: bool = True,
 ) -> None:
+    """One row of the contact's history and, when ``announce``, its webhook event."""
     OptOutChange.objects.create(
         contact=contact,
         account_id=contact.account_id,
@@ -153,6 +172,8 @@ def _record_opt_change(
         inbound_id=inbound_id,
         detail=detail[:255],
     )
+    if not announce:
+        return
     event_record_accounts(
         events=[
             _opt_event(
@@ -203,10 +224,22 @@ def contact_set_opted_out(
     audit: AuditContext | None = None,
 ) -> Contact:
     """Opt the contact out (or back in), recording when and how in its history and telling
-    the account's webhooks. Idempotent: a repeat keeps the first opt-out time and records
-    nothing in the history (the activity log still notes that someone asked)."""
+    the account's webhooks. Idempotent: a repeat keeps the first opt-out time and tells no
+    webhook (the activity log still notes that someone asked); it is kept in the history
+    only when it confirms an import's opt-out, so that a later import cannot opt back in a
+    phone that opted out itself (an import opts in only what an import opted out)."""
     action = Action.CONTACT_OPTED_OUT if opted_out else Action.CONTACT_OPTED_IN
     if contact.opted_out == opted_out:
+        if opted_out and source != OptOutSource.IMPORT and _opted_out_by_import(contact):
+            _record_opt_change(
+                contact,
+                opted_out=True,
+                source=source,
+                inbound_id=inbound_id,
+                is_test=is_test,
+                detail=detail,
+                announce=False,
+            )
         _record(audit, action, contact)
         return contact
     now = timezone.now()

@@ -90,6 +90,24 @@ def test_false_does_not_opt_back_in_a_contact_opted_out_elsewhere(
     assert history(alice, "+255710000001") == [(True, source)]
 
 
+@pytest.mark.parametrize("source", ["keyword", "carrier", "api", "dashboard"])
+def test_false_does_not_opt_back_in_a_contact_that_confirmed_an_imports_opt_out(
+    api: Any, alice: Account, receiver: Receiver, source: str
+) -> None:
+    """An import opted the phone out; then the customer asked too (a STOP already opted out
+    changes nothing on the contact). A later import cannot take the customer's word back."""
+    endpoint_create(account=alice, url=receiver.url, events=["contact.opted_out"])
+    upload(api, "name,phone_number,opted_out\nA,+255710000001,true\n")
+    contact = Contact.objects.get(account=alice)
+    contact_opt_out(contact=contact, source=source)
+    assert Event.objects.filter(type="contact.opted_out").count() == 1  # the import's only
+    data = upload(api, "name,phone_number,opted_out\nA,+255710000001,false\n")
+    assert (data["opted_in"], data["left_opted_out"]) == (0, 1)
+    contact.refresh_from_db()
+    assert contact.opted_out
+    assert history(alice, "+255710000001") == [(True, "import"), (True, source)]
+
+
 def test_a_contact_opted_out_without_history_stays_opted_out(api: Any, alice: Account) -> None:
     make_contact(alice, 1, opted_out=True)
     data = upload(api, "name,phone_number,opted_out\nA,+255710000001,hapana\n")
