@@ -145,7 +145,9 @@ def _account_policy(
         messages.error(request, "Only an account's owners can change what it requires.")
         return redirect("dashboard:two_factor")
     account = membership.account
-    if required and not two_factor.is_enabled(user):
+    # Either way only from a session that passed a code: an owner signed in with a password
+    # alone must not lift the requirement that stops exactly that.
+    if not two_factor.is_enabled(user) or not getattr(user, "is_verified", lambda: False)():
         messages.error(request, "Turn two-factor authentication on for yourself first.")
         return redirect("dashboard:two_factor")
     two_factor.account_set_required(

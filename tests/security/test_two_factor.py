@@ -204,6 +204,25 @@ def test_an_account_can_require_it_of_every_member(alice: Account, asha: Any, ju
     assert two_factor.is_enabled(juma)
 
 
+def test_an_owner_signed_in_with_a_password_alone_cannot_lift_the_requirement(
+    alice: Account, asha: Any, juma: Any
+) -> None:
+    owner = signed_in(asha)
+    enable(owner)
+    assert owner.post(PAGE, {"action": "require", "account": alice.pk}).status_code == 302
+    membership_add(user=juma, account=alice, role="owner")  # an owner without two-factor
+    other = signed_in(juma)
+    assert other.get(f"{DASH}keys/")["Location"].startswith(PAGE)
+    assert other.post(PAGE, {"action": "allow", "account": alice.pk}).status_code == 302
+    alice.refresh_from_db()
+    assert alice.require_2fa
+    assert other.get(f"{DASH}keys/")["Location"].startswith(PAGE)
+    # With a code passed in this session, an owner may.
+    assert owner.post(PAGE, {"action": "allow", "account": alice.pk}).status_code == 302
+    alice.refresh_from_db()
+    assert not alice.require_2fa
+
+
 def test_only_owners_change_the_requirement(alice: Account, juma: Any) -> None:
     member = signed_in(juma)
     enable(member)
