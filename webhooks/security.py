@@ -79,6 +79,8 @@ def address_problem(ip: IPAddress) -> str | None:
                 return f"{problem} inside an IPv6 address"
         if ip.scope_id:
             return "a scoped (link-local) address"
+        if ip.is_site_local:  # fec0::/10: deprecated, but still routed inside some networks
+            return "a site-local address"
     if ip in _METADATA_ADDRESSES:
         return "a cloud metadata address"
     if ip.is_unspecified:

@@ -72,6 +72,7 @@ def refusal(url: str) -> str:
         ("http://[::]/hook", "unspecified"),
         ("http://[fe80::1]/hook", "link-local"),
         ("http://[fd12:3456::1]/hook", "private"),
+        ("http://[fec0::1]:8080/hook", "site-local"),
         ("http://[ff02::1]/hook", "multicast"),
         ("http://[::ffff:127.0.0.1]/hook", "loopback address inside an IPv6 address"),
         ("http://[::ffff:169.254.169.254]/hook", "metadata"),
