@@ -15,10 +15,11 @@ plain send pays nothing for this.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from contacts.custom_fields import KEY_PATTERN
+from mifumo.errors import DomainError, ErrorCode
 
 _PLACEHOLDER = re.compile(r"\{\{([^{].*?)\}\}", re.DOTALL)
 _KEY = re.compile(KEY_PATTERN)
@@ -175,8 +176,30 @@ def render_all(
     return Rendered(texts=texts, missing=missing, unknown=unknown)
 
 
-def missing_details(missing: Sequence[tuple[str, list[str]]]) -> dict[str, object]:
-    return {
-        "missing": [{"phone": phone, "fields": fields} for phone, fields in missing[:MAX_REPORTED]],
-        "missing_count": len(missing),
-    }
+def refuse_unsendable(rendered: Rendered) -> None:
+    """VALIDATION_ERROR, naming recipients, when a placeholder without a default has no value
+    for some, or when a text renders empty (a blank SMS; nothing else would stop it)."""
+    if rendered.missing:
+        first_phone, first_keys = rendered.missing[0]
+        unknown = f"; no recipient has {', '.join(rendered.unknown)}" if rendered.unknown else ""
+        raise DomainError(
+            ErrorCode.VALIDATION_ERROR,
+            f"{len(rendered.missing)} recipient(s) have no value for a placeholder without a "
+            f"default (first: {first_phone} lacks {', '.join(first_keys)}){unknown}",
+            {
+                "missing": [
+                    {"phone": phone, "fields": fields}
+                    for phone, fields in rendered.missing[:MAX_REPORTED]
+                ],
+                "missing_count": len(rendered.missing),
+                "unknown": rendered.unknown,
+            },
+        )
+    empty = [phone for phone, text in rendered.texts.items() if not text.strip()]
+    if empty:
+        raise DomainError(
+            ErrorCode.VALIDATION_ERROR,
+            f"{len(empty)} recipient(s) would get an empty text (first: {empty[0]}): give "
+            "their placeholders a value or a default",
+            {"empty": empty[:MAX_REPORTED], "empty_count": len(empty)},
+        )

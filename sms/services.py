@@ -32,8 +32,8 @@ from sms.personalise import (
     RecipientValues,
     Template,
     TemplateError,
-    missing_details,
     parse_template,
+    refuse_unsendable,
     render_all,
 )
 from sms.phones import parse_phones
@@ -219,23 +219,16 @@ def _personalise(
     variables: Mapping[str, str],
 ) -> Personalised:
     """Render, measure and check every recipient's text. Raises VALIDATION_ERROR for values
-    missing and MESSAGE_TOO_LONG for texts over the account's limit, naming recipients."""
-    wanted = template.keys - set(variables) - {"phone"}
+    missing or an empty text, MESSAGE_TOO_LONG for texts over the limit, naming recipients."""
+    # An empty variable stands aside for the contact's own field, then the default.
+    wanted = template.keys - {key for key, value in variables.items() if value} - {"phone"}
     known = contact_fields_by_phone(account=account, phones=phones) if wanted else {}
     rendered = render_all(
         template,
         (RecipientValues(phone, *known.get(phone, (None, None))) for phone in phones),
         variables,
     )
-    if rendered.missing:
-        first_phone, first_keys = rendered.missing[0]
-        unknown = f"; no recipient has {', '.join(rendered.unknown)}" if rendered.unknown else ""
-        raise DomainError(
-            ErrorCode.VALIDATION_ERROR,
-            f"{len(rendered.missing)} recipient(s) have no value for a placeholder without a "
-            f"default (first: {first_phone} lacks {', '.join(first_keys)}){unknown}",
-            {**missing_details(rendered.missing), "unknown": rendered.unknown},
-        )
+    refuse_unsendable(rendered)
     infos: dict[str, encoding.TextInfo] = {}
     measured: dict[str, encoding.TextInfo] = {}
     for phone, text in rendered.texts.items():

@@ -135,6 +135,28 @@ def test_missing_values_are_listed_capped_with_a_count(api, alice):
     nothing_charged(alice)
 
 
+@pytest.mark.django_db
+def test_a_text_that_renders_empty_for_a_recipient_is_refused(api, alice, locmem):
+    """A blank SMS is refused, not sent as the raw template or charged."""
+    contact(alice, ASHA, "Asha", note="Karibu")
+    contact(alice, JUMA, "Juma")
+    body = assert_envelope(
+        send(api, message="{{note|}} ", recipients=[ASHA, JUMA]), 400, "VALIDATION_ERROR"
+    )
+    assert (body["details"]["empty"], body["details"]["empty_count"]) == ([JUMA], 1)
+    assert JUMA in body["message"]
+    nothing_charged(alice)
+    assert locmem.outbox == []
+
+
+@pytest.mark.django_db
+def test_an_empty_variable_leaves_the_contacts_own_field(api, alice):
+    contact(alice, ASHA, "Asha", city="Arusha")
+    body = {"message": "See you in {{city|Dar}}", "recipients": [ASHA], "variables": {"city": ""}}
+    assert_envelope(send(api, **body), 200)
+    assert Recipient.objects.get().text == "See you in Arusha"
+
+
 @pytest.mark.parametrize("text", ["Hi {{Name}}", "Hi {{name", "{{}} hi", "Hi {{first name}}"])
 @pytest.mark.django_db
 def test_a_malformed_placeholder_is_refused_before_anything_else(api, alice, text):
