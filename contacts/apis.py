@@ -177,7 +177,9 @@ class ContactDetailApi(ContactsApiView):
     @extend_schema(
         summary="Delete a contact",
         tags=[TAG],
-        responses=envelope_responses(s.DeletedOut, errors=[ErrorCode.NOT_FOUND]),
+        responses=envelope_responses(
+            s.DeletedOut, errors=[ErrorCode.NOT_FOUND, ErrorCode.CONFLICT]
+        ),
     )
     def delete(self, request: Request, contact_id: str) -> Response:
         contact = contact_get(account=account_of(request), contact_id=contact_id)

@@ -117,6 +117,15 @@ def contact_update(
         return contact
     if "phone_number" in changes:
         changes["phone_number"] = _phone(changes["phone_number"])
+        if contact.opted_out and changes["phone_number"] != contact.phone_number:
+            # The opt-out is the phone's: moved with the contact, the phone that asked would
+            # be messaged again and the new one silenced.
+            raise DomainError(
+                ErrorCode.CONFLICT,
+                "This contact's phone opted out: its number cannot change. Add the new number "
+                "as a contact of its own.",
+                {"phone_number": ["the contact's phone opted out"]},
+            )
     if "custom_fields" in changes:
         try:
             changes["custom_fields"] = merge_custom_fields(
@@ -138,6 +147,15 @@ def contact_update(
 
 @transaction.atomic
 def contact_delete(*, contact: Contact, audit: AuditContext | None = None) -> None:
+    """Delete the contact; CONFLICT when its phone opted out (the contact is what keeps that
+    phone from being messaged again)."""
+    if contact.opted_out:
+        raise DomainError(
+            ErrorCode.CONFLICT,
+            "This contact's phone opted out: the contact is kept so that no message reaches it "
+            "again. Opt it back in first if the phone asked to.",
+            {"id": contact.pk},
+        )
     _record(audit, Action.CONTACT_DELETED, contact, name=contact.name)
     contact.delete()
 

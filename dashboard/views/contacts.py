@@ -178,7 +178,11 @@ def contact_opt(request: HttpRequest, ws: Workspace, contact_id: str, out: bool)
 @dashboard_view(methods=("POST",), manage=True)
 def contact_remove(request: HttpRequest, ws: Workspace, contact_id: str) -> HttpResponse:
     contact = contact_get(account=ws.account, contact_id=contact_id)
-    contact_delete(contact=contact, audit=user_audit(request))
+    try:
+        contact_delete(contact=contact, audit=user_audit(request))
+    except DomainError as exc:
+        messages.error(request, exc.message)
+        return redirect("dashboard:contact", contact_id=contact.pk)
     messages.success(request, f"{contact.name} deleted.")
     return redirect("dashboard:contacts")
 

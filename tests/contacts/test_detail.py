@@ -106,6 +106,24 @@ def test_delete_removes_the_contact(api, alice):
     assert_envelope(api.get(url(contact.id)), 404, "NOT_FOUND")
 
 
+def test_a_contact_whose_phone_opted_out_is_kept_and_keeps_its_number(api, alice):
+    """The opt-out is the phone's: deleting the contact, or moving it to another number,
+    would let the phone that asked be messaged again."""
+    contact = make_contact(alice, 1, opted_out=True)
+    body = assert_envelope(api.delete(url(contact.id)), 409, "CONFLICT")
+    assert "opted out" in body["message"]
+    moved = api.patch(url(contact.id), {"phone_number": "+255710000099"})
+    assert assert_envelope(moved, 409, "CONFLICT")["details"] == {
+        "phone_number": ["the contact's phone opted out"]
+    }
+    same = api.patch(url(contact.id), {"name": "Renamed", "phone_number": contact.phone_number})
+    assert_envelope(same, 200)
+    send = api.post("sms/send/", {"message": "Habari", "recipients": [contact.phone_number]})
+    assert_envelope(send, 400, "OPTED_OUT")
+    assert_envelope(api.post(url(contact.id, "opt-in")), 200)
+    assert_envelope(api.delete(url(contact.id)), 200)
+
+
 def test_opt_out_marks_the_contact_and_is_idempotent(api, alice):
     contact = make_contact(alice, 1)
     first = assert_envelope(api.post(url(contact.id, "opt-out")), 200)

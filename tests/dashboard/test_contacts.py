@@ -136,6 +136,9 @@ def test_a_contact_is_added_edited_opted_out_and_in_and_deleted(
     assert contact.opted_out and contact.opted_out_at is not None
     page = owner_client.get(dash(f"contacts/{contact.pk}/")).content.decode()
     assert "messages skip this number" in page and "Opt back in" in page
+    kept = owner_client.post(dash(f"contacts/{contact.pk}/delete/"), follow=True)
+    assert "the contact is kept so that no message reaches it again" in kept.content.decode()
+    assert Contact.objects.filter(pk=contact.pk).exists()
     owner_client.post(dash(f"contacts/{contact.pk}/opt-in/"))
     contact.refresh_from_db()
     assert not contact.opted_out
