@@ -8,6 +8,8 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from django.db import IntegrityError, models, transaction
+from django.db.models import Value
+from django.db.models.functions import Lower
 from django.utils import timezone
 
 from mifumo.errors import DomainError, ErrorCode
@@ -24,9 +26,12 @@ def save_named(record: models.Model, *, what: str, id_key: str, **kwargs: Any) -
             record.save(**kwargs)
     except IntegrityError:
         account_id = getattr(record, "account_id")  # noqa: B009
+        # Compared as the unique index compares (lower()): iexact compares upper(), and the
+        # two differ for a few letters (the Kelvin sign lowers to k, but upper() keeps it).
         existing = (
             type(record)
-            ._default_manager.filter(account_id=account_id, name__iexact=name)
+            ._default_manager.annotate(lowered=Lower("name"))
+            .filter(account_id=account_id, lowered=Lower(Value(name)))
             .exclude(pk=record.pk)
             .values_list("pk", flat=True)
             .first()

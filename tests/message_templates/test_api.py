@@ -33,6 +33,14 @@ def test_a_name_used_in_the_account_is_a_conflict_whatever_its_case(api):
 
 
 @pytest.mark.django_db
+def test_a_name_that_lowers_to_a_used_one_is_a_conflict_not_an_error(api):
+    """The Kelvin sign lowers to k, as the unique index compares, though upper() keeps it."""
+    first = assert_envelope(create(api, name="kit"), 201)["data"]
+    body = assert_envelope(create(api, name="\u212ait"), 409, "CONFLICT")
+    assert body["details"] == {"template_id": first["id"], "name": "\u212ait"}
+
+
+@pytest.mark.django_db
 def test_another_account_may_use_the_same_name(api, bob, api_for):
     assert_envelope(create(api), 201)
     assert_envelope(create(api_for(bob)), 201)
