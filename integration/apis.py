@@ -70,12 +70,16 @@ class KeyCreateApi(ApiView):
         data = s.ApiKeyCreateIn(data=request.data)
         data.is_valid(raise_exception=True)
         principal = api_principal(request)
+        expires_at = data.validated_data.get("expires_at")
+        own_end = principal.api_key.expires_at
+        if own_end is not None and (expires_at is None or expires_at > own_end):
+            expires_at = own_end  # a key that expires cannot make one that outlives it
         issued = api_key_create(
             account=principal.account,
             name=data.validated_data["name"],
             permission=data.validated_data["permissions"],
             test=resolve_mode(principal, data.validated_data.get("test"), "keys"),
-            expires_at=data.validated_data.get("expires_at"),
+            expires_at=expires_at,
             audit=_audit(request),
         )
         body = {**s.api_key_data(issued.api_key), "key": issued.raw}

@@ -1,4 +1,7 @@
+from datetime import timedelta
+
 import pytest
+from django.utils import timezone
 
 from integration.models import ApiKey, AuditEvent
 from tests.helpers import Api, assert_envelope
@@ -27,6 +30,21 @@ def test_create_list_rotate_revoke_through_the_api(api, alice):
     assert_envelope(api.post(f"keys/{rotated['id']}/rotate/"), 409, "CONFLICT")
     actions = set(AuditEvent.objects.filter(account=alice).values_list("action", flat=True))
     assert {"api_key.created", "api_key.rotated", "api_key.revoked"} <= actions
+
+
+@pytest.mark.django_db
+def test_a_key_that_expires_cannot_make_one_that_outlives_it(alice, make_key):
+    ends = timezone.now() + timedelta(days=1)
+    expiring = Api(make_key(alice, expires_at=ends).raw)
+    later = (ends + timedelta(days=30)).isoformat()
+    for body in ({"name": "forever"}, {"name": "later", "expires_at": later}):
+        created = assert_envelope(expiring.post("keys/create/", body), 201)["data"]
+        assert ApiKey.objects.get(pk=created["id"]).expires_at == ends
+    sooner = ends - timedelta(hours=1)
+    created = assert_envelope(
+        expiring.post("keys/create/", {"name": "sooner", "expires_at": sooner.isoformat()}), 201
+    )["data"]
+    assert ApiKey.objects.get(pk=created["id"]).expires_at == sooner
 
 
 @pytest.mark.django_db
