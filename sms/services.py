@@ -424,9 +424,11 @@ def message_send(
             return result
         if not plan.opt_outs_checked:
             plan = quote(defer_opt_outs=False)
-    message, status = _new_message(account, plan, api_key=api_key, source=source)
     # A savepoint when nested: a refused debit must take the rows written before it along.
     with transaction.atomic():
+        if opted_out_phones(account=account, phones=plan.phones):
+            plan = quote(defer_opt_outs=False)  # a phone opted out while the send was priced
+        message, status = _new_message(account, plan, api_key=api_key, source=source)
         insert_row(message)
         copy_rows(Recipient, RECIPIENT_FIELDS, _recipient_rows(message, plan, status))
         if audit is not None:

@@ -4,11 +4,13 @@ from decimal import Decimal
 
 import pytest
 
-from contacts.services import contact_create
+from contacts.models import Contact
+from contacts.services import contact_create, contact_set_opted_out
 from integration.models import LedgerEntry
 from message_templates.models import MessageTemplate
 from sms import dispatch
 from sms.models import Message, Recipient
+from sms.pricing import price_phones
 from tests.helpers import assert_envelope
 
 ASHA = "+255712345678"
@@ -64,6 +66,27 @@ def test_each_recipient_gets_and_pays_for_their_own_text(api, alice, people):
         ASHA: "Habari Asha, your order 1043 is ready in Arusha",
         JUMA: "Habari Juma, your order 5 is ready in Moshi",
     }
+
+
+@pytest.mark.django_db
+def test_a_phone_that_opts_out_while_the_send_is_priced_is_left_out(
+    api, alice, people, monkeypatch
+):
+    """A STOP committed after the send read the opt-outs, before it wrote anything."""
+
+    def a_stop_arrives_meanwhile(phones):
+        asha = Contact.objects.get(account=alice, phone_number=ASHA)
+        if not asha.opted_out:
+            contact_set_opted_out(contact=asha, opted_out=True, source="keyword")
+        return price_phones(phones)
+
+    monkeypatch.setattr("sms.services.price_phones", a_stop_arrives_meanwhile)
+    text = "Habari {{name}}, order {{order_id}}"
+    data = assert_envelope(send(api, message=text, recipients=[ASHA, JUMA]), 200)["data"]
+    assert data["cost"] == 10.0
+    assert data["skipped"] == [{"phone": ASHA, "reason": "opted_out"}]
+    assert list(Recipient.objects.values_list("phone", flat=True)) == [JUMA]
+    assert balance(alice) == Decimal("4990.00")
 
 
 @pytest.mark.django_db
