@@ -182,6 +182,11 @@ def opted_out_sql(*, account_id: int, phones: list[str]) -> tuple[str, list[Any]
     return sql + "= ANY(%s)", [account_id, phones]
 
 
+def opted_out_numbers(*, account_id: int) -> QuerySet[Contact, Any]:
+    """The account's opted-out numbers, as a subquery to filter recipients by."""
+    return Contact.objects.filter(account_id=account_id, opted_out=True).values("phone_number")
+
+
 def opted_out_phones(*, account: Account, phones: Sequence[str]) -> set[str]:
     """Which of these E.164 numbers belong to a contact of the account that opted out."""
     wanted = set(phones)

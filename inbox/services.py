@@ -65,9 +65,6 @@ def normalise_number(raw: str) -> str:
     return value
 
 
-E164 = re.compile(r"\+[1-9][0-9]{6,14}")  # what normalise_sender makes of a phone
-
-
 def normalise_sender(raw: str) -> str:
     """The sending phone as E.164 when it is one; anything else (an alphanumeric sender)
     as it came."""
@@ -188,7 +185,7 @@ def _apply_action(
     """Opt the phone out (creating its contact) or back in, as the keyword asked."""
     if message.action not in (Action.OPT_OUT, Action.OPT_IN):
         return contact
-    if not E164.fullmatch(message.sender):
+    if not LONG_NUMBER.match(message.sender):
         return contact  # an alphanumeric sender: no phone to opt out
     opting_out = message.action == Action.OPT_OUT
     # Read again, locked: the batch's copy may be stale (a message earlier in the batch, or

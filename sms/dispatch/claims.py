@@ -194,20 +194,17 @@ def queued_items(rows: Sequence[tuple[int, str, str, str, datetime]]) -> list[It
         for message, _ in read_models(Message, _messages_by_id(), [list({row[1] for row in rows})])
     }
     by_message: dict[str, list[tuple[int, str]]] = {}
-    texts: dict[int, str] = {}
-    tokens: dict[int, datetime] = {}
-    for recipient_id, message_id, phone, text, claimed_at in rows:
+    for recipient_id, message_id, phone, _, _ in rows:
         by_message.setdefault(message_id, []).append((recipient_id, phone))
-        texts[recipient_id] = text
-        tokens[recipient_id] = claimed_at
+    row_of = {row[0]: row for row in rows}  # each recipient's text and claim token
     return [
         Item(
             recipient_id,
             phone,
             message,
             route,
-            text=texts[recipient_id],
-            claimed_at=tokens[recipient_id],
+            text=row_of[recipient_id][3],
+            claimed_at=row_of[recipient_id][4],
         )
         for message_id, pairs in by_message.items()
         for message in (messages[message_id],)

@@ -14,7 +14,7 @@ from django.db import transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
-from contacts.selectors import opted_out_phones
+from contacts.selectors import opted_out_numbers
 from sms import routing
 from sms.dispatch.handoffs import carrier_process_alive
 from sms.dispatch.record import refund
@@ -56,11 +56,10 @@ def release_due_messages(*, now: object = None, limit: int = 500) -> list[str]:
 def _fail_opted_out(message: Message, scheduled: QuerySet[Recipient]) -> None:
     """Recipients whose phone opted out after the message was scheduled: failed as
     OPTED_OUT and refunded, not sent."""
-    phones = set(scheduled.values_list("phone", flat=True))
-    opted_out = opted_out_phones(account=message.account, phones=sorted(phones))
-    if not opted_out:
-        return
+    opted_out = opted_out_numbers(account_id=message.account_id)
     ids = list(scheduled.filter(phone__in=opted_out).values_list("id", flat=True))
+    if not ids:
+        return
     Recipient.objects.filter(id__in=ids).update(
         status=S.FAILED,
         error_code="OPTED_OUT",
