@@ -1,5 +1,8 @@
 """Failover: offer claimed recipients to the carriers of their route, in order.
 
+First, one look at the opt-outs: a recipient whose phone opted out after its message was
+accepted is failed as ``OPTED_OUT`` and refunded, not offered to any carrier.
+
 Claimed recipients are grouped by route (``sms.routing``) and offered to the route's carriers
 in order: what a carrier accepts or rejects for good is recorded, and what it could not take
 for now (the carrier raised a temporary ``CarrierError``, or rejected a recipient
@@ -29,13 +32,14 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
+from contacts.selectors import opted_out_among
 from mifumo.db import insert_from_arrays
 from sms import metrics, routing
 from sms.carriers import get_carrier
 from sms.carriers.base import BaseCarrier, CarrierError, OutboundSms, SubmitResult
 from sms.dispatch.handoffs import handoff
 from sms.dispatch.lease import lease_keep
-from sms.dispatch.record import DispatchReport, EarlyRecorder, results_record
+from sms.dispatch.record import DispatchReport, EarlyRecorder, fail_unsent, results_record
 from sms.models import Message, SubmitAttempt
 from sms.throttle import Throttle, carrier_rate, throttle_for
 
@@ -85,6 +89,7 @@ def _deliver(
     items: list[Item], *, here: str | None, stop: Callable[[], bool] | None
 ) -> DispatchReport:
     report = DispatchReport()
+    items = _drop_opted_out(items, report)
     turned_away: list[Item] = []
     while items:
         by_carrier: dict[str, list[Item]] = defaultdict(list)
@@ -109,6 +114,32 @@ def _deliver(
     if turned_away:
         _turn_away(turned_away, report)
     return report
+
+
+def _drop_opted_out(items: list[Item], report: DispatchReport) -> list[Item]:
+    """The last look before any carrier is called: recipients whose phone opted out since
+    their message was accepted (a STOP while a big send waits its turn under a carrier's
+    cap, or in a carrier process's backlog) are failed as OPTED_OUT and refunded; the rest
+    go on."""
+    if not items:
+        return items
+    found = opted_out_among([(item.message.account_id, item.phone) for item in items])
+    if not found:
+        return items
+    stopped: dict[str, tuple[Message, list[int]]] = {}
+    kept: list[Item] = []
+    for item in items:
+        if (item.message.account_id, item.phone) in found:
+            stopped.setdefault(item.message.id, (item.message, []))[1].append(item.recipient_id)
+        else:
+            kept.append(item)
+    report.failed += fail_unsent(
+        stopped.values(),
+        "OPTED_OUT",
+        "The phone opted out before the message was sent",
+        "opted out before they were sent",
+    )
+    return kept
 
 
 def _offer(

@@ -159,6 +159,24 @@ def _mark_failed(
     return [rid for ids in by_error.values() for rid in ids if rid in changed]
 
 
+def fail_unsent(
+    groups: Iterable[tuple[Message, list[int]]], code: str, text: str, note: str
+) -> int:
+    """Claimed recipients that must not be sent after all -> failed with ``code``, refunded
+    (``note`` in the ledger) and signalled, for the ones still being submitted; returns how
+    many changed."""
+    changes: list[StatusChange] = []
+    now = timezone.now()
+    with atomic_unless_nested():
+        for message, ids in groups:
+            changed = _mark_failed("", {(code, text): ids}, now)
+            if changed:
+                refund(message, changed, note)
+                changes.append(StatusChange(message.id, message.account_id, S.FAILED, changed))
+        send_status_changes(Recipient, changes)
+    return sum(len(change.recipient_ids) for change in changes)
+
+
 def _requeue(
     retry_ids: list[int], attempts: dict[int, int], now: datetime, report: DispatchReport
 ) -> None:
