@@ -32,6 +32,20 @@ class ContactAdminForm(forms.ModelForm):
         except InvalidPhone as exc:
             raise forms.ValidationError(f"'{exc.raw}' {exc.reason}") from None
 
+    def clean(self) -> dict[str, Any]:
+        super().clean()
+        if self.instance.pk and "phone_number" in self.changed_data:
+            # The opt-out is the phone's (as through the API): moved with the contact, the
+            # phone that asked would be messaged again and the new one silenced.
+            stored = Contact.objects.filter(pk=self.instance.pk, opted_out=True).exists()
+            if stored:
+                self.add_error(
+                    "phone_number",
+                    "This contact's phone opted out: its number cannot change. Opt it back in "
+                    "first if the phone asked to, or add the new number as a contact of its own.",
+                )
+        return self.cleaned_data
+
     def clean_tags(self) -> list[str]:
         try:
             return split_tags(self.cleaned_data.get("tags") or "")
@@ -58,6 +72,13 @@ class ContactAdmin(admin.ModelAdmin):
     ordering = ("-created_at", "-id")
     # Counting every row of a large table on each page load is not worth it.
     show_full_result_count = False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Contact | None = None) -> bool:
+        # A contact whose phone opted out is what keeps messages from reaching that phone
+        # (the bulk action, too, refuses a selection that holds one).
+        if obj is not None and obj.opted_out:
+            return False
+        return super().has_delete_permission(request, obj)
 
     def save_model(self, request: HttpRequest, obj: Contact, form: Any, change: bool) -> None:
         if not change:

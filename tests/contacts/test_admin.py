@@ -118,3 +118,40 @@ def test_the_segment_admin_lists_validates_and_counts(admin_client, alice, conta
     assert response.status_code == 200
     assert b"colour" in response.content
     assert not Segment.objects.filter(name="Bad").exists()
+
+
+def test_an_opted_out_contact_keeps_its_number(admin_client, contacts):
+    juma = contacts[1]
+    response = admin_client.post(
+        f"/admin/contacts/contact/{juma.pk}/change/",
+        change_form(juma, phone_number="+255754999888"),
+    )
+    assert response.status_code == 200
+    assert "its number cannot change" in response.content.decode()
+    juma.refresh_from_db()
+    assert juma.phone_number != "+255754999888" and juma.opted_out
+
+
+def test_a_contact_not_opted_out_may_change_number(admin_client, contacts):
+    asha = contacts[0]
+    response = admin_client.post(
+        f"/admin/contacts/contact/{asha.pk}/change/", change_form(asha, phone_number="0754999888")
+    )
+    assert response.status_code == 302, response.content[:2000]
+    asha.refresh_from_db()
+    assert asha.phone_number == "+255754999888"
+
+
+def test_an_opted_out_contact_cannot_be_deleted_alone_or_in_a_selection(admin_client, contacts):
+    asha, juma = contacts
+    page = f"/admin/contacts/contact/{juma.pk}/delete/"
+    assert admin_client.post(page, {"post": "yes"}).status_code == 403
+    response = admin_client.post(
+        "/admin/contacts/contact/",
+        {"action": "delete_selected", "_selected_action": [asha.pk, juma.pk], "post": "yes"},
+    )
+    assert response.status_code == 403
+    assert set(Contact.objects.values_list("pk", flat=True)) == {asha.pk, juma.pk}
+    response = admin_client.post(f"/admin/contacts/contact/{asha.pk}/delete/", {"post": "yes"})
+    assert response.status_code == 302
+    assert not Contact.objects.filter(pk=asha.pk).exists()
