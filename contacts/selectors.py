@@ -182,23 +182,6 @@ def opted_out_sql(*, account_id: int, phones: list[str]) -> tuple[str, list[Any]
     return sql + "= ANY(%s)", [account_id, phones]
 
 
-def opted_out_among(pairs: Sequence[tuple[int, str]]) -> set[tuple[int, str]]:
-    """Which of these ``(account id, E.164 number)`` pairs belong to a contact that opted
-    out: one statement whatever the accounts, for the dispatcher's last look before a carrier
-    is called."""
-    wanted = sorted(set(pairs))
-    if not wanted:
-        return set()
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT c.account_id, c.phone_number FROM {Contact._meta.db_table} AS c "  # noqa: S608 - model's table
-            "JOIN unnest(%s::bigint[], %s::text[]) AS w(account_id, phone) "
-            "ON c.account_id = w.account_id AND c.phone_number = w.phone WHERE c.opted_out",
-            [[account for account, _ in wanted], [phone for _, phone in wanted]],
-        )
-        return {(account, phone) for account, phone in cursor.fetchall()}
-
-
 def opted_out_numbers(*, account_id: int) -> QuerySet[Contact, Any]:
     """The account's opted-out numbers, as a subquery to filter recipients by."""
     return Contact.objects.filter(account_id=account_id, opted_out=True).values("phone_number")

@@ -21,6 +21,7 @@ serves such a carrier's own process.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections import Counter, defaultdict
@@ -29,18 +30,18 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
-from contacts.selectors import opted_out_among
-from mifumo.db import insert_from_arrays
+from contacts.models import Contact
+from mifumo.db import column, insert_from_arrays, table
 from sms import metrics, routing
 from sms.carriers import get_carrier
 from sms.carriers.base import BaseCarrier, CarrierError, OutboundSms, SubmitResult
 from sms.dispatch.handoffs import handoff
 from sms.dispatch.lease import lease_keep
 from sms.dispatch.record import DispatchReport, EarlyRecorder, fail_unsent, results_record
-from sms.models import Message, SubmitAttempt
+from sms.models import Message, Recipient, SubmitAttempt
 from sms.throttle import Throttle, carrier_rate, throttle_for
 
 logger = logging.getLogger(__name__)
@@ -123,23 +124,37 @@ def _drop_opted_out(items: list[Item], report: DispatchReport) -> list[Item]:
     go on."""
     if not items:
         return items
-    found = opted_out_among([(item.message.account_id, item.phone) for item in items])
+    with connection.cursor() as cursor:
+        cursor.execute(_opted_out_sql(), [[item.recipient_id for item in items]])
+        found = {row[0] for row in cursor.fetchall()}
     if not found:
         return items
     stopped: dict[str, tuple[Message, list[int]]] = {}
-    kept: list[Item] = []
     for item in items:
-        if (item.message.account_id, item.phone) in found:
+        if item.recipient_id in found:
             stopped.setdefault(item.message.id, (item.message, []))[1].append(item.recipient_id)
-        else:
-            kept.append(item)
     report.failed += fail_unsent(
         stopped.values(),
         "OPTED_OUT",
         "The phone opted out before the message was sent",
         "opted out before they were sent",
     )
-    return kept
+    return [item for item in items if item.recipient_id not in found]
+
+
+@functools.cache
+def _opted_out_sql() -> str:
+    """Which of the given recipients' phones opted out (a probe of the contacts' unique
+    index per recipient; ids rather than numbers: cheaper for the driver to send)."""
+    r_id, r_account, r_phone = (column(Recipient, name) for name in ("id", "account", "phone"))
+    c_account, c_phone, c_out = (
+        column(Contact, name) for name in ("account", "phone_number", "opted_out")
+    )
+    return (
+        f"SELECT r.{r_id} FROM {table(Recipient)} AS r WHERE r.{r_id} = ANY(%s) AND EXISTS "  # noqa: S608 - names from the models
+        f"(SELECT 1 FROM {table(Contact)} AS c WHERE c.{c_account} = r.{r_account} "
+        f"AND c.{c_phone} = r.{r_phone} AND c.{c_out})"
+    )
 
 
 def _offer(
