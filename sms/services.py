@@ -400,7 +400,9 @@ def message_send(
     """Check, price, charge and store a send. Up to ONE_STATEMENT_MAX recipients without an
     activity-log entry (API sends of that size) take one statement (``sms.send_statement``); when
     that writes nothing (an opted-out number, a balance short of the cost) the general path
-    runs and reports why."""
+    runs and reports why. A suspended account sends nothing, whoever asks."""
+    if not account.is_active:
+        raise DomainError(ErrorCode.PERMISSION_DENIED, "This account is suspended")
 
     def quote(*, defer_opt_outs: bool) -> SendPlan:
         return message_quote(

@@ -88,6 +88,18 @@ def test_a_reply_without_balance_says_so(
     assert "balance" in response.content.decode().lower()
 
 
+def test_a_suspended_account_cannot_reply(
+    owner_client: Client, alice: Account, received: list[InboundMessage]
+) -> None:
+    Account.objects.filter(pk=alice.pk).update(status=Account.Status.SUSPENDED)
+    before = Account.objects.get(pk=alice.pk).balance
+    response = owner_client.post(dash(f"inbox/{PHONE}/"), {"text": "Karibu"})
+    assert response.status_code == 400
+    assert "suspended" in response.content.decode()
+    assert not Message.objects.filter(account=alice, text="Karibu").exists()
+    assert Account.objects.get(pk=alice.pk).balance == before
+
+
 def test_members_read_but_cannot_reply_or_change_settings(
     member_client: Client, alice: Account, received: list[InboundMessage]
 ) -> None:

@@ -144,6 +144,16 @@ def test_without_balance_the_opt_out_is_recorded_and_the_reply_skipped(
     assert Account.objects.get(pk=poor.pk).balance == Decimal("0.00")
 
 
+def test_a_suspended_account_records_the_opt_out_and_sends_no_reply(
+    alice: Account, alice_number: str
+) -> None:
+    Account.objects.filter(pk=alice.pk).update(status=Account.Status.SUSPENDED)
+    assert receive("STOP").action == Action.OPT_OUT
+    assert Contact.objects.get(account=alice).opted_out
+    assert not Message.objects.filter(account=alice).exists()
+    assert Account.objects.get(pk=alice.pk).balance == alice.balance
+
+
 def test_plain_text_sends_no_reply(alice: Account, alice_number: str) -> None:
     receive("Asante sana")
     assert not Message.objects.filter(account=alice).exists()
