@@ -101,6 +101,22 @@ def method_not_allowed(
     return response
 
 
+UNSTORABLE = (
+    "The form or the address held characters no text can be stored with (a NUL character, "
+    "or broken Unicode). Remove them and try again."
+)
+
+
+def _unstorable(request: HttpRequest) -> bool:
+    """Whether a query parameter or form field holds text no column can store: every view
+    is spared checking its own (a form's fields do, a parameter read directly does not)."""
+    return any(
+        text.problem(name) or any(text.problem(value) for value in values)
+        for query in (request.GET, request.POST)
+        for name, values in query.lists()
+    )
+
+
 def dashboard_view(
     *, methods: tuple[str, ...] = ("GET",), manage: bool = False, owner: bool = False
 ) -> Callable[
@@ -137,6 +153,13 @@ def dashboard_view(
             elif manage and request.method == "POST" and not ws.can_manage:
                 response = forbidden(
                     request, ws, "Only the account's owners and admins can make this change."
+                )
+            elif _unstorable(request):
+                response = render(
+                    request,
+                    "dashboard/400.html",
+                    {"ws": ws, "reason": UNSTORABLE},
+                    status=400,
                 )
             else:
                 try:

@@ -3,7 +3,7 @@ from __future__ import annotations
 import re
 import secrets
 import zoneinfo
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -14,7 +14,7 @@ from contacts.custom_fields import CustomFieldError, parse_custom_fields
 from contacts.tags import TagError, normalize_tags
 from dashboard.selectors import PERIODS
 from integration.models import LedgerEntry, Membership, Permission
-from mifumo.days import today
+from mifumo.days import day_end, today
 from segments.criteria import KEYS, CriteriaError, criteria_parse
 from sms.models import Recipient
 from sms.personalise import TemplateError, parse_template
@@ -119,7 +119,7 @@ class ApiKeyCreateForm(forms.Form):
         value = self.cleaned_data.get("expires_on")
         if value is None:
             return None
-        return datetime.combine(value + timedelta(days=1), time.min, tzinfo=UTC)
+        return day_end(value)
 
 
 class SendMessageForm(forms.Form):

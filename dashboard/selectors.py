@@ -26,7 +26,7 @@ from integration.selectors import (
     ledger_per_day,
     spend_of,
 )
-from mifumo.days import day_start, days_back, today
+from mifumo.days import day_end, day_start, days_back, today
 from sms.models import Recipient
 from sms.selectors import (
     message_ids_of_key,
@@ -289,7 +289,7 @@ def audit_events(*, account: Account, filters: ActivityFilter) -> QuerySet[Audit
     if filters.start:
         rows = rows.filter(created_at__gte=day_start(filters.start))
     if filters.end:
-        rows = rows.filter(created_at__lt=day_start(filters.end + timedelta(days=1)))
+        rows = rows.filter(created_at__lt=day_end(filters.end))
     return rows.order_by("-created_at", "-id")
 
 

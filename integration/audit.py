@@ -21,6 +21,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.http import HttpRequest
 
 from integration.models import Account, AuditEvent, Membership
+from mifumo.api import text
 from mifumo.client_ip import client_address
 
 
@@ -260,6 +261,8 @@ def audit_user_record(
 def audit_failed_sign_in(*, request: HttpRequest, username: str) -> None:
     """A wrong password for an existing user goes into the log of each of their accounts
     (an unknown username belongs to no account, so it is not recorded anywhere)."""
+    if text.problem(username):
+        return  # names no user, and could not be looked up
     user_model = get_user_model()
     user = user_model._default_manager.filter(**{user_model.USERNAME_FIELD: username}).first()
     if user is not None:

@@ -19,6 +19,14 @@ def day_start(day: date) -> datetime:
     return datetime.combine(day, time.min, tzinfo=UTC)
 
 
+def day_end(day: date) -> datetime:
+    """When the UTC day ends: the next day's start (the last day a date can name ends at
+    the last moment a datetime can)."""
+    if day >= date.max:
+        return datetime.max.replace(tzinfo=UTC)
+    return day_start(day + timedelta(days=1))
+
+
 def days_back(days: int) -> list[date]:
     """The last ``days`` UTC days, oldest first, today included."""
     last = today()

@@ -6,7 +6,7 @@ import functools
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, NamedTuple
 
@@ -15,7 +15,7 @@ from django.db.models import Count, Q, QuerySet, Sum
 
 from integration.models import Account, LedgerEntry
 from mifumo.api.pagination import count_sql
-from mifumo.days import day_start, per_day
+from mifumo.days import day_end, day_start, per_day
 from mifumo.db import column, columns, iso_sql, model_at, table
 from mifumo.errors import DomainError, ErrorCode
 from sms.models import Message, Recipient, RecipientTally
@@ -360,7 +360,7 @@ def messages_search(*, account: Account, filters: MessageFilter) -> QuerySet[Mes
     """Messages by id, by phone (a full number or a fragment of one), by the status of any
     of their recipients and by UTC date range."""
     start = day_start(filters.start) if filters.start else None
-    end = day_start(filters.end + timedelta(days=1)) if filters.end else None
+    end = day_end(filters.end) if filters.end else None
     q = filters.q.strip()
     phone: str | None = None
     fragment = ""

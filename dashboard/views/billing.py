@@ -4,7 +4,6 @@ adjustments) with its CSV, and the low-balance alert."""
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from datetime import timedelta
 from decimal import Decimal
 
 from django.contrib import messages
@@ -21,7 +20,7 @@ from integration.audit import user_audit
 from integration.models import LedgerEntry
 from integration.selectors import account_balance, ledger_entries, ledger_per_day, spend_of
 from integration.services import account_set_low_balance_threshold
-from mifumo.days import day_start, days_back, today
+from mifumo.days import day_end, day_start, days_back, today
 from mifumo.errors import DomainError
 
 CHART_DAYS = 30
@@ -42,7 +41,7 @@ def _ledger(ws: Workspace, form: LedgerFilterForm) -> QuerySet[LedgerEntry]:
         account=ws.account,
         kind=data.get("kind") or "",
         start=day_start(start) if start else None,
-        end=day_start(end + timedelta(days=1)) if end else None,
+        end=day_end(end) if end else None,
     )
 
 

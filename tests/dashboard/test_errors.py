@@ -54,3 +54,41 @@ def test_a_server_error_is_a_branded_page(client: Client, settings: Any) -> None
     response = server_error(client.get("/").wsgi_request)
     assert response.status_code == 500
     assert b"Something went wrong on our side" in response.content
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "billing/?end=9999-12-31",
+        "billing/ledger.csv?end=9999-12-31",
+        "activity/?end=9999-12-31",
+        "messages/?end=9999-12-31",
+    ],
+)
+def test_the_last_day_a_date_can_name_is_a_filter_like_any_other(
+    owner_client: Client, path: str
+) -> None:
+    assert owner_client.get(dash(path)).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "data"),
+    [
+        ("get", "messages/send/", {"template": "tpl_\x00"}),
+        ("get", "messages/", {"q": "a\x00b"}),
+        ("get", "contacts/", {"q\x00": "x"}),
+        ("post", "inbox/replies/opt_out/", {"text": "Bye\x00now", "enabled": "on"}),
+    ],
+)
+def test_text_no_column_can_hold_is_a_400_page_not_a_server_error(
+    owner_client: Client, method: str, path: str, data: dict[str, str]
+) -> None:
+    response = getattr(owner_client, method)(dash(path), data)
+    assert response.status_code == 400
+    assert "a NUL character" in response.content.decode()
+
+
+def test_a_nul_in_the_username_is_a_failed_sign_in(client: Client) -> None:
+    response = client.post(dash("login/"), {"username": "a\x00b", "password": "x"})
+    assert response.status_code == 200
+    assert "form" in response.context and response.context["form"].errors

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import Any
 
 import pytest
@@ -62,6 +62,13 @@ def test_a_test_key_with_an_expiry_is_created(owner_client: Client) -> None:
     key = ApiKey.objects.get()
     assert raw.startswith("mif_test_") and key.is_test and key.permission == "read"
     assert key.expires_at is not None and key.expires_at.date() == day + timedelta(days=1)
+
+
+def test_a_key_expiring_on_the_last_day_a_date_can_name_is_created(owner_client: Client) -> None:
+    raw = raw_key_in(create(owner_client, expires_on="9999-12-31"))
+    key = ApiKey.objects.get()
+    assert key.expires_at is not None and key.expires_at.date() == date.max
+    assert authenticate_key(raw) == key
 
 
 @pytest.mark.parametrize(
