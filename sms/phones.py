@@ -15,14 +15,17 @@ MAX_INPUT_LENGTH = 32
 
 
 _TZ = PhoneMetadata.metadata_for_region(DEFAULT_REGION)
+# ASCII: the metadata's patterns say \d, which in Python also matches other scripts' digits
+# ("+2557١٢345678" would pass as it came, neither E.164 nor equal to the number it spells).
+# Anything else goes to the parser, which reads such digits as the digits they are.
 _TZ_MOBILE = (
-    re.compile(_TZ.mobile.national_number_pattern)
+    re.compile(_TZ.mobile.national_number_pattern, re.ASCII)
     if _TZ and _TZ.mobile and _TZ.mobile.national_number_pattern
     else None
 )
 # Types that the number_type check looks at before mobile; a match there is not "mobile".
 _TZ_NOT_MOBILE = [
-    re.compile(desc.national_number_pattern)
+    re.compile(desc.national_number_pattern, re.ASCII)
     for desc in (
         (
             _TZ.premium_rate,
@@ -40,7 +43,7 @@ _TZ_NOT_MOBILE = [
     )
     if desc is not None and desc.national_number_pattern
 ]
-_TZ_SHAPE = re.compile(r"(?:\+255|00255|255|0)?([1-9]\d{8})")
+_TZ_SHAPE = re.compile(r"(?:\+255|00255|255|0)?([1-9][0-9]{8})")
 _SEPARATORS = str.maketrans("", "", " -().")
 
 

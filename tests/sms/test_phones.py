@@ -52,6 +52,29 @@ def test_common_forms_normalise(raw, expected):
     assert normalize_phone(raw) == expected
 
 
+@settings(max_examples=2000, deadline=None)
+@given(
+    digits=st.text(alphabet=st.characters(categories=["Nd"]), min_size=9, max_size=9),
+    form=st.sampled_from(["+2557{}", "07{}", "+255{}", "0{}", "{}"]),
+)
+def test_any_scripts_digits_give_e164_or_an_error(digits, form):
+    """Whatever digits a number is written in, what is kept is E.164 in ASCII digits: one
+    number, one spelling (an opt-out or a contact matches it however it came)."""
+    raw = form.format(digits)
+    try:
+        normalised = normalize_phone(raw)
+    except InvalidPhone:
+        return
+    assert normalised.isascii() and normalised[1:].isdigit(), (raw, normalised)
+
+
+@pytest.mark.parametrize(
+    "raw", ["+2557\u0661\u0662345678", "+255\u0667\u0661\u0662345678", "\u0660712345678"]
+)
+def test_other_scripts_digits_are_read_as_the_digits_they_are(raw):
+    assert normalize_phone(raw) == "+255712345678"
+
+
 @pytest.mark.parametrize(
     ("raw", "reason"),
     [

@@ -47,6 +47,18 @@ def test_when_everyone_opted_out_the_send_is_refused_and_nothing_charged(api, al
 
 
 @pytest.mark.django_db
+def test_an_opted_out_number_written_in_other_digits_is_still_opted_out(api, alice):
+    contact(alice, TZ, opted_out=True)
+    spelled = "+2557\u0661\u0662345678"  # two Arabic-Indic digits
+    assert_envelope(
+        api.post("sms/send/", {"message": "hi", "recipients": [spelled]}), 400, "OPTED_OUT"
+    )
+    assert not Recipient.objects.exists()
+    body = api.post("contacts/create/", {"name": "Again", "phone_number": spelled})
+    assert_envelope(body, 409, "CONFLICT")
+
+
+@pytest.mark.django_db
 def test_opt_out_in_another_account_does_not_apply(api, alice, bob):
     contact(bob, TZ, opted_out=True)
     assert_envelope(api.post("sms/send/", {"message": "hi", "recipients": [TZ]}), 200)
