@@ -25,6 +25,7 @@ from integration.usage import buffer
 from mifumo import local_cache
 from mifumo.api import text
 from mifumo.api.errors import ApiError, ErrorCode
+from mifumo.api.responses import ok
 
 
 class ApiView(APIView):
@@ -62,6 +63,13 @@ class ApiView(APIView):
             return super().dispatch(request, *args, **kwargs)
         finally:
             local_cache.end_request(token)
+
+    def options(self, request: HttpRequest, *args: Any, **kwargs: Any) -> Response:
+        """The methods the route allows, in the envelope like every answer (DRF's metadata
+        would describe the view in a shape of its own)."""
+        response = ok({"methods": self.allowed_methods}, "The methods this route allows")
+        response["Allow"] = ", ".join(self.allowed_methods)
+        return response
 
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
         # APIView.initial without its throttles, with our rate limits in their place.

@@ -7,6 +7,7 @@ read, like the message status itself.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any
 
 from django.db.models import QuerySet
@@ -70,6 +71,15 @@ def _valid(serializer_class: type[Any], data: Any, **kwargs: Any) -> dict[str, A
     serializer = serializer_class(data=data, **kwargs)
     serializer.is_valid(raise_exception=True)
     return dict(serializer.validated_data)
+
+
+def _optional_body(request: Request) -> Any:
+    """The body of a route whose fields are all optional: no body (or an empty one) is no
+    field given; anything else, ``false`` or ``[]`` included, is for the serializer to judge."""
+    data = request.data
+    if data is None or (isinstance(data, Mapping) and not data):
+        return {}
+    return data
 
 
 def _page(deliveries: QuerySet[Delivery], params: dict[str, Any]) -> dict[str, Any]:
@@ -205,7 +215,7 @@ class WebhookRotateSecretApi(ApiView):
     @idempotent
     def post(self, request: Request, webhook_id: str) -> Response:
         endpoint = _endpoint(request, webhook_id)
-        data = _valid(s.RotateIn, request.data or {})
+        data = _valid(s.RotateIn, _optional_body(request))
         endpoint = endpoint_rotate_secret(
             endpoint=endpoint, grace_seconds=data["grace_period_seconds"]
         )
@@ -365,7 +375,7 @@ class SigningSecretRotateApi(ApiView):
     )
     @idempotent
     def post(self, request: Request) -> Response:
-        data = _valid(s.RotateIn, request.data or {})
+        data = _valid(s.RotateIn, _optional_body(request))
         principal = api_principal(request)
         holder = account_signing_secret_rotate(
             account_id=principal.account.pk,

@@ -131,3 +131,23 @@ def test_the_contacts_import_has_its_own_larger_limit(api, settings):
     too_big = api.client.post(f"{PREFIX}contacts/import/", data=csv * 4, content_type="text/csv")
     body = assert_envelope(too_big, 413, "PAYLOAD_TOO_LARGE")
     assert body["details"]["limit"] == 5000
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("path", "methods"),
+    [("sms/balance/", {"GET", "HEAD", "OPTIONS"}), ("sms/send/", {"POST", "OPTIONS"})],
+)
+def test_options_names_the_methods_in_the_envelope(api, path, methods):
+    body = assert_envelope(api.client.options(f"{PREFIX}{path}"), 200)
+    assert set(body["data"]["methods"]) == methods
+    assert set(api.client.options(f"{PREFIX}{path}")["Allow"].split(", ")) == methods
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("fmt", ["xml", "csv", "json", "api"])
+def test_a_format_parameter_is_a_parameter_like_any_other(api, fmt):
+    body = assert_envelope(api.get("sms/balance/", {"format": fmt}), 200)
+    assert body["data"]["currency"] == "TZS"
+    sent = api.post(f"sms/send/?format={fmt}", {"message": "hi", "recipients": ["0712345678"]})
+    assert assert_envelope(sent, 200)["data"]["recipients"] == ["+255712345678"]

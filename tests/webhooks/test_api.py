@@ -317,3 +317,25 @@ def test_methods_not_allowed_are_enveloped(api):
     assert_envelope(
         api.client.put(f"/api/integration/v1/webhooks/{webhook['id']}/"), 405, "METHOD_NOT_ALLOWED"
     )
+
+
+@pytest.mark.parametrize("body", ["[]", "false", "0", '""', "[1]"])
+def test_a_rotation_with_a_body_that_is_no_object_is_refused_and_rotates_nothing(api, body):
+    webhook = create(api, url="https://hooks.example.com/a")
+    account_secret = assert_envelope(api.get("webhooks/signing-secret/"), 200)["data"]["secret"]
+    for path in (f"webhooks/{webhook['id']}/rotate-secret/", "webhooks/signing-secret/rotate/"):
+        response = api.client.post(
+            f"/api/integration/v1/{path}", data=body, content_type="application/json"
+        )
+        assert_envelope(response, 400, "VALIDATION_ERROR")
+    assert Endpoint.objects.get(pk=webhook["id"]).secret_rotated_at is None
+    again = assert_envelope(api.get("webhooks/signing-secret/"), 200)["data"]["secret"]
+    assert again == account_secret
+
+
+def test_a_rotation_with_an_empty_body_or_object_rotates(api):
+    webhook = create(api, url="https://hooks.example.com/a")
+    path = f"/api/integration/v1/webhooks/{webhook['id']}/rotate-secret/"
+    for body in ("", "{}"):
+        response = api.client.post(path, data=body, content_type="application/json")
+        assert_envelope(response, 200)
