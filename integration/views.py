@@ -46,6 +46,10 @@ class ApiView(APIView):
     # encrypted (integration.idempotency).
     replay_holds_secret: ClassVar[bool] = False
 
+    # What _check_input found, once it has looked.
+    _input_checked = False
+    _input_error: APIException | ApiError | None = None
+
     def __init_subclass__(cls, **kwargs: Any) -> None:
         # A POST that forgot its decorator, or one that should not have it, fails on import.
         super().__init_subclass__(**kwargs)
@@ -80,6 +84,7 @@ class ApiView(APIView):
             request, *args, **kwargs
         )
         request.rate_usages = []  # type: ignore[attr-defined]
+        self._input_checked, self._input_error = False, None
         try:
             self.perform_authentication(request)
         except APIException:
@@ -91,15 +96,28 @@ class ApiView(APIView):
         else:
             self._limit_anonymous(request)
             self.check_permissions(request)
-        # Before any view reads them: no NUL or lone surrogate goes near the database.
-        text.check(
-            {**kwargs, **dict(request.query_params.lists())},
-            body=request.data if request.method not in SAFE_METHODS else None,
-        )
+            self._check_input(request)
+
+    def _check_input(self, request: Request) -> None:
+        """The body parsed (a malformed one or of the wrong type refused) and, before any view
+        reads them, no NUL or lone surrogate in the path, the query or the body. Judged once
+        per request: DRF raises a parse error on the first read of the body only."""
+        if not self._input_checked:
+            self._input_checked = True
+            try:
+                text.check(
+                    {**self.kwargs, **dict(request.query_params.lists())},
+                    body=request.data if request.method not in SAFE_METHODS else None,
+                )
+            except (APIException, ApiError) as exc:
+                self._input_error = exc
+        if self._input_error is not None:
+            raise self._input_error
 
     def _limit_account(self, request: Request, principal: ApiPrincipal) -> None:
-        # Permission comes before the rate limit, and a refused request counts only in
-        # "api": the extra bucket counts requests that could have done its work.
+        # Permission and input come before the rate limit, and a refused request counts only
+        # in "api": the extra bucket counts requests that could have done its work (a body
+        # that is not JSON, or holds text no column can store, could not).
         refused = self._refusal(request)
         buckets = ["api"]
         if refused is None and self.rate_limit_bucket:
@@ -123,10 +141,11 @@ class ApiView(APIView):
             raise refused
         _raise_if_exceeded(usages)
 
-    def _refusal(self, request: Request) -> APIException | None:
+    def _refusal(self, request: Request) -> APIException | ApiError | None:
         try:
             self.check_permissions(request)
-        except APIException as exc:
+            self._check_input(request)
+        except (APIException, ApiError) as exc:
             return exc
         return None
 

@@ -268,9 +268,6 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": None,
     "COERCE_DECIMAL_TO_STRING": False,
-    # JSON is the only format: ``?format=`` is a query parameter like any other, not a
-    # renderer choice that turns an unknown format into a 404.
-    "URL_FORMAT_OVERRIDE": None,
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Mifumo SMS Integration API",

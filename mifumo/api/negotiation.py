@@ -1,6 +1,8 @@
 """Content negotiation that always answers: the API speaks JSON (and CSV where a view offers
 it), so an ``Accept`` it cannot meet gets the view's first format rather than a 406 outside
-the documented statuses, and a send is never refused for its client's ``Accept``."""
+the documented statuses, and a send is never refused for its client's ``Accept``. Likewise a
+``?format=`` no format of the view answers to is passed over, not a 404 for a route that
+exists (the schema's ``?format=json`` still picks JSON)."""
 
 from __future__ import annotations
 
@@ -22,3 +24,9 @@ class FirstFormatWhenUnmet(DefaultContentNegotiation):
             return super().select_renderer(request, offered, format_suffix)
         except NotAcceptable:
             return offered[0], offered[0].media_type
+
+    def filter_renderers(
+        self, renderers: Iterable[BaseRenderer], format: str
+    ) -> list[BaseRenderer]:
+        offered = list(renderers)
+        return [renderer for renderer in offered if renderer.format == format] or offered

@@ -141,3 +141,33 @@ def test_a_refused_permission_counts_only_in_the_api_bucket(alice, make_key, set
         assert_envelope(reader.post("sms/send/", payload), 403, "PERMISSION_DENIED")
     assert_envelope(writer.post("sms/send/", payload), 200)
     assert_envelope(writer.post("sms/send/", payload), 429, "RATE_LIMIT_EXCEEDED")
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("body", "content_type", "status", "code"),
+    [
+        ("{", "application/json", 400, "VALIDATION_ERROR"),
+        ("message=hi", "text/plain", 415, "UNSUPPORTED_MEDIA_TYPE"),
+        (
+            '{"message": "a\\u0000b", "recipients": ["+255712345678"]}',
+            "application/json",
+            400,
+            "VALIDATION_ERROR",
+        ),
+    ],
+)
+def test_a_body_that_could_not_be_sent_counts_only_in_the_api_bucket(
+    api, alice, settings, body, content_type, status, code
+):
+    settings.MIFUMO_RATE_LIMITS = {**settings.MIFUMO_RATE_LIMITS, "sms_send": (1, 60)}
+    for _ in range(3):
+        response = api.client.post(
+            "/api/integration/v1/sms/send/", data=body, content_type=content_type
+        )
+        assert_envelope(response, status, code)
+    payload = {"message": "hi", "recipients": ["+255712345678"]}
+    sent = api.post("sms/send/", payload)
+    assert_envelope(sent, 200)
+    assert sent["X-RateLimit-Remaining"] == "0"
+    assert_envelope(api.post("sms/send/", payload), 429, "RATE_LIMIT_EXCEEDED")
