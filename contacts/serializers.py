@@ -15,7 +15,7 @@ from contacts.custom_fields import (
 from contacts.models import Contact
 from contacts.tags import MAX_TAG_LENGTH, MAX_TAGS, TagError, normalize_tags
 from mifumo.api.fields import iso
-from mifumo.api.serializers import OffsetPaginationOut, PrebuiltFieldsSerializer
+from mifumo.api.serializers import OffsetPaginationOut, PrebuiltFieldsSerializer, StrictSerializer
 
 MAX_LIMIT = 100
 DEFAULT_LIMIT = 20
@@ -55,7 +55,7 @@ class CustomFieldsField(serializers.Field[dict[str, Any], Any, dict[str, Any], A
         return dict(value)
 
 
-class ContactIn(PrebuiltFieldsSerializer):
+class ContactIn(StrictSerializer):
     name = serializers.CharField(max_length=200)
     # Normalised (and rejected with INVALID_PHONE) by the service, not here.
     phone_number = serializers.CharField(

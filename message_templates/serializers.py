@@ -6,13 +6,13 @@ from rest_framework import serializers
 
 from message_templates.models import MessageTemplate
 from mifumo.api.fields import iso
-from mifumo.api.serializers import OffsetPaginationOut, PrebuiltFieldsSerializer
+from mifumo.api.serializers import OffsetPaginationOut, StrictSerializer
 from sms.personalise import TemplateError, parse_template, placeholder_keys
 
 MAX_TEXT_LENGTH = 10_000
 
 
-class TemplateIn(PrebuiltFieldsSerializer):
+class TemplateIn(StrictSerializer):
     name = serializers.CharField(max_length=100)
     text = serializers.CharField(
         max_length=MAX_TEXT_LENGTH,

@@ -6,7 +6,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from mifumo.api.fields import iso
-from mifumo.api.serializers import OffsetPaginationOut, PrebuiltFieldsSerializer
+from mifumo.api.serializers import OffsetPaginationOut, PrebuiltFieldsSerializer, StrictSerializer
 from segments.criteria import CriteriaError, criteria_parse
 from segments.models import Segment
 
@@ -47,7 +47,7 @@ class CriteriaField(serializers.Field[dict[str, Any], Any, dict[str, Any], Any])
         return dict(value)
 
 
-class SegmentIn(PrebuiltFieldsSerializer):
+class SegmentIn(StrictSerializer):
     name = serializers.CharField(max_length=100)
     description = serializers.CharField(
         max_length=1000, required=False, allow_blank=True, default=""

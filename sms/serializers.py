@@ -5,7 +5,7 @@ from typing import Any
 
 from rest_framework import serializers
 
-from mifumo.api.serializers import PagePaginationOut, PrebuiltFieldsSerializer
+from mifumo.api.serializers import PagePaginationOut, StrictSerializer
 from sms.personalise import parse_variables
 
 
@@ -15,7 +15,7 @@ class BalanceOut(serializers.Serializer):
     last_updated = serializers.DateTimeField()
 
 
-class SendIn(PrebuiltFieldsSerializer):
+class SendIn(StrictSerializer):
     MESSAGE_MAX_LENGTH = 10_000
 
     message = serializers.CharField(
@@ -228,6 +228,6 @@ class SenderIdsOut(serializers.Serializer):
     sender_ids = SenderIdOut(many=True)
 
 
-class SenderIdRequestIn(PrebuiltFieldsSerializer):
+class SenderIdRequestIn(StrictSerializer):
     sender_id = serializers.CharField(max_length=20)
     purpose = serializers.CharField(max_length=255, required=False, allow_blank=True, default="")

@@ -5,7 +5,7 @@ from typing import Any
 from rest_framework import serializers
 
 from mifumo.api.fields import iso
-from mifumo.api.serializers import PagePaginationOut, PrebuiltFieldsSerializer
+from mifumo.api.serializers import PagePaginationOut, PrebuiltFieldsSerializer, StrictSerializer
 from webhooks.endpoints import DEFAULT_GRACE_SECONDS, MAX_GRACE_SECONDS
 from webhooks.models import (
     SUBSCRIBABLE_EVENTS,
@@ -22,7 +22,7 @@ MAX_PER_PAGE = 100
 # --- input -----------------------------------------------------------------------------------
 
 
-class EndpointCreateIn(PrebuiltFieldsSerializer):
+class EndpointCreateIn(StrictSerializer):
     url = serializers.CharField(help_text="http(s) URL of a public host; at most 2000 characters")
     events = serializers.ListField(
         child=serializers.ChoiceField(choices=SUBSCRIBABLE_EVENTS),
@@ -39,7 +39,7 @@ class EndpointCreateIn(PrebuiltFieldsSerializer):
     )
 
 
-class EndpointUpdateIn(PrebuiltFieldsSerializer):
+class EndpointUpdateIn(StrictSerializer):
     url = serializers.CharField(required=False)
     events = serializers.ListField(
         child=serializers.ChoiceField(choices=SUBSCRIBABLE_EVENTS),
@@ -50,7 +50,7 @@ class EndpointUpdateIn(PrebuiltFieldsSerializer):
     description = serializers.CharField(max_length=255, allow_blank=True, required=False)
 
 
-class RotateIn(PrebuiltFieldsSerializer):
+class RotateIn(StrictSerializer):
     grace_period_seconds = serializers.IntegerField(
         min_value=0,
         max_value=MAX_GRACE_SECONDS,

@@ -225,8 +225,16 @@ def test_schedule_time_with_an_offset_is_accepted(api):
 
 
 @pytest.mark.django_db
-def test_unknown_fields_are_ignored(api):
-    assert_envelope(send(api, priority="high", foo={"bar": 1}), 200)
+def test_unknown_fields_are_refused_by_name_and_nothing_is_charged(api, alice):
+    """A misspelt option (``scheduled_time`` for ``schedule_time``) must not send at once."""
+    body = assert_envelope(
+        send(api, scheduled_time="2030-01-01T08:00:00Z"), 400, "VALIDATION_ERROR"
+    )
+    assert list(body["details"]) == ["scheduled_time"]
+    assert "schedule_time" in body["details"]["scheduled_time"][0]
+    assert not Message.objects.exists()
+    alice.refresh_from_db()
+    assert alice.balance == Decimal("5000.00")
 
 
 @pytest.mark.django_db
