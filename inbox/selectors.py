@@ -150,7 +150,15 @@ def conversation(*, account: Account, phone: str, limit: int = 100) -> list[Entr
     entries = [
         Entry(m.received_at, True, m.text, m.destination, m.action or "", m.id) for m in received
     ] + [
-        Entry(r.created_at, False, r.message.text, r.message.sender_id, r.status, r.message_id)
+        # A personalised message's recipient holds its own text: what the phone received.
+        Entry(
+            r.created_at,
+            False,
+            r.text or r.message.text,
+            r.message.sender_id,
+            r.status,
+            r.message_id,
+        )
         for r in sent
     ]
     entries.sort(key=lambda e: e.at, reverse=True)

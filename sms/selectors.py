@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
@@ -313,6 +313,17 @@ def recipient_total(*, account_id: int) -> int:
     with connection.cursor() as cursor:
         cursor.execute(_tally_sql(), [account_id])
         return int(cursor.fetchone()[0])
+
+
+def texts_received(*, messages: Sequence[Message], phone: str) -> dict[str, str]:
+    """What ``phone`` received of each message: a personalised message's own text for it,
+    else the message's text."""
+    own = dict(
+        Recipient.objects.filter(message__in=[m.pk for m in messages], phone=phone)
+        .exclude(text="")
+        .values_list("message_id", "text")
+    )
+    return {m.pk: own.get(m.pk) or m.text for m in messages}
 
 
 def messages_list(

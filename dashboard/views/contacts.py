@@ -57,7 +57,7 @@ from segments.selectors import (
     segment_queryset,
 )
 from segments.services import segment_create, segment_delete, segment_update
-from sms.selectors import messages_list
+from sms.selectors import messages_list, texts_received
 
 ERRORS_SHOWN = 50
 
@@ -191,11 +191,12 @@ def contact_remove(request: HttpRequest, ws: Workspace, contact_id: str) -> Http
 def contact_detail(request: HttpRequest, ws: Workspace, contact_id: str) -> HttpResponse:
     contact = contact_get(account=ws.account, contact_id=contact_id)
     recent = list(messages_list(account=ws.account, phone=contact.phone_number)[:20])
+    texts = texts_received(messages=recent, phone=contact.phone_number)
     return render_page(
         request,
         ws,
         "dashboard/contact_detail.html",
-        {"contact": contact, "recent": recent},
+        {"contact": contact, "recent": [(m, texts[m.pk]) for m in recent]},
         section="contacts",
     )
 

@@ -12,6 +12,7 @@ from contacts.models import Contact, OptOutChange
 from contacts.services import contact_opt_out
 from integration.models import Account, AuditEvent
 from segments.models import Segment
+from sms.services import message_send
 from tests.contacts.factories import make_contact
 from tests.dashboard.data import make_message
 from tests.dashboard.support import dash, downloaded
@@ -49,6 +50,14 @@ def test_a_contact_page_lists_messages_to_the_number(
     message = make_message(alice, phones=[people[0].phone_number])
     page = owner_client.get(dash(f"contacts/{people[0].pk}/")).content.decode()
     assert "Asha Mwinyi" in page and message.pk in page
+
+
+def test_a_contact_page_shows_what_the_phone_received_of_a_personalised_message(
+    owner_client: Client, alice: Account, people: list[Contact]
+) -> None:
+    message_send(account=alice, text="Habari {{name}}", recipients=[people[0].phone_number])
+    page = owner_client.get(dash(f"contacts/{people[0].pk}/")).content.decode()
+    assert "Habari Asha Mwinyi" in page and "{{name}}" not in page
 
 
 def test_a_segment_shows_its_members(

@@ -14,6 +14,7 @@ from inbox.models import AutoReply, InboundMessage, Keyword
 from inbox.services import inbound_receive, number_assign
 from integration.models import Account
 from sms.models import Message
+from sms.services import message_send
 from tests.dashboard.support import dash, downloaded
 
 pytestmark = pytest.mark.django_db
@@ -58,6 +59,15 @@ def test_a_conversation_interleaves_received_and_sent_newest_first_and_marks_rea
     ]
     assert not InboundMessage.objects.filter(sender=PHONE, read_at=None).exists()
     assert InboundMessage.objects.filter(sender="+255754000001", read_at=None).exists()
+
+
+def test_a_conversation_shows_what_the_phone_received_of_a_personalised_message(
+    owner_client: Client, alice: Account, received: list[InboundMessage]
+) -> None:
+    Contact.objects.create(account=alice, name="Asha", phone_number=PHONE)
+    message_send(account=alice, text="Habari {{name}}", recipients=[PHONE])
+    entries = owner_client.get(dash(f"inbox/{PHONE}/")).context["entries"]
+    assert [e.text for e in entries if not e.inbound] == ["Habari Asha"]
 
 
 def test_a_reply_goes_from_the_number_and_is_charged(
