@@ -31,7 +31,7 @@ from integration.models import Account
 from integration.selectors import account_balance, api_keys_all
 from message_templates.selectors import template_get
 from mifumo.errors import DomainError, ErrorCode
-from segments.selectors import segment_list
+from segments.selectors import segment_contact_counts, segment_list, segment_queryset
 from sms import encoding
 from sms.models import Message
 from sms.personalise import has_placeholders
@@ -124,15 +124,21 @@ def _contacts(n: int) -> str:
 
 
 def _send_form(account: Account, data: Any = None, initial: Any = None) -> SendMessageForm:
+    """The send form offering the newest segments, and any older ones it was asked for (the
+    "send to this segment" link of a segment past the newest, or a posted choice)."""
     segments = segment_list(account=account, limit=SEGMENT_CHOICES_LIMIT, offset=0)
+    shown, counts = list(segments.segments), dict(segments.counts)
+    asked = data.getlist("segments") if data is not None else (initial or {}).get("segments", [])
+    missing = set(asked[:SEGMENT_CHOICES_LIMIT]) - {s.pk for s in shown}
+    if missing:
+        older = list(segment_queryset(account=account).filter(pk__in=missing))
+        shown += older
+        counts.update(segment_contact_counts(account=account, segments=older))
     return SendMessageForm(
         data,
         initial=initial,
         sender_ids=sender_ids_usable(account=account),
-        segments=[
-            (s.pk, f"{s.name} ({_contacts(segments.counts.get(s.pk, 0))})")
-            for s in segments.segments
-        ],
+        segments=[(s.pk, f"{s.name} ({_contacts(counts.get(s.pk, 0))})") for s in shown],
     )
 
 

@@ -11,8 +11,10 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
+from contacts.models import Contact
 from integration.models import Account, AuditEvent
 from integration.services import account_refund, api_key_create, api_key_revoke
+from segments.models import Segment
 from sms.models import Message, Recipient, SenderId
 from tests.dashboard.data import make_message
 from tests.dashboard.support import dash
@@ -347,3 +349,33 @@ def test_line_breaks_are_sent_as_one_character(owner_client: Client) -> None:
     preview = owner_client.post(dash("messages/send/"), fields)
     assert preview.context["plan"].text == "Habari\nKaribu"
     assert "13 / 160 characters" in preview.content.decode()
+
+
+def test_a_segment_older_than_the_newest_hundred_can_be_sent_to(
+    owner_client: Client, alice: Account
+) -> None:
+    Contact.objects.create(account=alice, name="Asha", phone_number="+255712345678", tags=["old"])
+    oldest = Segment.objects.create(account=alice, name="Oldest", criteria={"tags": ["old"]})
+    for n in range(100):
+        Segment.objects.create(account=alice, name=f"Newer {n}", criteria={})
+    page = owner_client.get(dash("messages/send/"), {"segment": oldest.pk})
+    assert (oldest.pk, "Oldest (1 contact)") in page.context["form"].fields["segments"].choices
+    fields = {"segments": [oldest.pk], "sender_id": "MIFUMO", "message": "Habari!"}
+    fields["nonce"] = _form_nonce(owner_client)
+    preview = owner_client.post(dash("messages/send/"), fields)
+    assert preview.status_code == 200, preview.context["form"].errors
+    assert preview.context["plan"].phones == ["+255712345678"]
+    response = owner_client.post(dash("messages/send/"), {**fields, "step": "send"})
+    assert response.status_code == 302
+    assert Message.objects.get().recipient_count == 1
+
+
+def test_another_accounts_segment_is_not_offered(
+    owner_client: Client, alice: Account, bob: Account
+) -> None:
+    Segment.objects.create(account=alice, name="Ours", criteria={})
+    theirs = Segment.objects.create(account=bob, name="Theirs", criteria={})
+    page = owner_client.get(dash("messages/send/"), {"segment": theirs.pk})
+    assert theirs.pk not in dict(page.context["form"].fields["segments"].choices)
+    fields = {"segments": [theirs.pk], "sender_id": "MIFUMO", "message": "Habari!"}
+    assert owner_client.post(dash("messages/send/"), fields).status_code == 400
