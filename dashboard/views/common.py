@@ -3,10 +3,12 @@ shown on forms (NOT_FOUND is a 404 page, in ``dashboard_view``)."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 from django import forms
+from django.core.cache import cache
 from django.core.paginator import Page, Paginator
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
@@ -20,6 +22,10 @@ from mifumo.errors import DomainError
 PER_PAGE = 25
 USED_NONCES_KEY = "dashboard_used_nonces"
 KEEP_NONCES = 50
+# How long a claimed one-time token is remembered across sessions' races.
+NONCE_SECONDS = 24 * 3600
+
+logger = logging.getLogger(__name__)
 
 
 def render_page(
@@ -65,12 +71,19 @@ def error_details(exc: DomainError) -> list[str]:
 
 
 def claim_nonce(request: HttpRequest, nonce: str) -> bool:
-    """True the first time a form's one-time token is used in this session."""
+    """True the first time a form's one-time token is used. The session remembers it for
+    later requests; two requests at once (a double click) both read the session before
+    either saves it, so the claim itself is one atomic ``SET NX`` in the cache. With the
+    cache down, the session alone decides."""
     used: list[str] = list(request.session.get(USED_NONCES_KEY, []))
     if not nonce or nonce in used:
         return False
     request.session[USED_NONCES_KEY] = [*used, nonce][-KEEP_NONCES:]
-    return True
+    try:
+        return bool(cache.add(f"dashboard-nonce:{request.user.pk}:{nonce}", 1, NONCE_SECONDS))
+    except Exception:  # noqa: BLE001 - the session's record still stops a later resubmit
+        logger.warning("cannot claim a form's one-time token in the cache: it is down")
+        return True
 
 
 def csv_attachment(lines: Iterable[str], filename: str) -> StreamingHttpResponse:

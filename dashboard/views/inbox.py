@@ -10,7 +10,8 @@ from django.http.response import HttpResponseBase
 from django.shortcuts import redirect
 
 from dashboard.access import Workspace, dashboard_view
-from dashboard.views.common import csv_download, paginate, record, render_page
+from dashboard.forms import new_nonce
+from dashboard.views.common import claim_nonce, csv_download, paginate, record, render_page
 from inbox import selectors
 from inbox.models import Action
 from inbox.services import (
@@ -31,6 +32,8 @@ ACTION_CHOICES = [(a.value, a.label) for a in Action]
 
 class ReplyForm(forms.Form):
     text = forms.CharField(label="Reply", max_length=2000, widget=forms.Textarea(attrs={"rows": 3}))
+    # One form, one reply: a double click or a reload must not send and charge it twice.
+    nonce = forms.CharField(widget=forms.HiddenInput, max_length=64)
 
 
 class KeywordForm(forms.Form):
@@ -84,14 +87,17 @@ def _conversation_page(
 @dashboard_view(methods=("GET", "POST"), manage=True)
 def conversation(request: HttpRequest, ws: Workspace, phone: str) -> HttpResponse:
     phone = _phone(phone)
-    form = ReplyForm(request.POST or None)
     if request.method != "POST":
-        return _conversation_page(request, ws, phone, form)
+        return _conversation_page(request, ws, phone, ReplyForm(initial={"nonce": new_nonce()}))
+    form = ReplyForm(request.POST)
     number = selectors.reply_number(account=ws.account, phone=phone)
     if number is None:
         return _conversation_page(request, ws, phone, form)  # 404 there
     if not form.is_valid():
         return _conversation_page(request, ws, phone, form, status=400)
+    if not claim_nonce(request, form.cleaned_data["nonce"]):
+        messages.warning(request, "That reply was already sent once.")
+        return redirect("dashboard:conversation", phone=phone)
     try:
         result = message_send(
             account=ws.account,
@@ -101,6 +107,9 @@ def conversation(request: HttpRequest, ws: Workspace, phone: str) -> HttpRespons
             source=Message.Source.DASHBOARD,
         )
     except DomainError as exc:
+        # Back to the form with a fresh one-time token: this one is spent.
+        form = ReplyForm({**request.POST.dict(), "nonce": new_nonce()})
+        form.is_valid()
         form.add_error("text", exc.message)
         return _conversation_page(request, ws, phone, form, status=400)
     _record(request, ws, "inbox.replied", phone, message=result.message.pk, number=number)

@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from django.contrib.sessions.models import Session
 from django.test import Client
 
 from contacts.models import Contact
@@ -33,6 +34,12 @@ def received(alice: Account) -> list[InboundMessage]:
     return messages
 
 
+def reply(client: Client, text: str) -> Any:
+    """Post a reply as the page's form does, with the form's one-time token."""
+    nonce = client.get(dash(f"inbox/{PHONE}/")).context["form"]["nonce"].value()
+    return client.post(dash(f"inbox/{PHONE}/"), {"text": text, "nonce": nonce})
+
+
 def test_the_inbox_lists_conversations_newest_first_with_unread_counts(
     owner_client: Client, received: list[InboundMessage]
 ) -> None:
@@ -49,7 +56,7 @@ def test_the_inbox_lists_conversations_newest_first_with_unread_counts(
 def test_a_conversation_interleaves_received_and_sent_newest_first_and_marks_read(
     owner_client: Client, alice: Account, received: list[InboundMessage]
 ) -> None:
-    owner_client.post(dash(f"inbox/{PHONE}/"), {"text": "Elfu kumi"})
+    reply(owner_client, "Elfu kumi")
     response = owner_client.get(dash(f"inbox/{PHONE}/"))
     entries = response.context["entries"]
     assert [(e.inbound, e.text) for e in entries] == [
@@ -74,17 +81,17 @@ def test_a_reply_goes_from_the_number_and_is_charged(
     owner_client: Client, alice: Account, received: list[InboundMessage]
 ) -> None:
     before = Account.objects.get(pk=alice.pk).balance
-    response = owner_client.post(dash(f"inbox/{PHONE}/"), {"text": "Karibu"})
+    response = reply(owner_client, "Karibu")
     assert response.status_code == 302
-    reply = Message.objects.get(account=alice, text="Karibu")
-    assert reply.sender_id == NUMBER and reply.source == Message.Source.DASHBOARD
-    assert Account.objects.get(pk=alice.pk).balance == before - reply.cost
+    sent = Message.objects.get(account=alice, text="Karibu")
+    assert sent.sender_id == NUMBER and sent.source == Message.Source.DASHBOARD
+    assert Account.objects.get(pk=alice.pk).balance == before - sent.cost
 
 
 def test_an_empty_reply_is_refused_on_the_page(
     owner_client: Client, received: list[InboundMessage]
 ) -> None:
-    response = owner_client.post(dash(f"inbox/{PHONE}/"), {"text": ""})
+    response = reply(owner_client, "")
     assert response.status_code == 400
     assert not Message.objects.filter(text="").exists()
 
@@ -93,7 +100,7 @@ def test_a_reply_without_balance_says_so(
     owner_client: Client, alice: Account, received: list[InboundMessage]
 ) -> None:
     Account.objects.filter(pk=alice.pk).update(balance=0)
-    response = owner_client.post(dash(f"inbox/{PHONE}/"), {"text": "Karibu"})
+    response = reply(owner_client, "Karibu")
     assert response.status_code == 400
     assert "balance" in response.content.decode().lower()
 
@@ -103,11 +110,53 @@ def test_a_suspended_account_cannot_reply(
 ) -> None:
     Account.objects.filter(pk=alice.pk).update(status=Account.Status.SUSPENDED)
     before = Account.objects.get(pk=alice.pk).balance
-    response = owner_client.post(dash(f"inbox/{PHONE}/"), {"text": "Karibu"})
+    response = reply(owner_client, "Karibu")
     assert response.status_code == 400
     assert "suspended" in response.content.decode()
     assert not Message.objects.filter(account=alice, text="Karibu").exists()
     assert Account.objects.get(pk=alice.pk).balance == before
+
+
+def test_a_reply_sent_again_is_not_sent_or_charged_twice(
+    owner_client: Client, alice: Account, received: list[InboundMessage]
+) -> None:
+    nonce = owner_client.get(dash(f"inbox/{PHONE}/")).context["form"]["nonce"].value()
+    fields = {"text": "Karibu", "nonce": nonce}
+    # A double click: the second request read the session before the first saved it.
+    session = Session.objects.get(session_key=owner_client.session.session_key)
+    as_read = session.session_data
+    assert owner_client.post(dash(f"inbox/{PHONE}/"), fields).status_code == 302
+    Session.objects.filter(pk=session.pk).update(session_data=as_read)
+    again = owner_client.post(dash(f"inbox/{PHONE}/"), fields, follow=True)
+    assert "That reply was already sent once" in again.content.decode()
+    # A reload after the first was saved.
+    owner_client.post(dash(f"inbox/{PHONE}/"), fields)
+    assert Message.objects.filter(account=alice, text="Karibu").count() == 1
+
+
+def test_with_the_cache_down_the_session_still_refuses_a_resubmitted_reply(
+    owner_client: Client,
+    alice: Account,
+    received: list[InboundMessage],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def down(*args: Any, **kwargs: Any) -> bool:
+        raise ConnectionError("cache down")
+
+    monkeypatch.setattr("dashboard.views.common.cache.add", down)
+    nonce = owner_client.get(dash(f"inbox/{PHONE}/")).context["form"]["nonce"].value()
+    fields = {"text": "Karibu", "nonce": nonce}
+    assert owner_client.post(dash(f"inbox/{PHONE}/"), fields).status_code == 302
+    owner_client.post(dash(f"inbox/{PHONE}/"), fields)
+    assert Message.objects.filter(account=alice, text="Karibu").count() == 1
+
+
+def test_a_reply_without_its_token_is_refused(
+    owner_client: Client, alice: Account, received: list[InboundMessage]
+) -> None:
+    response = owner_client.post(dash(f"inbox/{PHONE}/"), {"text": "Karibu"})
+    assert response.status_code == 400
+    assert not Message.objects.filter(account=alice, text="Karibu").exists()
 
 
 def test_members_read_but_cannot_reply_or_change_settings(

@@ -8,6 +8,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from django.contrib.sessions.models import Session
 from django.test import Client
 from django.utils import timezone
 
@@ -145,6 +146,20 @@ def test_sending_from_the_dashboard_previews_then_sends_once(
     again = owner_client.post(dash("messages/send/"), {**fields, "step": "send"}, follow=True)
     assert "That confirmation was already used" in again.content.decode()
     assert Message.objects.count() == 1
+
+
+def test_a_double_click_on_confirm_sends_once(owner_client: Client, alice: Account) -> None:
+    fields = {"recipients": "+255712345678", "sender_id": "MIFUMO", "message": "Habari!"}
+    fields["nonce"] = _form_nonce(owner_client)
+    # The second request read the session before the first saved it.
+    session = Session.objects.get(session_key=owner_client.session.session_key)
+    as_read = session.session_data
+    owner_client.post(dash("messages/send/"), {**fields, "step": "send"})
+    Session.objects.filter(pk=session.pk).update(session_data=as_read)
+    owner_client.post(dash("messages/send/"), {**fields, "step": "send"})
+    assert Message.objects.count() == 1
+    alice.refresh_from_db()
+    assert alice.balance == 5000 - 10
 
 
 def test_change_goes_back_to_the_filled_form(owner_client: Client) -> None:
