@@ -145,5 +145,8 @@ def _csv_rows(rows: QuerySet[LedgerEntry]) -> Iterator[Sequence[object]]:
 @dashboard_view()
 def billing_export(request: HttpRequest, ws: Workspace) -> HttpResponseBase:
     form = LedgerFilterForm(request.GET or None)
+    if form.is_bound and not form.is_valid():
+        # Not the whole ledger in place of the part asked for: the page says what is wrong.
+        return _page(request, ws, None, status=400)
     name = f"mifumo-ledger-{today().isoformat()}.csv"
     return csv_download(_csv_rows(_ledger(ws, form)), name)

@@ -76,6 +76,16 @@ def test_the_ledger_csv_follows_the_filter_and_defuses_formulas(
     assert rows[1][6] == "Mifumo operator"
 
 
+def test_a_ledger_csv_with_a_bad_filter_is_refused_not_the_whole_ledger(
+    owner_client: Client, moves: dict[str, Any]
+) -> None:
+    backwards = {"start": "2025-02-01", "end": "2025-01-01"}
+    response = owner_client.get(dash("billing/ledger.csv"), backwards)
+    assert response.status_code == 400
+    assert not response["Content-Type"].startswith("text/csv")
+    assert "“To” is before “From”" in response.content.decode()
+
+
 def test_an_owner_sets_and_clears_the_alert(
     owner_client: Client, alice: Account, owner: Any
 ) -> None:
