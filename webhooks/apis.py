@@ -232,14 +232,20 @@ class WebhookDeliveriesApi(ApiView):
         operation_id="webhooks_endpoint_deliveries",
         summary="List an endpoint's deliveries, newest first",
         tags=TAG,
-        parameters=PAGE_PARAMETERS,
+        parameters=[
+            OpenApiParameter("message_id", str, description="Only this message's deliveries"),
+            *PAGE_PARAMETERS,
+        ],
         responses=envelope_responses(s.DeliveryPageOut, errors=[*NOT_FOUND, *VALIDATION]),
     )
     def get(self, request: Request, webhook_id: str) -> Response:
         endpoint = _endpoint(request, webhook_id)
-        params = _valid(s.PageIn, request.query_params)
+        params = _valid(s.MessageDeliveriesIn, request.query_params)
         deliveries = selectors.delivery_list(
-            account=_account(request), endpoint=endpoint, status=params.get("status")
+            account=_account(request),
+            endpoint=endpoint,
+            message_id=params.get("message_id"),
+            status=params.get("status"),
         )
         return ok(_page(deliveries, params), "Deliveries retrieved successfully")
 

@@ -339,3 +339,17 @@ def test_a_rotation_with_an_empty_body_or_object_rotates(api):
     for body in ("", "{}"):
         response = api.client.post(path, data=body, content_type="application/json")
         assert_envelope(response, 200)
+
+
+def test_an_endpoints_deliveries_filter_by_message(api, alice):
+    webhook = create(api)
+    first, second = make_message(alice), make_message(alice)
+    for message in (first, second):
+        change_status(message, Recipient.Status.SENT)
+    path = f"webhooks/{webhook['id']}/deliveries/"
+    every = assert_envelope(api.get(path), 200)["data"]["deliveries"]
+    assert len(every) == 2
+    only = assert_envelope(api.get(path, {"message_id": first.pk}), 200)["data"]["deliveries"]
+    expected = Delivery.objects.get(endpoint_id=webhook["id"], event__message=first)
+    assert [row["id"] for row in only] == [expected.pk]
+    assert_envelope(api.get(path, {"message_id": "m" * 41}), 400, "VALIDATION_ERROR")
