@@ -576,9 +576,10 @@ def message_cancel(
         refund = sum(rows.values_list("cost", flat=True), ZERO)
         canceled = rows.update(status=Recipient.Status.CANCELED, updated_at=timezone.now())
         if not canceled:
+            why = "was canceled already" if message.canceled_at else "is already on its way"
             raise DomainError(
                 ErrorCode.CONFLICT,
-                "Only a scheduled message can be canceled; this one is already on its way",
+                f"Only a scheduled message can be canceled; this one {why}",
                 {"message_id": message.id},
             )
         message.canceled_at = timezone.now()

@@ -46,9 +46,11 @@ def test_cancel_refunds_a_scheduled_message(api, alice):
 def test_cancel_twice_or_after_queueing_is_a_conflict(api, alice):
     message = scheduled(alice)
     assert_envelope(api.post(f"sms/{message.id}/cancel/"), 200)
-    assert_envelope(api.post(f"sms/{message.id}/cancel/"), 409, "CONFLICT")
+    again = assert_envelope(api.post(f"sms/{message.id}/cancel/"), 409, "CONFLICT")
+    assert again["message"].endswith("this one was canceled already")
     now_message = message_send(account=alice, text="now", recipients=[TZ]).message
-    assert_envelope(api.post(f"sms/{now_message.id}/cancel/"), 409, "CONFLICT")
+    sent = assert_envelope(api.post(f"sms/{now_message.id}/cancel/"), 409, "CONFLICT")
+    assert sent["message"].endswith("this one is already on its way")
     alice.refresh_from_db()
     assert alice.balance == Decimal("4990.00")
 
