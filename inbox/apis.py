@@ -15,7 +15,7 @@ from integration.idempotency import idempotent
 from integration.models import Account, Permission
 from integration.views import ApiView
 from mifumo.api.docs import envelope_responses
-from mifumo.api.pagination import choice_param, datetime_param, paginate_pages
+from mifumo.api.pagination import choice_param, date_range_params, paginate_pages
 from mifumo.api.responses import ok
 from mifumo.errors import DomainError, ErrorCode
 
@@ -66,14 +66,15 @@ class InboundListApi(ApiView):
     )
     def get(self, request: Request) -> Response:
         principal = api_principal(request)
+        start, end = date_range_params(request)
         rows = selectors.inbound_list(
             account=principal.account,
             sender=_number_param(request, "from"),
             destination=_number_param(request, "to"),
             keyword=request.query_params.get("keyword") or None,
             action=choice_param(request, "action", ACTIONS),
-            start=datetime_param(request, "start_date"),
-            end=datetime_param(request, "end_date", end_of_day=True),
+            start=start,
+            end=end,
             test_only=principal.test_only,
         )
         items, pagination = paginate_pages(request, rows)

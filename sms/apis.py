@@ -23,7 +23,7 @@ from mifumo.api.errors import ApiError
 from mifumo.api.fields import iso, money
 from mifumo.api.pagination import (
     choice_param,
-    datetime_param,
+    date_range_params,
     page_params,
     paginate,
     paginate_pages,
@@ -291,10 +291,11 @@ class DeliveryReportsApi(ApiView):
         responses=envelope_responses(s.ReportsOut, errors=[E.VALIDATION_ERROR]),
     )
     def get(self, request: Request) -> Response:
+        start, end = date_range_params(request)
         matching = selectors.delivery_reports(
             account=_account(request),
-            start=datetime_param(request, "start_date"),
-            end=datetime_param(request, "end_date", end_of_day=True),
+            start=start,
+            end=end,
             status=choice_param(request, "status", STATUSES),
             test_only=api_principal(request).test_only,
         )
@@ -392,10 +393,11 @@ class MessagesApi(ApiView):
                 raise DomainError(
                     E.VALIDATION_ERROR, f"Invalid phone: {exc.reason}", {"phone": [exc.reason]}
                 ) from None
+        start, end = date_range_params(request)
         rows = selectors.messages_list(
             account=_account(request),
-            start=datetime_param(request, "start_date"),
-            end=datetime_param(request, "end_date", end_of_day=True),
+            start=start,
+            end=end,
             sender_id=request.query_params.get("sender_id") or None,
             phone=phone,
             test_only=api_principal(request).test_only,

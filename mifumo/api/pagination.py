@@ -65,6 +65,16 @@ def datetime_param(request: Request, name: str, *, end_of_day: bool = False) -> 
         raise _bad(name, f"the moment {exc}") from None
 
 
+def date_range_params(request: Request) -> tuple[datetime | None, datetime | None]:
+    """``start_date`` and ``end_date`` as the start and end of a list's filter; an
+    end before the start is an error rather than an empty list."""
+    start = datetime_param(request, "start_date")
+    end = datetime_param(request, "end_date", end_of_day=True)
+    if start is not None and end is not None and end < start:
+        raise _bad("end_date", "is before start_date")
+    return start, end
+
+
 def choice_param(request: Request, name: str, choices: list[str]) -> str | None:
     raw = request.query_params.get(name)
     if raw is None or raw == "":

@@ -273,6 +273,16 @@ def test_bad_report_filters_are_400_never_500(api, alice, params):
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize("path", ["sms/delivery-reports/", "sms/messages/", "sms/inbound/"])
+def test_an_end_date_before_the_start_date_is_400_naming_it(api, path):
+    backwards = {"start_date": "2025-02-01", "end_date": "2025-01-31"}
+    body = assert_envelope(api.get(path, backwards), 400, "VALIDATION_ERROR")
+    assert body["details"] == {"end_date": ["is before start_date"]}
+    one_day = {"start_date": "2025-02-01", "end_date": "2025-02-01"}
+    assert_envelope(api.get(path, one_day), 200)
+
+
+@pytest.mark.django_db
 def test_messages_list_and_detail(api, alice, bob):
     _, ids = make_history(alice)
     make_history(bob)
