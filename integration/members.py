@@ -193,7 +193,15 @@ def invitation_accept_as_new_user(
     audit: AuditContext | None = None,
 ) -> tuple[User, Membership]:
     """Create the invited person's login (with the invited address) and join the account,
-    both or neither."""
+    both or neither. CONFLICT when a login with that address exists: its owner signs in and
+    joins with it (a second login with one address would share its password resets)."""
+    if User.objects.filter(email__iexact=invitation.email).exists():
+        raise DomainError(
+            ErrorCode.CONFLICT,
+            f"A login with {invitation.email} exists already: sign in with it, then open "
+            "this link again to join with it.",
+            {"email": [f"a login with {invitation.email} exists"]},
+        )
     try:
         with transaction.atomic():
             user = User.objects.create_user(

@@ -106,6 +106,22 @@ def test_a_username_taken_or_a_weak_password_is_explained(
     assert Invitation.objects.get().status == "pending"
 
 
+def test_a_second_login_with_the_invited_address_is_not_made(
+    owner_client: Client, make_user: Any
+) -> None:
+    existing = make_user("neema")
+    existing.email = "Neema@Example.com"
+    existing.save(update_fields=["email"])
+    invite(owner_client)
+    link = mailed_link()
+    fields = {"username": "neema2", "password1": PASSWORD, "password2": PASSWORD}
+    response = Client().post(link, fields)
+    assert response.status_code == 400
+    assert "sign in with it, then open this link again" in response.content.decode()
+    assert not get_user_model().objects.filter(username="neema2").exists()
+    assert Invitation.objects.get().status == "pending"
+
+
 @pytest.mark.parametrize("how", ["expired-row", "expired-signature", "revoked", "forged"])
 def test_a_link_that_is_expired_revoked_or_forged_does_nothing(
     owner_client: Client, settings: Any, how: str
