@@ -23,6 +23,7 @@ from inbox.models import Action, AutoReply, InboundMessage, Keyword, Number
 from integration.audit import AuditContext
 from integration.models import Account, ApiKey
 from mifumo.api.fields import iso
+from mifumo.api.text import storable
 from mifumo.errors import DomainError
 from sms.carriers.inbound import InboundSms
 from sms.encoding import analyze
@@ -288,7 +289,8 @@ def inbound_receive_many(
                 is_test=is_test,
                 incomplete=bool(item.raw.get("incomplete")),
                 raw=dict(item.raw),
-                received_at=item.received_at or now,
+                # A provider's clock ahead of ours must not date it in the future.
+                received_at=min(item.received_at or now, now),
             )
             texts[id(message)] = routed.text
             messages.append(message)
@@ -329,33 +331,23 @@ INSERT_BATCH = 1000
 
 
 def _prepare(item: InboundSms) -> InboundSms:
-    """The item as stored: numbers normalised, the id cut to size, no NUL anywhere, the
-    provider's raw fields included (PostgreSQL's text and jsonb cannot hold it, and no phone
-    means one)."""
+    """The item as stored: numbers normalised, the id cut to size, no NUL and no lone
+    surrogate anywhere, the provider's raw fields included (PostgreSQL's text and jsonb
+    cannot hold them, no phone means one, and the carrier would send the message again
+    forever)."""
     try:
-        destination = normalise_number(_without_nul(item.destination))
+        destination = normalise_number(storable(item.destination))
     except NumberError:
-        destination = _without_nul(item.destination or "").strip()[:32]
+        destination = storable(item.destination or "").strip()[:32]
     return InboundSms(
         carrier=item.carrier,
-        sender=normalise_sender(_without_nul(item.sender)),
+        sender=normalise_sender(storable(item.sender)),
         destination=destination,
-        text=_without_nul(item.text),
-        carrier_message_id=_without_nul(item.carrier_message_id or "")[:120],
+        text=storable(item.text),
+        carrier_message_id=storable(item.carrier_message_id or "")[:120],
         received_at=item.received_at,
-        raw=_without_nul(item.raw),
+        raw=storable(item.raw),
     )
-
-
-def _without_nul(value: Any) -> Any:
-    """``value`` with NUL taken out of every string in it, keys and nested values too."""
-    if isinstance(value, str):
-        return value.replace("\x00", "")
-    if isinstance(value, Mapping):
-        return {_without_nul(key): _without_nul(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [_without_nul(item) for item in value]
-    return value
 
 
 def _already_stored(items: Sequence[InboundSms]) -> dict[tuple[str, str], InboundMessage]:

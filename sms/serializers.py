@@ -1,11 +1,11 @@
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from rest_framework import serializers
 
 from mifumo.api.serializers import PagePaginationOut, StrictSerializer
+from mifumo.api.text import SURROGATE
 from sms.personalise import parse_variables
 
 
@@ -96,7 +96,6 @@ class SendIn(StrictSerializer):
 
 
 _COMMON_KEYS = frozenset({"message", "recipients"})
-_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def send_in_common(data: object) -> dict[str, Any] | None:
@@ -110,7 +109,7 @@ def send_in_common(data: object) -> dict[str, Any] | None:
     recipients = data.get("recipients", [])
     if type(message) is not str or len(message) > SendIn.MESSAGE_MAX_LENGTH:
         return None
-    if "\x00" in message or (not message.isascii() and _SURROGATE.search(message)):
+    if "\x00" in message or (not message.isascii() and SURROGATE.search(message)):
         return None
     if type(recipients) is not list or not all(type(phone) is str for phone in recipients):
         return None

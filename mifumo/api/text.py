@@ -8,6 +8,7 @@ answer is 400 VALIDATION_ERROR naming the field, so no such text reaches a query
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -23,6 +24,27 @@ def problem(text: str) -> str | None:
     except UnicodeEncodeError:
         return "must be valid Unicode (it contains a lone surrogate)"
     return None
+
+
+SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def storable(value: Any) -> Any:
+    """``value`` with every string in it (keys and nested values too) made storable: NUL
+    taken out, a lone surrogate replaced by U+FFFD. For text from outside that must be kept
+    rather than refused (a carrier's receipt or inbound message, which it would otherwise
+    send again forever)."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            value = value.replace("\x00", "")
+        if not value.isascii():
+            value = SURROGATE.sub("\ufffd", value)
+        return value
+    if isinstance(value, Mapping):
+        return {storable(key): storable(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [storable(item) for item in value]
+    return value
 
 
 def _walk(value: Any, where: str) -> Iterator[tuple[str, str]]:

@@ -246,8 +246,8 @@ def required(item: dict[str, Any], *names: str) -> str:
 
 
 def parse_time(value: Any) -> datetime | None:
-    """A provider time as an aware datetime: ISO 8601 or "YYYY-MM-DD hh:mm:ss" (UTC when no
-    zone is given), or Unix seconds or milliseconds. None when absent or unreadable."""
+    """A provider time in UTC: ISO 8601 or "YYYY-MM-DD hh:mm:ss" (UTC when no zone is given),
+    or Unix seconds or milliseconds. None when absent, unreadable or not a moment UTC has."""
     if value in (None, ""):
         return None
     text = str(value).strip()
@@ -264,7 +264,14 @@ def parse_time(value: Any) -> datetime | None:
         return None
     if parsed is None:
         return None
-    return parsed if timezone.is_aware(parsed) else parsed.replace(tzinfo=UTC)
+    if timezone.is_naive(parsed):
+        return parsed.replace(tzinfo=UTC)
+    try:
+        # In UTC, as every time is kept: a moment at the calendar's edge (9999-12-31 at
+        # -05:00) has none, and is as unreadable as no time at all.
+        return parsed.astimezone(UTC)
+    except (OverflowError, ValueError):
+        return None
 
 
 def raw_of(item: dict[str, Any]) -> dict[str, Any]:

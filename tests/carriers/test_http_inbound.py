@@ -8,6 +8,7 @@ import json
 from typing import Any
 
 import pytest
+from django.utils import timezone
 
 from contacts.models import Contact, OptOutChange
 from inbox.models import InboundMessage
@@ -200,6 +201,45 @@ def test_beem_inbound_with_nul_characters_is_stored_without_them(
     assert (question.carrier_message_id, question.text) == ("b4", "DUKA bei ya mbolea")
     assert "\x00" not in json.dumps(question.raw) and "\\u0000" not in json.dumps(question.raw)
     assert Contact.objects.get(account=owner, phone_number=PHONE).opted_out
+
+
+def test_beem_inbound_with_lone_surrogates_is_stored_with_replacement_characters(
+    owner: Account, client: Any
+) -> None:
+    """A truncated emoji (half a surrogate pair) cannot be stored as it came; refused, the
+    provider would send it again forever."""
+    body = '{"from": "255712345678", "to": "15555", "message": "DUKA Habari \\ud83d",'
+    body += ' "transaction_id": "b5", "extra\\udc00": "x\\udc80"}'
+    response = client.post(
+        url("beem"), data=body, content_type="application/json", HTTP_X_MIFUMO_DLR_TOKEN=BEEM_SECRET
+    )
+    assert response.status_code == 200, response.content
+    message = InboundMessage.objects.get()
+    assert message.text == "DUKA Habari \ufffd"
+    assert message.raw["extra\ufffd"] == "x\ufffd"
+
+
+@pytest.mark.parametrize(
+    ("date", "stored"),
+    [
+        ("9999-12-31T23:59:59-05:00", "now"),
+        ("0001-01-01T00:00:00+05:00", "now"),
+        ("2099-01-01 00:00:00", "now"),
+        ("2026-01-05T13:00:00+03:00", "2026-01-05T10:00:00+00:00"),
+    ],
+)
+def test_africastalking_inbound_dates_no_moment_or_ahead_of_ours_are_now(
+    owner: Account, client: Any, date: str, stored: str
+) -> None:
+    before = timezone.now()
+    form = {"from": PHONE, "to": "15555", "text": "duka bei", "id": "ATXid_9", "date": date}
+    response = client.post(url("africastalking", AT_SECRET), data=form)
+    assert response.status_code == 200, response.content
+    received = InboundMessage.objects.get().received_at
+    if stored == "now":
+        assert before <= received <= timezone.now()
+    else:
+        assert received.isoformat() == stored
 
 
 def test_beem_forged_inbound_is_refused(owner: Account, client: Any) -> None:
