@@ -11,7 +11,7 @@ import functools
 import logging
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -22,6 +22,7 @@ from django.db.models import Exists, OuterRef
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from mifumo.api.text import storable
 from mifumo.db import column, table, update_from_arrays
 from mifumo.postgresql.base import Array
 from sms.carriers.base import DeliveryReceipt, DeliveryStatus
@@ -30,6 +31,8 @@ from sms.signals import StatusChange, send_status_changes
 
 logger = logging.getLogger(__name__)
 S = Recipient.Status
+_CARRIER_ID_LENGTH = CarrierMessage._meta.get_field("carrier_message_id").max_length or 80
+_ERROR_CODE_LENGTH = Recipient._meta.get_field("error_code").max_length or 40
 
 _FAILED_CODES = {
     DeliveryStatus.UNDELIVERABLE: "UNDELIVERABLE",
@@ -107,11 +110,16 @@ def receipts_ingest(
     """Apply ``receipts``; those that match no part are kept to be applied later unless
     ``keep_unmatched`` is False (they are already kept)."""
     report = IngestReport()
+    receipts = _storable(receipts)
     if not receipts:
         return report
-    wanted: dict[tuple[str, str], DeliveryReceipt] = {
-        (r.carrier, r.carrier_message_id): r for r in receipts
-    }
+    wanted: dict[tuple[str, str], DeliveryReceipt] = {}
+    for r in receipts:
+        # Of two receipts for one id, the later wins, but never a passing state over a final
+        # one (a late ENROUTE must not hide the DELIVERED that came before it).
+        kept = wanted.get((r.carrier, r.carrier_message_id))
+        if kept is None or r.status.is_final or not kept.status.is_final:
+            wanted[(r.carrier, r.carrier_message_id)] = r
     with transaction.atomic():
         parts = _parts_for(list(wanted))
         # Every recipient these parts belong to is locked, in id order, before any part
@@ -124,14 +132,14 @@ def receipts_ingest(
         found = {(p.carrier, p.carrier_message_id) for p in parts}
         report.unknown = [r for key, r in wanted.items() if key not in found]
         report.matched = len(parts)
-        by_status: dict[str, list[int]] = defaultdict(list)
+        by_status: dict[DeliveryStatus, list[int]] = defaultdict(list)
         for part in parts:
-            part.status = wanted[(part.carrier, part.carrier_message_id)].status.value
-            by_status[part.status].append(part.pk)
-        # A handful of distinct states per batch: one UPDATE each, not a CASE per row.
+            by_status[wanted[(part.carrier, part.carrier_message_id)].status].append(part.pk)
+        # A handful of distinct states per batch: one UPDATE each, not a CASE per row. A
+        # passing state never replaces a final one (a receipt that arrived late).
         with connection.cursor() as cursor:
             for status, ids in by_status.items():
-                cursor.execute(_part_status_sql(), [status, Array(ids)])
+                cursor.execute(_part_status_sql(final=status.is_final), [status.value, Array(ids)])
         outcome = _recipient_outcomes(parts, wanted)
         report.changed = _apply(outcome, locked)
         if report.unknown and keep_unmatched:
@@ -158,6 +166,35 @@ def receipts_ingest(
                 [r.carrier_message_id for r in report.unknown[:20]],
             )
     return report
+
+
+def _storable(receipts: Sequence[DeliveryReceipt]) -> list[DeliveryReceipt]:
+    """The receipts as they can be stored: no NUL or lone surrogate in any field, the error
+    code cut to its column. A receipt whose id is longer than any id we keep matches no
+    message and cannot be kept for later: it is dropped, with a warning, rather than failing
+    the batch (and every receipt in it) after the carrier was told they were taken."""
+    kept: list[DeliveryReceipt] = []
+    for receipt in receipts:
+        carrier_id = storable(receipt.carrier_message_id)
+        if not carrier_id or len(carrier_id) > _CARRIER_ID_LENGTH:
+            logger.warning(
+                "dropped a %s receipt for an id no message has: %r",
+                receipt.carrier,
+                carrier_id[:100],
+            )
+            continue
+        error_code = (
+            storable(receipt.error_code)[:_ERROR_CODE_LENGTH] if receipt.error_code else None
+        )
+        kept.append(
+            replace(
+                receipt,
+                carrier_message_id=carrier_id,
+                error_code=error_code,
+                raw=storable(dict(receipt.raw)),
+            )
+        )
+    return kept
 
 
 def _lock_unmatched(carriers: set[str]) -> None:
@@ -275,12 +312,16 @@ def _lock_recipients_sql() -> str:
 
 
 @functools.cache
-def _part_status_sql() -> str:
+def _part_status_sql(*, final: bool) -> str:
     part = functools.partial(column, CarrierMessage)
-    return (
+    sql = (
         f"UPDATE {table(CarrierMessage)} SET {part('status')} = %s"  # noqa: S608 - names from the model
         f" WHERE {part('id')} = ANY(%s::bigint[])"
     )
+    if final:
+        return sql
+    finals = ", ".join(f"'{status.value}'" for status in DeliveryStatus if status.is_final)
+    return f"{sql} AND {part('status')} NOT IN ({finals})"
 
 
 @functools.cache
@@ -328,7 +369,7 @@ def _recipient_outcomes(
     """A recipient is delivered when every part is, and failed as soon as any part fails."""
     outcomes: dict[int, _Outcome] = {}
     receipt_of = {p.recipient_id: wanted[(p.carrier, p.carrier_message_id)] for p in parts}
-    multi = _multipart_states({p.recipient_id for p in parts}, parts)
+    multi = _multipart_states({p.recipient_id for p in parts})
     for recipient_id, receipt in receipt_of.items():
         states = multi.get(recipient_id)
         if states is not None:
@@ -337,7 +378,8 @@ def _recipient_outcomes(
                     (
                         wanted[(p.carrier, p.carrier_message_id)]
                         for p in parts
-                        if p.recipient_id == recipient_id and p.status in _FAILED_CODES
+                        if p.recipient_id == recipient_id
+                        and wanted[(p.carrier, p.carrier_message_id)].status in _FAILED_CODES
                     ),
                     receipt,
                 )
@@ -359,7 +401,7 @@ def _recipient_outcomes(
     return outcomes
 
 
-def _multipart_states(recipient_ids: set[int], parts: list[_Part]) -> dict[int, list[str]]:
+def _multipart_states(recipient_ids: set[int]) -> dict[int, list[str]]:
     """Part states of recipients with more than one part, including parts not in this batch."""
     with connection.cursor() as cursor:
         cursor.execute(_multipart_sql(), [Array(sorted(recipient_ids))])
@@ -368,10 +410,9 @@ def _multipart_states(recipient_ids: set[int], parts: list[_Part]) -> dict[int, 
             return {}
         cursor.execute(_recipients_parts_sql(), [Array(multi_ids)])
         rows = cursor.fetchall()
-    fresh = {p.pk: p.status for p in parts}
+    # Read after this batch's parts were written, its recipients locked: every part as it is.
     states: dict[int, list[str]] = defaultdict(list)
-    for pk, recipient_id, status in rows:
-        raw = fresh.get(pk, status)
+    for _pk, recipient_id, raw in rows:
         try:
             states[recipient_id].append(_part_state(DeliveryStatus(raw)) if raw else "")
         except ValueError:
