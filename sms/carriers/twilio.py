@@ -189,14 +189,18 @@ class TwilioDlrView(DlrView):
         for item in request_data(request):
             status = receipt_status(required(item, "MessageStatus", "SmsStatus"))
             failed = status.is_final and status is not DeliveryStatus.DELIVERED
+            done = parse_done_date(item.get("RawDlrDoneDate"))
             receipts.append(
                 DeliveryReceipt(
                     carrier=self.backend.name,
                     carrier_message_id=required(item, "MessageSid", "SmsSid"),
                     status=status,
-                    timestamp=parse_done_date(item.get("RawDlrDoneDate")) or timezone.now(),
+                    timestamp=done or timezone.now(),
                     error_code=error_name(item.get("ErrorCode")) if failed else None,
                     raw=raw_of(item),
+                    # YYMMDDhhmm: the minute only, so never dated before the send.
+                    to_the_minute=done is not None
+                    and len(str(item.get("RawDlrDoneDate")).strip()) == 10,
                 )
             )
         return receipts

@@ -286,10 +286,24 @@ def test_the_carriers_done_date_is_the_delivery_time_and_old_ones_are_dropped(
     old = (timezone.now() - timedelta(days=10)).strftime("%y%m%d%H%M")
     response = post_callback(client, callback(twilio, TZ, RawDlrDoneDate=old))
     assert response.status_code == 200 and response.json() == {"received": 1, "accepted": 0}
+    # Sent ten minutes ago, delivered three minutes ago.
+    Recipient.objects.update(sent_at=timezone.now() - timedelta(minutes=10))
     recent = (timezone.now() - timedelta(minutes=3)).replace(second=0, microsecond=0)
     post_callback(client, callback(twilio, TZ2, RawDlrDoneDate=recent.strftime("%y%m%d%H%M")))
     states = {r.phone: (r.status, r.delivered_at) for r in Recipient.objects.all()}
     assert states == {TZ: ("sent", None), TZ2: ("delivered", recent.astimezone(UTC))}
+
+
+@pytest.mark.django_db
+def test_a_done_date_in_the_minute_of_the_send_is_never_before_the_send(
+    twilio, alice, client, settings, django_capture_on_commit_callbacks
+):
+    sent_message(alice, [TZ], django_capture_on_commit_callbacks, settings)
+    sent_at = Recipient.objects.get().sent_at
+    minute = sent_at.strftime("%y%m%d%H%M")  # the send's minute, its seconds cut off
+    post_callback(client, callback(twilio, TZ, RawDlrDoneDate=minute))
+    recipient = Recipient.objects.get()
+    assert recipient.status == "delivered" and recipient.delivered_at == sent_at
 
 
 @pytest.mark.django_db
