@@ -15,7 +15,7 @@ def verify(secret: str, header: str, body: bytes, tolerance: int = 300) -> bool:
     signatures = []
     for part in header.split(","):
         key, _, value = part.strip().partition("=")
-        if key == "t" and value.isdigit():
+        if key == "t" and value.isascii() and value.isdigit():
             timestamp = int(value)
         elif key == "v1":
             signatures.append(value)
@@ -23,5 +23,9 @@ def verify(secret: str, header: str, body: bytes, tolerance: int = 300) -> bool:
         return False
     signed = str(timestamp).encode() + b"." + body
     expected = hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest()
-    # compare_digest takes the same time wherever the strings differ.
-    return any(hmac.compare_digest(expected, candidate) for candidate in signatures)
+    # compare_digest takes the same time wherever the bytes differ (as bytes: a header may
+    # hold characters that are not ASCII, which it refuses to compare as strings).
+    return any(
+        hmac.compare_digest(expected.encode(), candidate.encode("utf-8", "replace"))
+        for candidate in signatures
+    )

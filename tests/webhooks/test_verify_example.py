@@ -40,7 +40,17 @@ def test_any_of_several_signatures_may_match_during_a_rotation():
 
 
 @pytest.mark.parametrize(
-    "header", ["", "garbage", "t=abc,v1=00", "v1=00", "t=,v1=", f"t={int(time.time())}"]
+    "header",
+    [
+        "",
+        "garbage",
+        "t=abc,v1=00",
+        "v1=00",
+        "t=,v1=",
+        f"t={int(time.time())}",
+        f"t={int(time.time())},v1=\u00e9\u00e9",
+        "t=\u0661\u0662,v1=00",
+    ],
 )
 def test_malformed_headers_fail(header):
     assert not verify(generate_secret(), header, BODY)

@@ -154,7 +154,7 @@ def _parts(header: str) -> tuple[int | None, list[str]]:
     signatures: list[str] = []
     for part in header.split(","):
         key, _, value = part.strip().partition("=")
-        if key == "t" and value.isdigit():
+        if key == "t" and value.isascii() and value.isdigit():
             timestamp = int(value)
         elif key == "v1" and value:
             signatures.append(value.strip())
@@ -192,8 +192,10 @@ def signature_problem(
     signed = str(timestamp).encode() + b"." + _body_bytes(body)
     for key in _secrets(secret):
         expected = hmac.new(key.encode(), signed, hashlib.sha256).hexdigest()
-        # compare_digest takes the same time wherever the strings differ.
-        if any(hmac.compare_digest(expected, candidate) for candidate in signatures):
+        # compare_digest takes the same time wherever the bytes differ (as bytes: a header
+        # may hold characters that are not ASCII, which it refuses to compare as strings).
+        given = [candidate.encode("utf-8", "replace") for candidate in signatures]
+        if any(hmac.compare_digest(expected.encode(), candidate) for candidate in given):
             return None
     return "no v1 signature matches the body with this secret"
 

@@ -105,6 +105,8 @@ def test_a_signature_of_the_server_verifies() -> None:
         ("t={now}", "no v1"),
         ("t={now},v1=", "no v1"),
         ("t={now},v1=00", "no v1 signature matches"),
+        ("t={now},v1=\u00e9\u00e9", "no v1 signature matches"),
+        ("t=\u0661\u0662,v1=00", "no timestamp"),
     ],
 )
 def test_a_malformed_header_is_refused_with_the_reason(header: str | None, why: str) -> None:
