@@ -17,7 +17,7 @@ from mifumo_client._core import (
     Attempts,
     Call,
     Config,
-    read_answer,
+    final_answer,
     request_headers,
     upload_chunks,
     upload_chunks_async,
@@ -111,7 +111,7 @@ class Mifumo(_Client[Sync]):
                 continue
             delay = attempts.after_response(response)
             if delay is None:
-                return read_answer(call, response)
+                return final_answer(call, response, attempts)
             time.sleep(delay)
 
     def close(self) -> None:
@@ -165,7 +165,7 @@ class AsyncMifumo(_Client[Async]):
                 continue
             delay = attempts.after_response(response)
             if delay is None:
-                return read_answer(call, response)
+                return final_answer(call, response, attempts)
             await asyncio.sleep(delay)
 
     async def aclose(self) -> None:

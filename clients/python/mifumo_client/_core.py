@@ -79,6 +79,9 @@ class Call(Generic[T]):
     # it by its Idempotency-Key, or doing it twice is harmless). Otherwise it is sent again
     # only when it certainly did not arrive, or was refused with 429.
     replay_safe: bool = True
+    # The result when an attempt whose answer was lost may have done the work, and a later
+    # one finds nothing left to do (404): a delete that happened.
+    gone_is_done: Callable[[], T] | None = None
     envelope: bool = True  # False: a successful answer is the raw body (the CSV export)
     progress: Callable[[int, int], None] | None = None  # (bytes sent, bytes in all)
 
@@ -142,6 +145,14 @@ def request_headers(call: Call[Any]) -> dict[str, str]:
         headers["Content-Type"] = call.content_type or "application/octet-stream"
         headers["Content-Length"] = str(len(call.content))
     return headers
+
+
+def final_answer(call: Call[T], response: httpx.Response, attempts: Attempts) -> T:
+    """The call's result from its last answer: a 404 after an attempt that may have done the
+    work is that work done (``Call.gone_is_done``), not an error."""
+    if response.status_code == 404 and attempts.may_have_arrived and call.gone_is_done:
+        return call.gone_is_done()
+    return read_answer(call, response)
 
 
 def read_answer(call: Call[T], response: httpx.Response) -> T:
@@ -219,10 +230,13 @@ class Attempts:
         self.call = call
         self.max_retries = max_retries
         self.done = 0
+        # An attempt may have reached the server and done the work, its answer lost.
+        self.may_have_arrived = False
 
     def after_error(self, error: httpx.TransportError) -> float:
         """The wait before the next attempt; raises ``MifumoConnectionError`` when none."""
         self.done += 1
+        self.may_have_arrived = self.may_have_arrived or not isinstance(error, _NOT_SENT)
         delay = delay_after_error(self.call, error, self.done - 1)
         if delay is None or self.done > self.max_retries:
             raise connection_error(self.call, error, self.done) from error

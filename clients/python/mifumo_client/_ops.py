@@ -377,9 +377,16 @@ def contacts_update(
     return Call("PATCH", path, _one(Contact), json=body)
 
 
+def _deleted(object_id: str) -> Callable[[], Deleted]:
+    """A delete's result when a retry finds the object gone: an attempt whose answer was lost
+    deleted it."""
+    return lambda: Deleted(id=object_id, deleted=True)
+
+
 def contacts_delete(contact_id: str) -> Call[Deleted]:
     """Delete a contact."""
-    return Call("DELETE", f"contacts/{_segment(contact_id, 'contact_id')}/", _one(Deleted))
+    path = f"contacts/{_segment(contact_id, 'contact_id')}/"
+    return Call("DELETE", path, _one(Deleted), gone_is_done=_deleted(contact_id))
 
 
 def contacts_search(
@@ -486,7 +493,7 @@ def templates_update(template_id: str, *, name: str = UNSET, text: str = UNSET) 
 
 def templates_delete(template_id: str) -> Call[Deleted]:
     """Delete a template."""
-    return Call("DELETE", _template(template_id), _one(Deleted))
+    return Call("DELETE", _template(template_id), _one(Deleted), gone_is_done=_deleted(template_id))
 
 
 # --- inbound messages ------------------------------------------------------------------------
@@ -569,7 +576,7 @@ def segments_update(
 def segments_delete(segment_id: str) -> Call[Deleted]:
     """Delete a segment (its contacts stay)."""
     path = f"contacts/segments/{_segment(segment_id, 'segment_id')}/"
-    return Call("DELETE", path, _one(Deleted))
+    return Call("DELETE", path, _one(Deleted), gone_is_done=_deleted(segment_id))
 
 
 def segments_contacts(segment_id: str, *, page_size: int = MAX_PER_PAGE) -> Call[Link[Contact]]:
@@ -635,7 +642,7 @@ def webhooks_update(
 
 def webhooks_delete(webhook_id: str) -> Call[Deleted]:
     """Delete an endpoint and its delivery history."""
-    return Call("DELETE", _webhook(webhook_id), _one(Deleted))
+    return Call("DELETE", _webhook(webhook_id), _one(Deleted), gone_is_done=_deleted(webhook_id))
 
 
 def webhooks_test(webhook_id: str) -> Call[WebhookDeliveryDetail]:

@@ -10,9 +10,16 @@ from decimal import Decimal
 
 import pytest
 from faulty_proxy import Fault, FaultyProxy
-from mifumo_client import Mifumo, MifumoConnectionError, RateLimitError, UnexpectedResponseError
+from mifumo_client import (
+    Mifumo,
+    MifumoConnectionError,
+    NotFoundError,
+    RateLimitError,
+    UnexpectedResponseError,
+)
 from mifumo_server import Server, closed_port
 
+from contacts.models import Contact
 from integration.models import Account, ApiKey
 from integration.ratelimit import _window
 from sms.models import Message
@@ -84,6 +91,24 @@ def test_a_key_creation_is_not_sent_again_after_its_answer_was_lost(
     with pytest.raises(UnexpectedResponseError):
         proxied.keys.create("lost again")
     assert len(proxy.on("/api/integration/v1/keys/create/")) == 2
+
+
+def test_a_delete_whose_answer_was_lost_is_done_not_a_not_found(
+    proxied: Mifumo, proxy: FaultyProxy, account: Account
+) -> None:
+    contact = proxied.contacts.create("Asha", "+255712345670")
+    path = f"/api/integration/v1/contacts/{contact.id}/"
+    proxy.fail_next(Fault.CUT)
+    deleted = proxied.contacts.delete(contact.id)
+    assert (deleted.id, deleted.deleted) == (contact.id, True)
+    assert [seen.fault for seen in proxy.on(path) if seen.method == "DELETE"] == [
+        Fault.CUT,
+        Fault.NONE,
+    ]
+    assert not Contact.objects.filter(pk=contact.id).exists()
+    # A delete of what was never there (or gone before) is still a NotFoundError.
+    with pytest.raises(NotFoundError):
+        proxied.contacts.delete(contact.id)
 
 
 def test_a_read_that_times_out_is_read_again(proxy: FaultyProxy, api_key: str) -> None:
