@@ -32,7 +32,8 @@ from typing import Any, TypeVar
 from django.conf import settings
 from django.core.cache import cache
 from django.core.exceptions import ImproperlyConfigured
-from django.http import HttpRequest, HttpResponse, HttpResponseBase, JsonResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBase, JsonResponse, QueryDict
+from django.http.multipartparser import MultiPartParserError
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django.utils.decorators import method_decorator
@@ -223,9 +224,10 @@ def request_data(request: HttpRequest) -> list[dict[str, Any]]:
     """The body as a list of flat objects: a form, or a JSON object or array of objects
     (whatever the declared type, since some providers send JSON as text/plain)."""
     if request.content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
-        if not request.POST:
+        form = form_of(request)
+        if not form:
             raise DlrRejected("empty body")
-        return [{key: request.POST.get(key) for key in request.POST}]
+        return [{key: form.get(key) for key in form}]
     try:
         body = json.loads(request.body or b"null")
     except ValueError as exc:
@@ -234,6 +236,15 @@ def request_data(request: HttpRequest) -> list[dict[str, Any]]:
     if not items or not all(isinstance(item, dict) for item in items):
         raise DlrRejected("expected a JSON object or a list of objects")
     return items
+
+
+def form_of(request: HttpRequest) -> QueryDict:
+    """The form the request posted; ``DlrRejected`` (a 400 the provider reads) for a body
+    that does not parse as the form it claims to be (a multipart body without a boundary)."""
+    try:
+        return request.POST
+    except MultiPartParserError as exc:
+        raise DlrRejected(f"malformed form body: {exc}") from exc
 
 
 def required(item: dict[str, Any], *names: str) -> str:

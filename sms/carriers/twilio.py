@@ -71,7 +71,7 @@ from sms.carriers.base import (
     OutboundSms,
     SubmitResult,
 )
-from sms.carriers.dlr import DlrRejected, DlrView, raw_of, request_data, required
+from sms.carriers.dlr import DlrRejected, DlrView, form_of, raw_of, request_data, required
 from sms.carriers.http import HttpCarrier, Outcome, settle
 from sms.carriers.inbound import InboundSms
 from sms.carriers.inbound_http import InboundMixin
@@ -171,7 +171,8 @@ class TwilioDlrView(DlrView):
         if not given:
             raise DlrRejected(f"missing {SIGNATURE_HEADER}")
         token = str(self.backend.setting("AUTH_TOKEN"))
-        params = {name: request.POST.getlist(name) for name in request.POST}
+        form = form_of(request)
+        params = {name: form.getlist(name) for name in form}
         urls = [self.configured_url(), request.build_absolute_uri()]
         for url in urls:
             for candidate in url_variants(url) if url else ():

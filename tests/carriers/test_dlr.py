@@ -147,6 +147,8 @@ def test_a_missing_dlr_secret_is_a_server_error_so_the_provider_retries(settings
         ("[]", "application/json"),
         ('["a", "b"]', "application/json"),
         ("", "application/x-www-form-urlencoded"),
+        ("request_id=1", "multipart/form-data"),  # no boundary
+        ("--x\r\nnot a part", "multipart/form-data; boundary=x"),
         (json.dumps({"dest_addr": "255712345678", "status": "DELIVERED"}), "application/json"),
         (json.dumps({"request_id": "1", "dest_addr": "255712345678"}), "application/json"),
     ],

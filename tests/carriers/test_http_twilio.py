@@ -343,3 +343,15 @@ def test_send_through_twilio_then_its_callback_shows_delivered(
     status = assert_envelope(api.get(f"sms/status/{message_id}/"), 200)["data"]
     assert status["status"] == "delivered"
     assert status["delivery_time"] and status["delivery_time"].endswith("Z")
+
+
+@pytest.mark.django_db
+def test_a_form_body_that_does_not_parse_is_a_json_400(twilio, client):
+    response = client.post(
+        dlr_url("twilio"),
+        data="MessageSid=SM1",
+        content_type="multipart/form-data",  # no boundary
+        HTTP_X_TWILIO_SIGNATURE="c2lnbmF0dXJl",
+    )
+    assert response.status_code == 400
+    assert "malformed form body" in response.json()["error"]
