@@ -378,6 +378,7 @@ if env("TWILIO_ACCOUNT_SID"):
         "ACCOUNT_SID": env("TWILIO_ACCOUNT_SID"),
         "AUTH_TOKEN": env("TWILIO_AUTH_TOKEN"),
         "STATUS_CALLBACK_URL": env("TWILIO_STATUS_CALLBACK_URL"),
+        "INBOUND_URL": envstr("TWILIO_INBOUND_URL", ""),
         "MESSAGING_SERVICE_SID": envstr("TWILIO_MESSAGING_SERVICE_SID", ""),
     }
 # Recipients per carrier batch, and how long a claim holds before a sweep takes it back

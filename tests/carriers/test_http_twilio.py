@@ -4,6 +4,10 @@ and Twilio's signed status callbacks through our DLR URL."""
 from __future__ import annotations
 
 import base64
+import json
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
@@ -355,3 +359,25 @@ def test_a_form_body_that_does_not_parse_is_a_json_400(twilio, client):
     )
     assert response.status_code == 400
     assert "malformed form body" in response.json()["error"]
+
+
+def test_the_environment_configures_both_public_urls_the_signatures_cover():
+    probe = (
+        "from django.conf import settings; import json;"
+        "print(json.dumps(settings.MIFUMO_CARRIERS['twilio']))"
+    )
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "mifumo.settings",
+        "TWILIO_ACCOUNT_SID": TWILIO_SID,
+        "TWILIO_AUTH_TOKEN": TWILIO_TOKEN,
+        "TWILIO_STATUS_CALLBACK_URL": "https://sms.example.com/api/integration/carriers/twilio/dlr/",
+        "TWILIO_INBOUND_URL": "https://sms.example.com/api/integration/carriers/twilio/inbound/",
+    }
+    code = f"import django; django.setup(); {probe}"
+    result = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    )
+    options = json.loads(result.stdout.strip().splitlines()[-1])
+    assert options["STATUS_CALLBACK_URL"].endswith("/twilio/dlr/")
+    assert options["INBOUND_URL"] == env["TWILIO_INBOUND_URL"]
