@@ -2,9 +2,10 @@
 
 Columns: name, phone_number, email, tags (separated by ';' or '|'), is_active, opted_out
 (true/false, yes/no, 1/0 or ndiyo/hapana; empty leaves the contact as it is). The header
-row is required; its names are case-insensitive. Any other column whose name makes a custom
-field key (``contacts.custom_fields``; spaces and hyphens read as _) fills that custom field,
-an empty cell leaving it out; other columns are ignored and reported.
+row is required; its names are case-insensitive, spaces and hyphens read as _ ("Phone
+Number", "Opted-Out"). Any other column whose name makes a custom field key
+(``contacts.custom_fields``) fills that custom field, an empty cell leaving it out (a row
+fills at most 20, however many columns the file has); other columns are ignored and reported.
 Rows are numbered as a spreadsheet shows them: the header is row 1. Cells that would start a
 formula are written with a leading ' and read back without it (``mifumo.csv_cells``).
 
@@ -44,8 +45,9 @@ MAX_DECOMPRESSED_BYTES = 64 * 1024 * 1024
 _GZIP_MAGIC = b"\x1f\x8b"
 _UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
 _DELIMITERS = (",", ";", "\t")
-_TRUE = {"true", "1", "yes", "y", "t"}
-_FALSE = {"false", "0", "no", "n", "f"}
+_TRUE = {"true", "1", "yes", "y", "t", "ndiyo"}
+_FALSE = {"false", "0", "no", "n", "f", "hapana"}
+_ACTIVE = {**dict.fromkeys(_TRUE, True), **dict.fromkeys(_FALSE, False)}
 # The opted_out column: English or Swahili, never guessed.
 _OPTED_OUT = {"true": True, "yes": True, "1": True, "ndiyo": True}
 _OPTED_OUT.update({"false": False, "no": False, "0": False, "hapana": False})
@@ -68,7 +70,7 @@ class ImportRow:
     phone_number: str  # E.164
     email: str
     tags: list[str]
-    is_active: bool
+    is_active: bool | None  # None: the file does not say (a new contact is active)
     custom_fields: dict[str, str] = field(default_factory=dict)
     opted_out: bool | None = None  # None: the file does not say
 
@@ -151,8 +153,9 @@ def _header(cells: Sequence[str]) -> tuple[dict[str, int], dict[str, int], list[
     custom: dict[str, int] = {}
     ignored: list[str] = []
     for index, cell in enumerate(cells):
-        name = cell.strip().lower()
-        key = custom_column_key(cell)
+        # "Phone Number" and "Opted-Out" name the known columns as custom columns' headers
+        # name their keys: an opt-out column passed over would import its phones as sendable.
+        name = key = custom_column_key(cell)
         if name in COLUMNS:
             if name in positions:
                 raise _file_error(f"the column '{name}' appears twice")
@@ -167,10 +170,6 @@ def _header(cells: Sequence[str]) -> tuple[dict[str, int], dict[str, int], list[
     if missing:
         raise _file_error(
             f"the header row lacks {', '.join(missing)}; expected columns: {', '.join(COLUMNS)}"
-        )
-    if len(custom) > MAX_KEYS:
-        raise _file_error(
-            f"it has {len(custom)} custom field columns; a contact has at most {MAX_KEYS}"
         )
     return positions, custom, ignored
 
@@ -193,15 +192,6 @@ def _cell(positions: dict[str, int], cells: list[str], column: str) -> str:
     index = positions.get(column)
     # An export's formula guard ('=…) comes off, so an export imports back unchanged.
     return restore(cells[index]) if index is not None and index < len(cells) else ""
-
-
-def _parse_bool(cell: str) -> bool | None:
-    value = cell.strip().lower()
-    if not value or value in _TRUE:
-        return True
-    if value in _FALSE:
-        return False
-    return None
 
 
 def _parse_row(
@@ -233,11 +223,10 @@ def _parse_row(
         tags = split_tags(cell("tags"))
     except TagError as exc:
         errors.append(RowError(number, "tags", str(exc)))
-    is_active = _parse_bool(cell("is_active"))
-    if is_active is None:
-        errors.append(
-            RowError(number, "is_active", f"'{cell('is_active')[:20]}' is not true or false")
-        )
+    active_cell = cell("is_active").strip()
+    is_active = _ACTIVE.get(active_cell.lower()) if active_cell else None
+    if active_cell and is_active is None:
+        errors.append(RowError(number, "is_active", f"'{active_cell[:20]}' is not true or false"))
     opted_out_cell = cell("opted_out").strip()
     opted_out = _OPTED_OUT.get(opted_out_cell.lower()) if opted_out_cell else None
     if opted_out_cell and opted_out is None:
@@ -255,6 +244,16 @@ def _parse_row(
             errors.append(RowError(number, key, f"is longer than {MAX_VALUE_LENGTH} characters"))
         elif value:
             custom_fields[key] = value
+    if len(custom_fields) > MAX_KEYS:
+        # Per contact, as through the API: a wide file (or an export of contacts with
+        # different keys) is fine while no row fills more than the limit.
+        errors.append(
+            RowError(
+                number,
+                "custom_fields",
+                f"fills {len(custom_fields)} custom fields; a contact has at most {MAX_KEYS}",
+            )
+        )
     if errors:
         return errors
     return ImportRow(
@@ -263,7 +262,7 @@ def _parse_row(
         phone_number=phone,
         email=email,
         tags=tags,
-        is_active=bool(is_active),
+        is_active=is_active,
         custom_fields=custom_fields,
         opted_out=opted_out,
     )

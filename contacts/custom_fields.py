@@ -27,7 +27,7 @@ class CustomFieldError(ValueError):
 
 def key_error(key: object) -> str | None:
     """Why ``key`` cannot name a custom field, or None."""
-    if not isinstance(key, str) or not _KEY.match(key):
+    if not isinstance(key, str) or not _KEY.fullmatch(key):
         return (
             f"'{str(key)[:40]}' is not a valid key: lower-case letters, digits and _, "
             "starting with a letter, at most 32 characters"

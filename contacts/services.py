@@ -540,6 +540,13 @@ def _write(
 ) -> None:
     if not rows:
         return
+    if update_fields is not None and "is_active" in update_fields:
+        # A row whose is_active cell is empty leaves an existing contact's as it is.
+        unsaid = [r for r in rows if r.is_active is None]
+        if unsaid:
+            said = [r for r in rows if r.is_active is not None]
+            _write(account=account, rows=said, update_fields=update_fields, now=now)
+            rows, update_fields = unsaid, [f for f in update_fields if f != "is_active"]
     # With update_fields, rows whose number exists update those fields instead (ON CONFLICT
     # DO UPDATE: the contact keeps its id and creation time); an update keeps the custom
     # fields the file does not fill.
@@ -560,7 +567,7 @@ def _write(
             "email": [r.email for r in rows],
             "tags": [json.dumps(r.tags) for r in rows],
             "custom_fields": [json.dumps(r.custom_fields) for r in rows],
-            "is_active": [r.is_active for r in rows],
+            "is_active": [r.is_active is not False for r in rows],
         },
         same={"account": account.pk, "opted_out": False, "created_at": now, "updated_at": now},
         conflict=("account", "phone_number") if update_fields is not None else (),

@@ -18,17 +18,21 @@ TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
 _NUMBER = re.compile(r"[+-]?(?:\d+(?:[.,]\d*)?|[.,]\d+)")
 
 
+def _formula(value: str) -> bool:
+    """Whether a spreadsheet would run ``value`` once its leading apostrophes are gone."""
+    rest = value.lstrip("'")
+    return rest.startswith(TRIGGERS) and not _NUMBER.fullmatch(rest)
+
+
 def neutralise(value: str) -> str:
-    if value.startswith(TRIGGERS) and not _NUMBER.fullmatch(value):
-        return "'" + value
-    return value
+    # A value that already starts with ' before a trigger ("'=x" typed as a name) takes
+    # one more, so that ``restore`` gives it back whole.
+    return "'" + value if _formula(value) else value
 
 
 def restore(cell: str) -> str:
     """A cell as it was before ``neutralise``."""
-    if cell.startswith("'") and cell[1:].startswith(TRIGGERS) and not _NUMBER.fullmatch(cell[1:]):
-        return cell[1:]
-    return cell
+    return cell[1:] if cell.startswith("'") and _formula(cell) else cell
 
 
 class _Line:

@@ -112,7 +112,12 @@ def _canonical_moment(raw: object) -> str:
         else:
             parsed = parse_datetime(text)
             if parsed is not None and parsed.tzinfo:
-                return iso(as_utc(parsed))
+                utc = as_utc(parsed)
+                if utc.microsecond:
+                    # A fraction of a second is part of the moment (a client's toISOString()
+                    # sends milliseconds): cut off, contacts of that second land wrongly.
+                    return utc.isoformat(timespec="microseconds").replace("+00:00", "Z")
+                return iso(utc)
     except ImpossibleMoment as exc:
         raise ValueError(f"The moment {exc}") from None
     except ValueError:

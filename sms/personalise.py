@@ -90,7 +90,7 @@ def parse_template(text: str) -> Template | None:
         inner = match.group(1)
         key, bar, default = inner.partition("|")
         key = key.strip()
-        if not _KEY.match(key):
+        if not _KEY.fullmatch(key):
             problems.append(
                 f"'{match.group(0)[:40]}' is not a placeholder: use {{{{name}}}}, "
                 "{{phone}} or {{key}} with a custom field key (lower-case letters, digits "
@@ -125,7 +125,7 @@ def parse_variables(value: object) -> dict[str, str]:
     if not isinstance(value, Mapping):
         raise ValueError("must be an object of string values")
     for key, item in value.items():
-        if not isinstance(key, str) or not _KEY.match(key):
+        if not isinstance(key, str) or not _KEY.fullmatch(key):
             raise ValueError(f"'{str(key)[:40]}' is not a valid placeholder key")
         if not isinstance(item, str):
             raise ValueError(f"the value of '{key}' must be a string")

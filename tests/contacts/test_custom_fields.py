@@ -37,6 +37,8 @@ def test_a_contact_without_custom_fields_answers_an_empty_object(api):
         ({"a" * 33: "x"}, "is not a valid key"),
         ({"name": "x"}, "'name' is reserved"),
         ({"phone": "x"}, "'phone' is reserved"),
+        ({"city\n": "x"}, "is not a valid key"),
+        ({"name\n": "x"}, "is not a valid key"),
         ({"opted_out": "x"}, "'opted_out' is reserved"),
         ({"city": 5}, "the value of 'city' must be a string"),
         ({"city": None}, "the value of 'city' must be a string"),
@@ -132,3 +134,15 @@ def test_export_has_a_column_per_custom_field_key_and_imports_back(api, alice):
         "Juma": {"city": "Dar", "order_id": "=1+2"},
         "Neema": {},
     }
+
+
+def test_text_that_starts_with_an_apostrophe_before_a_formula_sign_imports_back_whole(api, alice):
+    make_contact(alice, 1, name="'=x", custom_fields={"note": "'@y", "code": "''+z"})
+    exported = b"".join(api.get("contacts/export/").streaming_content)
+    Contact.objects.all().delete()
+    upload = api.client.post(
+        "/api/integration/v1/contacts/import/", data=exported, content_type="text/csv"
+    )
+    assert assert_envelope(upload, 200)["data"]["created"] == 1
+    contact = Contact.objects.get()
+    assert (contact.name, contact.custom_fields) == ("'=x", {"code": "''+z", "note": "'@y"})

@@ -95,3 +95,27 @@ def test_an_opt_out_moves_a_contact_between_segments(api, people):
     segment = created.json()["data"]
     api.post(f"contacts/{people['a'].id}/opt-out/")
     assert api.get(f"contacts/segments/{segment['id']}/").json()["data"]["contact_count"] == 3
+
+
+def test_a_moment_keeps_its_fraction_of_a_second(api, alice):
+    """A client's toISOString() sends milliseconds: contacts of that second land by them."""
+    second = datetime(2024, 1, 1, 10, 0, 0, tzinfo=UTC)
+    make_contact(alice, 1, name="early", created_at=second.replace(microsecond=200000))
+    make_contact(alice, 2, name="late", created_at=second.replace(microsecond=800000))
+
+    def named(name, criteria):
+        created = api.post("contacts/segments/create/", {"name": name, "criteria": criteria})
+        segment = assert_envelope(created, 201)["data"]
+        path = f"contacts/segments/{segment['id']}/contacts/"
+        listed = assert_envelope(api.get(path), 200)["data"]["contacts"]
+        return segment["criteria"], {c["name"] for c in listed}
+
+    after = {"created_after": "2024-01-01T10:00:00.500Z"}
+    assert named("after", after) == ({"created_after": "2024-01-01T10:00:00.500000Z"}, {"late"})
+    before = {"created_before": "2024-01-01T10:00:00.500Z"}
+    assert named("before", before)[1] == {"early"}
+    both = {"created_after": "2024-01-01T10:00:00.100Z"}
+    both["created_before"] = "2024-01-01T10:00:00.900Z"
+    assert named("both", both)[1] == {"early", "late"}
+    whole = {"created_after": "2024-01-01T10:00:00Z"}
+    assert named("whole", whole)[0] == {"created_after": "2024-01-01T10:00:00Z"}

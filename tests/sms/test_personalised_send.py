@@ -207,7 +207,9 @@ def test_variables_fill_placeholders_for_every_recipient_before_contact_fields(a
     }
 
 
-@pytest.mark.parametrize("variables", [["a"], {"Shop": "x"}, {"shop": 5}, {"shop": None}, "shop"])
+@pytest.mark.parametrize(
+    "variables", [["a"], {"Shop": "x"}, {"shop\n": "x"}, {"shop": 5}, {"shop": None}, "shop"]
+)
 @pytest.mark.django_db
 def test_bad_variables_are_a_validation_error(api, alice, variables):
     body = assert_envelope(
