@@ -36,6 +36,9 @@ class Account(models.Model):
     low_balance_threshold = models.DecimalField(
         max_digits=14, decimal_places=2, null=True, blank=True
     )
+    # The alert went out and nothing has lifted the balance back to the threshold since:
+    # refunds that hover around it must not send it again (integration.services).
+    low_balance_alerted = models.BooleanField(default=False, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

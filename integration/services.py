@@ -183,13 +183,22 @@ def movement_recorded(entry: LedgerEntry, row: Sequence[Any]) -> None:
 
 
 def _alert_if_low(entry: LedgerEntry, *, threshold: Decimal | None, currency: str) -> None:
-    """Signal a movement that crossed the account's threshold downwards. The balance row is
-    locked until commit, so the balance before is exactly ``balance_after - amount`` and
-    each crossing is signalled once."""
-    if threshold is None or entry.amount >= 0:
+    """Signal a movement that crossed the account's threshold downwards, once until a top-up
+    or an adjustment lifts the balance back to it (a refund does not: a send refunded and
+    sent again near the threshold would alert each time). The balance row is locked until
+    commit, so the balance before is exactly ``balance_after - amount``."""
+    if threshold is None:
+        return
+    accounts = Account.objects.filter(pk=entry.account_id)
+    if entry.amount >= 0:
+        lifts = entry.kind in (LedgerEntry.Kind.TOP_UP, LedgerEntry.Kind.ADJUSTMENT)
+        if lifts and entry.balance_after >= threshold:
+            accounts.filter(low_balance_alerted=True).update(low_balance_alerted=False)
         return
     before = entry.balance_after - entry.amount
     if entry.balance_after < threshold <= before:
+        if not accounts.filter(low_balance_alerted=False).update(low_balance_alerted=True):
+            return  # alerted already, and not topped up since
         alert = LowBalance(entry.account_id, entry.balance_after, Decimal(threshold), currency)
         balance_fell_below_threshold.send(sender=LedgerEntry, alert=alert)
 
@@ -344,7 +353,8 @@ def account_set_low_balance_threshold(
             {"threshold": ["Must be greater than zero; leave it empty to turn the alert off"]},
         )
     account.low_balance_threshold = value
-    account.save(update_fields=["low_balance_threshold", "updated_at"])
+    account.low_balance_alerted = False  # a new threshold: its first crossing alerts
+    account.save(update_fields=["low_balance_threshold", "low_balance_alerted", "updated_at"])
     if audit is not None:
         audit.record(
             account=account,

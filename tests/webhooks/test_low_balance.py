@@ -16,6 +16,7 @@ from integration.models import Account, AuditEvent
 from integration.services import (
     account_adjust,
     account_debit,
+    account_refund,
     account_set_low_balance_threshold,
     account_top_up,
 )
@@ -113,6 +114,38 @@ def test_the_alert_is_sent_once_per_crossing(
     assert len(mail.outbox) == 2
     balances = [json.loads(e.body)["balance"] for e in Event.objects.filter(type=LOW)]
     assert sorted(balances) == [4980.0, 4980.0]
+
+
+def test_refunds_around_the_threshold_do_not_alert_again(alice):
+    """A send refunded (cancelled, rejected) and sent again near the threshold crosses it
+    each time; the alert went out once, and only a top-up or an adjustment back to the
+    threshold sends it again."""
+    endpoint_create(account=alice, url="http://127.0.0.1:9/hook")
+    _threshold(alice, "4995.00")
+    for _ in range(3):
+        account_debit(account_id=alice.pk, amount=Decimal("10.00"), reference="msg_x")
+        account_refund(account_id=alice.pk, amount=Decimal("10.00"), reference="msg_x")
+    assert Event.objects.filter(type=LOW).count() == 1
+    assert AuditEvent.objects.filter(action="account.low_balance").count() == 1
+    account_debit(account_id=alice.pk, amount=Decimal("10.00"), reference="msg_y")  # 4990
+    account_top_up(account=alice, amount="1.00")  # 4991: not back to the threshold
+    account_refund(account_id=alice.pk, amount=Decimal("10.00"), reference="msg_y")  # 5001
+    account_debit(account_id=alice.pk, amount=Decimal("10.00"), reference="msg_z")  # 4991
+    assert Event.objects.filter(type=LOW).count() == 1
+    account_adjust(account=alice, amount="5.00", note="goodwill")  # 4996: back above it
+    account_debit(account_id=alice.pk, amount=Decimal("10.00"), reference="msg_w")  # 4986
+    assert Event.objects.filter(type=LOW).count() == 2
+
+
+def test_a_new_threshold_alerts_at_its_first_crossing(alice):
+    endpoint_create(account=alice, url="http://127.0.0.1:9/hook")
+    _threshold(alice, "4995.00")
+    account_debit(account_id=alice.pk, amount=Decimal("10.00"), reference="msg_x")
+    _threshold(alice, "4980.00")
+    account_debit(account_id=alice.pk, amount=Decimal("10.00"), reference="msg_y")
+    assert Event.objects.filter(type=LOW).count() == 1
+    account_debit(account_id=alice.pk, amount=Decimal("10.00"), reference="msg_z")
+    assert Event.objects.filter(type=LOW).count() == 2
 
 
 def test_only_endpoints_that_subscribe_get_it(alice):
