@@ -4,15 +4,14 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('integration', '0009_idempotency_per_mode'),
+        ("integration", "0009_idempotency_per_mode"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='account',
-            name='low_balance_alerted',
+            model_name="account",
+            name="low_balance_alerted",
             field=models.BooleanField(default=False, editable=False),
         ),
     ]

@@ -26,6 +26,7 @@ def make_message(
     created_at: datetime | None = None,
     source: str = Message.Source.API,
     charge: bool = False,
+    is_test: bool = False,
 ) -> Message:
     now = created_at or timezone.now()
     phones = list(phones or [f"+2557123{i:05d}" for i in range(len(statuses))])
@@ -41,6 +42,7 @@ def make_message(
         cost=cost,
         currency="TZS",
         created_at=now,
+        is_test=is_test,
     )
     Recipient.objects.bulk_create(
         Recipient(

@@ -38,6 +38,28 @@ def test_the_overview_counts_messages_rates_and_spend(owner_client: Client, alic
     assert [a.kind for a in stats.attention] == ["failed"]
 
 
+def test_test_key_traffic_stays_out_of_the_live_figures(
+    owner_client: Client, alice: Account, make_key: Any
+) -> None:
+    """Test keys' messages go to the simulator: their deliveries are not the account's."""
+    make_message(alice, statuses=["delivered", "failed"], charge=True)
+    tester = make_key(alice, test=True).api_key
+    for _ in range(3):
+        message = make_message(alice, statuses=["delivered", "delivered"], is_test=True)
+        Message.objects.filter(pk=message.pk).update(api_key=tester)
+    stats = owner_client.get(dash()).context["stats"]
+    assert (stats.messages_today, stats.recipients_30d) == (1, 2)
+    assert (stats.delivered_30d, stats.failed_30d) == (1, 1)
+    assert stats.delivery_rate == pytest.approx(50.0)
+    chart = owner_client.get(dash()).context["chart"]
+    assert sorted((b.css, b.value) for b in chart.bars) == [("s-delivered", 1), ("s-failed", 1)]
+    report = owner_client.get(dash("usage/")).context["report"]
+    assert (report.messages, report.recipients) == (1, 2)
+    # The test key's own usage shows its own messages.
+    of_key = owner_client.get(dash("usage/"), {"key": tester.pk}).context["report"]
+    assert (of_key.messages, of_key.recipients, of_key.spend) == (3, 6, Decimal("0.00"))
+
+
 def test_the_overview_chart_has_a_bar_per_status_and_day(
     owner_client: Client, alice: Account
 ) -> None:
