@@ -263,7 +263,8 @@ def _submit(
             refused.append(item)
     with transaction.atomic():
         outcome = results_record(
-            (messages[message_id], name, settled) for message_id, settled in final.items()
+            ((messages[message_id], name, settled) for message_id, settled in final.items()),
+            {item.recipient_id: item.claimed_at for item in batch},
         )
         report.submitted += outcome.submitted
         report.failed += outcome.failed
@@ -328,11 +329,14 @@ def _turn_away(items: list[Item], report: DispatchReport) -> None:
         by_message[item.message.id].append(item)
     outcome = results_record(
         (
-            group[0].message,
-            group[0].last_carrier,
-            [item.last_result for item in group if item.last_result is not None],
-        )
-        for group in by_message.values()
+            (
+                group[0].message,
+                group[0].last_carrier,
+                [item.last_result for item in group if item.last_result is not None],
+            )
+            for group in by_message.values()
+        ),
+        {item.recipient_id: item.claimed_at for item in items},
     )
     report.failed += outcome.failed
     report.requeued += outcome.requeued

@@ -13,7 +13,7 @@ import logging
 import queue
 import threading
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -74,14 +74,19 @@ class DispatchReport:
 
 def results_record(
     groups: Iterable[tuple[Message, str, Sequence[SubmitResult]]],
+    tokens: Mapping[int, datetime | None] | None = None,
 ) -> DispatchReport:
     """Record each message's results from its carrier, in the caller's transaction (or one
-    of its own), and signal every status change of them at once."""
+    of its own), and signal every status change of them at once. ``tokens``: each
+    recipient's claim (``sms.dispatch.lease``) as the caller holds it; a rejection of a
+    recipient claimed by another dispatcher since is not this caller's to record (it would
+    fail, refund or requeue what the other is sending)."""
     report = DispatchReport()
     changes: list[StatusChange] = []
+    held = tokens or {}
     with atomic_unless_nested():
         for message, carrier, results in groups:
-            outcome, changed = _record(message, carrier, results)
+            outcome, changed = _record(message, carrier, results, held)
             if outcome.requeued:
                 outcome.requeued_messages.add(message.id)
             report.add(outcome)
@@ -91,7 +96,10 @@ def results_record(
 
 
 def _record(
-    message: Message, carrier: str, results: Sequence[SubmitResult]
+    message: Message,
+    carrier: str,
+    results: Sequence[SubmitResult],
+    tokens: Mapping[int, datetime | None],
 ) -> tuple[DispatchReport, list[StatusChange]]:
     """Record one message's results; the status changes are returned, not signalled, so the
     caller signals every message of its transaction at once."""
@@ -123,9 +131,9 @@ def _record(
             else:
                 retry_ids.append(result.recipient_id)
         if failed_ids:
-            failed_ids = _mark_failed(carrier, by_error, now)
+            failed_ids = _mark_failed(carrier, by_error, now, tokens)
         if retry_ids:
-            _requeue(retry_ids, attempts, now, report)
+            _requeue(retry_ids, attempts, now, report, tokens)
         if failed_ids:
             refund(message, failed_ids, "rejected by the carrier")
             report.failed = len(failed_ids)
@@ -136,17 +144,23 @@ def _record(
 
 
 def _mark_failed(
-    carrier: str, by_error: dict[tuple[str, str], list[int]], now: datetime
+    carrier: str,
+    by_error: dict[tuple[str, str], list[int]],
+    now: datetime,
+    tokens: Mapping[int, datetime | None] | None = None,
 ) -> list[int]:
-    """Rejected for good -> failed, for the recipients still being submitted; the ids
-    changed (the only ones to refund and signal: a recipient whose claim ran out and that
-    has been settled since is not failed or refunded a second time)."""
-    changed = set(
+    """Rejected for good -> failed, for the recipients still being submitted under the
+    caller's claim (``tokens``; any claim for a recipient without one); the ids changed
+    (the only ones to refund and signal: a recipient whose claim ran out and that has been
+    settled since, or that another dispatcher holds now, is not failed or refunded)."""
+    held = tokens or {}
+    rows = (
         Recipient.objects.select_for_update()
         .filter(id__in=[rid for ids in by_error.values() for rid in ids], status=S.SUBMITTING)
         .order_by("id")  # locked in id order, as receipts and sweeps lock recipients
-        .values_list("id", flat=True)
+        .values_list("id", "claimed_at")
     )
+    changed = {rid for rid, at in rows if held.get(rid) is None or held[rid] == at}
     for (code, text), ids in by_error.items():
         Recipient.objects.filter(id__in=[rid for rid in ids if rid in changed]).update(
             status=S.FAILED,
@@ -178,21 +192,28 @@ def fail_unsent(
 
 
 def _requeue(
-    retry_ids: list[int], attempts: dict[int, int], now: datetime, report: DispatchReport
+    retry_ids: list[int],
+    attempts: dict[int, int],
+    now: datetime,
+    report: DispatchReport,
+    tokens: Mapping[int, datetime | None],
 ) -> None:
     """Back to queued, not to be claimed again before their backoff (``retry_delay`` of the
-    attempts so far) has passed. Routed afresh when claimed again: the carrier it goes to is
-    not known yet."""
-    by_delay: dict[float, list[int]] = defaultdict(list)
+    attempts so far) has passed, for the recipients still under the caller's claim. Routed
+    afresh when claimed again: the carrier it goes to is not known yet."""
+    by_delay: dict[tuple[float, datetime | None], list[int]] = defaultdict(list)
     for rid in retry_ids:
-        by_delay[retry_delay(attempts.get(rid, 1))].append(rid)
-    for delay, ids in by_delay.items():
+        by_delay[(retry_delay(attempts.get(rid, 1)), tokens.get(rid))].append(rid)
+    for (delay, token), ids in by_delay.items():
         not_before = now + timedelta(seconds=delay)
-        Recipient.objects.filter(id__in=ids, status=S.SUBMITTING).update(
+        held = Recipient.objects.filter(id__in=ids, status=S.SUBMITTING)
+        if token is not None:
+            held = held.filter(claimed_at=token)
+        held.update(
             status=S.QUEUED, carrier="", updated_at=now, claimed_at=None, not_before=not_before
         )
     report.requeued = len(retry_ids)
-    report.retry_at = now + timedelta(seconds=min(by_delay))
+    report.retry_at = now + timedelta(seconds=min(delay for delay, _ in by_delay))
 
 
 def _record_accepted(

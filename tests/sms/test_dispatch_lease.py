@@ -164,3 +164,31 @@ def test_a_late_acceptance_of_a_recipient_taken_back_marks_it_sent_so_it_is_not_
     assert Recipient.objects.get().status == "sent"
     assert dispatch.queued_dispatch().submitted == 0
     assert short_lease.outbox == []
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("permanent", [True, False])
+def test_a_rejection_of_a_recipient_another_dispatcher_claimed_meanwhile_is_left_to_it(
+    alice: Any,
+    locmem: type[LocmemCarrier],
+    monkeypatch: pytest.MonkeyPatch,
+    permanent: bool,
+) -> None:
+    """A's carrier call outlived its claim: the sweep took the recipient back and B claimed
+    it. A's rejection arriving then neither fails, refunds nor requeues what B is sending."""
+    message_send(account=alice, text="Habari", recipients=[TZ])
+    b_token = timezone.now() + timedelta(seconds=5)
+    post = LocmemCarrier.post_to_carrier
+
+    def taken_over_during_the_call(self: Any, payload: Any, batch: Any) -> Any:
+        Recipient.objects.update(status="submitting", claimed_at=b_token)  # B's claim
+        return post(self, payload, batch)
+
+    monkeypatch.setattr(LocmemCarrier, "post_to_carrier", taken_over_during_the_call)
+    locmem.reject = {TZ: ("INVALID_DEST" if permanent else "THROTTLED", permanent)}
+    report = dispatch.queued_dispatch()
+    assert (report.failed, report.submitted) == (0, 0)
+    recipient = Recipient.objects.get()
+    assert (recipient.status, recipient.claimed_at) == ("submitting", b_token)
+    assert recipient.error_code == ""
+    assert not LedgerEntry.objects.filter(kind=LedgerEntry.Kind.REFUND).exists()
