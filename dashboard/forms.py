@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import re
-import secrets
 import zoneinfo
 from datetime import date, datetime
 from decimal import Decimal
@@ -15,6 +14,7 @@ from contacts.tags import TagError, normalize_tags
 from dashboard.selectors import PERIODS
 from integration.models import LedgerEntry, Membership, Permission
 from mifumo.days import day_end, today
+from mifumo.once import new_token
 from segments.criteria import KEYS, CriteriaError, criteria_parse
 from sms.models import Recipient
 from sms.personalise import TemplateError, parse_template
@@ -70,7 +70,7 @@ class CodeForm(forms.Form):
 
 
 def new_nonce() -> str:
-    return secrets.token_urlsafe(16)
+    return new_token()
 
 
 class ApiKeyCreateForm(forms.Form):

@@ -33,6 +33,7 @@ from integration.services import (
     audit_status_changed,
 )
 from mifumo.errors import DomainError
+from mifumo.once import first_use, new_token
 
 if TYPE_CHECKING:
     ModelAdmin = admin.ModelAdmin[Any]
@@ -107,10 +108,13 @@ class AmountForm(forms.Form):
     reference = forms.CharField(
         max_length=64, required=False, help_text="e.g. the payment's receipt number"
     )
+    # One page, one movement: a double click or a resubmitted page must not move it twice.
+    once = forms.CharField(widget=forms.HiddenInput, max_length=64)
 
     def __init__(self, *args: Any, adjustment: bool, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.adjustment = adjustment
+        self.fields["once"].initial = new_token()
         amount = self.fields["amount"]
         if adjustment:
             amount.help_text = "Positive adds, negative removes; the balance never goes below 0."
@@ -231,7 +235,14 @@ class AccountAdmin(ModelAdmin):
         action = "adjust_balance" if adjustment else "top_up"
         form = AmountForm(request.POST if "apply" in request.POST else None, adjustment=adjustment)
         if form.is_valid():
-            self._apply_amount(request, queryset, form)
+            if first_use(f"admin:{action}:{request.user.pk}:{form.cleaned_data['once']}"):
+                self._apply_amount(request, queryset, form)
+            else:
+                self.message_user(
+                    request,
+                    "That form was already applied once: nothing moved again.",
+                    messages.WARNING,
+                )
             return None
         verb = "Adjust the balance of" if adjustment else "Top up"
         return action_form_page(

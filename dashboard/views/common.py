@@ -3,12 +3,10 @@ shown on forms (NOT_FOUND is a 404 page, in ``dashboard_view``)."""
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 from django import forms
-from django.core.cache import cache
 from django.core.paginator import Page, Paginator
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
@@ -18,14 +16,11 @@ from dashboard.access import Workspace
 from integration.audit import audit_record
 from mifumo.csv_cells import spreadsheet_lines
 from mifumo.errors import DomainError
+from mifumo.once import first_use
 
 PER_PAGE = 25
 USED_NONCES_KEY = "dashboard_used_nonces"
 KEEP_NONCES = 50
-# How long a claimed one-time token is remembered across sessions' races.
-NONCE_SECONDS = 24 * 3600
-
-logger = logging.getLogger(__name__)
 
 
 def render_page(
@@ -79,11 +74,7 @@ def claim_nonce(request: HttpRequest, nonce: str) -> bool:
     if not nonce or nonce in used:
         return False
     request.session[USED_NONCES_KEY] = [*used, nonce][-KEEP_NONCES:]
-    try:
-        return bool(cache.add(f"dashboard-nonce:{request.user.pk}:{nonce}", 1, NONCE_SECONDS))
-    except Exception:  # noqa: BLE001 - the session's record still stops a later resubmit
-        logger.warning("cannot claim a form's one-time token in the cache: it is down")
-        return True
+    return first_use(f"dashboard:{request.user.pk}:{nonce}")
 
 
 def csv_attachment(lines: Iterable[str], filename: str) -> StreamingHttpResponse:

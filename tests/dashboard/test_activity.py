@@ -140,6 +140,7 @@ def test_operators_are_shown_as_mifumo_operator_without_their_address(
             helpers.ACTION_CHECKBOX_NAME: [str(alice.pk)],
             "apply": "1",
             "amount": "250.00",
+            "once": "the-page-token",
         },
         REMOTE_ADDR="10.9.8.7",
     )

@@ -3,6 +3,7 @@ sender IDs are reviewed with actions, and all of it lands in the account's activ
 
 from __future__ import annotations
 
+import uuid
 from decimal import Decimal
 from typing import Any
 
@@ -25,6 +26,8 @@ ACCOUNTS = "/admin/integration/account/"
 
 def act(client: Client, url: str, action: str, ids: list[Any], **extra: Any) -> Any:
     data = {"action": action, helpers.ACTION_CHECKBOX_NAME: [str(i) for i in ids], **extra}
+    if "apply" in data:
+        data.setdefault("once", uuid.uuid4().hex)  # the form page's one-time token
     return client.post(url, data)
 
 
@@ -60,6 +63,23 @@ def test_top_up_asks_for_the_amount_then_writes_a_ledger_row(
     event = AuditEvent.objects.get(action="account.top_up")
     assert event.account == alice and event.actor == admin_user
     assert event.details["amount"] == "2500.00"
+
+
+def test_a_top_up_posted_twice_from_one_page_moves_the_money_once(
+    admin_client: Client, alice: Account
+) -> None:
+    page = act(admin_client, ACCOUNTS, "top_up", [alice.pk])
+    once = page.context["form"]["once"].value()
+    assert f'type="hidden" name="once" value="{once}"'.encode() in page.content
+    assert b"Once:" not in page.content
+    for _ in range(2):
+        done = act(admin_client, ACCOUNTS, "top_up", [alice.pk], apply="1", amount="100", once=once)
+        assert done.status_code == 302
+    alice.refresh_from_db()
+    assert alice.balance == Decimal("5100.00")
+    assert LedgerEntry.objects.filter(kind="top_up", amount=Decimal("100.00")).count() == 1
+    messages = [str(m) for m in done.wsgi_request._messages]
+    assert "That form was already applied once: nothing moved again." in messages
 
 
 def test_a_bad_amount_is_asked_for_again(admin_client: Client, alice: Account) -> None:

@@ -143,7 +143,7 @@ def test_with_the_cache_down_the_session_still_refuses_a_resubmitted_reply(
     def down(*args: Any, **kwargs: Any) -> bool:
         raise ConnectionError("cache down")
 
-    monkeypatch.setattr("dashboard.views.common.cache.add", down)
+    monkeypatch.setattr("mifumo.once.cache.add", down)
     nonce = owner_client.get(dash(f"inbox/{PHONE}/")).context["form"]["nonce"].value()
     fields = {"text": "Karibu", "nonce": nonce}
     assert owner_client.post(dash(f"inbox/{PHONE}/"), fields).status_code == 302
