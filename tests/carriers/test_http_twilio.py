@@ -304,6 +304,7 @@ def test_a_done_date_in_the_minute_of_the_send_is_never_before_the_send(
 ):
     sent_message(alice, [TZ], django_capture_on_commit_callbacks, settings)
     sent_at = Recipient.objects.get().sent_at
+    assert sent_at is not None
     minute = sent_at.strftime("%y%m%d%H%M")  # the send's minute, its seconds cut off
     post_callback(client, callback(twilio, TZ, RawDlrDoneDate=minute))
     recipient = Recipient.objects.get()
