@@ -110,7 +110,9 @@ def receipts_ingest(
     """Apply ``receipts``; those that match no part are kept to be applied later unless
     ``keep_unmatched`` is False (they are already kept)."""
     report = IngestReport()
-    receipts = _storable(receipts)
+    if keep_unmatched:
+        # Made storable once, as they come in (those kept for later were made so then).
+        receipts = _storable(receipts)
     if not receipts:
         return report
     wanted: dict[tuple[str, str], DeliveryReceipt] = {}

@@ -7,7 +7,8 @@ and calls the carrier only for what it still holds. So a claim is kept as long a
 for the cap and one carrier call take less than two thirds of the lease (a second or so,
 against 300 s by default). ``claimed_at`` is the claim's token: a recipient the sweep took
 back, or that another dispatcher has claimed since, no longer has the value this dispatcher
-set, and is left to whoever holds it now.
+set, and is left to whoever holds it now: it is not sent to a carrier, and a rejection of it
+is not recorded (``sms.dispatch.record``).
 """
 
 from __future__ import annotations
