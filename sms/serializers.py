@@ -4,7 +4,7 @@ from typing import Any
 
 from rest_framework import serializers
 
-from mifumo.api.serializers import PagePaginationOut, StrictSerializer
+from mifumo.api.serializers import PagePaginationOut, StrictSerializer, TolerantSerializer
 from mifumo.api.text import SURROGATE
 from sms.personalise import parse_variables
 
@@ -15,7 +15,7 @@ class BalanceOut(serializers.Serializer):
     last_updated = serializers.DateTimeField()
 
 
-class SendIn(StrictSerializer):
+class SendIn(TolerantSerializer):
     MESSAGE_MAX_LENGTH = 10_000
 
     message = serializers.CharField(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import difflib
 from collections.abc import Mapping
 from typing import Any
 
@@ -70,4 +71,31 @@ class StrictSerializer(PrebuiltFieldsSerializer):
                 raise serializers.ValidationError(
                     {name: [f"Unknown field; the fields are: {known}"] for name in unknown}
                 )
+        return super().to_internal_value(data)
+
+
+def near_miss(name: str, known: list[str]) -> str | None:
+    """The field ``name`` looks like a misspelling of (case, hyphens, a letter or two, a
+    plural), or None."""
+    close = difflib.get_close_matches(name.lower().replace("-", "_"), known, n=1, cutoff=0.75)
+    return close[0] if close else None
+
+
+class TolerantSerializer(PrebuiltFieldsSerializer):
+    """Passes over fields it does not know, except one that looks like a misspelling of a
+    field it does (``scheduled_time``, ``scheduleTime``, ``sender``): that is a 400
+    VALIDATION_ERROR naming the field it resembles, so that a misspelt option is not
+    silently its default."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        if isinstance(data, Mapping):
+            known = sorted(self.fields)
+            misspelt = {}
+            for name in data:
+                if name not in self.fields:
+                    match = near_miss(str(name), known)
+                    if match is not None:
+                        misspelt[str(name)] = [f"Unknown field; did you mean {match}?"]
+            if misspelt:
+                raise serializers.ValidationError(dict(sorted(misspelt.items())))
         return super().to_internal_value(data)

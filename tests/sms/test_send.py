@@ -225,13 +225,29 @@ def test_schedule_time_with_an_offset_is_accepted(api):
 
 
 @pytest.mark.django_db
-def test_unknown_fields_are_refused_by_name_and_nothing_is_charged(api, alice):
+def test_unknown_fields_are_ignored(api):
+    body = assert_envelope(send(api, priority="high", foo={"bar": 1}, callback_url="x"), 200)
+    assert Message.objects.get().pk == body["data"]["message_id"]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("field", "meant"),
+    [
+        ("scheduled_time", "schedule_time"),
+        ("scheduleTime", "schedule_time"),
+        ("schedule-time", "schedule_time"),
+        ("sender", "sender_id"),
+        ("webhookUrl", "webhook_url"),
+        ("segments", "segment_ids"),
+    ],
+)
+def test_a_misspelt_field_is_refused_by_name_and_nothing_is_charged(api, alice, field, meant):
     """A misspelt option (``scheduled_time`` for ``schedule_time``) must not send at once."""
     body = assert_envelope(
-        send(api, scheduled_time="2030-01-01T08:00:00Z"), 400, "VALIDATION_ERROR"
+        send(api, **{field: "2030-01-01T08:00:00Z", "foo": 1}), 400, "VALIDATION_ERROR"
     )
-    assert list(body["details"]) == ["scheduled_time"]
-    assert "schedule_time" in body["details"]["scheduled_time"][0]
+    assert body["details"] == {field: [f"Unknown field; did you mean {meant}?"]}
     assert not Message.objects.exists()
     alice.refresh_from_db()
     assert alice.balance == Decimal("5000.00")
