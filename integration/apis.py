@@ -16,7 +16,8 @@ from integration.permissions import resolve_mode
 from integration.selectors import api_key_get, api_keys_all
 from integration.services import api_key_create, api_key_revoke, api_key_rotate
 from integration.views import ApiView
-from mifumo.api.docs import envelope_responses
+from mifumo.api.docs import envelope_responses, page_parameters
+from mifumo.api.pagination import paginate_pages
 from mifumo.api.responses import ok
 from mifumo.errors import ErrorCode
 
@@ -45,12 +46,17 @@ class KeyListApi(ApiView):
 
     @extend_schema(
         summary="List API keys",
+        description="Newest first.",
         tags=["API keys"],
-        responses=envelope_responses(s.ApiKeyListOut),
+        parameters=page_parameters(),
+        responses=envelope_responses(s.ApiKeyListOut, errors=[ErrorCode.VALIDATION_ERROR]),
     )
     def get(self, request: Request) -> Response:
-        keys = _keys(request).order_by("-created_at")
-        return ok({"keys": [s.api_key_data(k) for k in keys]}, "API keys retrieved successfully")
+        keys, pagination = paginate_pages(request, _keys(request).order_by("-created_at", "-id"))
+        return ok(
+            {"keys": [s.api_key_data(k) for k in keys], "pagination": pagination},
+            "API keys retrieved successfully",
+        )
 
 
 class KeyCreateApi(ApiView):

@@ -8,7 +8,7 @@ from rest_framework import serializers
 
 from integration.models import PERMISSION_LEVEL, ApiKey, Permission
 from mifumo.api.fields import iso
-from mifumo.api.serializers import StrictSerializer
+from mifumo.api.serializers import PagePaginationOut, StrictSerializer
 
 
 class ApiKeyOut(serializers.Serializer):
@@ -25,6 +25,7 @@ class ApiKeyOut(serializers.Serializer):
 
 class ApiKeyListOut(serializers.Serializer):
     keys = ApiKeyOut(many=True)
+    pagination = PagePaginationOut()
 
 
 class ApiKeyCreatedOut(ApiKeyOut):

@@ -18,7 +18,7 @@ from integration.models import Account
 from integration.selectors import account_balance
 from integration.views import ApiView
 from message_templates.selectors import template_get
-from mifumo.api.docs import envelope_responses
+from mifumo.api.docs import envelope_responses, page_parameters
 from mifumo.api.errors import ApiError
 from mifumo.api.fields import iso, money
 from mifumo.api.pagination import (
@@ -434,22 +434,34 @@ class MessageDetailApi(ApiView):
 class SenderIdsApi(ApiView):
     @extend_schema(
         summary="List sender IDs",
-        description="The platform default sender ID is approved for every account.",
+        description=(
+            "The platform default sender ID, approved for every account, comes first; then "
+            "the account's own, by name."
+        ),
         tags=["Sender IDs"],
-        responses=envelope_responses(s.SenderIdsOut),
+        parameters=page_parameters(),
+        responses=envelope_responses(s.SenderIdsOut, errors=[E.VALIDATION_ERROR]),
     )
     def get(self, request: Request) -> Response:
-        rows = [
-            {
-                "sender_id": settings.MIFUMO_DEFAULT_SENDER_ID,
-                "status": "approved",
-                "purpose": "Platform default",
-                "created_at": None,
-                "reviewed_at": None,
-            }
-        ]
-        rows += [_sender_id_row(sender) for sender in sender_ids_all(account=_account(request))]
-        return ok({"sender_ids": rows}, "Sender IDs retrieved successfully")
+        own = sender_ids_all(account=_account(request))
+        default = {
+            "sender_id": settings.MIFUMO_DEFAULT_SENDER_ID,
+            "status": "approved",
+            "purpose": "Platform default",
+            "created_at": None,
+            "reviewed_at": None,
+        }
+
+        def read(offset: int, limit: int) -> list[dict[str, Any]]:
+            # The default is row 0 of the list; the account's own follow it.
+            first = [default] if offset == 0 else []
+            start = max(offset - 1, 0)
+            return first + [_sender_id_row(x) for x in own[start : start + limit - len(first)]]
+
+        rows, pagination = paginate(request, lambda: 1 + own.count(), read)
+        return ok(
+            {"sender_ids": rows, "pagination": pagination}, "Sender IDs retrieved successfully"
+        )
 
 
 class SenderIdRequestApi(ApiView):

@@ -225,6 +225,7 @@ class SenderIdOut(serializers.Serializer):
 
 class SenderIdsOut(serializers.Serializer):
     sender_ids = SenderIdOut(many=True)
+    pagination = PagePaginationOut()
 
 
 class SenderIdRequestIn(StrictSerializer):

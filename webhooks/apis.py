@@ -20,7 +20,8 @@ from integration.idempotency import idempotent
 from integration.models import Account, Permission
 from integration.permissions import resolve_mode
 from integration.views import ApiView
-from mifumo.api.docs import envelope_responses
+from mifumo.api.docs import envelope_responses, page_parameters
+from mifumo.api.pagination import paginate_pages
 from mifumo.api.responses import ok
 from mifumo.errors import ErrorCode
 from webhooks import selectors
@@ -104,16 +105,19 @@ class WebhookListApi(ApiView):
     @extend_schema(
         operation_id="webhooks_list",
         summary="List webhook endpoints",
+        description="Oldest first.",
         tags=TAG,
-        responses=envelope_responses(s.EndpointListOut),
+        parameters=page_parameters(),
+        responses=envelope_responses(s.EndpointListOut, errors=VALIDATION),
     )
     def get(self, request: Request) -> Response:
         principal = api_principal(request)
-        endpoints = selectors.endpoint_list(
-            account=principal.account, test_only=principal.test_only
+        endpoints, pagination = paginate_pages(
+            request,
+            selectors.endpoint_list(account=principal.account, test_only=principal.test_only),
         )
         return ok(
-            {"webhooks": [s.endpoint_data(e) for e in endpoints]},
+            {"webhooks": [s.endpoint_data(e) for e in endpoints], "pagination": pagination},
             "Webhooks retrieved successfully",
         )
 

@@ -92,6 +92,7 @@ class EndpointSecretOut(EndpointOut):
 
 class EndpointListOut(serializers.Serializer[Any]):
     webhooks = EndpointOut(many=True)
+    pagination = PagePaginationOut()
 
 
 class EndpointDeletedOut(serializers.Serializer[Any]):

@@ -6,7 +6,12 @@ from collections import defaultdict
 from collections.abc import Iterable
 from typing import Any
 
-from drf_spectacular.utils import OpenApiExample, OpenApiResponse, inline_serializer
+from drf_spectacular.utils import (
+    OpenApiExample,
+    OpenApiParameter,
+    OpenApiResponse,
+    inline_serializer,
+)
 from rest_framework import serializers
 
 from mifumo.api.errors import DEFAULT_MESSAGE, HTTP_STATUS, ErrorCode
@@ -89,3 +94,13 @@ def envelope_responses(
             ],
         )
     return responses
+
+
+def page_parameters(*, default: int = 50, maximum: int = 100) -> list[OpenApiParameter]:
+    """``page`` and ``per_page``, as ``mifumo.api.pagination.page_params`` reads them."""
+    return [
+        OpenApiParameter("page", int, description="Page number (default 1)"),
+        OpenApiParameter(
+            "per_page", int, description=f"Items per page (default {default}, at most {maximum})"
+        ),
+    ]

@@ -96,10 +96,6 @@ def _one(cls: type[T]) -> Callable[[Answer], T]:
     return lambda answer: build(cls, answer.data)
 
 
-def _many(cls: type[T], key: str) -> Callable[[Answer], list[T]]:
-    return lambda answer: [build(cls, row) for row in answer.data[key]]
-
-
 def _get(path: str, parse: Callable[[Answer], T], **params: Any) -> Call[T]:
     return Call("GET", path, parse, params=_query(**params) or None)
 
@@ -309,9 +305,12 @@ def sms_delivery_reports(
     )
 
 
-def sms_sender_ids() -> Call[list[SenderId]]:
-    """The account's sender IDs (the platform default is always approved)."""
-    return _get("sms/sender-ids/", _many(SenderId, "sender_ids"))
+def sms_sender_ids(*, page_size: int = MAX_PER_PAGE) -> Call[Link[SenderId]]:
+    """The account's sender IDs: the platform default (always approved) first, then its own
+    by name."""
+    return _numbered_pages(
+        "sms/sender-ids/", "sender_ids", SenderId, _page_size(page_size, MAX_PER_PAGE), {}
+    )
 
 
 def sms_request_sender_id(sender_id: str, *, purpose: str = "") -> Call[SenderId]:
@@ -601,9 +600,11 @@ def _grace(seconds: int | None) -> dict[str, int]:
     return {} if seconds is None else {"grace_period_seconds": seconds}
 
 
-def webhooks_list() -> Call[list[WebhookEndpoint]]:
-    """The account's webhook endpoints."""
-    return _get("webhooks/", _many(WebhookEndpoint, "webhooks"))
+def webhooks_list(*, page_size: int = MAX_PER_PAGE) -> Call[Link[WebhookEndpoint]]:
+    """The account's webhook endpoints, oldest first."""
+    return _numbered_pages(
+        "webhooks/", "webhooks", WebhookEndpoint, _page_size(page_size, MAX_PER_PAGE), {}
+    )
 
 
 def webhooks_create(
@@ -711,9 +712,9 @@ def webhooks_rotate_signing_secret(
 # --- API keys --------------------------------------------------------------------------------
 
 
-def keys_list() -> Call[list[ApiKey]]:
-    """The account's API keys (never the secrets)."""
-    return _get("keys/", _many(ApiKey, "keys"))
+def keys_list(*, page_size: int = MAX_PER_PAGE) -> Call[Link[ApiKey]]:
+    """The account's API keys (never the secrets), newest first."""
+    return _numbered_pages("keys/", "keys", ApiKey, _page_size(page_size, MAX_PER_PAGE), {})
 
 
 def keys_create(

@@ -127,7 +127,7 @@ class SmsOperations(Resource[K]):
     messages = Pages(ops.sms_messages)
     message = Op(ops.sms_message)
     delivery_reports = Pages(ops.sms_delivery_reports)
-    sender_ids = Op(ops.sms_sender_ids)
+    sender_ids = Pages(ops.sms_sender_ids)
     request_sender_id = Op(ops.sms_request_sender_id)
 
 
@@ -219,7 +219,7 @@ class Segments(Resource[K]):
 
 
 class Webhooks(Resource[K]):
-    list = Op(ops.webhooks_list)
+    list = Pages(ops.webhooks_list)
     create = Op(ops.webhooks_create)
     get = Op(ops.webhooks_get)
     update = Op(ops.webhooks_update)
@@ -234,7 +234,7 @@ class Webhooks(Resource[K]):
 
 
 class Keys(Resource[K]):
-    list = Op(ops.keys_list)
+    list = Pages(ops.keys_list)
     create = Op(ops.keys_create)
     revoke = Op(ops.keys_revoke)
     rotate = Op(ops.keys_rotate)

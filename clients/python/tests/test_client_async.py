@@ -58,7 +58,7 @@ def test_the_async_client_manages_contacts_segments_keys_and_webhooks(
             assert members == ["Baraka", "Amina"]
             exported = await client.contacts.export_csv(segment_id=segment.id)
             assert exported.count("\n") == 3
-            assert [k.name for k in await client.keys.list()] == ["client admin"]
+            assert [k.name async for k in client.keys.list()] == ["client admin"]
             assert (await client.webhooks.signing_secret()).secret.startswith("whsec_")
             assert (await client.request("GET", "sms/balance/"))["currency"] == "TZS"
 

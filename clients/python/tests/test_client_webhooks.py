@@ -156,7 +156,7 @@ def test_endpoints_and_deliveries_are_managed_through_the_client(
         ["message.delivered"],
     )
     assert client.webhooks.delete(endpoint.id).deleted is True
-    assert client.webhooks.list() == []
+    assert list(client.webhooks.list()) == []
 
 
 def refused(server: Server, key: str) -> None:
