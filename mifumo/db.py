@@ -44,6 +44,13 @@ def atomic_unless_nested() -> Iterator[None]:
             yield
 
 
+def lock_until_commit(name: str) -> None:
+    """Hold a lock named ``name`` until the open transaction ends: callers that take it run
+    one at a time (a check, such as a count against a limit, then the write it allows)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [name])
+
+
 @functools.cache
 def _insert_statement(model: type[Model], *, select: bool = False) -> str:
     """The INSERT of every concrete field, in order (``_row_values`` gives the values)."""

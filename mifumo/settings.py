@@ -310,6 +310,8 @@ MIFUMO_KEY_HMAC_SECRET = envstr("MIFUMO_KEY_HMAC_SECRET", SECRET_KEY)
 # SECRET_KEY when unset.
 MIFUMO_ENCRYPTION_KEY = env("MIFUMO_ENCRYPTION_KEY") or None
 MIFUMO_DEFAULT_SENDER_ID = envstr("MIFUMO_DEFAULT_SENDER_ID", "MIFUMO")
+# Sender ID requests an account may have waiting for an operator's review at once.
+MIFUMO_MAX_PENDING_SENDER_IDS = envint("MIFUMO_MAX_PENDING_SENDER_IDS", 20)
 MIFUMO_MAX_RECIPIENTS = envint("MIFUMO_MAX_RECIPIENTS", 10_000)
 MIFUMO_MAX_SEGMENT_RECIPIENTS = envint("MIFUMO_MAX_SEGMENT_RECIPIENTS", 1_000_000)
 MIFUMO_MAX_MESSAGE_LENGTH = envint("MIFUMO_MAX_MESSAGE_LENGTH", 160)
@@ -410,6 +412,9 @@ MIFUMO_INBOUND_PART_TIMEOUT = envint("MIFUMO_INBOUND_PART_TIMEOUT", 600)
 # default allows them so a developer can point webhooks at a local receiver).
 MIFUMO_WEBHOOK_ALLOW_PRIVATE = envbool("MIFUMO_WEBHOOK_ALLOW_PRIVATE", DEBUG)
 MIFUMO_WEBHOOK_TIMEOUT = envint("MIFUMO_WEBHOOK_TIMEOUT", 10)
+# Endpoints an account may have (live and test together): each receives every event it
+# subscribes to, so their number multiplies the deliveries of every message.
+MIFUMO_MAX_WEBHOOK_ENDPOINTS = envint("MIFUMO_MAX_WEBHOOK_ENDPOINTS", 20)
 # Requests a webhooks worker process keeps in flight at once (threads, each with its own
 # kept-alive connections): one slow receiver holds one of them, not the rest of the batch.
 MIFUMO_WEBHOOK_CONCURRENCY = max(envint("MIFUMO_WEBHOOK_CONCURRENCY", 16), 1)

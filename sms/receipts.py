@@ -23,7 +23,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from mifumo.api.text import storable
-from mifumo.db import column, table, update_from_arrays
+from mifumo.db import column, lock_until_commit, table, update_from_arrays
 from mifumo.postgresql.base import Array
 from sms.carriers.base import DeliveryReceipt, DeliveryStatus
 from sms.models import CarrierMessage, Recipient, UnmatchedReceipt
@@ -201,9 +201,8 @@ def _storable(receipts: Sequence[DeliveryReceipt]) -> list[DeliveryReceipt]:
 
 def _lock_unmatched(carriers: set[str]) -> None:
     """A transaction lock per carrier between keeping receipts and recording their ids."""
-    with connection.cursor() as cursor:
-        for carrier in sorted(carriers):
-            cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [f"receipts:{carrier}"])
+    for carrier in sorted(carriers):
+        lock_until_commit(f"receipts:{carrier}")
 
 
 @functools.cache

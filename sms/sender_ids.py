@@ -22,6 +22,7 @@ from integration.audit import Action, AuditContext
 from integration.models import Account
 from integration.versions import account_version, bump_account
 from mifumo import local_cache
+from mifumo.db import lock_until_commit
 from mifumo.errors import DomainError, ErrorCode
 from sms.models import SenderId
 
@@ -96,6 +97,24 @@ def sender_ids_rejected_count(*, account: Account, since: datetime) -> int:
     ).count()
 
 
+def _check_room(account: Account, value: str) -> None:
+    """Refuse a request past the account's limit of requests awaiting review; two requests
+    count one after the other. A value already requested is left to be refused as such."""
+    lock_until_commit(f"sender-id-requests:{account.pk}")
+    mine = SenderId.objects.filter(account=account)
+    if mine.filter(value=value).exists():
+        return
+    limit = settings.MIFUMO_MAX_PENDING_SENDER_IDS
+    pending = mine.filter(status=SenderId.Status.PENDING).count()
+    if pending >= limit:
+        raise DomainError(
+            ErrorCode.CONFLICT,
+            f"This account has {pending} sender ID requests awaiting review, the most it may "
+            "have; wait for an operator to review them",
+            {"limit": limit, "pending": pending},
+        )
+
+
 def sender_id_request(
     *, account: Account, value: str, purpose: str = "", audit: AuditContext | None = None
 ) -> SenderId:
@@ -111,6 +130,7 @@ def sender_id_request(
         )
     try:
         with transaction.atomic():
+            _check_room(account, value)
             sender = SenderId.objects.create(account=account, value=value, purpose=purpose)
             if audit is not None:
                 audit.record(

@@ -13,12 +13,14 @@ from collections.abc import Iterable
 from datetime import timedelta
 from typing import Any
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from integration import keys
 from integration.audit import Action, AuditContext
 from integration.models import Account
+from mifumo.db import lock_until_commit
 from mifumo.errors import DomainError, ErrorCode
 from webhooks import security, signing
 from webhooks.models import (
@@ -52,6 +54,20 @@ def _events(events: Iterable[str] | None) -> list[str]:
     return [e for e in SUBSCRIBABLE_EVENTS if e in chosen]
 
 
+def _check_room(account: Account) -> None:
+    """Refuse an endpoint past the account's limit; two creations count one after the other."""
+    lock_until_commit(f"webhook-endpoints:{account.pk}")
+    limit = settings.MIFUMO_MAX_WEBHOOK_ENDPOINTS
+    count = Endpoint.objects.filter(account=account).count()
+    if count >= limit:
+        raise DomainError(
+            ErrorCode.CONFLICT,
+            f"This account has {count} webhook endpoints, the most it may have; delete one "
+            "(or subscribe one to more events) first",
+            {"limit": limit, "count": count},
+        )
+
+
 def endpoint_create(
     *,
     account: Account,
@@ -65,6 +81,7 @@ def endpoint_create(
     """``test``: the endpoint receives test traffic only; otherwise live traffic only."""
     url = security.validate_webhook_url(url, field="url")
     with transaction.atomic():
+        _check_room(account)
         endpoint = Endpoint.objects.create(
             account=account,
             url=url,

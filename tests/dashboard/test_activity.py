@@ -108,6 +108,17 @@ def test_a_bad_sender_id_request_is_explained(owner_client: Client, value: str, 
     assert response.status_code == 400 and error in response.content.decode()
 
 
+def test_a_sender_id_request_past_the_limit_is_explained(
+    owner_client: Client, alice: Account, settings: Any
+) -> None:
+    settings.MIFUMO_MAX_PENDING_SENDER_IDS = 1
+    SenderId.objects.create(account=alice, value="DUKA")
+    response = owner_client.post(dash("sender-ids/request/"), {"value": "SOKO"})
+    assert response.status_code == 400
+    assert "1 sender ID requests awaiting review" in response.content.decode()
+    assert list(SenderId.objects.values_list("value", flat=True)) == ["DUKA"]
+
+
 def test_a_member_cannot_request_a_sender_id(member_client: Client) -> None:
     assert b"Request a sender ID" not in member_client.get(dash("sender-ids/")).content
     assert member_client.post(dash("sender-ids/request/"), {"value": "DUKA"}).status_code == 403

@@ -58,6 +58,18 @@ def test_an_unsafe_url_is_refused_on_the_form(owner_client: Client, settings: An
     assert response.context["form"].errors
 
 
+def test_an_endpoint_past_the_limit_is_refused_on_the_form(
+    owner_client: Client, endpoint: Endpoint, settings: Any
+) -> None:
+    settings.MIFUMO_MAX_WEBHOOK_ENDPOINTS = 1
+    response = owner_client.post(
+        dash("webhooks/create/"), {"url": "http://127.0.0.1:9/more", "events": ["message.sent"]}
+    )
+    assert response.status_code == 400
+    assert "the most it may have" in " ".join(response.context["form"].non_field_errors())
+    assert list(Endpoint.objects.all()) == [endpoint]
+
+
 def test_editing_events_and_disabling(owner_client: Client, endpoint: Endpoint) -> None:
     response = owner_client.post(
         dash(f"webhooks/{endpoint.pk}/edit/"),
