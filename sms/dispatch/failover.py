@@ -1,7 +1,8 @@
 """Failover: offer claimed recipients to the carriers of their route, in order.
 
-First, one look at the opt-outs: a recipient whose phone opted out after its message was
-accepted is failed as ``OPTED_OUT`` and refunded, not offered to any carrier.
+First, one look at what changed since the message was accepted: a recipient whose phone
+opted out is failed as ``OPTED_OUT``, one of an account suspended meanwhile as
+``ACCOUNT_SUSPENDED``; both are refunded, not offered to any carrier.
 
 Claimed recipients are grouped by route (``sms.routing``) and offered to the route's carriers
 in order: what a carrier accepts or rejects for good is recorded, and what it could not take
@@ -34,6 +35,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from contacts.models import Contact
+from integration.models import Account
 from mifumo.db import column, insert_from_arrays, table
 from sms import metrics, routing
 from sms.carriers import get_carrier
@@ -90,7 +92,7 @@ def _deliver(
     items: list[Item], *, here: str | None, stop: Callable[[], bool] | None
 ) -> DispatchReport:
     report = DispatchReport()
-    items = _drop_opted_out(items, report)
+    items = _drop_unsendable(items, report)
     turned_away: list[Item] = []
     while items:
         by_carrier: dict[str, list[Item]] = defaultdict(list)
@@ -117,43 +119,62 @@ def _deliver(
     return report
 
 
-def _drop_opted_out(items: list[Item], report: DispatchReport) -> list[Item]:
-    """The last look before any carrier is called: recipients whose phone opted out since
-    their message was accepted (a STOP while a big send waits its turn under a carrier's
-    cap, or in a carrier process's backlog) are failed as OPTED_OUT and refunded; the rest
-    go on."""
-    if not items:
-        return items
-    with connection.cursor() as cursor:
-        cursor.execute(_opted_out_sql(), [[item.recipient_id for item in items]])
-        found = {row[0] for row in cursor.fetchall()}
-    if not found:
-        return items
-    stopped: dict[str, tuple[Message, list[int]]] = {}
-    for item in items:
-        if item.recipient_id in found:
-            stopped.setdefault(item.message.id, (item.message, []))[1].append(item.recipient_id)
-    report.failed += fail_unsent(
-        stopped.values(),
+# Why a claimed recipient must not be sent after all: (error code, its text, ledger note).
+_UNSENDABLE = {
+    "suspended": (
+        "ACCOUNT_SUSPENDED",
+        "The account was suspended before the message was sent",
+        "account suspended before they were sent",
+    ),
+    "opted_out": (
         "OPTED_OUT",
         "The phone opted out before the message was sent",
         "opted out before they were sent",
-    )
+    ),
+}
+
+
+def _drop_unsendable(items: list[Item], report: DispatchReport) -> list[Item]:
+    """The last look before any carrier is called, one statement for the batch: recipients
+    whose phone opted out since their message was accepted (a STOP while a big send waits its
+    turn under a carrier's cap, or in a carrier process's backlog), or whose account has been
+    suspended since, are failed and refunded; the rest go on."""
+    if not items:
+        return items
+    with connection.cursor() as cursor:
+        cursor.execute(_unsendable_sql(), [[item.recipient_id for item in items]])
+        found = dict(cursor.fetchall())
+    if not found:
+        return items
+    for reason, (code, text, note) in _UNSENDABLE.items():
+        stopped: dict[str, tuple[Message, list[int]]] = {}
+        for item in items:
+            if found.get(item.recipient_id) == reason:
+                entry = stopped.setdefault(item.message.id, (item.message, []))
+                entry[1].append(item.recipient_id)
+        if stopped:
+            report.failed += fail_unsent(stopped.values(), code, text, note)
     return [item for item in items if item.recipient_id not in found]
 
 
 @functools.cache
-def _opted_out_sql() -> str:
-    """Which of the given recipients' phones opted out (a probe of the contacts' unique
-    index per recipient; ids rather than numbers: cheaper for the driver to send)."""
+def _unsendable_sql() -> str:
+    """Which of the given recipients must not be sent, and why: the account suspended, or the
+    phone opted out (a probe of the contacts' unique index per recipient; ids rather than
+    numbers: cheaper for the driver to send)."""
     r_id, r_account, r_phone = (column(Recipient, name) for name in ("id", "account", "phone"))
     c_account, c_phone, c_out = (
         column(Contact, name) for name in ("account", "phone_number", "opted_out")
     )
+    a_id, a_status = column(Account, "id"), column(Account, "status")
+    active = Account.Status.ACTIVE.value
     return (
-        f"SELECT r.{r_id} FROM {table(Recipient)} AS r WHERE r.{r_id} = ANY(%s) AND EXISTS "  # noqa: S608 - names from the models
+        f"SELECT r.{r_id}, CASE WHEN a.{a_status} <> '{active}' THEN 'suspended' "  # noqa: S608 - names from the models
+        f"ELSE 'opted_out' END FROM {table(Recipient)} AS r "
+        f"JOIN {table(Account)} AS a ON a.{a_id} = r.{r_account} "
+        f"WHERE r.{r_id} = ANY(%s) AND (a.{a_status} <> '{active}' OR EXISTS "
         f"(SELECT 1 FROM {table(Contact)} AS c WHERE c.{c_account} = r.{r_account} "
-        f"AND c.{c_phone} = r.{r_phone} AND c.{c_out})"
+        f"AND c.{c_phone} = r.{r_phone} AND c.{c_out}))"
     )
 
 

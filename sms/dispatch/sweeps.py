@@ -1,5 +1,6 @@
 """Sweeps on beat: scheduled messages whose time has come (less the phones that opted out
-meanwhile), claims past their lease, queued work whose wake was lost, and sent recipients
+meanwhile; failed whole when their account was suspended or their sender ID stopped being
+approved), claims past their lease, queued work whose wake was lost, and sent recipients
 whose receipt never came.
 """
 
@@ -15,10 +16,12 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from contacts.selectors import opted_out_numbers
+from integration.models import Account
 from sms import routing
 from sms.dispatch.handoffs import carrier_process_alive
 from sms.dispatch.record import refund
 from sms.models import Handoff, Message, Recipient
+from sms.sender_ids import sender_id_is_approved
 from sms.signals import StatusChange, send_status_changes
 
 logger = logging.getLogger(__name__)
@@ -41,11 +44,18 @@ def release_due_messages(*, now: object = None, limit: int = 500) -> list[str]:
     for message_id in due:
         with transaction.atomic():
             message = (
-                Message.objects.filter(pk=message_id).select_for_update(skip_locked=True).first()
+                Message.objects.filter(pk=message_id)
+                .select_for_update(skip_locked=True, of=("self",))
+                .select_related("account")
+                .first()
             )
             if message is None:
                 continue  # another scheduler holds it
             scheduled = Recipient.objects.filter(message_id=message_id, status=S.SCHEDULED)
+            refusal = _refusal(message)
+            if refusal is not None:
+                _fail_all(message, scheduled, *refusal)
+                continue
             _fail_opted_out(message, scheduled)
             moved = scheduled.update(status=S.QUEUED, updated_at=timezone.now())
         if moved:
@@ -53,20 +63,43 @@ def release_due_messages(*, now: object = None, limit: int = 500) -> list[str]:
     return released
 
 
+def _refusal(message: Message) -> tuple[str, str] | None:
+    """Why a scheduled message may no longer be sent at all (error code, text), or None: its
+    account was suspended, or its sender ID is no longer one the account may use, since it
+    was accepted (up to MIFUMO_MAX_SCHEDULE_DAYS earlier)."""
+    account = message.account
+    if account.status != Account.Status.ACTIVE:
+        return "ACCOUNT_SUSPENDED", "The account was suspended before the scheduled time"
+    if not sender_id_is_approved(account=account, value=message.sender_id):
+        return (
+            "INVALID_SENDER_ID",
+            f"The sender ID {message.sender_id} was no longer approved at the scheduled time",
+        )
+    return None
+
+
+def _fail_all(message: Message, scheduled: QuerySet[Recipient], code: str, text: str) -> None:
+    """Every scheduled recipient of ``message``: failed with ``code``."""
+    _fail(message, list(scheduled.values_list("id", flat=True)), code, text)
+
+
 def _fail_opted_out(message: Message, scheduled: QuerySet[Recipient]) -> None:
     """Recipients whose phone opted out after the message was scheduled: failed as
-    OPTED_OUT and refunded, not sent."""
+    OPTED_OUT, not sent."""
     opted_out = opted_out_numbers(account_id=message.account_id)
     ids = list(scheduled.filter(phone__in=opted_out).values_list("id", flat=True))
+    _fail(message, ids, "OPTED_OUT", "The phone opted out before the scheduled time")
+
+
+def _fail(message: Message, ids: list[int], code: str, text: str) -> None:
+    """Recipients ``ids`` of ``message``: failed with ``code`` and ``text``, refunded (the
+    text in the ledger), signalled."""
     if not ids:
         return
     Recipient.objects.filter(id__in=ids).update(
-        status=S.FAILED,
-        error_code="OPTED_OUT",
-        error_message="The phone opted out before the scheduled time",
-        updated_at=timezone.now(),
+        status=S.FAILED, error_code=code, error_message=text, updated_at=timezone.now()
     )
-    refund(message, ids, "opted out before the scheduled time")
+    refund(message, ids, text[0].lower() + text[1:])
     send_status_changes(Recipient, [StatusChange(message.id, message.account_id, S.FAILED, ids)])
 
 

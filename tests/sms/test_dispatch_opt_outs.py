@@ -1,6 +1,7 @@
-"""The dispatcher's last look at opt-outs: a phone that opted out after its message was
-accepted, while the message waited for a dispatcher or in a carrier process's backlog, is
-failed as OPTED_OUT and refunded, not sent."""
+"""The dispatcher's last look: a phone that opted out after its message was accepted, while
+the message waited for a dispatcher or in a carrier process's backlog, is failed as
+OPTED_OUT and refunded, not sent; so is every recipient of an account suspended meanwhile
+(ACCOUNT_SUSPENDED)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ import pytest
 
 from contacts.models import Contact
 from contacts.services import contact_set_opted_out
-from integration.models import LedgerEntry
+from integration.models import Account, LedgerEntry
+from integration.services import account_set_status
 from sms import dispatch, routing
 from sms.carriers.locmem import LocmemCarrier
 from sms.models import Handoff, Recipient
@@ -52,6 +54,28 @@ def test_a_phone_that_opted_out_while_queued_is_failed_refunded_and_not_sent(
     assert alice.balance == Decimal("4990.00")
     failed = Event.objects.get(message=message, type="message.failed").payload
     assert failed["recipients"] == [{"phone": TZ, "status": "failed", "delivery_time": None}]
+
+
+@pytest.mark.django_db
+def test_an_account_suspended_while_its_send_waits_sends_no_more(
+    alice: Any, bob: Any, locmem: type[LocmemCarrier]
+) -> None:
+    message = message_send(account=alice, text="Habari", recipients=[TZ, TZ2]).message
+    other = message_send(account=bob, text="Habari", recipients=[TZ]).message
+    opt_out(alice, TZ)
+    account_set_status(account=alice, status=Account.Status.SUSPENDED)
+    report = dispatch.queued_dispatch()
+    assert (report.submitted, report.failed) == (1, 2)
+    assert [sms.to for sms in locmem.outbox] == [TZ]
+    assert states(message) == {
+        TZ: ("failed", "ACCOUNT_SUSPENDED"),
+        TZ2: ("failed", "ACCOUNT_SUSPENDED"),
+    }
+    assert states(other) == {TZ: ("sent", "")}
+    alice.refresh_from_db()
+    assert alice.balance == Decimal("5000.00")
+    refund = LedgerEntry.objects.get(account=alice, kind="refund")
+    assert refund.amount == Decimal("20.00") and "suspended" in refund.note
 
 
 @pytest.mark.django_db

@@ -6,16 +6,20 @@ from django.utils import timezone
 
 from contacts.models import Contact
 from contacts.services import contact_set_opted_out
-from integration.models import LedgerEntry
+from integration.models import Account, LedgerEntry
+from integration.services import account_set_status
 from sms import dispatch
 from sms.models import Recipient
+from sms.sender_ids import sender_id_review
 from sms.services import message_send
 from tests.helpers import assert_envelope
+from webhooks.endpoints import endpoint_create
+from webhooks.models import Event
 
-TZ = "+255712345678"
+TZ, TZ2 = "+255712345678", "+255754000111"
 
 
-def scheduled(account, minutes=30, phones=(TZ, "+255754000111")):
+def scheduled(account, minutes=30, phones=(TZ, TZ2)):
     when = (timezone.now() + timedelta(minutes=minutes)).isoformat()
     return message_send(
         account=account, text="later", recipients=list(phones), schedule_time=when
@@ -68,6 +72,53 @@ def test_a_phone_that_opted_out_after_scheduling_is_not_sent_and_is_refunded(ali
     assert alice.balance == Decimal("4990.00")
     refund = LedgerEntry.objects.get(account=alice, kind="refund")
     assert (refund.amount, refund.reference) == (Decimal("10.00"), message.id)
+
+
+@pytest.fixture
+def hooked(alice, settings):
+    """An endpoint of alice's, so that status changes make events."""
+    settings.MIFUMO_WEBHOOK_ALLOW_PRIVATE = True
+    return endpoint_create(account=alice, url="http://127.0.0.1:9/hook")
+
+
+def failed_whole(message, code, alice, locmem):
+    """Every recipient of ``message`` failed with ``code``, refunded, and nothing sent."""
+    released = dispatch.release_due_messages(now=timezone.now() + timedelta(minutes=2))
+    assert released == []
+    dispatch.queued_dispatch()
+    assert locmem.outbox == []
+    rows = set(Recipient.objects.filter(message=message).values_list("status", "error_code"))
+    assert rows == {("failed", code)}
+    alice.refresh_from_db()
+    assert alice.balance == Decimal("5000.00")
+    refund = LedgerEntry.objects.get(account=alice, kind="refund")
+    assert (refund.amount, refund.reference) == (Decimal("20.00"), message.id)
+    failed = Event.objects.get(message=message, type="message.failed").payload
+    assert {r["status"] for r in failed["recipients"]} == {"failed"}
+
+
+@pytest.mark.django_db
+def test_a_message_of_an_account_suspended_before_its_time_is_failed_and_refunded(
+    alice, locmem, hooked
+):
+    message = scheduled(alice, minutes=1)
+    account_set_status(account=alice, status=Account.Status.SUSPENDED)
+    failed_whole(message, "ACCOUNT_SUSPENDED", alice, locmem)
+
+
+@pytest.mark.django_db
+def test_a_message_whose_sender_id_was_rejected_before_its_time_is_failed_and_refunded(
+    alice, locmem, hooked
+):
+    sender_id_review(account=alice, value="DUKA", approve=True)
+    when = (timezone.now() + timedelta(minutes=1)).isoformat()
+    message = message_send(
+        account=alice, text="later", recipients=[TZ, TZ2], sender_id="DUKA", schedule_time=when
+    ).message
+    sender_id_review(account=alice, value="DUKA", approve=False)
+    failed_whole(message, "INVALID_SENDER_ID", alice, locmem)
+    text = Recipient.objects.filter(message=message).values_list("error_message", flat=True)[0]
+    assert "DUKA" in text
 
 
 @pytest.mark.django_db
