@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from contacts.custom_fields import KEY_PATTERN
 from mifumo.errors import DomainError, ErrorCode
@@ -57,6 +57,12 @@ class Template:
 
     def render(self, values: Mapping[str, str]) -> tuple[str, list[str]]:
         """The text for one recipient, and the keys it lacks (no value and no default)."""
+        pieces, missing = self.resolve(values)
+        return "".join(pieces), missing
+
+    def resolve(self, values: Mapping[str, str]) -> tuple[list[str], list[str]]:
+        """The pieces of one recipient's text (joined, they are its text), and the keys it
+        lacks: its length is known before any text is built."""
         out: list[str] = []
         missing: list[str] = []
         for piece in self.pieces:
@@ -69,7 +75,7 @@ class Template:
                     missing.append(piece.key)
                 continue
             out.append(value)
-        return "".join(out), missing
+        return out, missing
 
 
 def has_placeholders(text: str) -> bool:
@@ -143,18 +149,25 @@ class RecipientValues:
 
 @dataclass
 class Rendered:
-    texts: dict[str, str]  # phone -> its text
+    texts: dict[str, str]  # phone -> its text (those over the length limit left out)
     missing: list[tuple[str, list[str]]]  # (phone, keys) of recipients lacking values
     unknown: list[str]  # keys no recipient, variable or default fills
+    over: list[tuple[str, int]] = field(default_factory=list)  # (phone, length) over the limit
 
 
 def render_all(
     template: Template,
     recipients: Iterable[RecipientValues],
     variables: Mapping[str, str] | None = None,
+    *,
+    limit: int | None = None,
 ) -> Rendered:
+    """Every recipient's text. With ``limit`` (characters), a text longer than that is only
+    measured, never built: one long value times many recipients must not fill the memory
+    of the process that refuses it."""
     variables = {k: v for k, v in (variables or {}).items() if v}
     texts: dict[str, str] = {}
+    over: list[tuple[str, int]] = []
     missing: list[tuple[str, list[str]]] = []
     filled: set[str] = set(variables)
     for recipient in recipients:
@@ -165,15 +178,19 @@ def render_all(
             if isinstance(value, str) and value:
                 values[key] = value
         values.update(variables)
-        text, lacking = template.render(values)
+        pieces, lacking = template.resolve(values)
         if lacking:
             missing.append((recipient.phone, lacking))
         filled.update(k for k in template.keys if k in values)
-        texts[recipient.phone] = text
+        length = sum(map(len, pieces))
+        if limit is not None and length > limit:
+            over.append((recipient.phone, length))
+        else:
+            texts[recipient.phone] = "".join(pieces)
     unknown = sorted(
         {p.key for p in template.placeholders if p.default is None} - filled - {"name"}
     )
-    return Rendered(texts=texts, missing=missing, unknown=unknown)
+    return Rendered(texts=texts, missing=missing, unknown=unknown, over=over)
 
 
 def refuse_unsendable(rendered: Rendered) -> None:

@@ -223,21 +223,15 @@ def _personalise(
     # An empty variable stands aside for the contact's own field, then the default.
     wanted = template.keys - {key for key, value in variables.items() if value} - {"phone"}
     known = contact_fields_by_phone(account=account, phones=phones) if wanted else {}
+    limit = account.message_length_limit
     rendered = render_all(
         template,
         (RecipientValues(phone, *known.get(phone, (None, None))) for phone in phones),
         variables,
+        limit=limit,
     )
     refuse_unsendable(rendered)
-    infos: dict[str, encoding.TextInfo] = {}
-    measured: dict[str, encoding.TextInfo] = {}
-    for phone, text in rendered.texts.items():
-        info = measured.get(text)
-        if info is None:
-            info = measured[text] = encoding.analyze(text)
-        infos[phone] = info
-    limit = account.message_length_limit
-    over = [(phone, info.length) for phone, info in infos.items() if info.length > limit]
+    over = rendered.over
     if over:
         raise DomainError(
             ErrorCode.MESSAGE_TOO_LONG,
@@ -249,6 +243,13 @@ def _personalise(
                 "over_count": len(over),
             },
         )
+    infos: dict[str, encoding.TextInfo] = {}
+    measured: dict[str, encoding.TextInfo] = {}
+    for phone, text in rendered.texts.items():
+        info = measured.get(text)
+        if info is None:
+            info = measured[text] = encoding.analyze(text)
+        infos[phone] = info
     largest = max(infos.values(), key=lambda info: (info.segments, info.units))
     if any(info.encoding == encoding.UCS2 for info in infos.values()):
         largest = replace(largest, encoding=encoding.UCS2)

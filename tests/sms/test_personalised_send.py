@@ -1,5 +1,6 @@
 """Personalised sends: each recipient's text rendered, measured, priced, stored and sent."""
 
+import tracemalloc
 from decimal import Decimal
 
 import pytest
@@ -128,6 +129,25 @@ def test_the_length_limit_applies_to_each_rendered_text(api, alice):
     ]
     assert body["details"]["over_count"] == 2
     assert AYSE in body["message"]
+    nothing_charged(alice)
+
+
+@pytest.mark.django_db
+def test_texts_over_the_limit_are_measured_without_being_built(api, alice):
+    """A long variable times many recipients is refused without its texts in memory: 400
+    recipients of a 100,000-character value would be 40 MB of text."""
+    phones = [f"+2557120{n:05d}" for n in range(400)]
+    body = {"message": "Habari {{x}}{{x}}", "variables": {"x": "A" * 100_000}}
+    tracemalloc.start()
+    try:
+        refused = send(api, recipients=phones, **body)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    details = assert_envelope(refused, 400, "MESSAGE_TOO_LONG")["details"]
+    assert details["over_count"] == 400 and len(details["over"]) == 100
+    assert details["over"][0] == {"phone": phones[0], "length": 200_007}
+    assert peak < 10_000_000, peak
     nothing_charged(alice)
 
 
