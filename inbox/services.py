@@ -376,7 +376,9 @@ def _fill_in(messages: Sequence[InboundMessage], texts: dict[int, str], now: dat
         (c.account_id, c.phone_number): c
         for c in Contact.objects.filter(account_id__in=accounts, phone_number__in=phones)
     }
-    answered: dict[tuple[int, str, str], str] = {}
+    # What the phone may be answering: a message on its way to it or sent (not one still
+    # scheduled, or canceled), of its own kind of traffic (test or live), the latest first.
+    answered: dict[tuple[int, str, str, bool], str] = {}
     latest = (
         Recipient.objects.filter(
             account_id__in=accounts,
@@ -384,16 +386,17 @@ def _fill_in(messages: Sequence[InboundMessage], texts: dict[int, str], now: dat
             created_at__gte=now - REPLY_WINDOW,
             message__sender_id__in={m.destination for m in routed},
         )
+        .exclude(status__in=(Recipient.Status.SCHEDULED, Recipient.Status.CANCELED))
         .order_by("-created_at", "-id")
-        .values_list("account_id", "phone", "message__sender_id", "message_id")
+        .values_list("account_id", "phone", "message__sender_id", "message__is_test", "message_id")
     )
-    for account_id, phone, number, message_id in latest:
-        answered.setdefault((account_id, phone, number), message_id)
+    for account_id, phone, number, is_test, message_id in latest:
+        answered.setdefault((account_id, phone, number, is_test), message_id)
     for m in routed:
         assert m.account_id is not None
         m.action = keywords.match_action(texts[id(m)], extra.get(m.account_id)) or ""
         m.contact = contacts.get((m.account_id, m.sender))
-        m.in_reply_to_id = answered.get((m.account_id, m.sender, m.destination))
+        m.in_reply_to_id = answered.get((m.account_id, m.sender, m.destination, m.is_test))
 
 
 def _act(message: InboundMessage, number: Number, owner: Account, api_key: ApiKey | None) -> None:

@@ -11,6 +11,7 @@ from inbox.models import Action, InboundMessage, Number
 from inbox.services import NumberError, inbound_receive, number_assign
 from integration.models import Account
 from sms.models import Message, Recipient
+from tests.helpers import Api
 
 PHONE = "+255712345678"
 
@@ -85,6 +86,34 @@ def test_in_reply_to_is_the_latest_message_to_that_phone_from_that_number(
         created_at=timezone.now() - timedelta(days=8)
     )
     assert receive("+255700000100", "5").in_reply_to_id is None
+
+
+def test_in_reply_to_passes_over_what_the_phone_was_never_sent(alice: Account, api: Any) -> None:
+    number_assign(account=alice, number="+255700000100")
+    body = {"message": "Rate us 1-5", "recipients": [PHONE], "sender_id": "+255700000100"}
+    sent = api.post("sms/send/", body).json()["data"]
+    later = (timezone.now() + timedelta(days=3)).isoformat()
+    scheduled = api.post("sms/send/", {**body, "schedule_time": later}).json()["data"]
+    assert scheduled["status"] == "scheduled"
+    assert receive("+255700000100", "5").in_reply_to_id == sent["message_id"]
+    api.post(f"sms/{scheduled['message_id']}/cancel/")
+    assert receive("+255700000100", "5").in_reply_to_id == sent["message_id"]
+
+
+def test_in_reply_to_keeps_test_and_live_traffic_apart(
+    alice: Account, api: Any, make_key: Any
+) -> None:
+    number_assign(account=alice, number="+255700000100")
+    sandbox = make_key(alice, test=True)
+    test_api = Api(sandbox.raw)
+    body = {"message": "Rate us 1-5", "recipients": [PHONE], "sender_id": "+255700000100"}
+    live = api.post("sms/send/", body).json()["data"]
+    assert receive("+255700000100", "5", api_key=sandbox.api_key).in_reply_to_id is None
+    test = test_api.post("sms/send/", body).json()["data"]
+    assert test["test"] is True
+    answer = receive("+255700000100", "5", api_key=sandbox.api_key)
+    assert answer.is_test and answer.in_reply_to_id == test["message_id"]
+    assert receive("+255700000100", "5").in_reply_to_id == live["message_id"]
 
 
 def test_assign_number_command_says_already_for_a_repeat(alice: Account, capsys: Any) -> None:
