@@ -57,7 +57,9 @@ class SendResult:
 
 
 def parse_schedule_time(raw: object) -> datetime | None:
-    """ISO 8601 with a zone, in the future, at most MIFUMO_MAX_SCHEDULE_DAYS ahead."""
+    """ISO 8601 with a zone, in the future, at most MIFUMO_MAX_SCHEDULE_DAYS ahead. A
+    fraction of a second is rounded up to the next whole second: times are answered to the
+    second, and a message must not go out before the moment it was given."""
     if raw is None or raw == "":
         return None
     if not isinstance(raw, str):
@@ -102,6 +104,8 @@ def parse_schedule_time(raw: object) -> datetime | None:
             f"schedule_time is more than {settings.MIFUMO_MAX_SCHEDULE_DAYS} days ahead",
             {"schedule_time": raw, "latest": iso(limit)},
         )
+    if value.microsecond:
+        value = value.replace(microsecond=0) + timedelta(seconds=1)
     return value
 
 

@@ -218,6 +218,17 @@ def test_bad_schedule_time_is_rejected(api, value):
 
 
 @pytest.mark.django_db
+def test_a_fraction_of_a_second_in_schedule_time_is_rounded_up_as_answered(api):
+    asked = (timezone.now() + timedelta(hours=1)).replace(microsecond=900_000)
+    data = assert_envelope(send(api, schedule_time=asked.isoformat()), 200)["data"]
+    at = asked.replace(microsecond=0) + timedelta(seconds=1)
+    assert data["schedule_time"] == at.strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert Message.objects.get().schedule_time == at
+    status = assert_envelope(api.get(f"sms/status/{data['message_id']}/"), 200)["data"]
+    assert status["schedule_time"] == data["schedule_time"]
+
+
+@pytest.mark.django_db
 def test_schedule_time_with_an_offset_is_accepted(api):
     when = timezone.now() + timedelta(days=1)
     text = when.astimezone(timezone.get_fixed_timezone(180)).isoformat()
