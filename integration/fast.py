@@ -51,16 +51,19 @@ from mifumo.api.exceptions import to_api_error
 from mifumo.api.middleware import is_api_path, request_begin, request_end, request_id_var
 from mifumo.api.responses import error_body
 from mifumo.chunked import is_chunked_without_length
+from mifumo.proxy import take_forwarded_scheme
 
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 # What the view's work gives: the body, its status and headers of its own.
 Answer = tuple[dict[str, Any], int, dict[str, str]]
 
-# The chain these paths answer for. Of it, the API's requests meet: the request id, the
-# security headers (and HTTPS redirect), the envelope (a pass for a view's own envelope), the
-# host check and Content-Length, CSRF (the views are exempt; without a cookie it adds
-# nothing), the frame header; the Site* ones and the dashboard's policy pass API paths by.
+# The chain these paths answer for. Of it, the API's requests meet: the scheme a trusted
+# proxy forwarded, the request id, the security headers (and HTTPS redirect), the envelope (a
+# pass for a view's own envelope), the host check and Content-Length, CSRF (the views are
+# exempt; without a cookie it adds nothing), the frame header; the Site* ones and the
+# dashboard's policy pass API paths by.
 MIDDLEWARE = (
+    "mifumo.proxy.ForwardedProtoMiddleware",
     "mifumo.api.middleware.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "mifumo.api.middleware.SiteWhiteNoiseMiddleware",
@@ -115,6 +118,8 @@ class FastPath(ABC):
         # must be handed as the server gave it should the request pass.
         request = WSGIRequest({**environ})
         match = self.resolve(request.path)
+        # As ForwardedProtoMiddleware does, before the HTTPS redirect is looked at.
+        take_forwarded_scheme(request)
         try:
             if self.security.process_request(request) or self.common.process_request(request):
                 raise Pass

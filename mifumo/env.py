@@ -5,12 +5,15 @@ Every value may also come from a file named by ``<NAME>_FILE`` (Docker secrets).
 
 from __future__ import annotations
 
+import ipaddress
 import os
 
 from django.core.exceptions import ImproperlyConfigured
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 def env(name: str, default: str | None = None) -> str | None:
@@ -56,3 +59,22 @@ def envlist(name: str, default: list[str]) -> list[str]:
     if value is None:
         return default
     return [item.strip() for item in value.split(",") if item.strip()]
+
+
+def as_networks(name: str, value: str) -> tuple[Network, ...]:
+    """The IP networks of the variable ``name``: comma-separated addresses or networks in CIDR
+    notation (``10.0.0.0/8``, ``2001:db8::/32``); ImproperlyConfigured names an entry that is
+    neither, or a network written with host bits set (``10.0.0.1/8``)."""
+    networks: list[Network] = []
+    for entry in value.split(","):
+        text = entry.strip()
+        if not text:
+            continue
+        try:
+            networks.append(ipaddress.ip_network(text))
+        except ValueError as exc:
+            raise ImproperlyConfigured(
+                f"{name} must be IP networks such as 10.0.0.0/8, separated by commas;"
+                f" {text!r} is not one ({exc})"
+            ) from None
+    return tuple(networks)

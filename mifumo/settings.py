@@ -13,7 +13,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 from mifumo import embedded, log_config
 from mifumo.broker import broker_url
-from mifumo.env import env, envbool, envint, envlist, envstr
+from mifumo.env import as_networks, env, envbool, envint, envlist, envstr
 from mifumo.smpp_binds import smpp_binds
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -78,9 +78,11 @@ INSTALLED_APPS = [
 # The Site* classes (mifumo/api/middleware.py) are Django's, WhiteNoise's and django-otp's own,
 # passed by under MIFUMO_API_PREFIX: they serve the browser site (dashboard, admin) only, and
 # the API authenticates with keys, never a cookie. Everything else runs on every request: the
+# scheme a trusted proxy forwarded (mifumo/proxy.py, before anything asks is_secure()), the
 # request id, the security headers, the envelope, Content-Length, CSRF (named as Django's own
 # for `check --deploy`; API views are exempt), X-Frame-Options, the CSP.
 MIDDLEWARE = [
+    "mifumo.proxy.ForwardedProtoMiddleware",
     "mifumo.api.middleware.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "mifumo.api.middleware.SiteWhiteNoiseMiddleware",
@@ -426,14 +428,24 @@ MIFUMO_WEBHOOK_RETRY_SCHEDULE = [
         ["30", "120", "600", "1800", "3600", "10800", "21600", "43200"],
     )
 ]
+# X-Forwarded-For and X-Forwarded-Proto count only with MIFUMO_TRUST_PROXY, and only from a
+# peer inside MIFUMO_TRUSTED_PROXIES (the networks the proxies connect from: by default
+# loopback and private networks, a proxy on the same host or in the compose network); a
+# client reaching the port directly is taken at its own address and scheme (mifumo/proxy.py).
+# Django's SECURE_PROXY_SSL_HEADER stays unset: it would take the scheme from any peer.
 MIFUMO_TRUST_PROXY = envbool("MIFUMO_TRUST_PROXY", False)
+MIFUMO_TRUSTED_PROXIES = as_networks(
+    "MIFUMO_TRUSTED_PROXIES",
+    envstr(
+        "MIFUMO_TRUSTED_PROXIES",
+        "127.0.0.0/8,::1/128,10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,fc00::/7",
+    ),
+)
 # How many proxies in front append to X-Forwarded-For: the client is that many entries from
 # the right (mifumo.client_ip). Only with MIFUMO_TRUST_PROXY.
 MIFUMO_TRUSTED_PROXY_COUNT = (
     max(envint("MIFUMO_TRUSTED_PROXY_COUNT", 1), 0) if MIFUMO_TRUST_PROXY else 0
 )
-if MIFUMO_TRUST_PROXY:
-    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
 # --- observability ------------------------------------------------------------------------------
 # Prometheus exposition at /metrics for requests bearing this token; unset, /metrics is 404.

@@ -17,7 +17,7 @@ import logging
 import re
 import sys
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from django.core.wsgi import get_wsgi_application
@@ -187,6 +187,20 @@ def twin(
         prepare(account)
     raw = api_key_create(account=account, name="k", permission=permission, test=test).raw
     return Twin(account, raw, f"10.0.{number // 250}.{number % 250 + 1}")
+
+
+# A request that came over HTTPS: the server says so in the environ.
+OVER_HTTPS: dict[str, Any] = {"wsgi.url_scheme": "https"}
+_public = itertools.count(1)
+
+
+def past_the_proxy(*twins: Twin) -> tuple[Twin, ...]:
+    """The twins calling from public addresses, each its own, outside the proxy networks
+    trusted by default (MIFUMO_TRUSTED_PROXIES): clients that reach the server directly."""
+    return tuple(
+        replace(one, address=f"203.0.{113 + number // 250}.{number % 250 + 1}")
+        for one, number in zip(twins, _public, strict=False)
+    )
 
 
 def settled(made: Apps, *twins: Twin) -> tuple[Twin, ...]:

@@ -327,6 +327,21 @@ def test_repeated_bad_tokens_from_one_address_are_throttled(beem):
 
 
 @pytest.mark.django_db
+def test_a_guesser_past_the_proxy_cannot_get_a_carriers_address_blocked(beem, settings):
+    settings.MIFUMO_TRUST_PROXY = True
+    settings.MIFUMO_TRUSTED_PROXY_COUNT = 1
+    carrier = "198.51.100.40"
+    # The guesser reaches the port directly and writes the carrier's address as its own.
+    guesser = Client(REMOTE_ADDR="203.0.113.99", HTTP_X_FORWARDED_FOR=carrier)
+    for n in range(REJECTED_LIMIT):
+        assert post_json(guesser, "beem", beem_receipt(), token=f"guess-{n}").status_code == 400
+    assert post_json(guesser, "beem", beem_receipt(), token="guess-again").status_code == 429
+    # The carrier's receipts come through the proxy, which adds the address it saw.
+    through_proxy = Client(REMOTE_ADDR="10.0.0.2", HTTP_X_FORWARDED_FOR=carrier)
+    assert post_json(through_proxy, "beem", beem_receipt()).status_code == 200
+
+
+@pytest.mark.django_db
 def test_authentic_receipts_never_count_against_the_address(beem):
     carrier = Client(REMOTE_ADDR="198.51.100.41")
     for n in range(REJECTED_LIMIT * 2):

@@ -21,7 +21,7 @@ print(json.dumps({name: getattr(settings, name, None) for name in (
     "DEBUG", "SECURE_SSL_REDIRECT", "SESSION_COOKIE_SECURE", "CSRF_COOKIE_SECURE",
     "SECURE_HSTS_SECONDS", "SECURE_HSTS_INCLUDE_SUBDOMAINS", "SECURE_HSTS_PRELOAD",
     "SECURE_PROXY_SSL_HEADER", "ALLOWED_HOSTS", "CSRF_TRUSTED_ORIGINS", "LOG_FORMAT",
-    "MIFUMO_WEBHOOK_ALLOW_PRIVATE", "MIFUMO_METRICS_TOKEN")}))
+    "MIFUMO_WEBHOOK_ALLOW_PRIVATE", "MIFUMO_METRICS_TOKEN", "MIFUMO_TRUST_PROXY", "MIDDLEWARE")}))
 """
 
 
@@ -95,7 +95,11 @@ def test_production_settings_are_https_only_and_laptop_safe_defaults_are_off(tmp
     assert values["SECURE_HSTS_SECONDS"] >= 31_536_000
     assert values["SECURE_HSTS_INCLUDE_SUBDOMAINS"] is True
     assert values["SECURE_HSTS_PRELOAD"] is True
-    assert values["SECURE_PROXY_SSL_HEADER"] == ["HTTP_X_FORWARDED_PROTO", "https"]
+    # The proxy's X-Forwarded-Proto counts, from a trusted peer only (mifumo.proxy): never by
+    # Django's SECURE_PROXY_SSL_HEADER, which would take it from anyone.
+    assert values["MIFUMO_TRUST_PROXY"] is True
+    assert values["SECURE_PROXY_SSL_HEADER"] is None
+    assert values["MIDDLEWARE"][0] == "mifumo.proxy.ForwardedProtoMiddleware"
     assert values["ALLOWED_HOSTS"] == env["ALLOWED_HOSTS"].split(",")
     assert values["CSRF_TRUSTED_ORIGINS"] == env["CSRF_TRUSTED_ORIGINS"].split(",")
     assert values["LOG_FORMAT"] == "json"

@@ -28,6 +28,7 @@ from sms.models import Message, Recipient
 from tests.fast_paths import (
     BAD_KEYS,
     BALANCE,
+    OVER_HTTPS,
     SEND,
     TZ,
     TZ2,
@@ -38,6 +39,7 @@ from tests.fast_paths import (
     call,
     encode,
     environ,
+    past_the_proxy,
     settled,
     twin,
 )
@@ -299,13 +301,84 @@ def test_a_revoked_key_goes_to_django(apps):
 
 def test_an_https_redirect_goes_to_django_and_https_is_served_with_hsts(apps, settings):
     settings.SECURE_SSL_REDIRECT = True
-    settings.SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    settings.MIFUMO_TRUST_PROXY = True
     settings.SECURE_HSTS_SECONDS = 3600
     made = apps()
     fast, _ = both(made, SERVED["one recipient"], served=False)
     assert fast.status.startswith("301")
+    # The twins call from private addresses: a proxy's, trusted by default.
     fast, _ = both(made, SERVED["one recipient"], served=True, HTTP_X_FORWARDED_PROTO="https")
     assert fast.headers["strict-transport-security"].startswith("max-age=3600")
+    fast, _ = both(made, SERVED["one recipient"], served=True, **OVER_HTTPS)
+    assert fast.headers["strict-transport-security"].startswith("max-age=3600")
+
+
+def test_a_forwarded_https_from_a_client_past_the_proxy_is_ignored_alike(apps, settings):
+    settings.SECURE_SSL_REDIRECT = True
+    settings.MIFUMO_TRUST_PROXY = True
+    settings.SECURE_HSTS_SECONDS = 3600
+    made = apps()
+    trusted = settled(made, twin(), twin())
+    direct = past_the_proxy(*settled(made, twin(), twin()))
+    fast, _ = both(
+        made, SERVED["one recipient"], served=False, twins=direct, HTTP_X_FORWARDED_PROTO="https"
+    )
+    assert fast.status.startswith("301")
+    assert fast.headers["location"] == f"https://testserver{SEND}"
+    assert "strict-transport-security" not in fast.headers
+    # Over HTTPS of its own it is served, whatever it writes.
+    fast, _ = both(
+        made,
+        SERVED["one recipient"],
+        served=True,
+        twins=direct,
+        HTTP_X_FORWARDED_PROTO="http",
+        **OVER_HTTPS,
+    )
+    assert fast.headers["strict-transport-security"].startswith("max-age=3600")
+    # From the proxy, its word on the scheme wins over the connection's.
+    fast, _ = both(
+        made,
+        SERVED["one recipient"],
+        served=False,
+        twins=trusted,
+        HTTP_X_FORWARDED_PROTO="http",
+        **OVER_HTTPS,
+    )
+    assert fast.status.startswith("301")
+    # And with no proxy trusted, nobody's.
+    settings.MIFUMO_TRUST_PROXY = False
+    fast, _ = both(
+        made, SERVED["one recipient"], served=False, twins=trusted, HTTP_X_FORWARDED_PROTO="https"
+    )
+    assert fast.status.startswith("301")
+
+
+def test_a_forwarded_address_from_a_client_past_the_proxy_is_not_its_own(apps, settings):
+    settings.MIFUMO_TRUST_PROXY = True
+    settings.MIFUMO_TRUSTED_PROXY_COUNT = 1
+    made = apps()
+    direct = past_the_proxy(*settled(made, twin(), twin()))
+    trusted = settled(made, twin(), twin())
+    kept = Kept()
+    logging.getLogger("mifumo.access").addHandler(kept)
+    try:
+        both(
+            made, SERVED["one recipient"], served=True, twins=direct, HTTP_X_FORWARDED_FOR="6.6.6.6"
+        )
+        both(
+            made,
+            SERVED["one recipient"],
+            served=True,
+            twins=trusted,
+            HTTP_X_FORWARDED_FOR="6.6.6.6",
+        )
+    finally:
+        logging.getLogger("mifumo.access").removeHandler(kept)
+    # The access line of each road: a client past the proxy at its own address, the proxy's
+    # client at the address the proxy added.
+    clients = [r.client for r in kept.records]  # type: ignore[attr-defined]
+    assert clients == [*(one.address for one in direct), "6.6.6.6", "6.6.6.6"]
 
 
 def test_switched_off_or_under_another_middleware_chain_everything_goes_to_django(apps, settings):
