@@ -161,7 +161,22 @@ def test_healthchecks_probe_real_endpoints_and_nodes(compose, stack):
         assert services[name]["healthcheck"] == {"disable": True}
     # The published port is the one the web server listens on.
     image = read_dockerfile()
-    assert services["web"]["ports"] == ["${MIFUMO_PORT:-8001}:" + image.env["PORT"]]
+    assert services["web"]["ports"] == ["127.0.0.1:${MIFUMO_PORT:-8001}:" + image.env["PORT"]]
+
+
+@pytest.mark.parametrize("port", [None, "9443"])
+def test_the_web_port_is_published_on_the_hosts_loopback_only(compose, port):
+    """Only a proxy on the host (or in the compose network) reaches the web server: nobody
+    can go past it to set the forwarded headers. Compose's short syntax, HOST_IP:HOST:CONTAINER."""
+    image = read_dockerfile()
+    variables = {} if port is None else {"MIFUMO_PORT": port}
+    (published,) = [interpolate(entry, variables) for entry in compose["services"]["web"]["ports"]]
+    host_ip, host_port, container_port = published.rsplit(":", 2)
+    assert host_ip == "127.0.0.1"
+    assert host_port == (port or "8001")
+    assert container_port == image.env["PORT"]
+    # No other service is published.
+    assert [name for name, s in compose["services"].items() if "ports" in s] == ["web"]
 
 
 def dockerignore_includes(path: str) -> bool:
