@@ -1,4 +1,4 @@
-from django.urls import path
+from django.urls import path, register_converter
 
 from dashboard.views import (
     activity,
@@ -17,8 +17,12 @@ from dashboard.views import (
     usage,
     webhooks,
 )
+from mifumo.secret_paths import CONVERTER, SecretConverter
 
 app_name = "dashboard"
+
+# The one-time tokens of mailed links are ``<secret:...>``: logs never show them.
+register_converter(SecretConverter, CONVERTER)
 
 urlpatterns = [
     path("", overview.overview, name="overview"),
@@ -34,7 +38,7 @@ urlpatterns = [
         name="password_reset_sent",
     ),
     path(
-        "password/reset/<uidb64>/<token>/",
+        "password/reset/<uidb64>/<secret:token>/",
         password_reset.PasswordResetConfirmView.as_view(),
         name="password_reset_confirm",
     ),
@@ -44,7 +48,7 @@ urlpatterns = [
         name="password_reset_complete",
     ),
     path("account/switch/", auth.account_switch, name="account_switch"),
-    path("invite/<str:token>/", team.invitation_accept_view, name="invitation"),
+    path("invite/<secret:token>/", team.invitation_accept_view, name="invitation"),
     path("team/", team.team, name="team"),
     path("team/invite/", team.invite, name="invite"),
     path(

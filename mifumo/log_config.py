@@ -9,9 +9,13 @@ from typing import Any
 
 def console(fmt: str) -> dict[str, Any]:
     """Filters, formatters and the stderr handler ``console`` in format ``fmt`` (json or
-    plain), each record carrying the id of its request (mifumo.logging)."""
+    plain), each record carrying the id of its request and no secret of its path
+    (mifumo.logging)."""
     return {
-        "filters": {"request_id": {"()": "mifumo.logging.RequestIdFilter"}},
+        "filters": {
+            "request_id": {"()": "mifumo.logging.RequestIdFilter"},
+            "secret_paths": {"()": "mifumo.logging.SecretPathFilter"},
+        },
         "formatters": {
             "plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
             "json": {"()": "mifumo.logging.JsonFormatter"},
@@ -20,7 +24,7 @@ def console(fmt: str) -> dict[str, Any]:
             "console": {
                 "class": "logging.StreamHandler",
                 "formatter": fmt,
-                "filters": ["request_id"],
+                "filters": ["request_id", "secret_paths"],
             }
         },
     }

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from django.conf import settings
 
 from mifumo.client_ip import client_address
+from mifumo.secret_paths import loggable_path
 
 if TYPE_CHECKING:
     from django.http import HttpRequest
@@ -80,6 +81,29 @@ class RequestIdFilter(logging.Filter):
         return True
 
 
+class SecretPathFilter(logging.Filter):
+    """Django's own records of an answer (a refused CSRF token, a 5xx) name the request's
+    path, escaped; for a route whose path holds a secret, they name its loggable form
+    instead (``mifumo.secret_paths``)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        request = getattr(record, "request", None)
+        path = getattr(request, "path", None)
+        if request is None or not path or not isinstance(record.args, tuple):
+            return True
+        shown = loggable_path(request)
+        if shown != path:
+            record.args = tuple(_replace_path(arg, path, shown) for arg in record.args)
+        return True
+
+
+def _replace_path(arg: object, path: str, shown: str) -> object:
+    if not isinstance(arg, str):
+        return arg
+    escaped = path.encode("unicode_escape").decode("ascii")
+    return arg.replace(path, shown).replace(escaped, shown)
+
+
 class JsonFormatter(logging.Formatter):
     """time, level, logger, message, request_id, then the Celery task, any ``extra`` fields
     and the formatted exception."""
@@ -116,7 +140,8 @@ def _send_path() -> str:
 
 
 def log_request(request: HttpRequest, *, status: int, seconds: float, route: str) -> None:
-    """The access line of one request; successful probes and scrapes are left out."""
+    """The access line of one request; successful probes and scrapes are left out. A secret
+    in the path (a mailed link's token) is not written (``mifumo.secret_paths``)."""
     if request.path in _QUIET_PATHS and status < 400:
         return
     if (
@@ -128,15 +153,16 @@ def log_request(request: HttpRequest, *, status: int, seconds: float, route: str
     if not access_logger.isEnabledFor(logging.INFO):
         return
     method = request.method or "GET"
+    path = loggable_path(request)
     access_logger.info(
         "%s %s %s %.1fms",
         method,
-        request.path,
+        path,
         status,
         seconds * 1000,
         extra={
             "method": method,
-            "path": request.path,
+            "path": path,
             "status": status,
             "duration_ms": round(seconds * 1000, 2),
             "route": route,

@@ -12,13 +12,21 @@ from collections.abc import Iterator
 
 import pytest
 from celery.signals import task_failure
+from django.contrib.auth import get_user_model
+from django.contrib.auth.tokens import default_token_generator
+from django.test import Client
+from django.utils.encoding import force_bytes
+from django.utils.http import urlsafe_base64_encode
 
+from integration.members import invitation_create, membership_add
+from integration.models import Account
 from mifumo.celery import app as celery_app
-from mifumo.logging import JsonFormatter, RequestIdFilter, summarize_args
+from mifumo.logging import JsonFormatter, RequestIdFilter, SecretPathFilter, summarize_args
 from tests.helpers import assert_envelope
 from tests.ops.stack import ROOT
 
 PREFIX = "/api/integration/v1/"
+DASH = "/api/integration/dashboard/"
 
 
 @pytest.fixture
@@ -29,6 +37,7 @@ def json_lines() -> Iterator[io.StringIO]:
     handler = logging.StreamHandler(stream)
     handler.setFormatter(JsonFormatter())
     handler.addFilter(RequestIdFilter())
+    handler.addFilter(SecretPathFilter())
     root = logging.getLogger()
     previous = root.level
     root.addHandler(handler)
@@ -104,6 +113,47 @@ def test_query_strings_stay_out_of_the_logs(client, json_lines):
     assert response.status_code == 404
     assert "dlr-secret-123" not in json_lines.getvalue()
     assert any(line["status"] == 404 for line in parsed(json_lines) if "status" in line)
+
+
+@pytest.mark.django_db
+def test_the_tokens_of_mailed_links_stay_out_of_the_logs(
+    alice: Account, json_lines: io.StringIO, settings
+) -> None:
+    """A password-reset link and an invitation link hold their one-time token in the path:
+    whoever reads the logs must not be able to follow them."""
+    settings.MIFUMO_ACCESS_LOG = "all"
+    user = get_user_model().objects.create_user("asha", "asha@example.com", "x" * 12)
+    membership_add(user=user, account=alice, role="owner")
+    _, invitation_token = invitation_create(
+        account=alice, email="neema@example.com", role="owner", invited_by=user
+    )
+    uid = urlsafe_base64_encode(force_bytes(user.pk))
+    reset_token = default_token_generator.make_token(user)
+    reset = f"{DASH}password/reset/{uid}/{reset_token}/"
+    invitation = f"{DASH}invite/{invitation_token}/"
+    client = Client(enforce_csrf_checks=True)
+    assert client.get(invitation).status_code == 200
+    assert client.get(invitation.rstrip("/")).status_code == 301
+    assert client.get(f"{invitation}more/").status_code == 404
+    assert client.post(invitation).status_code == 403  # no CSRF token: Django logs it too
+    assert client.get(reset).status_code == 302
+    assert client.get(f"{DASH}password/reset/sent/").status_code == 200
+
+    logged = json_lines.getvalue()
+    assert invitation_token not in logged and reset_token not in logged
+    lines = parsed(json_lines)
+    access = [(line["path"], line["message"]) for line in lines if "path" in line]
+    assert [path for path, _ in access] == [
+        f"{DASH}invite/[token]/",
+        f"{DASH}invite/[token]",
+        f"{DASH}invite/[token]/",
+        f"{DASH}invite/[token]/",
+        f"{DASH}password/reset/{uid}/[token]/",
+        f"{DASH}password/reset/sent/",
+    ]
+    assert all(f" {path} " in message for path, message in access)
+    [refused] = [line for line in lines if line["logger"] == "django.security.csrf"]
+    assert refused["message"].endswith(f": {DASH}invite/[token]/")
 
 
 @pytest.mark.django_db
