@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from integration.audit import Action, AuditContext
 from integration.models import Account, Invitation, Membership
-from integration.selectors import INVITATION_SALT
+from integration.selectors import INVITATION_SALT, invitation_check_usable
 from mifumo.errors import DomainError, ErrorCode
 
 
@@ -63,7 +63,8 @@ def _keep_an_owner(membership: Membership, *, new_role: str | None) -> None:
 def membership_set_role(
     *, membership: Membership, role: str, audit: AuditContext | None = None
 ) -> Membership:
-    """The log names a change of role only."""
+    """The log names a change of role only. Someone who is no longer an owner loses the
+    invitations they sent (``invitations_revoke_sent``)."""
     role = Membership.Role(role)
     before = membership.role
     with transaction.atomic():
@@ -77,10 +78,13 @@ def membership_set_role(
                 target=membership.user.get_username(),
                 details={"role": role, "was": before},
             )
+        if role != Membership.Role.OWNER:
+            invitations_revoke_sent(membership=membership, audit=audit)
     return membership
 
 
 def membership_remove(*, membership: Membership, audit: AuditContext | None = None) -> None:
+    """The member's pending invitations to the account are revoked with them."""
     with transaction.atomic():
         _keep_an_owner(membership, new_role=None)
         Membership.objects.filter(pk=membership.pk).delete()
@@ -91,6 +95,39 @@ def membership_remove(*, membership: Membership, audit: AuditContext | None = No
                 target=membership.user.get_username(),
                 details={"role": membership.role},
             )
+        invitations_revoke_sent(membership=membership, audit=audit)
+
+
+def invitations_revoke_sent(*, membership: Membership, audit: AuditContext | None = None) -> int:
+    """Revoke the pending invitations the member sent to the account, once they are no
+    longer an owner of it (removed, or given another role): nobody joins on the word of
+    someone who could not invite them now, the former owner at another address included.
+    How many; each is logged as revoked. Taken after the memberships' locks, as acceptance
+    takes them, so the two never wait for each other."""
+    now = timezone.now()
+    with transaction.atomic():
+        pending = list(
+            Invitation.objects.select_for_update()
+            .filter(
+                account_id=membership.account_id,
+                invited_by_id=membership.user_id,
+                accepted_at__isnull=True,
+                revoked_at__isnull=True,
+                expires_at__gt=now,
+            )
+            .order_by("pk")
+        )
+        Invitation.objects.filter(pk__in=[i.pk for i in pending]).update(revoked_at=now)
+        if audit is not None:
+            inviter = membership.user.get_username()
+            for invitation in pending:
+                audit.record(
+                    account=membership.account_id,
+                    action=Action.INVITATION_REVOKED,
+                    target=invitation.email,
+                    details={"invited_by": inviter},
+                )
+    return len(pending)
 
 
 def invitation_token(*, invitation: Invitation) -> str:
@@ -155,19 +192,32 @@ def invitation_revoke(*, invitation: Invitation, audit: AuditContext | None = No
     return invitation
 
 
+def _lock_inviter(invitation: Invitation) -> None:
+    """Hold the inviter's membership until the commit: their removal or change of role
+    waits for the acceptance, or the acceptance sees it."""
+    if invitation.invited_by_id is None:
+        return
+    list(
+        Membership.objects.select_for_update()
+        .filter(account_id=invitation.account_id, user_id=invitation.invited_by_id)
+        .values_list("pk", flat=True)
+    )
+
+
 def invitation_accept(
     *, invitation: Invitation, user: User, audit: AuditContext | None = None
 ) -> Membership:
     """Join the invitation's account; the link is used up. Someone who already belongs to
-    the account keeps their role. The joining user is the one who acts."""
+    the account keeps their role. The joining user is the one who acts. CONFLICT when the
+    invitation can no longer be used (``invitation_check_usable``)."""
     with transaction.atomic():
-        locked = Invitation.objects.select_for_update().get(pk=invitation.pk)
-        if locked.status != "pending":
-            raise DomainError(
-                ErrorCode.CONFLICT,
-                f"This invitation was {locked.status}; ask an owner of the account for a new one",
-                {"status": locked.status},
-            )
+        _lock_inviter(invitation)
+        locked = (
+            Invitation.objects.select_for_update(of=("self",))
+            .select_related("account")
+            .get(pk=invitation.pk)
+        )
+        invitation_check_usable(invitation=locked)
         membership, _ = Membership.objects.get_or_create(
             user=user, account_id=locked.account_id, defaults={"role": locked.role}
         )

@@ -125,6 +125,34 @@ def invitation_from_token(*, token: str) -> Invitation:
     return invitation
 
 
+def invitation_check_usable(*, invitation: Invitation) -> None:
+    """CONFLICT saying why ``invitation`` can no longer be accepted: it was used, revoked or
+    expired, or whoever sent it is no longer an owner of the account. An owner removed or
+    demoted since must not bring anyone in on their word, themselves at another address
+    included; a deleted inviter is no owner either."""
+    account = invitation.account
+    status = invitation.status
+    if status != "pending":
+        raise DomainError(
+            ErrorCode.CONFLICT,
+            f"This invitation was {status}; ask an owner of {account.name} for a new one.",
+            {"status": status},
+        )
+    inviter = invitation.invited_by_id
+    if (
+        inviter is None
+        or not Membership.objects.filter(
+            account_id=invitation.account_id, user_id=inviter, role=Membership.Role.OWNER
+        ).exists()
+    ):
+        raise DomainError(
+            ErrorCode.CONFLICT,
+            f"Whoever sent this invitation is no longer an owner of {account.name}, so it "
+            "no longer works; ask a current owner for a new one.",
+            {"status": "inviter_not_owner"},
+        )
+
+
 # --- money ---------------------------------------------------------------------------------------
 
 

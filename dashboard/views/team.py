@@ -32,6 +32,7 @@ from integration.members import (
 from integration.models import Invitation, Membership
 from integration.selectors import (
     account_members,
+    invitation_check_usable,
     invitation_from_token,
     invitation_get,
     invitations_pending,
@@ -166,15 +167,9 @@ def invitation_accept_view(request: HttpRequest, token: str) -> HttpResponse:
         return method_not_allowed(request, ("GET", "HEAD", "POST"))
     try:
         invitation = invitation_from_token(token=token)
+        invitation_check_usable(invitation=invitation)
     except DomainError as exc:
         return _invalid(request, exc.message, 404 if exc.code == ErrorCode.NOT_FOUND else 410)
-    if invitation.status != "pending":
-        return _invalid(
-            request,
-            f"This invitation was {invitation.status}; ask an owner of "
-            f"{invitation.account.name} for a new one.",
-            410,
-        )
     user = request.user
     form = None
     if request.method == "POST":

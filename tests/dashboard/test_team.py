@@ -14,8 +14,9 @@ from django.core import mail
 from django.test import Client
 from django.utils import timezone
 
-from integration.members import invitation_create
+from integration.members import invitation_accept, invitation_create
 from integration.models import Account, AuditEvent, Invitation, Membership
+from mifumo.errors import DomainError
 from tests.dashboard.support import PASSWORD, dash, flashed
 
 pytestmark = pytest.mark.django_db
@@ -259,3 +260,82 @@ def test_another_accounts_members_and_invitations_are_404(
     assert owner_client.post(dash(f"team/invitations/{invitation.pk}/revoke/")).status_code == 404
     theirs.refresh_from_db()
     assert theirs.role == "member" and Invitation.objects.get(pk=invitation.pk).status == "pending"
+
+
+def second_owner_invites(make_user: Any, alice: Account, email: str) -> tuple[Any, str]:
+    """juma, a second owner, invites ``email`` as an owner: the user and the link."""
+    juma = make_user("juma", alice, "owner")
+    client = Client()
+    client.force_login(juma)
+    invite(client, email=email, role="owner")
+    return juma, mailed_link()
+
+
+@pytest.mark.parametrize("how", ["removed", "demoted"])
+def test_an_owner_who_leaves_or_steps_down_takes_their_invitations_along(
+    owner_client: Client, alice: Account, owner: Any, make_user: Any, how: str
+) -> None:
+    juma, link = second_owner_invites(make_user, alice, "juma.other@example.com")
+    theirs = Membership.objects.get(user=juma)
+    if how == "removed":
+        owner_client.post(dash(f"team/members/{theirs.pk}/remove/"))
+        assert not Membership.objects.filter(pk=theirs.pk).exists()
+    else:
+        owner_client.post(dash(f"team/members/{theirs.pk}/role/"), {"role": "member"})
+        theirs.refresh_from_db()
+        assert theirs.role == "member"
+    assert Invitation.objects.get().status == "revoked"
+    event = AuditEvent.objects.get(action="invitation.revoked")
+    assert (event.target, event.details, event.actor) == (
+        "juma.other@example.com",
+        {"invited_by": "juma"},
+        owner,
+    )
+    # Back through their own link, at another address or with their own login: refused.
+    page = Client().get(link)
+    assert page.status_code == 410 and b"was revoked" in page.content
+    back = Client()
+    back.force_login(juma)
+    assert back.post(link).status_code == 410
+    joined = Client().post(
+        link, {"username": "juma2", "password1": PASSWORD, "password2": PASSWORD}
+    )
+    assert joined.status_code == 410
+    assert not get_user_model().objects.filter(username="juma2").exists()
+    assert list(Membership.objects.filter(user=juma, role="owner")) == []
+
+
+def test_an_invitation_from_someone_no_longer_an_owner_is_refused(
+    alice: Account, make_user: Any
+) -> None:
+    """Whichever way the inviter stopped being an owner, and whatever became of the link."""
+    juma, link = second_owner_invites(make_user, alice, "neema@example.com")
+    Membership.objects.filter(user=juma).update(role="admin")
+    assert Invitation.objects.get().status == "pending"
+    page = Client().get(link)
+    assert page.status_code == 410
+    assert b"no longer an owner of alice" in page.content
+    signed_in = Client()
+    signed_in.force_login(make_user("neema2"))
+    for refused in (
+        Client().post(link, {"username": "neema", "password1": PASSWORD, "password2": PASSWORD}),
+        signed_in.post(link),
+    ):
+        assert refused.status_code == 410 and b"no longer an owner" in refused.content
+    assert not get_user_model().objects.filter(username="neema").exists()
+    assert list(Membership.objects.filter(account=alice).values_list("user__username", "role")) == [
+        ("juma", "admin")
+    ]
+
+
+def test_accepting_refuses_an_invitation_whose_inviter_is_gone(
+    alice: Account, make_user: Any
+) -> None:
+    """The service refuses too, for a page opened while the inviter was still an owner."""
+    juma, _ = second_owner_invites(make_user, alice, "neema@example.com")
+    invitation = Invitation.objects.select_related("account").get()
+    get_user_model().objects.filter(pk=juma.pk).delete()
+    neema = make_user("neema")
+    with pytest.raises(DomainError, match="no longer an owner of alice"):
+        invitation_accept(invitation=invitation, user=neema)
+    assert not Membership.objects.filter(user=neema).exists()
