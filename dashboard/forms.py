@@ -69,6 +69,20 @@ class CodeForm(forms.Form):
     )
 
 
+class CurrentCodeForm(CodeForm):
+    """A code of the authenticator app in use, asked before a new app replaces it; beside
+    the form that turns two-factor off, so its field has names of its own."""
+
+    prefix = "current"
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        field = self.fields["code"]
+        field.label = "Code from the app in use"
+        field.help_text = "The 6-digit code your current authenticator app shows now."
+        field.widget.attrs.pop("autofocus", None)
+
+
 def new_nonce() -> str:
     return new_token()
 

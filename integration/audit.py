@@ -35,6 +35,7 @@ class Action:
     PASSWORD_RESET = "password.reset"  # noqa: S105 - an action name
     TWO_FACTOR_ENABLED = "two_factor.enabled"
     TWO_FACTOR_DISABLED = "two_factor.disabled"
+    TWO_FACTOR_REPLACED = "two_factor.replaced"
     ACCOUNT_TWO_FACTOR_CHANGED = "account.two_factor"
     API_KEY_CREATED = "api_key.created"
     API_KEY_REVOKED = "api_key.revoked"
@@ -87,6 +88,7 @@ ACTION_LABELS: dict[str, str] = {
     Action.PASSWORD_RESET: "Reset password by e-mail",
     Action.TWO_FACTOR_ENABLED: "Turned on two-factor authentication",
     Action.TWO_FACTOR_DISABLED: "Turned off two-factor authentication",
+    Action.TWO_FACTOR_REPLACED: "Replaced the two-factor authenticator app",
     Action.ACCOUNT_TWO_FACTOR_CHANGED: "Changed the two-factor requirement",
     Action.API_KEY_CREATED: "Created API key",
     Action.API_KEY_REVOKED: "Revoked API key",

@@ -15,6 +15,9 @@ is_verified()``) once the session passed a code. The rules, for every door:
 - Users set it up (and turn it off, with a current code) themselves on the dashboard's
   two-factor page; operators can remove a lost device in Django admin (Django OTP > TOTP
   devices), after which the user sets up a new one.
+- A new device replaces a confirmed one only after a current code of the confirmed one:
+  a signed-in session alone, left open or taken, must not swap the user's factor for one
+  of its own.
 
 Codes are checked by django-otp: a code is accepted once (never replayed), within one 30 s
 step either way, and failed checks slow the device down; the sign-in throttle
@@ -97,7 +100,8 @@ def verify(user: AnyUser, code: str | None) -> TOTPDevice | None:
 
 def setup_begin(user: AbstractBaseUser) -> TOTPDevice:
     """A new, unconfirmed device (a fresh secret) for the user to add to their app; any
-    earlier unconfirmed one is dropped."""
+    earlier unconfirmed one is dropped. With two-factor on, the caller has checked a current
+    code of the confirmed device, which the new one is to replace (``setup_confirm``)."""
     with transaction.atomic():
         TOTPDevice.objects.filter(user_id=user.pk, confirmed=False).delete()
         return TOTPDevice.objects.create(user_id=user.pk, name=DEVICE_NAME, confirmed=False)
@@ -107,9 +111,13 @@ def pending_device(user: AbstractBaseUser) -> TOTPDevice | None:
     return TOTPDevice.objects.filter(user_id=user.pk, confirmed=False).order_by("-id").first()
 
 
-def setup_confirm(user: AbstractBaseUser, code: str | None) -> TOTPDevice | None:
+def setup_confirm(
+    user: AbstractBaseUser, code: str | None, *, replacing: int | None = None
+) -> TOTPDevice | None:
     """Turn two-factor on if ``code`` comes from the device being set up; None if it does
-    not (or nothing is being set up)."""
+    not (or nothing is being set up). While the user has a confirmed device, the new one
+    replaces it only if it is ``replacing``: the device begun after the caller checked a
+    current code of the confirmed one."""
     token = "".join((code or "").split())
     with transaction.atomic():
         device = (
@@ -118,7 +126,11 @@ def setup_confirm(user: AbstractBaseUser, code: str | None) -> TOTPDevice | None
             .order_by("-id")
             .first()
         )
-        if device is None or not token.isdigit() or not device.verify_token(token):
+        if device is None or not token.isdigit():
+            return None
+        if device.pk != replacing and is_enabled(user):
+            return None
+        if not device.verify_token(token):
             return None
         TOTPDevice.objects.filter(user_id=user.pk, confirmed=True).delete()
         device.confirmed = True

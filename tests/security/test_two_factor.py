@@ -179,6 +179,62 @@ def test_turning_it_off_needs_a_current_code(asha: Any) -> None:
     assert AuditEvent.objects.filter(action="two_factor.disabled").count() == 1
 
 
+def devices(user: Any) -> list[tuple[int, bool]]:
+    return list(TOTPDevice.objects.filter(user=user).order_by("pk").values_list("pk", "confirmed"))
+
+
+def test_replacing_the_app_needs_a_current_code_from_the_app_in_use(asha: Any) -> None:
+    client = signed_in(asha)
+    old = enable(client)
+    page = client.get(PAGE).content.decode()
+    assert 'id="two-factor-replace"' in page and 'name="current-code"' in page
+    # Without a code, or with a wrong one: nothing to scan, and the app in use stays.
+    for data in ({"action": "begin"}, {"action": "begin", "current-code": "000000"}):
+        refused = client.post(PAGE, data)
+        assert refused.status_code == 400 and "setup" not in refused.context
+        assert b"That code is not right" in refused.content
+        assert refused.context["current_form"].errors
+    assert devices(asha) == [(old.pk, True)]
+    # A device not begun with such a code in this session cannot take the place of the old.
+    stray = TOTPDevice.objects.create(user=asha, name="Authenticator app", confirmed=False)
+    refused = client.post(PAGE, {"action": "confirm", "code": code_for(stray)})
+    assert refused.status_code == 302
+    assert "enter a code from the app in use first" in client.get(PAGE).content.decode()
+    assert devices(asha) == [(old.pk, True), (stray.pk, False)]
+
+    wait_out_backoff()
+    begun = client.post(PAGE, {"action": "begin", "current-code": code_for(old, ahead=1)})
+    assert begun.status_code == 200 and b"replaces the one in use" in begun.content
+    new = begun.context["setup"]
+    assert b"<svg" in begun.content and devices(asha) == [(old.pk, True), (new.pk, False)]
+    assert client.post(PAGE, {"action": "confirm", "code": code_for(new)}).status_code == 302
+    assert devices(asha) == [(new.pk, True)]
+    event = AuditEvent.objects.get(action="two_factor.replaced")
+    assert event.actor == asha and event.target == "asha"
+    assert client.get(f"{DASH}keys/").status_code == 200
+
+
+def test_wrong_codes_to_replace_the_app_are_throttled_with_the_code_step(asha: Any) -> None:
+    client = signed_in(asha)
+    device = enable(client)
+    answers = [
+        client.post(PAGE, {"action": "begin", "current-code": f"{n:06d}"}).status_code
+        for n in range(MAX_FAILURES + 2)
+    ]
+    assert answers[: MAX_FAILURES - 1] == [400] * (MAX_FAILURES - 1)
+    assert set(answers[MAX_FAILURES - 1 :]) == {429}
+    wait_out_backoff()
+    blocked = client.post(PAGE, {"action": "begin", "current-code": code_for(device, ahead=1)})
+    assert blocked.status_code == 429 and int(blocked["Retry-After"]) > 0
+    assert b"Too many wrong codes" in blocked.content
+    assert devices(asha) == [(device.pk, True)]
+    # One budget with the sign-in's code step.
+    fresh_step(device)
+    other = Client()
+    other.post(LOGIN, {"username": "asha", "password": PASSWORD})
+    assert other.post(CODE, {"code": code_for(device)}).status_code == 429
+
+
 def test_an_account_can_require_it_of_every_member(alice: Account, asha: Any, juma: Any) -> None:
     member = signed_in(juma)
     owner = signed_in(asha)
