@@ -6,17 +6,23 @@ editing a number; key secrets are never shown, not even their digests.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
+from django.db import transaction
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
+from django_otp.plugins.otp_totp.admin import TOTPDeviceAdmin as OtpTOTPDeviceAdmin
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from integration.audit import Action, audit_record, operator_audit
+from integration import two_factor
+from integration.audit import Action, audit_record, audit_user_record, operator_audit
+from integration.members import invitations_revoke_sent
 from integration.models import (
     Account,
     ApiKey,
@@ -133,6 +139,24 @@ class AmountForm(forms.Form):
         return value
 
 
+def audit_memberships(
+    request: HttpRequest, changes: Iterable[tuple[Membership, Mapping[str, Any]]]
+) -> None:
+    """An operator's changes to who belongs to an account, each in its activity log; a
+    member who is no longer an owner loses the invitations they sent, as in the
+    dashboard."""
+    audit = operator_audit(request)
+    for membership, details in changes:
+        audit.record(
+            account=membership.account_id,
+            action=Action.MEMBERSHIP_CHANGED,
+            target=membership.user.get_username(),
+            details=details,
+        )
+        if details.get("removed") or membership.role != Membership.Role.OWNER:
+            invitations_revoke_sent(membership=membership, audit=audit)
+
+
 class MembershipInline(TabularInline):
     model = Membership
     extra = 0
@@ -215,19 +239,11 @@ class AccountAdmin(ModelAdmin):
         super().save_formset(request, form, formset, change)
         if formset.model is not Membership:
             return
+        changes: list[tuple[Membership, Mapping[str, Any]]]
         changes = [(m, {"role": m.role}) for m in formset.new_objects]
         changes += [(m, {"role": m.role}) for m, _fields in formset.changed_objects]
         changes += [(m, {"removed": True}) for m in formset.deleted_objects]
-        for membership, details in changes:
-            audit_record(
-                account=form.instance,
-                actor=request.user,
-                action=Action.MEMBERSHIP_CHANGED,
-                target=membership.user.get_username(),
-                details=details,
-                request=request,
-                operator=True,
-            )
+        audit_memberships(request, changes)
 
     def _amount_action(
         self, request: HttpRequest, queryset: QuerySet[Account], *, adjustment: bool
@@ -321,11 +337,34 @@ class AccountAdmin(ModelAdmin):
 
 @admin.register(Membership)
 class MembershipAdmin(ModelAdmin):
+    """Added, changed and deleted memberships land in the account's activity log as the
+    Account page's do."""
+
     list_display = ("user", "account", "role", "created_at")
     list_filter = ("role",)
     search_fields = ("user__username", "user__email", "account__name")
     raw_id_fields = ("user", "account")
     list_select_related = ("user", "account")
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Membership | None = None) -> Any:
+        """A membership is one user in one account: another user or account would be
+        another membership, and the account left would never log the leaving."""
+        return ("user", "account") if obj is not None else ()
+
+    def save_model(self, request: HttpRequest, obj: Membership, form: Any, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        if not change or "role" in form.changed_data:
+            audit_memberships(request, [(obj, {"role": obj.role})])
+
+    def delete_model(self, request: HttpRequest, obj: Membership) -> None:
+        super().delete_model(request, obj)
+        audit_memberships(request, [(obj, {"removed": True})])
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Membership]) -> None:
+        with transaction.atomic():
+            removed = list(queryset.select_related("user"))
+            super().delete_queryset(request, queryset)
+            audit_memberships(request, [(m, {"removed": True}) for m in removed])
 
 
 @admin.register(Invitation)
@@ -439,3 +478,34 @@ class ApiRequestLogAdmin(ReadOnlyAdminMixin, ModelAdmin):
     list_select_related = ("account", "api_key")
     # The usage log is the biggest table; counting it on every page is not worth it.
     show_full_result_count = False
+
+
+class TOTPDeviceAdmin(OtpTOTPDeviceAdmin):
+    """django-otp's page of users' authenticator apps, where operators remove a lost phone's.
+    Removing the confirmed device turns the user's two-factor off: that is in the activity
+    log of each of their accounts, as an operator's doing."""
+
+    def delete_model(self, request: HttpRequest, obj: TOTPDevice) -> None:
+        with transaction.atomic():
+            super().delete_model(request, obj)
+            _audit_devices_removed(request, [obj])
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[TOTPDevice]) -> None:
+        with transaction.atomic():
+            removed = list(queryset.select_related("user"))
+            super().delete_queryset(request, queryset)
+            _audit_devices_removed(request, removed)
+
+
+def _audit_devices_removed(request: HttpRequest, devices: Iterable[TOTPDevice]) -> None:
+    users = {device.user_id: device.user for device in devices if device.confirmed}
+    for user in users.values():
+        if not two_factor.is_enabled(user):
+            audit_user_record(
+                user=user, action=Action.TWO_FACTOR_DISABLED, audit=operator_audit(request)
+            )
+
+
+if admin.site.is_registered(TOTPDevice):
+    admin.site.unregister(TOTPDevice)
+admin.site.register(TOTPDevice, TOTPDeviceAdmin)

@@ -244,20 +244,17 @@ def audit_user_record(
     action: str,
     request: HttpRequest | None = None,
     signed_in: bool = True,
+    audit: AuditContext | None = None,
 ) -> None:
     """Record something that happened to a user's sign-in (signing in, a failed attempt,
     their password, their second factor) in the activity log of every account they belong
-    to. ``signed_in``: the user did it; otherwise no one known did (a wrong password)."""
+    to. ``signed_in``: the user did it; otherwise no one known did (a wrong password).
+    ``audit``: someone else did it, as it says (an operator in Django admin)."""
+    context = audit or AuditContext(actor=user if signed_in else None, request=request)
     for account_id in Membership.objects.filter(user_id=user.pk).values_list(
         "account_id", flat=True
     ):
-        audit_record(
-            account=account_id,
-            actor=user if signed_in else None,
-            action=action,
-            target=user.get_username(),
-            request=request,
-        )
+        context.record(account=account_id, action=action, target=user.get_username())
 
 
 def audit_failed_sign_in(*, request: HttpRequest, username: str) -> None:

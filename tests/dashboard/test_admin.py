@@ -13,7 +13,7 @@ from django.test import Client
 
 from integration.admin import AccountAdmin, ApiKeyAdmin
 from integration.members import invitation_create
-from integration.models import Account, ApiKey, AuditEvent, LedgerEntry
+from integration.models import Account, ApiKey, AuditEvent, LedgerEntry, Membership
 from integration.services import account_debit, api_key_create, api_key_revoke
 from sms.models import PriceRule, SenderId
 from sms.sender_ids import sender_id_request
@@ -361,3 +361,85 @@ def test_operators_see_invitations_and_who_acted(
     act(admin_client, ACCOUNTS, "suspend", [alice.pk])
     log = admin_client.get("/admin/dashboard/auditevent/", {"operator__exact": "1"})
     assert b"Account suspended" in log.content
+
+
+MEMBERSHIPS = "/admin/integration/membership/"
+
+
+def membership_log() -> list[tuple[str, str, dict[str, Any], bool]]:
+    return list(
+        AuditEvent.objects.filter(action="membership.changed")
+        .order_by("id")
+        .values_list("account__name", "target", "details", "operator")
+    )
+
+
+def test_memberships_added_changed_and_deleted_on_their_own_pages_are_audited(
+    admin_client: Client, admin_user: Any, alice: Account, owner: Any, make_user: Any
+) -> None:
+    newcomer = make_user("neema")
+    added = admin_client.post(
+        f"{MEMBERSHIPS}add/", {"user": newcomer.pk, "account": alice.pk, "role": "admin"}
+    )
+    assert added.status_code == 302, added.content[:3000]
+    membership = Membership.objects.get(user=newcomer)
+    changed = admin_client.post(f"{MEMBERSHIPS}{membership.pk}/change/", {"role": "member"})
+    assert changed.status_code == 302, changed.content[:3000]
+    # Saved again unchanged: nothing to log.
+    admin_client.post(f"{MEMBERSHIPS}{membership.pk}/change/", {"role": "member"})
+    deleted = admin_client.post(f"{MEMBERSHIPS}{membership.pk}/delete/", {"post": "yes"})
+    assert deleted.status_code == 302 and not Membership.objects.filter(user=newcomer).exists()
+    assert membership_log() == [
+        ("alice", "neema", {"role": "admin"}, True),
+        ("alice", "neema", {"role": "member"}, True),
+        ("alice", "neema", {"removed": True}, True),
+    ]
+    assert set(AuditEvent.objects.values_list("actor", flat=True)) == {admin_user.pk}
+
+
+def test_memberships_deleted_from_the_list_are_audited_each(
+    admin_client: Client, alice: Account, bob: Account, make_user: Any
+) -> None:
+    ids = [
+        Membership.objects.get(user=make_user(name, account, "member")).pk
+        for name, account in [("neema", alice), ("juma", bob)]
+    ]
+    response = act(admin_client, MEMBERSHIPS, "delete_selected", ids, post="yes")
+    assert response.status_code == 302 and not Membership.objects.filter(pk__in=ids).exists()
+    assert sorted(membership_log()) == [
+        ("alice", "neema", {"removed": True}, True),
+        ("bob", "juma", {"removed": True}, True),
+    ]
+
+
+def test_an_owner_an_operator_demotes_loses_their_invitations(
+    admin_client: Client, alice: Account, owner: Any, make_user: Any
+) -> None:
+    make_user("juma", alice, "owner")
+    invitation, _ = invitation_create(
+        account=alice, email="friend@example.com", role="owner", invited_by=owner
+    )
+    mine = Membership.objects.get(user=owner)
+    assert (
+        admin_client.post(f"{MEMBERSHIPS}{mine.pk}/change/", {"role": "admin"}).status_code == 302
+    )
+    invitation.refresh_from_db()
+    assert invitation.status == "revoked"
+    revoked = AuditEvent.objects.get(action="invitation.revoked")
+    assert (revoked.target, revoked.details, revoked.operator) == (
+        "friend@example.com",
+        {"invited_by": "asha"},
+        True,
+    )
+
+
+def test_a_membership_keeps_its_user_and_account(
+    admin_client: Client, alice: Account, bob: Account, owner: Any, make_user: Any
+) -> None:
+    mine = Membership.objects.get(user=owner)
+    other = make_user("juma")
+    admin_client.post(
+        f"{MEMBERSHIPS}{mine.pk}/change/", {"user": other.pk, "account": bob.pk, "role": "owner"}
+    )
+    mine.refresh_from_db()
+    assert (mine.user_id, mine.account_id) == (owner.pk, alice.pk)

@@ -376,3 +376,48 @@ def test_operators_can_remove_a_lost_device(root: Any, asha: Any) -> None:
     assert device.key not in page.content.decode()
     staff.post(f"/admin/otp_totp/totpdevice/{device.pk}/delete/", {"post": "yes"})
     assert not two_factor.is_enabled(asha)
+
+
+def operator_signed_in(root: Any) -> Client:
+    """root, with two-factor on, through the admin's sign-in with a code."""
+    device = enable(signed_in(root))
+    fresh_step(device)
+    client = Client()
+    assert admin_sign_in(client, code_for(device)).status_code == 302
+    return client
+
+
+def test_an_operator_removing_a_device_is_in_each_of_the_users_accounts_logs(
+    root: Any, asha: Any, alice: Account, bob: Account
+) -> None:
+    membership_add(user=asha, account=bob, role="member")
+    device = enable(signed_in(asha))
+    staff = operator_signed_in(root)
+    removed = staff.post(f"/admin/otp_totp/totpdevice/{device.pk}/delete/", {"post": "yes"})
+    assert removed.status_code == 302 and not two_factor.is_enabled(asha)
+    events = AuditEvent.objects.filter(action="two_factor.disabled").order_by("account__name")
+    assert [(e.account.name, e.target, e.actor, e.operator) for e in events] == [
+        ("alice", "asha", root, True),
+        ("bob", "asha", root, True),
+    ]
+    # The account sees an operator, never which one.
+    log = signed_in(asha).get(f"{DASH}activity/").content.decode()
+    assert "Turned off two-factor authentication" in log and "Mifumo operator" in log
+    assert "root" not in log
+
+
+def test_devices_removed_from_the_list_are_logged_for_the_users_left_without_one(
+    root: Any, asha: Any, juma: Any, alice: Account
+) -> None:
+    device = enable(signed_in(asha))
+    pending = signed_in(juma).post(PAGE, {"action": "begin"}).context["setup"]
+    staff = operator_signed_in(root)
+    response = staff.post(
+        "/admin/otp_totp/totpdevice/",
+        {"action": "delete_selected", "_selected_action": [device.pk, pending.pk], "post": "yes"},
+    )
+    assert response.status_code == 302
+    assert not TOTPDevice.objects.filter(pk__in=[device.pk, pending.pk]).exists()
+    # juma had not turned it on: nothing of theirs was turned off.
+    events = AuditEvent.objects.filter(action="two_factor.disabled")
+    assert [(e.target, e.operator) for e in events] == [("asha", True)]
