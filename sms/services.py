@@ -6,20 +6,18 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
-from django.utils.dateparse import parse_datetime
 
 from contacts.selectors import contact_fields_by_phone, opted_out_phones
 from integration.audit import Action, AuditContext
 from integration.models import Account, ApiKey
 from integration.services import account_debit, account_refund, debit_entry
-from mifumo.api.fields import ImpossibleMoment, as_utc, iso
 from mifumo.db import copy_rows, insert_row
 from mifumo.errors import DomainError, ErrorCode
 from mifumo.ids import new_id
@@ -38,6 +36,7 @@ from sms.personalise import (
 )
 from sms.phones import parse_phones
 from sms.pricing import price_phones
+from sms.schedule_time import parse_schedule_time
 from sms.send_statement import ONE_STATEMENT_MAX, send_in_one_statement
 from sms.sender_ids import sender_id_format_error, sender_id_is_approved
 from webhooks.security import validate_webhook_url
@@ -54,59 +53,6 @@ class SendResult:
     status: str
     skipped: list[dict[str, str]] = field(default_factory=list)
     from_segments: dict[str, int] = field(default_factory=dict)
-
-
-def parse_schedule_time(raw: object) -> datetime | None:
-    """ISO 8601 with a zone, in the future, at most MIFUMO_MAX_SCHEDULE_DAYS ahead. A
-    fraction of a second is rounded up to the next whole second: times are answered to the
-    second, and a message must not go out before the moment it was given."""
-    if raw is None or raw == "":
-        return None
-    if not isinstance(raw, str):
-        raise DomainError(
-            ErrorCode.INVALID_SCHEDULE_TIME,
-            "schedule_time must be an ISO 8601 string such as 2024-01-01T10:00:00Z",
-            {"schedule_time": str(raw)},
-        )
-    try:
-        value = parse_datetime(raw.strip())
-    except ValueError:
-        value = None
-    if value is None:
-        raise DomainError(
-            ErrorCode.INVALID_SCHEDULE_TIME,
-            "schedule_time is not an ISO 8601 date and time",
-            {"schedule_time": raw},
-        )
-    if value.tzinfo is None:
-        raise DomainError(
-            ErrorCode.INVALID_SCHEDULE_TIME,
-            "schedule_time needs a time zone, for example 2024-01-01T10:00:00Z or +03:00",
-            {"schedule_time": raw},
-        )
-    try:
-        value = as_utc(value)
-    except ImpossibleMoment as exc:
-        raise DomainError(
-            ErrorCode.INVALID_SCHEDULE_TIME, f"schedule_time {exc}", {"schedule_time": raw}
-        ) from None
-    now = timezone.now()
-    if value <= now:
-        raise DomainError(
-            ErrorCode.INVALID_SCHEDULE_TIME,
-            "schedule_time is in the past",
-            {"schedule_time": raw, "now": iso(now)},
-        )
-    limit = now + timedelta(days=settings.MIFUMO_MAX_SCHEDULE_DAYS)
-    if value > limit:
-        raise DomainError(
-            ErrorCode.INVALID_SCHEDULE_TIME,
-            f"schedule_time is more than {settings.MIFUMO_MAX_SCHEDULE_DAYS} days ahead",
-            {"schedule_time": raw, "latest": iso(limit)},
-        )
-    if value.microsecond:
-        value = value.replace(microsecond=0) + timedelta(seconds=1)
-    return value
 
 
 def _check_text(text: str, account: Account) -> encoding.TextInfo:

@@ -168,7 +168,7 @@ def test_a_read_key_sending_is_permission_denied(
     with Mifumo(make_key(account, "read"), server.url) as reader:
         assert reader.balance().currency == "TZS"
         raised(PermissionDeniedError, lambda: reader.sms.send("Hapana", ["+255712345675"]))
-        raised(PermissionDeniedError, reader.keys.list)
+        raised(PermissionDeniedError, lambda: list(reader.keys.list()))
 
 
 @provokes(NotFoundError)
