@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+from decimal import Decimal, InvalidOperation
 
 from django.core.exceptions import ImproperlyConfigured
 
@@ -52,6 +53,27 @@ def envint(name: str, default: int) -> int:
         return int(value)
     except ValueError:
         raise ImproperlyConfigured(f"{name} must be an integer, got {value!r}") from None
+
+
+def envmoney(name: str, default: str) -> Decimal:
+    """An amount of money: more than zero, at most two decimal places, as a price column
+    holds it (up to 99,999,999.99); ImproperlyConfigured otherwise."""
+    value = env(name)
+    text = default if value is None or value.strip() == "" else value.strip()
+    try:
+        amount = Decimal(text)
+    except InvalidOperation:
+        amount = Decimal("NaN")
+    if (
+        not amount.is_finite()
+        or not Decimal("0") < amount < Decimal("100000000")
+        or (amount != amount.quantize(Decimal("0.01")))
+    ):
+        raise ImproperlyConfigured(
+            f"{name} must be an amount above 0 with at most two decimal places, such as "
+            f"10.00, got {text!r}"
+        )
+    return amount.quantize(Decimal("0.01"))
 
 
 def envlist(name: str, default: list[str]) -> list[str]:

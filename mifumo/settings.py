@@ -13,7 +13,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 from mifumo import embedded, log_config
 from mifumo.broker import broker_url
-from mifumo.env import as_networks, env, envbool, envint, envlist, envstr
+from mifumo.env import as_networks, env, envbool, envint, envlist, envmoney, envstr
 from mifumo.smpp_binds import smpp_binds
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -321,7 +321,8 @@ MIFUMO_MAX_SCHEDULE_DAYS = envint("MIFUMO_MAX_SCHEDULE_DAYS", 90)
 # Paginated totals above this many rows are cached this long (counting is the slow part).
 MIFUMO_COUNT_CACHE_THRESHOLD = envint("MIFUMO_COUNT_CACHE_THRESHOLD", 10_000)
 MIFUMO_COUNT_CACHE_SECONDS = envint("MIFUMO_COUNT_CACHE_SECONDS", 30)
-MIFUMO_DEFAULT_PRICE_PER_SEGMENT = envstr("MIFUMO_DEFAULT_PRICE_PER_SEGMENT", "10.00")
+# The price per part of the +255 rule a new install's first migration creates.
+MIFUMO_DEFAULT_PRICE_PER_SEGMENT = envmoney("MIFUMO_DEFAULT_PRICE_PER_SEGMENT", "10.00")
 MIFUMO_CURRENCY = "TZS"
 # Requests per window, per account, overridable on each account.
 MIFUMO_RATE_LIMITS = {

@@ -1,5 +1,4 @@
-from decimal import Decimal
-
+from django.conf import settings
 from django.db import migrations
 
 
@@ -9,7 +8,7 @@ def create_default_rule(apps, schema_editor):
         country_code="255",
         prefix="",
         defaults={
-            "price_per_segment": Decimal("10.00"),
+            "price_per_segment": settings.MIFUMO_DEFAULT_PRICE_PER_SEGMENT,
             "currency": "TZS",
             "description": "Tanzania, all networks",
         },

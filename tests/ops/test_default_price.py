@@ -1,0 +1,48 @@
+"""MIFUMO_DEFAULT_PRICE_PER_SEGMENT: read as money at start (a value that is not one stops the
+start, named), and the price of the +255 rule a new install's migration creates."""
+
+from __future__ import annotations
+
+import importlib
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from django.apps import apps
+from django.core.exceptions import ImproperlyConfigured
+
+from mifumo.env import envmoney
+from sms.models import PriceRule
+
+NAME = "MIFUMO_DEFAULT_PRICE_PER_SEGMENT"
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [("25", "25.00"), (" 12.5 ", "12.50"), ("0.01", "0.01"), ("", "10.00"), (None, "10.00")],
+)
+def test_the_price_is_read_as_money(monkeypatch: Any, value: str | None, expected: str) -> None:
+    if value is None:
+        monkeypatch.delenv(NAME, raising=False)
+    else:
+        monkeypatch.setenv(NAME, value)
+    assert envmoney(NAME, "10.00") == Decimal(expected)
+
+
+@pytest.mark.parametrize(
+    "value", ["0", "-5", "ten", "1.001", "NaN", "Infinity", "1e9", "100000000"]
+)
+def test_a_price_that_is_not_money_stops_the_start_named(monkeypatch: Any, value: str) -> None:
+    monkeypatch.setenv(NAME, value)
+    with pytest.raises(ImproperlyConfigured, match=NAME):
+        envmoney(NAME, "10.00")
+
+
+@pytest.mark.django_db
+def test_a_new_install_prices_tanzania_as_configured(settings: Any) -> None:
+    migration = importlib.import_module("sms.migrations.0002_default_price_rule")
+    PriceRule.objects.all().delete()
+    settings.MIFUMO_DEFAULT_PRICE_PER_SEGMENT = Decimal("25.00")
+    migration.create_default_rule(apps, None)
+    rule = PriceRule.objects.get()
+    assert (rule.country_code, rule.prefix, rule.price_per_segment) == ("255", "", Decimal("25.00"))
