@@ -9,6 +9,7 @@ import ipaddress
 import os
 from decimal import Decimal, InvalidOperation
 
+from cryptography.fernet import Fernet
 from django.core.exceptions import ImproperlyConfigured
 
 _TRUE = {"1", "true", "yes", "on"}
@@ -74,6 +75,23 @@ def envmoney(name: str, default: str) -> Decimal:
             f"10.00, got {text!r}"
         )
     return amount.quantize(Decimal("0.01"))
+
+
+def envfernet(name: str) -> str | None:
+    """A Fernet key (32 url-safe base64-encoded bytes, as ``Fernet.generate_key()`` makes),
+    or None when unset; ImproperlyConfigured for anything else, at start rather than at the
+    first encryption."""
+    value = env(name)
+    if value is None or value.strip() == "":
+        return None
+    try:
+        Fernet(value.strip().encode())
+    except ValueError:
+        raise ImproperlyConfigured(
+            f"{name} must be a Fernet key, 32 url-safe base64-encoded bytes (python -c "
+            '"from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())")'
+        ) from None
+    return value.strip()
 
 
 def envlist(name: str, default: list[str]) -> list[str]:

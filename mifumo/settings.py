@@ -13,7 +13,16 @@ from django.core.exceptions import ImproperlyConfigured
 
 from mifumo import embedded, log_config
 from mifumo.broker import broker_url
-from mifumo.env import as_networks, env, envbool, envint, envlist, envmoney, envstr
+from mifumo.env import (
+    as_networks,
+    env,
+    envbool,
+    envfernet,
+    envint,
+    envlist,
+    envmoney,
+    envstr,
+)
 from mifumo.smpp_binds import smpp_binds
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -310,7 +319,7 @@ MIFUMO_READ_FAST_PATH = envbool("MIFUMO_READ_FAST_PATH", True)
 MIFUMO_KEY_HMAC_SECRET = envstr("MIFUMO_KEY_HMAC_SECRET", SECRET_KEY)
 # Fernet key (urlsafe base64, 32 bytes) for the encrypted copy of API keys; derived from
 # SECRET_KEY when unset.
-MIFUMO_ENCRYPTION_KEY = env("MIFUMO_ENCRYPTION_KEY") or None
+MIFUMO_ENCRYPTION_KEY = envfernet("MIFUMO_ENCRYPTION_KEY")
 MIFUMO_DEFAULT_SENDER_ID = envstr("MIFUMO_DEFAULT_SENDER_ID", "MIFUMO")
 # Sender ID requests an account may have waiting for an operator's review at once.
 MIFUMO_MAX_PENDING_SENDER_IDS = envint("MIFUMO_MAX_PENDING_SENDER_IDS", 20)

@@ -1,5 +1,6 @@
-"""MIFUMO_DEFAULT_PRICE_PER_SEGMENT: read as money at start (a value that is not one stops the
-start, named), and the price of the +255 rule a new install's migration creates."""
+"""Variables read strictly at start, a value they cannot take stopping it with the variable
+named: MIFUMO_DEFAULT_PRICE_PER_SEGMENT as money (the price of the +255 rule a new install's
+migration creates), MIFUMO_ENCRYPTION_KEY as a Fernet key."""
 
 from __future__ import annotations
 
@@ -8,10 +9,11 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from cryptography.fernet import Fernet
 from django.apps import apps
 from django.core.exceptions import ImproperlyConfigured
 
-from mifumo.env import envmoney
+from mifumo.env import envfernet, envmoney
 from sms.models import PriceRule
 
 NAME = "MIFUMO_DEFAULT_PRICE_PER_SEGMENT"
@@ -46,3 +48,20 @@ def test_a_new_install_prices_tanzania_as_configured(settings: Any) -> None:
     migration.create_default_rule(apps, None)
     rule = PriceRule.objects.get()
     assert (rule.country_code, rule.prefix, rule.price_per_segment) == ("255", "", Decimal("25.00"))
+
+
+def test_an_encryption_key_is_a_fernet_key(monkeypatch: Any) -> None:
+    key = Fernet.generate_key().decode()
+    monkeypatch.setenv("MIFUMO_ENCRYPTION_KEY", f" {key}\n")
+    assert envfernet("MIFUMO_ENCRYPTION_KEY") == key
+    monkeypatch.setenv("MIFUMO_ENCRYPTION_KEY", "")
+    assert envfernet("MIFUMO_ENCRYPTION_KEY") is None
+
+
+@pytest.mark.parametrize("value", ["notafernetkey", "a" * 44, "c2hvcnQ="])
+def test_an_encryption_key_that_is_not_one_stops_the_start_named(
+    monkeypatch: Any, value: str
+) -> None:
+    monkeypatch.setenv("MIFUMO_ENCRYPTION_KEY", value)
+    with pytest.raises(ImproperlyConfigured, match="MIFUMO_ENCRYPTION_KEY"):
+        envfernet("MIFUMO_ENCRYPTION_KEY")
