@@ -69,6 +69,9 @@ def test_create_api_key_rejects_unknown_account_and_permission(alice):
         run("create_api_key", "nobody")
     with pytest.raises(CommandError, match="Unknown permissions"):
         run("create_api_key", "alice", "--permissions", "read,root")
+    with pytest.raises(CommandError, match="at most 100 characters"):
+        run("create_api_key", "alice", "--name", "k" * 101)
+    assert not alice.api_keys.exists()
 
 
 @pytest.mark.django_db

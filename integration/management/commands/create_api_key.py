@@ -6,7 +6,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from integration.audit import AuditContext
 from integration.management.commands._common import find_account
-from integration.models import Permission
+from integration.models import ApiKey, Permission
 from integration.services import api_key_create
 
 
@@ -37,9 +37,13 @@ class Command(BaseCommand):
         level = next(
             p for p in (Permission.ADMIN, Permission.WRITE, Permission.READ) if p in wanted
         )
+        name = name.strip() or "Default key"
+        longest = ApiKey._meta.get_field("name").max_length
+        if longest is not None and len(name) > longest:
+            raise CommandError(f"A key's name is at most {longest} characters")
         issued = api_key_create(
             account=target,
-            name=name.strip() or "Default key",
+            name=name,
             permission=level,
             test=test,
             audit=AuditContext(operator=True, details={"via": "create_api_key command"}),
