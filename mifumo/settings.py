@@ -150,6 +150,9 @@ DATABASES["default"]["ENGINE"] = "mifumo.postgresql"
 # to be prepared at once.
 DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = 5
 DATABASES["default"]["OPTIONS"]["server_side_binding"] = True
+# A server that does not answer a connection attempt (a host gone, packets dropped) fails it
+# after this many seconds rather than the system's minutes.
+DATABASES["default"]["OPTIONS"].setdefault("connect_timeout", envint("DB_CONNECT_TIMEOUT", 10))
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- cache and broker -------------------------------------------------------------------------
@@ -458,6 +461,8 @@ MIFUMO_TRUSTED_PROXY_COUNT = (
 )
 
 # --- observability ------------------------------------------------------------------------------
+# /readyz answers within this many seconds: a check still waiting then is "timed out".
+MIFUMO_READY_TIMEOUT_SECONDS = envint("MIFUMO_READY_TIMEOUT_SECONDS", 3)
 # Prometheus exposition at /metrics for requests bearing this token; unset, /metrics is 404.
 MIFUMO_METRICS_TOKEN = env("MIFUMO_METRICS_TOKEN") or None
 # Each Celery worker serves its own /metrics on this port (0: off).

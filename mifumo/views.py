@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import threading
+from dataclasses import dataclass, field
 from typing import Any
 
+from django.conf import settings
 from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
@@ -34,19 +37,57 @@ def _broker_ok() -> tuple[bool, str]:
     return True, "ok"
 
 
-def readyz(request: HttpRequest) -> JsonResponse:
-    checks: dict[str, str] = {}
-    ready = True
+def _database_ok() -> tuple[bool, str]:
     try:
+        connection.close_if_unusable_or_obsolete()
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")
-        checks["database"] = "ok"
-    except Exception as exc:  # noqa: BLE001
-        checks["database"] = type(exc).__name__
-        ready = False
-    broker_ok, detail = _broker_ok()
-    checks["broker"] = detail
-    ready = ready and broker_ok
+    except Exception as exc:  # noqa: BLE001 - any failure means not ready
+        return False, type(exc).__name__
+    return True, "ok"
+
+
+CHECKS = {"database": _database_ok, "broker": _broker_ok}
+
+
+@dataclass
+class _Round:
+    """One run of the checks: what each found, as they finish."""
+
+    found: dict[str, tuple[bool, str]] = field(default_factory=dict)
+    done: threading.Event = field(default_factory=threading.Event)
+
+    def run(self) -> None:
+        try:
+            for name, check in CHECKS.items():
+                self.found[name] = check()
+        finally:
+            connection.close()  # the thread's own, made for this round
+            self.done.set()
+
+
+_current: _Round | None = None
+_current_lock = threading.Lock()
+
+
+def readyz(request: HttpRequest) -> JsonResponse:
+    """Whether the database and the broker answer, within ``MIFUMO_READY_TIMEOUT_SECONDS``.
+
+    The checks run in a thread of their own, one round at a time per process: a server that
+    accepts connections and never answers (a stalled Redis, a frozen PostgreSQL) makes the
+    probe answer "timed out" at its deadline instead of holding a web thread as long as the
+    stall lasts, and probes that arrive meanwhile wait on that same round rather than start
+    another, so a stall ties up at most one thread however often the probe comes."""
+    global _current
+    with _current_lock:
+        if _current is None or _current.done.is_set():
+            _current = _Round()
+            threading.Thread(target=_current.run, name="readyz", daemon=True).start()
+        round_ = _current
+    round_.done.wait(settings.MIFUMO_READY_TIMEOUT_SECONDS)
+    found = dict(round_.found)
+    checks = {name: found[name][1] if name in found else "timed out" for name in CHECKS}
+    ready = all(name in found and found[name][0] for name in CHECKS)
     return JsonResponse(
         {"status": "ready" if ready else "unavailable", "checks": checks},
         status=200 if ready else 503,

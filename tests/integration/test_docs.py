@@ -1,5 +1,9 @@
 """The OpenAPI schema, the interactive docs (offline), the front door and health checks."""
 
+import socket
+import threading
+import time
+
 import pytest
 import yaml
 from django.test import Client
@@ -117,6 +121,32 @@ def test_readyz_is_503_when_the_broker_is_unreachable(settings):
     assert response.status_code == 503
     assert response.json()["checks"]["database"] == "ok"
     assert response.json()["checks"]["broker"] != "ok"
+
+
+@pytest.mark.django_db
+def test_readyz_answers_by_its_deadline_while_the_broker_stalls(settings):
+    """A broker that takes the connection and never answers: each probe answers 503 at its
+    deadline, and the probes made during the stall share one round of checks."""
+    from mifumo.celery import app
+
+    settings.MIFUMO_READY_TIMEOUT_SECONDS = 1
+    silent = socket.create_server(("127.0.0.1", 0))
+    original = app.conf.broker_url
+    app.conf.update(CELERY_BROKER_URL=f"redis://127.0.0.1:{silent.getsockname()[1]}/0")
+    try:
+        for _ in range(3):
+            started = time.monotonic()
+            response = Client().get("/readyz")
+            assert time.monotonic() - started < 2.5
+            assert response.status_code == 503
+            assert response.json()["checks"] == {"database": "ok", "broker": "timed out"}
+        rounds = [t for t in threading.enumerate() if t.name == "readyz"]
+        assert len(rounds) == 1
+    finally:
+        app.conf.update(CELERY_BROKER_URL=original)
+        silent.close()
+    rounds[0].join(30)
+    assert not rounds[0].is_alive()
 
 
 @pytest.mark.django_db
