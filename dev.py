@@ -21,6 +21,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import venv
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -86,25 +87,68 @@ def _die_with_parent(sig: int) -> Callable[[], None]:
     return setup
 
 
-def start(args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
-    """A child that is told to stop (SIGTERM) if dev.py dies without stopping it."""
+def start(
+    args: list[str], env: dict[str, str], *, own_session: bool = False
+) -> subprocess.Popen[bytes]:
+    """A child that is told to stop (SIGTERM) if dev.py dies without stopping it. With
+    ``own_session`` the terminal's signals (Ctrl-C, its closing) reach dev.py alone, which
+    passes them on (``supervise``)."""
     return subprocess.Popen(
         args,
         cwd=ROOT,
         env=env,
         preexec_fn=_die_with_parent(signal.SIGTERM),
+        start_new_session=own_session,
     )
 
 
+def _descendants(pid: int) -> list[int]:
+    """The processes started, directly or not, by process ``pid``."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            parent = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+            children.setdefault(parent, []).append(int(stat.parent.name))
+    found, waiting = [], [pid]
+    while waiting:
+        for child in children.get(waiting.pop(), []):
+            found.append(child)
+            waiting.append(child)
+    return found
+
+
+def _hang_up(child: subprocess.Popen[bytes]) -> None:
+    """The terminal is gone: ``child`` (honcho) can no longer write, and would not get to
+    stopping what it started, so those get a SIGTERM here, then it; a SIGKILL follows for
+    whatever still runs 20 seconds later."""
+    for pid in [*_descendants(child.pid), child.pid]:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+
+    def kill_the_rest() -> None:
+        for pid in [*_descendants(child.pid), child.pid]:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+    timer = threading.Timer(20, kill_the_rest)
+    timer.daemon = True
+    timer.start()
+
+
 def supervise(child: subprocess.Popen[bytes]) -> int:
-    """Wait for ``child``; Ctrl-C (which the terminal sends to it too) or a SIGTERM to
-    dev.py lets it stop its processes cleanly before dev.py goes on to stop the servers."""
+    """Wait for ``child``; Ctrl-C or a SIGTERM to dev.py let it stop its processes cleanly
+    before dev.py goes on to stop the servers; its terminal closing (SIGHUP) stops them all
+    from here."""
 
     def forward(signum: int, frame: FrameType | None) -> None:
+        if signum == signal.SIGHUP:
+            _hang_up(child)
+            return
         with contextlib.suppress(ProcessLookupError):
             child.send_signal(signum)
 
-    previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGINT, signal.SIGTERM)}
+    stops = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    previous = {sig: signal.signal(sig, forward) for sig in stops}
     try:
         return child.wait()
     finally:
@@ -211,7 +255,9 @@ def run(port: int, host: str, verbose: bool) -> int:
         if not env.get("SMPP_HOST"):
             # The SMPP client process only has work when an SMPP carrier is configured.
             command += ["web", "worker", "beat"]
-        return supervise(start(command, env))
+        # In a session of its own: honcho would die of the terminal's SIGHUP without stopping
+        # the processes it started (each in a session of its own), leaving them running.
+        return supervise(start(command, env, own_session=True))
 
 
 def find_chromium() -> str | None:

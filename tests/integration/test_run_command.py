@@ -1,11 +1,14 @@
 """The README's run command, from a clean data directory, on the embedded defaults."""
 
+import fcntl
 import json
 import os
 import re
 import signal
 import subprocess
 import sys
+import termios
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -69,6 +72,59 @@ def processes_using(path: Path) -> list[str]:
         if str(path) in text and state != "Z":
             found.append(f"{cmdline.parent.name}: {text[:120]}")
     return found
+
+
+def processes_of(var: Path) -> list[str]:
+    """Live processes started for the run on ``var``: their environment names it (the web
+    server, the worker and the scheduler run in sessions of their own)."""
+    marker = f"MIFUMO_VAR_DIR={var}".encode()
+    found = []
+    for environ in Path("/proc").glob("[0-9]*/environ"):
+        try:
+            names = environ.read_bytes().split(b"\0")
+            state = (environ.parent / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            continue
+        if marker in names and state != "Z" and int(environ.parent.name) != os.getpid():
+            found.append(environ.parent.name)
+    return found
+
+
+def start_on_a_terminal(env: dict[str, str], port: int, log: Path) -> tuple[Any, int]:
+    """``dev.py run`` on a terminal of its own (a pseudo-terminal it controls, as a shell's
+    window gives), its output copied to ``log``; returns it and the terminal's master side,
+    whose closing is the window closing."""
+    master, slave = os.openpty()
+
+    def take_the_terminal() -> None:
+        os.setsid()
+        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+    process = subprocess.Popen(
+        [sys.executable, "dev.py", "run", "--port", str(port)],
+        cwd=ROOT,
+        env=env,
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        preexec_fn=take_the_terminal,
+    )
+    os.close(slave)
+
+    def copy() -> None:
+        with log.open("ab") as out:
+            while True:
+                try:
+                    chunk = os.read(master, 65536)
+                except OSError:
+                    return
+                if not chunk:
+                    return
+                out.write(chunk)
+                out.flush()
+
+    threading.Thread(target=copy, daemon=True).start()
+    return process, master
 
 
 def stop_run(process: subprocess.Popen[bytes], sig: int = signal.SIGINT) -> None:
@@ -145,3 +201,15 @@ def test_run_command_starts_its_own_servers_serves_the_demo_key_and_leaves_nothi
         second.wait(10)
     assert wait_for(lambda: not processes_using(var), 30), processes_using(var)
     assert wait_for(lambda: not live_members(second.pid), 30)
+
+    # A run whose terminal window is closed (a hang-up) stops everything it started.
+    third, terminal = start_on_a_terminal(env, port, tmp_path / "run3.log")
+    try:
+        wait_for(lambda: KEY_RE.findall((tmp_path / "run3.log").read_text()), 240)
+        wait_for(lambda: call(f"{base}/sms/balance/", key)["data"]["balance"] == 4990.0, 60)
+        assert len(processes_of(var)) >= 4  # dev.py, honcho, the web server, the worker...
+    finally:
+        os.close(terminal)
+    third.wait(60)
+    assert wait_for(lambda: not processes_of(var), 40), processes_of(var)
+    assert wait_for(lambda: not processes_using(var), 30), processes_using(var)
