@@ -498,6 +498,9 @@ LOGGING = {
         # A 4xx is the access line's; Django's copy of it adds nothing. 5xx stay (ERROR).
         "django.request": {"level": "ERROR"},
         "django.db.backends": {"level": "WARNING"},
+        # A Host header that is not ours (scanners, probes by address): a 400 the access
+        # line records; Django's own ERROR with a traceback for each would drown the log.
+        "django.security.DisallowedHost": {"level": "CRITICAL"},
         # httpx logs every URL at INFO; webhook URLs may carry receivers' tokens.
         "httpx": {"level": "WARNING"},
         "httpcore": {"level": "WARNING"},

@@ -38,5 +38,6 @@ urlpatterns = [
     re_path(r"^api/integration/v1/.*$", views.NotFoundView.as_view(), name="api-not-found"),
 ]
 
+handler400 = "mifumo.views.bad_request"
 handler404 = "dashboard.views.errors.page_not_found"
 handler500 = "dashboard.views.errors.server_error"

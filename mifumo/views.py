@@ -7,21 +7,40 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import DisallowedHost
 from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
+from django.views import defaults
 from drf_spectacular.utils import extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from integration.idempotency import idempotent
 from integration.views import ApiView
+from mifumo.api.middleware import is_api_path
+from mifumo.api.responses import error_json_response
 from mifumo.celery import app as celery_app
 from mifumo.errors import DomainError, ErrorCode
 
 
 def home(request: HttpRequest) -> HttpResponse:
     return render(request, "home.html")
+
+
+def bad_request(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """A request Django refused before any view (a Host header this server does not answer
+    to, a malformed header): under the API prefix a VALIDATION_ERROR envelope, as every API
+    answer is; elsewhere Django's page."""
+    if not is_api_path(request.path):
+        return defaults.bad_request(request, exception)
+    if isinstance(exception, DisallowedHost):
+        return error_json_response(
+            ErrorCode.VALIDATION_ERROR,
+            "The Host header names a host this server does not answer to",
+            {"host": ["not in ALLOWED_HOSTS"]},
+        )
+    return error_json_response(ErrorCode.VALIDATION_ERROR, "The request could not be read")
 
 
 def healthz(request: HttpRequest) -> JsonResponse:

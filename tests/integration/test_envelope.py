@@ -151,3 +151,19 @@ def test_a_format_parameter_is_a_parameter_like_any_other(api, fmt):
     assert body["data"]["currency"] == "TZS"
     sent = api.post(f"sms/send/?format={fmt}", {"message": "hi", "recipients": ["0712345678"]})
     assert assert_envelope(sent, 200)["data"]["recipients"] == ["+255712345678"]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("redirect", [True, False])
+def test_a_host_this_server_does_not_answer_to_is_400_in_the_envelope(settings, caplog, redirect):
+    """Refused before any view (by the HTTPS redirect's look at the host, or later): under
+    the API prefix the envelope, elsewhere Django's page; the access line records it, and no
+    traceback is logged for it."""
+    settings.ALLOWED_HOSTS = ["sms.example.com"]
+    settings.SECURE_SSL_REDIRECT = redirect
+    client = Client(HTTP_HOST="198.51.100.7")
+    body = assert_envelope(client.get("/api/integration/v1/sms/balance/"), 400, "VALIDATION_ERROR")
+    assert body["details"] == {"host": ["not in ALLOWED_HOSTS"]}
+    page = client.get("/api/integration/dashboard/login/")
+    assert page.status_code == 400 and page["Content-Type"].startswith("text/html")
+    assert not [r for r in caplog.records if r.name.startswith("django.security")]
