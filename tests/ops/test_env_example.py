@@ -13,7 +13,9 @@ from tests.ops.stack import (
 )
 
 ENV_EXAMPLE = ROOT / ".env.example"
-_SETTINGS_READER = re.compile(r"\b(?:env|envstr|envbool|envint|envlist|envmoney|envfernet)\(\s*\"([A-Z][A-Z0-9_]*)\"")
+_SETTINGS_READER = re.compile(
+    r"\b(?:env|envstr|envbool|envint|envlist|envmoney|envfernet)\(\s*\"([A-Z][A-Z0-9_]*)\""
+)
 _OS_READER = re.compile(
     r"(?:os\.environ|\benv)(?:\.get|\.setdefault)?[\[(]\s*[\"']([A-Z][A-Z0-9_]*)[\"']"
 )
