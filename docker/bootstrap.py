@@ -5,7 +5,10 @@
 - MIFUMO_FIRST_ACCOUNT, MIFUMO_FIRST_ACCOUNT_BALANCE: an account (``create_account``) that
   this user administers in the dashboard (``create_dashboard_user ... --role owner``).
 
-An existing user keeps the password it has now, so changing it in the dashboard sticks.
+An existing user keeps the password it has now, so changing it in the dashboard sticks. A new
+one's password must pass the same checks as every password (length, not common, not like
+the username) and not be the placeholder of .env.example: ``createsuperuser --noinput``
+checks none of that.
 """
 
 from __future__ import annotations
@@ -16,6 +19,22 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mifumo.settings")
+
+
+def _password_refusal(username: str, password: str) -> str | None:
+    """Why the first admin may not have ``password``, or None."""
+    from django.contrib.auth import get_user_model
+    from django.contrib.auth.password_validation import validate_password
+    from django.core.exceptions import ValidationError
+
+    if password.startswith("change-me"):
+        return "is still the placeholder of .env.example: choose a password of your own"
+    user_model = get_user_model()
+    try:
+        validate_password(password, user_model(**{user_model.USERNAME_FIELD: username}))
+    except ValidationError as exc:
+        return "is refused: " + " ".join(exc.messages)
+    return None
 
 
 def main() -> int:
@@ -39,6 +58,10 @@ def main() -> int:
                 "bootstrap: set DJANGO_SUPERUSER_PASSWORD for the first admin "
                 f"{username!r} (or clear DJANGO_SUPERUSER_USERNAME)\n"
             )
+            return 1
+        refusal = _password_refusal(username, os.environ["DJANGO_SUPERUSER_PASSWORD"])
+        if refusal:
+            sys.stderr.write(f"bootstrap: DJANGO_SUPERUSER_PASSWORD {refusal}\n")
             return 1
         os.environ.setdefault("DJANGO_SUPERUSER_EMAIL", "")
         call_command("createsuperuser", interactive=False, username=username)

@@ -3,11 +3,14 @@ and nothing more on the next start."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
+from django.contrib.auth import get_user_model
 
 from tests.ops.stack import ROOT, Stack
 
@@ -84,3 +87,31 @@ def test_migrate_refuses_an_admin_without_a_password(
     finally:
         process.kill()
     assert "set DJANGO_SUPERUSER_PASSWORD" in process.log_path.read_text()
+
+
+def _bootstrap() -> Any:
+    spec = importlib.util.spec_from_file_location("bootstrap", ROOT / "docker" / "bootstrap.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("password", "why"),
+    [
+        ("change-me-too", "placeholder of .env.example"),
+        ("123", "too short"),
+        ("password123", "too common"),
+    ],
+)
+def test_the_first_admin_needs_a_password_worth_the_name(
+    monkeypatch: Any, capsys: Any, password: str, why: str
+) -> None:
+    monkeypatch.setenv("DJANGO_SUPERUSER_USERNAME", "admin")
+    monkeypatch.setenv("DJANGO_SUPERUSER_PASSWORD", password)
+    monkeypatch.delenv("MIFUMO_FIRST_ACCOUNT", raising=False)
+    assert _bootstrap().main() == 1
+    assert why in capsys.readouterr().err
+    assert not get_user_model().objects.filter(username="admin").exists()

@@ -18,6 +18,7 @@ from tests.ops.stack import ROOT, Stack, free_port, http, read_env_file, wait_ht
 pytestmark = pytest.mark.slow
 
 TOKEN = "metrics-token-0123456789"
+ADMIN_PASSWORD = "stack-Admin-Pass-7"
 WORKERS = ("worker-dispatch", "worker-receipts", "worker-webhooks")
 
 
@@ -61,6 +62,8 @@ def test_a_fresh_install_serves_the_api_the_dashboard_and_delivers(
             "MIFUMO_METRICS_TOKEN": TOKEN,
             "MIFUMO_FIRST_ACCOUNT_BALANCE": "1000",
             "MIFUMO_DUE_SECONDS": "1",
+            # .env.example's placeholder is refused: an operator must choose one.
+            "DJANGO_SUPERUSER_PASSWORD": ADMIN_PASSWORD,
         },
         interpolation={
             "WORKER_DISPATCH_CONCURRENCY": "2",
@@ -68,7 +71,7 @@ def test_a_fresh_install_serves_the_api_the_dashboard_and_delivers(
             "WORKER_WEBHOOKS_CONCURRENCY": "1",
         },
     )
-    admin_password = stack.env_file["DJANGO_SUPERUSER_PASSWORD"]
+    admin_password = ADMIN_PASSWORD
     account = stack.env_file["MIFUMO_FIRST_ACCOUNT"]
 
     # The image's build step, then the one-shot migrate service.
