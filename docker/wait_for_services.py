@@ -39,7 +39,9 @@ def main() -> int:
     import django
 
     django.setup()
-    deadline = time.monotonic() + float(os.environ.get("SERVICES_WAIT_SECONDS", "60"))
+    from mifumo.env import envfloat
+
+    deadline = time.monotonic() + envfloat("SERVICES_WAIT_SECONDS", 60.0)
     for name, check in (("database", _database), ("redis", _redis)):
         while True:
             try:

@@ -6,6 +6,7 @@ Every value may also come from a file named by ``<NAME>_FILE`` (Docker secrets).
 from __future__ import annotations
 
 import ipaddress
+import math
 import os
 from decimal import Decimal, InvalidOperation
 
@@ -54,6 +55,31 @@ def envint(name: str, default: int) -> int:
         return int(value)
     except ValueError:
         raise ImproperlyConfigured(f"{name} must be an integer, got {value!r}") from None
+
+
+def envfloat(name: str, default: float) -> float:
+    """A finite number (seconds, a ratio); ImproperlyConfigured names the variable."""
+    value = env(name)
+    if value is None or value.strip() == "":
+        return default
+    try:
+        number = float(value)
+    except ValueError:
+        number = math.nan
+    if not math.isfinite(number):
+        raise ImproperlyConfigured(f"{name} must be a number, got {value!r}")
+    return number
+
+
+def envints(name: str, default: list[int]) -> list[int]:
+    """Whole numbers separated by commas; ImproperlyConfigured names the variable."""
+    items = envlist(name, [str(item) for item in default])
+    try:
+        return [int(item) for item in items]
+    except ValueError:
+        raise ImproperlyConfigured(
+            f"{name} must be whole numbers separated by commas, got {env(name)!r}"
+        ) from None
 
 
 def envmoney(name: str, default: str) -> Decimal:

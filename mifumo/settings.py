@@ -18,7 +18,9 @@ from mifumo.env import (
     env,
     envbool,
     envfernet,
+    envfloat,
     envint,
+    envints,
     envlist,
     envmoney,
     envstr,
@@ -190,19 +192,19 @@ CELERY_TASK_ROUTES = {
 }
 # Retention (MIFUMO_*_RETENTION_DAYS): once a day, counted from beat's first start (its
 # schedule file keeps the time across restarts).
-MIFUMO_RETENTION_EVERY_SECONDS = float(envstr("MIFUMO_RETENTION_EVERY_SECONDS", "86400"))
+MIFUMO_RETENTION_EVERY_SECONDS = envfloat("MIFUMO_RETENTION_EVERY_SECONDS", 86400.0)
 CELERY_BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
     "dispatch-due-messages": {
         "task": "sms.tasks.dispatch_due",
-        "schedule": float(envstr("MIFUMO_DUE_SECONDS", "2")),
+        "schedule": envfloat("MIFUMO_DUE_SECONDS", 2.0),
     },
     "sweep-stuck-recipients": {
         "task": "sms.tasks.sweep_stuck",
-        "schedule": float(envstr("MIFUMO_SWEEP_SECONDS", "30")),
+        "schedule": envfloat("MIFUMO_SWEEP_SECONDS", 30.0),
     },
     "apply-unmatched-receipts": {
         "task": "sms.tasks.apply_unmatched_receipts",
-        "schedule": float(envstr("MIFUMO_UNMATCHED_RECEIPTS_SECONDS", "30")),
+        "schedule": envfloat("MIFUMO_UNMATCHED_RECEIPTS_SECONDS", 30.0),
     },
     "deliver-due-webhooks": {"task": "webhooks.tasks.deliver_due", "schedule": 10.0},
     "flush-stale-inbound-parts": {"task": "inbox.tasks.flush_stale_parts", "schedule": 60.0},
@@ -351,8 +353,8 @@ MIFUMO_CARRIER = envstr("MIFUMO_CARRIER", "simulator")
 MIFUMO_CARRIERS: dict[str, dict[str, Any]] = {
     "simulator": {
         "BACKEND": "sms.carriers.simulator.SimulatorCarrier",
-        "DELIVERY_DELAY": float(envstr("MIFUMO_SIMULATOR_DELAY", "1.0")),
-        "FAILURE_RATIO": float(envstr("MIFUMO_SIMULATOR_FAILURE_RATIO", "0.0")),
+        "DELIVERY_DELAY": envfloat("MIFUMO_SIMULATOR_DELAY", 1.0),
+        "FAILURE_RATIO": envfloat("MIFUMO_SIMULATOR_FAILURE_RATIO", 0.0),
         # Throughput cap in SMS parts per second across every process; 0: none.
         "RATE": envint("MIFUMO_SIMULATOR_RATE", 0),
     },
@@ -434,13 +436,9 @@ MIFUMO_MAX_WEBHOOK_ENDPOINTS = envint("MIFUMO_MAX_WEBHOOK_ENDPOINTS", 20)
 # kept-alive connections): one slow receiver holds one of them, not the rest of the batch.
 MIFUMO_WEBHOOK_CONCURRENCY = max(envint("MIFUMO_WEBHOOK_CONCURRENCY", 16), 1)
 # Seconds to wait before each retry; the last failure marks the delivery failed (~1 day).
-MIFUMO_WEBHOOK_RETRY_SCHEDULE = [
-    int(x)
-    for x in envlist(
-        "MIFUMO_WEBHOOK_RETRY_SCHEDULE",
-        ["30", "120", "600", "1800", "3600", "10800", "21600", "43200"],
-    )
-]
+MIFUMO_WEBHOOK_RETRY_SCHEDULE = envints(
+    "MIFUMO_WEBHOOK_RETRY_SCHEDULE", [30, 120, 600, 1800, 3600, 10800, 21600, 43200]
+)
 # X-Forwarded-For and X-Forwarded-Proto count only with MIFUMO_TRUST_PROXY, and only from a
 # peer inside MIFUMO_TRUSTED_PROXIES (the networks the proxies connect from: by default
 # loopback and private networks, a proxy on the same host or in the compose network); a

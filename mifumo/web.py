@@ -48,11 +48,19 @@ def logging_config(level: str, fmt: str) -> dict[str, Any]:
 def server(argv: list[str] | None = None, env: dict[str, str] | None = None) -> MPServer:
     env = dict(os.environ if env is None else env)
     parser = argparse.ArgumentParser(prog="python -m mifumo.web", description=__doc__)
+
+    def whole(name: str, default: int) -> int:
+        raw = env.get(name, "").strip() or str(default)
+        try:
+            return int(raw)
+        except ValueError:
+            parser.error(f"{name} must be a whole number, got {raw!r}")
+
     parser.add_argument("--host", default=env.get("HOST", "0.0.0.0"))  # noqa: S104
-    parser.add_argument("--port", type=int, default=int(env.get("PORT", "8001")))
-    parser.add_argument("--workers", type=int, default=int(env.get("WEB_WORKERS", "2")))
-    parser.add_argument("--threads", type=int, default=int(env.get("WEB_THREADS", "4")))
-    parser.add_argument("--max-rss-mb", type=int, default=int(env.get("WEB_MAX_RSS_MB", "1024")))
+    parser.add_argument("--port", type=int, default=whole("PORT", 8001))
+    parser.add_argument("--workers", type=int, default=whole("WEB_WORKERS", 2))
+    parser.add_argument("--threads", type=int, default=whole("WEB_THREADS", 4))
+    parser.add_argument("--max-rss-mb", type=int, default=whole("WEB_MAX_RSS_MB", 1024))
     args = parser.parse_args(argv)
     if args.workers < 1 or args.threads < 1 or args.max_rss_mb < 0:
         parser.error("--workers and --threads must be at least 1, --max-rss-mb at least 0")

@@ -14,12 +14,14 @@ from tests.ops.stack import (
 
 ENV_EXAMPLE = ROOT / ".env.example"
 _SETTINGS_READER = re.compile(
-    r"\b(?:env|envstr|envbool|envint|envlist|envmoney|envfernet)\(\s*\"([A-Z][A-Z0-9_]*)\""
+    r"\b(?:env|envstr|envbool|envint|envints|envfloat|envlist|envmoney|envfernet)\(\s*\"([A-Z][A-Z0-9_]*)\""
 )
 _OS_READER = re.compile(
     r"(?:os\.environ|\benv)(?:\.get|\.setdefault)?[\[(]\s*[\"']([A-Z][A-Z0-9_]*)[\"']"
 )
 _SHELL_READER = re.compile(r"\$\{([A-Z][A-Z0-9_]*)")
+# The web server's whole numbers (mifumo/web.py) and the readers of mifumo.env in scripts.
+_SCRIPT_READER = re.compile(r"\b(?:whole|envfloat|envint)\(\s*\"([A-Z][A-Z0-9_]*)\"")
 # Set by Docker or compose for each container, not by the operator.
 _RUNTIME = {"HOSTNAME", "PATH", "CELERY_NODE", "DJANGO_SETTINGS_MODULE"}
 
@@ -37,7 +39,8 @@ def settings_names() -> set[str]:
 def process_names() -> set[str]:
     names: set[str] = set()
     for script in ("mifumo/web.py", "docker/bootstrap.py", "docker/wait_for_services.py"):
-        names |= set(_OS_READER.findall((ROOT / script).read_text()))
+        text = (ROOT / script).read_text()
+        names |= set(_OS_READER.findall(text)) | set(_SCRIPT_READER.findall(text))
     names |= set(_SHELL_READER.findall((ROOT / "docker" / "entrypoint.sh").read_text()))
     return {name for name in names if not name.endswith("_FILE")}
 

@@ -1,6 +1,7 @@
 """Variables read strictly at start, a value they cannot take stopping it with the variable
 named: MIFUMO_DEFAULT_PRICE_PER_SEGMENT as money (the price of the +255 rule a new install's
-migration creates), MIFUMO_ENCRYPTION_KEY as a Fernet key."""
+migration creates), MIFUMO_ENCRYPTION_KEY as a Fernet key, seconds and ratios as numbers,
+the webhook retry schedule as whole numbers."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from cryptography.fernet import Fernet
 from django.apps import apps
 from django.core.exceptions import ImproperlyConfigured
 
-from mifumo.env import envfernet, envmoney
+from mifumo.env import envfernet, envfloat, envints, envmoney
 from sms.models import PriceRule
 
 NAME = "MIFUMO_DEFAULT_PRICE_PER_SEGMENT"
@@ -65,3 +66,28 @@ def test_an_encryption_key_that_is_not_one_stops_the_start_named(
     monkeypatch.setenv("MIFUMO_ENCRYPTION_KEY", value)
     with pytest.raises(ImproperlyConfigured, match="MIFUMO_ENCRYPTION_KEY"):
         envfernet("MIFUMO_ENCRYPTION_KEY")
+
+
+def test_seconds_and_ratios_are_numbers(monkeypatch: Any) -> None:
+    monkeypatch.setenv("MIFUMO_SWEEP_SECONDS", " 12.5 ")
+    assert envfloat("MIFUMO_SWEEP_SECONDS", 30.0) == 12.5
+    monkeypatch.setenv("MIFUMO_SWEEP_SECONDS", "")
+    assert envfloat("MIFUMO_SWEEP_SECONDS", 30.0) == 30.0
+
+
+@pytest.mark.parametrize("value", ["2s", "nan", "inf", "-inf", "half"])
+def test_a_number_that_is_not_one_stops_the_start_named(monkeypatch: Any, value: str) -> None:
+    monkeypatch.setenv("MIFUMO_SWEEP_SECONDS", value)
+    with pytest.raises(ImproperlyConfigured, match="MIFUMO_SWEEP_SECONDS must be a number"):
+        envfloat("MIFUMO_SWEEP_SECONDS", 30.0)
+
+
+def test_the_retry_schedule_is_whole_numbers(monkeypatch: Any) -> None:
+    name = "MIFUMO_WEBHOOK_RETRY_SCHEDULE"
+    monkeypatch.setenv(name, "10, 60,600")
+    assert envints(name, [30]) == [10, 60, 600]
+    monkeypatch.delenv(name)
+    assert envints(name, [30, 120]) == [30, 120]
+    monkeypatch.setenv(name, "10,1m")
+    with pytest.raises(ImproperlyConfigured, match=f"{name} must be whole numbers"):
+        envints(name, [30])

@@ -65,6 +65,9 @@ def test_settings_come_from_the_environment_and_options_win() -> None:
         ([], {"LOG_FORMAT": "xml"}, "json or plain"),
         ([], {"DEBUG": "maybe"}, "DEBUG must be a boolean"),
         (["--port", "eighty"], {}, "invalid int value"),
+        ([], {"PORT": "eighty"}, "PORT must be a whole number, got 'eighty'"),
+        ([], {"WEB_WORKERS": "2.5"}, "WEB_WORKERS must be a whole number"),
+        ([], {"WEB_MAX_RSS_MB": "1G"}, "WEB_MAX_RSS_MB must be a whole number"),
     ],
 )
 def test_bad_settings_stop_it_with_a_message(
