@@ -15,10 +15,12 @@ from __future__ import annotations
 import argparse
 import contextlib
 import ctypes
+import fcntl
 import hashlib
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -229,8 +231,37 @@ def base_env() -> dict[str, str]:
     return env
 
 
+def _refusal_to_run(var_dir: Path, host: str, port: int) -> str | None:
+    """Why ``run`` must not start, or None: another ``run`` uses the same data folder (two
+    schedulers would send every due message twice), or something listens on the port (the
+    web server shares a port it finds taken: requests would go to either)."""
+    lock = (var_dir / "run.lock").open("a")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        lock.close()
+        return f"another `dev.py run` uses {var_dir}: stop it first"
+    _HELD.append(lock)  # held until dev.py ends
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        # Connections of an earlier run waiting out their close do not count; a listener does.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            return f"cannot listen on {host}:{port} ({exc.strerror}): choose another with --port"
+    return None
+
+
+_HELD: list[object] = []
+
+
 def run(port: int, host: str, verbose: bool) -> int:
     env = dict(base_env(), PORT=str(port), HOST=host)
+    refusal = _refusal_to_run(Path(env["MIFUMO_VAR_DIR"]), host, port)
+    if refusal:
+        print(f"[mifumo] {refusal}", file=sys.stderr)
+        return 1
     # Quiet unless -v: one access line per send and per failed request, and Celery's own
     # lines (each task, beat's every due entry) only when something goes wrong.
     env.setdefault("MIFUMO_ACCESS_LOG", "true" if verbose else "sends")

@@ -4,13 +4,16 @@ import fcntl
 import json
 import os
 import re
+import select
 import signal
+import socket
 import subprocess
 import sys
 import termios
 import threading
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -90,10 +93,13 @@ def processes_of(var: Path) -> list[str]:
     return found
 
 
-def start_on_a_terminal(env: dict[str, str], port: int, log: Path) -> tuple[Any, int]:
+def start_on_a_terminal(
+    env: dict[str, str], port: int, log: Path
+) -> tuple[Any, Callable[[], None]]:
     """``dev.py run`` on a terminal of its own (a pseudo-terminal it controls, as a shell's
-    window gives), its output copied to ``log``; returns it and the terminal's master side,
-    whose closing is the window closing."""
+    window gives), its output copied to ``log``; returns it and a function that closes the
+    window (the terminal's master side, once nothing reads it any more: a read under way
+    would keep it open)."""
     master, slave = os.openpty()
 
     def take_the_terminal() -> None:
@@ -111,9 +117,13 @@ def start_on_a_terminal(env: dict[str, str], port: int, log: Path) -> tuple[Any,
     )
     os.close(slave)
 
+    closing = threading.Event()
+
     def copy() -> None:
         with log.open("ab") as out:
-            while True:
+            while not closing.is_set():
+                if not select.select([master], [], [], 0.2)[0]:
+                    continue
                 try:
                     chunk = os.read(master, 65536)
                 except OSError:
@@ -123,8 +133,15 @@ def start_on_a_terminal(env: dict[str, str], port: int, log: Path) -> tuple[Any,
                 out.write(chunk)
                 out.flush()
 
-    threading.Thread(target=copy, daemon=True).start()
-    return process, master
+    copier = threading.Thread(target=copy, daemon=True)
+    copier.start()
+
+    def close_the_window() -> None:
+        closing.set()
+        copier.join(5)
+        os.close(master)
+
+    return process, close_the_window
 
 
 def stop_run(process: subprocess.Popen[bytes], sig: int = signal.SIGINT) -> None:
@@ -201,15 +218,47 @@ def test_run_command_starts_its_own_servers_serves_the_demo_key_and_leaves_nothi
         second.wait(10)
     assert wait_for(lambda: not processes_using(var), 30), processes_using(var)
     assert wait_for(lambda: not live_members(second.pid), 30)
+    assert wait_for(lambda: not processes_of(var), 40), processes_of(var)
 
     # A run whose terminal window is closed (a hang-up) stops everything it started.
-    third, terminal = start_on_a_terminal(env, port, tmp_path / "run3.log")
+    third, close_the_window = start_on_a_terminal(env, port, tmp_path / "run3.log")
     try:
         wait_for(lambda: KEY_RE.findall((tmp_path / "run3.log").read_text()), 240)
         wait_for(lambda: call(f"{base}/sms/balance/", key)["data"]["balance"] == 4990.0, 60)
         assert len(processes_of(var)) >= 4  # dev.py, honcho, the web server, the worker...
     finally:
-        os.close(terminal)
+        close_the_window()
     third.wait(60)
     assert wait_for(lambda: not processes_of(var), 40), processes_of(var)
     assert wait_for(lambda: not processes_using(var), 30), processes_using(var)
+
+
+def refused_run(env: dict[str, str], port: int) -> str:
+    """``dev.py run``'s output when it refuses to start: at once, before any server."""
+    done = subprocess.run(
+        [sys.executable, "dev.py", "run", "--port", str(port)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 1, done.stdout + done.stderr
+    return done.stderr
+
+
+def test_run_refuses_a_data_folder_another_run_uses_and_a_taken_port(tmp_path):
+    var = tmp_path / "var"
+    var.mkdir()
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
+    env.pop("MIFUMO_REQUIRE_SERVICES", None)
+    env.update(MIFUMO_VAR_DIR=str(var), MIFUMO_VENV=str(Path(sys.prefix)))
+    with (var / "run.lock").open("a") as held:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        said = refused_run(env, free_port())
+    assert f"another `dev.py run` uses {var}: stop it first" in said
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        said = refused_run(env, port)
+    assert f"cannot listen on 127.0.0.1:{port}" in said and "--port" in said
+    assert not (var / "postgres").exists()  # refused before any server started
