@@ -194,6 +194,14 @@ OVER_HTTPS: dict[str, Any] = {"wsgi.url_scheme": "https"}
 _public = itertools.count(1)
 
 
+def https_behind_a_proxy(settings: Any) -> None:
+    """Production's HTTPS: plain HTTP redirected, HSTS on, the proxy's forwarded scheme
+    honoured (from the proxies' networks only)."""
+    settings.SECURE_SSL_REDIRECT = True
+    settings.MIFUMO_TRUST_PROXY = True
+    settings.SECURE_HSTS_SECONDS = 3600
+
+
 def past_the_proxy(*twins: Twin) -> tuple[Twin, ...]:
     """The twins calling from public addresses, each its own, outside the proxy networks
     trusted by default (MIFUMO_TRUSTED_PROXIES): clients that reach the server directly."""

@@ -54,7 +54,7 @@ def release_due_messages(*, now: object = None, limit: int = 500) -> list[str]:
             scheduled = Recipient.objects.filter(message_id=message_id, status=S.SCHEDULED)
             refusal = _refusal(message)
             if refusal is not None:
-                _fail_all(message, scheduled, *refusal)
+                _fail(message, list(scheduled.values_list("id", flat=True)), *refusal)
                 continue
             _fail_opted_out(message, scheduled)
             moved = scheduled.update(status=S.QUEUED, updated_at=timezone.now())
@@ -76,11 +76,6 @@ def _refusal(message: Message) -> tuple[str, str] | None:
             f"The sender ID {message.sender_id} was no longer approved at the scheduled time",
         )
     return None
-
-
-def _fail_all(message: Message, scheduled: QuerySet[Recipient], code: str, text: str) -> None:
-    """Every scheduled recipient of ``message``: failed with ``code``."""
-    _fail(message, list(scheduled.values_list("id", flat=True)), code, text)
 
 
 def _fail_opted_out(message: Message, scheduled: QuerySet[Recipient]) -> None:

@@ -35,6 +35,7 @@ from tests.fast_paths import (
     call,
     encode,
     environ,
+    https_behind_a_proxy,
     past_the_proxy,
     settled,
     twin,
@@ -303,9 +304,7 @@ def test_a_revoked_key_goes_to_django(apps):
 
 
 def test_an_https_redirect_goes_to_django_and_https_is_served_with_hsts(apps, settings):
-    settings.SECURE_SSL_REDIRECT = True
-    settings.MIFUMO_TRUST_PROXY = True
-    settings.SECURE_HSTS_SECONDS = 3600
+    https_behind_a_proxy(settings)
     made = apps()
     twins = pair(made)
     fast = read(made, REPORTS, served=False, twins=twins)
@@ -316,9 +315,7 @@ def test_an_https_redirect_goes_to_django_and_https_is_served_with_hsts(apps, se
 
 
 def test_a_forwarded_https_from_a_client_past_the_proxy_is_ignored_alike(apps, settings):
-    settings.SECURE_SSL_REDIRECT = True
-    settings.MIFUMO_TRUST_PROXY = True
-    settings.SECURE_HSTS_SECONDS = 3600
+    https_behind_a_proxy(settings)
     made = apps()
     twins = pair(made)
     direct = past_the_proxy(*twins)

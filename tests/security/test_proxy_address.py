@@ -133,25 +133,26 @@ def test_rotating_the_forwarded_header_does_not_reset_the_login_throttle(
     assert AuditEvent.objects.get(action="login").ip == "198.51.100.8"
 
 
+def unknown_key(client: APIClient, forwarded: str) -> Any:
+    """The balance asked for with a key nobody has (counted by the anonymous limit), the
+    request saying it was forwarded for ``forwarded``."""
+    return client.get(
+        f"{django_settings.MIFUMO_API_PREFIX}sms/balance/",
+        HTTP_AUTHORIZATION=f"Bearer {keys.generate(test=False)}",
+        HTTP_X_FORWARDED_FOR=forwarded,
+    )
+
+
 @pytest.mark.django_db
 def test_rotating_the_forwarded_header_does_not_reset_the_anonymous_limit(
     behind_proxy: Any, alice: Account
 ) -> None:
     limit, _window = django_settings.MIFUMO_RATE_ANONYMOUS
     client = APIClient(REMOTE_ADDR=PROXY)
-    balance = f"{django_settings.MIFUMO_API_PREFIX}sms/balance/"
     for n in range(limit):
-        response = client.get(
-            balance,
-            HTTP_AUTHORIZATION=f"Bearer {keys.generate(test=False)}",
-            HTTP_X_FORWARDED_FOR=f"203.0.113.{n % 250}, 198.51.100.7",
-        )
+        response = unknown_key(client, f"203.0.113.{n % 250}, 198.51.100.7")
         assert_envelope(response, 401, "INVALID_CREDENTIALS")
-    response = client.get(
-        balance,
-        HTTP_AUTHORIZATION=f"Bearer {keys.generate(test=False)}",
-        HTTP_X_FORWARDED_FOR="192.0.2.1, 198.51.100.7",
-    )
+    response = unknown_key(client, "192.0.2.1, 198.51.100.7")
     assert_envelope(response, 429, "RATE_LIMIT_EXCEEDED")
 
 
@@ -318,26 +319,13 @@ def test_a_client_past_the_proxy_cannot_reset_the_anonymous_limit(
 ) -> None:
     limit, _window = django_settings.MIFUMO_RATE_ANONYMOUS
     client = APIClient(REMOTE_ADDR=DIRECT)
-    balance = f"{django_settings.MIFUMO_API_PREFIX}sms/balance/"
     for n in range(limit):
-        response = client.get(
-            balance,
-            HTTP_AUTHORIZATION=f"Bearer {keys.generate(test=False)}",
-            HTTP_X_FORWARDED_FOR=f"198.51.100.{n % 250}",
-        )
+        response = unknown_key(client, f"198.51.100.{n % 250}")
         assert_envelope(response, 401, "INVALID_CREDENTIALS")
-    response = client.get(
-        balance,
-        HTTP_AUTHORIZATION=f"Bearer {keys.generate(test=False)}",
-        HTTP_X_FORWARDED_FOR="192.0.2.1",
-    )
+    response = unknown_key(client, "192.0.2.1")
     assert_envelope(response, 429, "RATE_LIMIT_EXCEEDED")
     # The address it wrote is not the one blocked.
-    response = APIClient(REMOTE_ADDR=PROXY).get(
-        balance,
-        HTTP_AUTHORIZATION=f"Bearer {keys.generate(test=False)}",
-        HTTP_X_FORWARDED_FOR="192.0.2.1",
-    )
+    response = unknown_key(APIClient(REMOTE_ADDR=PROXY), "192.0.2.1")
     assert_envelope(response, 401, "INVALID_CREDENTIALS")
 
 
